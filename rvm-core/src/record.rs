@@ -1,0 +1,163 @@
+//! Redo record encoding (LRVM §5.1: the log holds new values only).
+//!
+//! ```text
+//! header (40 bytes, little endian):
+//!   0  magic     u32  "RVMR"
+//!   4  kind      u16  1 = redo
+//!   6  flags     u16  0
+//!   8  total_len u32  whole record incl. header and padding, multiple of 8
+//!  12  nranges   u32
+//!  16  seq       u64  sequence number (= Lsn), +1 per record
+//!  24  log_id    u64  identity of the log (random at create_log)
+//!  32  crc       u32  crc32c of bytes [0,32) ++ [36,total_len)
+//!  36  reserved  u32  0
+//! then nranges times:
+//!   offset u64 (absolute storage offset), len u32, reserved u32, len bytes, zero pad to 8
+//! ```
+
+pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RVMR");
+/// Bytes of a record header.
+pub const HEADER_LEN: usize = 40;
+/// Bytes of a range header inside a record.
+pub const RANGE_HEADER_LEN: usize = 16;
+pub(crate) const KIND_REDO: u16 = 1;
+
+#[inline]
+pub(crate) fn pad8(n: u64) -> u64 {
+    (n + 7) & !7
+}
+
+pub(crate) fn rd_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+pub(crate) fn rd_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+pub(crate) fn rd_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Encoded length in bytes of a record whose ranges have the given lengths.
+pub fn encoded_len<I: IntoIterator<Item = usize>>(range_lens: I) -> u64 {
+    range_lens.into_iter().fold(HEADER_LEN as u64, |acc, l| {
+        acc + RANGE_HEADER_LEN as u64 + pad8(l as u64)
+    })
+}
+
+fn crc_of(buf: &[u8]) -> u32 {
+    let c = crc32c::crc32c(&buf[..32]);
+    crc32c::crc32c_append(c, &buf[36..])
+}
+
+/// Encode one redo record. `ranges` are (absolute storage offset, new bytes). The caller
+/// checks the size (see [`encoded_len`]); total length and range lengths must fit in u32.
+pub(crate) fn encode_into(out: &mut Vec<u8>, seq: u64, log_id: u64, ranges: &[(u64, &[u8])]) {
+    let total = encoded_len(ranges.iter().map(|r| r.1.len())) as usize;
+    let start = out.len();
+    out.reserve(total);
+    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+    out.extend_from_slice(&KIND_REDO.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&log_id.to_le_bytes());
+    out.extend_from_slice(&[0u8; 8]);
+    for (off, data) in ranges {
+        out.extend_from_slice(&off.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(data);
+        let pad = pad8(data.len() as u64) as usize - data.len();
+        out.extend_from_slice(&[0u8; 8][..pad]);
+    }
+    debug_assert_eq!(out.len() - start, total);
+    let crc = crc_of(&out[start..]);
+    out[start + 32..start + 36].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Encode one redo record into a new buffer.
+pub fn encode(seq: u64, log_id: u64, ranges: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode_into(&mut v, seq, log_id, ranges);
+    v
+}
+
+/// The fixed header fields of a record (checked: magic, kind, length shape).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub total_len: u32,
+    pub nranges: u32,
+    pub seq: u64,
+    pub log_id: u64,
+}
+
+/// Parse a record header from the first [`HEADER_LEN`] bytes of `buf`; `None` if the magic,
+/// kind or length are not plausible.
+pub fn parse_header(buf: &[u8]) -> Option<RecordHeader> {
+    if buf.len() < HEADER_LEN || rd_u32(buf, 0) != RECORD_MAGIC || rd_u16(buf, 4) != KIND_REDO {
+        return None;
+    }
+    let total_len = rd_u32(buf, 8);
+    if (total_len as usize) < HEADER_LEN || !total_len.is_multiple_of(8) {
+        return None;
+    }
+    Some(RecordHeader {
+        total_len,
+        nranges: rd_u32(buf, 12),
+        seq: rd_u64(buf, 16),
+        log_id: rd_u64(buf, 24),
+    })
+}
+
+/// A validated record borrowing its bytes.
+#[derive(Debug)]
+pub struct RecordRef<'a> {
+    pub header: RecordHeader,
+    /// (absolute storage offset, new bytes)
+    pub ranges: Vec<(u64, &'a [u8])>,
+}
+
+/// Validate and decode a whole record (`buf` holds at least `total_len` bytes): header, CRC,
+/// and that the ranges exactly fill the record. Errors describe the first problem found.
+pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, String> {
+    let header = parse_header(buf).ok_or("bad record header")?;
+    let total = header.total_len as usize;
+    if buf.len() < total {
+        return Err(format!(
+            "record of {total} bytes truncated to {}",
+            buf.len()
+        ));
+    }
+    let rec = &buf[..total];
+    if rd_u32(rec, 32) != crc_of(rec) {
+        return Err(format!("record seq {} fails its checksum", header.seq));
+    }
+    let mut ranges = Vec::with_capacity(header.nranges.min(1 << 16) as usize);
+    let mut at = HEADER_LEN;
+    for _ in 0..header.nranges {
+        if at + RANGE_HEADER_LEN > total {
+            return Err("range header past record end".into());
+        }
+        let off = rd_u64(rec, at);
+        let len = rd_u32(rec, at + 8) as usize;
+        let data_at = at + RANGE_HEADER_LEN;
+        let next = data_at as u64 + pad8(len as u64);
+        if next > total as u64 {
+            return Err("range data past record end".into());
+        }
+        if off.checked_add(len as u64).is_none() {
+            return Err("range offset overflows".into());
+        }
+        ranges.push((off, &rec[data_at..data_at + len]));
+        at = next as usize;
+    }
+    if at != total {
+        return Err("record length does not match its ranges".into());
+    }
+    Ok(RecordRef { header, ranges })
+}

@@ -1,0 +1,85 @@
+//! Mapped regions (LRVM §4.1 `map`).
+
+use std::sync::Arc;
+
+use memmap2::MmapMut;
+
+use crate::rvm::{lock, RestoreMode, Shared};
+use crate::storage::Area;
+use crate::transaction::Transaction;
+
+/// A mapped segment area: a private (copy-on-write) mapping that shows every committed
+/// transaction. Changed only through [`Transaction::set_range`]. Not shared between threads
+/// by reference: the owner serializes access (isolation is the caller's, LRVM §3).
+pub struct Region {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) area: Area,
+    pub(crate) map: MmapMut,
+    /// Checked mode: the committed image, to find bytes changed outside a set_range.
+    pub(crate) shadow: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region").field("area", &self.area).finish()
+    }
+}
+
+impl Region {
+    pub(crate) fn new(shared: Arc<Shared>, area: Area, map: MmapMut) -> Region {
+        Region {
+            shared,
+            area,
+            map,
+            shadow: None,
+        }
+    }
+
+    pub(crate) fn enable_shadow(&mut self) {
+        self.shadow = Some(self.map.to_vec());
+    }
+
+    /// Copy the part of a recovered range (absolute offset) that falls in this region.
+    pub(crate) fn apply_recovered(&mut self, off: u64, data: &[u8]) {
+        let start = off.max(self.area.offset);
+        let end = (off + data.len() as u64).min(self.area.end());
+        if start < end {
+            let src = &data[(start - off) as usize..(end - off) as usize];
+            let dst = (start - self.area.offset) as usize;
+            self.map[dst..dst + src.len()].copy_from_slice(src);
+        }
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the region is empty (never: `map` refuses empty areas).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The storage area this region maps.
+    pub fn area(&self) -> Area {
+        self.area
+    }
+
+    /// Read view of the whole region.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Begin a transaction (LRVM §4.1 `begin_transaction`); it borrows the region mutably
+    /// until `end`, `abort` or drop.
+    pub fn begin_transaction(&mut self, mode: RestoreMode) -> Transaction<'_> {
+        Transaction::new(self, mode)
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        let area = self.area;
+        lock(&self.shared.inner).mapped.retain(|a| *a != area);
+    }
+}

@@ -1,0 +1,196 @@
+//! Transactions (LRVM §4.1 begin/set_range/end/abort).
+
+use crate::error::{Result, RvmError};
+use crate::region::Region;
+use crate::rvm::{CommitMode, Lsn, RestoreMode};
+
+/// A transaction on one region: atomicity and permanence (LRVM §3). Region bytes change only
+/// through [`Transaction::set_range`], which records the range; `end` logs the new values of
+/// all declared ranges as one redo record. Dropping it without `end` aborts it.
+pub struct Transaction<'r> {
+    region: &'r mut Region,
+    mode: RestoreMode,
+    /// Declared (offset, len), region-relative bytes, in declaration order.
+    ranges: Vec<(usize, usize)>,
+    /// Restore mode: (offset, old bytes) in declaration order.
+    undo: Vec<(usize, Vec<u8>)>,
+    finished: bool,
+}
+
+/// Sort and merge overlapping or adjacent ranges (LRVM §5.2 intra-transaction optimization).
+pub(crate) fn coalesce(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    ranges.retain(|r| r.1 > 0);
+    ranges.sort_unstable();
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (off, len) in ranges {
+        if let Some(last) = out.last_mut() {
+            let last_end = last.0 + last.1;
+            if off <= last_end {
+                last.1 = last_end.max(off + len) - last.0;
+                continue;
+            }
+        }
+        out.push((off, len));
+    }
+    out
+}
+
+impl<'r> Transaction<'r> {
+    pub(crate) fn new(region: &'r mut Region, mode: RestoreMode) -> Self {
+        Transaction {
+            region,
+            mode,
+            ranges: Vec::new(),
+            undo: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// Read view of the whole region (sees this transaction's writes).
+    pub fn bytes(&self) -> &[u8] {
+        &self.region.map
+    }
+
+    /// The restore mode this transaction was begun with.
+    pub fn mode(&self) -> RestoreMode {
+        self.mode
+    }
+
+    /// Declare `[offset, offset+len)` (region-relative bytes) and get it mutable: the only
+    /// way to change region bytes (LRVM §4.1 `set_range`). In `Restore` mode the old bytes
+    /// are saved for `abort`. Errors: [`RvmError::OutOfBounds`].
+    pub fn set_range(&mut self, offset: usize, len: usize) -> Result<&mut [u8]> {
+        let region_len = self.region.map.len();
+        let end =
+            offset
+                .checked_add(len)
+                .filter(|&e| e <= region_len)
+                .ok_or(RvmError::OutOfBounds {
+                    offset,
+                    len,
+                    region_len,
+                })?;
+        if len > 0 {
+            if self.mode == RestoreMode::Restore {
+                self.undo
+                    .push((offset, self.region.map[offset..end].to_vec()));
+            }
+            self.ranges.push((offset, len));
+        }
+        Ok(&mut self.region.map[offset..end])
+    }
+
+    /// Convenience: `set_range(offset, data.len())` and copy `data` in.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        self.set_range(offset, data.len())?.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Commit (LRVM §4.1 `end_transaction`): coalesce the declared ranges, build one redo
+    /// record from the current region bytes and queue it; with `Flush` it is durable (with
+    /// every earlier record) on return. Returns the record's [`Lsn`]; a transaction that
+    /// declared nothing writes no record and returns the last Lsn assigned.
+    ///
+    /// Errors: `RecordTooLarge` (nothing logged; Restore mode restores the old bytes),
+    /// `Unrecorded` in checked mode (likewise), `Io` from the flush (the record stays queued
+    /// and a later flush retries it).
+    pub fn end(mut self, mode: CommitMode) -> Result<Lsn> {
+        self.finished = true;
+        let ranges = coalesce(std::mem::take(&mut self.ranges));
+        if let Err(e) = self.check(&ranges) {
+            self.restore();
+            return Err(e);
+        }
+        let shared = self.region.shared.clone();
+        if ranges.is_empty() {
+            if mode == CommitMode::Flush {
+                crate::Rvm {
+                    shared: shared.clone(),
+                }
+                .flush()?;
+            }
+            return Ok(crate::rvm::lock(&shared.inner).next_seq_minus_one());
+        }
+        let base = self.region.area.offset;
+        let map = &self.region.map;
+        let data: Vec<(u64, &[u8])> = ranges
+            .iter()
+            .map(|&(o, l)| (base + o as u64, &map[o..o + l]))
+            .collect();
+        match shared.commit(&data, mode) {
+            Ok(lsn) => {
+                if let Some(shadow) = &mut self.region.shadow {
+                    for &(o, l) in &ranges {
+                        shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
+                    }
+                }
+                Ok(lsn)
+            }
+            Err(e) => {
+                if !e.queued {
+                    self.restore();
+                } else if let Some(shadow) = &mut self.region.shadow {
+                    for &(o, l) in &ranges {
+                        shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
+                    }
+                }
+                Err(e.err)
+            }
+        }
+    }
+
+    /// Checked mode: every byte outside `ranges` must equal the shadow.
+    fn check(&self, ranges: &[(usize, usize)]) -> Result<()> {
+        let Some(shadow) = &self.region.shadow else {
+            return Ok(());
+        };
+        let map = &self.region.map[..];
+        let mut at = 0;
+        for &(o, l) in ranges.iter().chain(std::iter::once(&(map.len(), 0))) {
+            if let Some(i) = map[at..o]
+                .iter()
+                .zip(&shadow[at..o])
+                .position(|(a, b)| a != b)
+            {
+                log::error!(
+                    "rvm checked mode: region byte {} changed outside set_range",
+                    at + i
+                );
+                return Err(RvmError::Unrecorded { offset: at + i });
+            }
+            at = o + l;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self) {
+        for (off, old) in self.undo.drain(..).rev() {
+            self.region.map[off..off + old.len()].copy_from_slice(&old);
+        }
+    }
+
+    /// Abort (LRVM §4.1 `abort_transaction`): restore the old bytes of every declared range.
+    /// Errors: [`RvmError::NoRestore`] in `NoRestore` mode (the new bytes stay in the region,
+    /// unlogged).
+    pub fn abort(mut self) -> Result<()> {
+        self.finished = true;
+        match self.mode {
+            RestoreMode::Restore => {
+                self.restore();
+                Ok(())
+            }
+            RestoreMode::NoRestore => Err(RvmError::NoRestore),
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if self.mode == RestoreMode::NoRestore && !self.ranges.is_empty() {
+                log::warn!("rvm: no_restore transaction dropped without end; bytes not restored");
+            }
+            self.restore();
+        }
+    }
+}
