@@ -2,8 +2,14 @@ use std::sync::Arc;
 
 use rvm_core::*;
 
-const LOG: Area = Area { offset: 0, len: 64 * 1024 };
-const SEG: Area = Area { offset: 64 * 1024, len: 64 * 1024 };
+const LOG: Area = Area {
+    offset: 0,
+    len: 64 * 1024,
+};
+const SEG: Area = Area {
+    offset: 64 * 1024,
+    len: 64 * 1024,
+};
 
 #[test]
 fn file_storage_commit_recover() {
@@ -11,7 +17,10 @@ fn file_storage_commit_recover() {
     f.set_len(128 * 1024).unwrap();
     let st: Arc<dyn Storage> = Arc::new(FileStorage::new(f));
     Rvm::create_log(&*st, LOG).unwrap();
-    let opts = || RvmOptions { log: LOG, ..Default::default() };
+    let opts = || RvmOptions {
+        log: LOG,
+        ..Default::default()
+    };
     {
         let rvm = Rvm::initialize(st.clone(), opts()).unwrap();
         let mut r = rvm.map(SEG).unwrap();

@@ -1,0 +1,88 @@
+#![allow(dead_code)]
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rvm_core::*;
+
+pub const LOG: Area = Area {
+    offset: 0,
+    len: 12 * 1024,
+}; // capacity 4096
+pub const SEG: Area = Area {
+    offset: 16 * 1024,
+    len: 16 * 1024,
+};
+pub const SIZE: usize = 32 * 1024;
+
+pub fn opts(log: Area) -> RvmOptions {
+    RvmOptions {
+        log,
+        ..Default::default()
+    }
+}
+
+pub fn fresh(size: usize, log: Area) -> Arc<MemStorage> {
+    let st = Arc::new(MemStorage::new(size));
+    Rvm::create_log(&*st, log).unwrap();
+    st
+}
+
+pub fn open(st: &Arc<MemStorage>, log: Area) -> Rvm {
+    Rvm::initialize(st.clone(), opts(log)).unwrap()
+}
+
+/// Physical storage offset of logical log position `pos`.
+pub fn phys(log: Area, pos: u64) -> u64 {
+    let cap = log.len - 8192;
+    log.offset + 8192 + pos % cap
+}
+
+/// Storage wrapper: counts writes; fails every write after `fail_after` writes.
+pub struct FaultyStorage {
+    pub inner: Arc<MemStorage>,
+    pub writes: AtomicU64,
+    pub fail_after: u64,
+}
+
+impl FaultyStorage {
+    pub fn new(inner: Arc<MemStorage>, fail_after: u64) -> Self {
+        FaultyStorage {
+            inner,
+            writes: AtomicU64::new(0),
+            fail_after,
+        }
+    }
+}
+
+impl Storage for FaultyStorage {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.writes.fetch_add(1, Ordering::SeqCst) >= self.fail_after {
+            return Err(io::Error::other("injected crash"));
+        }
+        self.inner.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        if self.writes.load(Ordering::SeqCst) > self.fail_after {
+            return Err(io::Error::other("injected crash"));
+        }
+        self.inner.sync()
+    }
+}
+
+/// Tiny deterministic PRNG (xorshift).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

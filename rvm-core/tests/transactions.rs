@@ -1,0 +1,341 @@
+//! Transaction semantics: abort, errors, coalescing, spool, group commit, timer.
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rvm_core::*;
+
+#[test]
+fn abort_restores_old_bytes() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    t.write(100, b"committed").unwrap();
+    t.end(CommitMode::Flush).unwrap();
+    let orig = r.bytes().to_vec();
+
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    t.write(100, b"XXXXXXXXX").unwrap();
+    t.set_range(104, 10).unwrap().fill(7); // overlaps the first range
+    t.write(5000, b"yy").unwrap();
+    assert_eq!(&t.bytes()[100..104], b"XXXX");
+    t.abort().unwrap();
+    assert_eq!(r.bytes(), &orig[..]);
+
+    // drop = abort
+    {
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        t.write(100, b"dropped!!").unwrap();
+    }
+    assert_eq!(r.bytes(), &orig[..]);
+
+    // nothing of the aborted transactions reaches the log
+    drop(r);
+    drop(rvm);
+    let rvm = open(&st, LOG);
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &orig[..]);
+}
+
+#[test]
+fn abort_no_restore_is_an_error() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(0, b"abc").unwrap();
+    assert!(matches!(t.abort(), Err(RvmError::NoRestore)));
+}
+
+#[test]
+fn out_of_bounds_and_too_large() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let len = r.len();
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    assert!(matches!(
+        t.set_range(len, 1),
+        Err(RvmError::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        t.set_range(1, usize::MAX),
+        Err(RvmError::OutOfBounds { .. })
+    ));
+    assert!(t.set_range(len, 0).is_ok());
+    // one record larger than the 4 KiB log
+    t.set_range(0, 5000).unwrap().fill(1);
+    assert!(matches!(
+        t.end(CommitMode::Flush),
+        Err(RvmError::RecordTooLarge { .. })
+    ));
+    assert!(
+        r.bytes()[..5000].iter().all(|&b| b == 0),
+        "restored after RecordTooLarge"
+    );
+    // mapping errors
+    assert!(rvm.map(SEG).is_err(), "overlapping region");
+    assert!(rvm.map(LOG).is_err(), "log area");
+    assert!(
+        rvm.map(Area {
+            offset: SEG.end(),
+            len: 100
+        })
+        .is_err(),
+        "unaligned"
+    );
+    drop(r);
+    assert!(rvm.map(SEG).is_ok(), "unmapped on drop");
+}
+
+#[test]
+fn coalesced_ranges_log_once() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    for i in 0..64 {
+        t.set_range(i * 8, 16).unwrap().fill(i as u8); // overlapping and adjacent
+    }
+    t.end(CommitMode::Flush).unwrap();
+    let s = rvm.stats();
+    // one range of 520 bytes: 40 header + 16 range header + 520
+    assert_eq!(s.bytes_logged, 40 + 16 + 520);
+    let want = r.bytes()[..520].to_vec();
+    drop(r);
+    drop(rvm);
+    let rvm = open(&st, LOG);
+    assert_eq!(&rvm.map(SEG).unwrap().bytes()[..520], &want[..]);
+}
+
+#[test]
+fn no_flush_without_spool_is_lost_on_crash_but_flush_keeps_it() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(0, b"durable").unwrap();
+    t.end(CommitMode::NoFlush).unwrap();
+    rvm.flush().unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(100, b"volatile").unwrap();
+    t.end(CommitMode::NoFlush).unwrap();
+    drop(r);
+    drop(rvm); // crash
+    let rvm = open(&st, LOG);
+    let r = rvm.map(SEG).unwrap();
+    assert_eq!(&r.bytes()[0..7], b"durable");
+    assert_eq!(&r.bytes()[100..108], &[0u8; 8]);
+}
+
+#[test]
+fn spool_survives_process_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("test.spool");
+    let st = fresh(SIZE, LOG);
+    let o = || RvmOptions {
+        log: LOG,
+        spool: Some(spool.clone()),
+        spool_size: 1 << 20,
+        ..Default::default()
+    };
+    let mut model = vec![0u8; SEG.len as usize];
+    let mut rng = Rng(42);
+    for round in 0..4 {
+        let rvm = Rvm::initialize(st.clone(), o()).unwrap();
+        let mut r = rvm.map(SEG).unwrap();
+        assert_eq!(r.bytes(), &model[..], "round {round}");
+        for i in 0..50 {
+            let len = 1 + rng.below(300) as usize;
+            let off = rng.below(SEG.len - len as u64) as usize;
+            let mut t = r.begin_transaction(RestoreMode::NoRestore);
+            t.set_range(off, len)
+                .unwrap()
+                .fill(i + 1 + round as u8 * 50);
+            t.end(CommitMode::NoFlush).unwrap();
+            model[off..off + len].fill(i + 1 + round as u8 * 50);
+            if round == 2 && i == 25 {
+                rvm.flush().unwrap(); // half in the log, half in the spool
+            }
+        }
+        assert_eq!(r.bytes(), &model[..]);
+        // simulated kill -9: no flush
+    }
+    let rvm = Rvm::initialize(st.clone(), o()).unwrap();
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &model[..]);
+    assert!(rvm.stats().records_recovered >= 50);
+    // a spool of another log is ignored
+    let other = fresh(SIZE, LOG);
+    let rvm2 = Rvm::initialize(other.clone(), o()).unwrap();
+    assert_eq!(rvm2.stats().records_recovered, 0);
+}
+
+#[test]
+fn spool_overflow_and_tiny_log() {
+    // a spool smaller than the pending records and a log smaller than them: commits force
+    // flushes and truncations, never fail, lose nothing
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("s");
+    let st = fresh(SIZE, LOG);
+    let o = RvmOptions {
+        log: LOG,
+        spool: Some(spool),
+        spool_size: 4096,
+        ..Default::default()
+    };
+    let rvm = Rvm::initialize(st.clone(), o.clone()).unwrap();
+    let mut r = rvm.map(SEG).unwrap();
+    let mut model = vec![0u8; SEG.len as usize];
+    for i in 0..300u32 {
+        let off = (i as usize * 97) % (SEG.len as usize - 3000);
+        let len = if i % 50 == 0 {
+            3000
+        } else {
+            50 + (i as usize % 200)
+        };
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        t.set_range(off, len).unwrap().fill(i as u8);
+        t.end(CommitMode::NoFlush).unwrap();
+        model[off..off + len].fill(i as u8);
+    }
+    drop(r);
+    drop(rvm);
+    let rvm = Rvm::initialize(st, o).unwrap();
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &model[..]);
+}
+
+#[test]
+fn concurrent_flushers_group_commit() {
+    const THREADS: u64 = 4;
+    const PER: u64 = 200;
+    let big_log = Area {
+        offset: 0,
+        len: 1 << 20,
+    };
+    let size = (1 << 20) + THREADS as usize * 4096;
+    let st = fresh(size, big_log);
+    let st_file: Arc<MemStorage> = st.clone();
+    let rvm = open(&st, big_log);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|k| {
+            let rvm = rvm.clone();
+            std::thread::spawn(move || {
+                let seg = Area {
+                    offset: (1 << 20) + k * 4096,
+                    len: 4096,
+                };
+                let mut r = rvm.map(seg).unwrap();
+                let mut last = 0;
+                for i in 0..PER {
+                    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+                    t.write((i as usize % 500) * 8, &(i + 1).to_le_bytes())
+                        .unwrap();
+                    let mode = if i % 2 == 0 {
+                        CommitMode::Flush
+                    } else {
+                        CommitMode::NoFlush
+                    };
+                    let lsn = t.end(mode).unwrap();
+                    assert!(lsn > last);
+                    last = lsn;
+                    if mode == CommitMode::Flush {
+                        assert!(rvm.stats().durable_lsn > lsn);
+                    }
+                    if i % 37 == 0 {
+                        rvm.flush().unwrap();
+                    }
+                }
+                rvm.flush().unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let s = rvm.stats();
+    assert_eq!(s.records_logged, THREADS * PER);
+    assert!(s.log_writes <= s.records_logged);
+    drop(rvm);
+    let rvm = open(&st_file, big_log);
+    for k in 0..THREADS {
+        let r = rvm
+            .map(Area {
+                offset: (1 << 20) + k * 4096,
+                len: 4096,
+            })
+            .unwrap();
+        for i in 0..PER {
+            let o = (i as usize % 500) * 8;
+            let v = u64::from_le_bytes(r.bytes()[o..o + 8].try_into().unwrap());
+            assert_eq!(v, i + 1);
+        }
+    }
+}
+
+#[test]
+fn commit_interval_flushes_in_background() {
+    let st = fresh(SIZE, LOG);
+    let rvm = Rvm::initialize(
+        st.clone(),
+        RvmOptions {
+            log: LOG,
+            commit_interval: Some(Duration::from_millis(20)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(0, b"timer").unwrap();
+    let lsn = t.end(CommitMode::NoFlush).unwrap();
+    let start = std::time::Instant::now();
+    while rvm.stats().durable_lsn <= lsn {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timer never flushed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(r);
+    drop(rvm);
+    let rvm = open(&st, LOG);
+    assert_eq!(&rvm.map(SEG).unwrap().bytes()[..5], b"timer");
+}
+
+#[test]
+fn file_storage_ordered_and_types() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<Rvm>();
+    assert_send::<Region>();
+    let f = tempfile::tempfile().unwrap();
+    f.set_len(SIZE as u64).unwrap();
+    let st: Arc<dyn Storage> = Arc::new(FileStorage::new(f));
+    Rvm::create_log(&*st, LOG).unwrap();
+    let o = || RvmOptions {
+        log: LOG,
+        ordered: true,
+        checked: true,
+        ..Default::default()
+    };
+    let rvm = Rvm::initialize(st.clone(), o()).unwrap();
+    let mut r = rvm.map(SEG).unwrap();
+    for i in 0..100u32 {
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        t.write((i as usize * 40) % 10000, &i.to_le_bytes())
+            .unwrap();
+        t.end(if i % 3 == 0 {
+            CommitMode::Flush
+        } else {
+            CommitMode::NoFlush
+        })
+        .unwrap();
+    }
+    let want = r.bytes().to_vec();
+    rvm.close().unwrap();
+    drop(r);
+    let rvm = Rvm::initialize(st, o()).unwrap();
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &want[..]);
+}
