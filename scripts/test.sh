@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Build everything in release mode, run every test of the workspace (the end-to-end tests in
+# tests/ mount rvmfs for real through FUSE and use the release binaries), then the main job.
+# This is what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The e2e tests must use the binaries built here, not whatever another profile holds.
+export RVMFS_BIN_DIR="${RVMFS_BIN_DIR:-$CARGO_TARGET_DIR/release}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! command -v fusermount3 >/dev/null 2>&1; then
+    echo "[test] fusermount3 missing: installing fuse3"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null
+fi
+[[ -e /dev/fuse ]] || echo "[test] WARNING: /dev/fuse is absent: the end-to-end tests will be skipped"
+
+start=$(date +%s)
+echo "[test] cargo build --release --workspace"
+cargo build --release --workspace
+echo "[test] cargo test --release --workspace"
+cargo test --release --workspace
+echo "[test] tests took $(( $(date +%s) - start )) s"
+
+leftover=$(awk '$2 ~ /^\/tmp\/rvmfs-e2e\./ { print $2 }' /proc/mounts)
+if [[ -n $leftover ]]; then
+    echo "[test] WARNING: e2e mounts left behind:" >&2
+    printf '  %s\n' $leftover >&2
+fi
+
+echo "[test] scripts/main-job.sh"
+MAIN_JOB_SKIP_BUILD=1 bash scripts/main-job.sh
+echo "[test] all done in $(( $(date +%s) - start )) s"
