@@ -1009,3 +1009,34 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 pub fn mib_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1048576.0 / d.as_secs_f64().max(1e-9)
 }
+
+/// A child process of ours that is killed (by its PID) and reaped if still running when the
+/// guard is dropped, e.g. when a test panics while a background `cp` runs.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+    /// Wait up to `timeout`, then kill by PID; returns the exit status if it exited by itself.
+    pub fn finish(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let st = wait_timeout(&mut self.0, timeout);
+        if st.is_none() {
+            signal_pid(self.0.id(), libc::SIGKILL);
+            let _ = self.0.wait();
+        }
+        st
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal_pid(self.0.id(), libc::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}

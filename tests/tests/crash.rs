@@ -54,7 +54,7 @@ fn kill9_during_cp_a_of_a_real_tree() {
     assert_manifests_equal(&src, &manifest(&first), Compare::ALL, "first copy before the kill");
 
     // A second copy in the background, and kill -9 the daemon halfway through.
-    let mut cp = Command::new("cp")
+    let mut cp = ChildGuard(Command::new("cp")
         .arg("-a")
         .arg("-t")
         .arg(&second)
@@ -63,15 +63,12 @@ fn kill9_during_cp_a_of_a_real_tree() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn cp");
+        .expect("spawn cp"));
     let wait = (t_copy / 2).clamp(Duration::from_millis(200), Duration::from_secs(60));
     std::thread::sleep(wait);
-    let cp_still_running = cp.try_wait().unwrap().is_none();
+    let cp_still_running = cp.is_running();
     m.kill9();
-    if wait_timeout(&mut cp, Duration::from_secs(30)).is_none() {
-        signal_pid(cp.id(), libc::SIGKILL);
-        let _ = cp.wait();
-    }
+    cp.finish(Duration::from_secs(30));
     eprintln!("killed the daemon {wait:.2?} into the second copy (cp still running then: {cp_still_running})");
 
     fsck_after_crash(&m);
