@@ -19,6 +19,6 @@ mod transaction;
 
 pub use error::{Result, RvmError};
 pub use region::Region;
-pub use rvm::{CommitMode, Lsn, RestoreMode, Rvm, RvmOptions, Stats};
+pub use rvm::{CommitMode, Lsn, RestoreMode, Rvm, RvmOptions, Stats, DEFAULT_TRUNCATE_THRESHOLD};
 pub use storage::{Area, FileStorage, MemStorage, Storage};
 pub use transaction::Transaction;

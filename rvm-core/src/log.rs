@@ -14,13 +14,17 @@ use crate::record::{self, RecordRef, HEADER_LEN};
 use crate::status::{self, Status, STATUS_AREA_LEN};
 use crate::storage::{Area, Storage};
 
-/// State of the on-disk log; owned by whoever holds the log mutex.
+/// Geometry of the on-disk log (immutable) and its I/O helpers.
 pub(crate) struct Log {
     pub storage: Arc<dyn Storage>,
     pub area: Area,
     pub capacity: u64,
     pub log_id: u64,
-    pub generation: u64,
+}
+
+/// Live part of the log: `[head_pos, tail_pos)`, seqs `[head_seq, tail_seq)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Positions {
     pub head_pos: u64,
     pub head_seq: u64,
     /// Position after the last durable record.
@@ -29,26 +33,13 @@ pub(crate) struct Log {
     pub tail_seq: u64,
 }
 
-impl Log {
-    pub fn from_status(storage: Arc<dyn Storage>, area: Area, s: &Status) -> Log {
-        Log {
-            storage,
-            area,
-            capacity: s.capacity,
-            log_id: s.log_id,
-            generation: s.generation,
-            head_pos: s.head_pos,
-            head_seq: s.head_seq,
-            tail_pos: s.head_pos,
-            tail_seq: s.head_seq,
-        }
-    }
-
-    /// Bytes of live records.
+impl Positions {
     pub fn used(&self) -> u64 {
         self.tail_pos - self.head_pos
     }
+}
 
+impl Log {
     fn phys(&self, pos: u64) -> u64 {
         self.area.offset + STATUS_AREA_LEN + pos % self.capacity
     }
@@ -78,7 +69,7 @@ impl Log {
     }
 
     /// Read the valid record expected at `pos` with sequence number `seq`, if any; returns
-    /// the whole encoded record. `limit` is the position the record may not pass.
+    /// the whole encoded record. The record may not extend past position `limit`.
     fn read_record(&self, pos: u64, seq: u64, limit: u64) -> Result<Option<Vec<u8>>> {
         if pos + HEADER_LEN as u64 > limit {
             return Ok(None);
@@ -103,11 +94,16 @@ impl Log {
         }
     }
 
-    /// Recovery scan from the head: call `f` on each valid record in order, then set
-    /// `tail_pos`/`tail_seq` after the last one. Returns the number of records.
-    pub fn scan(&mut self, mut f: impl FnMut(&RecordRef<'_>) -> Result<()>) -> Result<u64> {
-        let limit = self.head_pos + self.capacity;
-        let (mut pos, mut seq, mut n) = (self.head_pos, self.head_seq, 0);
+    /// Recovery scan from `head`: call `f` on each valid record in order; returns the
+    /// positions with the tail after the last valid record, and the number of records.
+    pub fn scan(
+        &self,
+        head_pos: u64,
+        head_seq: u64,
+        mut f: impl FnMut(&RecordRef<'_>) -> Result<()>,
+    ) -> Result<(Positions, u64)> {
+        let limit = head_pos + self.capacity;
+        let (mut pos, mut seq, mut n) = (head_pos, head_seq, 0);
         while let Some(buf) = self.read_record(pos, seq, limit)? {
             let rec = record::decode(&buf).map_err(RvmError::CorruptLog)?;
             f(&rec)?;
@@ -115,48 +111,20 @@ impl Log {
             seq += 1;
             n += 1;
         }
-        self.tail_pos = pos;
-        self.tail_seq = seq;
-        Ok(n)
-    }
-
-    /// Append whole encoded records at the tail (no sync; the caller syncs and then calls
-    /// [`Log::advance_tail`]). The caller checks free space.
-    pub fn write_at_tail(&self, records: &[u8]) -> Result<()> {
-        debug_assert!(self.used() + records.len() as u64 <= self.capacity);
-        self.write_pos(self.tail_pos, records)
-    }
-
-    pub fn advance_tail(&mut self, bytes: u64, nrecords: u64) {
-        self.tail_pos += bytes;
-        self.tail_seq += nrecords;
-    }
-
-    /// Write a new status generation with the given head (no sync).
-    pub fn write_status(&mut self, head_pos: u64, head_seq: u64) -> Result<()> {
-        let s = Status {
-            generation: self.generation + 1,
+        let p = Positions {
             head_pos,
             head_seq,
-            capacity: self.capacity,
-            log_id: self.log_id,
+            tail_pos: pos,
+            tail_seq: seq,
         };
-        status::write_status(&*self.storage, self.area, &s)?;
-        self.generation = s.generation;
-        self.head_pos = head_pos;
-        self.head_seq = head_seq;
-        Ok(())
+        Ok((p, n))
     }
 
-    /// Truncation (LRVM §5.1.2): apply the live records to the segments, sync, move the head
-    /// to the tail in the status block, sync. Returns the bytes reclaimed.
-    pub fn truncate(&mut self) -> Result<u64> {
-        if self.tail_pos == self.head_pos {
-            return Ok(0);
-        }
-        let (mut pos, mut seq) = (self.head_pos, self.head_seq);
-        while pos < self.tail_pos {
-            let buf = self.read_record(pos, seq, self.tail_pos)?.ok_or_else(|| {
+    /// Apply the durable records `[p.head_pos, p.tail_pos)` to the storage (no sync).
+    pub fn apply(&self, p: &Positions) -> Result<()> {
+        let (mut pos, mut seq) = (p.head_pos, p.head_seq);
+        while pos < p.tail_pos {
+            let buf = self.read_record(pos, seq, p.tail_pos)?.ok_or_else(|| {
                 RvmError::CorruptLog(format!(
                     "live record seq {seq} at position {pos} is unreadable"
                 ))
@@ -168,10 +136,18 @@ impl Log {
             pos += buf.len() as u64;
             seq += 1;
         }
-        self.storage.sync()?;
-        let reclaimed = self.tail_pos - self.head_pos;
-        self.write_status(self.tail_pos, self.tail_seq)?;
-        self.storage.sync()?;
-        Ok(reclaimed)
+        Ok(())
+    }
+
+    /// Write status `generation` with the given head (no sync).
+    pub fn write_status(&self, generation: u64, head_pos: u64, head_seq: u64) -> Result<()> {
+        let s = Status {
+            generation,
+            head_pos,
+            head_seq,
+            capacity: self.capacity,
+            log_id: self.log_id,
+        };
+        status::write_status(&*self.storage, self.area, &s)
     }
 }

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Result, RvmError};
-use crate::log::Log;
+use crate::log::{Log, Positions};
 use crate::record::{self, rd_u32, HEADER_LEN};
 use crate::region::Region;
 use crate::spool::{self, Pending, Spool};
@@ -121,38 +122,68 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) struct Inner {
     /// Seq of the next commit.
-    next_seq: u64,
+    pub(crate) next_seq: u64,
     /// Every seq below is durable in the log.
     durable_seq: u64,
     pending: Pending,
     pub(crate) mapped: Vec<Area>,
 }
 
+impl Inner {
+    pub(crate) fn next_seq_minus_one(&self) -> Lsn {
+        self.next_seq.saturating_sub(1)
+    }
+}
+
 #[derive(Default)]
-struct Stopper {
-    stop: Mutex<bool>,
+struct Flags {
+    stop: bool,
+    truncate: bool,
+}
+
+/// Wakes and stops the background threads.
+#[derive(Default)]
+struct Signal {
+    flags: Mutex<Flags>,
     cv: Condvar,
 }
+
+/// Default `truncate_threshold`: percent of the log capacity.
+pub const DEFAULT_TRUNCATE_THRESHOLD: u8 = 50;
 
 pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) opts: RvmOptions,
-    capacity: u64,
-    log_id: u64,
-    /// The on-disk log; its holder is the only writer of the log area (group-commit leader
-    /// or truncator).
-    log: Mutex<Log>,
+    log: Log,
+    /// Held by the group-commit leader: the only writer at the log tail.
+    leader: Mutex<()>,
+    /// Live log positions; short critical sections only.
+    pos: Mutex<Positions>,
+    /// Held by the truncator: the status generation last written.
+    trunc: Mutex<u64>,
     pub(crate) inner: Mutex<Inner>,
     counters: Counters,
     /// read_only: recovered (offset, bytes) in order, applied by `map`.
     recovered: Vec<(u64, Vec<u8>)>,
-    stopper: Arc<Stopper>,
+    signal: Signal,
+    /// Background truncation starts when the log is this percent full (0 = never).
+    threshold: AtomicU64,
 }
 
-impl Drop for Shared {
+/// The user-visible handle; when the last clone goes, background threads are stopped and
+/// joined (regions may keep the shared state alive longer).
+struct Handle {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Handle {
     fn drop(&mut self) {
-        *lock(&self.stopper.stop) = true;
-        self.stopper.cv.notify_all();
+        lock(&self.shared.signal.flags).stop = true;
+        self.shared.signal.cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -160,17 +191,19 @@ impl Drop for Shared {
 /// regions changed in transactions, with a checksummed circular redo log. Cheap to clone
 /// (an `Arc` inside); `Send + Sync`.
 ///
-/// Dropping the last handle does **not** flush: pending no-flush records stay in the spool
-/// (or are lost without one), exactly as after a crash. Call [`Rvm::close`] to flush.
+/// Background threads (log truncation past [`Rvm::set_truncate_threshold`], the
+/// `commit_interval` timer) stop when the last `Rvm` clone is dropped. Dropping does **not**
+/// flush: pending no-flush records stay in the spool (or are lost without one), exactly as
+/// after a crash. Call [`Rvm::close`] to flush.
 #[derive(Clone)]
 pub struct Rvm {
-    pub(crate) shared: Arc<Shared>,
+    handle: Arc<Handle>,
 }
 
 impl std::fmt::Debug for Rvm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rvm")
-            .field("log", &self.shared.opts.log)
+            .field("log", &self.sh().opts.log)
             .finish()
     }
 }
@@ -188,6 +221,10 @@ fn random_u64() -> u64 {
 }
 
 impl Rvm {
+    fn sh(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
     /// Format an empty log in `log` (both status copies, head = tail = 0, a new random log
     /// id so records of an older log in the same area are never replayed), then sync.
     /// `log` must be 4096-aligned and at least 12 KiB; capacity = `log.len - 8192` bytes.
@@ -219,7 +256,12 @@ impl Rvm {
     /// does not match `options.log`; `InvalidArgument` for a bad log area; `Io`.
     pub fn initialize(storage: Arc<dyn Storage>, options: RvmOptions) -> Result<Rvm> {
         let st = status::read_status(&*storage, options.log)?;
-        let mut log = Log::from_status(storage.clone(), options.log, &st);
+        let log = Log {
+            storage: storage.clone(),
+            area: options.log,
+            capacity: st.capacity,
+            log_id: st.log_id,
+        };
         let read_only = options.read_only;
         let mut recovered: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut apply = |ranges: &[(u64, &[u8])]| -> Result<()> {
@@ -232,8 +274,8 @@ impl Rvm {
             }
             Ok(())
         };
-        let mut nrec = log.scan(|rec| apply(&rec.ranges))?;
-        let mut next = log.tail_seq;
+        let (mut pos, mut nrec) = log.scan(st.head_pos, st.head_seq, |rec| apply(&rec.ranges))?;
+        let mut next = pos.tail_seq;
         if let Some(path) = &options.spool {
             if let Some(bytes) = spool::read_spool(path, st.log_id)? {
                 let mut at = 0usize;
@@ -257,18 +299,25 @@ impl Rvm {
         }
         log::info!(
             "rvm: recovered {nrec} records, log head {} tail {}",
-            log.head_pos,
-            log.tail_pos
+            pos.head_pos,
+            pos.tail_pos
         );
+        let mut generation = st.generation;
         if !read_only {
             storage.sync()?;
             // Start past every sequence number that may still lie in the log area (at most
             // one per HEADER_LEN bytes of capacity), so a stale record beyond the tail can
             // never pass for a new one.
             let new_seq = next + log.capacity / HEADER_LEN as u64 + 1;
-            log.write_status(log.tail_pos, new_seq)?;
+            generation += 1;
+            log.write_status(generation, pos.tail_pos, new_seq)?;
             storage.sync()?;
-            log.tail_seq = new_seq;
+            pos = Positions {
+                head_pos: pos.tail_pos,
+                head_seq: new_seq,
+                tail_pos: pos.tail_pos,
+                tail_seq: new_seq,
+            };
             next = new_seq;
         }
         let pending = match &options.spool {
@@ -284,9 +333,10 @@ impl Rvm {
         counters.records_recovered.store(nrec, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             storage,
-            capacity: log.capacity,
-            log_id: st.log_id,
-            log: Mutex::new(log),
+            log,
+            leader: Mutex::new(()),
+            pos: Mutex::new(pos),
+            trunc: Mutex::new(generation),
             inner: Mutex::new(Inner {
                 next_seq: next,
                 durable_seq: next,
@@ -295,21 +345,40 @@ impl Rvm {
             }),
             counters,
             recovered,
-            stopper: Arc::new(Stopper::default()),
+            signal: Signal::default(),
+            threshold: AtomicU64::new(DEFAULT_TRUNCATE_THRESHOLD as u64),
             opts: options,
         });
-        if let (Some(iv), false) = (shared.opts.commit_interval, read_only) {
-            spawn_timer(Arc::downgrade(&shared), shared.stopper.clone(), iv)?;
+        let mut threads = Vec::new();
+        if !read_only {
+            let sh = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rvm-truncate".into())
+                    .spawn(move || sh.truncator_loop())?,
+            );
+            if let Some(iv) = shared.opts.commit_interval {
+                let sh = shared.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("rvm-commit-timer".into())
+                        .spawn(move || sh.timer_loop(iv))?,
+                );
+            }
         }
-        Ok(Rvm { shared })
+        Ok(Rvm {
+            handle: Arc::new(Handle { shared, threads }),
+        })
     }
 
     /// Map one segment area as a region (LRVM §4.1 `map`); it shows every committed
     /// transaction. The area must be 4096-aligned, non-empty, outside the log and not
     /// overlap another mapped region (`InvalidArgument`). The mapping is private
-    /// (copy-on-write), so mapping reads nothing until pages are touched.
+    /// (copy-on-write), so mapping reads nothing until pages are touched. If committed
+    /// records are not yet applied to the storage (a segment mapped again after commits),
+    /// `map` first flushes and truncates the log.
     pub fn map(&self, segment: Area) -> Result<Region> {
-        let sh = &self.shared;
+        let sh = self.sh();
         if !segment.offset.is_multiple_of(4096)
             || segment.len == 0
             || !segment.len.is_multiple_of(4096)
@@ -333,14 +402,19 @@ impl Rvm {
             }
             g.mapped.push(segment);
         }
-        let map = match sh.storage.map_private(segment) {
-            Ok(m) => m,
-            Err(e) => {
-                lock(&sh.inner).mapped.retain(|a| *a != segment);
-                return Err(e.into());
-            }
+        let unmap = |e: RvmError| {
+            lock(&sh.inner).mapped.retain(|a| *a != segment);
+            e
         };
-        let mut region = Region::new(self.shared.clone(), segment, map);
+        if !sh.opts.read_only {
+            self.flush().map_err(unmap)?;
+            sh.truncate_once().map_err(unmap)?;
+        }
+        let map = sh
+            .storage
+            .map_private(segment)
+            .map_err(|e| unmap(e.into()))?;
+        let mut region = Region::new(sh.clone(), segment, map);
         for (off, data) in &sh.recovered {
             region.apply_recovered(*off, data);
         }
@@ -352,23 +426,28 @@ impl Rvm {
 
     /// Make every committed no-flush record durable (LRVM §4.1 `flush`): with `ordered`,
     /// sync the storage first; write the pending records to the log; sync; empty the spool.
-    /// Concurrent flushes and `end(Flush)` share one sync (group commit).
+    /// Concurrent flushes and `end(Flush)` share one sync (group commit). A full log is
+    /// truncated on the way; never fails for lack of space.
     pub fn flush(&self) -> Result<()> {
-        if self.shared.opts.read_only {
-            return Ok(());
-        }
-        let target = lock(&self.shared.inner).next_seq;
-        self.shared.flush_upto(target)
+        self.sh().flush_all()
     }
 
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
     /// the head to the tail, sync. Pending no-flush records are not flushed first.
+    /// Concurrent commits proceed meanwhile (only a committer that finds the log full waits).
     pub fn truncate(&self) -> Result<()> {
-        if self.shared.opts.read_only {
+        if self.sh().opts.read_only {
             return Ok(());
         }
-        let mut log = lock(&self.shared.log);
-        self.shared.truncate_log(&mut log)
+        self.sh().truncate_once()
+    }
+
+    /// Background truncation starts when the live log exceeds `percent` of its capacity
+    /// (default [`DEFAULT_TRUNCATE_THRESHOLD`]); `None` or 0 turns it off (a committer then
+    /// truncates when the log is full).
+    pub fn set_truncate_threshold(&self, percent: Option<u8>) {
+        let p = percent.unwrap_or(0).min(100);
+        self.sh().threshold.store(p as u64, Ordering::Relaxed);
     }
 
     /// Flush, then drop this handle.
@@ -378,17 +457,14 @@ impl Rvm {
 
     /// Counters and log positions.
     pub fn stats(&self) -> Stats {
-        let sh = &self.shared;
+        let sh = self.sh();
         let c = &sh.counters;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (next_lsn, durable_lsn) = {
             let g = lock(&sh.inner);
             (g.next_seq, g.durable_seq)
         };
-        let (log_head, log_tail) = {
-            let l = lock(&sh.log);
-            (l.head_pos, l.tail_pos)
-        };
+        let p = *lock(&sh.pos);
         Stats {
             commits_flush: ld(&c.commits_flush),
             commits_no_flush: ld(&c.commits_no_flush),
@@ -399,9 +475,9 @@ impl Rvm {
             truncations: ld(&c.truncations),
             bytes_truncated: ld(&c.bytes_truncated),
             records_recovered: ld(&c.records_recovered),
-            log_head,
-            log_tail,
-            log_capacity: sh.capacity,
+            log_head: p.head_pos,
+            log_tail: p.tail_pos,
+            log_capacity: sh.log.capacity,
             next_lsn,
             durable_lsn,
         }
@@ -409,36 +485,13 @@ impl Rvm {
 
     /// The storage under this instance.
     pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.shared.storage
+        &self.sh().storage
     }
 
     /// The options this instance was opened with.
     pub fn options(&self) -> &RvmOptions {
-        &self.shared.opts
+        &self.sh().opts
     }
-}
-
-fn spawn_timer(weak: Weak<Shared>, stopper: Arc<Stopper>, iv: Duration) -> Result<()> {
-    std::thread::Builder::new()
-        .name("rvm-commit-timer".into())
-        .spawn(move || loop {
-            {
-                let g = lock(&stopper.stop);
-                let (g, _) = stopper
-                    .cv
-                    .wait_timeout_while(g, iv, |s| !*s)
-                    .unwrap_or_else(|e| e.into_inner());
-                if *g {
-                    return;
-                }
-            }
-            let Some(sh) = weak.upgrade() else { return };
-            let target = lock(&sh.inner).next_seq;
-            if let Err(e) = sh.flush_upto(target) {
-                log::error!("rvm: background flush failed: {e}");
-            }
-        })?;
-    Ok(())
 }
 
 /// Error of `Shared::commit`: the error and whether the record was already queued.
@@ -448,8 +501,57 @@ pub(crate) struct CommitError {
 }
 
 impl Shared {
+    fn timer_loop(&self, iv: Duration) {
+        loop {
+            {
+                let g = lock(&self.signal.flags);
+                let (g, _) = self
+                    .signal
+                    .cv
+                    .wait_timeout_while(g, iv, |f| !f.stop)
+                    .unwrap_or_else(|e| e.into_inner());
+                if g.stop {
+                    return;
+                }
+            }
+            if let Err(e) = self.flush_all() {
+                log::error!("rvm: background flush failed: {e}");
+            }
+        }
+    }
+
+    fn truncator_loop(&self) {
+        loop {
+            {
+                let mut g = lock(&self.signal.flags);
+                while !g.stop && !g.truncate {
+                    g = self.signal.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                if g.stop {
+                    return;
+                }
+                g.truncate = false;
+            }
+            if let Err(e) = self.truncate_once() {
+                log::error!("rvm: background truncation failed: {e}");
+            }
+        }
+    }
+
+    /// Ask the background truncator to run if the log is past the threshold.
+    fn maybe_request_truncation(&self, used: u64) {
+        let t = self.threshold.load(Ordering::Relaxed);
+        if t > 0 && used * 100 > self.log.capacity * t {
+            let mut g = lock(&self.signal.flags);
+            if !g.truncate {
+                g.truncate = true;
+                self.signal.cv.notify_all();
+            }
+        }
+    }
+
     /// Queue one redo record of `ranges` (absolute storage offset, new bytes) and, for
-    /// `Flush`, make it durable. The caller checked the size.
+    /// `Flush`, make it durable.
     pub(crate) fn commit(
         &self,
         ranges: &[(u64, &[u8])],
@@ -457,10 +559,10 @@ impl Shared {
     ) -> std::result::Result<Lsn, CommitError> {
         let len = record::encoded_len(ranges.iter().map(|r| r.1.len()));
         let pre = |err| CommitError { err, queued: false };
-        if len > self.capacity || len > u32::MAX as u64 {
+        if len > self.log.capacity || len > u32::MAX as u64 {
             return Err(pre(RvmError::RecordTooLarge {
                 len,
-                capacity: self.capacity,
+                capacity: self.log.capacity,
             }));
         }
         let mut g = lock(&self.inner);
@@ -481,7 +583,7 @@ impl Shared {
         }
         let seq = g.next_seq;
         g.next_seq += 1;
-        let rec = record::encode(seq, self.log_id, ranges);
+        let rec = record::encode(seq, self.log.log_id, ranges);
         g.pending.append(&rec);
         drop(g);
         match mode {
@@ -495,11 +597,19 @@ impl Shared {
         Ok(seq)
     }
 
-    /// Group commit: return once every seq below `target` is durable. The holder of the log
-    /// mutex is the leader; it writes everything pending (its followers' records too) with
-    /// one sync, and the followers then find their records durable.
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        if self.opts.read_only {
+            return Ok(());
+        }
+        let target = lock(&self.inner).next_seq;
+        self.flush_upto(target)
+    }
+
+    /// Group commit: return once every seq below `target` is durable. The holder of the
+    /// leader mutex writes everything pending (its followers' records too) with one sync;
+    /// the followers then find their records durable and return without I/O.
     pub(crate) fn flush_upto(&self, target: u64) -> Result<()> {
-        let mut log = lock(&self.log);
+        let _leader = lock(&self.leader);
         let (batch, batch_end) = {
             let g = lock(&self.inner);
             if g.durable_seq >= target {
@@ -508,7 +618,7 @@ impl Shared {
             (g.pending.unflushed().to_vec(), g.next_seq)
         };
         if !batch.is_empty() {
-            self.write_batch(&mut log, &batch)?;
+            self.write_batch(&batch)?;
         }
         let mut g = lock(&self.inner);
         let next = g.next_seq;
@@ -517,15 +627,18 @@ impl Shared {
         Ok(())
     }
 
-    /// Write whole encoded records to the log tail, truncating when the log is full.
-    fn write_batch(&self, log: &mut Log, batch: &[u8]) -> Result<()> {
+    /// Leader only: write whole encoded records at the log tail, syncing, and truncating
+    /// when the log is full.
+    fn write_batch(&self, batch: &[u8]) -> Result<()> {
         if self.opts.ordered {
             self.storage.sync()?;
             inc(&self.counters.flush_syncs, 1);
         }
+        let cap = self.log.capacity;
         let mut off = 0usize;
         while off < batch.len() {
-            let free = log.capacity - log.used();
+            let p = *lock(&self.pos);
+            let free = cap - p.used();
             let (mut end, mut n) = (off, 0u64);
             while end + HEADER_LEN <= batch.len() {
                 let tl = rd_u32(batch, end + 8) as usize;
@@ -539,39 +652,56 @@ impl Shared {
                 n += 1;
             }
             if end == off {
-                if log.used() == 0 {
+                if p.used() == 0 {
                     return Err(RvmError::RecordTooLarge {
                         len: rd_u32(batch, off + 8) as u64,
-                        capacity: log.capacity,
+                        capacity: cap,
                     });
                 }
-                self.truncate_log(log)?;
+                // Full: truncate (or wait for the background truncator), then go on.
+                self.truncate_once()?;
                 continue;
             }
-            log.write_at_tail(&batch[off..end])?;
+            self.log.write_pos(p.tail_pos, &batch[off..end])?;
             self.storage.sync()?;
-            log.advance_tail((end - off) as u64, n);
+            let used = {
+                let mut p = lock(&self.pos);
+                p.tail_pos += (end - off) as u64;
+                p.tail_seq += n;
+                p.used()
+            };
             inc(&self.counters.flush_syncs, 1);
             inc(&self.counters.log_writes, 1);
             inc(&self.counters.records_logged, n);
             inc(&self.counters.bytes_logged, (end - off) as u64);
+            self.maybe_request_truncation(used);
             off = end;
         }
         Ok(())
     }
 
-    pub(crate) fn truncate_log(&self, log: &mut Log) -> Result<()> {
-        let n = log.truncate()?;
-        if n > 0 {
-            inc(&self.counters.truncations, 1);
-            inc(&self.counters.bytes_truncated, n);
+    /// Truncation (LRVM §5.1.2): apply the durable records `[head, tail)` as of now to the
+    /// segments, sync, write the next status copy with head = that tail, sync. Runs beside
+    /// the leader: it only reads below the tail, the leader only writes above it.
+    pub(crate) fn truncate_once(&self) -> Result<()> {
+        let mut generation = lock(&self.trunc);
+        let p = *lock(&self.pos);
+        if p.used() == 0 {
+            return Ok(());
         }
+        self.log.apply(&p)?;
+        self.storage.sync()?;
+        self.log
+            .write_status(*generation + 1, p.tail_pos, p.tail_seq)?;
+        *generation += 1;
+        self.storage.sync()?;
+        {
+            let mut q = lock(&self.pos);
+            q.head_pos = p.tail_pos;
+            q.head_seq = p.tail_seq;
+        }
+        inc(&self.counters.truncations, 1);
+        inc(&self.counters.bytes_truncated, p.used());
         Ok(())
-    }
-}
-
-impl Inner {
-    pub(crate) fn next_seq_minus_one(&self) -> Lsn {
-        self.next_seq.saturating_sub(1)
     }
 }

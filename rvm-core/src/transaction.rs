@@ -104,10 +104,7 @@ impl<'r> Transaction<'r> {
         let shared = self.region.shared.clone();
         if ranges.is_empty() {
             if mode == CommitMode::Flush {
-                crate::Rvm {
-                    shared: shared.clone(),
-                }
-                .flush()?;
+                shared.flush_all()?;
             }
             return Ok(crate::rvm::lock(&shared.inner).next_seq_minus_one());
         }

@@ -208,16 +208,43 @@ fn spool_overflow_and_tiny_log() {
 
 #[test]
 fn concurrent_flushers_group_commit() {
+    concurrent(
+        Area {
+            offset: 0,
+            len: 1 << 20,
+        },
+        None,
+    );
+}
+
+#[test]
+fn concurrent_flushers_small_log_background_truncation() {
+    concurrent(
+        Area {
+            offset: 0,
+            len: 16 << 10,
+        },
+        Some(30),
+    );
+    concurrent(
+        Area {
+            offset: 0,
+            len: 16 << 10,
+        },
+        None,
+    );
+}
+
+fn concurrent(big_log: Area, threshold: Option<u8>) {
     const THREADS: u64 = 4;
     const PER: u64 = 200;
-    let big_log = Area {
-        offset: 0,
-        len: 1 << 20,
-    };
     let size = (1 << 20) + THREADS as usize * 4096;
     let st = fresh(size, big_log);
     let st_file: Arc<MemStorage> = st.clone();
     let rvm = open(&st, big_log);
+    if threshold.is_some() {
+        rvm.set_truncate_threshold(threshold);
+    }
     let handles: Vec<_> = (0..THREADS)
         .map(|k| {
             let rvm = rvm.clone();
@@ -257,6 +284,9 @@ fn concurrent_flushers_group_commit() {
     let s = rvm.stats();
     assert_eq!(s.records_logged, THREADS * PER);
     assert!(s.log_writes <= s.records_logged);
+    if big_log.len < 1 << 20 {
+        assert!(s.truncations > 0);
+    }
     drop(rvm);
     let rvm = open(&st_file, big_log);
     for k in 0..THREADS {
@@ -338,4 +368,22 @@ fn file_storage_ordered_and_types() {
     drop(r);
     let rvm = Rvm::initialize(st, o()).unwrap();
     assert_eq!(rvm.map(SEG).unwrap().bytes(), &want[..]);
+}
+
+#[test]
+fn remapping_shows_committed_values() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    rvm.set_truncate_threshold(None);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(8, b"flushed").unwrap();
+    t.end(CommitMode::Flush).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::NoRestore);
+    t.write(100, b"pending").unwrap();
+    t.end(CommitMode::NoFlush).unwrap();
+    drop(r);
+    let r = rvm.map(SEG).unwrap();
+    assert_eq!(&r.bytes()[8..15], b"flushed");
+    assert_eq!(&r.bytes()[100..107], b"pending");
 }
