@@ -1,1 +1,233 @@
-fn main() {}
+//! `rvmfs`: mount an rvmfs image through FUSE.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rvmfs::fuse::{lock, on_mount, RvmFs};
+use rvmfs::image::{self, OpenMode};
+use rvmfs::ops::{Durability, Fs};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Mount an rvmfs image (a filesystem whose metadata lives in recoverable virtual memory).
+///
+/// The daemon replays the image's redo log, takes an exclusive lock on the image, and serves
+/// it at MOUNTPOINT until `fusermount3 -u MOUNTPOINT`, SIGINT or SIGTERM, then unmounts
+/// cleanly. Every answered request survives `kill -9` of the daemon; fsync/fdatasync/syncfs
+/// (or `-o sync`) make changes survive a power loss too.
+#[derive(Parser, Debug)]
+#[command(name = "rvmfs", version, verbatim_doc_comment)]
+struct Args {
+    /// Stay in the foreground (default: return once the filesystem is mounted)
+    #[arg(short = 'f', long)]
+    foreground: bool,
+    /// Mount options, comma-separated:
+    ///   sync            every operation durable on disk before it returns
+    ///   commit=SECONDS  flush committed operations to disk at this interval (default 5; 0 = only on fsync)
+    ///   threads=N       FUSE worker threads (default 2)
+    ///   allow_other     let other users use the mount (default on when root mounts)
+    ///   ro              refuse changes (mounted read-only)
+    #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
+    options: Vec<String>,
+    /// The image file or block device (made by mkfs.rvmfs)
+    image: PathBuf,
+    /// Where to mount it (an existing directory)
+    mountpoint: PathBuf,
+}
+
+struct MountOptions {
+    sync: bool,
+    commit: Option<Duration>,
+    threads: usize,
+    allow_other: bool,
+    read_only: bool,
+}
+
+fn parse_options(list: &[String]) -> Result<MountOptions> {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let mut o = MountOptions {
+        sync: false,
+        commit: Some(Duration::from_secs(5)),
+        threads: 2,
+        allow_other: root,
+        read_only: false,
+    };
+    for opt in list
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = opt
+            .split_once('=')
+            .map_or((opt, None), |(k, v)| (k, Some(v)));
+        let number = |v: Option<&str>| -> Result<u64> {
+            v.with_context(|| format!("mount option {key} needs a value"))?
+                .parse()
+                .with_context(|| format!("mount option {key}: not a number"))
+        };
+        match key {
+            "sync" => o.sync = true,
+            "async" => o.sync = false,
+            "commit" => {
+                o.commit = Some(number(value)?)
+                    .filter(|&s| s > 0)
+                    .map(Duration::from_secs)
+            }
+            "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
+            "allow_other" => o.allow_other = true,
+            "noallow_other" => o.allow_other = false,
+            "ro" => o.read_only = true,
+            "rw"
+            | "default_permissions"
+            | "defaults"
+            | "dev"
+            | "suid"
+            | "exec"
+            | "atime"
+            | "noatime" => {}
+            _ => bail!("unknown mount option '{opt}' (see rvmfs --help)"),
+        }
+    }
+    Ok(o)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("rvmfs: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let opts = parse_options(&args.options)?;
+    if !args.mountpoint.is_dir() {
+        bail!(
+            "mount point {} is not a directory",
+            args.mountpoint.display()
+        );
+    }
+    if !args.image.exists() {
+        bail!("image {} does not exist", args.image.display());
+    }
+    if args.foreground {
+        return serve(&args, &opts, None);
+    }
+    // Daemonize before any thread exists: the child mounts and serves; the parent waits until
+    // the child reports the mount ready (or its error) over a pipe, then exits with that status.
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptors were just created and are owned here only.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: single-threaded here; the child continues with its own copy of the process.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(read_end);
+            // SAFETY: setsid detaches from the terminal's session; no memory involved.
+            unsafe { libc::setsid() };
+            let mut ready = std::fs::File::from(write_end);
+            let result = serve(&args, &opts, Some(&mut ready));
+            if let Err(e) = &result {
+                let _ = write!(ready, "{e:#}");
+            }
+            std::process::exit(i32::from(result.is_err()));
+        }
+        _child => {
+            drop(write_end);
+            let mut message = String::new();
+            std::fs::File::from(read_end).read_to_string(&mut message)?;
+            match message.strip_prefix("ready") {
+                Some(_) => Ok(()),
+                None if message.is_empty() => bail!("the daemon died before the mount was ready"),
+                None => bail!("{message}"),
+            }
+        }
+    }
+}
+
+/// Open the image, mount, and serve until unmounted. `ready` (daemon mode) gets "ready" once
+/// the mount is up, and is then closed so the parent exits.
+fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) -> Result<()> {
+    // Block SIGINT/SIGTERM in every thread; one thread waits for them and unmounts.
+    // SAFETY: plain signal-mask calls on a local sigset_t.
+    let mut signals: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut signals);
+        libc::sigaddset(&mut signals, libc::SIGINT);
+        libc::sigaddset(&mut signals, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
+    }
+    let started = std::time::Instant::now();
+    let commit = if opts.sync { None } else { opts.commit };
+    let img = image::open(
+        &args.image,
+        OpenMode {
+            read_only: opts.read_only,
+            commit_interval: commit,
+        },
+    )?;
+    let mut fs = Fs::new(img.region, img.rvm, img.header, img.file)?;
+    if opts.sync {
+        fs.durability = Durability::Sync;
+    }
+    if !opts.read_only {
+        let reclaimed = on_mount(&mut fs)?;
+        if reclaimed > 0 {
+            log::warn!("freed {reclaimed} orphaned inodes left by a crash");
+        }
+    }
+    log::info!("image opened and recovered in {:?}", started.elapsed());
+    let state = Arc::new(Mutex::new(fs));
+    let mut mount_options = vec![
+        fuser::MountOption::FSName(args.image.display().to_string()),
+        fuser::MountOption::Subtype("rvmfs".into()),
+        fuser::MountOption::DefaultPermissions,
+    ];
+    if opts.read_only {
+        mount_options.push(fuser::MountOption::RO);
+    }
+    let mut config = fuser::Config::default();
+    config.mount_options = mount_options;
+    config.n_threads = Some(opts.threads);
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
+        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
+        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            log::info!("signal {sig}: unmounting");
+            if let Err(e) = unmounter.unmount() {
+                log::error!("unmount after signal {sig} failed: {e}");
+            }
+        }
+    });
+    if let Some(ready) = ready {
+        ready.write_all(b"ready")?;
+        // The parent reads until end of file: close our copy by redirecting to /dev/null.
+        let null = std::fs::File::open("/dev/null")?;
+        // SAFETY: dup2 over descriptors we own.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::dup2(null.as_raw_fd(), ready.as_raw_fd());
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    session.run().context("serving FUSE requests")?;
+    let mut fs = lock(&state);
+    rvmfs::fuse::on_unmount(&mut fs)?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Formatting: lay out a new image (mkfs.rvmfs's work, as a library call).
+
+use crate::error::FsError;
+use crate::layout::geometry::{plan, Plan};
+use crate::layout::header::Header;
+use crate::layout::inode::{now, Inode};
+use crate::layout::pod;
+use crate::layout::superblock::{Superblock, ROOT_INO};
+use crate::store::bitmap;
+use rvm_core::{CommitMode, FileStorage, RestoreMode, Rvm, RvmOptions, Storage};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// Why formatting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0}")]
+    Geometry(String),
+    #[error("writing the image: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("initializing the metadata region: {0}")]
+    Rvm(#[from] rvm_core::RvmError),
+    #[error("initializing the metadata region: {0}")]
+    Fs(#[from] FsError),
+}
+
+/// Format `file` (already `p.size` bytes long, its log and segment areas reading as zeros) as an
+/// rvmfs image; the header is written last, so a format cut short leaves no valid image.
+pub fn format(
+    file: &File,
+    p: Plan,
+    uuid: [u8; 16],
+    root_owner: (u32, u32),
+) -> Result<Header, FormatError> {
+    let (sec, ns) = now();
+    let (header, sb) = plan(p, uuid, sec).map_err(FormatError::Geometry)?;
+    // Overwrite any old header first: until the new one is written, this is no image.
+    file.write_all_at(&[0u8; 4096], 0)?;
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone()?));
+    Rvm::create_log(&*storage, header.log_area())?;
+    let rvm = Rvm::initialize(
+        storage.clone(),
+        RvmOptions {
+            log: header.log_area(),
+            ..RvmOptions::default()
+        },
+    )?;
+    let mut region = rvm.map(header.segment_area())?;
+    {
+        let mut tx = region.begin_transaction(RestoreMode::NoRestore);
+        let sb = Superblock {
+            inodes_used: 1,
+            next_generation: 2,
+            ..sb
+        };
+        pod::put(&mut tx, 0, &sb)?;
+        bitmap::set_run(&mut tx, sb.inode_bitmap, ROOT_INO - 1, 1, true)?;
+        let root = Inode {
+            mode: libc::S_IFDIR | 0o755,
+            uid: root_owner.0,
+            gid: root_owner.1,
+            nlink: 2,
+            generation: 1,
+            parent_or_target: ROOT_INO,
+            atime: sec,
+            mtime: sec,
+            ctime: sec,
+            crtime: sec,
+            atime_ns: ns,
+            mtime_ns: ns,
+            ctime_ns: ns,
+            crtime_ns: ns,
+            ..Inode::default()
+        };
+        pod::put(&mut tx, sb.inode_table + (ROOT_INO - 1) * 128, &root)?;
+        tx.end(CommitMode::Flush)?;
+    }
+    rvm.truncate()?;
+    drop(region);
+    drop(rvm);
+    file.write_all_at(&header.encode(), 0)?;
+    file.sync_all()?;
+    Ok(header)
+}

@@ -1,0 +1,144 @@
+//! Opening an image: the file, its exclusive lock, the header, RVM recovery, the region.
+//! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
+
+use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
+use crate::store::superblock;
+use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an image could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is in use (mounted, or being checked): another process holds its lock")]
+    Busy { path: PathBuf },
+    #[error("{path}: {source}")]
+    Header { path: PathBuf, source: HeaderError },
+    #[error("{path}: recovering the log failed: {source}")]
+    Recovery { path: PathBuf, source: RvmError },
+    #[error("{path}: the metadata region is corrupt: {what} (run fsck.rvmfs)")]
+    Region { path: PathBuf, what: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How to open.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenMode {
+    /// Write nothing: recovery replays into memory only (`fsck -n`).
+    pub read_only: bool,
+    /// Background flush of spooled commits, like ext4's `commit=` (None = only on fsync).
+    pub commit_interval: Option<Duration>,
+}
+
+/// An opened, recovered image.
+pub struct Image {
+    pub file: Arc<File>,
+    pub header: Header,
+    pub rvm: Arc<Rvm>,
+    pub region: Region,
+}
+
+/// Where an image's spool lives: shared memory, so spooled commits survive the daemon's death
+/// (not a reboot), as Rio Vista's persistent memory did.
+pub fn spool_path(header: &Header) -> Option<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    shm.is_dir()
+        .then(|| shm.join(format!("rvmfs-{}.spool", header.uuid_string())))
+}
+
+/// Take the image's exclusive lock (a second mount or an fsck of a mounted image fails).
+pub fn lock(file: &File, path: &Path) -> Result<(), ImageError> {
+    // SAFETY: flock on a valid open descriptor; no memory is passed.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => Err(ImageError::Busy { path: path.into() }),
+            _ => Err(ImageError::Io {
+                path: path.into(),
+                source: e,
+            }),
+        };
+    }
+    Ok(())
+}
+
+/// Read and check the header of the image in `file`.
+pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
+    let io = |source| ImageError::Io {
+        path: path.into(),
+        source,
+    };
+    let len = (&*file).seek(SeekFrom::End(0)).map_err(io)?;
+    if len < HEADER_SIZE {
+        return Err(ImageError::Header {
+            path: path.into(),
+            source: HeaderError::NotRvmfs,
+        });
+    }
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    file.read_exact_at(&mut block, 0).map_err(io)?;
+    Header::decode(&block, len).map_err(|source| ImageError::Header {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Open, lock, recover and map the image at `path`.
+pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!mode.read_only)
+        .open(path)
+        .map_err(|source| ImageError::Open {
+            path: path.into(),
+            source,
+        })?;
+    lock(&file, path)?;
+    let header = read_header(&file, path)?;
+    let io = |source| ImageError::Io {
+        path: path.into(),
+        source,
+    };
+    let storage = FileStorage::new(file.try_clone().map_err(io)?);
+    let options = RvmOptions {
+        log: header.log_area(),
+        spool: spool_path(&header),
+        commit_interval: mode.commit_interval,
+        ordered: true,
+        read_only: mode.read_only,
+        ..RvmOptions::default()
+    };
+    let recovery = |source| ImageError::Recovery {
+        path: path.into(),
+        source,
+    };
+    let rvm = Rvm::initialize(Arc::new(storage), options).map_err(recovery)?;
+    let region = rvm.map(header.segment_area()).map_err(recovery)?;
+    if let Err(e) = superblock(region.bytes()) {
+        return Err(ImageError::Region {
+            path: path.into(),
+            what: e.to_string(),
+        });
+    }
+    Ok(Image {
+        file: Arc::new(file),
+        header,
+        rvm: Arc::new(rvm),
+        region,
+    })
+}

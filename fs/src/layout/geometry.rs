@@ -1,0 +1,110 @@
+//! Planning an image: where the log, the segment and the data area go, and the region's
+//! inner layout, from the image size, the inode count and the log size.
+
+use super::header::{Header, HEADER_SIZE, MAGIC, VERSION};
+use super::inode::INODE_SIZE;
+use super::superblock::{Superblock, SB_MAGIC, SB_SIZE};
+use super::BLOCK_SIZE;
+
+/// Recoverable heap bytes planned per inode: names, B+tree nodes, symlink targets, xattrs.
+pub const HEAP_PER_INODE: u64 = 1024;
+/// Smallest image mkfs accepts, bytes.
+pub const MIN_IMAGE: u64 = 16 << 20;
+
+/// What mkfs asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Image size, bytes.
+    pub size: u64,
+    /// Inode count; None = one per 16 KiB of image (as mke2fs's default bytes-per-inode).
+    pub inodes: Option<u64>,
+    /// Log size, bytes; None = size/32 clamped to 4 MiB..256 MiB.
+    pub log: Option<u64>,
+}
+
+fn round_up(v: u64, to: u64) -> u64 {
+    v.div_ceil(to) * to
+}
+
+/// Lay out an image. Errors name what does not fit.
+pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock), String> {
+    if p.size < MIN_IMAGE {
+        return Err(format!(
+            "image size {} bytes is below the minimum of {} MiB",
+            p.size,
+            MIN_IMAGE >> 20
+        ));
+    }
+    let inodes = p.inodes.unwrap_or(p.size / 16384).clamp(16, 1 << 32);
+    let log_len = round_up(
+        p.log.unwrap_or((p.size / 32).clamp(4 << 20, 256 << 20)),
+        4096,
+    );
+    if log_len < (1 << 20) {
+        return Err("the log must be at least 1 MiB".into());
+    }
+    // Data blocks are what remains after header, log and segment; the segment's data bitmap
+    // depends on the data block count, so bound it by the whole image.
+    let max_blocks = p.size / BLOCK_SIZE;
+    let inode_bitmap = SB_SIZE;
+    let inode_table = inode_bitmap + round_up(inodes.div_ceil(8), 4096);
+    let data_bitmap = inode_table + round_up(inodes * INODE_SIZE, 4096);
+    let heap_start = data_bitmap + round_up(max_blocks.div_ceil(8), 4096);
+    let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
+    let segment_len = heap_end;
+    let log_offset = HEADER_SIZE;
+    let segment_offset = log_offset + log_len;
+    let data_offset = segment_offset + segment_len;
+    if data_offset + 16 * BLOCK_SIZE > p.size {
+        return Err(format!(
+            "image of {} MiB too small for {} inodes and a {} MiB log (metadata needs {} MiB): \
+             use a larger size or fewer inodes (-N)",
+            p.size >> 20,
+            inodes,
+            log_len >> 20,
+            data_offset >> 20
+        ));
+    }
+    let data_blocks = (p.size - data_offset) / BLOCK_SIZE;
+    let header = Header {
+        magic: MAGIC,
+        version: VERSION,
+        block_size: BLOCK_SIZE as u32,
+        uuid,
+        log_offset,
+        log_len,
+        segment_offset,
+        segment_len,
+        data_offset,
+        data_blocks,
+        created,
+        label: [0; 32],
+        crc: 0,
+        _pad: 0,
+    };
+    let sb = Superblock {
+        magic: SB_MAGIC,
+        version: VERSION,
+        mounted: 0,
+        inode_count: inodes,
+        inodes_used: 0,
+        data_blocks,
+        blocks_used: 0,
+        inode_bitmap,
+        inode_table,
+        data_bitmap,
+        heap_start,
+        heap_end,
+        heap_top: heap_start,
+        heap_free: [0; super::superblock::HEAP_CLASSES],
+        dentry_root: 0,
+        extent_root: 0,
+        xattr_root: 0,
+        orphan_root: 0,
+        next_generation: 1,
+        mount_count: 0,
+        last_mount: 0,
+        last_check: created,
+    };
+    Ok((header, sb))
+}

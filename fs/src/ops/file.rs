@@ -1,0 +1,163 @@
+//! File contents: read, write, truncate. Data goes to data-area extents; a write puts the bytes
+//! in place (`pwrite`) before the transaction that makes the inode point at them commits
+//! (design-notes §2, ordered data), so no inode ever points at unwritten blocks.
+
+use super::{extent, inode, Geo, Op};
+use crate::error::{errno, FsResult};
+use crate::layout::inode::Inode;
+use crate::layout::BLOCK_SIZE;
+use std::os::unix::fs::FileExt;
+
+/// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
+pub const MAX_FILE_SIZE: u64 = 1 << 44;
+
+fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
+    geo.data_offset + phys_block * BLOCK_SIZE + within
+}
+
+/// Read up to `size` bytes at `offset` of file `ino` (holes and unwritten extents read as zeros).
+pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<Vec<u8>> {
+    let inode = geo.inode(bytes, ino)?;
+    if inode.is_dir() {
+        return errno(libc::EISDIR);
+    }
+    if offset >= inode.size {
+        return Ok(Vec::new());
+    }
+    let end = inode.size.min(offset.saturating_add(size));
+    let mut buf = vec![0u8; (end - offset) as usize];
+    let mut pos = offset;
+    while pos < end {
+        let b = pos / BLOCK_SIZE;
+        match extent::find(bytes, ino, b)? {
+            Some(e) if e.first <= b => {
+                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
+                if e.flags & extent::UNWRITTEN == 0 {
+                    let dst = &mut buf[(pos - offset) as usize..(seg_end - offset) as usize];
+                    geo.image
+                        .read_exact_at(dst, data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE))?;
+                }
+                pos = seg_end;
+            }
+            Some(e) => pos = end.min(e.first * BLOCK_SIZE),
+            None => pos = end,
+        }
+    }
+    Ok(buf)
+}
+
+/// Write `data` at `offset` of file `ino`; returns the updated inode.
+pub fn write(op: &mut Op<'_>, ino: u64, offset: u64, data: &[u8]) -> FsResult<Inode> {
+    let mut node = op.inode(ino)?;
+    if !node.is_reg() {
+        return errno(if node.is_dir() {
+            libc::EISDIR
+        } else {
+            libc::EINVAL
+        });
+    }
+    let end = offset
+        .checked_add(data.len() as u64)
+        .filter(|&e| e <= MAX_FILE_SIZE);
+    let Some(end) = end else {
+        return errno(libc::EFBIG);
+    };
+    let mut pos = offset;
+    while pos < end {
+        let b = pos / BLOCK_SIZE;
+        let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
+        match extent::find(op.bytes(), ino, b)? {
+            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
+                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
+                op.geo.image.write_all_at(
+                    src(pos, seg_end),
+                    data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE),
+                )?;
+                pos = seg_end;
+            }
+            Some(e) if e.first <= b => {
+                // Unwritten (preallocated) blocks: write whole blocks, zero-filled, then mark
+                // this part written.
+                let last = e.last.min((end - 1) / BLOCK_SIZE);
+                let seg_end = end.min((last + 1) * BLOCK_SIZE);
+                write_blocks(op.geo, e.phys_of(b), b, pos, src(pos, seg_end))?;
+                extent::punch_keep_blocks(op, ino, b, last)?;
+                extent::insert(op, ino, b, last - b + 1, e.phys_of(b), 0)?;
+                pos = seg_end;
+            }
+            next => {
+                let hole_end = next.map_or(u64::MAX, |e| e.first); // first mapped block after
+                let last = ((end - 1) / BLOCK_SIZE).min(hole_end - 1);
+                let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
+                let seg_end = end.min((b + n) * BLOCK_SIZE);
+                write_blocks(op.geo, phys, b, pos, src(pos, seg_end))?;
+                extent::insert(op, ino, b, n, phys, 0)?;
+                node.blocks += n;
+                pos = seg_end;
+            }
+        }
+    }
+    node.size = node.size.max(end);
+    inode::touch(&mut node, true);
+    clear_setid(&mut node);
+    op.put_inode(ino, &node)?;
+    Ok(node)
+}
+
+/// Write `chunk` (starting at byte `pos`, inside logical block `b`) into freshly allocated or
+/// unwritten blocks at `phys`: whole blocks, zero outside the chunk.
+fn write_blocks(geo: &Geo, phys: u64, b: u64, pos: u64, chunk: &[u8]) -> FsResult<()> {
+    let lead = pos - b * BLOCK_SIZE;
+    let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
+    let mut buf = vec![0u8; total as usize];
+    buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
+    geo.image.write_all_at(&buf, data_pos(geo, phys, 0))?;
+    Ok(())
+}
+
+/// Writing by anyone clears set-user-ID, and set-group-ID when group-executable (as the kernel
+/// does for local filesystems).
+fn clear_setid(node: &mut Inode) {
+    if node.mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+        node.mode &= !libc::S_ISUID;
+        if node.mode & libc::S_IXGRP != 0 {
+            node.mode &= !libc::S_ISGID;
+        }
+    }
+}
+
+/// Set the size of file `ino` to `size`, freeing blocks past it; returns the updated inode.
+pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
+    let mut node = op.inode(ino)?;
+    if node.is_dir() {
+        return errno(libc::EISDIR);
+    }
+    if !node.is_reg() {
+        return errno(libc::EINVAL);
+    }
+    if size > MAX_FILE_SIZE {
+        return errno(libc::EFBIG);
+    }
+    let mut zero_tail = None;
+    if size < node.size {
+        let keep = size.div_ceil(BLOCK_SIZE);
+        node.blocks -= extent::punch(op, ino, keep, u64::MAX)?.min(node.blocks);
+        if size % BLOCK_SIZE != 0 {
+            let b = size / BLOCK_SIZE;
+            if let Some(e) =
+                extent::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags == 0)
+            {
+                zero_tail = Some(data_pos(op.geo, e.phys_of(b), size % BLOCK_SIZE));
+            }
+        }
+    }
+    node.size = size;
+    inode::touch(&mut node, true);
+    op.put_inode(ino, &node)?;
+    // Bytes past EOF in the last block must read as zeros if the file grows again.
+    if let Some(at) = zero_tail {
+        let n = BLOCK_SIZE - size % BLOCK_SIZE;
+        op.geo.image.write_all_at(&vec![0u8; n as usize], at)?;
+    }
+    Ok(node)
+}

@@ -1,0 +1,93 @@
+//! Allocating and freeing inodes.
+
+use super::{extent, xattr, Op};
+use crate::error::{errno, FsResult};
+use crate::layout::inode::{now, Inode};
+use crate::layout::pod;
+use crate::layout::superblock::field;
+use crate::store::{bitmap, heap};
+
+/// What a new inode starts with.
+pub struct NewInode {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+}
+
+/// Allocate and initialize an inode (nlink 1, or 2 for a directory); ENOSPC when none is free.
+pub fn alloc(op: &mut Op<'_>, new: NewInode) -> FsResult<(u64, Inode)> {
+    let sb = op.superblock()?;
+    let Some((bit, _)) = bitmap::find_clear_run(
+        op.bytes(),
+        sb.inode_bitmap,
+        sb.inode_count,
+        op.hints.next_inode,
+        1,
+    )?
+    else {
+        return errno(libc::ENOSPC);
+    };
+    bitmap::set_run(&mut op.tx, sb.inode_bitmap, bit, 1, true)?;
+    pod::put(&mut op.tx, field::INODES_USED, &(sb.inodes_used + 1))?;
+    pod::put(
+        &mut op.tx,
+        field::NEXT_GENERATION,
+        &(sb.next_generation + 1),
+    )?;
+    op.hints.next_inode = bit + 1;
+    let (sec, ns) = now();
+    let is_dir = new.mode & libc::S_IFMT == libc::S_IFDIR;
+    let inode = Inode {
+        mode: new.mode,
+        uid: new.uid,
+        gid: new.gid,
+        nlink: if is_dir { 2 } else { 1 },
+        rdev: new.rdev,
+        generation: sb.next_generation,
+        atime: sec,
+        mtime: sec,
+        ctime: sec,
+        crtime: sec,
+        atime_ns: ns,
+        mtime_ns: ns,
+        ctime_ns: ns,
+        crtime_ns: ns,
+        ..Inode::default()
+    };
+    let ino = bit + 1;
+    op.put_inode(ino, &inode)?;
+    Ok((ino, inode))
+}
+
+/// Free inode `ino` and everything it owns: data blocks, xattrs, symlink target, its slot.
+pub fn free(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
+    let inode = op.inode(ino)?;
+    if inode.is_reg() {
+        extent::punch(op, ino, 0, u64::MAX)?;
+    }
+    if inode.is_symlink() && inode.parent_or_target != 0 {
+        heap::free(&mut op.tx, inode.parent_or_target, inode.size)?;
+    }
+    xattr::remove_all(op, ino)?;
+    let sb = op.superblock()?;
+    op.put_inode(ino, &Inode::default())?;
+    bitmap::set_run(&mut op.tx, sb.inode_bitmap, ino - 1, 1, false)?;
+    pod::put(
+        &mut op.tx,
+        field::INODES_USED,
+        &sb.inodes_used.saturating_sub(1),
+    )?;
+    Ok(())
+}
+
+/// Set ctime (and mtime with `modified`) to now.
+pub fn touch(inode: &mut Inode, modified: bool) {
+    let (sec, ns) = now();
+    inode.ctime = sec;
+    inode.ctime_ns = ns;
+    if modified {
+        inode.mtime = sec;
+        inode.mtime_ns = ns;
+    }
+}

@@ -1,0 +1,377 @@
+//! A B+tree inside the region: fixed 16-byte keys, 24-byte values, 4 KiB nodes from the heap.
+//!
+//! Four trees hold the variable structures of the filesystem (their roots are superblock
+//! fields): dentries `(dir, name hash) -> (child, name, type)`, extents
+//! `(inode, last block) -> (first block, physical block, flags)`, xattrs and orphans.
+//! Lookup, insert and remove are O(log n); a scan is a repeated `seek` (each O(log n)), so no
+//! leaf chain needs maintaining. Removal frees a leaf when it empties and collapses a root left
+//! with one child; it does not merge half-full siblings (as many production B-trees, it trades
+//! some space for simplicity).
+//!
+//! Node layout (little-endian):
+//! ```text
+//! leaf:     kind=1 u16 | count u16 | pad 12 | count x (key u64,u64 | value u64,u64,u64)
+//! internal: kind=2 u16 | count u16 | pad 4 | child0 u64 | count x (key u64,u64 | child u64)
+//! ```
+//! In an internal node, child i holds keys in [key(i-1), key(i)).
+
+use super::heap;
+use crate::error::{corrupt, FsResult};
+use crate::layout::pod;
+use rvm_core::Transaction;
+
+/// Key: compared as (high, low).
+pub type Key = (u64, u64);
+/// Value: three words whose meaning belongs to the tree.
+pub type Value = [u64; 3];
+
+const NODE: u64 = 4096;
+const LEAF: u16 = 1;
+const INTERNAL: u16 = 2;
+const LEAF_ENTRY: u64 = 40;
+const LEAF_CAP: usize = ((NODE - 16) / LEAF_ENTRY) as usize;
+const INT_ENTRY: u64 = 24;
+const INT_CAP: usize = ((NODE - 24) / INT_ENTRY) as usize;
+/// Deepest tree accepted; deeper means a cycle in corrupt metadata.
+const MAX_DEPTH: usize = 16;
+
+/// A tree, named by the region offset of the superblock field holding its root.
+#[derive(Clone, Copy, Debug)]
+pub struct Tree(pub u64);
+
+/// A decoded node (nodes are small; decoding whole keeps the algorithms plain).
+enum Node {
+    Leaf(Vec<(Key, Value)>),
+    Internal { children: Vec<u64>, keys: Vec<Key> },
+}
+
+fn read_node(bytes: &[u8], at: u64) -> FsResult<Node> {
+    let b = pod::slice(bytes, at, NODE)?;
+    let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+    let kind = u16::from_le_bytes([b[0], b[1]]);
+    let count = u16::from_le_bytes([b[2], b[3]]) as usize;
+    match kind {
+        LEAF if count <= LEAF_CAP => Ok(Node::Leaf(
+            (0..count)
+                .map(|i| {
+                    let o = 16 + i * LEAF_ENTRY as usize;
+                    (
+                        (word(o), word(o + 8)),
+                        [word(o + 16), word(o + 24), word(o + 32)],
+                    )
+                })
+                .collect(),
+        )),
+        INTERNAL if count <= INT_CAP => {
+            let mut children = vec![word(8)];
+            let mut keys = Vec::with_capacity(count);
+            for i in 0..count {
+                let o = 16 + i * INT_ENTRY as usize;
+                keys.push((word(o), word(o + 8)));
+                children.push(word(o + 16));
+            }
+            Ok(Node::Internal { children, keys })
+        }
+        _ => corrupt(format!("B+tree node at {at}: kind {kind}, count {count}")),
+    }
+}
+
+/// Write a leaf's entries from index `from` on (plus its header): earlier entries are unchanged,
+/// so only the changed tail is declared and logged.
+fn write_leaf(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    entries: &[(Key, Value)],
+    from: usize,
+) -> FsResult<()> {
+    let mut header = [0u8; 4];
+    header[..2].copy_from_slice(&LEAF.to_le_bytes());
+    header[2..].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+    pod::put_bytes(tx, at, &header)?;
+    if from < entries.len() {
+        let mut buf = Vec::with_capacity((entries.len() - from) * LEAF_ENTRY as usize);
+        for (k, v) in &entries[from..] {
+            for w in [k.0, k.1, v[0], v[1], v[2]] {
+                buf.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        pod::put_bytes(tx, at + 16 + from as u64 * LEAF_ENTRY, &buf)?;
+    }
+    Ok(())
+}
+
+fn write_internal(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    children: &[u64],
+    keys: &[Key],
+) -> FsResult<()> {
+    let mut buf = Vec::with_capacity(16 + keys.len() * INT_ENTRY as usize);
+    buf.extend_from_slice(&INTERNAL.to_le_bytes());
+    buf.extend_from_slice(&(keys.len() as u16).to_le_bytes());
+    buf.extend_from_slice(&[0u8; 4]);
+    buf.extend_from_slice(&children[0].to_le_bytes());
+    for (k, c) in keys.iter().zip(&children[1..]) {
+        for w in [k.0, k.1, *c] {
+            buf.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    pod::put_bytes(tx, at, &buf)
+}
+
+/// Index of the child of an internal node that may hold `key`.
+fn child_index(keys: &[Key], key: Key) -> usize {
+    keys.partition_point(|k| *k <= key)
+}
+
+impl Tree {
+    fn root(&self, bytes: &[u8]) -> FsResult<u64> {
+        pod::get(bytes, self.0)
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, bytes: &[u8], key: Key) -> FsResult<Option<Value>> {
+        Ok(self
+            .seek(bytes, key)?
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v))
+    }
+
+    /// The first entry whose key is >= `from`.
+    pub fn seek(&self, bytes: &[u8], from: Key) -> FsResult<Option<(Key, Value)>> {
+        let mut from = from;
+        'restart: loop {
+            let mut at = self.root(bytes)?;
+            if at == 0 {
+                return Ok(None);
+            }
+            // Smallest separator to the right of the path: where the next leaf starts.
+            let mut next_bound: Option<Key> = None;
+            for _ in 0..MAX_DEPTH {
+                match read_node(bytes, at)? {
+                    Node::Leaf(entries) => {
+                        let i = entries.partition_point(|(k, _)| *k < from);
+                        if let Some(e) = entries.get(i) {
+                            return Ok(Some(*e));
+                        }
+                        match next_bound {
+                            Some(b) if b > from => {
+                                from = b;
+                                continue 'restart;
+                            }
+                            _ => return Ok(None),
+                        }
+                    }
+                    Node::Internal { children, keys } => {
+                        let i = child_index(&keys, from);
+                        if i < keys.len() {
+                            next_bound = Some(keys[i]);
+                        }
+                        at = children[i];
+                    }
+                }
+            }
+            return corrupt("B+tree deeper than 16 levels (a cycle?)");
+        }
+    }
+
+    /// Visit every entry with key in [from, to] in order; `visit` returns false to stop.
+    pub fn scan(
+        &self,
+        bytes: &[u8],
+        from: Key,
+        to: Key,
+        mut visit: impl FnMut(Key, Value) -> FsResult<bool>,
+    ) -> FsResult<()> {
+        let mut cursor = from;
+        while let Some((k, v)) = self.seek(bytes, cursor)? {
+            if k > to || !visit(k, v)? {
+                break;
+            }
+            cursor = match k.1.checked_add(1) {
+                Some(low) => (k.0, low),
+                None => match k.0.checked_add(1) {
+                    Some(high) => (high, 0),
+                    None => break,
+                },
+            };
+        }
+        Ok(())
+    }
+
+    /// Insert or replace; returns the value replaced.
+    pub fn insert(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: Key,
+        value: Value,
+    ) -> FsResult<Option<Value>> {
+        let root = self.root(tx.bytes())?;
+        if root == 0 {
+            let leaf = heap::alloc(tx, NODE)?;
+            write_leaf(tx, leaf, &[(key, value)], 0)?;
+            pod::put(tx, self.0, &leaf)?;
+            return Ok(None);
+        }
+        let (old, split) = insert_at(tx, root, key, value, 0)?;
+        if let Some((sep, right)) = split {
+            let new_root = heap::alloc(tx, NODE)?;
+            write_internal(tx, new_root, &[root, right], &[sep])?;
+            pod::put(tx, self.0, &new_root)?;
+        }
+        Ok(old)
+    }
+
+    /// Remove `key`; returns its value.
+    pub fn remove(&self, tx: &mut Transaction<'_>, key: Key) -> FsResult<Option<Value>> {
+        let root = self.root(tx.bytes())?;
+        if root == 0 {
+            return Ok(None);
+        }
+        let (old, emptied) = remove_at(tx, root, key, 0)?;
+        if emptied {
+            pod::put(tx, self.0, &0u64)?;
+        }
+        // Collapse a root left with a single child.
+        loop {
+            let root = self.root(tx.bytes())?;
+            if root == 0 {
+                break;
+            }
+            match read_node(tx.bytes(), root)? {
+                Node::Internal { children, keys } if keys.is_empty() => {
+                    pod::put(tx, self.0, &children[0])?;
+                    heap::free(tx, root, NODE)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(old)
+    }
+
+    /// Every node of the tree (for fsck's heap accounting), root first.
+    pub fn nodes(&self, bytes: &[u8]) -> FsResult<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(self.root(bytes)?, 0usize)];
+        while let Some((at, depth)) = stack.pop() {
+            if at == 0 {
+                continue;
+            }
+            if depth > MAX_DEPTH {
+                return corrupt("B+tree deeper than 16 levels (a cycle?)");
+            }
+            out.push(at);
+            if let Node::Internal { children, .. } = read_node(bytes, at)? {
+                stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+type Split = Option<(Key, u64)>;
+
+fn insert_at(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    key: Key,
+    value: Value,
+    depth: usize,
+) -> FsResult<(Option<Value>, Split)> {
+    if depth > MAX_DEPTH {
+        return corrupt("B+tree deeper than 16 levels (a cycle?)");
+    }
+    match read_node(tx.bytes(), at)? {
+        Node::Leaf(mut entries) => {
+            let i = entries.partition_point(|(k, _)| *k < key);
+            if entries.get(i).is_some_and(|(k, _)| *k == key) {
+                let old = entries[i].1;
+                entries[i].1 = value;
+                write_leaf(tx, at, &entries, i)?;
+                return Ok((Some(old), None));
+            }
+            entries.insert(i, (key, value));
+            if entries.len() <= LEAF_CAP {
+                write_leaf(tx, at, &entries, i)?;
+                return Ok((None, None));
+            }
+            let right_entries = entries.split_off(entries.len() / 2);
+            let right = heap::alloc(tx, NODE)?;
+            write_leaf(tx, right, &right_entries, 0)?;
+            write_leaf(tx, at, &entries, i.min(entries.len()))?;
+            Ok((None, Some((right_entries[0].0, right))))
+        }
+        Node::Internal {
+            mut children,
+            mut keys,
+        } => {
+            let i = child_index(&keys, key);
+            let (old, split) = insert_at(tx, children[i], key, value, depth + 1)?;
+            let Some((sep, new_child)) = split else {
+                return Ok((old, None));
+            };
+            keys.insert(i, sep);
+            children.insert(i + 1, new_child);
+            if keys.len() <= INT_CAP {
+                write_internal(tx, at, &children, &keys)?;
+                return Ok((old, None));
+            }
+            let mid = keys.len() / 2;
+            let up = keys[mid];
+            let right_keys = keys.split_off(mid + 1);
+            keys.truncate(mid);
+            let right_children = children.split_off(mid + 1);
+            let right = heap::alloc(tx, NODE)?;
+            write_internal(tx, right, &right_children, &right_keys)?;
+            write_internal(tx, at, &children, &keys)?;
+            Ok((old, Some((up, right))))
+        }
+    }
+}
+
+/// Returns the removed value and whether the node at `at` emptied and was freed.
+fn remove_at(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    key: Key,
+    depth: usize,
+) -> FsResult<(Option<Value>, bool)> {
+    if depth > MAX_DEPTH {
+        return corrupt("B+tree deeper than 16 levels (a cycle?)");
+    }
+    match read_node(tx.bytes(), at)? {
+        Node::Leaf(mut entries) => {
+            let i = entries.partition_point(|(k, _)| *k < key);
+            if !entries.get(i).is_some_and(|(k, _)| *k == key) {
+                return Ok((None, false));
+            }
+            let (_, old) = entries.remove(i);
+            if entries.is_empty() {
+                heap::free(tx, at, NODE)?;
+                return Ok((Some(old), true));
+            }
+            write_leaf(tx, at, &entries, i)?;
+            Ok((Some(old), false))
+        }
+        Node::Internal {
+            mut children,
+            mut keys,
+        } => {
+            let i = child_index(&keys, key);
+            let (old, emptied) = remove_at(tx, children[i], key, depth + 1)?;
+            if !emptied {
+                return Ok((old, false));
+            }
+            children.remove(i);
+            if !keys.is_empty() {
+                keys.remove(i.saturating_sub(1));
+            }
+            if children.is_empty() {
+                heap::free(tx, at, NODE)?;
+                return Ok((old, true));
+            }
+            write_internal(tx, at, &children, &keys)?;
+            Ok((old, false))
+        }
+    }
+}
