@@ -428,8 +428,21 @@ impl Rvm {
     /// sync the storage first; write the pending records to the log; sync; empty the spool.
     /// Concurrent flushes and `end(Flush)` share one sync (group commit). A full log is
     /// truncated on the way; never fails for lack of space.
+    ///
+    /// With `ordered`, every storage write completed before the call is durable on return
+    /// even when no record was pending (the filesystem's fsync of file data).
     pub fn flush(&self) -> Result<()> {
-        self.sh().flush_all()
+        let sh = self.sh();
+        if sh.opts.read_only {
+            return Ok(());
+        }
+        let target = lock(&sh.inner).next_seq;
+        let wrote = sh.flush_upto(target)?;
+        if sh.opts.ordered && !wrote {
+            sh.storage.sync()?;
+            inc(&sh.counters.flush_syncs, 1);
+        }
+        Ok(())
     }
 
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
@@ -602,18 +615,19 @@ impl Shared {
             return Ok(());
         }
         let target = lock(&self.inner).next_seq;
-        self.flush_upto(target)
+        self.flush_upto(target).map(|_| ())
     }
 
     /// Group commit: return once every seq below `target` is durable. The holder of the
     /// leader mutex writes everything pending (its followers' records too) with one sync;
-    /// the followers then find their records durable and return without I/O.
-    pub(crate) fn flush_upto(&self, target: u64) -> Result<()> {
+    /// the followers then find their records durable and return without I/O. Returns
+    /// whether this call wrote (and synced) a batch.
+    pub(crate) fn flush_upto(&self, target: u64) -> Result<bool> {
         let _leader = lock(&self.leader);
         let (batch, batch_end) = {
             let g = lock(&self.inner);
             if g.durable_seq >= target {
-                return Ok(());
+                return Ok(false);
             }
             (g.pending.unflushed().to_vec(), g.next_seq)
         };
@@ -624,7 +638,7 @@ impl Shared {
         let next = g.next_seq;
         g.pending.mark_flushed(batch.len() as u64, next);
         g.durable_seq = g.durable_seq.max(batch_end);
-        Ok(())
+        Ok(!batch.is_empty())
     }
 
     /// Leader only: write whole encoded records at the log tail, syncing, and truncating
