@@ -188,7 +188,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     log::info!("image opened and recovered in {:?}", started.elapsed());
     let state = Arc::new(Mutex::new(fs));
     let mut mount_options = vec![
-        fuser::MountOption::FSName(args.image.display().to_string()),
+        fuser::MountOption::FSName(std::fs::canonicalize(&args.image)?.display().to_string()),
         fuser::MountOption::Subtype("rvmfs".into()),
         fuser::MountOption::DefaultPermissions,
     ];
