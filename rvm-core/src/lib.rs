@@ -9,6 +9,7 @@
 
 mod error;
 mod log;
+mod overlay;
 pub mod record;
 mod region;
 mod rvm;

@@ -3,13 +3,14 @@
 //! Logical positions are byte counts that grow forever; position `p` lives at
 //! `log.offset + STATUS_AREA_LEN + p % capacity`. A record may straddle the physical end and
 //! is then written in two pieces. Live records are `[head_pos, tail_pos)`; the record at
-//! `head_pos` has sequence number `head_seq` and each next one has seq + 1. A scan stops at
+//! `head_pos` has sequence number `head_seq` and each next one has seq + 1 (+ its `merged`). A scan stops at
 //! the first record whose magic, log id, sequence number, length or CRC is wrong, so a torn
 //! record or a stale one from an earlier lap ends recovery.
 
 use std::sync::Arc;
 
 use crate::error::{Result, RvmError};
+use crate::overlay::Overlay;
 use crate::record::{self, RecordRef, HEADER_LEN};
 use crate::status::{self, Status, STATUS_AREA_LEN};
 use crate::storage::{Area, Storage};
@@ -68,29 +69,13 @@ impl Log {
         Ok(())
     }
 
-    /// Read the valid record expected at `pos` with sequence number `seq`, if any; returns
-    /// the whole encoded record. The record may not extend past position `limit`.
-    fn read_record(&self, pos: u64, seq: u64, limit: u64) -> Result<Option<Vec<u8>>> {
-        if pos + HEADER_LEN as u64 > limit {
-            return Ok(None);
-        }
-        let mut hdr = [0u8; HEADER_LEN];
-        self.read_pos(pos, &mut hdr)?;
-        let h = match record::parse_header(&hdr) {
-            Some(h) if h.seq == seq && h.log_id == self.log_id => h,
-            _ => return Ok(None),
-        };
-        if pos + h.total_len as u64 > limit {
-            return Ok(None);
-        }
-        let mut buf = vec![0u8; h.total_len as usize];
-        self.read_pos(pos, &mut buf)?;
-        match record::decode(&buf) {
-            Ok(_) => Ok(Some(buf)),
-            Err(e) => {
-                log::debug!("log scan stops at pos {pos} seq {seq}: {e}");
-                Ok(None)
-            }
+    /// A buffered reader of the live log (few large reads instead of two per record).
+    fn reader(&self, limit: u64) -> Reader<'_> {
+        Reader {
+            log: self,
+            limit,
+            buf: Vec::new(),
+            buf_pos: 0,
         }
     }
 
@@ -103,12 +88,12 @@ impl Log {
         mut f: impl FnMut(&RecordRef<'_>) -> Result<()>,
     ) -> Result<(Positions, u64)> {
         let limit = head_pos + self.capacity;
+        let mut rd = self.reader(limit);
         let (mut pos, mut seq, mut n) = (head_pos, head_seq, 0);
-        while let Some(buf) = self.read_record(pos, seq, limit)? {
-            let rec = record::decode(&buf).map_err(RvmError::CorruptLog)?;
+        while let Some(rec) = rd.record(pos, seq)? {
             f(&rec)?;
-            pos += buf.len() as u64;
-            seq += 1;
+            pos += rec.header.total_len as u64;
+            seq = rec.header.next_seq();
             n += 1;
         }
         let p = Positions {
@@ -120,21 +105,38 @@ impl Log {
         Ok((p, n))
     }
 
-    /// Apply the durable records `[p.head_pos, p.tail_pos)` to the storage (no sync).
+    /// Apply the durable records `[p.head_pos, p.tail_pos)` to the storage (no sync). The
+    /// records' ranges are gathered into an [`Overlay`] (later value wins) and written as
+    /// their union, a few MiB of records at a time, so a rewrite-heavy log costs few writes.
     pub fn apply(&self, p: &Positions) -> Result<()> {
+        let mut rd = self.reader(p.tail_pos);
+        let mut ov = Overlay::new();
         let (mut pos, mut seq) = (p.head_pos, p.head_seq);
         while pos < p.tail_pos {
-            let buf = self.read_record(pos, seq, p.tail_pos)?.ok_or_else(|| {
+            let rec = rd.record(pos, seq)?.ok_or_else(|| {
                 RvmError::CorruptLog(format!(
                     "live record seq {seq} at position {pos} is unreadable"
                 ))
             })?;
-            let rec = record::decode(&buf).map_err(RvmError::CorruptLog)?;
             for (off, data) in &rec.ranges {
-                self.storage.write_at(data, *off)?;
+                ov.push(*off, data);
             }
-            pos += buf.len() as u64;
-            seq += 1;
+            pos += rec.header.total_len as u64;
+            seq = rec.header.next_seq();
+            if ov.data_len() >= APPLY_BATCH {
+                self.write_union(&mut ov)?;
+            }
+        }
+        self.write_union(&mut ov)
+    }
+
+    fn write_union(&self, ov: &mut Overlay) -> Result<()> {
+        if ov.is_empty() {
+            return Ok(());
+        }
+        let u = ov.union();
+        for (off, data) in u.ranges() {
+            self.storage.write_at(data, off)?;
         }
         Ok(())
     }
@@ -149,5 +151,59 @@ impl Log {
             log_id: self.log_id,
         };
         status::write_status(&*self.storage, self.area, &s)
+    }
+}
+
+/// Bytes of range data gathered before `Log::apply` writes their union.
+const APPLY_BATCH: usize = 16 << 20;
+/// Bytes read at once by a [`Reader`].
+const READ_CHUNK: u64 = 4 << 20;
+
+/// Buffered sequential reader of log positions below `limit`.
+struct Reader<'a> {
+    log: &'a Log,
+    limit: u64,
+    buf: Vec<u8>,
+    /// Logical position of `buf[0]`.
+    buf_pos: u64,
+}
+
+impl Reader<'_> {
+    /// Bytes `[pos, pos + len)`; the caller checked `pos + len <= limit`.
+    fn get(&mut self, pos: u64, len: usize) -> Result<&[u8]> {
+        let have = pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
+        if !have {
+            let n = (len as u64).max(READ_CHUNK).min(self.limit - pos);
+            let n = n.min(self.log.capacity) as usize;
+            self.buf.resize(n, 0);
+            self.buf_pos = pos;
+            self.log.read_pos(pos, &mut self.buf)?;
+        }
+        let at = (pos - self.buf_pos) as usize;
+        Ok(&self.buf[at..at + len])
+    }
+
+    /// The valid record expected at `pos` with sequence number `seq`, if any. It may not
+    /// extend past `limit`.
+    fn record(&mut self, pos: u64, seq: u64) -> Result<Option<RecordRef<'_>>> {
+        if pos + HEADER_LEN as u64 > self.limit {
+            return Ok(None);
+        }
+        let log_id = self.log.log_id;
+        let h = match record::parse_header(self.get(pos, HEADER_LEN)?) {
+            Some(h) if h.seq == seq && h.log_id == log_id => h,
+            _ => return Ok(None),
+        };
+        if pos + h.total_len as u64 > self.limit {
+            return Ok(None);
+        }
+        let buf = self.get(pos, h.total_len as usize)?;
+        match record::decode(buf) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                log::debug!("log scan stops at pos {pos} seq {seq}: {e}");
+                Ok(None)
+            }
+        }
     }
 }

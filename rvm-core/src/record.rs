@@ -7,10 +7,12 @@
 //!   6  flags     u16  0
 //!   8  total_len u32  whole record incl. header and padding, multiple of 8
 //!  12  nranges   u32
-//!  16  seq       u64  sequence number (= Lsn), +1 per record
+//!  16  seq       u64  sequence number (= Lsn of the first transaction it holds)
 //!  24  log_id    u64  identity of the log (random at create_log)
 //!  32  crc       u32  crc32c of bytes [0,32) ++ [36,total_len)
-//!  36  reserved  u32  0
+//!  36  merged    u32  number of further transactions folded into this record by the
+//!                     inter-transaction optimization (LRVM §5.2): it holds the Lsns
+//!                     [seq, seq + merged]; the next record has seq + merged + 1. 0 = plain.
 //! then nranges times:
 //!   offset u64 (absolute storage offset), len u32, reserved u32, len bytes, zero pad to 8
 //! ```
@@ -56,6 +58,17 @@ fn crc_of(buf: &[u8]) -> u32 {
 /// Encode one redo record. `ranges` are (absolute storage offset, new bytes). The caller
 /// checks the size (see [`encoded_len`]); total length and range lengths must fit in u32.
 pub(crate) fn encode_into(out: &mut Vec<u8>, seq: u64, log_id: u64, ranges: &[(u64, &[u8])]) {
+    encode_merged_into(out, seq, 0, log_id, ranges)
+}
+
+/// Encode one record holding the Lsns `[seq, seq + merged]` (see the module docs).
+pub(crate) fn encode_merged_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    merged: u32,
+    log_id: u64,
+    ranges: &[(u64, &[u8])],
+) {
     let total = encoded_len(ranges.iter().map(|r| r.1.len())) as usize;
     let start = out.len();
     out.reserve(total);
@@ -66,7 +79,8 @@ pub(crate) fn encode_into(out: &mut Vec<u8>, seq: u64, log_id: u64, ranges: &[(u
     out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&log_id.to_le_bytes());
-    out.extend_from_slice(&[0u8; 8]);
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&merged.to_le_bytes());
     for (off, data) in ranges {
         out.extend_from_slice(&off.to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -87,6 +101,13 @@ pub fn encode(seq: u64, log_id: u64, ranges: &[(u64, &[u8])]) -> Vec<u8> {
     v
 }
 
+/// Encode one record holding the Lsns `[seq, seq + merged]` into a new buffer.
+pub fn encode_merged(seq: u64, merged: u32, log_id: u64, ranges: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode_merged_into(&mut v, seq, merged, log_id, ranges);
+    v
+}
+
 /// The fixed header fields of a record (checked: magic, kind, length shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -94,6 +115,19 @@ pub struct RecordHeader {
     pub nranges: u32,
     pub seq: u64,
     pub log_id: u64,
+    /// Further transactions folded into this record (it holds Lsns `[seq, seq + merged]`).
+    pub merged: u32,
+}
+
+impl RecordHeader {
+    /// Number of transactions (Lsns) this record holds: `merged + 1`.
+    pub fn seq_count(&self) -> u64 {
+        self.merged as u64 + 1
+    }
+    /// Lsn of the record that follows this one.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.saturating_add(self.seq_count())
+    }
 }
 
 /// Parse a record header from the first [`HEADER_LEN`] bytes of `buf`; `None` if the magic,
@@ -111,6 +145,7 @@ pub fn parse_header(buf: &[u8]) -> Option<RecordHeader> {
         nranges: rd_u32(buf, 12),
         seq: rd_u64(buf, 16),
         log_id: rd_u64(buf, 24),
+        merged: rd_u32(buf, 36),
     })
 }
 

@@ -1,13 +1,14 @@
 //! The RVM instance: initialization and recovery, mapping, commit, flush, truncation.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Result, RvmError};
 use crate::log::{Log, Positions};
+use crate::overlay::Overlay;
 use crate::record::{self, rd_u32, HEADER_LEN};
 use crate::region::Region;
 use crate::spool::{self, Pending, Spool};
@@ -77,8 +78,26 @@ impl Default for RvmOptions {
 /// Counters (see [`Rvm::stats`]). Byte counts in bytes; positions are logical log positions.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
+    /// Transactions committed with `Flush`.
     pub commits_flush: u64,
+    /// Transactions committed with `NoFlush`.
     pub commits_no_flush: u64,
+    /// Transactions aborted (explicitly, by drop, or undone after a failed commit).
+    pub aborts: u64,
+    /// Log bytes saved by coalescing overlapping and adjacent ranges within a transaction
+    /// (LRVM §5.2 intra-transaction optimization): the record each transaction would have
+    /// had with one range per `set_range`, minus the record it got.
+    pub bytes_saved_intra: u64,
+    /// Log bytes saved by merging pending no-flush records before writing them (LRVM §5.2
+    /// inter-transaction optimization): their encoded size minus the merged records' size.
+    pub bytes_saved_inter: u64,
+    /// Records folded into another record by the inter-transaction optimization.
+    pub records_merged: u64,
+    /// Total and longest time spent in one truncation.
+    pub truncation_time: Duration,
+    pub truncation_time_max: Duration,
+    /// Time `initialize` took to recover (scan, replay, reset).
+    pub recovery_time: Duration,
     /// Records written to the log.
     pub records_logged: u64,
     pub bytes_logged: u64,
@@ -103,6 +122,13 @@ pub struct Stats {
 struct Counters {
     commits_flush: AtomicU64,
     commits_no_flush: AtomicU64,
+    aborts: AtomicU64,
+    bytes_saved_intra: AtomicU64,
+    bytes_saved_inter: AtomicU64,
+    records_merged: AtomicU64,
+    truncation_ns: AtomicU64,
+    truncation_ns_max: AtomicU64,
+    recovery_ns: AtomicU64,
     records_logged: AtomicU64,
     bytes_logged: AtomicU64,
     log_writes: AtomicU64,
@@ -148,6 +174,11 @@ struct Signal {
     cv: Condvar,
 }
 
+/// Most Lsns one merged record may hold (bounds the sequence numbers a log area can contain).
+pub(crate) const MAX_MERGE: u32 = 4096;
+/// Bytes of range data recovery gathers before writing their union.
+const RECOVERY_BATCH: usize = 16 << 20;
+
 /// Default `truncate_threshold`: percent of the log capacity.
 pub const DEFAULT_TRUNCATE_THRESHOLD: u8 = 50;
 
@@ -168,6 +199,9 @@ pub(crate) struct Shared {
     signal: Signal,
     /// Background truncation starts when the log is this percent full (0 = never).
     threshold: AtomicU64,
+    /// LRVM §5.2 optimizations (see `Rvm::set_optimizations`).
+    pub(crate) intra: AtomicBool,
+    inter: AtomicBool,
 }
 
 /// The user-visible handle; when the last clone goes, background threads are stopped and
@@ -262,19 +296,35 @@ impl Rvm {
             capacity: st.capacity,
             log_id: st.log_id,
         };
+        let started = Instant::now();
         let read_only = options.read_only;
         let mut recovered: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut apply = |ranges: &[(u64, &[u8])]| -> Result<()> {
-            for (off, data) in ranges {
+        // Gather the ranges (later value wins) and write their union now and then: far
+        // fewer writes than one per range when the log rewrites the same bytes.
+        let mut ov = Overlay::new();
+        let mut drain = |ov: &mut Overlay| -> Result<()> {
+            if ov.is_empty() {
+                return Ok(());
+            }
+            let u = ov.union();
+            for (off, data) in u.ranges() {
                 if read_only {
-                    recovered.push((*off, data.to_vec()));
+                    recovered.push((off, data.to_vec()));
                 } else {
-                    storage.write_at(data, *off)?;
+                    storage.write_at(data, off)?;
                 }
             }
             Ok(())
         };
-        let (mut pos, mut nrec) = log.scan(st.head_pos, st.head_seq, |rec| apply(&rec.ranges))?;
+        let (mut pos, mut nrec) = log.scan(st.head_pos, st.head_seq, |rec| {
+            for (off, data) in &rec.ranges {
+                ov.push(*off, data);
+            }
+            if ov.data_len() >= RECOVERY_BATCH {
+                drain(&mut ov)?;
+            }
+            Ok(())
+        })?;
         let mut next = pos.tail_seq;
         if let Some(path) = &options.spool {
             if let Some(bytes) = spool::read_spool(path, st.log_id)? {
@@ -289,14 +339,17 @@ impl Rvm {
                         break;
                     }
                     if h.seq == next {
-                        apply(&rec.ranges)?;
-                        next += 1;
+                        for (off, data) in &rec.ranges {
+                            ov.push(*off, data);
+                        }
+                        next = h.next_seq();
                         nrec += 1;
                     }
                     at += h.total_len as usize;
                 }
             }
         }
+        drain(&mut ov)?;
         log::info!(
             "rvm: recovered {nrec} records, log head {} tail {}",
             pos.head_pos,
@@ -306,9 +359,9 @@ impl Rvm {
         if !read_only {
             storage.sync()?;
             // Start past every sequence number that may still lie in the log area (at most
-            // one per HEADER_LEN bytes of capacity), so a stale record beyond the tail can
-            // never pass for a new one.
-            let new_seq = next + log.capacity / HEADER_LEN as u64 + 1;
+            // one record per HEADER_LEN bytes of capacity, each holding at most MAX_MERGE
+            // Lsns), so a stale record beyond the tail can never pass for a new one.
+            let new_seq = next + (log.capacity / HEADER_LEN as u64 + 1) * MAX_MERGE as u64;
             generation += 1;
             log.write_status(generation, pos.tail_pos, new_seq)?;
             storage.sync()?;
@@ -331,6 +384,9 @@ impl Rvm {
         };
         let counters = Counters::default();
         counters.records_recovered.store(nrec, Ordering::Relaxed);
+        counters
+            .recovery_ns
+            .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             storage,
             log,
@@ -347,6 +403,8 @@ impl Rvm {
             recovered,
             signal: Signal::default(),
             threshold: AtomicU64::new(DEFAULT_TRUNCATE_THRESHOLD as u64),
+            intra: AtomicBool::new(true),
+            inter: AtomicBool::new(true),
             opts: options,
         });
         let mut threads = Vec::new();
@@ -455,6 +513,15 @@ impl Rvm {
         self.sh().truncate_once()
     }
 
+    /// Turn the log optimizations of LRVM §5.2 on or off (both on by default): `intra`
+    /// coalesces the overlapping and adjacent ranges of one transaction; `inter` merges the
+    /// pending no-flush records into one record per flush (a later value of the same bytes
+    /// replaces an earlier one). Off is for measuring what they save.
+    pub fn set_optimizations(&self, intra: bool, inter: bool) {
+        self.sh().intra.store(intra, Ordering::Relaxed);
+        self.sh().inter.store(inter, Ordering::Relaxed);
+    }
+
     /// Background truncation starts when the live log exceeds `percent` of its capacity
     /// (default [`DEFAULT_TRUNCATE_THRESHOLD`]); `None` or 0 turns it off (a committer then
     /// truncates when the log is full).
@@ -481,6 +548,13 @@ impl Rvm {
         Stats {
             commits_flush: ld(&c.commits_flush),
             commits_no_flush: ld(&c.commits_no_flush),
+            aborts: ld(&c.aborts),
+            bytes_saved_intra: ld(&c.bytes_saved_intra),
+            bytes_saved_inter: ld(&c.bytes_saved_inter),
+            records_merged: ld(&c.records_merged),
+            truncation_time: Duration::from_nanos(ld(&c.truncation_ns)),
+            truncation_time_max: Duration::from_nanos(ld(&c.truncation_ns_max)),
+            recovery_time: Duration::from_nanos(ld(&c.recovery_ns)),
             records_logged: ld(&c.records_logged),
             bytes_logged: ld(&c.bytes_logged),
             log_writes: ld(&c.log_writes),
@@ -632,13 +706,78 @@ impl Shared {
             (g.pending.unflushed().to_vec(), g.next_seq)
         };
         if !batch.is_empty() {
-            self.write_batch(&batch)?;
+            if self.inter.load(Ordering::Relaxed) {
+                let merged = self.merge_batch(&batch)?;
+                self.write_batch(&merged)?;
+            } else {
+                self.write_batch(&batch)?;
+            }
         }
         let mut g = lock(&self.inner);
         let next = g.next_seq;
+        // The spool keeps every record until the whole batch is durable: a kill -9 before
+        // this point replays them on top of the log (a merged record's Lsns are skipped).
         g.pending.mark_flushed(batch.len() as u64, next);
         g.durable_seq = g.durable_seq.max(batch_end);
         Ok(!batch.is_empty())
+    }
+
+    /// Inter-transaction optimization (LRVM §5.2): fold runs of consecutive pending records
+    /// into one record each, holding the union of their ranges with the latest values and
+    /// the Lsns of all of them. A merged record is applied atomically (one CRC), so recovery
+    /// still yields the state after some commit. Runs are capped at [`MAX_MERGE`] Lsns and
+    /// a quarter of the log, so a merged record always fits.
+    fn merge_batch(&self, batch: &[u8]) -> Result<Vec<u8>> {
+        let max_len = (self.log.capacity / 4).clamp(HEADER_LEN as u64, u32::MAX as u64 / 2);
+        let mut out = Vec::with_capacity(batch.len());
+        let mut ov = Overlay::new();
+        let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
+        let end_run = |out: &mut Vec<u8>, ov: &mut Overlay, from: usize, to: usize, seq: u64, n: u32| {
+            if n <= 1 {
+                out.extend_from_slice(&batch[from..to]);
+                let _ = ov.union();
+                return;
+            }
+            let u = ov.union();
+            let before = out.len();
+            record::encode_merged_into(out, seq, n - 1, self.log.log_id, &u.ranges());
+            let saved = (to - from).saturating_sub(out.len() - before) as u64;
+            inc(&self.counters.bytes_saved_inter, saved);
+            inc(&self.counters.records_merged, n as u64 - 1);
+        };
+        while at < batch.len() {
+            let rec = record::decode(&batch[at..])
+                .map_err(|e| RvmError::CorruptLog(format!("pending record: {e}")))?;
+            let tl = rec.header.total_len as usize;
+            if run_n > 0
+                && ((at + tl - run_start) as u64 > max_len
+                    || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
+            {
+                end_run(&mut out, &mut ov, run_start, at, run_seq, run_n);
+                run_n = 0;
+            }
+            if run_n == 0 {
+                run_start = at;
+                run_seq = rec.header.seq;
+            }
+            for (off, data) in &rec.ranges {
+                ov.push(*off, data);
+            }
+            run_n += rec.header.seq_count() as u32;
+            at += tl;
+        }
+        if run_n > 0 {
+            end_run(&mut out, &mut ov, run_start, at, run_seq, run_n);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn note_abort(&self) {
+        inc(&self.counters.aborts, 1);
+    }
+
+    pub(crate) fn note_intra_saved(&self, n: u64) {
+        inc(&self.counters.bytes_saved_intra, n);
     }
 
     /// Leader only: write whole encoded records at the log tail, syncing, and truncating
@@ -654,6 +793,7 @@ impl Shared {
             let p = *lock(&self.pos);
             let free = cap - p.used();
             let (mut end, mut n) = (off, 0u64);
+            let mut seqs = 0u64;
             while end + HEADER_LEN <= batch.len() {
                 let tl = rd_u32(batch, end + 8) as usize;
                 if tl < HEADER_LEN || end + tl > batch.len() {
@@ -664,6 +804,7 @@ impl Shared {
                 }
                 end += tl;
                 n += 1;
+                seqs += rd_u32(batch, end - tl + 36) as u64 + 1;
             }
             if end == off {
                 if p.used() == 0 {
@@ -681,7 +822,7 @@ impl Shared {
             let used = {
                 let mut p = lock(&self.pos);
                 p.tail_pos += (end - off) as u64;
-                p.tail_seq += n;
+                p.tail_seq += seqs;
                 p.used()
             };
             inc(&self.counters.flush_syncs, 1);
@@ -703,6 +844,7 @@ impl Shared {
         if p.used() == 0 {
             return Ok(());
         }
+        let started = Instant::now();
         self.log.apply(&p)?;
         self.storage.sync()?;
         self.log
@@ -716,6 +858,9 @@ impl Shared {
         }
         inc(&self.counters.truncations, 1);
         inc(&self.counters.bytes_truncated, p.used());
+        let ns = started.elapsed().as_nanos() as u64;
+        inc(&self.counters.truncation_ns, ns);
+        self.counters.truncation_ns_max.fetch_max(ns, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -96,12 +96,24 @@ impl<'r> Transaction<'r> {
     /// and a later flush retries it).
     pub fn end(mut self, mode: CommitMode) -> Result<Lsn> {
         self.finished = true;
-        let ranges = coalesce(std::mem::take(&mut self.ranges));
+        let shared = self.region.shared.clone();
+        let declared = std::mem::take(&mut self.ranges);
+        let ranges = if shared.intra.load(std::sync::atomic::Ordering::Relaxed) {
+            let raw = crate::record::encoded_len(declared.iter().map(|r| r.1));
+            let ranges = coalesce(declared);
+            let got = crate::record::encoded_len(ranges.iter().map(|r| r.1));
+            if !ranges.is_empty() {
+                shared.note_intra_saved(raw.saturating_sub(got));
+            }
+            ranges
+        } else {
+            declared
+        };
         if let Err(e) = self.check(&ranges) {
             self.restore();
+            shared.note_abort();
             return Err(e);
         }
-        let shared = self.region.shared.clone();
         if ranges.is_empty() {
             if mode == CommitMode::Flush {
                 shared.flush_all()?;
@@ -126,6 +138,7 @@ impl<'r> Transaction<'r> {
             Err(e) => {
                 if !e.queued {
                     self.restore();
+                    shared.note_abort();
                 } else if let Some(shadow) = &mut self.region.shadow {
                     for &(o, l) in &ranges {
                         shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
@@ -171,6 +184,7 @@ impl<'r> Transaction<'r> {
     /// unlogged).
     pub fn abort(mut self) -> Result<()> {
         self.finished = true;
+        self.region.shared.note_abort();
         match self.mode {
             RestoreMode::Restore => {
                 self.restore();
@@ -187,6 +201,7 @@ impl Drop for Transaction<'_> {
             if self.mode == RestoreMode::NoRestore && !self.ranges.is_empty() {
                 log::warn!("rvm: no_restore transaction dropped without end; bytes not restored");
             }
+            self.region.shared.note_abort();
             self.restore();
         }
     }

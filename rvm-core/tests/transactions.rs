@@ -282,7 +282,8 @@ fn concurrent(big_log: Area, threshold: Option<u8>) {
         h.join().unwrap();
     }
     let s = rvm.stats();
-    assert_eq!(s.records_logged, THREADS * PER);
+    // every transaction is logged, alone or merged into another's record (LRVM §5.2)
+    assert_eq!(s.records_logged + s.records_merged, THREADS * PER);
     assert!(s.log_writes <= s.records_logged);
     if big_log.len < 1 << 20 {
         assert!(s.truncations > 0);
@@ -386,4 +387,113 @@ fn remapping_shows_committed_values() {
     let r = rvm.map(SEG).unwrap();
     assert_eq!(&r.bytes()[8..15], b"flushed");
     assert_eq!(&r.bytes()[100..107], b"pending");
+}
+
+/// LRVM §5.2 inter-transaction optimization: no-flush records rewriting the same bytes are
+/// merged into one record at flush; the statistics show what both optimizations saved.
+#[test]
+fn inter_transaction_merging_saves_log_bytes() {
+    let run = |intra: bool, inter: bool| {
+        let st = fresh(SIZE, LOG);
+        let rvm = open(&st, LOG);
+        rvm.set_optimizations(intra, inter);
+        let mut r = rvm.map(SEG).unwrap();
+        let mut lsns = Vec::new();
+        for i in 0..20u8 {
+            let mut t = r.begin_transaction(RestoreMode::NoRestore);
+            t.write(100, &[i; 64]).unwrap();
+            t.write(120, &[i ^ 0x55; 8]).unwrap(); // overlaps the first range
+            t.write(1000 + i as usize * 8, &[i; 8]).unwrap();
+            lsns.push(t.end(CommitMode::NoFlush).unwrap());
+        }
+        for w in lsns.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "Lsns grow by one per transaction");
+        }
+        rvm.flush().unwrap();
+        let want = r.bytes().to_vec();
+        let s = rvm.stats();
+        // the next Lsn continues the merged run
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        t.write(0, b"after").unwrap();
+        let l = t.end(CommitMode::Flush).unwrap();
+        assert_eq!(l, lsns[19] + 1);
+        let want2 = r.bytes().to_vec();
+        drop(r);
+        drop(rvm);
+        let rvm = open(&st, LOG);
+        assert_eq!(rvm.map(SEG).unwrap().bytes(), &want2[..]);
+        let _ = want;
+        s
+    };
+    let opt = run(true, true);
+    let none = run(false, false);
+    assert_eq!(opt.commits_no_flush, 20);
+    assert!(opt.records_merged >= 15); // runs are capped at a quarter of this small log
+    assert_eq!(opt.records_merged + opt.records_logged, 20);
+    assert!(opt.bytes_saved_intra > 0);
+    assert!(opt.bytes_saved_inter > 0);
+    assert_eq!(none.bytes_saved_intra + none.bytes_saved_inter, 0);
+    assert_eq!(none.records_merged, 0);
+    // the unoptimized log holds exactly what the optimized one saved, plus its own bytes
+    assert_eq!(
+        none.bytes_logged,
+        opt.bytes_logged + opt.bytes_saved_intra + opt.bytes_saved_inter
+    );
+    assert!(opt.bytes_logged * 2 < none.bytes_logged, "{opt:?} {none:?}");
+}
+
+/// A kill -9 after a merged record reached the log but before the spool was reset: the
+/// spool's records (all Lsns of the merged record) are skipped, later ones replayed.
+#[test]
+fn merged_record_and_stale_spool_recover_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("m.spool");
+    let st = fresh(SIZE, LOG);
+    let o = || RvmOptions {
+        log: LOG,
+        spool: Some(spool.clone()),
+        spool_size: 1 << 20,
+        ..Default::default()
+    };
+    let rvm = Rvm::initialize(st.clone(), o()).unwrap();
+    let mut r = rvm.map(SEG).unwrap();
+    for i in 0..10u8 {
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        t.write(i as usize * 3, &[i + 1; 16]).unwrap();
+        t.end(CommitMode::NoFlush).unwrap();
+    }
+    let saved_spool = std::fs::read(&spool).unwrap();
+    rvm.flush().unwrap();
+    let want = r.bytes().to_vec();
+    assert_eq!(rvm.stats().records_merged, 9);
+    drop(r);
+    drop(rvm);
+    std::fs::write(&spool, &saved_spool).unwrap(); // the spool as it was before the reset
+    let rvm = Rvm::initialize(st.clone(), o()).unwrap();
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &want[..]);
+}
+
+#[test]
+fn stats_count_aborts_truncations_recovery() {
+    let st = fresh(SIZE, LOG);
+    let rvm = open(&st, LOG);
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    t.write(0, b"x").unwrap();
+    t.abort().unwrap();
+    {
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        t.write(0, b"y").unwrap();
+    }
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    t.write(0, b"z").unwrap();
+    t.end(CommitMode::Flush).unwrap();
+    rvm.truncate().unwrap();
+    let s = rvm.stats();
+    assert_eq!(s.aborts, 2);
+    assert_eq!(s.commits_flush, 1);
+    assert_eq!(s.truncations, 1);
+    assert!(s.truncation_time_max > std::time::Duration::ZERO);
+    assert!(s.truncation_time >= s.truncation_time_max);
+    assert!(s.recovery_time > std::time::Duration::ZERO);
 }

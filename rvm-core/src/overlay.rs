@@ -1,0 +1,141 @@
+//! Later-value-wins union of byte ranges (LRVM §5.2 inter-transaction optimization; also
+//! used to apply many log records with few writes in truncation and recovery).
+
+/// Ranges `(absolute offset, bytes)` pushed in commit order. [`Overlay::union`] yields the
+/// union of all of them, overlapping and adjacent ranges merged, each byte holding the value
+/// of the last range that wrote it: replaying the union equals replaying the ranges in order.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    /// (offset, start in `data`, len)
+    ranges: Vec<(u64, usize, usize)>,
+    data: Vec<u8>,
+    /// Whether `ranges` are sorted and disjoint (not even adjacent) so far.
+    sorted: bool,
+}
+
+/// The result of [`Overlay::union`]: disjoint, non-adjacent intervals sorted by offset;
+/// interval `i` is `(offset, start in buf, len)`.
+pub(crate) struct Union {
+    pub intervals: Vec<(u64, usize, usize)>,
+    pub buf: Vec<u8>,
+}
+
+impl Union {
+    /// `(offset, bytes)` of every interval.
+    pub fn ranges(&self) -> Vec<(u64, &[u8])> {
+        self.intervals
+            .iter()
+            .map(|&(o, s, l)| (o, &self.buf[s..s + l]))
+            .collect()
+    }
+}
+
+impl Overlay {
+    pub fn new() -> Self {
+        Overlay {
+            sorted: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn push(&mut self, off: u64, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(&(lo, _, ll)) = self.ranges.last() {
+            if off <= lo + ll as u64 {
+                self.sorted = false;
+            }
+        }
+        self.ranges.push((off, self.data.len(), bytes.len()));
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Bytes of range data pushed since the last `union`.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Take the union (see the type docs) and empty the overlay.
+    pub fn union(&mut self) -> Union {
+        let ranges = std::mem::take(&mut self.ranges);
+        let data = std::mem::take(&mut self.data);
+        let was_sorted = std::mem::replace(&mut self.sorted, true);
+        if was_sorted {
+            return Union {
+                intervals: ranges,
+                buf: data,
+            };
+        }
+        let mut order: Vec<(u64, usize)> = ranges.iter().map(|r| (r.0, r.2)).collect();
+        order.sort_unstable();
+        // (offset, start in buf, len)
+        let mut intervals: Vec<(u64, usize, usize)> = Vec::new();
+        let mut total = 0usize;
+        for (off, len) in order {
+            let end = off + len as u64;
+            if let Some(last) = intervals.last_mut() {
+                let last_end = last.0 + last.2 as u64;
+                if off <= last_end {
+                    if end > last_end {
+                        total += (end - last_end) as usize;
+                        last.2 = (end - last.0) as usize;
+                    }
+                    continue;
+                }
+            }
+            intervals.push((off, total, len));
+            total += len;
+        }
+        let mut buf = vec![0u8; total];
+        for &(off, start, len) in &ranges {
+            let i = intervals.partition_point(|iv| iv.0 <= off) - 1;
+            let (io, is, _) = intervals[i];
+            let at = is + (off - io) as usize;
+            buf[at..at + len].copy_from_slice(&data[start..start + len]);
+        }
+        Union { intervals, buf }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_value_wins_and_adjacent_merge() {
+        let mut o = Overlay::new();
+        o.push(10, &[1; 10]); // [10,20)
+        o.push(15, &[2; 10]); // [15,25)
+        o.push(0, &[3; 5]); // [0,5)
+        o.push(5, &[4; 5]); // [5,10) adjacent to both
+        o.push(100, &[5; 4]);
+        o.push(12, &[6; 2]);
+        let u = o.union();
+        let r = u.ranges();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].0, 0);
+        let mut want = vec![3u8; 5];
+        want.extend([4; 5]);
+        want.extend([1; 2]);
+        want.extend([6; 2]);
+        want.extend([1; 1]);
+        want.extend([2; 10]);
+        assert_eq!(r[0].1, &want[..]);
+        assert_eq!(r[1], (100, &[5u8; 4][..]));
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn sorted_input_passes_through() {
+        let mut o = Overlay::new();
+        o.push(0, &[1; 4]);
+        o.push(8, &[2; 4]);
+        let u = o.union();
+        assert_eq!(u.ranges(), vec![(0, &[1u8; 4][..]), (8, &[2u8; 4][..])]);
+    }
+}
