@@ -19,7 +19,7 @@ start=$(date +%s)
 echo "[test] cargo build --release --workspace"
 cargo build --release --workspace
 echo "[test] cargo test --release --workspace"
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
 echo "[test] tests took $(( $(date +%s) - start )) s"
 
 leftover=$(awk '$2 ~ /^\/tmp\/rvmfs-e2e\./ { print $2 }' /proc/mounts)

@@ -1040,3 +1040,69 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Describe how two byte strings differ (lengths, first differing offset, a short excerpt)
+/// without printing megabytes; `None` if they are equal.
+pub fn bytes_diff(got: &[u8], want: &[u8]) -> Option<String> {
+    if got == want {
+        return None;
+    }
+    let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    let excerpt = |v: &[u8]| {
+        let end = (first + 16).min(v.len());
+        format!("{:02x?}", &v[first.min(v.len())..end])
+    };
+    Some(format!(
+        "got {} bytes, want {}; first difference at offset {first}: got {} want {}",
+        got.len(),
+        want.len(),
+        excerpt(got),
+        excerpt(want)
+    ))
+}
+
+/// Assert a file's content, reporting only where it differs.
+#[track_caller]
+pub fn assert_file(path: impl AsRef<Path>, want: impl AsRef<[u8]>) {
+    let path = path.as_ref();
+    let got = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    if let Some(d) = bytes_diff(&got, want.as_ref()) {
+        panic!("{}: {d}", path.display());
+    }
+}
+
+/// Bytes in use on the filesystem holding `path` (statvfs: (blocks - free) * fragment size).
+pub fn fs_used_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a zeroed out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some((s.f_blocks as u64).saturating_sub(s.f_bfree as u64) * s.f_frsize as u64)
+}
+
+/// Wait until a background writer into `mnt` has added `bytes` bytes (per statvfs), or has
+/// exited, or `max` has passed. If the filesystem's usage does not move within the first
+/// second, falls back to sleeping `fallback` in all. Returns how long it waited.
+pub fn wait_for_progress(mnt: &Path, writer: &mut ChildGuard, bytes: u64, fallback: Duration, max: Duration) -> Duration {
+    let start = Instant::now();
+    let base = fs_used_bytes(mnt).unwrap_or(0);
+    loop {
+        let el = start.elapsed();
+        if !writer.is_running() || el >= max {
+            return el;
+        }
+        let used = fs_used_bytes(mnt).unwrap_or(base);
+        if used.saturating_sub(base) >= bytes {
+            return el;
+        }
+        if used == base && el >= Duration::from_secs(1) {
+            if fallback > el {
+                std::thread::sleep(fallback - el);
+            }
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

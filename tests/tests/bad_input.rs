@@ -67,7 +67,7 @@ fn mounting_a_truncated_image_fails() {
     let o = m2.try_mount_at(m2.mnt(), Duration::from_secs(20));
     assert!(!o.stderr.contains("[rvmfs-tests] MOUNTED"), "rvmfs MOUNTED a truncated image!\n{}", o.output());
     assert_clear_failure(&o, "rvmfs -f on a truncated image");
-    assert_eq!(fs::read(m2.image()).unwrap(), head, "rvmfs changed the truncated image");
+    assert_file(m2.image(), &head); // rvmfs must not change what it refuses to mount
 }
 
 #[test]
@@ -83,10 +83,10 @@ fn second_mount_of_a_mounted_image_is_refused() {
     eprintln!("second mount: exit {}: {}", o.code(), o.output().trim());
     assert!(!is_fuse_mounted(&other));
     // The first mount is unharmed.
-    assert_eq!(fs::read(m.path("hello")).unwrap(), b"first mount");
+    assert_file(m.path("hello"), b"first mount");
     fs::write(m.path("still"), b"works").unwrap();
     m.remount();
-    assert_eq!(fs::read(m.path("still")).unwrap(), b"works");
+    assert_file(m.path("still"), b"works");
     m.unmount_ok();
     m.assert_fsck_clean();
 }
@@ -103,7 +103,7 @@ fn mkfs_refuses_an_existing_image_without_f() {
     eprintln!("mkfs over an image: exit {}: {}", o.code(), o.output().trim());
     assert_eq!(sha256_file(m.image()), sum, "mkfs without -f changed the existing image");
     m.mount();
-    assert_eq!(fs::read(m.path("keep")).unwrap(), b"precious");
+    assert_file(m.path("keep"), b"precious");
     m.unmount_ok();
 
     // With -f it makes a fresh, empty filesystem.
@@ -162,7 +162,7 @@ fn fsck_exit_codes() {
     eprintln!("fsck of a mounted image: exit {c}: {}", out.trim());
     let (c, out) = m.fsck(&["-y"]);
     assert!(c != 0 && c != 1, "fsck -y of a mounted image exited {c} (it must refuse):\n{out}");
-    assert_eq!(fs::read(m.path("f")).unwrap(), b"x");
+    assert_file(m.path("f"), b"x");
     m.unmount_ok();
 
     // Clean image: 0 in every mode.
@@ -190,6 +190,6 @@ fn fsck_exit_codes() {
     }
     // Still a good image after all that.
     m.mount();
-    assert_eq!(fs::read(m.path("f")).unwrap(), b"x");
+    assert_file(m.path("f"), b"x");
 }
 

@@ -30,6 +30,33 @@ fn fsck_after_crash(m: &Mounted) -> (i32, Duration) {
     (code, dt)
 }
 
+/// Check a partial copy against the source: only paths of the source, symlinks right, and every
+/// regular file complete and exact except at most one (the file in flight). Returns the number
+/// of complete files.
+fn check_partial_copy(src: &BTreeMap<PathBuf, Entry>, dir: &Path, what: &str) -> usize {
+    let got = manifest(dir);
+    let mut complete = 0usize;
+    let mut differ: Vec<String> = Vec::new();
+    for (p, g) in &got {
+        let Some(w) = src.get(p) else { panic!("{what}: {} is not in the source", p.display()) };
+        match (&w.kind, &g.kind) {
+            (Kind::File { size: ws, sha256: wh }, Kind::File { size: gs, sha256: gh }) => {
+                if ws == gs && wh == gh {
+                    complete += 1;
+                } else {
+                    differ.push(format!("{}: size {gs} of {ws}{}", p.display(), if ws == gs { ", content differs" } else { "" }));
+                }
+            }
+            (Kind::Dir, Kind::Dir) => {}
+            (Kind::Symlink(a), Kind::Symlink(b)) => assert_eq!(a, b, "{what}: symlink {} has the wrong target", p.display()),
+            (a, b) => panic!("{what}: {}: source is {a:?}, copy has {b:?}", p.display()),
+        }
+    }
+    eprintln!("{what}: {complete} complete files; not complete: {differ:?}");
+    assert!(differ.len() <= 1, "{what}: more than the one file in flight differs after kill -9:\n  {}", differ.join("\n  "));
+    complete
+}
+
 #[test]
 fn kill9_during_cp_a_of_a_real_tree() {
     require_fuse!();
@@ -39,9 +66,7 @@ fn kill9_during_cp_a_of_a_real_tree() {
 
     let mut m = Mounted::with_mkfs(&["-s", "2G"]);
     let first = m.path("first");
-    let second = m.path("second");
     fs::create_dir(&first).unwrap();
-    fs::create_dir(&second).unwrap();
 
     // A first complete copy.
     let o = cp_a(&entries, &first).ok("cp -a (first copy)");
@@ -53,57 +78,61 @@ fn kill9_during_cp_a_of_a_real_tree() {
     );
     assert_manifests_equal(&src, &manifest(&first), Compare::ALL, "first copy before the kill");
 
-    // A second copy in the background, and kill -9 the daemon halfway through.
-    let mut cp = ChildGuard(Command::new("cp")
-        .arg("-a")
-        .arg("-t")
-        .arg(&second)
-        .args(&entries)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cp"));
-    let wait = (t_copy / 2).clamp(Duration::from_millis(200), Duration::from_secs(60));
-    std::thread::sleep(wait);
-    let cp_still_running = cp.is_running();
-    m.kill9();
-    cp.finish(Duration::from_secs(30));
-    eprintln!("killed the daemon {wait:.2?} into the second copy (cp still running then: {cp_still_running})");
+    // Second copies in the background, the daemon killed at several points of each.
+    for (i, frac) in [0.5f64, 0.15, 0.85].into_iter().enumerate() {
+        let second = m.path(format!("second-{i}"));
+        fs::create_dir(&second).unwrap();
+        let mut cp = ChildGuard(
+            Command::new("cp")
+                .arg("-a")
+                .arg("-t")
+                .arg(&second)
+                .args(&entries)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn cp"),
+        );
+        // Kill when about `frac` of the bytes are in (statvfs), else after that share of the time.
+        let wait = wait_for_progress(
+            m.mnt(),
+            &mut cp,
+            (nbytes as f64 * frac) as u64,
+            t_copy.mul_f64(frac),
+            Duration::from_secs(120),
+        );
+        let cp_still_running = cp.is_running();
+        m.kill9();
+        cp.finish(Duration::from_secs(30));
+        eprintln!("killed the daemon {wait:.2?} into copy {i} (cp still running then: {cp_still_running})");
 
+        fsck_after_crash(&m);
+        m.mount();
+        eprintln!("mount after the crash took {:.2?}", m.last_mount_time);
+        assert_manifests_equal(&src, &manifest(&first), Compare::ALL, &format!("first copy after kill -9 number {}", i + 1));
+        check_partial_copy(&src, &second, &format!("copy {i} killed at {:.0}%", frac * 100.0));
+        fs::remove_dir_all(&second).unwrap();
+    }
+
+    // kill -9 during rm -rf of the first copy: whatever is left is exact.
+    let mut rm = ChildGuard(Command::new("rm").arg("-rf").arg(&first).stdin(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn rm"));
+    std::thread::sleep(Duration::from_millis(150));
+    let rm_running = rm.is_running();
+    m.kill9();
+    rm.finish(Duration::from_secs(30));
     fsck_after_crash(&m);
     m.mount();
-    eprintln!("mount after the crash took {:.2?}", m.last_mount_time);
-
-    // The first copy is intact, content and attributes.
-    assert_manifests_equal(&src, &manifest(&first), Compare::ALL, "first copy after kill -9 and remount");
-
-    // The second copy: only paths of the source; every file there is complete and exact,
-    // except at most one (the file in flight).
-    let got = manifest(&second);
-    let mut complete = 0usize;
-    let mut differ: Vec<String> = Vec::new();
-    for (p, g) in &got {
-        let Some(w) = src.get(p) else { panic!("second copy holds {} which the source does not", p.display()) };
-        match (&w.kind, &g.kind) {
-            (Kind::File { size: ws, sha256: wh }, Kind::File { size: gs, sha256: gh }) => {
-                if ws == gs && wh == gh {
-                    complete += 1;
-                } else {
-                    differ.push(format!("{}: size {gs} of {ws}{}", p.display(), if ws == gs { ", content differs" } else { "" }));
-                }
-            }
-            (Kind::Dir, Kind::Dir) => {}
-            (Kind::Symlink(a), Kind::Symlink(b)) => assert_eq!(a, b, "symlink {} has the wrong target", p.display()),
-            (a, b) => panic!("{}: source is {a:?}, second copy has {b:?}", p.display()),
-        }
+    if first.exists() {
+        let left = check_partial_copy(&src, &first, "after kill -9 during rm -rf");
+        eprintln!("rm -rf killed (running then: {rm_running}): {left} files left, all exact");
     }
-    eprintln!("second copy: {complete} complete files of {nfiles}; not complete: {differ:?}");
-    assert!(differ.len() <= 1, "more than the one file in flight differs after kill -9:\n  {}", differ.join("\n  "));
 
     // The recovered filesystem is usable and unmounts clean.
     fs::write(m.path("after"), b"after the crash").unwrap();
-    fs::remove_dir_all(&second).unwrap();
+    if first.exists() {
+        fs::remove_dir_all(&first).unwrap();
+    }
     m.unmount_ok();
     m.assert_fsck_clean();
 }

@@ -51,7 +51,7 @@ fn contents_persist_across_remounts() {
     let mut m = Mounted::new();
     build_tree(m.mnt());
     let before = manifest(m.mnt());
-    assert_eq!(fs::read(m.path("links/hard2")).unwrap(), pattern(7, 65536));
+    assert_file(m.path("links/hard2"), pattern(7, 65536));
 
     m.unmount_ok();
     m.assert_fsck_clean();
@@ -103,7 +103,7 @@ fn shutdown_by_signal(sig: libc::c_int) {
     assert!(st.success(), "rvmfs exited {st} on signal {sig} (expected a clean exit 0); output:\n{}", m.daemon_log());
     m.assert_fsck_clean();
     m.mount();
-    assert_eq!(fs::read(m.path("before-signal")).unwrap(), pattern(9, 123_456));
+    assert_file(m.path("before-signal"), pattern(9, 123_456));
     assert!(m.path("dir").is_dir());
 }
 
@@ -175,5 +175,5 @@ fn background_mode_returns_once_mounted() {
     m.assert_fsck_clean();
     let mut m = m;
     m.mount();
-    assert_eq!(fs::read(m.path("bg")).unwrap(), b"written in background mode");
+    assert_file(m.path("bg"), b"written in background mode");
 }

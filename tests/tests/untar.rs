@@ -3,6 +3,7 @@
 //! source too.
 
 use rvmfs_tests::*;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +13,7 @@ fn untar_and_compare(src_parent: &Path, names: &[&str]) {
     run(Command::new("tar").arg("-C").arg(src_parent).arg("-cf").arg(&archive).args(names)).ok("tar -cf");
 
     let dest = m.path("x");
-    std::fs::create_dir(&dest).unwrap();
+    fs::create_dir(&dest).unwrap();
     let o = run(Command::new("tar").arg("-C").arg(&dest).arg("-xpf").arg(&archive)).ok("tar -xpf into the mount");
     let entries: Vec<PathBuf> = names.iter().map(|n| src_parent.join(n)).collect();
     let want = manifest_of_entries(&entries);
@@ -55,4 +56,40 @@ fn untar_python_stdlib() {
     let names: Vec<String> = entries.iter().map(|e| e.file_name().unwrap().to_string_lossy().into_owned()).collect();
     let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     untar_and_compare(&parent, &names);
+}
+
+/// Two writers at once: tar -x of /usr/include and cp -a of the Python standard library into
+/// the same mount, then both compared with their sources, remounted and compared again.
+#[test]
+fn concurrent_tar_and_cp() {
+    require_fuse!();
+    let mut m = Mounted::with_mkfs(&["-s", "2G"]);
+    let entries = python_stdlib_entries(&["test"]);
+    let inc = Path::new("/usr/include");
+    let (tar_parent, tar_names): (PathBuf, Vec<String>) = if inc.join("stdio.h").exists() {
+        (PathBuf::from("/usr"), vec!["include".into()])
+    } else {
+        (entries[0].parent().unwrap().to_path_buf(), vec!["json".into(), "email".into()])
+    };
+    fs::create_dir(m.path("tar")).unwrap();
+    fs::create_dir(m.path("cp")).unwrap();
+    let tar_dst = m.path("tar");
+    let cp_dst = m.path("cp");
+    let names: Vec<&str> = tar_names.iter().map(|s| s.as_str()).collect();
+    let (t, c) = std::thread::scope(|sc| {
+        let t = sc.spawn(|| tar_pipe(&tar_parent, &names, &tar_dst));
+        let c = sc.spawn(|| cp_a(&entries, &cp_dst));
+        (t.join().unwrap(), c.join().unwrap())
+    });
+    t.ok("tar pipe into the mount");
+    c.ok("cp -a into the mount");
+    let want_tar = manifest_of_entries(&tar_names.iter().map(|n| tar_parent.join(n)).collect::<Vec<_>>());
+    let want_cp = manifest_of_entries(&entries);
+    assert_manifests_equal(&want_tar, &manifest(&tar_dst), Compare::ALL, "tar side of concurrent writers");
+    assert_manifests_equal(&want_cp, &manifest(&cp_dst), Compare::ALL, "cp side of concurrent writers");
+    m.remount();
+    assert_manifests_equal(&want_tar, &manifest(&tar_dst), Compare::ALL, "tar side after remount");
+    assert_manifests_equal(&want_cp, &manifest(&cp_dst), Compare::ALL, "cp side after remount");
+    m.unmount_ok();
+    m.assert_fsck_clean();
 }
