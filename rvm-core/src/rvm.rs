@@ -326,6 +326,8 @@ impl Rvm {
             Ok(())
         })?;
         let mut next = pos.tail_seq;
+        // The spool records that continue the log, as encoded.
+        let mut spooled: Vec<u8> = Vec::new();
         if let Some(path) = &options.spool {
             if let Some(bytes) = spool::read_spool(path, st.log_id)? {
                 let mut at = 0usize;
@@ -339,9 +341,7 @@ impl Rvm {
                         break;
                     }
                     if h.seq == next {
-                        for (off, data) in &rec.ranges {
-                            ov.push(*off, data);
-                        }
+                        spooled.extend_from_slice(&bytes[at..at + h.total_len as usize]);
                         next = h.next_seq();
                         nrec += 1;
                     }
@@ -349,13 +349,72 @@ impl Rvm {
                 }
             }
         }
-        drain(&mut ov)?;
+        let mut generation = st.generation;
+        if read_only || spooled.is_empty() {
+            let mut at = 0;
+            while at < spooled.len() {
+                let rec = record::decode(&spooled[at..]).map_err(RvmError::CorruptLog)?;
+                for (off, data) in &rec.ranges {
+                    ov.push(*off, data);
+                }
+                at += rec.header.total_len as usize;
+            }
+            drain(&mut ov)?;
+        } else {
+            // The spool does not survive a power loss (tmpfs), so its records must not reach
+            // the segment before they are durable in the log: otherwise a power loss during
+            // this recovery could leave part of them in the segment and none in the log.
+            // So: finish the log (apply, sync, head = tail), then per log-sized chunk of
+            // spool records: append to the log, sync, apply, sync, head = tail.
+            drain(&mut ov)?;
+            storage.sync()?;
+            generation += 1;
+            log.write_status(generation, pos.tail_pos, pos.tail_seq)?;
+            storage.sync()?;
+            pos.head_pos = pos.tail_pos;
+            pos.head_seq = pos.tail_seq;
+            let mut at = 0;
+            while at < spooled.len() {
+                let (mut end, mut seq) = (at, pos.tail_seq);
+                while end < spooled.len() {
+                    let h = record::parse_header(&spooled[end..])
+                        .ok_or_else(|| RvmError::CorruptLog("spool record".into()))?;
+                    if (end + h.total_len as usize - at) as u64 > log.capacity {
+                        break;
+                    }
+                    end += h.total_len as usize;
+                    seq = h.next_seq();
+                }
+                if end == at {
+                    return Err(RvmError::CorruptLog("spool record larger than the log".into()));
+                }
+                log.write_pos(pos.tail_pos, &spooled[at..end])?;
+                storage.sync()?;
+                let mut i = at;
+                while i < end {
+                    let rec = record::decode(&spooled[i..]).map_err(RvmError::CorruptLog)?;
+                    for (off, data) in &rec.ranges {
+                        ov.push(*off, data);
+                    }
+                    i += rec.header.total_len as usize;
+                }
+                drain(&mut ov)?;
+                storage.sync()?;
+                pos.tail_pos += (end - at) as u64;
+                pos.tail_seq = seq;
+                generation += 1;
+                log.write_status(generation, pos.tail_pos, pos.tail_seq)?;
+                storage.sync()?;
+                pos.head_pos = pos.tail_pos;
+                pos.head_seq = pos.tail_seq;
+                at = end;
+            }
+        }
         log::info!(
             "rvm: recovered {nrec} records, log head {} tail {}",
             pos.head_pos,
             pos.tail_pos
         );
-        let mut generation = st.generation;
         if !read_only {
             storage.sync()?;
             // Start past every sequence number that may still lie in the log area (at most
