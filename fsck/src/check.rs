@@ -16,6 +16,14 @@ use rvmfs::store::{bitmap, btree::Tree, heap};
 use rvmfs::FsResult;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// The four B+trees and their names in messages.
+pub const TREES: [(Tree, &str); 4] = [
+    (DENTRIES, "directory"),
+    (EXTENTS, "extent"),
+    (XATTRS, "extended attribute"),
+    (orphan::ORPHANS, "orphan"),
+];
+
 /// How a problem is repaired.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fix {
@@ -39,6 +47,15 @@ pub enum Fix {
     LostFound { ino: u64 },
     /// Set a directory's parent pointer.
     SetParent { ino: u64, parent: u64 },
+    /// Clear an inode whose fields make no sense (e2fsck's "clear inode"); its entries,
+    /// extents and blocks are cleaned up by the next round.
+    ClearInode(u64),
+    /// Remove an extended attribute entry (ino, key).
+    RemoveXattr { ino: u64, key: (u64, u64) },
+    /// Empty a heap free list whose chunks overlap live data (the chunks are leaked).
+    ResetFreeList(usize),
+    /// Rebuild a damaged B+tree (named by its root's superblock field) from its leaves.
+    RebuildTree(u64),
     /// No automatic repair.
     None,
 }
@@ -54,6 +71,8 @@ impl Fix {
                 | Fix::DataBits { .. }
                 | Fix::Counters { .. }
                 | Fix::SetParent { .. }
+                | Fix::RebuildTree(_)
+                | Fix::ResetFreeList(_)
         )
     }
 }
@@ -89,6 +108,24 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
     let sb: Superblock = rvmfs::store::superblock(bytes)?;
     check_superblock(bytes, &sb)?;
 
+    // Pass 0: the B+trees themselves. A damaged index makes every later pass see ghosts, so a
+    // damaged tree is rebuilt first and the check starts over.
+    for (tree, name) in TREES {
+        let damage = tree.verify(bytes)?;
+        if let Some(first) = damage.first() {
+            r.add(
+                format!(
+                    "the {name} index is damaged ({first}; {} problems)",
+                    damage.len()
+                ),
+                Fix::RebuildTree(tree.0),
+            );
+        }
+    }
+    if !r.problems.is_empty() {
+        return Ok(r);
+    }
+
     // Pass 1: inodes.
     let mut inodes: BTreeMap<u64, Inode> = BTreeMap::new();
     for ino in 1..=sb.inode_count {
@@ -122,23 +159,31 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
             Fix::None,
         ),
     }
-    for (&ino, node) in &inodes {
-        let kind = node.kind();
-        let known = [
-            libc::S_IFREG,
-            libc::S_IFDIR,
-            libc::S_IFLNK,
-            libc::S_IFCHR,
-            libc::S_IFBLK,
-            libc::S_IFIFO,
-            libc::S_IFSOCK,
-        ];
-        if !known.contains(&kind) {
+    // An inode of no known type is cleared (e2fsck does the same); the later passes treat it as
+    // free, so its entries and extents go too.
+    const KNOWN: [u32; 7] = [
+        libc::S_IFREG,
+        libc::S_IFDIR,
+        libc::S_IFLNK,
+        libc::S_IFCHR,
+        libc::S_IFBLK,
+        libc::S_IFIFO,
+        libc::S_IFSOCK,
+    ];
+    let unknown: Vec<u64> = inodes
+        .iter()
+        .filter(|(_, n)| !KNOWN.contains(&n.kind()))
+        .map(|(&i, _)| i)
+        .collect();
+    for ino in unknown {
+        if let Some(node) = inodes.remove(&ino) {
             r.add(
                 format!("inode {ino} has an unknown file type {:o}", node.mode),
-                Fix::None,
+                Fix::ClearInode(ino),
             );
         }
+    }
+    for node in inodes.values() {
         if node.is_dir() {
             r.dirs += 1;
         } else {
@@ -233,7 +278,8 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
     let mut links: HashMap<u64, u32> = HashMap::new();
     let mut subdirs: HashMap<u64, u32> = HashMap::new();
     let mut named_in: HashMap<u64, Vec<u64>> = HashMap::new(); // dir inode -> dirs naming it
-    let mut heap_chunks: Vec<(u64, u64, String)> = Vec::new();
+                                                               // (offset, length, what, the fix if this chunk is to blame, blame priority)
+    let mut heap_chunks: Vec<(u64, u64, String, Fix, u8)> = Vec::new();
     let mut entry_problems = Vec::new();
     DENTRIES.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, v| {
         let (parent, key) = k;
@@ -286,6 +332,11 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
             name_at,
             name_len,
             format!("name of entry '{name}' in directory {parent}"),
+            Fix::RemoveEntry {
+                dir: parent,
+                key: k,
+            },
+            1,
         ));
         *links.entry(d_ino).or_default() += 1;
         if kind == libc::S_IFDIR {
@@ -391,10 +442,18 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
                 node.parent_or_target,
                 node.size,
                 format!("target of symlink {ino}"),
+                Fix::ClearInode(ino),
+                1,
             ));
         }
-        for (at, len) in xattr::chunks(bytes, ino)? {
-            heap_chunks.push((at, len, format!("extended attribute of inode {ino}")));
+        for (at, len, key) in xattr::chunks(bytes, ino)? {
+            heap_chunks.push((
+                at,
+                len,
+                format!("extended attribute of inode {ino}"),
+                Fix::RemoveXattr { ino, key },
+                1,
+            ));
         }
     }
     for &ino in &orphans {
@@ -469,7 +528,13 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
         (orphan::ORPHANS, "orphan"),
     ] {
         for node in Tree::nodes(&tree, bytes)? {
-            heap_chunks.push((node, 4096, format!("{name} tree node")));
+            heap_chunks.push((
+                node,
+                4096,
+                format!("{name} tree node"),
+                Fix::RebuildTree(tree.0),
+                0,
+            ));
         }
     }
     for (class, &head) in sb.heap_free.iter().enumerate() {
@@ -477,28 +542,51 @@ pub fn check(bytes: &[u8], progress: &dyn Fn(&str, u64, u64)) -> FsResult<Report
         let mut at = head;
         let mut n = 0u64;
         while at != 0 && n <= sb.heap_end / size {
-            heap_chunks.push((at, size, format!("free {size}-byte heap chunk")));
+            heap_chunks.push((
+                at,
+                size,
+                format!("free {size}-byte heap chunk"),
+                Fix::ResetFreeList(class),
+                2,
+            ));
             at = pod::get(bytes, at).unwrap_or(0);
             n += 1;
         }
     }
-    let mut spans: Vec<(u64, u64, String)> = heap_chunks
+    let mut spans: Vec<_> = heap_chunks
         .into_iter()
-        .map(|(at, len, what)| (at, heap::class_of(len).map_or(len, |(_, c)| c), what))
+        .map(|(at, len, what, fix, blame)| {
+            (
+                at,
+                heap::class_of(len).map_or(len, |(_, c)| c),
+                what,
+                fix,
+                blame,
+            )
+        })
         .collect();
-    spans.sort();
-    let mut prev_end = sb.heap_start;
-    let mut prev_what = String::from("the heap's start");
-    for (at, len, what) in spans {
-        if at < prev_end || at + len > sb.heap_top {
+    spans.sort_by_key(|s| (s.0, s.1));
+    let mut prev: Option<(u64, String, Fix, u8)> = None; // (end, what, fix, blame) of the furthest-reaching chunk
+    for (at, len, what, fix, blame) in spans {
+        if at < sb.heap_start || at + len > sb.heap_top {
             r.add(
-                format!("heap: {what} at {at} overlaps {prev_what} or lies outside the heap"),
-                Fix::None,
+                format!("heap: {what} at {at} lies outside the heap"),
+                fix.clone(),
             );
+            continue;
         }
-        if at + len > prev_end {
-            prev_end = at + len;
-            prev_what = what;
+        if let Some((end, pwhat, pfix, pblame)) = &prev {
+            if at < *end {
+                let culprit = if blame >= *pblame {
+                    fix.clone()
+                } else {
+                    pfix.clone()
+                };
+                r.add(format!("heap: {what} at {at} overlaps {pwhat}"), culprit);
+            }
+        }
+        if prev.as_ref().is_none_or(|p| at + len > p.0) {
+            prev = Some((at + len, what, fix, blame));
         }
     }
     Ok(r)

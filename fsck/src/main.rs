@@ -55,6 +55,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`fsck.rvmfs -n img | head`), as C tools do.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match Args::try_parse() {
         Ok(a) => a,
@@ -123,6 +126,7 @@ fn run(args: &Args) -> u8 {
     let mut corrected = 0usize;
     let mut report;
     let mut round = 0;
+    let mut after_rebuild = false;
     loop {
         report = match check::check(fs.bytes(), &progress) {
             Ok(r) => r,
@@ -134,7 +138,7 @@ fn run(args: &Args) -> u8 {
                 return EXIT_UNCORRECTED;
             }
         };
-        if round == 0 {
+        if round == 0 || after_rebuild {
             print_problems(args, &report);
         }
         round += 1;
@@ -147,6 +151,18 @@ fn run(args: &Args) -> u8 {
         if args.no || fixable.is_empty() || round > 4 {
             break;
         }
+        // A rebuilt index changes what every other pass sees: rebuild first, then check again.
+        let rebuilds: Vec<Fix> = fixable
+            .iter()
+            .filter(|f| matches!(f, Fix::RebuildTree(_)))
+            .cloned()
+            .collect();
+        after_rebuild = !rebuilds.is_empty();
+        let fixable = if rebuilds.is_empty() {
+            fixable
+        } else {
+            rebuilds
+        };
         for fix in &fixable {
             match repair::apply(&mut fs, fix) {
                 Ok(()) => corrected += 1,

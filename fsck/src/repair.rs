@@ -9,6 +9,7 @@ use rvmfs::ops::extent::EXTENTS;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{namespace, orphan, Fs, Op};
 use rvmfs::store::bitmap;
+use rvmfs::store::btree::Tree;
 use rvmfs::FsResult;
 
 const LOST_FOUND: &[u8] = b"lost+found";
@@ -38,6 +39,18 @@ pub fn apply(fs: &mut Fs, fix: &Fix) -> FsResult<()> {
         Fix::RemoveEntry { key, .. } => DENTRIES.remove(&mut op.tx, key).map(|_| ()),
         Fix::RemoveExtent { ino, last } => EXTENTS.remove(&mut op.tx, (ino, last)).map(|_| ()),
         Fix::LostFound { ino } => lost_found(op, ino),
+        Fix::ClearInode(ino) => {
+            op.put_inode(ino, &rvmfs::layout::inode::Inode::default())?;
+            let at = op.geo.inode_bitmap;
+            bitmap::set_run(&mut op.tx, at, ino - 1, 1, false)
+        }
+        Fix::RemoveXattr { key, .. } => rvmfs::ops::xattr::XATTRS
+            .remove(&mut op.tx, key)
+            .map(|_| ()),
+        Fix::ResetFreeList(class) => {
+            pod::put(&mut op.tx, field::HEAP_FREE + 8 * class as u64, &0u64)
+        }
+        Fix::RebuildTree(root_field) => rebuild(op, Tree(root_field)),
         Fix::None => Ok(()),
     })
 }
@@ -77,4 +90,17 @@ fn lost_found(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
         node.nlink = 1;
     }
     op.put_inode(ino, &node)
+}
+
+/// Rebuild a damaged tree from what its leaves still hold. Old nodes that still decode and sit
+/// on a node boundary go back to the heap; anything else is left allocated (leaked) rather than
+/// risk freeing bytes that belong to another chunk.
+fn rebuild(op: &mut Op<'_>, tree: Tree) -> FsResult<()> {
+    let entries = tree.salvage(op.bytes())?;
+    let nodes: Vec<u64> = tree
+        .reachable_nodes(op.bytes())?
+        .into_iter()
+        .filter(|n| n % 4096 == 0)
+        .collect();
+    tree.rebuild(&mut op.tx, &nodes, &entries)
 }

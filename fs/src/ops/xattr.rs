@@ -181,14 +181,14 @@ pub fn remove_all(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
     Ok(())
 }
 
-/// Heap chunks owned by `ino`'s attributes: (offset, length) pairs, for fsck.
-pub fn chunks(bytes: &[u8], ino: u64) -> FsResult<Vec<(u64, u64)>> {
+/// Heap chunks owned by `ino`'s attributes: (offset, length, tree key), for fsck.
+pub fn chunks(bytes: &[u8], ino: u64) -> FsResult<Vec<(u64, u64, Key)>> {
     let mut out = Vec::new();
     XATTRS.scan(bytes, (ino, 0), (ino, u64::MAX), |k, v| {
         let e = Entry::from(k, v);
-        out.push((e.name_at, e.name_len));
+        out.push((e.name_at, e.name_len, k));
         if e.value_len > 0 {
-            out.push((e.value_at, e.value_len));
+            out.push((e.value_at, e.value_len, k));
         }
         Ok(true)
     })?;

@@ -252,13 +252,16 @@ impl Tree {
     /// Every node of the tree (for fsck's heap accounting), root first.
     pub fn nodes(&self, bytes: &[u8]) -> FsResult<Vec<u64>> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut stack = vec![(self.root(bytes)?, 0usize)];
         while let Some((at, depth)) = stack.pop() {
             if at == 0 {
                 continue;
             }
-            if depth > MAX_DEPTH {
-                return corrupt("B+tree deeper than 16 levels (a cycle?)");
+            if depth > MAX_DEPTH || !seen.insert(at) {
+                return corrupt(format!(
+                    "B+tree node {at} is reached twice or too deep (a cycle?)"
+                ));
             }
             out.push(at);
             if let Node::Internal { children, .. } = read_node(bytes, at)? {
@@ -373,5 +376,127 @@ fn remove_at(
             write_internal(tx, at, &children, &keys)?;
             Ok((old, false))
         }
+    }
+}
+
+/// Integrity of one tree, for fsck.
+impl Tree {
+    /// Check the ordering invariants: keys sorted inside every node and inside the key range
+    /// their parent assigns, every leaf at the same depth. Returns what is wrong (empty = sound).
+    pub fn verify(&self, bytes: &[u8]) -> FsResult<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut leaf_depth = None;
+        let mut seen = std::collections::HashSet::new();
+        // (node, depth, lower bound inclusive, upper bound exclusive)
+        let mut stack = vec![(self.root(bytes)?, 0usize, None::<Key>, None::<Key>)];
+        while let Some((at, depth, lo, hi)) = stack.pop() {
+            if at == 0 {
+                continue;
+            }
+            if depth > MAX_DEPTH || !seen.insert(at) {
+                problems.push(format!("node {at} is reached twice or too deep (a cycle)"));
+                continue;
+            }
+            let node = match read_node(bytes, at) {
+                Ok(n) => n,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let keys: Vec<Key> = match &node {
+                Node::Leaf(entries) => entries.iter().map(|(k, _)| *k).collect(),
+                Node::Internal { keys, .. } => keys.clone(),
+            };
+            let sorted = keys.windows(2).all(|w| w[0] < w[1]);
+            let in_range = keys
+                .iter()
+                .all(|k| lo.is_none_or(|l| *k >= l) && hi.is_none_or(|h| *k < h));
+            if !sorted || !in_range {
+                problems.push(format!("node {at}: keys out of order"));
+            }
+            match node {
+                Node::Leaf(entries) => {
+                    if entries.is_empty() && depth > 0 {
+                        problems.push(format!("leaf {at} is empty"));
+                    }
+                    if *leaf_depth.get_or_insert(depth) != depth {
+                        problems.push(format!(
+                            "leaf {at} is at depth {depth}, others deeper or shallower"
+                        ));
+                    }
+                }
+                Node::Internal { children, keys } => {
+                    for (i, &child) in children.iter().enumerate() {
+                        let clo = if i == 0 { lo } else { Some(keys[i - 1]) };
+                        let chi = if i < keys.len() { Some(keys[i]) } else { hi };
+                        stack.push((child, depth + 1, clo, chi));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Every entry found in the leaves, walking nodes (not seeking), sorted, first of each key
+    /// kept: what can be saved of a damaged tree.
+    pub fn salvage(&self, bytes: &[u8]) -> FsResult<Vec<(Key, Value)>> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(self.root(bytes)?, 0usize)];
+        while let Some((at, depth)) = stack.pop() {
+            if at == 0 || depth > MAX_DEPTH || !seen.insert(at) {
+                continue;
+            }
+            match read_node(bytes, at) {
+                Ok(Node::Leaf(entries)) => out.extend(entries),
+                Ok(Node::Internal { children, .. }) => {
+                    stack.extend(children.into_iter().map(|c| (c, depth + 1)))
+                }
+                Err(_) => {}
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        out.dedup_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+
+    /// Rebuild the tree from `entries` (e.g. `salvage`'s): the old nodes in `old_nodes` go back to
+    /// the heap, then every entry is inserted into a fresh tree. One transaction: all or nothing.
+    pub fn rebuild(
+        &self,
+        tx: &mut Transaction<'_>,
+        old_nodes: &[u64],
+        entries: &[(Key, Value)],
+    ) -> FsResult<()> {
+        for &node in old_nodes {
+            heap::free(tx, node, NODE)?;
+        }
+        pod::put(tx, self.0, &0u64)?;
+        for (k, v) in entries {
+            self.insert(tx, *k, *v)?;
+        }
+        Ok(())
+    }
+
+    /// Nodes reachable from the root, tolerating damage (for a rebuild): no error on a bad node.
+    pub fn reachable_nodes(&self, bytes: &[u8]) -> FsResult<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(self.root(bytes)?, 0usize)];
+        while let Some((at, depth)) = stack.pop() {
+            if at == 0 || depth > MAX_DEPTH || !seen.insert(at) {
+                continue;
+            }
+            match read_node(bytes, at) {
+                Ok(Node::Leaf(_)) => out.push(at),
+                Ok(Node::Internal { children, .. }) => {
+                    out.push(at);
+                    stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(out)
     }
 }
