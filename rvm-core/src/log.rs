@@ -135,9 +135,7 @@ impl Log {
             return Ok(());
         }
         let u = ov.union();
-        for (off, data) in u.ranges() {
-            self.storage.write_at(data, off)?;
-        }
+        crate::overlay::write_union(&*self.storage, &u)?;
         Ok(())
     }
 

@@ -71,27 +71,38 @@ pub(crate) fn encode_merged_into(
 ) {
     let total = encoded_len(ranges.iter().map(|r| r.1.len())) as usize;
     let start = out.len();
-    out.reserve(total);
-    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
-    out.extend_from_slice(&KIND_REDO.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(total as u32).to_le_bytes());
-    out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&log_id.to_le_bytes());
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&merged.to_le_bytes());
+    out.resize(start + total, 0);
+    encode_slice(&mut out[start..], seq, merged, log_id, ranges);
+}
+
+/// Encode one record into `out`, exactly `encoded_len` bytes long (no allocation: the
+/// commit path encodes straight into the spool).
+pub(crate) fn encode_slice(out: &mut [u8], seq: u64, merged: u32, log_id: u64, ranges: &[(u64, &[u8])]) {
+    let total = out.len();
+    debug_assert_eq!(total as u64, encoded_len(ranges.iter().map(|r| r.1.len())));
+    out[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+    out[4..6].copy_from_slice(&KIND_REDO.to_le_bytes());
+    out[6..8].copy_from_slice(&0u16.to_le_bytes());
+    out[8..12].copy_from_slice(&(total as u32).to_le_bytes());
+    out[12..16].copy_from_slice(&(ranges.len() as u32).to_le_bytes());
+    out[16..24].copy_from_slice(&seq.to_le_bytes());
+    out[24..32].copy_from_slice(&log_id.to_le_bytes());
+    out[32..36].copy_from_slice(&[0u8; 4]);
+    out[36..40].copy_from_slice(&merged.to_le_bytes());
+    let mut at = HEADER_LEN;
     for (off, data) in ranges {
-        out.extend_from_slice(&off.to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(data);
-        let pad = pad8(data.len() as u64) as usize - data.len();
-        out.extend_from_slice(&[0u8; 8][..pad]);
+        out[at..at + 8].copy_from_slice(&off.to_le_bytes());
+        out[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        out[at + 12..at + 16].copy_from_slice(&0u32.to_le_bytes());
+        at += RANGE_HEADER_LEN;
+        out[at..at + data.len()].copy_from_slice(data);
+        let padded = pad8(data.len() as u64) as usize;
+        out[at + data.len()..at + padded].fill(0);
+        at += padded;
     }
-    debug_assert_eq!(out.len() - start, total);
-    let crc = crc_of(&out[start..]);
-    out[start + 32..start + 36].copy_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(at, total);
+    let crc = crc_of(out);
+    out[32..36].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encode one redo record into a new buffer.

@@ -17,6 +17,8 @@ pub struct Region {
     pub(crate) map: MmapMut,
     /// Checked mode: the committed image, to find bytes changed outside a set_range.
     pub(crate) shadow: Option<Vec<u8>>,
+    /// The range list of the last transaction, kept to spare an allocation per transaction.
+    pub(crate) scratch: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Region {
@@ -32,6 +34,7 @@ impl Region {
             area,
             map,
             shadow: None,
+            scratch: Vec::new(),
         }
     }
 

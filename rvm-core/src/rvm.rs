@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     durable_seq: u64,
     pending: Pending,
     pub(crate) mapped: Vec<Area>,
+    /// A group-commit leader is writing a batch (see `Shared::flush_upto`).
+    leading: bool,
 }
 
 impl Inner {
@@ -188,6 +190,8 @@ pub(crate) struct Shared {
     log: Log,
     /// Held by the group-commit leader: the only writer at the log tail.
     leader: Mutex<()>,
+    /// Signalled when a leader resigns (`durable_seq` advanced or the leader failed).
+    durable_cv: Condvar,
     /// Live log positions; short critical sections only.
     pos: Mutex<Positions>,
     /// Held by the truncator: the status generation last written.
@@ -307,12 +311,12 @@ impl Rvm {
                 return Ok(());
             }
             let u = ov.union();
-            for (off, data) in u.ranges() {
-                if read_only {
+            if read_only {
+                for (off, data) in u.ranges() {
                     recovered.push((off, data.to_vec()));
-                } else {
-                    storage.write_at(data, off)?;
                 }
+            } else {
+                crate::overlay::write_union(&*storage, &u)?;
             }
             Ok(())
         };
@@ -450,6 +454,7 @@ impl Rvm {
             storage,
             log,
             leader: Mutex::new(()),
+            durable_cv: Condvar::new(),
             pos: Mutex::new(pos),
             trunc: Mutex::new(generation),
             inner: Mutex::new(Inner {
@@ -457,6 +462,7 @@ impl Rvm {
                 durable_seq: next,
                 pending,
                 mapped: Vec::new(),
+                leading: false,
             }),
             counters,
             recovered,
@@ -729,8 +735,10 @@ impl Shared {
         }
         let seq = g.next_seq;
         g.next_seq += 1;
-        let rec = record::encode(seq, self.log.log_id, ranges);
-        g.pending.append(&rec);
+        let log_id = self.log.log_id;
+        g.pending.append_with(len as usize, |out| {
+            record::encode_slice(out, seq, 0, log_id, ranges)
+        });
         drop(g);
         match mode {
             CommitMode::NoFlush => inc(&self.counters.commits_no_flush, 1),
@@ -755,15 +763,35 @@ impl Shared {
     /// leader mutex writes everything pending (its followers' records too) with one sync;
     /// the followers then find their records durable and return without I/O. Returns
     /// whether this call wrote (and synced) a batch.
+    ///
+    /// Followers wait on a condition variable for `durable_seq`, not on the leader mutex:
+    /// when a batch is durable every committer in it returns at once, instead of queueing
+    /// behind the next leader's sync (a convoy that halves group commit's sharing).
     pub(crate) fn flush_upto(&self, target: u64) -> Result<bool> {
-        let _leader = lock(&self.leader);
         let (batch, batch_end) = {
-            let g = lock(&self.inner);
-            if g.durable_seq >= target {
-                return Ok(false);
+            let mut g = lock(&self.inner);
+            loop {
+                if g.durable_seq >= target {
+                    return Ok(false);
+                }
+                if !g.leading {
+                    break;
+                }
+                g = self.durable_cv.wait(g).unwrap_or_else(|e| e.into_inner());
             }
+            g.leading = true;
             (g.pending.unflushed().to_vec(), g.next_seq)
         };
+        /// Resigns the leadership (also on error or panic) and wakes the followers.
+        struct Resign<'a>(&'a Shared);
+        impl Drop for Resign<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.inner).leading = false;
+                self.0.durable_cv.notify_all();
+            }
+        }
+        let _resign = Resign(self);
+        let _leader = lock(&self.leader);
         if !batch.is_empty() {
             if self.inter.load(Ordering::Relaxed) {
                 let merged = self.merge_batch(&batch)?;

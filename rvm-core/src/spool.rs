@@ -123,7 +123,17 @@ impl Spool {
         Ok(())
     }
 
+    /// Append `n` bytes filled in by `f` (the caller checked `has_room`); `used` is
+    /// published only after `f` returns.
+    pub fn append_with(&mut self, n: usize, f: impl FnOnce(&mut [u8])) {
+        let at = (SPOOL_HEADER_LEN + self.used) as usize;
+        f(&mut self.map[at..at + n]);
+        self.used += n as u64;
+        self.used_cell().store(self.used, Ordering::Release);
+    }
+
     /// Append one encoded record (the caller checked `has_room`).
+    #[allow(dead_code)]
     pub fn append(&mut self, rec: &[u8]) {
         let at = (SPOOL_HEADER_LEN + self.used) as usize;
         self.map[at..at + rec.len()].copy_from_slice(rec);
@@ -171,6 +181,18 @@ impl Pending {
             Pending::Spool(s) => s.grow(n),
         }
     }
+    /// Append `n` bytes of one record, encoded in place by `f`.
+    pub fn append_with(&mut self, n: usize, f: impl FnOnce(&mut [u8])) {
+        match self {
+            Pending::Mem { buf, .. } => {
+                let at = buf.len();
+                buf.resize(at + n, 0);
+                f(&mut buf[at..]);
+            }
+            Pending::Spool(s) => s.append_with(n, f),
+        }
+    }
+    #[allow(dead_code)]
     pub fn append(&mut self, rec: &[u8]) {
         match self {
             Pending::Mem { buf, .. } => buf.extend_from_slice(rec),

@@ -19,6 +19,9 @@ pub struct Transaction<'r> {
 
 /// Sort and merge overlapping or adjacent ranges (LRVM §5.2 intra-transaction optimization).
 pub(crate) fn coalesce(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    if ranges.len() <= 1 {
+        return ranges; // set_range records no empty range
+    }
     ranges.retain(|r| r.1 > 0);
     ranges.sort_unstable();
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
@@ -37,10 +40,11 @@ pub(crate) fn coalesce(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
 
 impl<'r> Transaction<'r> {
     pub(crate) fn new(region: &'r mut Region, mode: RestoreMode) -> Self {
+        let ranges = std::mem::take(&mut region.scratch);
         Transaction {
             region,
             mode,
-            ranges: Vec::new(),
+            ranges,
             undo: Vec::new(),
             finished: false,
         }
@@ -122,17 +126,36 @@ impl<'r> Transaction<'r> {
         }
         let base = self.region.area.offset;
         let map = &self.region.map;
-        let data: Vec<(u64, &[u8])> = ranges
-            .iter()
-            .map(|&(o, l)| (base + o as u64, &map[o..o + l]))
-            .collect();
-        match shared.commit(&data, mode) {
+        // Few ranges (the common case) go through a stack array: no allocation.
+        let mut small: [(u64, &[u8]); 8] = [(0, &[]); 8];
+        let heap: Vec<(u64, &[u8])>;
+        let data: &[(u64, &[u8])] = if ranges.len() <= small.len() {
+            for (d, &(o, l)) in small.iter_mut().zip(&ranges) {
+                *d = (base + o as u64, &map[o..o + l]);
+            }
+            &small[..ranges.len()]
+        } else {
+            heap = ranges
+                .iter()
+                .map(|&(o, l)| (base + o as u64, &map[o..o + l]))
+                .collect();
+            &heap
+        };
+        let res = shared.commit(data, mode);
+        let mut ranges = ranges;
+        // give the range list back to the region for the next transaction (no allocation)
+        let reuse = |region: &mut Region, mut v: Vec<(usize, usize)>| {
+            v.clear();
+            region.scratch = v;
+        };
+        match res {
             Ok(lsn) => {
                 if let Some(shadow) = &mut self.region.shadow {
                     for &(o, l) in &ranges {
                         shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
                     }
                 }
+                reuse(self.region, std::mem::take(&mut ranges));
                 Ok(lsn)
             }
             Err(e) => {
