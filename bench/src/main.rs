@@ -1,0 +1,562 @@
+//! rvmfs-bench: one run that mounts and measures rvmfs (fresh image), JuiceFS (SQLite
+//! metadata, file storage) and a plain directory on the same ext4 disk, plus the raw disk's
+//! fdatasync limit; writes a markdown table, a JSON file and a PNG chart.
+//!
+//!     cargo run --release -p rvmfs-bench -- [--quick] [--out results/latest]
+//!
+//! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3.
+
+mod mounts;
+mod report;
+mod workloads;
+
+use anyhow::{bail, Context, Result};
+use mounts::{JuiceFs, Rvmfs};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use workloads as w;
+
+pub const SYSTEMS: [&str; 3] = ["rvmfs", "juicefs", "ext4"];
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Class {
+    Meta,
+    Tree,
+    Small,
+    Seq,
+    Random,
+}
+
+#[derive(Serialize)]
+pub struct Metric {
+    pub key: &'static str,
+    pub label: String,
+    pub unit: &'static str,
+    pub higher_better: bool,
+    pub class: Class,
+    /// system -> one sample per repetition
+    pub samples: BTreeMap<String, Vec<f64>>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct MountPoint {
+    pub files: usize,
+    /// Daemon RSS after creating the files (before the remount), MiB.
+    pub rss_hot_mib: f64,
+    pub unmount_s: f64,
+    /// Time from starting `rvmfs` to the mount being listed and answering.
+    pub mount_s: f64,
+    /// Daemon RSS right after the remount, MiB.
+    pub rss_after_mount_mib: f64,
+}
+
+#[derive(Serialize, Default)]
+pub struct Recovery {
+    pub files: usize,
+    pub churn_ops: usize,
+    pub churn_s: f64,
+    pub log_capacity_mib: f64,
+    pub log_used_mib: Option<f64>,
+    pub records_replayed: Option<u64>,
+    pub mount_s: f64,
+    pub daemon_log_line: String,
+    pub fsck_exit: Option<i32>,
+    pub fsck_s: f64,
+}
+
+#[derive(Serialize, Default)]
+pub struct Results {
+    pub date: String,
+    pub machine: String,
+    pub quick: bool,
+    pub repetitions: usize,
+    pub rvmfs_commit: String,
+    pub tree_entries: usize,
+    pub tree_mib: f64,
+    pub metrics: Vec<Metric>,
+    pub raw_fdatasync: Vec<f64>,
+    pub scaling: BTreeMap<String, Vec<(usize, f64)>>,
+    pub mounts: Vec<MountPoint>,
+    pub recovery: Option<Recovery>,
+    pub notes: Vec<String>,
+}
+
+impl Results {
+    fn add(&mut self, key: &str, system: &str, v: f64) {
+        let m = self
+            .metrics
+            .iter_mut()
+            .find(|m| m.key == key)
+            .expect("metric defined");
+        m.samples.entry(system.to_string()).or_default().push(v);
+    }
+}
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    work: PathBuf,
+    bin: Option<PathBuf>,
+    systems: Vec<String>,
+    workloads: Vec<String>,
+    reps: Option<usize>,
+}
+
+const WORKLOADS: [&str; 8] = [
+    "raw", "meta", "tree", "small", "seq", "rand", "real", "scaling",
+];
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: rvmfs-bench [--quick] [--out DIR] [--work DIR] [--bin-dir DIR] [--reps N]\n\
+         \x20                  [--systems rvmfs,juicefs,ext4] [--workloads {}]\n\
+         --quick      one repetition, smaller scaling run (a fast check)\n\
+         --out DIR    where results.md, results.json, chart.png go (default results/latest)\n\
+         --work DIR   scratch directory on the disk under test (default target/bench-work)\n\
+         --bin-dir    where rvmfs and mkfs-rvmfs are (default: built with cargo next to this program)",
+        WORKLOADS.join(",")
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let root = workspace_root();
+    let mut a = Args {
+        quick: false,
+        out: root.join("results/latest"),
+        work: root.join("target/bench-work"),
+        bin: None,
+        systems: SYSTEMS.iter().map(|s| s.to_string()).collect(),
+        workloads: WORKLOADS.iter().map(|s| s.to_string()).collect(),
+        reps: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        match x.as_str() {
+            "--quick" => a.quick = true,
+            "--out" => a.out = PathBuf::from(val()),
+            "--work" => a.work = PathBuf::from(val()),
+            "--bin-dir" => a.bin = Some(PathBuf::from(val())),
+            "--reps" => a.reps = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--systems" => a.systems = list(val()),
+            "--workloads" => a.workloads = list(val()),
+            _ => usage(),
+        }
+    }
+    a
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The rvmfs binaries: build them (a no-op when fresh) into the target dir of this program.
+fn rvmfs_binaries(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(b) = given {
+        return Ok(b);
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("exe dir")?.to_path_buf();
+    let target = dir.parent().context("target dir")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("building rvmfs and mkfs-rvmfs (release) in {}", target.display());
+    let st = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", "rvmfs", "-p", "mkfs", "-p", "fsck", "--target-dir"])
+        .arg(target)
+        .status()?;
+    if !st.success() {
+        bail!("cargo build of rvmfs failed");
+    }
+    Ok(dir)
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
+    let mem = sh("awk '/MemTotal/ {printf \"%.0f GiB\", $2/1048576}' /proc/meminfo");
+    format!(
+        "{} cores ({}), {} RAM, Linux {}, disk {}",
+        sh("nproc"),
+        cpu.trim(),
+        mem,
+        sh("uname -r"),
+        sh("df -T . | awk 'NR==2 {print $2\" on \"$1}'")
+    )
+}
+
+fn main() {
+    let args = parse_args();
+    if let Err(e) = real_main(args) {
+        eprintln!("rvmfs-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(args: Args) -> Result<()> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        bail!("run as root: dropping the page cache and mounting need it");
+    }
+    let started = Instant::now();
+    let bin = rvmfs_binaries(args.bin.clone())?;
+    let work = args.work.clone();
+    std::fs::create_dir_all(&work)?;
+    let work = std::fs::canonicalize(&work)?;
+    std::fs::create_dir_all(&args.out)?;
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let on = |w: &str| args.workloads.iter().any(|x| x == w);
+    let sys_on = |s: &str| args.systems.iter().any(|x| x == s);
+
+    let mut r = Results {
+        date: sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+        machine: {
+            let cwd = std::env::current_dir()?;
+            std::env::set_current_dir(&work)?;
+            let m = machine();
+            std::env::set_current_dir(cwd)?;
+            m
+        },
+        quick: args.quick,
+        repetitions: reps,
+        rvmfs_commit: sh(&format!(
+            "cd {} && git rev-parse --short HEAD && git status --porcelain fs rvm-core | head -1",
+            workspace_root().display()
+        ))
+        .replace('\n', " (uncommitted changes in fs/ or rvm-core/: ")
+            + "",
+        ..Default::default()
+    };
+    if r.rvmfs_commit.contains('(') {
+        r.rvmfs_commit.push(')');
+    }
+    let metric = |key, label: &str, unit, higher_better, class| Metric {
+        key,
+        label: label.to_string(),
+        unit,
+        higher_better,
+        class,
+        samples: BTreeMap::new(),
+    };
+    let n_meta = 10_000;
+    r.metrics = vec![
+        metric("create", "create 10,000 empty files in one dir", "ops/s", true, Class::Meta),
+        metric("stat", "stat 10,000 files (warm)", "ops/s", true, Class::Meta),
+        metric("unlink", "unlink 10,000 files", "ops/s", true, Class::Meta),
+        metric("mkdir", "mkdir tree of 1,110 dirs", "dirs/s", true, Class::Meta),
+        metric("rmdir", "rm -rf of that tree", "s", false, Class::Meta),
+        metric("small", "1,000 x (4 KiB write + fsync)", "files/s", true, Class::Small),
+        metric("seqw", "sequential write 1 GiB + fsync", "MiB/s", true, Class::Seq),
+        metric("seqr", "sequential read 1 GiB, cold cache", "MiB/s", true, Class::Seq),
+        metric("randw", "20,000 random 4 KiB overwrites + fsync", "ops/s", true, Class::Random),
+        metric("untar", "untar stdlib tarball", "s", false, Class::Tree),
+        metric("find", "find | wc -l", "s", false, Class::Tree),
+        metric("du", "du -s", "s", false, Class::Tree),
+        metric("rmrf", "rm -rf stdlib tree", "s", false, Class::Tree),
+    ];
+
+    // The source tree: the Python standard library (without site-packages), tarred once.
+    let tarball = work.join("stdlib.tar");
+    if on("real") && !tarball.exists() {
+        let stdlib = sh("python3 -c 'import sysconfig;print(sysconfig.get_paths()[\"stdlib\"])'");
+        if stdlib.is_empty() {
+            bail!("python3 not found: needed for the stdlib tarball");
+        }
+        eprintln!("tarring {stdlib} (without site-packages) into {}", tarball.display());
+        let tmp = work.join("stdlib.tar.tmp");
+        mounts::run(Command::new("tar")
+            .arg("-cf")
+            .arg(&tmp)
+            .arg("--exclude=./site-packages")
+            .arg("-C")
+            .arg(&stdlib)
+            .arg("."))?;
+        std::fs::rename(&tmp, &tarball)?;
+    }
+    if tarball.exists() {
+        r.tree_mib = std::fs::metadata(&tarball)?.len() as f64 / w::MIB;
+        r.tree_entries = sh(&format!("tar -tf {} | wc -l", tarball.display()))
+            .parse()
+            .unwrap_or(0);
+        for m in r.metrics.iter_mut().filter(|m| m.class == Class::Tree) {
+            if m.key == "untar" {
+                m.label = format!(
+                    "untar stdlib ({} entries, {:.0} MiB)",
+                    r.tree_entries, r.tree_mib
+                );
+            }
+        }
+    }
+
+    // The raw disk limit.
+    if on("raw") {
+        eprintln!("== raw disk: 4 KiB pwrite + fdatasync");
+        let n = if args.quick { 1000 } else { 3000 };
+        for _ in 0..reps {
+            let v = w::raw_fdatasync(&work.join("raw"), n)?;
+            eprintln!("  {v:.0} fdatasyncs/s");
+            r.raw_fdatasync.push(v);
+        }
+    }
+
+    let short = ["meta", "tree", "small", "seq", "rand", "real"];
+    let any_short = short.iter().any(|w| on(w));
+    let run_short = |r: &mut Results, sys: &str, root: &Path| -> Result<()> {
+        for rep in 0..reps {
+            eprintln!("== {sys}: repetition {}/{reps}", rep + 1);
+            let d = |name: &str| root.join(format!("{name}{rep}"));
+            if on("meta") {
+                let [c, s, u] = w::files_create_stat_unlink(&d("meta"), n_meta)?;
+                eprintln!("  create {c:.0}/s  stat {s:.0}/s  unlink {u:.0}/s");
+                r.add("create", sys, c);
+                r.add("stat", sys, s);
+                r.add("unlink", sys, u);
+            }
+            if on("tree") {
+                let (mk, rm) = w::dir_tree(&d("tree"))?;
+                eprintln!("  mkdir {mk:.0}/s  rm -rf {rm:.3} s");
+                r.add("mkdir", sys, mk);
+                r.add("rmdir", sys, rm);
+            }
+            if on("small") {
+                let v = w::small_fsync(&d("small"), 1000)?;
+                eprintln!("  4 KiB+fsync {v:.0} files/s");
+                r.add("small", sys, v);
+            }
+            if on("seq") {
+                let (wr, rd) = w::sequential(&d("seq"), 1 << 30)?;
+                eprintln!("  seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s");
+                r.add("seqw", sys, wr);
+                r.add("seqr", sys, rd);
+            }
+            if on("rand") {
+                let v = w::random_overwrite(&d("rand"), 256 << 20, 20_000)?;
+                eprintln!("  random 4 KiB {v:.0} ops/s");
+                r.add("randw", sys, v);
+            }
+            if on("real") {
+                let t = w::real_tree(&d("real"), &tarball)?;
+                eprintln!(
+                    "  untar {:.2} s  find {:.2} s ({} entries)  du {:.2} s  rm -rf {:.2} s",
+                    t.untar, t.find, t.entries, t.du, t.rm
+                );
+                r.add("untar", sys, t.untar);
+                r.add("find", sys, t.find);
+                r.add("du", sys, t.du);
+                r.add("rmrf", sys, t.rm);
+            }
+        }
+        Ok(())
+    };
+
+    // rvmfs on a fresh image.
+    if sys_on("rvmfs") && any_short {
+        let image = work.join("rvmfs.img");
+        Rvmfs::mkfs(&bin, &image, "8G", None)?;
+        let (m, took) =
+            Rvmfs::mount(&bin, &image, &work.join("mnt-rvmfs"), &work.join("rvmfs.log"))?;
+        eprintln!("rvmfs mounted in {:.3} s (daemon pid {})", took.as_secs_f64(), m.pid());
+        let res = run_short(&mut r, "rvmfs", &m.mnt.clone());
+        eprintln!("  daemon RSS after the short workloads: {:.1} MiB", m.rss_mib());
+        m.unmount()?;
+        res?;
+        std::fs::remove_file(&image)?;
+    }
+
+    // JuiceFS.
+    if sys_on("juicefs") && any_short {
+        match mounts::juicefs_binary(&mut r.notes) {
+            Some(jbin) => {
+                let jdir = work.join("juicefs");
+                let (j, took) = JuiceFs::format_and_mount(&jbin, &jdir, &work.join("mnt-juicefs"))?;
+                eprintln!("juicefs mounted in {:.3} s", took.as_secs_f64());
+                let res = run_short(&mut r, "juicefs", &j.mnt.clone());
+                j.unmount()?;
+                res?;
+                let _ = std::fs::remove_dir_all(&jdir);
+            }
+            None => eprintln!("JuiceFS skipped: {}", r.notes.join("; ")),
+        }
+    }
+
+    // Plain ext4 directory on the same disk.
+    if sys_on("ext4") && any_short {
+        let d = work.join("ext4");
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d)?;
+        run_short(&mut r, "ext4", &d)?;
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    // Scaling: one directory grows; mount time and RSS at each size; recovery after kill -9.
+    if on("scaling") {
+        let checkpoints: Vec<usize> = if args.quick {
+            vec![10_000, 30_000, 100_000]
+        } else {
+            vec![10_000, 100_000, 1_000_000]
+        };
+        if sys_on("rvmfs") {
+            scaling_rvmfs(&mut r, &bin, &work, &checkpoints, args.quick)?;
+        }
+        if sys_on("ext4") {
+            eprintln!("== ext4: one directory grows to {}", checkpoints.last().unwrap());
+            let d = work.join("ext4-big");
+            let _ = std::fs::remove_dir_all(&d);
+            let v = w::grow_directory(&d, &checkpoints, |_| Ok(()))?;
+            r.scaling.insert("ext4".into(), v);
+            mounts::run(Command::new("rm").arg("-rf").arg(&d))?;
+        }
+        if sys_on("juicefs") {
+            r.notes.push(
+                "Scaling runs on rvmfs and ext4 only: JuiceFS at ~1,000 creates/s would need \
+                 about 20 minutes for 1,000,000 entries."
+                    .into(),
+            );
+        }
+    }
+
+    r.notes.push(format!(
+        "Whole run took {:.1} minutes.",
+        started.elapsed().as_secs_f64() / 60.0
+    ));
+    report::write_all(&r, &args.out)?;
+    eprintln!(
+        "wrote {}/results.md, results.json, chart.png",
+        args.out.display()
+    );
+    print!("{}", std::fs::read_to_string(args.out.join("results.md"))?);
+    Ok(())
+}
+
+fn scaling_rvmfs(
+    r: &mut Results,
+    bin: &Path,
+    work: &Path,
+    checkpoints: &[usize],
+    quick: bool,
+) -> Result<()> {
+    let last = *checkpoints.last().unwrap();
+    eprintln!("== rvmfs: one directory grows to {last}");
+    let image = work.join("rvmfs-big.img");
+    let mkfs = Rvmfs::mkfs(bin, &image, "16G", Some((2 * last) as u64))?;
+    let log_capacity_mib = mkfs
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" MiB log")?.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    let mnt = work.join("mnt-rvmfs-big");
+    let dlog = work.join("rvmfs-big.log");
+    let (m, _) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+    let mut cur = Some(m);
+    let dir = mnt.join("big");
+    let mut points = Vec::new();
+    let rates = w::grow_directory(&dir, checkpoints, |c| {
+        let m = cur.take().unwrap();
+        let rss_hot_mib = m.rss_mib();
+        let unmount_s = m.unmount()?.as_secs_f64();
+        let (m2, took) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+        let p = MountPoint {
+            files: c,
+            rss_hot_mib,
+            unmount_s,
+            mount_s: took.as_secs_f64(),
+            rss_after_mount_mib: m2.rss_mib(),
+        };
+        eprintln!(
+            "    remount with {c} files: {:.3} s, RSS {:.1} MiB (was {:.1} MiB hot; unmount {:.2} s)",
+            p.mount_s, p.rss_after_mount_mib, p.rss_hot_mib, p.unmount_s
+        );
+        points.push(p);
+        cur = Some(m2);
+        Ok(())
+    });
+    let rates = match rates {
+        Ok(v) => v,
+        Err(e) => {
+            drop(cur);
+            return Err(e);
+        }
+    };
+    r.scaling.insert("rvmfs".into(), rates);
+    r.mounts = points;
+
+    // Recovery: metadata churn to fill the log, then kill -9 and time the next mount.
+    let m = cur.take().unwrap();
+    let churn_ops = if quick { 100_000 } else { 400_000 };
+    eprintln!("== rvmfs: {churn_ops} chmods to fill the log, then kill -9");
+    let churn = w::chmod_churn(&dir, last, churn_ops);
+    let churn = match churn {
+        Ok(d) => d,
+        Err(e) => {
+            drop(m);
+            return Err(e);
+        }
+    };
+    m.kill9()?;
+    let before = std::fs::read_to_string(&dlog).unwrap_or_default().len();
+    let (m, took) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+    let log_text = std::fs::read_to_string(&dlog).unwrap_or_default();
+    let line = log_text[before.min(log_text.len())..]
+        .lines()
+        .find(|l| l.contains("recovered") && l.contains("records"))
+        .unwrap_or("")
+        .to_string();
+    let num_after = |key: &str| -> Option<u64> {
+        let i = line.find(key)? + key.len();
+        line[i..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let records = line
+        .split("recovered ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next()?.parse().ok());
+    let used = match (num_after("head"), num_after("tail")) {
+        (Some(h), Some(t)) => Some(t.saturating_sub(h) as f64 / w::MIB),
+        _ => None,
+    };
+    let count = std::fs::read_dir(&dir)?.count();
+    if count != last {
+        r.notes.push(format!(
+            "After kill -9 and recovery the big directory holds {count} entries, expected {last}."
+        ));
+    }
+    m.unmount()?;
+    let t = Instant::now();
+    let fsck = Command::new(bin.join("fsck-rvmfs"))
+        .args(["-n", "-f"])
+        .arg(&image)
+        .output()
+        .ok();
+    let rec = Recovery {
+        files: last,
+        churn_ops,
+        churn_s: churn.as_secs_f64(),
+        log_capacity_mib,
+        log_used_mib: used,
+        records_replayed: records,
+        mount_s: took.as_secs_f64(),
+        daemon_log_line: line.trim().to_string(),
+        fsck_exit: fsck.as_ref().and_then(|o| o.status.code()),
+        fsck_s: t.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "    recovery mount {:.3} s; {}; fsck -n exit {:?} in {:.1} s",
+        rec.mount_s, rec.daemon_log_line, rec.fsck_exit, rec.fsck_s
+    );
+    r.recovery = Some(rec);
+    std::fs::remove_file(&image)?;
+    Ok(())
+}
