@@ -173,7 +173,7 @@ fn run(args: &Args) -> u8 {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    if !args.no {
+    if !args.no && (corrected > 0 || recovered > 0) {
         let now = rvmfs::layout::inode::now().0;
         let stamp = fs.transact(|op| {
             rvmfs::layout::pod::put(
