@@ -10,6 +10,7 @@ use crate::layout::BLOCK_SIZE;
 use crate::ops::{orphan, Fs};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 use rvm_core::Rvm;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,13 +22,50 @@ const TTL: Duration = Duration::from_secs(1);
 pub struct RvmFs {
     state: Arc<Mutex<Fs>>,
     rvm: Arc<Rvm>,
+    counters: Counters,
+}
+
+/// How many durability requests reached the daemon (tests read them through the virtual
+/// extended attribute [`COUNTERS_XATTR`] of any inode).
+#[derive(Default)]
+pub struct Counters {
+    pub fsync: AtomicU64,
+    pub fdatasync: AtomicU64,
+    pub fsyncdir: AtomicU64,
+    pub flush: AtomicU64,
+}
+
+/// Name of the read-only virtual attribute holding the counters as text
+/// ("fsync=N fdatasync=N fsyncdir=N flush=N"). It has no namespace prefix, so it can never be
+/// set, is never listed, and cannot collide with a stored attribute.
+pub const COUNTERS_XATTR: &[u8] = b"rvmfs.counters";
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    fn text(&self) -> Vec<u8> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "fsync={} fdatasync={} fsyncdir={} flush={}",
+            get(&self.fsync),
+            get(&self.fdatasync),
+            get(&self.fsyncdir),
+            get(&self.flush)
+        )
+        .into_bytes()
+    }
 }
 
 impl RvmFs {
     /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock).
     pub fn new(state: Arc<Mutex<Fs>>) -> RvmFs {
         let rvm = lock(&state).rvm.clone();
-        RvmFs { state, rvm }
+        RvmFs {
+            state,
+            rvm,
+            counters: Counters::default(),
+        }
     }
 
     fn fs(&self) -> MutexGuard<'_, Fs> {

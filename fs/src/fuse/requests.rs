@@ -1,16 +1,16 @@
 //! `fuser::Filesystem` for rvmfs: one method per kernel request.
 
-use super::{attr, file_type, to_errno, RvmFs, TTL};
+use super::{attr, file_type, to_errno, Counters, RvmFs, COUNTERS_XATTR, TTL};
 use crate::error::FsResult;
 use crate::layout::inode::Inode;
 use crate::ops::attr::{SetAttr, Time};
 use crate::ops::inode::NewInode;
-use crate::ops::{dir, file, namespace, orphan, xattr, Fs};
+use crate::ops::{dir, file, namespace, orphan, space, xattr, Fs};
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -311,9 +311,20 @@ impl Filesystem for RvmFs {
         reply_entry(reply, r.map(|node| (ino.0, node)));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let mut fs = self.fs();
-        match fs.inode(ino.0) {
+        // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
+        let r = match fs.inode(ino.0) {
+            Ok(node) if node.is_reg() && flags.0 & libc::O_TRUNC != 0 => fs.transact(|op| {
+                let mut node = file::truncate(op, ino.0, 0)?;
+                if req.uid() != 0 && file::clear_setid(&mut node) {
+                    op.put_inode(ino.0, &node)?;
+                }
+                Ok(node)
+            }),
+            r => r,
+        };
+        match r {
             Ok(_) => {
                 Self::open_handle(&mut fs, ino.0);
                 reply.opened(FileHandle(0), FopenFlags::empty());
@@ -342,7 +353,7 @@ impl Filesystem for RvmFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -354,7 +365,7 @@ impl Filesystem for RvmFs {
     ) {
         match self
             .fs()
-            .transact(|op| file::write(op, ino.0, offset, data))
+            .transact(|op| file::write(op, ino.0, offset, data, req.uid() != 0))
         {
             Ok(_) => reply.written(data.len() as u32),
             Err(e) => reply.error(to_errno(&e)),
@@ -370,6 +381,7 @@ impl Filesystem for RvmFs {
         reply: ReplyEmpty,
     ) {
         // Every answered write is already committed to the spool: nothing is buffered here.
+        Counters::bump(&self.counters.flush);
         reply.ok();
     }
 
@@ -391,9 +403,14 @@ impl Filesystem for RvmFs {
         _req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
-        _datasync: bool,
+        datasync: bool,
         reply: ReplyEmpty,
     ) {
+        Counters::bump(if datasync {
+            &self.counters.fdatasync
+        } else {
+            &self.counters.fsync
+        });
         reply_empty(reply, self.flush_log());
     }
 
@@ -464,6 +481,7 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        Counters::bump(&self.counters.fsyncdir);
         reply_empty(reply, self.flush_log());
     }
 
@@ -506,6 +524,9 @@ impl Filesystem for RvmFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if name.as_bytes() == COUNTERS_XATTR {
+            return reply_xattr(reply, size, Ok(self.counters.text()));
+        }
         let fs = self.fs();
         let r = fs
             .inode(ino.0)
@@ -555,6 +576,71 @@ impl Filesystem for RvmFs {
                     FopenFlags::empty(),
                 );
             }
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let r = self
+            .fs()
+            .transact(|op| space::fallocate(op, ino.0, offset, length, mode));
+        reply_empty(reply, r.map(|_| ()));
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return reply.error(Errno::ENXIO);
+        };
+        let fs = self.fs();
+        match space::seek(&fs.geo, fs.bytes(), ino.0, offset, data) {
+            Ok(at) => reply.offset(at as i64),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        if !flags.is_empty() {
+            return reply.error(Errno::EINVAL);
+        }
+        let r = self
+            .fs()
+            .transact(|op| space::copy_range(op, ino_in.0, offset_in, ino_out.0, offset_out, len));
+        match r {
+            Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(to_errno(&e)),
         }
     }

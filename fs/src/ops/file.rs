@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 /// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
 
-fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
+pub(crate) fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
     geo.data_offset + phys_block * BLOCK_SIZE + within
 }
 
@@ -46,8 +46,15 @@ pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResu
     Ok(buf)
 }
 
-/// Write `data` at `offset` of file `ino`; returns the updated inode.
-pub fn write(op: &mut Op<'_>, ino: u64, offset: u64, data: &[u8]) -> FsResult<Inode> {
+/// Write `data` at `offset` of file `ino`; returns the updated inode. `kill_setid`: the writer
+/// lacks CAP_FSETID, so set-user-ID (and set-group-ID with group execute) are cleared.
+pub fn write(
+    op: &mut Op<'_>,
+    ino: u64,
+    offset: u64,
+    data: &[u8],
+    kill_setid: bool,
+) -> FsResult<Inode> {
     let mut node = op.inode(ino)?;
     if !node.is_reg() {
         return errno(if node.is_dir() {
@@ -99,7 +106,9 @@ pub fn write(op: &mut Op<'_>, ino: u64, offset: u64, data: &[u8]) -> FsResult<In
     }
     node.size = node.size.max(end);
     inode::touch(&mut node, true);
-    clear_setid(&mut node);
+    if kill_setid {
+        clear_setid(&mut node);
+    }
     op.put_inode(ino, &node)?;
     Ok(node)
 }
@@ -115,15 +124,16 @@ fn write_blocks(geo: &Geo, phys: u64, b: u64, pos: u64, chunk: &[u8]) -> FsResul
     Ok(())
 }
 
-/// Writing by anyone clears set-user-ID, and set-group-ID when group-executable (as the kernel
-/// does for local filesystems).
-fn clear_setid(node: &mut Inode) {
-    if node.mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
-        node.mode &= !libc::S_ISUID;
-        if node.mode & libc::S_IXGRP != 0 {
-            node.mode &= !libc::S_ISGID;
-        }
+/// Writing by an unprivileged process clears set-user-ID, and set-group-ID when
+/// group-executable (as the kernel does for local filesystems).
+/// Returns whether the mode changed.
+pub fn clear_setid(node: &mut Inode) -> bool {
+    let before = node.mode;
+    node.mode &= !libc::S_ISUID;
+    if node.mode & libc::S_IXGRP != 0 {
+        node.mode &= !libc::S_ISGID;
     }
+    node.mode != before
 }
 
 /// Set the size of file `ino` to `size`, freeing blocks past it; returns the updated inode.
@@ -142,7 +152,7 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
     if size < node.size {
         let keep = size.div_ceil(BLOCK_SIZE);
         node.blocks -= extent::punch(op, ino, keep, u64::MAX)?.min(node.blocks);
-        if size % BLOCK_SIZE != 0 {
+        if !size.is_multiple_of(BLOCK_SIZE) {
             let b = size / BLOCK_SIZE;
             if let Some(e) =
                 extent::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags == 0)

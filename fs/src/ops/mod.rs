@@ -9,6 +9,7 @@ pub mod file;
 pub mod inode;
 pub mod namespace;
 pub mod orphan;
+pub mod space;
 pub mod xattr;
 
 use crate::error::{errno, FsResult};
