@@ -21,7 +21,10 @@ mod transaction;
 
 pub use error::{Result, RvmError};
 pub use region::Region;
-pub use rvm::{CommitMode, Lsn, RestoreMode, Rvm, RvmOptions, Stats, DEFAULT_TRUNCATE_THRESHOLD};
+pub use rvm::{
+    CommitMode, Lsn, RegionInfo, RestoreMode, Rvm, RvmOptions, Stats, Tunables,
+    DEFAULT_TRUNCATE_THRESHOLD,
+};
 pub use sim::SimStorage;
 pub use storage::{Area, FileStorage, MemStorage, Storage};
 pub use transaction::Transaction;

@@ -130,6 +130,24 @@ impl Log {
         self.write_union(&mut ov)
     }
 
+    /// Call `f` on each live record of `[p.head_pos, p.tail_pos)` in order, reading the log
+    /// without any lock; returns the position where the walk stopped: `p.tail_pos` unless a
+    /// record was unreadable (overwritten after a truncation let its space go, or corrupt).
+    /// Every record passed to `f` is valid (seq, log id and CRC checked).
+    pub fn walk(&self, p: &Positions, mut f: impl FnMut(&RecordRef<'_>)) -> Result<u64> {
+        let mut rd = self.reader(p.tail_pos);
+        let (mut pos, mut seq) = (p.head_pos, p.head_seq);
+        while pos < p.tail_pos {
+            let Some(rec) = rd.record(pos, seq)? else {
+                break;
+            };
+            f(&rec);
+            pos += rec.header.total_len as u64;
+            seq = rec.header.next_seq();
+        }
+        Ok(pos)
+    }
+
     fn write_union(&self, ov: &mut Overlay) -> Result<()> {
         if ov.is_empty() {
             return Ok(());

@@ -207,3 +207,17 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, String> {
     }
     Ok(RecordRef { header, ranges })
 }
+
+/// Records holding no ranges that advance the sequence numbers from `seq` by `count`
+/// (recovery's jump past every seq that may lie in the log area; see README, invariant 3).
+/// Each holds at most 2^32 Lsns.
+pub(crate) fn jump_records(mut seq: u64, mut count: u64, log_id: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while count > 0 {
+        let c = count.min(1 << 32);
+        encode_merged_into(&mut out, seq, (c - 1) as u32, log_id, &[]);
+        seq += c;
+        count -= c;
+    }
+    out
+}

@@ -19,6 +19,19 @@ pub struct Region {
     pub(crate) shadow: Option<Vec<u8>>,
     /// The range list of the last transaction, kept to spare an allocation per transaction.
     pub(crate) scratch: Vec<(usize, usize)>,
+    /// Lsn of the last transaction committed through this region.
+    pub(crate) last_lsn: Option<crate::rvm::Lsn>,
+}
+
+/// Copy the part of a range (absolute storage offset) that falls in `area` into its mapping.
+pub(crate) fn overlay(map: &mut MmapMut, area: Area, off: u64, data: &[u8]) {
+    let start = off.max(area.offset);
+    let end = (off + data.len() as u64).min(area.end());
+    if start < end {
+        let src = &data[(start - off) as usize..(end - off) as usize];
+        let dst = (start - area.offset) as usize;
+        map[dst..dst + src.len()].copy_from_slice(src);
+    }
 }
 
 impl std::fmt::Debug for Region {
@@ -35,6 +48,7 @@ impl Region {
             map,
             shadow: None,
             scratch: Vec::new(),
+            last_lsn: None,
         }
     }
 
@@ -42,15 +56,15 @@ impl Region {
         self.shadow = Some(self.map.to_vec());
     }
 
-    /// Copy the part of a recovered range (absolute offset) that falls in this region.
-    pub(crate) fn apply_recovered(&mut self, off: u64, data: &[u8]) {
-        let start = off.max(self.area.offset);
-        let end = (off + data.len() as u64).min(self.area.end());
-        if start < end {
-            let src = &data[(start - off) as usize..(end - off) as usize];
-            let dst = (start - self.area.offset) as usize;
-            self.map[dst..dst + src.len()].copy_from_slice(src);
-        }
+    /// Lsn of the last transaction this region committed.
+    pub fn last_lsn(&self) -> Option<crate::rvm::Lsn> {
+        self.last_lsn
+    }
+
+    /// Unmap (LRVM §4.1): see [`Rvm::unmap`](crate::Rvm::unmap).
+    pub fn unmap(self) -> std::result::Result<(), (crate::RvmError, Region)> {
+        let rvm_shared = self.shared.clone();
+        crate::rvm::unmap_region(&rvm_shared, self)
     }
 
     /// Length of the region in bytes.
@@ -76,6 +90,16 @@ impl Region {
     /// Begin a transaction (LRVM §4.1 `begin_transaction`); it borrows the region mutably
     /// until `end`, `abort` or drop.
     pub fn begin_transaction(&mut self, mode: RestoreMode) -> Transaction<'_> {
+        // Checked mode turned on or off by `Rvm::set_options`: between transactions the
+        // region holds exactly its committed bytes, so a new shadow copy starts here.
+        let checked = self.shared.checked.load(std::sync::atomic::Ordering::Relaxed);
+        if checked != self.shadow.is_some() {
+            if checked {
+                self.enable_shadow();
+            } else {
+                self.shadow = None;
+            }
+        }
         Transaction::new(self, mode)
     }
 }

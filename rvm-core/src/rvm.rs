@@ -59,6 +59,10 @@ pub struct RvmOptions {
     /// Recovery replays into memory only and `map` applies it to the private mapping;
     /// nothing is ever written (commits stay in memory, flush/truncate do nothing).
     pub read_only: bool,
+    /// Background truncation starts when the live log exceeds this percent of its
+    /// capacity (default `Some(DEFAULT_TRUNCATE_THRESHOLD)`); `None` or 0 = never (a
+    /// committer then truncates when the log is full). Also [`Rvm::set_options`].
+    pub truncate_threshold: Option<u8>,
 }
 
 impl Default for RvmOptions {
@@ -71,8 +75,35 @@ impl Default for RvmOptions {
             ordered: false,
             checked: false,
             read_only: false,
+            truncate_threshold: Some(DEFAULT_TRUNCATE_THRESHOLD),
         }
     }
+}
+
+/// The options [`Rvm::set_options`] changes at run time ([`Rvm::query_options`] reads them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunables {
+    /// Background flush timer; `None` = off.
+    pub commit_interval: Option<Duration>,
+    /// Background truncation threshold in percent of the log; `None` = never.
+    pub truncate_threshold: Option<u8>,
+    /// Checked mode (see [`RvmOptions::checked`]).
+    pub checked: bool,
+    /// LRVM §5.2 intra- and inter-transaction optimizations.
+    pub intra: bool,
+    pub inter: bool,
+}
+
+/// One region as [`Rvm::query_region`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub area: Area,
+    /// Lsn of the last transaction this region committed, if any.
+    pub last_lsn: Option<Lsn>,
+    /// Whether that transaction (and every earlier one) is durable in the log.
+    pub durable: bool,
+    /// Whether checked mode keeps a shadow copy of this region.
+    pub checked: bool,
 }
 
 /// Counters (see [`Rvm::stats`]). Byte counts in bytes; positions are logical log positions.
@@ -107,8 +138,26 @@ pub struct Stats {
     pub flush_syncs: u64,
     pub truncations: u64,
     pub bytes_truncated: u64,
-    /// Records replayed by recovery (log + spool).
+    /// Records recovered by `initialize` (log + spool): left live in the log (lazy
+    /// recovery: `map` overlays them, truncation applies them later).
     pub records_recovered: u64,
+    /// Live log bytes right after recovery (what truncation still had to apply).
+    pub bytes_recovered: u64,
+    /// Flush requests: `Rvm::flush` calls and `end(Flush)` commits (group commit: see
+    /// `log_writes` and `flush_syncs` for the I/O they took).
+    pub flushes: u64,
+    /// Times a group-commit leader found the log full and had to truncate (or wait for the
+    /// truncator) before writing: the only way truncation makes a commit wait.
+    pub log_full_waits: u64,
+    /// `map` and `unmap` calls (regions dropped without `unmap` are not counted).
+    pub maps: u64,
+    pub unmaps: u64,
+    /// Total time `map` spent overlaying live log records onto new mappings.
+    pub map_overlay_time: Duration,
+    /// Duration of the last truncation.
+    pub truncation_time_last: Duration,
+    /// A truncation is running right now.
+    pub truncating: bool,
     pub log_head: u64,
     pub log_tail: u64,
     pub log_capacity: u64,
@@ -136,6 +185,13 @@ struct Counters {
     truncations: AtomicU64,
     bytes_truncated: AtomicU64,
     records_recovered: AtomicU64,
+    bytes_recovered: AtomicU64,
+    flushes: AtomicU64,
+    log_full_waits: AtomicU64,
+    maps: AtomicU64,
+    unmaps: AtomicU64,
+    map_overlay_ns: AtomicU64,
+    truncation_ns_last: AtomicU64,
 }
 
 fn inc(c: &AtomicU64, n: u64) {
@@ -174,12 +230,27 @@ struct Flags {
 struct Signal {
     flags: Mutex<Flags>,
     cv: Condvar,
+    /// Wakes the commit timer (stop, or a new interval).
+    timer_cv: Condvar,
 }
 
 /// Most Lsns one merged record may hold (bounds the sequence numbers a log area can contain).
 pub(crate) const MAX_MERGE: u32 = 4096;
 /// Bytes of range data recovery gathers before writing their union.
 const RECOVERY_BATCH: usize = 16 << 20;
+
+/// Recovery with no room in the log (spool records or the sequence jump do not fit): apply
+/// the live records to the segments, sync, status head = tail, sync (the old, eager way).
+fn truncate_eagerly(log: &Log, pos: &mut Positions, generation: &mut u64) -> Result<()> {
+    log.apply(pos)?;
+    log.storage.sync()?;
+    *generation += 1;
+    log.write_status(*generation, pos.tail_pos, pos.tail_seq)?;
+    log.storage.sync()?;
+    pos.head_pos = pos.tail_pos;
+    pos.head_seq = pos.tail_seq;
+    Ok(())
+}
 
 /// Default `truncate_threshold`: percent of the log capacity.
 pub const DEFAULT_TRUNCATE_THRESHOLD: u8 = 50;
@@ -206,6 +277,12 @@ pub(crate) struct Shared {
     /// LRVM §5.2 optimizations (see `Rvm::set_optimizations`).
     pub(crate) intra: AtomicBool,
     inter: AtomicBool,
+    /// Checked mode (see `RvmOptions::checked`, `Rvm::set_options`).
+    pub(crate) checked: AtomicBool,
+    /// The background flush interval (`None` = off); the timer thread rereads it.
+    commit_interval: Mutex<Option<Duration>>,
+    /// A truncation is running (for `Stats::truncating`).
+    truncating: AtomicBool,
 }
 
 /// The user-visible handle; when the last clone goes, background threads are stopped and
@@ -219,6 +296,7 @@ impl Drop for Handle {
     fn drop(&mut self) {
         lock(&self.shared.signal.flags).stop = true;
         self.shared.signal.cv.notify_all();
+        self.shared.signal.timer_cv.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -303,29 +381,29 @@ impl Rvm {
         let started = Instant::now();
         let read_only = options.read_only;
         let mut recovered: Vec<(u64, Vec<u8>)> = Vec::new();
-        // Gather the ranges (later value wins) and write their union now and then: far
-        // fewer writes than one per range when the log rewrites the same bytes.
+        // read_only: gather the ranges (later value wins) in memory for `map`.
         let mut ov = Overlay::new();
-        let mut drain = |ov: &mut Overlay| -> Result<()> {
-            if ov.is_empty() {
-                return Ok(());
-            }
-            let u = ov.union();
-            if read_only {
+        let mut drain = |ov: &mut Overlay| {
+            if !ov.is_empty() {
+                let u = ov.union();
                 for (off, data) in u.ranges() {
                     recovered.push((off, data.to_vec()));
                 }
-            } else {
-                crate::overlay::write_union(&*storage, &u)?;
             }
-            Ok(())
         };
-        let (mut pos, mut nrec) = log.scan(st.head_pos, st.head_seq, |rec| {
-            for (off, data) in &rec.ranges {
-                ov.push(*off, data);
-            }
-            if ov.data_len() >= RECOVERY_BATCH {
-                drain(&mut ov)?;
+        // Lazy recovery: the scan only validates the live log (and finds its tail); the
+        // records stay live, `map` overlays them and truncation applies them later.
+        // Records counted as recovered: those holding ranges (not recovery's jumps).
+        let mut nrec = 0u64;
+        let (mut pos, _) = log.scan(st.head_pos, st.head_seq, |rec| {
+            nrec += (rec.header.nranges > 0) as u64;
+            if read_only {
+                for (off, data) in &rec.ranges {
+                    ov.push(*off, data);
+                }
+                if ov.data_len() >= RECOVERY_BATCH {
+                    drain(&mut ov);
+                }
             }
             Ok(())
         })?;
@@ -354,7 +432,8 @@ impl Rvm {
             }
         }
         let mut generation = st.generation;
-        if read_only || spooled.is_empty() {
+        let live_bytes;
+        if read_only {
             let mut at = 0;
             while at < spooled.len() {
                 let rec = record::decode(&spooled[at..]).map_err(RvmError::CorruptLog)?;
@@ -363,79 +442,64 @@ impl Rvm {
                 }
                 at += rec.header.total_len as usize;
             }
-            drain(&mut ov)?;
+            drain(&mut ov);
+            live_bytes = pos.used();
         } else {
-            // The spool does not survive a power loss (tmpfs), so its records must not reach
-            // the segment before they are durable in the log: otherwise a power loss during
-            // this recovery could leave part of them in the segment and none in the log.
-            // So: finish the log (apply, sync, head = tail), then per log-sized chunk of
-            // spool records: append to the log, sync, apply, sync, head = tail.
-            drain(&mut ov)?;
-            storage.sync()?;
-            generation += 1;
-            log.write_status(generation, pos.tail_pos, pos.tail_seq)?;
-            storage.sync()?;
-            pos.head_pos = pos.tail_pos;
-            pos.head_seq = pos.tail_seq;
+            // The spool does not survive a power loss (tmpfs), so its records become part of
+            // the committed state only once they are durable in the log: append them at the
+            // tail and sync (they reach the segment later, by truncation, like any record).
+            // Only if the log has no room is it truncated here first (eagerly).
             let mut at = 0;
             while at < spooled.len() {
+                let free = log.capacity - pos.used();
                 let (mut end, mut seq) = (at, pos.tail_seq);
                 while end < spooled.len() {
                     let h = record::parse_header(&spooled[end..])
                         .ok_or_else(|| RvmError::CorruptLog("spool record".into()))?;
-                    if (end + h.total_len as usize - at) as u64 > log.capacity {
+                    if (end + h.total_len as usize - at) as u64 > free {
                         break;
                     }
                     end += h.total_len as usize;
                     seq = h.next_seq();
                 }
                 if end == at {
-                    return Err(RvmError::CorruptLog("spool record larger than the log".into()));
+                    if pos.used() == 0 {
+                        return Err(RvmError::CorruptLog("spool record larger than the log".into()));
+                    }
+                    truncate_eagerly(&log, &mut pos, &mut generation)?;
+                    continue;
                 }
                 log.write_pos(pos.tail_pos, &spooled[at..end])?;
                 storage.sync()?;
-                let mut i = at;
-                while i < end {
-                    let rec = record::decode(&spooled[i..]).map_err(RvmError::CorruptLog)?;
-                    for (off, data) in &rec.ranges {
-                        ov.push(*off, data);
-                    }
-                    i += rec.header.total_len as usize;
-                }
-                drain(&mut ov)?;
-                storage.sync()?;
                 pos.tail_pos += (end - at) as u64;
                 pos.tail_seq = seq;
-                generation += 1;
-                log.write_status(generation, pos.tail_pos, pos.tail_seq)?;
-                storage.sync()?;
-                pos.head_pos = pos.tail_pos;
-                pos.head_seq = pos.tail_seq;
                 at = end;
             }
+            // Start past every sequence number that may still lie in the log area (at most
+            // one record per HEADER_LEN bytes of capacity, each holding at most MAX_MERGE
+            // Lsns), so a stale record beyond the tail can never pass for a new one. The
+            // jump is made durable as record(s) holding no ranges at the tail (the log stays
+            // live), before anything else is written after it.
+            let jump = (log.capacity / HEADER_LEN as u64 + 1) * MAX_MERGE as u64;
+            let jumps = record::jump_records(pos.tail_seq, jump, log.log_id);
+            if jumps.len() as u64 > log.capacity - pos.used() {
+                truncate_eagerly(&log, &mut pos, &mut generation)?;
+            }
+            if jumps.len() as u64 > log.capacity {
+                return Err(RvmError::InvalidArgument("log too small".into()));
+            }
+            log.write_pos(pos.tail_pos, &jumps)?;
+            storage.sync()?;
+            pos.tail_pos += jumps.len() as u64;
+            pos.tail_seq += jump;
+            next = pos.tail_seq;
+            live_bytes = pos.used();
         }
         log::info!(
-            "rvm: recovered {nrec} records, log head {} tail {}",
+            "rvm: recovered {nrec} records lazily, log head {} tail {}",
             pos.head_pos,
             pos.tail_pos
         );
-        if !read_only {
-            storage.sync()?;
-            // Start past every sequence number that may still lie in the log area (at most
-            // one record per HEADER_LEN bytes of capacity, each holding at most MAX_MERGE
-            // Lsns), so a stale record beyond the tail can never pass for a new one.
-            let new_seq = next + (log.capacity / HEADER_LEN as u64 + 1) * MAX_MERGE as u64;
-            generation += 1;
-            log.write_status(generation, pos.tail_pos, new_seq)?;
-            storage.sync()?;
-            pos = Positions {
-                head_pos: pos.tail_pos,
-                head_seq: new_seq,
-                tail_pos: pos.tail_pos,
-                tail_seq: new_seq,
-            };
-            next = new_seq;
-        }
         let pending = match &options.spool {
             Some(path) if !read_only => {
                 Pending::Spool(Spool::create(path, options.spool_size, st.log_id, next)?)
@@ -447,6 +511,10 @@ impl Rvm {
         };
         let counters = Counters::default();
         counters.records_recovered.store(nrec, Ordering::Relaxed);
+        counters.bytes_recovered.store(live_bytes, Ordering::Relaxed);
+        let threshold = options.truncate_threshold.unwrap_or(0).min(100) as u64;
+        let checked = options.checked;
+        let interval = options.commit_interval;
         counters
             .recovery_ns
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -467,7 +535,10 @@ impl Rvm {
             counters,
             recovered,
             signal: Signal::default(),
-            threshold: AtomicU64::new(DEFAULT_TRUNCATE_THRESHOLD as u64),
+            threshold: AtomicU64::new(threshold),
+            checked: AtomicBool::new(checked),
+            commit_interval: Mutex::new(interval),
+            truncating: AtomicBool::new(false),
             intra: AtomicBool::new(true),
             inter: AtomicBool::new(true),
             opts: options,
@@ -480,14 +551,14 @@ impl Rvm {
                     .name("rvm-truncate".into())
                     .spawn(move || sh.truncator_loop())?,
             );
-            if let Some(iv) = shared.opts.commit_interval {
-                let sh = shared.clone();
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("rvm-commit-timer".into())
-                        .spawn(move || sh.timer_loop(iv))?,
-                );
-            }
+            let sh = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rvm-commit-timer".into())
+                    .spawn(move || sh.timer_loop())?,
+            );
+            // A recovered log past the threshold is applied in the background at once.
+            shared.maybe_request_truncation(live_bytes);
         }
         Ok(Rvm {
             handle: Arc::new(Handle { shared, threads }),
@@ -496,10 +567,20 @@ impl Rvm {
 
     /// Map one segment area as a region (LRVM §4.1 `map`); it shows every committed
     /// transaction. The area must be 4096-aligned, non-empty, outside the log and not
-    /// overlap another mapped region (`InvalidArgument`). The mapping is private
-    /// (copy-on-write), so mapping reads nothing until pages are touched. If committed
-    /// records are not yet applied to the storage (a segment mapped again after commits),
-    /// `map` first flushes and truncates the log.
+    /// overlap another mapped region (`InvalidArgument`).
+    ///
+    /// The mapping is private (copy-on-write), so mapping reads nothing until pages are
+    /// touched; the live log records (not yet applied to the segment by truncation, e.g.
+    /// everything recovery found) are then overlaid onto it, which copies only the pages
+    /// they touch. Pending no-flush records (of a region unmapped without `unmap`) are
+    /// flushed first; with none, `map` writes nothing.
+    ///
+    /// Why the overlay stays right while truncation later writes the segment file under
+    /// the private mapping: truncation writes only committed values, and only at bytes of
+    /// live records; every such byte inside this region was written in memory (by the
+    /// overlay, or by the transaction that committed it), so its page is a private copy
+    /// that no longer sees the file. Pages never written still see the file, which equals
+    /// the committed state there.
     pub fn map(&self, segment: Area) -> Result<Region> {
         let sh = self.sh();
         if !segment.offset.is_multiple_of(4096)
@@ -529,22 +610,74 @@ impl Rvm {
             lock(&sh.inner).mapped.retain(|a| *a != segment);
             e
         };
-        if !sh.opts.read_only {
-            self.flush().map_err(unmap)?;
-            sh.truncate_once().map_err(unmap)?;
-        }
-        let map = sh
-            .storage
-            .map_private(segment)
-            .map_err(|e| unmap(e.into()))?;
-        let mut region = Region::new(sh.clone(), segment, map);
-        for (off, data) in &sh.recovered {
-            region.apply_recovered(*off, data);
-        }
-        if sh.opts.checked {
-            region.enable_shadow();
-        }
+        let region = sh.map_overlaid(segment).map_err(unmap)?;
+        inc(&sh.counters.maps, 1);
         Ok(region)
+    }
+
+    /// Unmap a region (LRVM §4.1 `unmap`): make every transaction it committed durable
+    /// (a flush up to its last Lsn), then release the mapping. LRVM refuses to unmap a
+    /// region with an uncommitted transaction; here that cannot even be written: a
+    /// [`Transaction`](crate::Transaction) borrows its region mutably until `end`, `abort`
+    /// or drop, so the region cannot be moved into `unmap` meanwhile. On an error the
+    /// region is returned unchanged. Dropping a region unmaps it without the flush.
+    pub fn unmap(&self, region: Region) -> std::result::Result<(), (RvmError, Region)> {
+        if !Arc::ptr_eq(self.sh(), &region.shared) {
+            return Err((
+                RvmError::InvalidArgument("region belongs to another Rvm".into()),
+                region,
+            ));
+        }
+        unmap_region(self.sh(), region)
+    }
+
+    /// Options in force (LRVM §4.1 `query_options`): the tunables [`Rvm::set_options`]
+    /// changes, plus the fixed ones this instance was opened with ([`Rvm::options`]).
+    pub fn query_options(&self) -> Tunables {
+        let sh = self.sh();
+        let t = sh.threshold.load(Ordering::Relaxed) as u8;
+        Tunables {
+            commit_interval: *lock(&sh.commit_interval),
+            truncate_threshold: (t > 0).then_some(t),
+            checked: sh.checked.load(Ordering::Relaxed),
+            intra: sh.intra.load(Ordering::Relaxed),
+            inter: sh.inter.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What LRVM's `query_options(region)` tells about one region: its area, the last Lsn
+    /// it committed and whether that is durable, and whether checked mode guards it.
+    pub fn query_region(&self, region: &Region) -> RegionInfo {
+        let durable = lock(&self.sh().inner).durable_seq;
+        RegionInfo {
+            area: region.area,
+            last_lsn: region.last_lsn,
+            durable: region.last_lsn.is_none_or(|l| l < durable),
+            checked: region.shadow.is_some(),
+        }
+    }
+
+    /// Change the tunables at run time (LRVM §4.1 `set_options`): the commit interval (the
+    /// timer restarts with it), the truncation threshold (a log already past it is
+    /// truncated in the background at once), checked mode (regions start or stop keeping a
+    /// shadow copy at their next `begin_transaction`), and the LRVM §5.2 optimizations.
+    pub fn set_options(&self, t: Tunables) -> Result<()> {
+        let sh = self.sh();
+        if t.truncate_threshold.is_some_and(|p| p > 100) {
+            return Err(RvmError::InvalidArgument("truncate_threshold is a percent".into()));
+        }
+        if t.commit_interval == Some(Duration::ZERO) {
+            return Err(RvmError::InvalidArgument("commit_interval must not be 0".into()));
+        }
+        *lock(&sh.commit_interval) = t.commit_interval;
+        {
+            let _g = lock(&sh.signal.flags);
+            sh.signal.timer_cv.notify_all();
+        }
+        sh.checked.store(t.checked, Ordering::Relaxed);
+        self.set_optimizations(t.intra, t.inter);
+        self.set_truncate_threshold(t.truncate_threshold);
+        Ok(())
     }
 
     /// Make every committed no-flush record durable (LRVM §4.1 `flush`): with `ordered`,
@@ -559,6 +692,7 @@ impl Rvm {
         if sh.opts.read_only {
             return Ok(());
         }
+        inc(&sh.counters.flushes, 1);
         let target = lock(&sh.inner).next_seq;
         let wrote = sh.flush_upto(target)?;
         if sh.opts.ordered && !wrote {
@@ -592,7 +726,12 @@ impl Rvm {
     /// truncates when the log is full).
     pub fn set_truncate_threshold(&self, percent: Option<u8>) {
         let p = percent.unwrap_or(0).min(100);
-        self.sh().threshold.store(p as u64, Ordering::Relaxed);
+        let sh = self.sh();
+        sh.threshold.store(p as u64, Ordering::Relaxed);
+        if !sh.opts.read_only {
+            let used = lock(&sh.pos).used();
+            sh.maybe_request_truncation(used);
+        }
     }
 
     /// Flush, then drop this handle.
@@ -627,6 +766,14 @@ impl Rvm {
             truncations: ld(&c.truncations),
             bytes_truncated: ld(&c.bytes_truncated),
             records_recovered: ld(&c.records_recovered),
+            bytes_recovered: ld(&c.bytes_recovered),
+            flushes: ld(&c.flushes),
+            log_full_waits: ld(&c.log_full_waits),
+            maps: ld(&c.maps),
+            unmaps: ld(&c.unmaps),
+            map_overlay_time: Duration::from_nanos(ld(&c.map_overlay_ns)),
+            truncation_time_last: Duration::from_nanos(ld(&c.truncation_ns_last)),
+            truncating: sh.truncating.load(Ordering::Relaxed),
             log_head: p.head_pos,
             log_tail: p.tail_pos,
             log_capacity: sh.log.capacity,
@@ -646,22 +793,111 @@ impl Rvm {
     }
 }
 
+/// `unmap`: flush up to the region's last Lsn, then drop it.
+pub(crate) fn unmap_region(
+    sh: &Arc<Shared>,
+    region: Region,
+) -> std::result::Result<(), (RvmError, Region)> {
+    if let Some(lsn) = region.last_lsn {
+        if !sh.opts.read_only {
+            if let Err(e) = sh.flush_upto(lsn + 1) {
+                return Err((e, region));
+            }
+        }
+    }
+    inc(&sh.counters.unmaps, 1);
+    drop(region);
+    Ok(())
+}
+
 /// Error of `Shared::commit`: the error and whether the record was already queued.
 pub(crate) struct CommitError {
     pub err: RvmError,
     pub queued: bool,
+    /// The record's Lsn when it was queued.
+    pub lsn: Option<Lsn>,
 }
 
 impl Shared {
-    fn timer_loop(&self, iv: Duration) {
+    /// A private mapping of `segment` showing the committed state: the segment file plus
+    /// the live log records overlaid in order (or, read_only, the recovered ranges). The log
+    /// is read without a lock: if a truncation finishes meanwhile and its freed log space
+    /// is reused, the walk stops short; the mapping (whose copied pages may predate that
+    /// truncation's segment writes) is then discarded and made again.
+    pub(crate) fn map_overlaid(self: &Arc<Self>, segment: Area) -> Result<Region> {
+        if !self.opts.read_only {
+            // Pending no-flush records may touch this area (a region dropped without
+            // `unmap`): make them log records first. Nothing pending: no I/O.
+            self.flush_all()?;
+        }
+        let started = Instant::now();
+        let mut tries = 0u32;
+        let map = loop {
+            let p = *lock(&self.pos);
+            let mut map = self.storage.map_private(segment)?;
+            if self.opts.read_only {
+                for (off, data) in &self.recovered {
+                    crate::region::overlay(&mut map, segment, *off, data);
+                }
+                break map;
+            }
+            let reached = self.log.walk(&p, |rec| {
+                for (off, data) in &rec.ranges {
+                    crate::region::overlay(&mut map, segment, *off, data);
+                }
+            })?;
+            if reached == p.tail_pos {
+                break map;
+            }
+            let head_now = lock(&self.pos).head_pos;
+            if head_now <= reached || tries >= 1000 {
+                return Err(RvmError::CorruptLog(format!(
+                    "live record at position {reached} is unreadable"
+                )));
+            }
+            tries += 1;
+        };
+        inc(
+            &self.counters.map_overlay_ns,
+            started.elapsed().as_nanos() as u64,
+        );
+        let mut region = Region::new(self.clone(), segment, map);
+        if self.checked.load(Ordering::Relaxed) {
+            region.enable_shadow();
+        }
+        Ok(region)
+    }
+
+    fn timer_loop(&self) {
         loop {
             {
+                let iv = *lock(&self.commit_interval);
                 let g = lock(&self.signal.flags);
-                let (g, _) = self
-                    .signal
-                    .cv
-                    .wait_timeout_while(g, iv, |f| !f.stop)
-                    .unwrap_or_else(|e| e.into_inner());
+                if g.stop {
+                    return;
+                }
+                // Wake on stop, on an interval change (`set_options` notifies), or when the
+                // interval elapses.
+                let g = match iv {
+                    Some(iv) => {
+                        let (g, r) = self
+                            .signal
+                            .timer_cv
+                            .wait_timeout(g, iv)
+                            .unwrap_or_else(|e| e.into_inner());
+                        if !r.timed_out() {
+                            continue; // maybe a new interval: reread it
+                        }
+                        g
+                    }
+                    None => {
+                        let g = self.signal.timer_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                        if g.stop {
+                            return;
+                        }
+                        continue;
+                    }
+                };
                 if g.stop {
                     return;
                 }
@@ -710,7 +946,11 @@ impl Shared {
         mode: CommitMode,
     ) -> std::result::Result<Lsn, CommitError> {
         let len = record::encoded_len(ranges.iter().map(|r| r.1.len()));
-        let pre = |err| CommitError { err, queued: false };
+        let pre = |err| CommitError {
+            err,
+            queued: false,
+            lsn: None,
+        };
         if len > self.log.capacity || len > u32::MAX as u64 {
             return Err(pre(RvmError::RecordTooLarge {
                 len,
@@ -744,8 +984,13 @@ impl Shared {
             CommitMode::NoFlush => inc(&self.counters.commits_no_flush, 1),
             CommitMode::Flush => {
                 inc(&self.counters.commits_flush, 1);
+                inc(&self.counters.flushes, 1);
                 self.flush_upto(seq + 1)
-                    .map_err(|err| CommitError { err, queued: true })?;
+                    .map_err(|err| CommitError {
+                        err,
+                        queued: true,
+                        lsn: Some(seq),
+                    })?;
             }
         }
         Ok(seq)
@@ -901,6 +1146,7 @@ impl Shared {
                     });
                 }
                 // Full: truncate (or wait for the background truncator), then go on.
+                inc(&self.counters.log_full_waits, 1);
                 self.truncate_once()?;
                 continue;
             }
@@ -932,6 +1178,14 @@ impl Shared {
             return Ok(());
         }
         let started = Instant::now();
+        self.truncating.store(true, Ordering::Relaxed);
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&self.truncating);
         self.log.apply(&p)?;
         self.storage.sync()?;
         self.log
@@ -948,6 +1202,7 @@ impl Shared {
         let ns = started.elapsed().as_nanos() as u64;
         inc(&self.counters.truncation_ns, ns);
         self.counters.truncation_ns_max.fetch_max(ns, Ordering::Relaxed);
+        self.counters.truncation_ns_last.store(ns, Ordering::Relaxed);
         Ok(())
     }
 }

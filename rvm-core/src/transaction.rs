@@ -150,6 +150,7 @@ impl<'r> Transaction<'r> {
         };
         match res {
             Ok(lsn) => {
+                self.region.last_lsn = Some(lsn);
                 if let Some(shadow) = &mut self.region.shadow {
                     for &(o, l) in &ranges {
                         shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
@@ -159,6 +160,9 @@ impl<'r> Transaction<'r> {
                 Ok(lsn)
             }
             Err(e) => {
+                if let Some(lsn) = e.lsn {
+                    self.region.last_lsn = Some(lsn);
+                }
                 if !e.queued {
                     self.restore();
                     shared.note_abort();
