@@ -448,13 +448,13 @@ fn scaling_rvmfs(
     bin: &Path,
     work: &Path,
     checkpoints: &[usize],
-    quick: bool,
+    _quick: bool,
 ) -> Result<()> {
     let last = *checkpoints.last().unwrap();
     eprintln!("== rvmfs: one directory grows to {last}");
     let image = work.join("rvmfs-big.img");
     let mkfs = Rvmfs::mkfs(bin, &image, "16G", Some((2 * last) as u64))?;
-    let log_capacity_mib = mkfs
+    let log_capacity_mib: f64 = mkfs
         .split(", ")
         .find_map(|p| p.strip_suffix(" MiB log")?.trim().parse::<f64>().ok())
         .unwrap_or(f64::NAN);
@@ -494,11 +494,14 @@ fn scaling_rvmfs(
     r.scaling.insert("rvmfs".into(), rates);
     r.mounts = points;
 
-    // Recovery: metadata churn to fill the log, then kill -9 and time the next mount.
+    // Recovery: metadata churn to fill the log (1.5x its capacity in setxattr values, an
+    // fsync every 8 MiB), then kill -9 and time the next mount.
     let m = cur.take().unwrap();
-    let churn_ops = if quick { 100_000 } else { 400_000 };
-    eprintln!("== rvmfs: {churn_ops} chmods to fill the log, then kill -9");
-    let churn = w::chmod_churn(&dir, last, churn_ops);
+    let value_len = 32 << 10;
+    let cap = if log_capacity_mib.is_finite() { log_capacity_mib } else { 256.0 };
+    let churn_ops = (cap * 1.5 * w::MIB / value_len as f64) as usize;
+    eprintln!("== rvmfs: {churn_ops} setxattrs of 32 KiB to fill the log, then kill -9");
+    let churn = w::xattr_churn(&dir, 512.min(last), churn_ops, value_len, 256);
     let churn = match churn {
         Ok(d) => d,
         Err(e) => {

@@ -268,14 +268,44 @@ pub fn grow_directory(
     Ok(out)
 }
 
-/// Metadata churn to fill the redo log before a crash: chmod of existing files, round robin.
-pub fn chmod_churn(dir: &Path, files: usize, ops: usize) -> Result<Duration> {
-    use std::os::unix::fs::PermissionsExt;
+/// Metadata churn to fill the redo log before a crash: `ops` setxattr calls of `value_len`
+/// bytes on `files` existing files (round robin, so a flush batch never rewrites the same
+/// bytes), with an fsync every `fsync_every` calls so the records go to the log itself.
+pub fn xattr_churn(
+    dir: &Path,
+    files: usize,
+    ops: usize,
+    value_len: usize,
+    fsync_every: usize,
+) -> Result<Duration> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let paths: Vec<CString> = (0..files)
+        .map(|i| CString::new(dir.join(format!("g{i:07}")).as_os_str().as_bytes()).unwrap())
+        .collect();
+    let name = CString::new("user.bench").unwrap();
+    let mut value = vec![0u8; value_len];
+    let syncer = File::open(dir.join("g0000000"))?;
     let t = Instant::now();
     for k in 0..ops {
-        let p = dir.join(format!("g{:07}", k % files));
-        let mode = if (k / files) % 2 == 0 { 0o600 } else { 0o644 };
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
+        value[..8].copy_from_slice(&(k as u64).to_le_bytes());
+        let p = &paths[k % files];
+        // SAFETY: valid C strings and a buffer of value_len bytes.
+        let rc = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("setxattr");
+        }
+        if (k + 1) % fsync_every == 0 {
+            syncer.sync_all()?;
+        }
     }
     Ok(t.elapsed())
 }
