@@ -734,6 +734,11 @@ impl Rvm {
         }
     }
 
+    /// Whether a truncation is running right now (one atomic load).
+    pub fn is_truncating(&self) -> bool {
+        self.sh().truncating.load(Ordering::Relaxed)
+    }
+
     /// Flush, then drop this handle.
     pub fn close(self) -> Result<()> {
         self.flush()

@@ -1,0 +1,219 @@
+//! Lazy recovery on a real file (MAP_PRIVATE): `initialize` leaves the log live, `map`
+//! overlays it, truncation writes the segment file under live private mappings; and the
+//! LRVM primitives unmap / query_options / set_options.
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Rng;
+use rvm_core::*;
+
+const MIB: u64 = 1 << 20;
+const LOG: Area = Area {
+    offset: 0,
+    len: MIB,
+};
+const SEG: Area = Area {
+    offset: MIB,
+    len: 4 * MIB,
+};
+
+fn file_storage(len: u64) -> Arc<dyn Storage> {
+    let f = tempfile::tempfile().unwrap();
+    f.set_len(len).unwrap();
+    let st: Arc<dyn Storage> = Arc::new(FileStorage::new(f));
+    Rvm::create_log(&*st, LOG).unwrap();
+    st
+}
+
+fn open(st: &Arc<dyn Storage>, threshold: Option<u8>) -> Rvm {
+    Rvm::initialize(
+        st.clone(),
+        RvmOptions {
+            log: LOG,
+            truncate_threshold: threshold,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Random transactions on the first half of the segment's pages; returns the image.
+fn work(r: &mut Region, rng: &mut Rng, n: usize) -> Vec<u8> {
+    let pages = (r.len() / 4096 / 2) as u64;
+    for i in 0..n {
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        for _ in 0..3 {
+            let off = (rng.below(pages) * 4096 + rng.below(4000)) as usize;
+            t.set_range(off, 64).unwrap().fill(i as u8 | 1);
+        }
+        t.end(if i % 7 == 0 { CommitMode::Flush } else { CommitMode::NoFlush }).unwrap();
+    }
+    r.bytes().to_vec()
+}
+
+fn seg_of(st: &Arc<dyn Storage>) -> Vec<u8> {
+    let mut b = vec![0u8; SEG.len as usize];
+    st.read_at(&mut b, SEG.offset).unwrap();
+    b
+}
+
+#[test]
+fn truncation_under_private_mappings_keeps_them_right() {
+    let st = file_storage(SEG.end());
+    let mut rng = Rng(42);
+    let want = {
+        let rvm = open(&st, None);
+        let mut r = rvm.map(SEG).unwrap();
+        let w = work(&mut r, &mut rng, 2000);
+        rvm.flush().unwrap();
+        w
+    }; // crash: nothing truncated
+    let untouched = seg_of(&st);
+    assert_ne!(untouched, want);
+
+    // Lazy recovery writes nothing to the segment; the mapping shows every commit.
+    let rvm = open(&st, None);
+    assert!(rvm.stats().records_recovered > 0);
+    assert_eq!(seg_of(&st), untouched, "recovery wrote the segment");
+    let mut r = rvm.map(SEG).unwrap();
+    assert_eq!(r.bytes(), &want[..]);
+    // Truncation writes the file under the live private mapping: overlaid pages were
+    // copied, untouched ones see only committed values.
+    rvm.truncate().unwrap();
+    assert_eq!(seg_of(&st), want);
+    assert_eq!(r.bytes(), &want[..]);
+    // More commits, some on pages never touched before (the second half), then a
+    // background truncation while the region stays mapped.
+    let pages = (r.len() / 4096) as u64;
+    let mut model = want.clone();
+    for i in 0..500u64 {
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        let off = (rng.below(pages) * 4096 + rng.below(4000)) as usize;
+        t.set_range(off, 64).unwrap().fill(i as u8 | 0x80);
+        model[off..off + 64].fill(i as u8 | 0x80);
+        t.end(CommitMode::NoFlush).unwrap();
+    }
+    rvm.flush().unwrap();
+    rvm.set_truncate_threshold(Some(1)); // background truncation now
+    let t0 = std::time::Instant::now();
+    while rvm.stats().log_tail != rvm.stats().log_head && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(r.bytes(), &model[..]);
+    assert_eq!(seg_of(&st), model);
+    drop(r);
+    drop(rvm);
+    let rvm = open(&st, None);
+    assert_eq!(rvm.map(SEG).unwrap().bytes(), &model[..]);
+}
+
+#[test]
+fn remap_after_no_flush_commits_needs_no_truncation() {
+    let st = file_storage(SEG.end());
+    let rvm = open(&st, None);
+    let mut r = rvm.map(SEG).unwrap();
+    let want = work(&mut r, &mut Rng(7), 300);
+    drop(r); // dropped with pending no-flush records
+    let r = rvm.map(SEG).unwrap();
+    assert_eq!(r.bytes(), &want[..]);
+    assert_eq!(rvm.stats().truncations, 0);
+    assert_eq!(rvm.stats().durable_lsn, rvm.stats().next_lsn);
+}
+
+#[test]
+fn unmap_flushes_what_the_region_committed() {
+    let st = file_storage(SEG.end());
+    let rvm = open(&st, None);
+    let a = Area { offset: SEG.offset, len: 4096 };
+    let b = Area { offset: SEG.offset + 4096, len: 4096 };
+    let mut ra = rvm.map(a).unwrap();
+    let rb = rvm.map(b).unwrap();
+    let mut t = ra.begin_transaction(RestoreMode::Restore);
+    t.write(0, b"unmapped").unwrap();
+    // `rvm.unmap(ra)` here does not compile: `t` borrows `ra` until end/abort/drop.
+    let lsn = t.end(CommitMode::NoFlush).unwrap();
+    let info = rvm.query_region(&ra);
+    assert_eq!(info.last_lsn, Some(lsn));
+    assert!(!info.durable);
+    assert!(rvm.query_region(&rb).last_lsn.is_none());
+    rvm.unmap(ra).map_err(|e| e.0).unwrap();
+    assert!(rvm.stats().durable_lsn > lsn);
+    assert_eq!(rvm.stats().unmaps, 1);
+    rb.unmap().map_err(|e| e.0).unwrap();
+    drop(rvm); // a crash after unmap: the record is durable
+    let rvm = open(&st, None);
+    assert_eq!(&rvm.map(a).unwrap().bytes()[..8], b"unmapped");
+}
+
+#[test]
+fn set_options_and_query_options() {
+    let st = file_storage(SEG.end());
+    let rvm = open(&st, Some(50));
+    let t = rvm.query_options();
+    assert_eq!(
+        t,
+        Tunables {
+            commit_interval: None,
+            truncate_threshold: Some(50),
+            checked: false,
+            intra: true,
+            inter: true
+        }
+    );
+    let mut r = rvm.map(SEG).unwrap();
+    // checked mode on at run time: the next transaction is checked
+    rvm.set_options(Tunables { checked: true, commit_interval: Some(Duration::from_millis(20)), ..t.clone() })
+        .unwrap();
+    assert!(rvm.query_options().checked);
+    let mut tx = r.begin_transaction(RestoreMode::Restore);
+    tx.write(100, b"ok").unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    assert!(rvm.query_region(&r).checked);
+    // the commit timer (set at run time) makes it durable
+    let t0 = std::time::Instant::now();
+    while rvm.stats().durable_lsn < rvm.stats().next_lsn {
+        assert!(t0.elapsed() < Duration::from_secs(10), "commit timer did not flush");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rvm.set_options(Tunables { truncate_threshold: None, commit_interval: None, ..rvm.query_options() })
+        .unwrap();
+    assert_eq!(rvm.query_options().truncate_threshold, None);
+    assert!(rvm.set_options(Tunables { truncate_threshold: Some(101), ..t }).is_err());
+    let s = rvm.stats();
+    assert!(s.flush_syncs >= 1 && s.maps == 1);
+}
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn mapping_a_4gib_segment_after_recovery_reads_nothing() {
+    let seg = Area { offset: MIB, len: 4096 * MIB };
+    let st = file_storage(seg.end()); // sparse
+    {
+        let rvm = open(&st, None);
+        let mut r = rvm.map(seg).unwrap();
+        for i in 0..10usize {
+            let mut t = r.begin_transaction(RestoreMode::NoRestore);
+            t.write(i * 400 * MIB as usize, b"x").unwrap();
+            t.end(CommitMode::NoFlush).unwrap();
+        }
+        rvm.flush().unwrap();
+    }
+    let rvm = open(&st, None);
+    let before = vm_rss_kib();
+    let r = rvm.map(seg).unwrap();
+    let grown = vm_rss_kib().saturating_sub(before);
+    assert!(grown < 16 * 1024, "mapping grew the resident set by {grown} KiB");
+    assert!((0..10).all(|i| r.bytes()[i * 400 * MIB as usize] == b'x'));
+    let grown = vm_rss_kib().saturating_sub(before);
+    assert!(grown < 16 * 1024, "reading 10 bytes grew the resident set by {grown} KiB");
+}
