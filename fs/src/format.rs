@@ -7,9 +7,7 @@ use crate::layout::inode::{now, Inode};
 use crate::layout::pod;
 use crate::layout::superblock::{Superblock, ROOT_INO};
 use crate::store::bitmap;
-use rvm_core::{CommitMode, FileStorage, RestoreMode, Rvm, RvmOptions, Storage};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use rvm_core::{CommitMode, RestoreMode, Rvm, RvmOptions, Storage};
 use std::sync::Arc;
 
 /// Why formatting failed.
@@ -25,10 +23,11 @@ pub enum FormatError {
     Fs(#[from] FsError),
 }
 
-/// Format `file` (already `p.size` bytes long, its log and segment areas reading as zeros) as an
-/// rvmfs image; the header is written last, so a format cut short leaves no valid image.
+/// Format `storage` (a file or device of `p.size` bytes whose log and segment areas read as
+/// zeros; `rvm_core::FileStorage` for a real image) as an rvmfs image. The header is written
+/// last, so a format cut short leaves no valid image.
 pub fn format(
-    file: &File,
+    storage: Arc<dyn Storage>,
     p: Plan,
     uuid: [u8; 16],
     root_owner: (u32, u32),
@@ -36,8 +35,7 @@ pub fn format(
     let (sec, ns) = now();
     let (header, sb) = plan(p, uuid, sec).map_err(FormatError::Geometry)?;
     // Overwrite any old header first: until the new one is written, this is no image.
-    file.write_all_at(&[0u8; 4096], 0)?;
-    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone()?));
+    storage.write_at(&[0u8; 4096], 0)?;
     Rvm::create_log(&*storage, header.log_area())?;
     let rvm = Rvm::initialize(
         storage.clone(),
@@ -79,7 +77,7 @@ pub fn format(
     rvm.truncate()?;
     drop(region);
     drop(rvm);
-    file.write_all_at(&header.encode(), 0)?;
-    file.sync_all()?;
+    storage.write_at(&header.encode(), 0)?;
+    storage.sync()?;
     Ok(header)
 }

@@ -3,7 +3,7 @@
 
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
 use crate::store::superblock;
-use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions};
+use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions, Storage};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -46,7 +46,8 @@ pub struct OpenMode {
 
 /// An opened, recovered image.
 pub struct Image {
-    pub file: Arc<File>,
+    /// The image file, as the storage under the log, the segment and the data area.
+    pub storage: Arc<dyn Storage>,
     pub header: Header,
     pub rvm: Arc<Rvm>,
     pub region: Region,
@@ -114,7 +115,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
         path: path.into(),
         source,
     };
-    let storage = FileStorage::new(file.try_clone().map_err(io)?);
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone().map_err(io)?));
     let options = RvmOptions {
         log: header.log_area(),
         spool: spool_path(&header),
@@ -127,7 +128,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
         path: path.into(),
         source,
     };
-    let rvm = Rvm::initialize(Arc::new(storage), options).map_err(recovery)?;
+    let rvm = Rvm::initialize(storage.clone(), options).map_err(recovery)?;
     let region = rvm.map(header.segment_area()).map_err(recovery)?;
     if let Err(e) = superblock(region.bytes()) {
         return Err(ImageError::Region {
@@ -135,8 +136,9 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
             what: e.to_string(),
         });
     }
+    drop(file); // the lock stays: flock belongs to the open file description the storage shares
     Ok(Image {
-        file: Arc::new(file),
+        storage,
         header,
         rvm: Arc::new(rvm),
         region,

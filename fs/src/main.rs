@@ -175,7 +175,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             commit_interval: commit,
         },
     )?;
-    let mut fs = Fs::new(img.region, img.rvm, img.header, img.file)?;
+    let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
     }

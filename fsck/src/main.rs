@@ -108,7 +108,7 @@ fn run(args: &Args) -> u8 {
             name(args)
         );
     }
-    let mut fs = match Fs::new(img.region, img.rvm, img.header, img.file) {
+    let mut fs = match Fs::new(img.region, img.rvm, img.header, img.storage) {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!("fsck.rvmfs: {}: {e}", name(args));

@@ -51,7 +51,7 @@ fn populated_image(dir: &Path) -> PathBuf {
         .unwrap();
     f.set_len(64 << 20).unwrap();
     format(
-        &f,
+        std::sync::Arc::new(rvm_core::FileStorage::new(f.try_clone().unwrap())),
         Plan {
             size: 64 << 20,
             inodes: Some(4096),
@@ -70,7 +70,7 @@ fn populated_image(dir: &Path) -> PathBuf {
         },
     )
     .unwrap();
-    let mut fs = Fs::new(img.region, img.rvm, img.header, img.file).unwrap();
+    let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage).unwrap();
     let mut rng = Rng(42);
     for d in 0..20u64 {
         let (dir_ino, _) = fs

@@ -148,7 +148,8 @@ fn run(args: &Args) -> Result<()> {
         inodes: args.inodes,
         log: args.log_size,
     };
-    let header = format(&file, plan, uuid, owner)
+    let storage = std::sync::Arc::new(rvm_core::FileStorage::new(file.try_clone()?));
+    let header = format(storage, plan, uuid, owner)
         .with_context(|| format!("cannot format {}", path.display()))?;
     if !args.quiet {
         println!(

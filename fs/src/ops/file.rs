@@ -6,7 +6,6 @@ use super::{extent, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
-use std::os::unix::fs::FileExt;
 
 /// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
@@ -35,7 +34,7 @@ pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResu
                 if e.flags & extent::UNWRITTEN == 0 {
                     let dst = &mut buf[(pos - offset) as usize..(seg_end - offset) as usize];
                     geo.image
-                        .read_exact_at(dst, data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE))?;
+                        .read_at(dst, data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE))?;
                 }
                 pos = seg_end;
             }
@@ -76,7 +75,7 @@ pub fn write(
         match extent::find(op.bytes(), ino, b)? {
             Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                op.geo.image.write_all_at(
+                op.geo.image.write_at(
                     src(pos, seg_end),
                     data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE),
                 )?;
@@ -120,7 +119,7 @@ fn write_blocks(geo: &Geo, phys: u64, b: u64, pos: u64, chunk: &[u8]) -> FsResul
     let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
     let mut buf = vec![0u8; total as usize];
     buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
-    geo.image.write_all_at(&buf, data_pos(geo, phys, 0))?;
+    geo.image.write_at(&buf, data_pos(geo, phys, 0))?;
     Ok(())
 }
 
@@ -167,7 +166,7 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
     // Bytes past EOF in the last block must read as zeros if the file grows again.
     if let Some(at) = zero_tail {
         let n = BLOCK_SIZE - size % BLOCK_SIZE;
-        op.geo.image.write_all_at(&vec![0u8; n as usize], at)?;
+        op.geo.image.write_at(&vec![0u8; n as usize], at)?;
     }
     Ok(node)
 }

@@ -18,9 +18,8 @@ use crate::layout::inode::{Inode, INODE_SIZE};
 use crate::layout::pod;
 use crate::layout::superblock::Superblock;
 use crate::store::superblock;
-use rvm_core::{CommitMode, Region, RestoreMode, Rvm, Transaction};
+use rvm_core::{CommitMode, Region, RestoreMode, Rvm, Storage, Transaction};
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 /// Where things are: fixed at mkfs, read once at mount.
@@ -32,12 +31,13 @@ pub struct Geo {
     pub data_blocks: u64,
     /// Byte offset of data block 0 in the image.
     pub data_offset: u64,
-    /// The image, for data-area reads and writes.
-    pub image: Arc<File>,
+    /// The image, for data-area reads and writes (the same storage the log lives on, so a
+    /// crash simulator under it sees data and log writes in their real order).
+    pub image: Arc<dyn Storage>,
 }
 
 impl Geo {
-    fn new(header: &Header, sb: &Superblock, image: Arc<File>) -> Geo {
+    fn new(header: &Header, sb: &Superblock, image: Arc<dyn Storage>) -> Geo {
         Geo {
             inode_count: sb.inode_count,
             inode_bitmap: sb.inode_bitmap,
@@ -121,7 +121,12 @@ pub struct Fs {
 
 impl Fs {
     /// Wrap a mapped region (after recovery).
-    pub fn new(region: Region, rvm: Arc<Rvm>, header: Header, image: Arc<File>) -> FsResult<Fs> {
+    pub fn new(
+        region: Region,
+        rvm: Arc<Rvm>,
+        header: Header,
+        image: Arc<dyn Storage>,
+    ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
         let geo = Geo::new(&header, &sb, image);
         Ok(Fs {

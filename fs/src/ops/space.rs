@@ -8,7 +8,6 @@ use super::{extent, file, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
-use std::os::unix::fs::FileExt;
 
 /// fallocate(2) mode bits.
 pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
@@ -107,7 +106,7 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
         if let Some(e) = written {
             let zeros = vec![0u8; (to - from) as usize];
             let at = file::data_pos(op.geo, e.phys_of(b), from % BLOCK_SIZE);
-            op.geo.image.write_all_at(&zeros, at)?;
+            op.geo.image.write_at(&zeros, at)?;
         }
     }
     Ok(())
