@@ -9,7 +9,7 @@ wl=$1; tool=$2; out=$3; reps=${4:-1}
 mkdir -p "$out"
 bench=${RVMFS_BENCH:-${CARGO_TARGET_DIR:-target}/release/rvmfs-bench}
 err="$out/bench-$wl.err"
-"$bench" --systems rvmfs --workloads "$wl" --reps "$reps" --out "$out/bench-$wl" 2>"$err" >/dev/null &
+"$bench" ${RVMFS_BIN_DIR:+--bin-dir "$RVMFS_BIN_DIR"} --systems rvmfs --workloads "$wl" --reps "$reps" --out "$out/bench-$wl" 2>"$err" >/dev/null &
 bpid=$!
 pid=
 for _ in $(seq 1 600); do
