@@ -62,6 +62,7 @@ impl Region {
     }
 
     /// Unmap (LRVM §4.1): see [`Rvm::unmap`](crate::Rvm::unmap).
+    #[allow(clippy::result_large_err)] // the region comes back on error
     pub fn unmap(self) -> std::result::Result<(), (crate::RvmError, Region)> {
         let rvm_shared = self.shared.clone();
         crate::rvm::unmap_region(&rvm_shared, self)

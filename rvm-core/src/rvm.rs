@@ -621,6 +621,7 @@ impl Rvm {
     /// [`Transaction`](crate::Transaction) borrows its region mutably until `end`, `abort`
     /// or drop, so the region cannot be moved into `unmap` meanwhile. On an error the
     /// region is returned unchanged. Dropping a region unmaps it without the flush.
+    #[allow(clippy::result_large_err)] // the region comes back on error
     pub fn unmap(&self, region: Region) -> std::result::Result<(), (RvmError, Region)> {
         if !Arc::ptr_eq(self.sh(), &region.shared) {
             return Err((
@@ -799,6 +800,7 @@ impl Rvm {
 }
 
 /// `unmap`: flush up to the region's last Lsn, then drop it.
+#[allow(clippy::result_large_err)]
 pub(crate) fn unmap_region(
     sh: &Arc<Shared>,
     region: Region,
