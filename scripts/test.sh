@@ -19,8 +19,10 @@ start=$(date +%s)
 echo "[test] cargo build --release --workspace"
 cargo build --release --workspace
 echo "[test] cargo test --release --workspace"
-cargo test --release --workspace --no-fail-fast
-echo "[test] tests took $(( $(date +%s) - start )) s"
+# Run the main job even when a test failed, so one run shows everything; fail at the end.
+tests_rc=0
+cargo test --release --workspace --no-fail-fast || tests_rc=$?
+echo "[test] tests took $(( $(date +%s) - start )) s (exit $tests_rc)"
 
 leftover=$(awk '$2 ~ /^\/tmp\/rvmfs-e2e\./ { print $2 }' /proc/mounts)
 if [[ -n $leftover ]]; then
@@ -29,5 +31,9 @@ if [[ -n $leftover ]]; then
 fi
 
 echo "[test] scripts/main-job.sh"
-MAIN_JOB_SKIP_BUILD=1 bash scripts/main-job.sh
-echo "[test] all done in $(( $(date +%s) - start )) s"
+job_rc=0
+MAIN_JOB_SKIP_BUILD=1 bash scripts/main-job.sh || job_rc=$?
+echo "[test] all done in $(( $(date +%s) - start )) s: cargo test exit $tests_rc, main job exit $job_rc"
+if (( tests_rc != 0 || job_rc != 0 )); then
+    exit 1
+fi
