@@ -95,7 +95,10 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
+    )
+    .init();
     let args = Args::parse();
     if let Err(e) = run(args) {
         eprintln!("rvmfs: {e:#}");

@@ -1,10 +1,8 @@
 //! `fsck.rvmfs`: check and repair an rvmfs image, with e2fsck's options and exit codes.
 
-mod check;
-mod repair;
-
-use check::{Fix, Report};
 use clap::Parser;
+use fsck::check::{self, Fix, Report};
+use fsck::repair;
 use rvmfs::image::{self, ImageError, OpenMode};
 use rvmfs::ops::Fs;
 use std::io::IsTerminal;

@@ -9,7 +9,7 @@ use super::BLOCK_SIZE;
 /// Recoverable heap bytes planned per inode: names, B+tree nodes, symlink targets, xattrs.
 pub const HEAP_PER_INODE: u64 = 1024;
 /// Smallest image mkfs accepts, bytes.
-pub const MIN_IMAGE: u64 = 16 << 20;
+pub const MIN_IMAGE: u64 = 4 << 20;
 
 /// What mkfs asks for.
 #[derive(Clone, Copy, Debug)]

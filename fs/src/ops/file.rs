@@ -68,6 +68,9 @@ pub fn write(
     let Some(end) = end else {
         return errno(libc::EFBIG);
     };
+    if offset > node.size {
+        zero_past_eof(op, ino, node.size, offset)?;
+    }
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
@@ -112,6 +115,28 @@ pub fn write(
     Ok(node)
 }
 
+/// A file grows from `old_size` to at least `upto` without data for the gap: the bytes after the
+/// old end in its last block must read as zeros. They are zero unless an append whose
+/// transaction was lost in a crash wrote them (data reaches the disk before the commit), so
+/// zero them again before the size moves past them.
+fn zero_past_eof(op: &Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()> {
+    if old_size % BLOCK_SIZE == 0 {
+        return Ok(());
+    }
+    let b = old_size / BLOCK_SIZE;
+    let Some(e) = extent::find(op.bytes(), ino, b)?
+        .filter(|e| e.first <= b && e.flags & extent::UNWRITTEN == 0)
+    else {
+        return Ok(());
+    };
+    let n = (BLOCK_SIZE - old_size % BLOCK_SIZE).min(upto - old_size);
+    op.geo.image.write_at(
+        &vec![0u8; n as usize],
+        data_pos(op.geo, e.phys_of(b), old_size % BLOCK_SIZE),
+    )?;
+    Ok(())
+}
+
 /// Write `chunk` (starting at byte `pos`, inside logical block `b`) into freshly allocated or
 /// unwritten blocks at `phys`: whole blocks, zero outside the chunk.
 fn write_blocks(geo: &Geo, phys: u64, b: u64, pos: u64, chunk: &[u8]) -> FsResult<()> {
@@ -147,26 +172,19 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
     if size > MAX_FILE_SIZE {
         return errno(libc::EFBIG);
     }
-    let mut zero_tail = None;
+    if size > node.size {
+        zero_past_eof(op, ino, node.size, size)?;
+    }
     if size < node.size {
+        // Bytes past the new end stay as they are on disk: they are invisible, and are zeroed
+        // by `zero_past_eof` before the file grows over them again. (Zeroing them here would
+        // change data in place before the commit: a crash could then show a file of the old
+        // size with zeros in it.)
         let keep = size.div_ceil(BLOCK_SIZE);
         node.blocks -= extent::punch(op, ino, keep, u64::MAX)?.min(node.blocks);
-        if !size.is_multiple_of(BLOCK_SIZE) {
-            let b = size / BLOCK_SIZE;
-            if let Some(e) =
-                extent::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags == 0)
-            {
-                zero_tail = Some(data_pos(op.geo, e.phys_of(b), size % BLOCK_SIZE));
-            }
-        }
     }
     node.size = size;
     inode::touch(&mut node, true);
     op.put_inode(ino, &node)?;
-    // Bytes past EOF in the last block must read as zeros if the file grows again.
-    if let Some(at) = zero_tail {
-        let n = BLOCK_SIZE - size % BLOCK_SIZE;
-        op.geo.image.write_at(&vec![0u8; n as usize], at)?;
-    }
     Ok(node)
 }
