@@ -43,15 +43,13 @@ fn to_time(t: TimeOrNow) -> Time {
         TimeOrNow::Now => Time::Now,
         TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
             Ok(d) => Time::At(d.as_secs() as i64, d.subsec_nanos()),
-            Err(e) => {
-                let d = e.duration();
-                let (sec, ns) = (-(d.as_secs() as i64), d.subsec_nanos());
-                if ns == 0 {
-                    Time::At(sec, 0)
-                } else {
-                    Time::At(sec - 1, 1_000_000_000 - ns)
-                }
-            }
+            // fuser 0.18 decodes the kernel's (sec < 0, nsec) as EPOCH - (-sec s + nsec ns)
+            // (`system_time_from_time`, not EPOCH - (-sec) s + nsec ns): invert exactly that, so
+            // times before the epoch keep their seconds and nanoseconds.
+            Err(e) => Time::At(
+                -(e.duration().as_secs() as i64),
+                e.duration().subsec_nanos(),
+            ),
         },
     }
 }

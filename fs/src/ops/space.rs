@@ -52,12 +52,13 @@ pub fn fallocate(op: &mut Op<'_>, ino: u64, offset: u64, len: u64, mode: i32) ->
     }
     if !punch {
         preallocate(op, ino, &mut node, offset, end)?;
-        if mode & FALLOC_FL_KEEP_SIZE == 0 {
-            node.size = node.size.max(end);
-        }
     }
     inode::touch(&mut node, true);
     op.put_inode(ino, &node)?;
+    if !punch && mode & FALLOC_FL_KEEP_SIZE == 0 && end > node.size {
+        // Grow the way truncate does, so the old last block's tail reads as zeros.
+        node = file::truncate(op, ino, end)?;
+    }
     Ok(node)
 }
 
@@ -214,9 +215,10 @@ pub fn copy_range(
     // The size covers the whole copy even when it ends in a skipped hole.
     let mut node = op.inode(dst)?;
     if node.size < off_out + len {
-        node.size = off_out + len;
+        file::truncate(op, dst, off_out + len)?;
+    } else {
+        inode::touch(&mut node, true);
+        op.put_inode(dst, &node)?;
     }
-    inode::touch(&mut node, true);
-    op.put_inode(dst, &node)?;
     Ok(len)
 }
