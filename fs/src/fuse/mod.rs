@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long the kernel may cache names and attributes. Only this daemon changes the image, and
-/// the kernel invalidates what its own requests change, so a short TTL costs nothing in safety.
-const TTL: Duration = Duration::from_secs(1);
+/// the kernel invalidates what its own requests change (attributes after setattr, write, link,
+/// unlink, rename; the parent after a directory change), so the cache stays coherent however
+/// long it lives. A long TTL saves a LOOKUP/GETATTR round trip per path component.
+const TTL: Duration = Duration::from_secs(60);
 
 /// The filesystem as the FUSE session sees it.
 pub struct RvmFs {
