@@ -238,7 +238,7 @@ fn truncate() {
     assert_file(&p, b"new");
     // Grow a new file to 1 GiB sparse; the end reads zeros.
     let big = m.path("big-sparse");
-    let f = fs::File::create(&big).unwrap();
+    let f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&big).unwrap();
     f.set_len(1 << 30).unwrap();
     let mut tail = [1u8; 16];
     f.read_exact_at(&mut tail, (1 << 30) - 16).unwrap();
