@@ -18,6 +18,15 @@ fi
 start=$(date +%s)
 echo "[test] cargo build --release --workspace"
 cargo build --release --workspace
+# POSIX conformance (pjdfstest: ext4 baseline and rvmfs, same config) and the data-path
+# exerciser (fsx: 3 seeds x 20,000 ops, with and without mmap). Both install their tool with
+# cargo when missing, so the posix_tools tests below find them too.
+tools_rc=0
+echo "[test] scripts/pjdfstest.sh"
+bash scripts/pjdfstest.sh || tools_rc=$?
+echo "[test] scripts/fsx.sh"
+bash scripts/fsx.sh || tools_rc=$?
+
 echo "[test] cargo test --release --workspace"
 # Run the main job even when a test failed, so one run shows everything; fail at the end.
 tests_rc=0
@@ -33,7 +42,7 @@ fi
 echo "[test] scripts/main-job.sh"
 job_rc=0
 MAIN_JOB_SKIP_BUILD=1 bash scripts/main-job.sh || job_rc=$?
-echo "[test] all done in $(( $(date +%s) - start )) s: cargo test exit $tests_rc, main job exit $job_rc"
-if (( tests_rc != 0 || job_rc != 0 )); then
+echo "[test] all done in $(( $(date +%s) - start )) s: pjdfstest/fsx exit $tools_rc, cargo test exit $tests_rc, main job exit $job_rc"
+if (( tools_rc != 0 || tests_rc != 0 || job_rc != 0 )); then
     exit 1
 fi
