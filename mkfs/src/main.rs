@@ -75,6 +75,32 @@ fn has_contents(mut file: &File) -> Result<bool> {
     Ok(buf[..n].iter().any(|&b| b != 0))
 }
 
+/// Make [offset, offset+len) of a block device read as zeros: FALLOC_FL_ZERO_RANGE (the
+/// device zeroes it, often without writing), else plain writes of zeros.
+fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    // SAFETY: fallocate on a valid descriptor with plain integer arguments.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+    }
+    file.sync_all()
+}
+
 fn run(args: &Args) -> Result<()> {
     let path = &args.image;
     let exists = path.exists();
@@ -138,7 +164,20 @@ fn run(args: &Args) -> Result<()> {
             .and_then(|_| file.set_len(size))
             .with_context(|| format!("cannot size {}", path.display()))?;
     } else {
-        bail!("block devices: zeroing the log and metadata areas is not supported yet; use a regular file");
+        // A device keeps old bytes: zero everything before the data area (header, log and
+        // metadata region), which must read as zeros before formatting.
+        let (header, _) = rvmfs::layout::geometry::plan(
+            Plan {
+                size,
+                inodes: args.inodes,
+                log: args.log_size,
+            },
+            [0; 16],
+            0,
+        )
+        .map_err(anyhow::Error::msg)?;
+        zero_range(&file, 0, header.data_offset)
+            .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
     }
     let uuid = *uuid::Uuid::new_v4().as_bytes();
     // SAFETY: getuid/getgid have no preconditions.
