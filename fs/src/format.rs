@@ -32,7 +32,7 @@ pub fn format(
     uuid: [u8; 16],
     root_owner: (u32, u32),
 ) -> Result<Header, FormatError> {
-    let (sec, ns) = now();
+    let sec = now().0;
     let (header, sb) = plan(p, uuid, sec).map_err(FormatError::Geometry)?;
     // Overwrite any old header first: until the new one is written, this is no image.
     storage.write_at(&[0u8; 4096], 0)?;
@@ -55,21 +55,8 @@ pub fn format(
         pod::put(&mut tx, 0, &sb)?;
         bitmap::set_run(&mut tx, sb.inode_bitmap, ROOT_INO - 1, 1, true)?;
         let root = Inode {
-            mode: libc::S_IFDIR | 0o755,
-            uid: root_owner.0,
-            gid: root_owner.1,
-            nlink: 2,
-            generation: 1,
             parent_or_target: ROOT_INO,
-            atime: sec,
-            mtime: sec,
-            ctime: sec,
-            crtime: sec,
-            atime_ns: ns,
-            mtime_ns: ns,
-            ctime_ns: ns,
-            crtime_ns: ns,
-            ..Inode::default()
+            ..Inode::new(libc::S_IFDIR | 0o755, root_owner.0, root_owner.1, 0, 1)
         };
         pod::put(&mut tx, sb.inode_table + (ROOT_INO - 1) * 128, &root)?;
         tx.end(CommitMode::Flush)?;

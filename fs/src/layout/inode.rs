@@ -40,6 +40,33 @@ pub struct Inode {
 const _: () = assert!(std::mem::size_of::<Inode>() == INODE_SIZE as usize);
 
 impl Inode {
+    /// A new inode: link count 1 (2 for a directory), every time set to now.
+    pub fn new(mode: u32, uid: u32, gid: u32, rdev: u32, generation: u64) -> Inode {
+        let (sec, ns) = now();
+        let nlink = if mode & libc::S_IFMT == libc::S_IFDIR {
+            2
+        } else {
+            1
+        };
+        Inode {
+            mode,
+            uid,
+            gid,
+            nlink,
+            rdev,
+            generation,
+            atime: sec,
+            mtime: sec,
+            ctime: sec,
+            crtime: sec,
+            atime_ns: ns,
+            mtime_ns: ns,
+            ctime_ns: ns,
+            crtime_ns: ns,
+            ..Inode::default()
+        }
+    }
+
     pub fn kind(&self) -> u32 {
         self.mode & libc::S_IFMT
     }

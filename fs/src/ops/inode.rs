@@ -36,25 +36,7 @@ pub fn alloc(op: &mut Op<'_>, new: NewInode) -> FsResult<(u64, Inode)> {
         &(sb.next_generation + 1),
     )?;
     op.hints.next_inode = bit + 1;
-    let (sec, ns) = now();
-    let is_dir = new.mode & libc::S_IFMT == libc::S_IFDIR;
-    let inode = Inode {
-        mode: new.mode,
-        uid: new.uid,
-        gid: new.gid,
-        nlink: if is_dir { 2 } else { 1 },
-        rdev: new.rdev,
-        generation: sb.next_generation,
-        atime: sec,
-        mtime: sec,
-        ctime: sec,
-        crtime: sec,
-        atime_ns: ns,
-        mtime_ns: ns,
-        ctime_ns: ns,
-        crtime_ns: ns,
-        ..Inode::default()
-    };
+    let inode = Inode::new(new.mode, new.uid, new.gid, new.rdev, sb.next_generation);
     let ino = bit + 1;
     op.put_inode(ino, &inode)?;
     Ok((ino, inode))
