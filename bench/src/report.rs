@@ -33,7 +33,9 @@ impl Metric {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 100.0 {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 100.0 {
         let s = format!("{v:.0}");
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
@@ -195,7 +197,7 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            m.label,
+            m.label.replace('|', "\\|"),
             m.unit,
             cell(m.med("rvmfs")),
             cell(m.med("juicefs")),
@@ -270,7 +272,7 @@ pub fn markdown(r: &Results) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} |",
-                c.what,
+                c.what.replace('|', "\\|"),
                 c.target,
                 c.measured,
                 match c.met {
