@@ -118,7 +118,10 @@ impl Log {
                     "live record seq {seq} at position {pos} is unreadable"
                 ))
             })?;
-            for (off, data) in &rec.ranges {
+            // External ranges are skipped: their bytes were written in place before the
+            // commit and this record is durable, so a sync followed them (recovery wrote
+            // those of records found after a crash, before this truncation's sync).
+            for (off, data) in rec.region_ranges() {
                 ov.push(*off, data);
             }
             pos += rec.header.total_len as u64;

@@ -14,8 +14,11 @@
 //!                     inter-transaction optimization (LRVM §5.2): it holds the Lsns
 //!                     [seq, seq + merged]; the next record has seq + merged + 1. 0 = plain.
 //! then nranges times:
-//!   offset u64 (absolute storage offset), len u32, reserved u32, len bytes, zero pad to 8
+//!   offset u64 (absolute storage offset), len u32, flags u32, len bytes, zero pad to 8
 //! ```
+//! Range flags: bit 0 = external (`Transaction::log_external`: bytes outside every region
+//! and the log, e.g. file data; recovery writes them to storage eagerly, truncation skips
+//! them). External ranges come after all region ranges of a record; other bits are 0.
 
 pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RVMR");
 /// Bytes of a record header.
@@ -23,6 +26,8 @@ pub const HEADER_LEN: usize = 40;
 /// Bytes of a range header inside a record.
 pub const RANGE_HEADER_LEN: usize = 16;
 pub(crate) const KIND_REDO: u16 = 1;
+/// Range flag: an external range (see the module docs).
+pub const RANGE_EXTERNAL: u32 = 1;
 
 #[inline]
 pub(crate) fn pad8(n: u64) -> u64 {
@@ -69,15 +74,35 @@ pub(crate) fn encode_merged_into(
     log_id: u64,
     ranges: &[(u64, &[u8])],
 ) {
+    encode_merged_ext_into(out, seq, merged, log_id, ranges, ranges.len())
+}
+
+/// Like [`encode_merged_into`]; `ranges[ext_from..]` are external ranges.
+pub(crate) fn encode_merged_ext_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    merged: u32,
+    log_id: u64,
+    ranges: &[(u64, &[u8])],
+    ext_from: usize,
+) {
     let total = encoded_len(ranges.iter().map(|r| r.1.len())) as usize;
     let start = out.len();
     out.resize(start + total, 0);
-    encode_slice(&mut out[start..], seq, merged, log_id, ranges);
+    encode_slice(&mut out[start..], seq, merged, log_id, ranges, ext_from);
 }
 
 /// Encode one record into `out`, exactly `encoded_len` bytes long (no allocation: the
 /// commit path encodes straight into the spool).
-pub(crate) fn encode_slice(out: &mut [u8], seq: u64, merged: u32, log_id: u64, ranges: &[(u64, &[u8])]) {
+/// `ranges[ext_from..]` are external ranges (flag [`RANGE_EXTERNAL`]).
+pub(crate) fn encode_slice(
+    out: &mut [u8],
+    seq: u64,
+    merged: u32,
+    log_id: u64,
+    ranges: &[(u64, &[u8])],
+    ext_from: usize,
+) {
     let total = out.len();
     debug_assert_eq!(total as u64, encoded_len(ranges.iter().map(|r| r.1.len())));
     out[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -90,10 +115,11 @@ pub(crate) fn encode_slice(out: &mut [u8], seq: u64, merged: u32, log_id: u64, r
     out[32..36].copy_from_slice(&[0u8; 4]);
     out[36..40].copy_from_slice(&merged.to_le_bytes());
     let mut at = HEADER_LEN;
-    for (off, data) in ranges {
+    for (i, (off, data)) in ranges.iter().enumerate() {
+        let flags = if i >= ext_from { RANGE_EXTERNAL } else { 0 };
         out[at..at + 8].copy_from_slice(&off.to_le_bytes());
         out[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        out[at + 12..at + 16].copy_from_slice(&0u32.to_le_bytes());
+        out[at + 12..at + 16].copy_from_slice(&flags.to_le_bytes());
         at += RANGE_HEADER_LEN;
         out[at..at + data.len()].copy_from_slice(data);
         let padded = pad8(data.len() as u64) as usize;
@@ -103,6 +129,14 @@ pub(crate) fn encode_slice(out: &mut [u8], seq: u64, merged: u32, log_id: u64, r
     debug_assert_eq!(at, total);
     let crc = crc_of(out);
     out[32..36].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Encode one redo record whose ranges `ranges[ext_from..]` are external (see the module
+/// docs) into a new buffer.
+pub fn encode_external(seq: u64, log_id: u64, ranges: &[(u64, &[u8])], ext_from: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode_merged_ext_into(&mut v, seq, 0, log_id, ranges, ext_from);
+    v
 }
 
 /// Encode one redo record into a new buffer.
@@ -166,6 +200,20 @@ pub struct RecordRef<'a> {
     pub header: RecordHeader,
     /// (absolute storage offset, new bytes)
     pub ranges: Vec<(u64, &'a [u8])>,
+    /// `ranges[external_from..]` are external ranges (outside every region and the log;
+    /// see [`RANGE_EXTERNAL`]); `ranges.len()` when there are none.
+    pub external_from: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The ranges inside regions (what `map` overlays and truncation applies).
+    pub fn region_ranges(&self) -> &[(u64, &'a [u8])] {
+        &self.ranges[..self.external_from]
+    }
+    /// The external ranges (what recovery writes to storage eagerly).
+    pub fn external_ranges(&self) -> &[(u64, &'a [u8])] {
+        &self.ranges[self.external_from..]
+    }
 }
 
 /// Validate and decode a whole record (`buf` holds at least `total_len` bytes): header, CRC,
@@ -185,12 +233,23 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, String> {
     }
     let mut ranges = Vec::with_capacity(header.nranges.min(1 << 16) as usize);
     let mut at = HEADER_LEN;
-    for _ in 0..header.nranges {
+    let mut external_from = None;
+    for i in 0..header.nranges {
         if at + RANGE_HEADER_LEN > total {
             return Err("range header past record end".into());
         }
         let off = rd_u64(rec, at);
         let len = rd_u32(rec, at + 8) as usize;
+        match rd_u32(rec, at + 12) {
+            0 if external_from.is_some() => {
+                return Err("region range after an external range".into())
+            }
+            0 => {}
+            RANGE_EXTERNAL => {
+                external_from.get_or_insert(i as usize);
+            }
+            f => return Err(format!("unknown range flags {f:#x}")),
+        }
         let data_at = at + RANGE_HEADER_LEN;
         let next = data_at as u64 + pad8(len as u64);
         if next > total as u64 {
@@ -205,7 +264,12 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, String> {
     if at != total {
         return Err("record length does not match its ranges".into());
     }
-    Ok(RecordRef { header, ranges })
+    let external_from = external_from.unwrap_or(ranges.len());
+    Ok(RecordRef {
+        header,
+        ranges,
+        external_from,
+    })
 }
 
 /// Records holding no ranges that advance the sequence numbers from `seq` by `count`

@@ -283,6 +283,10 @@ pub(crate) struct Shared {
     commit_interval: Mutex<Option<Duration>>,
     /// A truncation is running (for `Stats::truncating`).
     truncating: AtomicBool,
+    /// `ordered` pre-syncs only when `unlogged` is set (see `Rvm::set_ordered_on_demand`).
+    on_demand: AtomicBool,
+    /// Data the caller did not log was written since the last sync (`note_unlogged_data`).
+    unlogged: AtomicBool,
 }
 
 /// The user-visible handle; when the last clone goes, background threads are stopped and
@@ -395,8 +399,25 @@ impl Rvm {
         // records stay live, `map` overlays them and truncation applies them later.
         // Records counted as recovered: those holding ranges (not recovery's jumps).
         let mut nrec = 0u64;
+        // External ranges of the live records (later value wins), written to the storage
+        // eagerly below: the caller reads them from the storage, not through a region.
+        let mut ovx = Overlay::new();
+        let write_ext = |ovx: &mut Overlay| -> Result<()> {
+            if !ovx.is_empty() {
+                crate::overlay::write_union(&*storage, &ovx.union())?;
+            }
+            Ok(())
+        };
         let (mut pos, _) = log.scan(st.head_pos, st.head_seq, |rec| {
             nrec += (rec.header.nranges > 0) as u64;
+            if !read_only {
+                for (off, data) in rec.external_ranges() {
+                    ovx.push(*off, data);
+                }
+                if ovx.data_len() >= RECOVERY_BATCH {
+                    write_ext(&mut ovx)?;
+                }
+            }
             if read_only {
                 for (off, data) in &rec.ranges {
                     ov.push(*off, data);
@@ -426,11 +447,19 @@ impl Rvm {
                         spooled.extend_from_slice(&bytes[at..at + h.total_len as usize]);
                         next = h.next_seq();
                         nrec += 1;
+                        if !read_only {
+                            for (off, data) in rec.external_ranges() {
+                                ovx.push(*off, data);
+                            }
+                        }
                     }
                     at += h.total_len as usize;
                 }
             }
         }
+        // Idempotent and needs no sync of its own: the records stay live until a truncation,
+        // whose first sync covers these writes; a crash before that replays them again.
+        write_ext(&mut ovx)?;
         let mut generation = st.generation;
         let live_bytes;
         if read_only {
@@ -464,7 +493,9 @@ impl Rvm {
                 }
                 if end == at {
                     if pos.used() == 0 {
-                        return Err(RvmError::CorruptLog("spool record larger than the log".into()));
+                        return Err(RvmError::CorruptLog(
+                            "spool record larger than the log".into(),
+                        ));
                     }
                     truncate_eagerly(&log, &mut pos, &mut generation)?;
                     continue;
@@ -511,7 +542,9 @@ impl Rvm {
         };
         let counters = Counters::default();
         counters.records_recovered.store(nrec, Ordering::Relaxed);
-        counters.bytes_recovered.store(live_bytes, Ordering::Relaxed);
+        counters
+            .bytes_recovered
+            .store(live_bytes, Ordering::Relaxed);
         let threshold = options.truncate_threshold.unwrap_or(0).min(100) as u64;
         let checked = options.checked;
         let interval = options.commit_interval;
@@ -539,6 +572,8 @@ impl Rvm {
             checked: AtomicBool::new(checked),
             commit_interval: Mutex::new(interval),
             truncating: AtomicBool::new(false),
+            on_demand: AtomicBool::new(false),
+            unlogged: AtomicBool::new(false),
             intra: AtomicBool::new(true),
             inter: AtomicBool::new(true),
             opts: options,
@@ -665,10 +700,14 @@ impl Rvm {
     pub fn set_options(&self, t: Tunables) -> Result<()> {
         let sh = self.sh();
         if t.truncate_threshold.is_some_and(|p| p > 100) {
-            return Err(RvmError::InvalidArgument("truncate_threshold is a percent".into()));
+            return Err(RvmError::InvalidArgument(
+                "truncate_threshold is a percent".into(),
+            ));
         }
         if t.commit_interval == Some(Duration::ZERO) {
-            return Err(RvmError::InvalidArgument("commit_interval must not be 0".into()));
+            return Err(RvmError::InvalidArgument(
+                "commit_interval must not be 0".into(),
+            ));
         }
         *lock(&sh.commit_interval) = t.commit_interval;
         {
@@ -697,10 +736,39 @@ impl Rvm {
         let target = lock(&sh.inner).next_seq;
         let wrote = sh.flush_upto(target)?;
         if sh.opts.ordered && !wrote {
+            sh.unlogged.store(false, Ordering::Release);
             sh.storage.sync()?;
             inc(&sh.counters.flush_syncs, 1);
         }
         Ok(())
+    }
+
+    /// Ordered data on demand: with `on`, a flush syncs the storage before writing records
+    /// only if [`Rvm::note_unlogged_data`] was called since the last sync (otherwise the one
+    /// sync after the records covers everything written before). Off (the default), every
+    /// flush of an `ordered` instance syncs first. Callers that turn it on must note every
+    /// data write that a record will point at and that is not carried in a record
+    /// ([`Transaction::log_external`](crate::Transaction::log_external)).
+    pub fn set_ordered_on_demand(&self, on: bool) {
+        self.sh().on_demand.store(on, Ordering::Release);
+    }
+
+    /// Data was written to the storage that records committed from now on may point at and
+    /// that is not in a record: the next flush syncs the storage before writing records
+    /// (see [`Rvm::set_ordered_on_demand`]). Call it after the write, before the commit.
+    pub fn note_unlogged_data(&self) {
+        self.sh().unlogged.store(true, Ordering::Release);
+    }
+
+    /// Every Lsn below this one was applied by truncation: its record is no longer in the
+    /// log, so recovery never replays it (nor its external ranges) again.
+    pub fn applied_lsn(&self) -> Lsn {
+        lock(&self.sh().pos).head_seq
+    }
+
+    /// Every Lsn below this one is durable in the log.
+    pub fn durable_lsn(&self) -> Lsn {
+        lock(&self.sh().inner).durable_seq
     }
 
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
@@ -898,7 +966,11 @@ impl Shared {
                         g
                     }
                     None => {
-                        let g = self.signal.timer_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                        let g = self
+                            .signal
+                            .timer_cv
+                            .wait(g)
+                            .unwrap_or_else(|e| e.into_inner());
                         if g.stop {
                             return;
                         }
@@ -947,9 +1019,11 @@ impl Shared {
 
     /// Queue one redo record of `ranges` (absolute storage offset, new bytes) and, for
     /// `Flush`, make it durable.
+    /// `ranges[ext_from..]` are external ranges (`Transaction::log_external`).
     pub(crate) fn commit(
         &self,
         ranges: &[(u64, &[u8])],
+        ext_from: usize,
         mode: CommitMode,
     ) -> std::result::Result<Lsn, CommitError> {
         let len = record::encoded_len(ranges.iter().map(|r| r.1.len()));
@@ -984,7 +1058,7 @@ impl Shared {
         g.next_seq += 1;
         let log_id = self.log.log_id;
         g.pending.append_with(len as usize, |out| {
-            record::encode_slice(out, seq, 0, log_id, ranges)
+            record::encode_slice(out, seq, 0, log_id, ranges, ext_from)
         });
         drop(g);
         match mode {
@@ -992,12 +1066,11 @@ impl Shared {
             CommitMode::Flush => {
                 inc(&self.counters.commits_flush, 1);
                 inc(&self.counters.flushes, 1);
-                self.flush_upto(seq + 1)
-                    .map_err(|err| CommitError {
-                        err,
-                        queued: true,
-                        lsn: Some(seq),
-                    })?;
+                self.flush_upto(seq + 1).map_err(|err| CommitError {
+                    err,
+                    queued: true,
+                    lsn: Some(seq),
+                })?;
             }
         }
         Ok(seq)
@@ -1069,17 +1142,31 @@ impl Shared {
     fn merge_batch(&self, batch: &[u8]) -> Result<Vec<u8>> {
         let max_len = (self.log.capacity / 4).clamp(HEADER_LEN as u64, u32::MAX as u64 / 2);
         let mut out = Vec::with_capacity(batch.len());
+        // Region ranges and external ranges are merged apart (they never overlap: external
+        // ranges lie outside every region), region ranges first, as in every record.
         let mut ov = Overlay::new();
+        let mut ovx = Overlay::new();
         let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
-        let end_run = |out: &mut Vec<u8>, ov: &mut Overlay, from: usize, to: usize, seq: u64, n: u32| {
+        let end_run = |out: &mut Vec<u8>,
+                       ov: &mut Overlay,
+                       ovx: &mut Overlay,
+                       from: usize,
+                       to: usize,
+                       seq: u64,
+                       n: u32| {
             if n <= 1 {
                 out.extend_from_slice(&batch[from..to]);
                 let _ = ov.union();
+                let _ = ovx.union();
                 return;
             }
             let u = ov.union();
+            let ux = ovx.union();
+            let mut ranges = u.ranges();
+            let ext_from = ranges.len();
+            ranges.extend(ux.ranges());
             let before = out.len();
-            record::encode_merged_into(out, seq, n - 1, self.log.log_id, &u.ranges());
+            record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, ext_from);
             let saved = (to - from).saturating_sub(out.len() - before) as u64;
             inc(&self.counters.bytes_saved_inter, saved);
             inc(&self.counters.records_merged, n as u64 - 1);
@@ -1092,21 +1179,24 @@ impl Shared {
                 && ((at + tl - run_start) as u64 > max_len
                     || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
             {
-                end_run(&mut out, &mut ov, run_start, at, run_seq, run_n);
+                end_run(&mut out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
                 run_n = 0;
             }
             if run_n == 0 {
                 run_start = at;
                 run_seq = rec.header.seq;
             }
-            for (off, data) in &rec.ranges {
+            for (off, data) in rec.region_ranges() {
                 ov.push(*off, data);
+            }
+            for (off, data) in rec.external_ranges() {
+                ovx.push(*off, data);
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
         }
         if run_n > 0 {
-            end_run(&mut out, &mut ov, run_start, at, run_seq, run_n);
+            end_run(&mut out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
         }
         Ok(out)
     }
@@ -1122,7 +1212,14 @@ impl Shared {
     /// Leader only: write whole encoded records at the log tail, syncing, and truncating
     /// when the log is full.
     fn write_batch(&self, batch: &[u8]) -> Result<()> {
-        if self.opts.ordered {
+        // Ordered data: file data written in place must be on disk before the records that
+        // point at it. On demand (`Rvm::set_ordered_on_demand`), only when the caller noted
+        // such data (`Rvm::note_unlogged_data`) since the last sync; data carried in the
+        // records themselves (`Transaction::log_external`) needs no sync of its own.
+        let pre_sync = self.opts.ordered
+            && (!self.on_demand.load(Ordering::Acquire)
+                || self.unlogged.swap(false, Ordering::AcqRel));
+        if pre_sync {
             self.storage.sync()?;
             inc(&self.counters.flush_syncs, 1);
         }
@@ -1208,8 +1305,12 @@ impl Shared {
         inc(&self.counters.bytes_truncated, p.used());
         let ns = started.elapsed().as_nanos() as u64;
         inc(&self.counters.truncation_ns, ns);
-        self.counters.truncation_ns_max.fetch_max(ns, Ordering::Relaxed);
-        self.counters.truncation_ns_last.store(ns, Ordering::Relaxed);
+        self.counters
+            .truncation_ns_max
+            .fetch_max(ns, Ordering::Relaxed);
+        self.counters
+            .truncation_ns_last
+            .store(ns, Ordering::Relaxed);
         Ok(())
     }
 }

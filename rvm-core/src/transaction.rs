@@ -14,6 +14,8 @@ pub struct Transaction<'r> {
     ranges: Vec<(usize, usize)>,
     /// Restore mode: (offset, old bytes) in declaration order.
     undo: Vec<(usize, Vec<u8>)>,
+    /// External ranges (absolute storage offset, bytes), in call order.
+    external: Vec<(u64, Vec<u8>)>,
     finished: bool,
 }
 
@@ -46,6 +48,7 @@ impl<'r> Transaction<'r> {
             mode,
             ranges,
             undo: Vec::new(),
+            external: Vec::new(),
             finished: false,
         }
     }
@@ -84,6 +87,47 @@ impl<'r> Transaction<'r> {
         Ok(&mut self.region.map[offset..end])
     }
 
+    /// Write `data` to the storage at the absolute `storage_offset` now, and carry the same
+    /// bytes in this transaction's redo record (data logging, like ext4's data=journal): a
+    /// storage range outside every mapped region and the log, e.g. file data in blocks the
+    /// transaction makes metadata point at. Those bytes then need no sync before the record
+    /// (ordered data): recovery writes the external ranges of every live record to the
+    /// storage, in log order, before anything reads it; truncation skips them (they were
+    /// written in place before the record, and the record's sync covered them).
+    ///
+    /// The caller keeps replay correct: while a record carrying external bytes is live (its
+    /// Lsn is at or above [`Rvm::applied_lsn`](crate::Rvm::applied_lsn)), every later write
+    /// of those bytes must be logged too, or recovery would put the older bytes back.
+    /// An abort does not undo the storage write (only the record is dropped).
+    ///
+    /// Errors: `InvalidArgument` if the range overlaps the log or a mapped region;
+    /// `RecordTooLarge` at `end` as for any range; `Io` from the write.
+    pub fn log_external(&mut self, storage_offset: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let sh = &self.region.shared;
+        let area = crate::storage::Area {
+            offset: storage_offset,
+            len: data.len() as u64,
+        };
+        let end = storage_offset.checked_add(data.len() as u64);
+        let bad = end.is_none()
+            || area.overlaps(&sh.opts.log)
+            || crate::rvm::lock(&sh.inner)
+                .mapped
+                .iter()
+                .any(|a| a.overlaps(&area));
+        if bad {
+            return Err(RvmError::InvalidArgument(format!(
+                "external range {area:?} overlaps the log or a mapped region"
+            )));
+        }
+        sh.storage.write_at(data, storage_offset)?;
+        self.external.push((storage_offset, data.to_vec()));
+        Ok(())
+    }
+
     /// Convenience: `set_range(offset, data.len())` and copy `data` in.
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         self.set_range(offset, data.len())?.copy_from_slice(data);
@@ -118,7 +162,8 @@ impl<'r> Transaction<'r> {
             shared.note_abort();
             return Err(e);
         }
-        if ranges.is_empty() {
+        let external = std::mem::take(&mut self.external);
+        if ranges.is_empty() && external.is_empty() {
             if mode == CommitMode::Flush {
                 shared.flush_all()?;
             }
@@ -129,19 +174,26 @@ impl<'r> Transaction<'r> {
         // Few ranges (the common case) go through a stack array: no allocation.
         let mut small: [(u64, &[u8]); 8] = [(0, &[]); 8];
         let heap: Vec<(u64, &[u8])>;
-        let data: &[(u64, &[u8])] = if ranges.len() <= small.len() {
-            for (d, &(o, l)) in small.iter_mut().zip(&ranges) {
-                *d = (base + o as u64, &map[o..o + l]);
+        let n = ranges.len() + external.len();
+        let ext = external.iter().map(|(o, d)| (*o, &d[..]));
+        let data: &[(u64, &[u8])] = if n <= small.len() {
+            let all = ranges
+                .iter()
+                .map(|&(o, l)| (base + o as u64, &map[o..o + l]))
+                .chain(ext);
+            for (d, r) in small.iter_mut().zip(all) {
+                *d = r;
             }
-            &small[..ranges.len()]
+            &small[..n]
         } else {
             heap = ranges
                 .iter()
                 .map(|&(o, l)| (base + o as u64, &map[o..o + l]))
+                .chain(ext)
                 .collect();
             &heap
         };
-        let res = shared.commit(data, mode);
+        let res = shared.commit(data, ranges.len(), mode);
         let mut ranges = ranges;
         // give the range list back to the region for the next transaction (no allocation)
         let reuse = |region: &mut Region, mut v: Vec<(usize, usize)>| {

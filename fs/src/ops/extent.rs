@@ -161,6 +161,9 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
 
 /// Return data blocks [start, start+len) to the free-space map.
 pub fn free_blocks(op: &mut Op<'_>, start: u64, len: u64) -> FsResult<()> {
+    // Wait for reads running without the lock (they may be reading these blocks); new
+    // ones cannot start while this operation holds the lock.
+    drop(op.geo.read_gate.write().unwrap_or_else(|e| e.into_inner()));
     let sb = op.superblock()?;
     if start
         .checked_add(len)

@@ -16,15 +16,32 @@ pub(crate) fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
 
 /// Read up to `size` bytes at `offset` of file `ino` (holes and unwritten extents read as zeros).
 pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<Vec<u8>> {
+    let plan = plan_read(geo, bytes, ino, offset, size)?;
+    read_planned(&*geo.image, &plan)
+}
+
+/// What a read copies: its length and (offset in the buffer, image offset, length) of
+/// each written extent piece (the rest reads as zeros).
+pub struct ReadPlan {
+    pub len: usize,
+    pub pieces: Vec<(usize, u64, usize)>,
+}
+
+/// Plan a read (under the lock): see [`read`].
+pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<ReadPlan> {
     let inode = geo.inode(bytes, ino)?;
     if inode.is_dir() {
         return errno(libc::EISDIR);
     }
+    let mut plan = ReadPlan {
+        len: 0,
+        pieces: Vec::new(),
+    };
     if offset >= inode.size {
-        return Ok(Vec::new());
+        return Ok(plan);
     }
     let end = inode.size.min(offset.saturating_add(size));
-    let mut buf = vec![0u8; (end - offset) as usize];
+    plan.len = (end - offset) as usize;
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
@@ -32,15 +49,24 @@ pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResu
             Some(e) if e.first <= b => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
                 if e.flags & extent::UNWRITTEN == 0 {
-                    let dst = &mut buf[(pos - offset) as usize..(seg_end - offset) as usize];
-                    geo.image
-                        .read_at(dst, data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE))?;
+                    let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
+                    plan.pieces
+                        .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
                 }
                 pos = seg_end;
             }
             Some(e) => pos = end.min(e.first * BLOCK_SIZE),
             None => pos = end,
         }
+    }
+    Ok(plan)
+}
+
+/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`).
+pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Vec<u8>> {
+    let mut buf = vec![0u8; plan.len];
+    for &(at, pos, len) in &plan.pieces {
+        image.read_at(&mut buf[at..at + len], pos)?;
     }
     Ok(buf)
 }
@@ -71,6 +97,7 @@ pub fn write(
     if offset > node.size {
         zero_past_eof(op, ino, node.size, offset)?;
     }
+    let small = data.len() <= super::DATA_LOG_MAX_WRITE;
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
@@ -78,10 +105,8 @@ pub fn write(
         match extent::find(op.bytes(), ino, b)? {
             Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                op.geo.image.write_at(
-                    src(pos, seg_end),
-                    data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE),
-                )?;
+                let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
+                op.write_data(at, src(pos, seg_end), false, small)?;
                 pos = seg_end;
             }
             Some(e) if e.first <= b => {
@@ -89,7 +114,7 @@ pub fn write(
                 // this part written.
                 let last = e.last.min((end - 1) / BLOCK_SIZE);
                 let seg_end = end.min((last + 1) * BLOCK_SIZE);
-                write_blocks(op.geo, e.phys_of(b), b, pos, src(pos, seg_end))?;
+                write_blocks(op, e.phys_of(b), b, pos, src(pos, seg_end), small)?;
                 extent::punch_keep_blocks(op, ino, b, last)?;
                 extent::insert(op, ino, b, last - b + 1, e.phys_of(b), 0)?;
                 pos = seg_end;
@@ -99,7 +124,7 @@ pub fn write(
                 let last = ((end - 1) / BLOCK_SIZE).min(hole_end - 1);
                 let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
                 let seg_end = end.min((b + n) * BLOCK_SIZE);
-                write_blocks(op.geo, phys, b, pos, src(pos, seg_end))?;
+                write_blocks(op, phys, b, pos, src(pos, seg_end), small)?;
                 extent::insert(op, ino, b, n, phys, 0)?;
                 node.blocks += n;
                 pos = seg_end;
@@ -119,7 +144,7 @@ pub fn write(
 /// old end in its last block must read as zeros. They are zero unless an append whose
 /// transaction was lost in a crash wrote them (data reaches the disk before the commit), so
 /// zero them again before the size moves past them.
-fn zero_past_eof(op: &Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()> {
+fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()> {
     if old_size % BLOCK_SIZE == 0 {
         return Ok(());
     }
@@ -130,21 +155,27 @@ fn zero_past_eof(op: &Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()
         return Ok(());
     };
     let n = (BLOCK_SIZE - old_size % BLOCK_SIZE).min(upto - old_size);
-    op.geo.image.write_at(
-        &vec![0u8; n as usize],
-        data_pos(op.geo, e.phys_of(b), old_size % BLOCK_SIZE),
-    )?;
+    let at = data_pos(op.geo, e.phys_of(b), old_size % BLOCK_SIZE);
+    op.write_data(at, &vec![0u8; n as usize], false, false)?;
     Ok(())
 }
 
 /// Write `chunk` (starting at byte `pos`, inside logical block `b`) into freshly allocated or
 /// unwritten blocks at `phys`: whole blocks, zero outside the chunk.
-fn write_blocks(geo: &Geo, phys: u64, b: u64, pos: u64, chunk: &[u8]) -> FsResult<()> {
+fn write_blocks(
+    op: &mut Op<'_>,
+    phys: u64,
+    b: u64,
+    pos: u64,
+    chunk: &[u8],
+    small: bool,
+) -> FsResult<()> {
     let lead = pos - b * BLOCK_SIZE;
     let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
     let mut buf = vec![0u8; total as usize];
     buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
-    geo.image.write_at(&buf, data_pos(geo, phys, 0))?;
+    let at = data_pos(op.geo, phys, 0);
+    op.write_data(at, &buf, true, small)?;
     Ok(())
 }
 

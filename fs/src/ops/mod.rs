@@ -18,7 +18,7 @@ use crate::layout::inode::{Inode, INODE_SIZE};
 use crate::layout::pod;
 use crate::layout::superblock::Superblock;
 use crate::store::superblock;
-use rvm_core::{CommitMode, Region, RestoreMode, Rvm, Storage, Transaction};
+use rvm_core::{CommitMode, Lsn, Region, RestoreMode, Rvm, Storage, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,6 +34,11 @@ pub struct Geo {
     /// The image, for data-area reads and writes (the same storage the log lives on, so a
     /// crash simulator under it sees data and log writes in their real order).
     pub image: Arc<dyn Storage>,
+    /// Reads copy data blocks without the filesystem lock ([`file::read_planned`]): they
+    /// hold this shared from before the lock is released until their reads are done, and
+    /// freeing data blocks waits for it exclusively, so blocks a read was planned on can
+    /// not be freed (and then reused by another file) while it reads them.
+    pub read_gate: Arc<std::sync::RwLock<()>>,
 }
 
 impl Geo {
@@ -46,6 +51,7 @@ impl Geo {
             data_blocks: sb.data_blocks,
             data_offset: header.data_offset,
             image,
+            read_gate: Arc::default(),
         }
     }
 
@@ -74,6 +80,31 @@ pub struct Hints {
     pub next_inode: u64,
 }
 
+/// Requests writing at most this many bytes log their new blocks' data (see [`DataLog`]).
+pub const DATA_LOG_MAX_WRITE: usize = 64 << 10;
+/// Data bytes logged between two flushes before new blocks fall back to ordered writes.
+pub const DATA_LOG_BUDGET: u64 = 8 << 20;
+
+/// Data logging (ext4's data=journal, for small writes): the data of small writes into new
+/// blocks goes into the transaction's redo record as well as in place
+/// (`Transaction::log_external`), so a flush needs no sync to order it before the record;
+/// one sync then makes an fsync durable. Writes of new blocks that are not logged call
+/// `Rvm::note_unlogged_data`, so the next flush syncs them first (ordered data).
+///
+/// Recovery replays the logged data of every live record; so while a record carrying a
+/// block's data is live, every later write of that block is logged too (`hot`), and replay
+/// ends with the block's last value.
+#[derive(Default)]
+pub struct DataLog {
+    /// Data block -> Lsn of the last record carrying bytes of it.
+    pub hot: HashMap<u64, Lsn>,
+    /// Prune `hot` (drop entries of applied records) when it grows past this.
+    prune_at: usize,
+    /// Bytes logged since the durable Lsn was `epoch`.
+    used: u64,
+    epoch: Lsn,
+}
+
 /// One operation in progress: its transaction plus what it needs to reach.
 pub struct Op<'a> {
     pub tx: Transaction<'a>,
@@ -81,6 +112,12 @@ pub struct Op<'a> {
     pub hints: &'a mut Hints,
     /// Open handles per inode (files unlinked while open become orphans, not freed).
     pub open: &'a HashMap<u64, u32>,
+    pub rvm: &'a Rvm,
+    pub dlog: &'a mut DataLog,
+    /// Data blocks (first, last) this transaction logged.
+    pub logged: Vec<(u64, u64)>,
+    /// `Rvm::applied_lsn` when first needed (older is safe: more blocks count as hot).
+    applied: Option<Lsn>,
 }
 
 impl Op<'_> {
@@ -96,6 +133,42 @@ impl Op<'_> {
     }
     pub fn superblock(&self) -> FsResult<Superblock> {
         superblock(self.tx.bytes())
+    }
+
+    /// Write `data` at absolute image offset `pos` in the data area. `fresh`: the blocks
+    /// are new to the file (allocated or unwritten until now), so ordered data applies;
+    /// `small`: part of a small request (see [`DataLog`]).
+    pub fn write_data(&mut self, pos: u64, data: &[u8], fresh: bool, small: bool) -> FsResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let bs = crate::layout::BLOCK_SIZE;
+        let first = (pos - self.geo.data_offset) / bs;
+        let last = (pos + data.len() as u64 - 1 - self.geo.data_offset) / bs;
+        let hot = !self.dlog.hot.is_empty() && {
+            let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
+            (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
+        };
+        let log = hot
+            || (fresh && small && {
+                let durable = self.rvm.durable_lsn();
+                if durable != self.dlog.epoch {
+                    self.dlog.epoch = durable;
+                    self.dlog.used = 0;
+                }
+                self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
+            });
+        if log {
+            self.tx.log_external(pos, data)?;
+            self.dlog.used += data.len() as u64;
+            self.logged.push((first, last));
+        } else {
+            self.geo.image.write_at(data, pos)?;
+            if fresh {
+                self.rvm.note_unlogged_data();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +190,7 @@ pub struct Fs {
     pub hints: Hints,
     pub open: HashMap<u64, u32>,
     pub durability: Durability,
+    pub dlog: DataLog,
 }
 
 impl Fs {
@@ -129,6 +203,9 @@ impl Fs {
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
         let geo = Geo::new(&header, &sb, image);
+        // New data blocks are either logged or noted (`DataLog`): flushes sync first only
+        // after noted ones.
+        rvm.set_ordered_on_demand(true);
         Ok(Fs {
             region,
             rvm,
@@ -137,6 +214,7 @@ impl Fs {
             hints: Hints::default(),
             open: HashMap::new(),
             durability: Durability::Spool,
+            dlog: DataLog::default(),
         })
     }
 
@@ -152,6 +230,10 @@ impl Fs {
             geo: &self.geo,
             hints: &mut self.hints,
             open: &self.open,
+            rvm: &self.rvm,
+            dlog: &mut self.dlog,
+            logged: Vec::new(),
+            applied: None,
         };
         match f(&mut op) {
             Ok(value) => {
@@ -159,7 +241,34 @@ impl Fs {
                     Durability::Spool => CommitMode::NoFlush,
                     Durability::Sync => CommitMode::Flush,
                 };
-                op.tx.end(mode)?;
+                let Op {
+                    tx,
+                    logged,
+                    applied,
+                    dlog: d,
+                    rvm,
+                    ..
+                } = op;
+                // A failed commit may still have queued the record: its blocks stay hot
+                // until restart (conservative).
+                let lsn = tx.end(mode);
+                if !logged.is_empty() {
+                    let lsn = match &lsn {
+                        Ok(l) => *l,
+                        Err(_) => Lsn::MAX,
+                    };
+                    for (first, last) in logged {
+                        for b in first..=last {
+                            d.hot.insert(b, lsn);
+                        }
+                    }
+                    if d.hot.len() > d.prune_at {
+                        let applied = applied.unwrap_or(0).max(rvm.applied_lsn());
+                        d.hot.retain(|_, l| *l >= applied);
+                        d.prune_at = (d.hot.len() * 2).max(4096);
+                    }
+                }
+                lsn?;
                 Ok(value)
             }
             Err(e) => {

@@ -107,7 +107,7 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
         if let Some(e) = written {
             let zeros = vec![0u8; (to - from) as usize];
             let at = file::data_pos(op.geo, e.phys_of(b), from % BLOCK_SIZE);
-            op.geo.image.write_at(&zeros, at)?;
+            op.write_data(at, &zeros, false, false)?;
         }
     }
     Ok(())
