@@ -105,6 +105,10 @@ impl Filesystem for RvmFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Larger writes: fewer transactions per MiB. Errors only mean "kernel limit applies".
         let _ = config.set_max_write(1 << 20);
+        // As much readahead as the kernel allows (its bdi default, often 128 KiB; see
+        // `raise_readahead` for more).
+        let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
+        let _ = config.set_max_readahead(max);
         let _ =
             config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
@@ -342,8 +346,17 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // Plan under the lock, copy without it: reads of different requests (readahead
+        // keeps several in flight) overlap each other and the other requests.
         let fs = self.fs();
-        match file::read(&fs.geo, fs.bytes(), ino.0, offset, size as u64) {
+        let plan = file::plan_read(&fs.geo, fs.bytes(), ino.0, offset, size as u64);
+        let image = fs.geo.image.clone();
+        let gate = fs.geo.read_gate.clone();
+        let shared = gate.read().unwrap_or_else(|e| e.into_inner());
+        drop(fs);
+        let r = plan.and_then(|p| file::read_planned(&*image, &p));
+        drop(shared);
+        match r {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(to_errno(&e)),
         }
