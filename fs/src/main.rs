@@ -171,10 +171,12 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     }
     let started = std::time::Instant::now();
     let commit = if opts.sync { None } else { opts.commit };
+    // Even a read-only mount replays the log into the image first (as ext4 replays its journal
+    // on a read-only mount): logged file data must reach the data area before anyone reads it.
     let img = image::open(
         &args.image,
         OpenMode {
-            read_only: opts.read_only,
+            read_only: false,
             commit_interval: commit,
         },
     )?;

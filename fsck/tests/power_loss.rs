@@ -275,6 +275,12 @@ fn verify(image: Vec<u8>, states: &[Tree], durable: usize, what: &str) {
         Some(i) => panic!("{what}: recovered state {i} is older than the last fsync (state {durable})"),
         None => panic!("{what}: recovered tree matches no state after any operation: {tree:#?}\nstates: {states:#?}"),
     }
+    // A write torn into garbage (the fault model's harshest case) damages whatever bytes it
+    // was writing, and an in-place data write may hit bytes an older state still shows, so
+    // contents are only checked byte by byte when no write was turned into garbage.
+    if what.contains("Garbage") {
+        return;
+    }
     for (path, (_, _, body, _)) in &tree {
         for (at, byte) in body.iter().enumerate() {
             let seen = *byte == 0

@@ -21,7 +21,13 @@ pub struct Region {
     pub(crate) scratch: Vec<(usize, usize)>,
     /// Lsn of the last transaction committed through this region.
     pub(crate) last_lsn: Option<crate::rvm::Lsn>,
+    /// Pages changed in memory (copied on write): page index -> Lsn of the last commit that
+    /// changed it. See [`Region::release_applied_pages`].
+    pub(crate) dirty_pages: std::collections::HashMap<usize, crate::rvm::Lsn>,
 }
+
+/// Page size of the mapping, bytes.
+const PAGE: usize = 4096;
 
 /// Copy the part of a range (absolute storage offset) that falls in `area` into its mapping.
 pub(crate) fn overlay(map: &mut MmapMut, area: Area, off: u64, data: &[u8]) {
@@ -49,11 +55,49 @@ impl Region {
             shadow: None,
             scratch: Vec::new(),
             last_lsn: None,
+            dirty_pages: std::collections::HashMap::new(),
         }
     }
 
     pub(crate) fn enable_shadow(&mut self) {
         self.shadow = Some(self.map.to_vec());
+    }
+
+    /// Give back the memory of pages whose every committed change truncation has applied to
+    /// the segment: their private copies are dropped (`madvise(MADV_DONTNEED)`), and the next
+    /// access maps the segment's page again, which now holds the same bytes. Keeps the
+    /// resident set near the pages changed since the last truncation, whatever the segment's
+    /// size. Returns the number of pages released. Must not be called inside a transaction
+    /// (the `&mut self` borrow ensures it).
+    pub fn release_applied_pages(&mut self) -> usize {
+        if self.shadow.is_some() || self.dirty_pages.is_empty() {
+            return 0;
+        }
+        let applied = self.shared.applied_seq();
+        let mut pages: Vec<usize> =
+            self.dirty_pages.iter().filter(|(_, &lsn)| lsn < applied).map(|(&p, _)| p).collect();
+        pages.sort_unstable();
+        let base = self.map.as_mut_ptr();
+        let mut i = 0;
+        while i < pages.len() {
+            let mut j = i + 1;
+            while j < pages.len() && pages[j] == pages[j - 1] + 1 {
+                j += 1;
+            }
+            let len = ((j - i) * PAGE).min(self.map.len() - pages[i] * PAGE);
+            // SAFETY: the range lies inside this private mapping, and no reference into it
+            // outlives this call (`&mut self`); MADV_DONTNEED on a private file mapping only
+            // drops our copies, the file's committed bytes show through again.
+            let r = unsafe { libc::madvise(base.add(pages[i] * PAGE).cast(), len, libc::MADV_DONTNEED) };
+            if r != 0 {
+                return 0; // keep the pages; memory is all that is lost
+            }
+            i = j;
+        }
+        for p in &pages {
+            self.dirty_pages.remove(p);
+        }
+        pages.len()
     }
 
     /// Lsn of the last transaction this region committed.

@@ -894,6 +894,11 @@ pub(crate) struct CommitError {
 }
 
 impl Shared {
+    /// Every Lsn below this one was applied to the segments by truncation.
+    pub(crate) fn applied_seq(&self) -> Lsn {
+        lock(&self.pos).head_seq
+    }
+
     /// A private mapping of `segment` showing the committed state: the segment file plus
     /// the live log records overlaid in order (or, read_only, the recovered ranges). The log
     /// is read without a lock: if a truncation finishes meanwhile and its freed log space

@@ -11,6 +11,9 @@
 //! ```
 //! With no spool configured, the same bytes live in a `Vec<u8>` in process memory.
 
+/// Spent spool bytes above which `reset` returns their memory to tmpfs.
+const PUNCH_ABOVE: u64 = 1 << 20;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -96,7 +99,9 @@ impl Spool {
     }
 
     /// Empty the spool; the next record appended must have seq `base_seq`.
+    /// (A failed hole punch only keeps memory in use, so its result is not checked.)
     pub fn reset(&mut self, base_seq: u64) {
+        let old_used = self.used;
         self.used_cell().store(0, Ordering::Release);
         self.used = 0;
         self.flushed = 0;
@@ -107,6 +112,22 @@ impl Spool {
         h[16..24].copy_from_slice(&base_seq.to_le_bytes());
         let crc = crc32c::crc32c(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_le_bytes());
+        // Give the memory of a large spent spool back to tmpfs (its records are stale now
+        // that the header says the spool is empty), so a burst of commits does not keep the
+        // spool's high-water mark resident.
+        let spent = (SPOOL_HEADER_LEN + old_used).next_multiple_of(4096);
+        if spent > PUNCH_ABOVE {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fallocate on our own open file; plain integer arguments.
+            unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    4096,
+                    (spent - 4096) as libc::off_t,
+                );
+            }
+        }
     }
 
     pub fn has_room(&self, n: u64) -> bool {

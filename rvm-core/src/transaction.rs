@@ -203,6 +203,11 @@ impl<'r> Transaction<'r> {
         match res {
             Ok(lsn) => {
                 self.region.last_lsn = Some(lsn);
+                for &(o, l) in &ranges {
+                    for page in o / 4096..(o + l).div_ceil(4096) {
+                        self.region.dirty_pages.insert(page, lsn);
+                    }
+                }
                 if let Some(shadow) = &mut self.region.shadow {
                     for &(o, l) in &ranges {
                         shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);

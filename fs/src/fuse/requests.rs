@@ -564,6 +564,21 @@ impl Filesystem for RvmFs {
         reply_empty(reply, r);
     }
 
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No device controls: "not a terminal", as ext4 answers unknown ones (isatty, TCGETS).
+        reply.error(Errno::ENOTTY);
+    }
+
     fn create(
         &self,
         req: &Request,

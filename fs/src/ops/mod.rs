@@ -191,7 +191,13 @@ pub struct Fs {
     pub open: HashMap<u64, u32>,
     pub durability: Durability,
     pub dlog: DataLog,
+    /// Transactions committed since mount.
+    pub commits: u64,
 }
+
+/// Every this many commits, region pages whose changes truncation has applied are given back
+/// (`Region::release_applied_pages`), so the daemon's memory does not grow with the image.
+const RELEASE_EVERY: u64 = 1024;
 
 impl Fs {
     /// Wrap a mapped region (after recovery).
@@ -215,6 +221,7 @@ impl Fs {
             open: HashMap::new(),
             durability: Durability::Spool,
             dlog: DataLog::default(),
+            commits: 0,
         })
     }
 
@@ -225,59 +232,66 @@ impl Fs {
 
     /// Run `f` as one transaction: commit on Ok, abort (restoring every byte) on Err.
     pub fn transact<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
-        let mut op = Op {
-            tx: self.region.begin_transaction(RestoreMode::Restore),
-            geo: &self.geo,
-            hints: &mut self.hints,
-            open: &self.open,
-            rvm: &self.rvm,
-            dlog: &mut self.dlog,
-            logged: Vec::new(),
-            applied: None,
-        };
-        match f(&mut op) {
-            Ok(value) => {
-                let mode = match self.durability {
-                    Durability::Spool => CommitMode::NoFlush,
-                    Durability::Sync => CommitMode::Flush,
-                };
-                let Op {
-                    tx,
-                    logged,
-                    applied,
-                    dlog: d,
-                    rvm,
-                    ..
-                } = op;
-                // A failed commit may still have queued the record: its blocks stay hot
-                // until restart (conservative).
-                let lsn = tx.end(mode);
-                if !logged.is_empty() {
-                    let lsn = match &lsn {
-                        Ok(l) => *l,
-                        Err(_) => Lsn::MAX,
+        let result = {
+            let mut op = Op {
+                tx: self.region.begin_transaction(RestoreMode::Restore),
+                geo: &self.geo,
+                hints: &mut self.hints,
+                open: &self.open,
+                rvm: &self.rvm,
+                dlog: &mut self.dlog,
+                logged: Vec::new(),
+                applied: None,
+            };
+            match f(&mut op) {
+                Ok(value) => {
+                    let mode = match self.durability {
+                        Durability::Spool => CommitMode::NoFlush,
+                        Durability::Sync => CommitMode::Flush,
                     };
-                    for (first, last) in logged {
-                        for b in first..=last {
-                            d.hot.insert(b, lsn);
+                    let Op {
+                        tx,
+                        logged,
+                        applied,
+                        dlog: d,
+                        rvm,
+                        ..
+                    } = op;
+                    // A failed commit may still have queued the record: its blocks stay hot
+                    // until restart (conservative).
+                    let lsn = tx.end(mode);
+                    if !logged.is_empty() {
+                        let lsn = match &lsn {
+                            Ok(l) => *l,
+                            Err(_) => Lsn::MAX,
+                        };
+                        for (first, last) in logged {
+                            for b in first..=last {
+                                d.hot.insert(b, lsn);
+                            }
+                        }
+                        if d.hot.len() > d.prune_at {
+                            let applied = applied.unwrap_or(0).max(rvm.applied_lsn());
+                            d.hot.retain(|_, l| *l >= applied);
+                            d.prune_at = (d.hot.len() * 2).max(4096);
                         }
                     }
-                    if d.hot.len() > d.prune_at {
-                        let applied = applied.unwrap_or(0).max(rvm.applied_lsn());
-                        d.hot.retain(|_, l| *l >= applied);
-                        d.prune_at = (d.hot.len() * 2).max(4096);
+                    lsn?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    if let Err(abort) = op.tx.abort() {
+                        log::error!("abort after {e} failed: {abort}");
                     }
+                    Err(e)
                 }
-                lsn?;
-                Ok(value)
             }
-            Err(e) => {
-                if let Err(abort) = op.tx.abort() {
-                    log::error!("abort after {e} failed: {abort}");
-                }
-                Err(e)
-            }
+        };
+        self.commits += 1;
+        if self.commits % RELEASE_EVERY == 0 {
+            self.region.release_applied_pages();
         }
+        result
     }
 
     /// Inode `ino` (read-only).
