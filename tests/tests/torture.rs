@@ -816,16 +816,10 @@ impl Gen {
                         6 => size + rng.range(1, 200_000), // past EOF: a hole
                         _ => rng.below(256 << 10),         // anywhere
                     };
-                    let mut off = off.min(MAX_FILE - len);
-                    if inflight {
-                        // An unanswered overwrite of existing bytes can be torn (a known bug,
-                        // see kill9_unanswered_overwrite_is_all_or_nothing): in flight, only
-                        // append or write past the end, where all or nothing must hold.
-                        off = (size + off % 4096).min(MAX_FILE - len);
-                        if off < size {
-                            continue;
-                        }
-                    }
+                    // In flight too: overwrites are copied on write, so an unanswered one must
+                    // be all or nothing like any other operation.
+                    let off = off.min(MAX_FILE - len);
+                    let _ = inflight;
                     Op::Write {
                         target,
                         off,
@@ -1590,8 +1584,8 @@ impl Driver {
                 {
                     if let Some((_, how)) = torn_write(before, op, *ino, &seen) {
                         msg.push_str(&format!(
-                            "  THE UNANSWERED IN-FLIGHT WRITE IS TORN (the known bug that \
-                             kill9_unanswered_overwrite_is_all_or_nothing shows): {how}\n"
+                            "  THE UNANSWERED IN-FLIGHT WRITE IS TORN (see \
+                             kill9_unanswered_overwrite_is_all_or_nothing): {how}\n"
                         ));
                     }
                 }
@@ -1756,19 +1750,13 @@ fn kill9_torture() {
     );
 }
 
-/// The daemon writes an overwrite's bytes in place into the file's existing blocks before it
-/// commits the transaction. A `kill -9` after those bytes went in but before the commit leaves
-/// an unanswered write partly applied: the old size, but some new bytes. The README promises
-/// the opposite after a daemon crash ("the image is exactly the state after the last answered
-/// request"; "Never: a partially applied operation"). This test kills the daemon repeatedly
-/// while a single-request write is in flight (124 KiB at offset 4096 of an 8 KiB file whose
-/// blocks were written in place, not data-logged: 4 KiB overwritten in place, 120 KiB
-/// appended; 31 pages, so the kernel sends one FUSE request), and demands all or nothing. It
-/// stops at the first torn result.
-///
-/// KNOWN FAILING (found by the torture test, reported to the owner of fs/): see the message.
-/// `kill9_torture` keeps its in-flight writes clear of existing bytes so that its other
-/// checks stay meaningful; this test is where the overwrite case is checked.
+/// An overwrite the daemon never answered is all or nothing after `kill -9`. (The daemon once
+/// wrote an overwrite's bytes in place into the file's existing blocks before it committed, so
+/// a kill in between left an unanswered write partly applied; overwrites are now copied on
+/// write.) This test kills the daemon repeatedly while a single-request write is in flight
+/// (124 KiB at offset 4096 of an 8 KiB file: 4 KiB overwritten, 120 KiB appended; 31 pages,
+/// so the kernel sends one FUSE request) and demands all or nothing. It stops at the first
+/// torn result.
 #[test]
 fn kill9_unanswered_overwrite_is_all_or_nothing() {
     require_fuse!();
@@ -1849,10 +1837,8 @@ fn kill9_unanswered_overwrite_is_all_or_nothing() {
     m.assert_fsck_clean();
     assert!(
         torn.is_empty(),
-        "KNOWN BUG (fs/, reported from the torture test): a write that the daemon never answered is partly \
-         applied after kill -9: its bytes went in place into existing blocks, then the daemon died before the \
-         transaction committed, so the file keeps its old size but holds some of the new bytes. The README \
-         promises the state after the last answered request and never a partially applied operation.\n  {}",
+        "a write that the daemon never answered is partly applied after kill -9 (the README promises the \
+         state after the last answered request and never a partially applied operation):\n  {}",
         torn.join("\n  ")
     );
 }

@@ -1,6 +1,8 @@
 //! File contents: read, write, truncate. Data goes to data-area extents; a write puts the bytes
-//! in place (`pwrite`) before the transaction that makes the inode point at them commits
-//! (design-notes §2, ordered data), so no inode ever points at unwritten blocks.
+//! into blocks no committed state shows (new blocks: holes are filled and overwrites are
+//! copied on write) before the transaction that makes the inode point at them commits
+//! (design-notes §2, ordered data): no inode ever points at unwritten blocks, and a write the
+//! daemon never answered is all or nothing.
 
 use super::{extent, inode, Geo, Op};
 use crate::error::{errno, FsResult};
@@ -104,9 +106,30 @@ pub fn write(
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
         match extent::find(op.bytes(), ino, b)? {
             Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
-                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
-                op.write_data(at, src(pos, seg_end), false, small)?;
+                // Overwrite: copy on write. Visible bytes never change before the commit, so
+                // a crash before it leaves the old contents whole (an unanswered write is
+                // all or nothing). New blocks get the merged contents; the old ones are freed
+                // in the same transaction.
+                let last = e.last.min((end - 1) / BLOCK_SIZE);
+                let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
+                let last = b + n - 1;
+                let seg_end = end.min((last + 1) * BLOCK_SIZE);
+                let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
+                let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
+                if pos % BLOCK_SIZE != 0 {
+                    op.geo
+                        .image
+                        .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
+                }
+                if seg_end % BLOCK_SIZE != 0 && (last > b || pos % BLOCK_SIZE == 0) {
+                    let tail = ((n - 1) * BLOCK_SIZE) as usize;
+                    op.geo.image.read_at(&mut buf[tail..], old(last))?;
+                }
+                let lead = (pos - b * BLOCK_SIZE) as usize;
+                buf[lead..lead + (seg_end - pos) as usize].copy_from_slice(src(pos, seg_end));
+                op.write_data(data_pos(op.geo, phys, 0), &buf, true, small)?;
+                extent::punch(op, ino, b, last)?;
+                extent::insert(op, ino, b, n, phys, 0)?;
                 pos = seg_end;
             }
             Some(e) if e.first <= b => {
