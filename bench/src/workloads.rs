@@ -104,7 +104,10 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
         *b = (i * 7 + 13) as u8;
     }
     let t = Instant::now();
-    let mut f = OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     for _ in 0..bytes / chunk {
         f.write_all(&buf)?;
     }
@@ -214,7 +217,11 @@ pub struct TreeTimes {
 pub fn real_tree(dir: &Path, tarball: &Path) -> Result<TreeTimes> {
     fs::create_dir_all(dir)?;
     let t = Instant::now();
-    run(Command::new("tar").arg("-xf").arg(tarball).arg("-C").arg(dir))?;
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir))?;
     let untar = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let out = run(Command::new("sh")

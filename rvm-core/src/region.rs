@@ -74,8 +74,12 @@ impl Region {
             return 0;
         }
         let applied = self.shared.applied_seq();
-        let mut pages: Vec<usize> =
-            self.dirty_pages.iter().filter(|(_, &lsn)| lsn < applied).map(|(&p, _)| p).collect();
+        let mut pages: Vec<usize> = self
+            .dirty_pages
+            .iter()
+            .filter(|(_, &lsn)| lsn < applied)
+            .map(|(&p, _)| p)
+            .collect();
         pages.sort_unstable();
         let base = self.map.as_mut_ptr();
         let mut i = 0;
@@ -88,7 +92,9 @@ impl Region {
             // SAFETY: the range lies inside this private mapping, and no reference into it
             // outlives this call (`&mut self`); MADV_DONTNEED on a private file mapping only
             // drops our copies, the file's committed bytes show through again.
-            let r = unsafe { libc::madvise(base.add(pages[i] * PAGE).cast(), len, libc::MADV_DONTNEED) };
+            let r = unsafe {
+                libc::madvise(base.add(pages[i] * PAGE).cast(), len, libc::MADV_DONTNEED)
+            };
             if r != 0 {
                 return 0; // keep the pages; memory is all that is lost
             }
@@ -137,7 +143,10 @@ impl Region {
     pub fn begin_transaction(&mut self, mode: RestoreMode) -> Transaction<'_> {
         // Checked mode turned on or off by `Rvm::set_options`: between transactions the
         // region holds exactly its committed bytes, so a new shadow copy starts here.
-        let checked = self.shared.checked.load(std::sync::atomic::Ordering::Relaxed);
+        let checked = self
+            .shared
+            .checked
+            .load(std::sync::atomic::Ordering::Relaxed);
         if checked != self.shadow.is_some() {
             if checked {
                 self.enable_shadow();

@@ -163,7 +163,11 @@ fn check(
                 // A crash before this truncation is "after lazy recovery, before truncation".
                 if rng.below(2) == 0 && rvm.truncate().is_ok() {
                     let seg = &sim2.durable_image()[SEG.offset as usize..SEG.end() as usize];
-                    prop_assert_eq!(seg, &model.images[0][..], "truncation applied a wrong image");
+                    prop_assert_eq!(
+                        seg,
+                        &model.images[0][..],
+                        "truncation applied a wrong image"
+                    );
                 }
                 workload(&rvm, &sim2, &mut rng, nops / 2, &mut model);
                 m2 = Some(model);
@@ -269,7 +273,6 @@ proptest! {
     }
 }
 
-
 const NT: u64 = 3;
 
 fn area(k: u64) -> Area {
@@ -286,7 +289,12 @@ type History = Vec<(Option<Lsn>, Vec<u8>)>;
 /// group commit) until the simulated power fails; the recovered regions must be one cut of
 /// the global commit order (every Lsn below some L present, none at or above it), with L
 /// past every Lsn whose flush returned.
-fn check_mt(seed: u64, crash_at: u64, use_spool: bool, threshold: u8) -> std::result::Result<(), TestCaseError> {
+fn check_mt(
+    seed: u64,
+    crash_at: u64,
+    use_spool: bool,
+    threshold: u8,
+) -> std::result::Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("mt.spool");
     let o = opts(use_spool.then_some(spool.as_path()), threshold);
@@ -328,7 +336,11 @@ fn check_mt(seed: u64, crash_at: u64, use_spool: bool, threshold: u8) -> std::re
                             continue;
                         }
                         let flush = rng.below(2) == 0;
-                        let res = t.end(if flush { CommitMode::Flush } else { CommitMode::NoFlush });
+                        let res = t.end(if flush {
+                            CommitMode::Flush
+                        } else {
+                            CommitMode::NoFlush
+                        });
                         match res {
                             Ok(lsn) => {
                                 h.push((Some(lsn), r.bytes().to_vec()));
@@ -365,7 +377,9 @@ fn check_mt(seed: u64, crash_at: u64, use_spool: bool, threshold: u8) -> std::re
     };
     let sim2 = Arc::new(SimStorage::from_bytes(img));
     let rvm = init(&sim2, &o).expect("recovery");
-    let got: Vec<Vec<u8>> = (0..NT).map(|k| rvm.map(area(k)).unwrap().bytes().to_vec()).collect();
+    let got: Vec<Vec<u8>> = (0..NT)
+        .map(|k| rvm.map(area(k)).unwrap().bytes().to_vec())
+        .collect();
     // Per thread, the intervals [lo, hi] of L under which it shows each matching image.
     let mut intervals: Vec<Vec<(u64, u64)>> = Vec::new();
     for k in 0..NT as usize {
@@ -391,16 +405,28 @@ fn check_mt(seed: u64, crash_at: u64, use_spool: bool, threshold: u8) -> std::re
             };
             iv.push((lo, hi));
         }
-        prop_assert!(!iv.is_empty(), "thread {k}: recovered region is none of its commit points");
+        prop_assert!(
+            !iv.is_empty(),
+            "thread {k}: recovered region is none of its commit points"
+        );
         intervals.push(iv);
     }
     let min_l = floor.map_or(0, |d| d + 1);
-    let mut cands: Vec<u64> = intervals.iter().flatten().map(|iv| iv.0.max(min_l)).collect();
-    cands.push(min_l);
-    let ok = cands
+    let mut cands: Vec<u64> = intervals
         .iter()
-        .any(|&l| intervals.iter().all(|iv| iv.iter().any(|&(lo, hi)| lo <= l && l <= hi)));
-    prop_assert!(ok, "recovered regions are no cut of the commit order at or after {floor:?} ({crash:?})");
+        .flatten()
+        .map(|iv| iv.0.max(min_l))
+        .collect();
+    cands.push(min_l);
+    let ok = cands.iter().any(|&l| {
+        intervals
+            .iter()
+            .all(|iv| iv.iter().any(|&(lo, hi)| lo <= l && l <= hi))
+    });
+    prop_assert!(
+        ok,
+        "recovered regions are no cut of the commit order at or after {floor:?} ({crash:?})"
+    );
     Ok(())
 }
 

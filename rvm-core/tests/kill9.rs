@@ -102,7 +102,11 @@ fn verify(img: &Path, last_printed: u64) -> u64 {
     );
     for j in n.saturating_sub(SLOTS - 1).max(1)..=n {
         let o = slot_off(j);
-        assert_eq!(b[o..o + 64], pattern(j), "slot of commit {j} (recovered {n})");
+        assert_eq!(
+            b[o..o + 64],
+            pattern(j),
+            "slot of commit {j} (recovered {n})"
+        );
     }
     n
 }
@@ -152,7 +156,11 @@ fn kill9_during_commits_loses_nothing_printed() {
         child.wait().unwrap();
         let printed = reader.join().unwrap();
         for w in printed.windows(2) {
-            assert_eq!(w[1], w[0] + 1, "round {round}: commits printed out of order");
+            assert_eq!(
+                w[1],
+                w[0] + 1,
+                "round {round}: commits printed out of order"
+            );
         }
         if let Some(&p) = printed.last() {
             assert!(p > last, "round {round}: the child went backwards");

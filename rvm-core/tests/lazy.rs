@@ -48,7 +48,12 @@ fn work(r: &mut Region, rng: &mut Rng, n: usize) -> Vec<u8> {
             let off = (rng.below(pages) * 4096 + rng.below(4000)) as usize;
             t.set_range(off, 64).unwrap().fill(i as u8 | 1);
         }
-        t.end(if i % 7 == 0 { CommitMode::Flush } else { CommitMode::NoFlush }).unwrap();
+        t.end(if i % 7 == 0 {
+            CommitMode::Flush
+        } else {
+            CommitMode::NoFlush
+        })
+        .unwrap();
     }
     r.bytes().to_vec()
 }
@@ -126,8 +131,14 @@ fn remap_after_no_flush_commits_needs_no_truncation() {
 fn unmap_flushes_what_the_region_committed() {
     let st = file_storage(SEG.end());
     let rvm = open(&st, None);
-    let a = Area { offset: SEG.offset, len: 4096 };
-    let b = Area { offset: SEG.offset + 4096, len: 4096 };
+    let a = Area {
+        offset: SEG.offset,
+        len: 4096,
+    };
+    let b = Area {
+        offset: SEG.offset + 4096,
+        len: 4096,
+    };
     let mut ra = rvm.map(a).unwrap();
     let rb = rvm.map(b).unwrap();
     let mut t = ra.begin_transaction(RestoreMode::Restore);
@@ -164,8 +175,12 @@ fn set_options_and_query_options() {
     );
     let mut r = rvm.map(SEG).unwrap();
     // checked mode on at run time: the next transaction is checked
-    rvm.set_options(Tunables { checked: true, commit_interval: Some(Duration::from_millis(20)), ..t.clone() })
-        .unwrap();
+    rvm.set_options(Tunables {
+        checked: true,
+        commit_interval: Some(Duration::from_millis(20)),
+        ..t.clone()
+    })
+    .unwrap();
     assert!(rvm.query_options().checked);
     let mut tx = r.begin_transaction(RestoreMode::Restore);
     tx.write(100, b"ok").unwrap();
@@ -174,13 +189,25 @@ fn set_options_and_query_options() {
     // the commit timer (set at run time) makes it durable
     let t0 = std::time::Instant::now();
     while rvm.stats().durable_lsn < rvm.stats().next_lsn {
-        assert!(t0.elapsed() < Duration::from_secs(10), "commit timer did not flush");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "commit timer did not flush"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    rvm.set_options(Tunables { truncate_threshold: None, commit_interval: None, ..rvm.query_options() })
-        .unwrap();
+    rvm.set_options(Tunables {
+        truncate_threshold: None,
+        commit_interval: None,
+        ..rvm.query_options()
+    })
+    .unwrap();
     assert_eq!(rvm.query_options().truncate_threshold, None);
-    assert!(rvm.set_options(Tunables { truncate_threshold: Some(101), ..t }).is_err());
+    assert!(rvm
+        .set_options(Tunables {
+            truncate_threshold: Some(101),
+            ..t
+        })
+        .is_err());
     let s = rvm.stats();
     assert!(s.flush_syncs >= 1 && s.maps == 1);
 }
@@ -196,7 +223,10 @@ fn vm_rss_kib() -> u64 {
 
 #[test]
 fn mapping_a_4gib_segment_after_recovery_reads_nothing() {
-    let seg = Area { offset: MIB, len: 4096 * MIB };
+    let seg = Area {
+        offset: MIB,
+        len: 4096 * MIB,
+    };
     let st = file_storage(seg.end()); // sparse
     {
         let rvm = open(&st, None);
@@ -212,8 +242,14 @@ fn mapping_a_4gib_segment_after_recovery_reads_nothing() {
     let before = vm_rss_kib();
     let r = rvm.map(seg).unwrap();
     let grown = vm_rss_kib().saturating_sub(before);
-    assert!(grown < 16 * 1024, "mapping grew the resident set by {grown} KiB");
+    assert!(
+        grown < 16 * 1024,
+        "mapping grew the resident set by {grown} KiB"
+    );
     assert!((0..10).all(|i| r.bytes()[i * 400 * MIB as usize] == b'x'));
     let grown = vm_rss_kib().saturating_sub(before);
-    assert!(grown < 16 * 1024, "reading 10 bytes grew the resident set by {grown} KiB");
+    assert!(
+        grown < 16 * 1024,
+        "reading 10 bytes grew the resident set by {grown} KiB"
+    );
 }

@@ -137,7 +137,11 @@ fn recovery_twice_same_image_and_crash_during_recovery() {
     let seg = |img: &[u8]| img[SEG.offset as usize..SEG.end() as usize].to_vec();
     let rvm = open(&st1, LOG);
     rvm.set_truncate_threshold(None);
-    assert_eq!(seg(&st1.snapshot()), seg(&crashed), "recovery wrote the segment");
+    assert_eq!(
+        seg(&st1.snapshot()),
+        seg(&crashed),
+        "recovery wrote the segment"
+    );
     assert_eq!(rvm.map(SEG).unwrap().bytes(), &want[..]);
     drop(rvm);
     let rvm = open(&st1, LOG);

@@ -57,11 +57,19 @@ pub fn workspace_root() -> PathBuf {
 pub fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         let d = PathBuf::from(d);
-        return if d.is_absolute() { d } else { workspace_root().join(d) };
+        return if d.is_absolute() {
+            d
+        } else {
+            workspace_root().join(d)
+        };
     }
     if let Ok(exe) = std::env::current_exe() {
         // <target>/<profile>/deps/<name>
-        if let Some(t) = exe.parent().and_then(|p| p.parent()).and_then(|p| p.parent()) {
+        if let Some(t) = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.parent())
+        {
             if t.join("CACHEDIR.TAG").exists() {
                 return t.to_path_buf();
             }
@@ -104,7 +112,7 @@ pub fn bin_dir() -> &'static Path {
         for profile in ["release", "debug"] {
             let d = t.join(profile);
             if let Some(m) = newest_mtime(&d) {
-                if best.as_ref().map_or(true, |(b, _)| m > *b) {
+                if best.as_ref().is_none_or(|(b, _)| m > *b) {
                     best = Some((m, d));
                 }
             }
@@ -156,7 +164,11 @@ pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(prog))
-        .find(|p| fs::metadata(p).map(|m| m.is_file() && m.mode() & 0o111 != 0).unwrap_or(false))
+        .find(|p| {
+            fs::metadata(p)
+                .map(|m| m.is_file() && m.mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,7 +194,7 @@ impl Outcome {
         }
     }
     pub fn success(&self) -> bool {
-        self.status.map_or(false, |s| s.success())
+        self.status.is_some_and(|s| s.success())
     }
     /// stdout and stderr together, for messages.
     pub fn output(&self) -> String {
@@ -300,7 +312,10 @@ fn unescape_mount_field(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -324,12 +339,12 @@ pub fn mount_type(mnt: &Path) -> Option<String> {
             let ty = f.next()?;
             (unescape_mount_field(target) == want).then(|| ty.to_string())
         })
-        .last()
+        .next_back()
 }
 
 /// Is a FUSE filesystem mounted at `mnt`?
 pub fn is_fuse_mounted(mnt: &Path) -> bool {
-    mount_type(mnt).map_or(false, |t| t.starts_with("fuse"))
+    mount_type(mnt).is_some_and(|t| t.starts_with("fuse"))
 }
 
 /// `fusermount3 -u [-z] MNT`.
@@ -387,13 +402,20 @@ impl Mounted {
     /// mkfs with `args`, not mounted yet.
     pub fn unmounted(args: &[&str]) -> Self {
         let m = Self::empty();
-        mkfs(&m.image, args).ok(&format!("mkfs-rvmfs {} {}", args.join(" "), m.image.display()));
+        mkfs(&m.image, args).ok(&format!(
+            "mkfs-rvmfs {} {}",
+            args.join(" "),
+            m.image.display()
+        ));
         m
     }
 
     /// A temporary directory with a mountpoint and no image at all (`image()` does not exist).
     pub fn empty() -> Self {
-        let dir = tempfile::Builder::new().prefix("rvmfs-e2e.").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("rvmfs-e2e.")
+            .tempdir()
+            .expect("tempdir");
         let image = dir.path().join("image");
         let mnt = dir.path().join("mnt");
         fs::create_dir(&mnt).expect("mkdir mnt");
@@ -440,7 +462,10 @@ impl Mounted {
 
     fn spawn_daemon(&self, mnt: &Path) -> std::io::Result<Child> {
         use std::io::Write;
-        let mut log = fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let mut c = Command::new(bin(RVMFS));
         c.arg("-f");
         if !self.mount_opts.is_empty() {
@@ -512,7 +537,11 @@ impl Mounted {
                 signal_pid(child.id(), libc::SIGKILL);
                 let _ = child.wait();
                 let _ = fusermount_u(&self.mnt, true);
-                panic!("fusermount3 -u {} kept failing: {}", self.mnt.display(), o.output());
+                panic!(
+                    "fusermount3 -u {} kept failing: {}",
+                    self.mnt.display(),
+                    o.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -535,7 +564,11 @@ impl Mounted {
     #[track_caller]
     pub fn unmount_ok(&mut self) {
         let st = self.unmount();
-        assert!(st.success(), "rvmfs exited {st} after a clean unmount; output:\n{}", self.daemon_log());
+        assert!(
+            st.success(),
+            "rvmfs exited {st} after a clean unmount; output:\n{}",
+            self.daemon_log()
+        );
         assert!(!is_fuse_mounted(&self.mnt), "still mounted after unmount");
     }
 
@@ -550,7 +583,11 @@ impl Mounted {
                 signal_pid(child.id(), libc::SIGKILL);
                 let _ = child.wait();
                 let _ = fusermount_u(&self.mnt, true);
-                panic!("rvmfs did not exit within {:?} of signal {sig}; output:\n{}", EXIT_TIMEOUT, self.daemon_log());
+                panic!(
+                    "rvmfs did not exit within {:?} of signal {sig}; output:\n{}",
+                    EXIT_TIMEOUT,
+                    self.daemon_log()
+                );
             }
         };
         if !wait_unmounted(&self.mnt, Duration::from_secs(5)) {
@@ -596,7 +633,12 @@ impl Mounted {
     #[track_caller]
     pub fn assert_fsck_clean(&self) {
         let (code, out) = self.fsck(&["-n", "-f"]);
-        assert_eq!(code, 0, "fsck -n -f {} exited {code}:\n{out}", self.image.display());
+        assert_eq!(
+            code,
+            0,
+            "fsck -n -f {} exited {code}:\n{out}",
+            self.image.display()
+        );
     }
 }
 
@@ -674,7 +716,13 @@ pub fn try_mount(image: &Path, mnt: &Path, timeout: Duration) -> Outcome {
     if mounted || leftover {
         stderr.push_str("\n[rvmfs-tests] MOUNTED\n");
     }
-    Outcome { status, stdout: read_back(out), stderr, timed_out: status.is_none(), elapsed: start.elapsed() }
+    Outcome {
+        status,
+        stdout: read_back(out),
+        stderr,
+        timed_out: status.is_none(),
+        elapsed: start.elapsed(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -709,9 +757,18 @@ pub fn sha256_files(paths: &[PathBuf]) -> HashMap<PathBuf, String> {
     for chunk in paths.chunks(256) {
         let o = run(Command::new("sha256sum").arg("-z").arg("--").args(chunk));
         assert!(o.success(), "sha256sum failed: {}", o.stderr);
-        for rec in o.stdout.as_bytes().split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        for rec in o
+            .stdout
+            .as_bytes()
+            .split(|&b| b == 0)
+            .filter(|r| !r.is_empty())
+        {
             // "<64 hex><space><space or *><name>"
-            assert!(rec.len() > 66, "odd sha256sum output {:?}", String::from_utf8_lossy(rec));
+            assert!(
+                rec.len() > 66,
+                "odd sha256sum output {:?}",
+                String::from_utf8_lossy(rec)
+            );
             let hash = String::from_utf8_lossy(&rec[..64]).into_owned();
             let name = PathBuf::from(OsStr::from_bytes(&rec[66..]));
             out.insert(name, hash);
@@ -730,7 +787,12 @@ pub fn sha256_files(paths: &[PathBuf]) -> HashMap<PathBuf, String> {
 /// sha256 of one file through `sha256sum`.
 pub fn sha256_file(path: &Path) -> String {
     let o = run(Command::new("sha256sum").arg("--").arg(path));
-    assert!(o.success(), "sha256sum {} failed: {}", path.display(), o.stderr);
+    assert!(
+        o.success(),
+        "sha256sum {} failed: {}",
+        path.display(),
+        o.stderr
+    );
     o.stdout.get(..64).unwrap_or_default().to_string()
 }
 
@@ -740,7 +802,8 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, fs::Metadata)>) {
     for ent in rd {
         let ent = ent.unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()));
         let r = rel.join(ent.file_name());
-        let md = fs::symlink_metadata(root.join(&r)).unwrap_or_else(|e| panic!("lstat {}: {e}", root.join(&r).display()));
+        let md = fs::symlink_metadata(root.join(&r))
+            .unwrap_or_else(|e| panic!("lstat {}: {e}", root.join(&r).display()));
         let is_dir = md.file_type().is_dir();
         out.push((r.clone(), md));
         if is_dir {
@@ -760,13 +823,20 @@ pub fn manifest(root: &Path) -> BTreeMap<PathBuf, Entry> {
 /// Like [`manifest`] of a directory that held only `entries` (paths sharing one parent):
 /// keys start with each entry's name, and the entries themselves are included.
 pub fn manifest_of_entries(entries: &[PathBuf]) -> BTreeMap<PathBuf, Entry> {
-    let Some(first) = entries.first() else { return BTreeMap::new() };
+    let Some(first) = entries.first() else {
+        return BTreeMap::new();
+    };
     let root = first.parent().expect("entry has a parent").to_path_buf();
     let mut list = Vec::new();
     for e in entries {
-        assert_eq!(e.parent(), Some(root.as_path()), "entries must share one parent");
+        assert_eq!(
+            e.parent(),
+            Some(root.as_path()),
+            "entries must share one parent"
+        );
         let rel = PathBuf::from(e.file_name().unwrap());
-        let md = fs::symlink_metadata(e).unwrap_or_else(|err| panic!("lstat {}: {err}", e.display()));
+        let md =
+            fs::symlink_metadata(e).unwrap_or_else(|err| panic!("lstat {}: {err}", e.display()));
         let is_dir = md.file_type().is_dir();
         list.push((rel.clone(), md));
         if is_dir {
@@ -787,7 +857,10 @@ fn manifest_of_list(root: &Path, list: Vec<(PathBuf, fs::Metadata)>) -> BTreeMap
     for (rel, md) in list {
         let ft = md.file_type();
         let kind = if ft.is_file() {
-            Kind::File { size: md.len(), sha256: sums[&root.join(&rel)].clone() }
+            Kind::File {
+                size: md.len(),
+                sha256: sums[&root.join(&rel)].clone(),
+            }
         } else if ft.is_dir() {
             Kind::Dir
         } else if ft.is_symlink() {
@@ -804,7 +877,11 @@ fn manifest_of_list(root: &Path, list: Vec<(PathBuf, fs::Metadata)>) -> BTreeMap
             mtime: md.mtime(),
         };
         if let Some(dup) = out.insert(rel.clone(), e) {
-            panic!("{} listed twice under {} ({dup:?})", rel.display(), root.display());
+            panic!(
+                "{} listed twice under {} ({dup:?})",
+                rel.display(),
+                root.display()
+            );
         }
     }
     out
@@ -822,11 +899,26 @@ pub struct Compare {
 }
 
 impl Compare {
-    pub const CONTENT: Compare = Compare { perm: false, owner: false, nlink: false, mtime: false };
+    pub const CONTENT: Compare = Compare {
+        perm: false,
+        owner: false,
+        nlink: false,
+        mtime: false,
+    };
     /// Content, permissions, owner and mtime: what `cp -a` and `tar -xp` preserve.
-    pub const ALL: Compare = Compare { perm: true, owner: true, nlink: false, mtime: true };
+    pub const ALL: Compare = Compare {
+        perm: true,
+        owner: true,
+        nlink: false,
+        mtime: true,
+    };
     /// Everything, link counts included: for a tree compared with itself across a remount.
-    pub const EXACT: Compare = Compare { perm: true, owner: true, nlink: true, mtime: true };
+    pub const EXACT: Compare = Compare {
+        perm: true,
+        owner: true,
+        nlink: true,
+        mtime: true,
+    };
 }
 
 /// Differences between two manifests, one line each (empty when they agree).
@@ -846,20 +938,47 @@ pub fn compare_manifests(
                 Kind::File { size, sha256 } => format!("file size {size} sha256 {}", &sha256[..16]),
                 other => format!("{other:?}"),
             };
-            diffs.push(format!("{}: want {}, got {}", p.display(), short(&w.kind), short(&g.kind)));
+            diffs.push(format!(
+                "{}: want {}, got {}",
+                p.display(),
+                short(&w.kind),
+                short(&g.kind)
+            ));
             continue;
         }
         if how.perm && w.perm != g.perm {
-            diffs.push(format!("{}: mode want {:o} got {:o}", p.display(), w.perm, g.perm));
+            diffs.push(format!(
+                "{}: mode want {:o} got {:o}",
+                p.display(),
+                w.perm,
+                g.perm
+            ));
         }
         if how.owner && (w.uid, w.gid) != (g.uid, g.gid) {
-            diffs.push(format!("{}: owner want {}:{} got {}:{}", p.display(), w.uid, w.gid, g.uid, g.gid));
+            diffs.push(format!(
+                "{}: owner want {}:{} got {}:{}",
+                p.display(),
+                w.uid,
+                w.gid,
+                g.uid,
+                g.gid
+            ));
         }
         if how.nlink && matches!(w.kind, Kind::File { .. }) && w.nlink != g.nlink {
-            diffs.push(format!("{}: nlink want {} got {}", p.display(), w.nlink, g.nlink));
+            diffs.push(format!(
+                "{}: nlink want {} got {}",
+                p.display(),
+                w.nlink,
+                g.nlink
+            ));
         }
         if how.mtime && !matches!(w.kind, Kind::Symlink(_)) && w.mtime != g.mtime {
-            diffs.push(format!("{}: mtime want {} got {}", p.display(), w.mtime, g.mtime));
+            diffs.push(format!(
+                "{}: mtime want {} got {}",
+                p.display(),
+                w.mtime,
+                g.mtime
+            ));
         }
     }
     for p in got.keys() {
@@ -872,7 +991,12 @@ pub fn compare_manifests(
 
 /// Assert two manifests agree; the message lists the first 30 differences.
 #[track_caller]
-pub fn assert_manifests_equal(want: &BTreeMap<PathBuf, Entry>, got: &BTreeMap<PathBuf, Entry>, how: Compare, what: &str) {
+pub fn assert_manifests_equal(
+    want: &BTreeMap<PathBuf, Entry>,
+    got: &BTreeMap<PathBuf, Entry>,
+    how: Compare,
+    what: &str,
+) {
     let d = compare_manifests(want, got, how);
     assert!(
         d.is_empty(),
@@ -889,7 +1013,12 @@ pub fn assert_manifests_equal(want: &BTreeMap<PathBuf, Entry>, got: &BTreeMap<Pa
 pub fn assert_same_tree(src: &Path, dst: &Path, how: Compare) -> BTreeMap<PathBuf, Entry> {
     let want = manifest(src);
     let got = manifest(dst);
-    assert_manifests_equal(&want, &got, how, &format!("{} vs {}", src.display(), dst.display()));
+    assert_manifests_equal(
+        &want,
+        &got,
+        how,
+        &format!("{} vs {}", src.display(), dst.display()),
+    );
     want
 }
 
@@ -909,7 +1038,10 @@ pub fn totals(m: &BTreeMap<PathBuf, Entry>) -> (usize, u64) {
 /// Debian's /usr/lib/python3.N.
 pub fn python_stdlib() -> Option<PathBuf> {
     let o = run_timeout(
-        Command::new("python3").args(["-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"]),
+        Command::new("python3").args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()['stdlib'])",
+        ]),
         Duration::from_secs(30),
     );
     if o.success() {
@@ -922,7 +1054,9 @@ pub fn python_stdlib() -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().map_or(false, |n| n.to_string_lossy().starts_with("python3.")) && p.join("os.py").is_file()
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("python3."))
+                && p.join("os.py").is_file()
         })
         .collect();
     cands.sort();
@@ -950,7 +1084,11 @@ pub fn python_stdlib_entries(also_skip: &[&str]) -> Vec<PathBuf> {
 
 /// `cp -a SOURCES... DEST/` (DEST must exist).
 pub fn cp_a(sources: &[PathBuf], dest: &Path) -> Outcome {
-    run(Command::new("cp").arg("-a").arg("-t").arg(dest).args(sources))
+    run(Command::new("cp")
+        .arg("-a")
+        .arg("-t")
+        .arg(dest)
+        .args(sources))
 }
 
 /// Copy a tree by piping `tar -C src -cf - PATHS...` into `tar -C dst -xf -`.
@@ -977,7 +1115,11 @@ pub fn tar_pipe(src: &Path, paths: &[&str], dst: &Path) -> Outcome {
         .expect("run tar x");
     let co = c.wait_with_output().expect("wait tar c");
     Outcome {
-        status: Some(if !x.status.success() { x.status } else { co.status }),
+        status: Some(if !x.status.success() {
+            x.status
+        } else {
+            co.status
+        }),
         stdout: String::from_utf8_lossy(&x.stdout).into_owned(),
         stderr: format!(
             "tar c: {}{}\ntar x: {}{}",
@@ -1047,7 +1189,11 @@ pub fn bytes_diff(got: &[u8], want: &[u8]) -> Option<String> {
     if got == want {
         return None;
     }
-    let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
     let excerpt = |v: &[u8]| {
         let end = (first + 16).min(v.len());
         format!("{:02x?}", &v[first.min(v.len())..end])
@@ -1085,7 +1231,13 @@ pub fn fs_used_bytes(path: &Path) -> Option<u64> {
 /// Wait until a background writer into `mnt` has added `bytes` bytes (per statvfs), or has
 /// exited, or `max` has passed. If the filesystem's usage does not move within the first
 /// second, falls back to sleeping `fallback` in all. Returns how long it waited.
-pub fn wait_for_progress(mnt: &Path, writer: &mut ChildGuard, bytes: u64, fallback: Duration, max: Duration) -> Duration {
+pub fn wait_for_progress(
+    mnt: &Path,
+    writer: &mut ChildGuard,
+    bytes: u64,
+    fallback: Duration,
+    max: Duration,
+) -> Duration {
     let start = Instant::now();
     let base = fs_used_bytes(mnt).unwrap_or(0);
     loop {

@@ -55,36 +55,57 @@ fn cargo_build_offline_inside_the_mount() {
     require_fuse!();
     let mut m = Mounted::with_mkfs(&["-s", "2G"]);
     let target = m.path("hello/target");
-    cargo(m.mnt(), &target, &["new", "--offline", "--vcs", "none", "--bin", "hello"]).ok("cargo new hello");
+    cargo(
+        m.mnt(),
+        &target,
+        &["new", "--offline", "--vcs", "none", "--bin", "hello"],
+    )
+    .ok("cargo new hello");
     let krate = m.path("hello");
     assert!(krate.join("Cargo.toml").is_file() && krate.join("src/main.rs").is_file());
     fs::write(krate.join("src/main.rs"), MAIN_RS).unwrap();
     fs::write(krate.join("src/fib.rs"), FIB_RS).unwrap();
 
-    let b = cargo(&krate, &target, &["build", "--offline"]).ok("cargo build --offline in the mount");
+    let b =
+        cargo(&krate, &target, &["build", "--offline"]).ok("cargo build --offline in the mount");
     eprintln!("cargo build took {:.2?}", b.elapsed);
     let exe = target.join("debug/hello");
     let out = run(Command::new(&exe).arg("50")).ok("running the built binary");
     assert_eq!(out.stdout.trim(), "Hello from rvmfs! fib(50) = 12586269025");
 
     let t = cargo(&krate, &target, &["test", "--offline"]).ok("cargo test --offline in the mount");
-    assert!(t.output().contains("test result: ok. 1 passed"), "cargo test output:\n{}", t.output());
+    assert!(
+        t.output().contains("test result: ok. 1 passed"),
+        "cargo test output:\n{}",
+        t.output()
+    );
 
-    let r = cargo(&krate, &target, &["build", "--offline", "--release"]).ok("cargo build --release in the mount");
+    let r = cargo(&krate, &target, &["build", "--offline", "--release"])
+        .ok("cargo build --release in the mount");
     eprintln!("cargo build --release took {:.2?}", r.elapsed);
     let rel_sum = sha256_file(&target.join("release/hello"));
 
     let before = manifest(&krate);
     m.remount();
-    assert_manifests_equal(&before, &manifest(&krate), Compare::EXACT, "crate directory after remount");
+    assert_manifests_equal(
+        &before,
+        &manifest(&krate),
+        Compare::EXACT,
+        "crate directory after remount",
+    );
     assert_eq!(sha256_file(&target.join("release/hello")), rel_sum);
-    let out = run(Command::new(target.join("release/hello")).arg("20")).ok("running the release binary after remount");
+    let out = run(Command::new(target.join("release/hello")).arg("20"))
+        .ok("running the release binary after remount");
     assert_eq!(out.stdout.trim(), "Hello from rvmfs! fib(20) = 6765");
 
     let again = cargo(&krate, &target, &["build", "--offline"]).ok("cargo build after remount");
     eprintln!(
         "cargo build after remount: {}",
-        if again.output().contains("Compiling hello") { "recompiled" } else { "up to date" }
+        if again.output().contains("Compiling hello") {
+            "recompiled"
+        } else {
+            "up to date"
+        }
     );
     cargo(&krate, &target, &["clean", "--offline"]).ok("cargo clean in the mount");
     assert!(!target.join("debug").exists());

@@ -38,22 +38,43 @@ fn check_partial_copy(src: &BTreeMap<PathBuf, Entry>, dir: &Path, what: &str) ->
     let mut complete = 0usize;
     let mut differ: Vec<String> = Vec::new();
     for (p, g) in &got {
-        let Some(w) = src.get(p) else { panic!("{what}: {} is not in the source", p.display()) };
+        let Some(w) = src.get(p) else {
+            panic!("{what}: {} is not in the source", p.display())
+        };
         match (&w.kind, &g.kind) {
-            (Kind::File { size: ws, sha256: wh }, Kind::File { size: gs, sha256: gh }) => {
+            (
+                Kind::File {
+                    size: ws,
+                    sha256: wh,
+                },
+                Kind::File {
+                    size: gs,
+                    sha256: gh,
+                },
+            ) => {
                 if ws == gs && wh == gh {
                     complete += 1;
                 } else {
-                    differ.push(format!("{}: size {gs} of {ws}{}", p.display(), if ws == gs { ", content differs" } else { "" }));
+                    differ.push(format!(
+                        "{}: size {gs} of {ws}{}",
+                        p.display(),
+                        if ws == gs { ", content differs" } else { "" }
+                    ));
                 }
             }
             (Kind::Dir, Kind::Dir) => {}
-            (Kind::Symlink(a), Kind::Symlink(b)) => assert_eq!(a, b, "{what}: symlink {} has the wrong target", p.display()),
+            (Kind::Symlink(a), Kind::Symlink(b)) => {
+                assert_eq!(a, b, "{what}: symlink {} has the wrong target", p.display())
+            }
             (a, b) => panic!("{what}: {}: source is {a:?}, copy has {b:?}", p.display()),
         }
     }
     eprintln!("{what}: {complete} complete files; not complete: {differ:?}");
-    assert!(differ.len() <= 1, "{what}: more than the one file in flight differs after kill -9:\n  {}", differ.join("\n  "));
+    assert!(
+        differ.len() <= 1,
+        "{what}: more than the one file in flight differs after kill -9:\n  {}",
+        differ.join("\n  ")
+    );
     complete
 }
 
@@ -76,7 +97,12 @@ fn kill9_during_cp_a_of_a_real_tree() {
         nbytes as f64 / 1048576.0,
         mib_per_s(nbytes, t_copy)
     );
-    assert_manifests_equal(&src, &manifest(&first), Compare::ALL, "first copy before the kill");
+    assert_manifests_equal(
+        &src,
+        &manifest(&first),
+        Compare::ALL,
+        "first copy before the kill",
+    );
 
     // Second copies in the background, the daemon killed at several points of each.
     for (i, frac) in [0.5f64, 0.15, 0.85].into_iter().enumerate() {
@@ -110,13 +136,30 @@ fn kill9_during_cp_a_of_a_real_tree() {
         fsck_after_crash(&m);
         m.mount();
         eprintln!("mount after the crash took {:.2?}", m.last_mount_time);
-        assert_manifests_equal(&src, &manifest(&first), Compare::ALL, &format!("first copy after kill -9 number {}", i + 1));
-        check_partial_copy(&src, &second, &format!("copy {i} killed at {:.0}%", frac * 100.0));
+        assert_manifests_equal(
+            &src,
+            &manifest(&first),
+            Compare::ALL,
+            &format!("first copy after kill -9 number {}", i + 1),
+        );
+        check_partial_copy(
+            &src,
+            &second,
+            &format!("copy {i} killed at {:.0}%", frac * 100.0),
+        );
         fs::remove_dir_all(&second).unwrap();
     }
 
     // kill -9 during rm -rf of the first copy: whatever is left is exact.
-    let mut rm = ChildGuard(Command::new("rm").arg("-rf").arg(&first).stdin(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn rm"));
+    let mut rm = ChildGuard(
+        Command::new("rm")
+            .arg("-rf")
+            .arg(&first)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rm"),
+    );
     std::thread::sleep(Duration::from_millis(150));
     let rm_running = rm.is_running();
     m.kill9();
@@ -141,14 +184,21 @@ fn kill9_during_cp_a_of_a_real_tree() {
 fn small_tree(root: &Path, seed: u64) -> BTreeMap<PathBuf, Entry> {
     fs::create_dir_all(root.join("d/e")).unwrap();
     for i in 0..50u64 {
-        fs::write(root.join(format!("d/f{i}")), pattern(seed * 1000 + i, (i as usize * 7919) % 70_000)).unwrap();
+        fs::write(
+            root.join(format!("d/f{i}")),
+            pattern(seed * 1000 + i, (i as usize * 7919) % 70_000),
+        )
+        .unwrap();
     }
     fs::write(root.join("d/e/g"), b"g").unwrap();
     std::os::unix::fs::symlink("../d/f1", root.join("d/e/link")).unwrap();
     fs::hard_link(root.join("d/f2"), root.join("d/e/hard")).unwrap();
     fs::rename(root.join("d/f3"), root.join("d/e/moved")).unwrap();
     fs::remove_file(root.join("d/f4")).unwrap();
-    let f = fs::OpenOptions::new().write(true).open(root.join("d/f5")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("d/f5"))
+        .unwrap();
     f.set_len(3).unwrap();
     f.sync_all().unwrap();
     manifest(root)
@@ -167,7 +217,12 @@ fn kill9_after_answered_requests_then_fsck_and_mount() {
     drop(held);
     fsck_after_crash(&m);
     m.mount();
-    assert_manifests_equal(&want, &manifest(&m.path("t")), Compare::EXACT, "after kill -9, fsck and mount");
+    assert_manifests_equal(
+        &want,
+        &manifest(&m.path("t")),
+        Compare::EXACT,
+        "after kill -9, fsck and mount",
+    );
     assert!(!m.path("held").exists());
     m.unmount_ok();
     m.assert_fsck_clean();
@@ -184,7 +239,12 @@ fn kill9_then_mount_replays_the_log() {
         m.kill9();
         m.mount(); // no fsck in between: the daemon replays the log itself
         for (d, w) in &wants {
-            assert_manifests_equal(w, &manifest(d), Compare::EXACT, &format!("round {round}: {}", d.display()));
+            assert_manifests_equal(
+                w,
+                &manifest(d),
+                Compare::EXACT,
+                &format!("round {round}: {}", d.display()),
+            );
         }
     }
     m.unmount_ok();

@@ -12,8 +12,26 @@ use std::time::{Duration, Instant};
 /// A varied tree: file sizes around block boundaries, a sparse file, deep directories,
 /// symlinks, hard links, odd permissions and set mtimes.
 fn build_tree(root: &Path) {
-    for (i, len) in [0usize, 1, 511, 4095, 4096, 4097, 65536, 1 << 20, (1 << 20) + 13, 5 << 20].iter().enumerate() {
-        fs::write(root.join(format!("size-{len}")), pattern(i as u64 + 1, *len)).unwrap();
+    for (i, len) in [
+        0usize,
+        1,
+        511,
+        4095,
+        4096,
+        4097,
+        65536,
+        1 << 20,
+        (1 << 20) + 13,
+        5 << 20,
+    ]
+    .iter()
+    .enumerate()
+    {
+        fs::write(
+            root.join(format!("size-{len}")),
+            pattern(i as u64 + 1, *len),
+        )
+        .unwrap();
     }
     // Sparse: data at 0, a hole, data at 10 MiB + 7.
     let mut f = fs::File::create(root.join("sparse")).unwrap();
@@ -38,8 +56,14 @@ fn build_tree(root: &Path) {
     fs::write(root.join("setuid"), b"#!/bin/sh\n").unwrap();
     fs::set_permissions(root.join("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
     fs::set_permissions(root.join("deep"), fs::Permissions::from_mode(0o700)).unwrap();
-    run(Command::new("touch").args(["-m", "-d", "@1000000000"]).arg(root.join("size-1"))).ok("touch -d");
-    run(Command::new("touch").args(["-m", "-d", "2001-02-03 04:05:06"]).arg(root.join("deep"))).ok("touch -d dir");
+    run(Command::new("touch")
+        .args(["-m", "-d", "@1000000000"])
+        .arg(root.join("size-1")))
+    .ok("touch -d");
+    run(Command::new("touch")
+        .args(["-m", "-d", "2001-02-03 04:05:06"])
+        .arg(root.join("deep")))
+    .ok("touch -d dir");
     // Names that are not plain ASCII.
     fs::write(root.join("naïve café ☕"), b"utf-8 name").unwrap();
     fs::write(root.join(" leading space"), b"").unwrap();
@@ -56,25 +80,48 @@ fn contents_persist_across_remounts() {
     m.unmount_ok();
     m.assert_fsck_clean();
     m.mount();
-    assert_manifests_equal(&before, &manifest(m.mnt()), Compare::EXACT, "after the first remount");
+    assert_manifests_equal(
+        &before,
+        &manifest(m.mnt()),
+        Compare::EXACT,
+        "after the first remount",
+    );
     let sparse = fs::read(m.path("sparse")).unwrap();
     assert_eq!(sparse.len(), (10 << 20) + 11);
     assert_eq!(&sparse[..4], b"head");
-    assert!(sparse[4..(10 << 20) + 7].iter().all(|&b| b == 0), "the hole of a sparse file reads non-zero bytes");
+    assert!(
+        sparse[4..(10 << 20) + 7].iter().all(|&b| b == 0),
+        "the hole of a sparse file reads non-zero bytes"
+    );
 
     // Change things, remount again, several times.
     for round in 0..3u64 {
         let f = m.path(format!("round-{round}"));
         fs::write(&f, pattern(100 + round, 300_000)).unwrap();
-        let mut a = fs::OpenOptions::new().append(true).open(m.path("size-4097")).unwrap();
+        let mut a = fs::OpenOptions::new()
+            .append(true)
+            .open(m.path("size-4097"))
+            .unwrap();
         a.write_all(&pattern(200 + round, 5000)).unwrap();
         drop(a);
-        fs::rename(m.path(format!("size-{}", [511, 4095, 4096][round as usize])), m.path(format!("renamed-{round}"))).unwrap();
+        fs::rename(
+            m.path(format!("size-{}", [511, 4095, 4096][round as usize])),
+            m.path(format!("renamed-{round}")),
+        )
+        .unwrap();
         fs::remove_file(m.path("links/hard1")).ok();
-        fs::remove_dir_all(m.path("deep/level0/level1/level2/level3/level4/level5/level6/level7/level8/level9/level10")).ok();
+        fs::remove_dir_all(m.path(
+            "deep/level0/level1/level2/level3/level4/level5/level6/level7/level8/level9/level10",
+        ))
+        .ok();
         let snap = manifest(m.mnt());
         m.remount();
-        assert_manifests_equal(&snap, &manifest(m.mnt()), Compare::EXACT, &format!("after remount {round}"));
+        assert_manifests_equal(
+            &snap,
+            &manifest(m.mnt()),
+            Compare::EXACT,
+            &format!("after remount {round}"),
+        );
     }
     m.unmount_ok();
     m.assert_fsck_clean();
@@ -88,10 +135,17 @@ fn big_file_persists() {
     let t = Instant::now();
     fs::write(m.path("big"), &data).unwrap();
     let dt = t.elapsed();
-    eprintln!("wrote 64 MiB in {dt:.2?} ({:.1} MiB/s)", mib_per_s(64 << 20, dt));
+    eprintln!(
+        "wrote 64 MiB in {dt:.2?} ({:.1} MiB/s)",
+        mib_per_s(64 << 20, dt)
+    );
     let sum = sha256_file(&m.path("big"));
     m.remount();
-    assert_eq!(sha256_file(&m.path("big")), sum, "64 MiB file differs after remount");
+    assert_eq!(
+        sha256_file(&m.path("big")),
+        sum,
+        "64 MiB file differs after remount"
+    );
     assert!(fs::read(m.path("big")).unwrap() == data);
 }
 
@@ -100,7 +154,11 @@ fn shutdown_by_signal(sig: libc::c_int) {
     fs::write(m.path("before-signal"), pattern(9, 123_456)).unwrap();
     fs::create_dir(m.path("dir")).unwrap();
     let st = m.signal_and_wait(sig);
-    assert!(st.success(), "rvmfs exited {st} on signal {sig} (expected a clean exit 0); output:\n{}", m.daemon_log());
+    assert!(
+        st.success(),
+        "rvmfs exited {st} on signal {sig} (expected a clean exit 0); output:\n{}",
+        m.daemon_log()
+    );
     m.assert_fsck_clean();
     m.mount();
     assert_file(m.path("before-signal"), pattern(9, 123_456));
@@ -124,7 +182,9 @@ fn pids_mentioning(needle: &Path) -> Vec<u32> {
     let needle = needle.as_os_str().as_encoded_bytes();
     let mut v = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(cl) = fs::read(e.path().join("cmdline")) {
             if cl.split(|&b| b == 0).any(|arg| arg == needle) && pid != std::process::id() {
                 v.push(pid);
@@ -138,7 +198,10 @@ fn pids_mentioning(needle: &Path) -> Vec<u32> {
 fn background_mode_returns_once_mounted() {
     require_fuse!();
     let m = Mounted::unmounted(&["-s", "256M"]);
-    let o = run_timeout(Command::new(bin(RVMFS)).arg(m.image()).arg(m.mnt()), Duration::from_secs(30));
+    let o = run_timeout(
+        Command::new(bin(RVMFS)).arg(m.image()).arg(m.mnt()),
+        Duration::from_secs(30),
+    );
     let mounted_on_return = is_fuse_mounted(m.mnt());
     // Whatever happens, the daemon we started (found by its unique image path) goes away.
     let cleanup = |m: &Mounted| {
@@ -171,7 +234,10 @@ fn background_mode_returns_once_mounted() {
         );
     }
     fs::write(m.path("bg"), b"written in background mode").unwrap();
-    assert!(cleanup(&m), "the background daemon did not exit within {EXIT_TIMEOUT:?} of fusermount3 -u");
+    assert!(
+        cleanup(&m),
+        "the background daemon did not exit within {EXIT_TIMEOUT:?} of fusermount3 -u"
+    );
     m.assert_fsck_clean();
     let mut m = m;
     m.mount();

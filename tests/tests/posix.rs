@@ -35,14 +35,21 @@ fn create_write_read() {
     assert_file(&p, b"hello");
     assert_eq!(fs::metadata(&p).unwrap().len(), 5);
     // create_new on an existing file fails with EEXIST.
-    assert_eq!(errno(fs::OpenOptions::new().write(true).create_new(true).open(&p)), libc::EEXIST);
+    assert_eq!(
+        errno(fs::OpenOptions::new().write(true).create_new(true).open(&p)),
+        libc::EEXIST
+    );
     // Append.
     let mut f = fs::OpenOptions::new().append(true).open(&p).unwrap();
     f.write_all(b", world").unwrap();
     drop(f);
     assert_file(&p, b"hello, world");
     // Overwrite in the middle, positional reads and writes.
-    let f = fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
     f.write_all_at(b"J", 0).unwrap();
     f.write_all_at(b"W", 7).unwrap();
     let mut buf = [0u8; 5];
@@ -57,9 +64,15 @@ fn create_write_read() {
     drop(f);
     let d = fs::read(&p).unwrap();
     assert_eq!(d.len(), 100_003);
-    assert!(d[12..100_000].iter().all(|&b| b == 0), "a hole reads non-zero bytes");
+    assert!(
+        d[12..100_000].iter().all(|&b| b == 0),
+        "a hole reads non-zero bytes"
+    );
     // Many sizes, written in odd chunks and read back whole.
-    for (i, len) in [0usize, 1, 4095, 4096, 4097, 131_071, 1_000_003].into_iter().enumerate() {
+    for (i, len) in [0usize, 1, 4095, 4096, 4097, 131_071, 1_000_003]
+        .into_iter()
+        .enumerate()
+    {
         let data = pattern(i as u64, len);
         let q = m.path(format!("s{len}"));
         let mut f = fs::File::create(&q).unwrap();
@@ -106,16 +119,31 @@ fn rename() {
     assert_file(m.path("empty/g"), b"g");
     fs::create_dir(m.path("d3")).unwrap();
     let e = errno(fs::rename(m.path("d3"), m.path("empty")));
-    assert!(e == libc::ENOTEMPTY || e == libc::EEXIST, "rename over a non-empty dir: errno {e}");
+    assert!(
+        e == libc::ENOTEMPTY || e == libc::EEXIST,
+        "rename over a non-empty dir: errno {e}"
+    );
     // File over directory and directory over file fail.
-    assert_eq!(errno(fs::rename(m.path("d2/victim"), m.path("d3"))), libc::EISDIR);
-    assert_eq!(errno(fs::rename(m.path("d3"), m.path("d2/victim"))), libc::ENOTDIR);
+    assert_eq!(
+        errno(fs::rename(m.path("d2/victim"), m.path("d3"))),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno(fs::rename(m.path("d3"), m.path("d2/victim"))),
+        libc::ENOTDIR
+    );
     // A directory into its own subtree fails.
-    assert_eq!(errno(fs::rename(m.path("d2"), m.path("d2/victim-dir"))), libc::EINVAL);
+    assert_eq!(
+        errno(fs::rename(m.path("d2"), m.path("d2/victim-dir"))),
+        libc::EINVAL
+    );
     // Rename onto itself is a no-op.
     fs::rename(m.path("d2/victim"), m.path("d2/victim")).unwrap();
     assert_file(m.path("d2/victim"), b"f");
-    let names: Vec<_> = fs::read_dir(m.path("d2")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(m.path("d2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["victim"]);
     remount_check(&mut m);
 }
@@ -140,8 +168,14 @@ fn hard_links_and_counts() {
     fs::remove_file(m.path("a")).unwrap();
     assert_eq!(fs::metadata(m.path("b")).unwrap().nlink(), 2);
     // Link onto an existing name: EEXIST; link of a directory: EPERM.
-    assert_eq!(errno(fs::hard_link(m.path("b"), m.path("d/c"))), libc::EEXIST);
-    assert_eq!(errno(fs::hard_link(m.path("d"), m.path("dlink"))), libc::EPERM);
+    assert_eq!(
+        errno(fs::hard_link(m.path("b"), m.path("d/c"))),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(fs::hard_link(m.path("d"), m.path("dlink"))),
+        libc::EPERM
+    );
     remount_check(&mut m);
     assert_eq!(fs::metadata(m.path("b")).unwrap().nlink(), 2);
     fs::remove_file(m.path("b")).unwrap();
@@ -151,7 +185,10 @@ fn hard_links_and_counts() {
     // consistency across a remount by remount_check, reported here.
     fs::create_dir_all(m.path("p/q1")).unwrap();
     fs::create_dir_all(m.path("p/q2")).unwrap();
-    eprintln!("nlink of a directory with 2 subdirectories: {}", fs::metadata(m.path("p")).unwrap().nlink());
+    eprintln!(
+        "nlink of a directory with 2 subdirectories: {}",
+        fs::metadata(m.path("p")).unwrap().nlink()
+    );
     remount_check(&mut m);
 }
 
@@ -166,7 +203,10 @@ fn symlinks() {
     std::os::unix::fs::symlink("nowhere", m.path("dangling")).unwrap();
     let long = "y/".repeat(1500) + "end";
     std::os::unix::fs::symlink(&long, m.path("long")).unwrap();
-    assert_eq!(fs::read_link(m.path("rel")).unwrap(), Path::new("dir/target"));
+    assert_eq!(
+        fs::read_link(m.path("rel")).unwrap(),
+        Path::new("dir/target")
+    );
     assert_eq!(fs::read_link(m.path("abs-dir")).unwrap(), m.path("dir"));
     assert_eq!(fs::read_link(m.path("long")).unwrap(), Path::new(&long));
     assert_file(m.path("rel"), b"pointed at");
@@ -177,11 +217,17 @@ fn symlinks() {
     assert_eq!(l.len(), "dir/target".len() as u64);
     assert!(fs::metadata(m.path("rel")).unwrap().is_file());
     assert_eq!(errno(fs::read_link(m.path("dir/target"))), libc::EINVAL);
-    assert_eq!(errno(std::os::unix::fs::symlink("x", m.path("rel"))), libc::EEXIST);
+    assert_eq!(
+        errno(std::os::unix::fs::symlink("x", m.path("rel"))),
+        libc::EEXIST
+    );
     remount_check(&mut m);
     assert_eq!(fs::read_link(m.path("long")).unwrap(), Path::new(&long));
     fs::remove_file(m.path("rel")).unwrap();
-    assert!(m.path("dir/target").exists(), "removing a symlink removed its target");
+    assert!(
+        m.path("dir/target").exists(),
+        "removing a symlink removed its target"
+    );
 }
 
 #[test]
@@ -202,7 +248,10 @@ fn mkdir_rmdir() {
     assert_eq!(fs::read_dir(m.path("a/b")).unwrap().count(), 0);
     // A name of 255 bytes works, 256 does not.
     fs::create_dir(m.path("n".repeat(255))).unwrap();
-    assert_eq!(errno(fs::create_dir(m.path("n".repeat(256)))), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno(fs::create_dir(m.path("n".repeat(256)))),
+        libc::ENAMETOOLONG
+    );
     // Many directories, removed again.
     for i in 0..200 {
         fs::create_dir(m.path(format!("a/b/sub{i}"))).unwrap();
@@ -223,7 +272,11 @@ fn truncate() {
     let mut m = Mounted::with_mkfs(&["-s", "4G"]);
     let p = m.path("t");
     fs::write(&p, vec![0xAAu8; 3 * 4096 + 100]).unwrap();
-    let f = fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
     f.set_len(100).unwrap();
     assert_eq!(fs::metadata(&p).unwrap().len(), 100);
     // Growing again must show zeros, not the old bytes.
@@ -232,13 +285,22 @@ fn truncate() {
     let d = fs::read(&p).unwrap();
     assert_eq!(d.len(), 3 * 4096 + 100);
     assert!(d[..100].iter().all(|&b| b == 0xAA));
-    assert!(d[100..].iter().all(|&b| b == 0), "old data reappeared after truncate down and up");
+    assert!(
+        d[100..].iter().all(|&b| b == 0),
+        "old data reappeared after truncate down and up"
+    );
     // Truncate to 0 through open(O_TRUNC), then write.
     fs::write(&p, b"new").unwrap();
     assert_file(&p, b"new");
     // Grow a new file to 1 GiB sparse; the end reads zeros.
     let big = m.path("big-sparse");
-    let f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&big).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&big)
+        .unwrap();
     f.set_len(1 << 30).unwrap();
     let mut tail = [1u8; 16];
     f.read_exact_at(&mut tail, (1 << 30) - 16).unwrap();
@@ -258,15 +320,25 @@ fn chmod() {
     fs::create_dir(m.path("d")).unwrap();
     for mode in [0o600, 0o644, 0o755, 0o4755, 0o2750, 0o1777, 0o000] {
         fs::set_permissions(m.path("f"), fs::Permissions::from_mode(mode)).unwrap();
-        assert_eq!(fs::metadata(m.path("f")).unwrap().permissions().mode() & 0o7777, mode, "file mode {mode:o}");
+        assert_eq!(
+            fs::metadata(m.path("f")).unwrap().permissions().mode() & 0o7777,
+            mode,
+            "file mode {mode:o}"
+        );
     }
     fs::set_permissions(m.path("f"), fs::Permissions::from_mode(0o640)).unwrap();
     fs::set_permissions(m.path("d"), fs::Permissions::from_mode(0o1777)).unwrap();
     assert!(fs::metadata(m.path("f")).unwrap().is_file());
     assert!(fs::metadata(m.path("d")).unwrap().is_dir());
     remount_check(&mut m);
-    assert_eq!(fs::metadata(m.path("f")).unwrap().permissions().mode() & 0o7777, 0o640);
-    assert_eq!(fs::metadata(m.path("d")).unwrap().permissions().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        fs::metadata(m.path("f")).unwrap().permissions().mode() & 0o7777,
+        0o640
+    );
+    assert_eq!(
+        fs::metadata(m.path("d")).unwrap().permissions().mode() & 0o7777,
+        0o1777
+    );
 }
 
 #[test]
@@ -274,7 +346,12 @@ fn unlink_while_open() {
     require_fuse!();
     let mut m = Mounted::new();
     let p = m.path("open");
-    let mut f = fs::OpenOptions::new().read(true).write(true).create(true).open(&p).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(&p)
+        .unwrap();
     f.write_all(&pattern(1, 100_000)).unwrap();
     fs::remove_file(&p).unwrap();
     assert!(!p.exists());
@@ -304,21 +381,50 @@ fn directory_of_20000_files() {
     let name = |i: usize| format!("file-{i:05}-{}", "x".repeat(i % 40));
     let t = std::time::Instant::now();
     for i in 0..20_000 {
-        fs::write(dir.join(name(i)), if i % 100 == 0 { format!("{i}") } else { String::new() }).unwrap();
+        fs::write(
+            dir.join(name(i)),
+            if i % 100 == 0 {
+                format!("{i}")
+            } else {
+                String::new()
+            },
+        )
+        .unwrap();
     }
     eprintln!("created 20000 files in {:.2?}", t.elapsed());
     let check = |dir: &Path, want: &dyn Fn(usize) -> bool, what: &str| {
         let t = std::time::Instant::now();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for e in fs::read_dir(dir).unwrap() {
-            *seen.entry(e.unwrap().file_name().to_string_lossy().into_owned()).or_default() += 1;
+            *seen
+                .entry(e.unwrap().file_name().to_string_lossy().into_owned())
+                .or_default() += 1;
         }
-        let dups: Vec<_> = seen.iter().filter(|(_, &c)| c > 1).map(|(n, c)| format!("{n} x{c}")).take(10).collect();
-        assert!(dups.is_empty(), "{what}: names listed more than once: {dups:?}");
+        let dups: Vec<_> = seen
+            .iter()
+            .filter(|(_, &c)| c > 1)
+            .map(|(n, c)| format!("{n} x{c}"))
+            .take(10)
+            .collect();
+        assert!(
+            dups.is_empty(),
+            "{what}: names listed more than once: {dups:?}"
+        );
         let expected: Vec<String> = (0..20_000).filter(|&i| want(i)).map(name).collect();
-        let missing: Vec<_> = expected.iter().filter(|n| !seen.contains_key(*n)).take(10).collect();
-        assert!(missing.is_empty(), "{what}: names missing from the listing: {missing:?}");
-        assert_eq!(seen.len(), expected.len(), "{what}: listing has extra names");
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|n| !seen.contains_key(*n))
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{what}: names missing from the listing: {missing:?}"
+        );
+        assert_eq!(
+            seen.len(),
+            expected.len(),
+            "{what}: listing has extra names"
+        );
         eprintln!("{what}: listed {} names in {:.2?}", seen.len(), t.elapsed());
     };
     check(&dir, &|_| true, "after creating 20000");
@@ -340,7 +446,10 @@ fn directory_of_20000_files() {
             fs::remove_file(dir.join(&n)).unwrap();
         }
     }
-    assert!(seen.values().all(|&c| c == 1), "a name came twice in a listing interleaved with unlinks");
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "a name came twice in a listing interleaved with unlinks"
+    );
     m.unmount_ok();
     m.assert_fsck_clean();
 }

@@ -14,7 +14,12 @@ use std::time::Duration;
 fn git(repo: &Path, args: &[&str]) -> Outcome {
     let mut c = Command::new("git");
     c.arg("-C").arg(repo);
-    c.args(["-c", "user.name=rvmfs test", "-c", "user.email=test@rvmfs.invalid"]);
+    c.args([
+        "-c",
+        "user.name=rvmfs test",
+        "-c",
+        "user.email=test@rvmfs.invalid",
+    ]);
     c.args(["-c", "init.defaultBranch=main", "-c", "core.fsync=all"]);
     c.args(args);
     c.env("GIT_CONFIG_NOSYSTEM", "1").env("HOME", repo);
@@ -33,7 +38,11 @@ fn git_on_a_real_tree() {
     fs::create_dir(&repo).unwrap();
     // A real tree: this workspace's sources (the fs crate and the tests).
     let root = workspace_root();
-    cp_a(&[root.join("fs"), root.join("tests"), root.join("Cargo.toml")], &repo).ok("cp -a");
+    cp_a(
+        &[root.join("fs"), root.join("tests"), root.join("Cargo.toml")],
+        &repo,
+    )
+    .ok("cp -a");
     let _ = fs::remove_dir_all(repo.join("fs/target"));
     git(&repo, &["init", "-q"]).ok("git init");
     git(&repo, &["add", "-A"]).ok("git add");
@@ -45,9 +54,19 @@ fn git_on_a_real_tree() {
     fs::write(repo.join("new.txt"), "new\n").unwrap();
     fs::remove_file(repo.join("fs/src/lib.rs")).unwrap();
     git(&repo, &["mv", "fs/src/main.rs", "fs/src/main2.rs"]).ok("git mv");
-    let st = git(&repo, &["status", "--porcelain"]).ok("git status").stdout;
-    for want in [" M Cargo.toml", "?? new.txt", " D fs/src/lib.rs", "R  fs/src/main.rs -> fs/src/main2.rs"] {
-        assert!(st.lines().any(|l| l == want), "git status lacks {want:?}:\n{st}");
+    let st = git(&repo, &["status", "--porcelain"])
+        .ok("git status")
+        .stdout;
+    for want in [
+        " M Cargo.toml",
+        "?? new.txt",
+        " D fs/src/lib.rs",
+        "R  fs/src/main.rs -> fs/src/main2.rs",
+    ] {
+        assert!(
+            st.lines().any(|l| l == want),
+            "git status lacks {want:?}:\n{st}"
+        );
     }
     git(&repo, &["add", "-A"]).ok("git add");
     git(&repo, &["commit", "-q", "-m", "second"]).ok("git commit");
@@ -56,7 +75,12 @@ fn git_on_a_real_tree() {
     let log = git(&repo, &["log", "--oneline"]).ok("git log").stdout;
     assert_eq!(log.lines().count(), 2, "{log}");
     git(&repo, &["fsck", "--full", "--strict"]).ok("git fsck");
-    assert_eq!(git(&repo, &["status", "--porcelain"]).ok("git status").stdout, "");
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"])
+            .ok("git status")
+            .stdout,
+        ""
+    );
     // Check out the first commit and back: the working tree follows.
     git(&repo, &["checkout", "-q", "HEAD~1"]).ok("git checkout");
     assert!(repo.join("fs/src/lib.rs").exists());
@@ -104,7 +128,11 @@ fn sqlite_transactions() {
     fs::write(&script, SQLITE_SCRIPT).unwrap();
     let py = |db: &Path, mode: &str, phase: &str| {
         run_timeout(
-            Command::new("python3").arg(&script).arg(db).arg(mode).arg(phase),
+            Command::new("python3")
+                .arg(&script)
+                .arg(db)
+                .arg(mode)
+                .arg(phase),
             Duration::from_secs(300),
         )
         .ok("python3 sqlite3")
@@ -117,11 +145,19 @@ fn sqlite_transactions() {
         assert!(out.starts_with("ok "), "{mode}: {out}");
         // The same statements on a local disk give the same answer.
         let reference = m.dir().join(format!("{mode}-ref.db"));
-        assert_eq!(out, py(&reference, mode, "write"), "{mode}: rvmfs and the local disk disagree");
+        assert_eq!(
+            out,
+            py(&reference, mode, "write"),
+            "{mode}: rvmfs and the local disk disagree"
+        );
         results.push((db, mode, out));
     }
     fsck_and_remount(&mut m);
     for (db, mode, out) in results {
-        assert_eq!(py(&db, mode, "read"), out, "{mode}: different after a remount");
+        assert_eq!(
+            py(&db, mode, "read"),
+            out,
+            "{mode}: different after a remount"
+        );
     }
 }

@@ -36,7 +36,13 @@ pub fn setxattr(p: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()
     let (p, n) = (c(p), c(name));
     // SAFETY: valid C strings and a buffer of the given length.
     sys(unsafe {
-        libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags)
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
     })
     .map(drop)
 }
@@ -45,7 +51,13 @@ pub fn lsetxattr(p: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<(
     let (p, n) = (c(p), c(name));
     // SAFETY: as above.
     sys(unsafe {
-        libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags)
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
     })
     .map(drop)
 }
@@ -56,9 +68,8 @@ pub fn getxattr_cap(p: &Path, name: &str, cap: usize) -> io::Result<(Vec<u8>, us
     let (p, n) = (c(p), c(name));
     let mut buf = vec![0u8; cap];
     // SAFETY: the buffer has `cap` bytes.
-    let len = sys(unsafe {
-        libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), cap)
-    })? as usize;
+    let len = sys(unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), cap) })?
+        as usize;
     buf.truncate(if cap == 0 { 0 } else { len });
     Ok((buf, len))
 }
@@ -152,7 +163,13 @@ pub fn renameat2(from: &Path, to: &Path, flags: u32) -> io::Result<()> {
     let (f, t) = (c(from), c(to));
     // SAFETY: valid C strings.
     sys(unsafe {
-        libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
     })
     .map(drop)
 }
@@ -168,12 +185,23 @@ pub fn mknod(p: &Path, mode: u32, dev: u64) -> io::Result<()> {
 pub fn utimens(p: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
     let p = c(p);
     let ts = [
-        libc::timespec { tv_sec: atime.0, tv_nsec: atime.1 },
-        libc::timespec { tv_sec: mtime.0, tv_nsec: mtime.1 },
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
     ];
     // SAFETY: a valid C string and two timespecs.
     sys(unsafe {
-        libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })
     .map(drop)
 }
@@ -190,7 +218,9 @@ pub fn statfs_free(p: &Path) -> (u64, u64) {
 /// A tool in $PATH or ~/.cargo/bin (where `cargo install` puts it).
 pub fn tool(name: &str) -> Option<PathBuf> {
     which(name).or_else(|| {
-        let p = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin").join(name);
+        let p = PathBuf::from(std::env::var_os("HOME")?)
+            .join(".cargo/bin")
+            .join(name);
         p.is_file().then_some(p)
     })
 }
@@ -204,5 +234,8 @@ pub fn fsck_and_remount(m: &mut Mounted) {
 
 /// A count from an environment variable, else `default`.
 pub fn env_count(var: &str, default: u64) -> u64 {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -53,11 +53,18 @@ fn parallel_create_rename_unlink_in_one_directory() {
                         fs::rename(&p, dir.join(format!("r{t}-{i}"))).unwrap();
                     }
                     if i % 5 == 2 {
-                        let q = if i % 3 == 1 { format!("r{t}-{i}") } else { format!("t{t}-{i}") };
+                        let q = if i % 3 == 1 {
+                            format!("r{t}-{i}")
+                        } else {
+                            format!("t{t}-{i}")
+                        };
                         fs::remove_file(dir.join(q)).unwrap();
                     }
                     // Contended renames: everyone moves the same few names around.
-                    let _ = fs::rename(dir.join(format!("hot{}", i % 4)), dir.join(format!("hot{}", (i + 1) % 4)));
+                    let _ = fs::rename(
+                        dir.join(format!("hot{}", i % 4)),
+                        dir.join(format!("hot{}", (i + 1) % 4)),
+                    );
                     if i % 50 == 0 {
                         let _ = fs::write(dir.join(format!("hot{}", t % 4)), b"hot");
                     }
@@ -72,13 +79,24 @@ fn parallel_create_rename_unlink_in_one_directory() {
     for t in 0..threads {
         for i in 0..per {
             if i % 5 != 2 {
-                want.insert(if i % 3 == 1 { format!("r{t}-{i}") } else { format!("t{t}-{i}") });
+                want.insert(if i % 3 == 1 {
+                    format!("r{t}-{i}")
+                } else {
+                    format!("t{t}-{i}")
+                });
             }
         }
     }
     let got: Vec<String> = names(&dir);
-    let got_set: BTreeSet<String> = got.iter().filter(|n| !n.starts_with("hot")).cloned().collect();
-    assert_eq!(got.len(), got_set.len() + got.iter().filter(|n| n.starts_with("hot")).count());
+    let got_set: BTreeSet<String> = got
+        .iter()
+        .filter(|n| !n.starts_with("hot"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        got.len(),
+        got_set.len() + got.iter().filter(|n| n.starts_with("hot")).count()
+    );
     assert_eq!(got_set, want);
     for n in &want {
         let (t, i) = n[1..].split_once('-').unwrap();
@@ -111,7 +129,7 @@ fn readdir_while_modified_is_exact_for_stable_entries() {
                     } else {
                         let _ = fs::remove_file(&p);
                     }
-                    if i % 7 == 0 {
+                    if i.is_multiple_of(7) {
                         let _ = fs::rename(&p, dir.join(format!("moved-{t}-{}", i % 300)));
                     }
                     i += 1;
@@ -128,10 +146,17 @@ fn readdir_while_modified_is_exact_for_stable_entries() {
         for n in &listed {
             *seen.entry(n.clone()).or_insert(0) += 1;
         }
-        let dups: Vec<_> = seen.iter().filter(|(_, &c)| c > 1).map(|(n, _)| n).collect();
+        let dups: Vec<_> = seen
+            .iter()
+            .filter(|(_, &c)| c > 1)
+            .map(|(n, _)| n)
+            .collect();
         assert!(dups.is_empty(), "readdir returned names twice: {dups:?}");
         let missing: Vec<_> = stable.iter().filter(|n| !seen.contains_key(*n)).collect();
-        assert!(missing.is_empty(), "readdir skipped stable names: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "readdir skipped stable names: {missing:?}"
+        );
         passes += 1;
         if passes > 200 {
             break;
@@ -169,7 +194,11 @@ fn big_directory() {
         for k in 0..2000u64 {
             let i = (from + k * 7919) % n;
             let found = fs::symlink_metadata(dir.join(format!("entry-{i:07}"))).is_ok();
-            assert_eq!(found, !(removed && i % 10 == 0), "lookup of entry {i}");
+            assert_eq!(
+                found,
+                !(removed && i.is_multiple_of(10)),
+                "lookup of entry {i}"
+            );
         }
         t.elapsed()
     };

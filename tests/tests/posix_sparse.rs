@@ -14,7 +14,13 @@ const GIB: u64 = 1 << 30;
 const BLK: u64 = 4096;
 
 fn rw(p: &std::path::Path) -> File {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(p).unwrap()
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p)
+        .unwrap()
 }
 
 fn read_at(f: &File, off: u64, len: usize) -> Vec<u8> {
@@ -35,9 +41,16 @@ fn large_sparse_file_and_seek() {
     f.write_all_at(b"head", 0).unwrap();
     let md = f.metadata().unwrap();
     assert_eq!(md.len(), 5 * GIB + 123 + 10_000);
-    assert!(md.blocks() <= 8 * 5, "holes take blocks: st_blocks {}", md.blocks());
+    assert!(
+        md.blocks() <= 8 * 5,
+        "holes take blocks: st_blocks {}",
+        md.blocks()
+    );
     let (free1, _) = statfs_free(m.mnt());
-    assert!(free0 - free1 <= 5, "free blocks went from {free0} to {free1}");
+    assert!(
+        free0 - free1 <= 5,
+        "free blocks went from {free0} to {free1}"
+    );
     // Holes read as zeros; data past 4 GiB reads back.
     assert!(read_at(&f, 4 * GIB - 5000, 10_000).iter().all(|&b| b == 0));
     assert_eq!(read_at(&f, 5 * GIB + 123, 10_000), tail);
@@ -53,13 +66,26 @@ fn large_sparse_file_and_seek() {
     assert_eq!(errno(lseek(&f, md.len() + 1, libc::SEEK_HOLE)), libc::ENXIO);
     // ftruncate far out allocates nothing; shrinking frees the tail.
     f.set_len(9 * GIB).unwrap();
-    assert_eq!(lseek(&f, 5 * GIB + 20_000, libc::SEEK_HOLE).unwrap(), 5 * GIB + 20_000);
-    assert_eq!(lseek(&f, 5 * GIB + 200, libc::SEEK_HOLE).unwrap(), 5 * GIB + 3 * BLK);
-    assert_eq!(errno(lseek(&f, 5 * GIB + 3 * BLK, libc::SEEK_DATA)), libc::ENXIO);
+    assert_eq!(
+        lseek(&f, 5 * GIB + 20_000, libc::SEEK_HOLE).unwrap(),
+        5 * GIB + 20_000
+    );
+    assert_eq!(
+        lseek(&f, 5 * GIB + 200, libc::SEEK_HOLE).unwrap(),
+        5 * GIB + 3 * BLK
+    );
+    assert_eq!(
+        errno(lseek(&f, 5 * GIB + 3 * BLK, libc::SEEK_DATA)),
+        libc::ENXIO
+    );
     f.set_len(2).unwrap();
     assert_eq!(f.metadata().unwrap().blocks(), 8);
     f.set_len(BLK * 3).unwrap();
-    assert_eq!(read_at(&f, 0, 8), b"he\0\0\0\0\0\0", "bytes past a shrink must read zero");
+    assert_eq!(
+        read_at(&f, 0, 8),
+        b"he\0\0\0\0\0\0",
+        "bytes past a shrink must read zero"
+    );
     drop(f);
     fsck_and_remount(&mut m);
     assert_eq!(fs::metadata(&p).unwrap().len(), BLK * 3);
@@ -99,7 +125,10 @@ fn fallocate_modes() {
     let data = pattern(2, 64 * 1024);
     g.write_all_at(&data, 0).unwrap();
     let before = g.metadata().unwrap().blocks();
-    assert_eq!(errno(fallocate(&g, libc::FALLOC_FL_PUNCH_HOLE, 0, 10)), libc::EOPNOTSUPP);
+    assert_eq!(
+        errno(fallocate(&g, libc::FALLOC_FL_PUNCH_HOLE, 0, 10)),
+        libc::EOPNOTSUPP
+    );
     let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
     fallocate(&g, mode, 1000, 5 * BLK).unwrap();
     let mut want = data.clone();
@@ -107,7 +136,11 @@ fn fallocate_modes() {
     assert_eq!(read_at(&g, 0, data.len()), want);
     let md = g.metadata().unwrap();
     assert_eq!(md.len(), data.len() as u64, "punch hole changed the size");
-    assert_eq!(before - md.blocks(), 4 * 8, "4 whole blocks should have been freed");
+    assert_eq!(
+        before - md.blocks(),
+        4 * 8,
+        "4 whole blocks should have been freed"
+    );
     assert_eq!(lseek(&g, 0, libc::SEEK_HOLE).unwrap(), BLK);
     assert_eq!(lseek(&g, BLK, libc::SEEK_DATA).unwrap(), 5 * BLK);
     // A punch inside one block only zeroes bytes.
@@ -145,7 +178,10 @@ fn copy_file_range_copies_and_keeps_holes() {
     let dst = rw(&m.path("dst"));
     assert_eq!(copy_range(&src, 0, &dst, 0, len).unwrap(), len);
     assert_eq!(dst.metadata().unwrap().len(), len);
-    assert_eq!(read_at(&dst, 0, len as usize), read_at(&src, 0, len as usize));
+    assert_eq!(
+        read_at(&dst, 0, len as usize),
+        read_at(&src, 0, len as usize)
+    );
     assert!(
         dst.metadata().unwrap().blocks() < 2 * (600_000 / 512),
         "the source's hole was filled in the copy: {} blocks",
@@ -163,7 +199,10 @@ fn copy_file_range_copies_and_keeps_holes() {
     assert_eq!(copy_range(&src, len + 10, &dst2, 0, 1000).unwrap(), 0);
     drop((src, dst, dst2));
     fsck_and_remount(&mut m);
-    assert_eq!(fs::read(m.path("src")).unwrap(), fs::read(m.path("dst")).unwrap());
+    assert_eq!(
+        fs::read(m.path("src")).unwrap(),
+        fs::read(m.path("dst")).unwrap()
+    );
 }
 
 #[test]
@@ -191,11 +230,17 @@ fn unlinked_while_open_stays_usable() {
     // Its blocks are held until the last handle goes.
     drop(f);
     let (free_mid, _) = statfs_free(m.mnt());
-    assert!(free_mid + 700 < free_before + 768, "blocks freed while a handle is open");
+    assert!(
+        free_mid + 700 < free_before + 768,
+        "blocks freed while a handle is open"
+    );
     drop(f2);
     std::thread::sleep(std::time::Duration::from_millis(100)); // release is asynchronous
     let (free_after, _) = statfs_free(m.mnt());
-    assert!(free_after >= free_before + 768, "{free_after} < {free_before} + 768 after the last close");
+    assert!(
+        free_after >= free_before + 768,
+        "{free_after} < {free_before} + 768 after the last close"
+    );
     m.unmount_ok();
     m.assert_fsck_clean();
 
@@ -209,7 +254,10 @@ fn unlinked_while_open_stays_usable() {
     drop(f);
     m.mount();
     let (free1, _) = statfs_free(m.mnt());
-    assert_eq!(free0, free1, "the orphan's blocks were not reclaimed at mount");
+    assert_eq!(
+        free0, free1,
+        "the orphan's blocks were not reclaimed at mount"
+    );
     m.unmount_ok();
     m.assert_fsck_clean();
 }

@@ -53,9 +53,13 @@ fn strip_ansi(s: &str) -> String {
 
 /// (failed, skipped, passed) from pjdfstest's summary line.
 fn pjdfstest_summary(output: &str) -> Option<(u64, u64, u64)> {
-    let line = output.lines().rev().find(|l| l.starts_with("Summary:"))?.to_string();
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Summary:"))?
+        .to_string();
     let num = |word: &str| -> Option<u64> {
-        let words: Vec<&str> = line.split(|c: char| c == ',' || c == ' ').filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = line.split([',', ' ']).filter(|w| !w.is_empty()).collect();
         let at = words.iter().position(|w| *w == word)?;
         words.get(at.checked_sub(1)?)?.parse().ok()
     };
@@ -74,7 +78,12 @@ fn pjdfstest_suite() {
         eprintln!("SKIPPED pjdfstest_suite: needs root (the suite switches to dummy users)");
         return;
     }
-    for (kind, name) in [("passwd", "nobody"), ("group", "nogroup"), ("passwd", "daemon"), ("group", "daemon")] {
+    for (kind, name) in [
+        ("passwd", "nobody"),
+        ("group", "nogroup"),
+        ("passwd", "daemon"),
+        ("group", "daemon"),
+    ] {
         if !run(Command::new("getent").args([kind, name])).success() {
             eprintln!("SKIPPED pjdfstest_suite: {kind} entry {name} missing (scripts/pjdfstest.sh creates it)");
             return;
@@ -93,18 +102,34 @@ fn pjdfstest_suite() {
         c
     };
     let o = run_timeout(
-        Command::new(&pjd).arg("-c").arg(&config).arg("-p").arg(m.mnt()).current_dir(m.mnt()),
+        Command::new(&pjd)
+            .arg("-c")
+            .arg(&config)
+            .arg("-p")
+            .arg(m.mnt())
+            .current_dir(m.mnt()),
         Duration::from_secs(600),
     );
     let text = strip_ansi(&o.output());
-    let not_ok: Vec<&str> = text.lines().filter(|l| !l.trim_end().ends_with(" ok") && !l.trim().is_empty()).collect();
+    let not_ok: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_end().ends_with(" ok") && !l.trim().is_empty())
+        .collect();
     let Some((failed, skipped, passed)) = pjdfstest_summary(&text) else {
-        panic!("no summary from pjdfstest (exit {}):\n{}", o.code(), not_ok.join("\n"));
+        panic!(
+            "no summary from pjdfstest (exit {}):\n{}",
+            o.code(),
+            not_ok.join("\n")
+        );
     };
     eprintln!("pjdfstest on rvmfs: {failed} failed, {skipped} skipped, {passed} passed");
     assert_eq!(failed, 0, "pjdfstest failures:\n{}", not_ok.join("\n"));
     let min = env_count("PJDFSTEST_MIN_PASSED", 382);
-    assert!(passed >= min, "only {passed} passed (want >= {min}):\n{}", not_ok.join("\n"));
+    assert!(
+        passed >= min,
+        "only {passed} passed (want >= {min}):\n{}",
+        not_ok.join("\n")
+    );
     m.unmount_ok();
     m.assert_fsck_clean();
 }
@@ -152,7 +177,12 @@ fn fsx_three_seeds() {
                 .arg(m.path(format!("fsx-{seed}"))),
             Duration::from_secs(600),
         );
-        assert!(o.success(), "fsx seed {seed} ({ops} ops) failed (exit {}):\n{}", o.code(), o.output());
+        assert!(
+            o.success(),
+            "fsx seed {seed} ({ops} ops) failed (exit {}):\n{}",
+            o.code(),
+            o.output()
+        );
     }
     m.unmount_ok();
     m.assert_fsck_clean();

@@ -31,8 +31,14 @@ fn xattr_semantics() {
     assert_eq!(getxattr(&f, "trusted.t").unwrap(), b"root only");
 
     // Flags.
-    assert_eq!(errno(setxattr(&f, "user.a", b"x", libc::XATTR_CREATE)), libc::EEXIST);
-    assert_eq!(errno(setxattr(&f, "user.b", b"x", libc::XATTR_REPLACE)), libc::ENODATA);
+    assert_eq!(
+        errno(setxattr(&f, "user.a", b"x", libc::XATTR_CREATE)),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(setxattr(&f, "user.b", b"x", libc::XATTR_REPLACE)),
+        libc::ENODATA
+    );
     setxattr(&f, "user.b", b"created", libc::XATTR_CREATE).unwrap();
     setxattr(&f, "user.b", b"replaced", libc::XATTR_REPLACE).unwrap();
     assert_eq!(getxattr(&f, "user.b").unwrap(), b"replaced");
@@ -45,14 +51,24 @@ fn xattr_semantics() {
     assert_eq!(errno(setxattr(&f, &long, b"v", 0)), libc::ERANGE);
     let max_name = format!("user.{}", "n".repeat(250));
     setxattr(&f, &max_name, b"v", 0).unwrap();
-    assert_eq!(errno(setxattr(&f, "user.big", &vec![7u8; 65537], 0)), libc::E2BIG);
+    assert_eq!(
+        errno(setxattr(&f, "user.big", &vec![7u8; 65537], 0)),
+        libc::E2BIG
+    );
     let big = pattern(9, 65536);
     setxattr(&f, "user.big", &big, 0).unwrap();
     assert_eq!(getxattr(&f, "user.big").unwrap(), big);
     // An unknown namespace.
     assert_eq!(errno(setxattr(&f, "bogus.name", b"v", 0)), libc::EOPNOTSUPP);
 
-    let mut want = vec!["trusted.t", "user.a", "user.b", "user.big", "user.empty", &max_name];
+    let mut want = vec![
+        "trusted.t",
+        "user.a",
+        "user.b",
+        "user.big",
+        "user.empty",
+        &max_name,
+    ];
     want.sort();
     assert_eq!(listxattr(&f).unwrap(), want);
 
@@ -69,7 +85,10 @@ fn xattr_semantics() {
     fs::create_dir(m.path("d")).unwrap();
     setxattr(&m.path("d"), "user.dir", b"yes", 0).unwrap();
     std::os::unix::fs::symlink("f", m.path("l")).unwrap();
-    assert_eq!(errno(lsetxattr(&m.path("l"), "user.x", b"v", 0)), libc::EPERM);
+    assert_eq!(
+        errno(lsetxattr(&m.path("l"), "user.x", b"v", 0)),
+        libc::EPERM
+    );
     lsetxattr(&m.path("l"), "trusted.x", b"v", 0).unwrap();
 
     // Persistence, then removal with the file.
@@ -90,7 +109,13 @@ fn many_xattrs_on_one_file() {
     fs::write(&f, b"").unwrap();
     let n = 2000;
     for i in 0..n {
-        setxattr(&f, &format!("user.k{i}"), format!("value {i}").as_bytes(), 0).unwrap();
+        setxattr(
+            &f,
+            &format!("user.k{i}"),
+            format!("value {i}").as_bytes(),
+            0,
+        )
+        .unwrap();
     }
     assert_eq!(listxattr(&f).unwrap().len(), n);
     for i in (0..n).step_by(2) {

@@ -552,7 +552,7 @@ fn check_rc(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn handle<'a>(files: &'a [File], i: usize) -> &'a File {
+fn handle(files: &[File], i: usize) -> &File {
     &files[i]
 }
 

@@ -10,11 +10,22 @@ use std::process::Command;
 fn untar_and_compare(src_parent: &Path, names: &[&str]) {
     let m = Mounted::with_mkfs(&["-s", "2G"]);
     let archive = m.dir().join("src.tar");
-    run(Command::new("tar").arg("-C").arg(src_parent).arg("-cf").arg(&archive).args(names)).ok("tar -cf");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(src_parent)
+        .arg("-cf")
+        .arg(&archive)
+        .args(names))
+    .ok("tar -cf");
 
     let dest = m.path("x");
     fs::create_dir(&dest).unwrap();
-    let o = run(Command::new("tar").arg("-C").arg(&dest).arg("-xpf").arg(&archive)).ok("tar -xpf into the mount");
+    let o = run(Command::new("tar")
+        .arg("-C")
+        .arg(&dest)
+        .arg("-xpf")
+        .arg(&archive))
+    .ok("tar -xpf into the mount");
     let entries: Vec<PathBuf> = names.iter().map(|n| src_parent.join(n)).collect();
     let want = manifest_of_entries(&entries);
     let got = manifest(&dest);
@@ -30,9 +41,20 @@ fn untar_and_compare(src_parent: &Path, names: &[&str]) {
 
     // Round trip: an archive made from the mount must agree with the source tree.
     let back = m.dir().join("back.tar");
-    run(Command::new("tar").arg("-C").arg(&dest).arg("-cf").arg(&back).args(names)).ok("tar -cf from the mount");
-    run(Command::new("tar").arg("-C").arg(src_parent).arg("--diff").arg("-f").arg(&back))
-        .ok("tar --diff of the archive made from the mount against the source");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dest)
+        .arg("-cf")
+        .arg(&back)
+        .args(names))
+    .ok("tar -cf from the mount");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(src_parent)
+        .arg("--diff")
+        .arg("-f")
+        .arg(&back))
+    .ok("tar --diff of the archive made from the mount against the source");
 
     drop(m);
 }
@@ -53,7 +75,10 @@ fn untar_python_stdlib() {
     require_fuse!();
     let entries = python_stdlib_entries(&["test"]);
     let parent = entries[0].parent().unwrap().to_path_buf();
-    let names: Vec<String> = entries.iter().map(|e| e.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     untar_and_compare(&parent, &names);
 }
@@ -69,7 +94,10 @@ fn concurrent_tar_and_cp() {
     let (tar_parent, tar_names): (PathBuf, Vec<String>) = if inc.join("stdio.h").exists() {
         (PathBuf::from("/usr"), vec!["include".into()])
     } else {
-        (entries[0].parent().unwrap().to_path_buf(), vec!["json".into(), "email".into()])
+        (
+            entries[0].parent().unwrap().to_path_buf(),
+            vec!["json".into(), "email".into()],
+        )
     };
     fs::create_dir(m.path("tar")).unwrap();
     fs::create_dir(m.path("cp")).unwrap();
@@ -83,13 +111,38 @@ fn concurrent_tar_and_cp() {
     });
     t.ok("tar pipe into the mount");
     c.ok("cp -a into the mount");
-    let want_tar = manifest_of_entries(&tar_names.iter().map(|n| tar_parent.join(n)).collect::<Vec<_>>());
+    let want_tar = manifest_of_entries(
+        &tar_names
+            .iter()
+            .map(|n| tar_parent.join(n))
+            .collect::<Vec<_>>(),
+    );
     let want_cp = manifest_of_entries(&entries);
-    assert_manifests_equal(&want_tar, &manifest(&tar_dst), Compare::ALL, "tar side of concurrent writers");
-    assert_manifests_equal(&want_cp, &manifest(&cp_dst), Compare::ALL, "cp side of concurrent writers");
+    assert_manifests_equal(
+        &want_tar,
+        &manifest(&tar_dst),
+        Compare::ALL,
+        "tar side of concurrent writers",
+    );
+    assert_manifests_equal(
+        &want_cp,
+        &manifest(&cp_dst),
+        Compare::ALL,
+        "cp side of concurrent writers",
+    );
     m.remount();
-    assert_manifests_equal(&want_tar, &manifest(&tar_dst), Compare::ALL, "tar side after remount");
-    assert_manifests_equal(&want_cp, &manifest(&cp_dst), Compare::ALL, "cp side after remount");
+    assert_manifests_equal(
+        &want_tar,
+        &manifest(&tar_dst),
+        Compare::ALL,
+        "tar side after remount",
+    );
+    assert_manifests_equal(
+        &want_cp,
+        &manifest(&cp_dst),
+        Compare::ALL,
+        "cp side after remount",
+    );
     m.unmount_ok();
     m.assert_fsck_clean();
 }
