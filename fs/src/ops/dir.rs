@@ -94,14 +94,7 @@ pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
 
 /// Add entry `name` -> `ino` (of type `kind`) to `dir`. The caller checked it is absent.
 pub fn add(op: &mut Op<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsResult<()> {
-    let base = base_key(name);
-    let mut key = None;
-    for k in 0..=0xff {
-        if DENTRIES.get(op.bytes(), (dir, base | k))?.is_none() {
-            key = Some((dir, base | k));
-            break;
-        }
-    }
+    let key = DENTRIES.free_slot(op.bytes(), dir, base_key(name))?;
     let Some(key) = key else {
         return errno(libc::ENOSPC); // 256 names with one 54-bit hash: never in practice
     };

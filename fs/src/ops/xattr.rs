@@ -123,20 +123,10 @@ pub fn set(op: &mut Op<'_>, ino: u64, name: &[u8], value: &[u8], flags: i32) -> 
             free_entry(op, e)?;
             e.key
         }
-        None => {
-            let base = base_key(name);
-            let mut free_key = None;
-            for k in 0..=0xff {
-                if XATTRS.get(op.bytes(), (ino, base | k))?.is_none() {
-                    free_key = Some((ino, base | k));
-                    break;
-                }
-            }
-            match free_key {
-                Some(k) => k,
-                None => return errno(libc::ENOSPC),
-            }
-        }
+        None => match XATTRS.free_slot(op.bytes(), ino, base_key(name))? {
+            Some(k) => k,
+            None => return errno(libc::ENOSPC),
+        },
     };
     let name_at = heap::store(&mut op.tx, name)?;
     let value_at = if value.is_empty() {

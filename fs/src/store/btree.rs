@@ -199,6 +199,17 @@ impl Tree {
         Ok(())
     }
 
+    /// The first absent key among `(high, base | k)` for k in 0..=255: the slots that tell
+    /// apart names whose hashes collide (dentry and xattr keys). None when all 256 are taken.
+    pub fn free_slot(&self, bytes: &[u8], high: u64, base: u64) -> FsResult<Option<Key>> {
+        for k in 0..=0xff {
+            if self.get(bytes, (high, base | k))?.is_none() {
+                return Ok(Some((high, base | k)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Insert or replace; returns the value replaced.
     pub fn insert(
         &self,
