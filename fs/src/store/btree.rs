@@ -137,45 +137,53 @@ impl Tree {
             .map(|(_, v)| v))
     }
 
+    /// The leaf that holds `from` (or would): its entries, the index of the first one >= `from`,
+    /// and the smallest separator to the right of the path (where the next leaf starts).
+    fn leaf_for(
+        &self,
+        bytes: &[u8],
+        from: Key,
+    ) -> FsResult<Option<(Vec<(Key, Value)>, usize, Option<Key>)>> {
+        let mut at = self.root(bytes)?;
+        if at == 0 {
+            return Ok(None);
+        }
+        let mut next_bound: Option<Key> = None;
+        for _ in 0..MAX_DEPTH {
+            match read_node(bytes, at)? {
+                Node::Leaf(entries) => {
+                    let i = entries.partition_point(|(k, _)| *k < from);
+                    return Ok(Some((entries, i, next_bound)));
+                }
+                Node::Internal { children, keys } => {
+                    let i = child_index(&keys, from);
+                    if i < keys.len() {
+                        next_bound = Some(keys[i]);
+                    }
+                    at = children[i];
+                }
+            }
+        }
+        corrupt("B+tree deeper than 16 levels (a cycle?)")
+    }
+
     /// The first entry whose key is >= `from`.
     pub fn seek(&self, bytes: &[u8], from: Key) -> FsResult<Option<(Key, Value)>> {
         let mut from = from;
-        'restart: loop {
-            let mut at = self.root(bytes)?;
-            if at == 0 {
-                return Ok(None);
+        while let Some((entries, i, next_bound)) = self.leaf_for(bytes, from)? {
+            if let Some(e) = entries.get(i) {
+                return Ok(Some(*e));
             }
-            // Smallest separator to the right of the path: where the next leaf starts.
-            let mut next_bound: Option<Key> = None;
-            for _ in 0..MAX_DEPTH {
-                match read_node(bytes, at)? {
-                    Node::Leaf(entries) => {
-                        let i = entries.partition_point(|(k, _)| *k < from);
-                        if let Some(e) = entries.get(i) {
-                            return Ok(Some(*e));
-                        }
-                        match next_bound {
-                            Some(b) if b > from => {
-                                from = b;
-                                continue 'restart;
-                            }
-                            _ => return Ok(None),
-                        }
-                    }
-                    Node::Internal { children, keys } => {
-                        let i = child_index(&keys, from);
-                        if i < keys.len() {
-                            next_bound = Some(keys[i]);
-                        }
-                        at = children[i];
-                    }
-                }
+            match next_bound {
+                Some(b) if b > from => from = b,
+                _ => return Ok(None),
             }
-            return corrupt("B+tree deeper than 16 levels (a cycle?)");
         }
+        Ok(None)
     }
 
-    /// Visit every entry with key in [from, to] in order; `visit` returns false to stop.
+    /// Visit every entry with key in [from, to] in order; `visit` returns false to stop. Walks
+    /// each leaf once: one descent per leaf, not per entry.
     pub fn scan(
         &self,
         bytes: &[u8],
@@ -184,17 +192,17 @@ impl Tree {
         mut visit: impl FnMut(Key, Value) -> FsResult<bool>,
     ) -> FsResult<()> {
         let mut cursor = from;
-        while let Some((k, v)) = self.seek(bytes, cursor)? {
-            if k > to || !visit(k, v)? {
-                break;
+        while let Some((entries, i, next_bound)) = self.leaf_for(bytes, cursor)? {
+            for &(k, v) in &entries[i..] {
+                if k > to || !visit(k, v)? {
+                    return Ok(());
+                }
             }
-            cursor = match k.1.checked_add(1) {
-                Some(low) => (k.0, low),
-                None => match k.0.checked_add(1) {
-                    Some(high) => (high, 0),
-                    None => break,
-                },
-            };
+            // Separators only grow along a sound tree; a damaged one must not loop.
+            match next_bound {
+                Some(b) if b > cursor && b <= to => cursor = b,
+                _ => return Ok(()),
+            }
         }
         Ok(())
     }
