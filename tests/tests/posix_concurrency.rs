@@ -217,11 +217,8 @@ fn big_directory() {
         create_times[0],
         create_times[create_times.len() - 1]
     );
-    let (first, last) = (create_times[0], create_times[create_times.len() - 1]);
-    assert!(
-        last < first * 4 + Duration::from_millis(500),
-        "creates slow down with the directory's size: first batch {first:?}, last {last:?}"
-    );
+    // How create speed scales with the directory's size is measured by the benchmark
+    // (rvmfs-bench, scaling section), not asserted here: timings on a shared machine are noise.
     // Remove a tenth, then everything must still be consistent.
     for i in (0..n).step_by(10) {
         fs::remove_file(dir.join(format!("entry-{i:07}"))).unwrap();
