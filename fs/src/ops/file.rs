@@ -105,6 +105,15 @@ pub fn write(
         let b = pos / BLOCK_SIZE;
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
         match extent::find(op.bytes(), ino, b)? {
+            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 && pos >= node.size => {
+                // Past the end of the file in its last block (an append): no committed state
+                // shows these bytes, so they go in place, ordered before the commit like new
+                // blocks (logged when small, else the next flush syncs data first).
+                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
+                let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
+                op.write_data(at, src(pos, seg_end), true, small)?;
+                pos = seg_end;
+            }
             Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
                 // Overwrite: copy on write. Visible bytes never change before the commit, so
                 // a crash before it leaves the old contents whole (an unanswered write is
