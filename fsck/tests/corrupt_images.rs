@@ -5,12 +5,11 @@
 //!
 //! `CORRUPT_IMAGES=N` sets the number of images (default 1000), `CORRUPT_SEED=S` the first seed.
 
-use rvmfs::format::format;
-use rvmfs::image::{self, OpenMode};
+mod common;
+
 use rvmfs::layout::geometry::Plan;
 use rvmfs::ops::attr::SetAttr;
-use rvmfs::ops::inode::NewInode;
-use rvmfs::ops::{attr, file, namespace, xattr, Fs};
+use rvmfs::ops::{attr, file, namespace, xattr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,48 +28,19 @@ impl Rng {
     }
 }
 
-fn file_mode(mode: u32) -> NewInode {
-    NewInode {
-        mode,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-    }
-}
-
 /// A 64 MiB image holding directories, files with data, hard links, symlinks and xattrs,
 /// with some transactions left in the log (not truncated) so log corruption matters too.
 fn populated_image(dir: &Path) -> PathBuf {
     let path = dir.join("base.img");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    f.set_len(64 << 20).unwrap();
-    format(
-        std::sync::Arc::new(rvm_core::FileStorage::new(f.try_clone().unwrap())),
+    let mut fs = common::file_image(
+        &path,
         Plan {
             size: 64 << 20,
             inodes: Some(4096),
             log: Some(4 << 20),
         },
         [7; 16],
-        (0, 0),
-    )
-    .unwrap();
-    drop(f);
-    let img = image::open(
-        &path,
-        OpenMode {
-            read_only: false,
-            commit_interval: None,
-        },
-    )
-    .unwrap();
-    let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage).unwrap();
+    );
     let mut rng = Rng(42);
     for d in 0..20u64 {
         let (dir_ino, _) = fs
@@ -79,7 +49,7 @@ fn populated_image(dir: &Path) -> PathBuf {
                     op,
                     1,
                     format!("dir{d}").as_bytes(),
-                    file_mode(libc::S_IFDIR | 0o755),
+                    common::new_inode(libc::S_IFDIR | 0o755),
                     None,
                 )
             })
@@ -92,7 +62,7 @@ fn populated_image(dir: &Path) -> PathBuf {
                         op,
                         dir_ino,
                         name.as_bytes(),
-                        file_mode(libc::S_IFREG | 0o644),
+                        common::new_inode(libc::S_IFREG | 0o644),
                         None,
                     )
                 })
@@ -114,7 +84,7 @@ fn populated_image(dir: &Path) -> PathBuf {
                         op,
                         dir_ino,
                         format!("sym{i}").as_bytes(),
-                        file_mode(libc::S_IFLNK | 0o777),
+                        common::new_inode(libc::S_IFLNK | 0o777),
                         Some(target.as_bytes()),
                     )
                 })
@@ -144,7 +114,7 @@ fn populated_image(dir: &Path) -> PathBuf {
                 op,
                 1,
                 format!("late{i}").as_bytes(),
-                file_mode(libc::S_IFREG | 0o600),
+                common::new_inode(libc::S_IFREG | 0o600),
                 None,
             )
         })

@@ -8,22 +8,12 @@
 //! The image is populated through the library (no FUSE): 1,000 directories of 1,000 files,
 //! every 10th file holding 4 KiB of data, every 50th with an xattr, every 100th hard-linked.
 
-use rvmfs::format::format;
-use rvmfs::image::{self, OpenMode};
+mod common;
+
 use rvmfs::layout::geometry::Plan;
-use rvmfs::ops::inode::NewInode;
-use rvmfs::ops::{file, namespace, xattr, Fs};
+use rvmfs::ops::{file, namespace, xattr};
 use std::process::Command;
 use std::time::Instant;
-
-fn mode(mode: u32) -> NewInode {
-    NewInode {
-        mode,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-    }
-}
 
 #[test]
 #[ignore]
@@ -35,35 +25,15 @@ fn fsck_time_on_a_million_files() {
     let tmp = tempfile::tempdir_in(std::env::var("MILLION_DIR").unwrap_or("/tmp".into())).unwrap();
     let path = tmp.path().join("million.img");
     let size: u64 = 8 << 30;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    f.set_len(size).unwrap();
-    format(
-        std::sync::Arc::new(rvm_core::FileStorage::new(f.try_clone().unwrap())),
+    let mut fs = common::file_image(
+        &path,
         Plan {
             size,
             inodes: Some(files + files / 10 + 1000),
             log: Some(64 << 20),
         },
         [3; 16],
-        (0, 0),
-    )
-    .unwrap();
-    drop(f);
-    let img = image::open(
-        &path,
-        OpenMode {
-            read_only: false,
-            commit_interval: None,
-        },
-    )
-    .unwrap();
-    let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage).unwrap();
+    );
     let started = Instant::now();
     let per_dir = 1000u64;
     let block = vec![0xa5u8; 4096];
@@ -76,7 +46,7 @@ fn fsck_time_on_a_million_files() {
                     op,
                     1,
                     format!("d{d}").as_bytes(),
-                    mode(libc::S_IFDIR | 0o755),
+                    common::new_inode(libc::S_IFDIR | 0o755),
                     None,
                 )
             })
@@ -85,7 +55,13 @@ fn fsck_time_on_a_million_files() {
             let name = format!("file-{i:06}");
             let (ino, _) = fs
                 .transact(|op| {
-                    namespace::create(op, dir, name.as_bytes(), mode(libc::S_IFREG | 0o644), None)
+                    namespace::create(
+                        op,
+                        dir,
+                        name.as_bytes(),
+                        common::new_inode(libc::S_IFREG | 0o644),
+                        None,
+                    )
                 })
                 .unwrap();
             if made % 10 == 0 {

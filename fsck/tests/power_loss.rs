@@ -11,56 +11,19 @@
 //!
 //! `POWER_LOSS_CRASHES=N`: random crash images per workload (default 4).
 
+mod common;
+
+use common::{new_inode, open_sim, snapshot, Tree};
 use fsck::check::check;
 use rvm_core::sim::SimStorage;
-use rvm_core::{Rvm, RvmOptions, Storage};
 use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::attr::SetAttr;
-use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{attr, dir, file, namespace, space, xattr, Fs};
-use rvmfs::FsResult;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const IMAGE: u64 = 4 << 20;
-
-/// The logical state of the tree: path -> (type and mode, nlink, contents or target, xattrs).
-type Tree = BTreeMap<String, (u32, u32, Vec<u8>, Vec<u8>)>;
-
-fn snapshot(fs: &Fs) -> FsResult<Tree> {
-    let mut out = Tree::new();
-    let mut stack = vec![(ROOT_INO, String::new())];
-    while let Some((d, path)) = stack.pop() {
-        let mut entries = Vec::new();
-        dir::list(fs.bytes(), d, 0, |e| {
-            entries.push((
-                e.ino,
-                String::from_utf8_lossy(e.name(fs.bytes())?).into_owned(),
-            ));
-            Ok(true)
-        })?;
-        for (ino, name) in entries {
-            let node = fs.inode(ino)?;
-            let p = format!("{path}/{name}");
-            let body = if node.is_reg() {
-                file::read(&fs.geo, fs.bytes(), ino, 0, node.size)?
-            } else if node.is_symlink() {
-                rvmfs::store::heap::load(fs.bytes(), node.parent_or_target, node.size)?.to_vec()
-            } else {
-                Vec::new()
-            };
-            let xattrs = xattr::list(fs.bytes(), ino)?;
-            out.insert(p.clone(), (node.mode, node.nlink, body, xattrs));
-            if node.is_dir() {
-                stack.push((ino, p));
-            }
-        }
-    }
-    Ok(out)
-}
 
 fn resolve(fs: &Fs, path: &str) -> Option<(u64, u64)> {
     let mut parent = ROOT_INO;
@@ -101,15 +64,6 @@ enum OpKind {
 
 const NAMES: [&str; 4] = ["/A/x", "/A/y", "/B/x", "/B/y"];
 
-fn new(mode: u32) -> NewInode {
-    NewInode {
-        mode,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-    }
-}
-
 /// Apply one operation; errors (ENOENT, EEXIST...) are fine: they change nothing.
 fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
     let _ = (|| -> Option<()> {
@@ -122,8 +76,10 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                     _ => libc::S_IFLNK | 0o777,
                 };
                 let target = matches!(kind, OpKind::Symlink).then_some(b.as_bytes());
-                fs.transact(|op| namespace::create(op, p, name.as_bytes(), new(mode), target))
-                    .ok()?;
+                fs.transact(|op| {
+                    namespace::create(op, p, name.as_bytes(), new_inode(mode), target)
+                })
+                .ok()?;
             }
             OpKind::Write => {
                 let (_, ino) = resolve(fs, a)?;
@@ -180,23 +136,8 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
     })();
 }
 
-fn options(header: &Header) -> RvmOptions {
-    RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    }
-}
-
-/// Open the filesystem on `storage` (recovering), or None if the power fails meanwhile.
 fn open(storage: Arc<SimStorage>) -> Option<Fs> {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).ok()?;
-    let header = Header::decode(&block, IMAGE).expect("the header never changes after mkfs");
-    let dynstore: Arc<dyn Storage> = storage;
-    let rvm = Rvm::initialize(dynstore.clone(), options(&header)).ok()?;
-    let region = rvm.map(header.segment_area()).ok()?;
-    Fs::new(region, Arc::new(rvm), header, dynstore).ok()
+    open_sim(storage, IMAGE)
 }
 
 /// A freshly formatted image with /A (holding x, 6000 bytes) and /B, all durable.

@@ -10,87 +10,29 @@
 //! round of the uninterrupted repair had (never worse), and running the repairs again to the end
 //! must leave 0 problems and the same tree as the uninterrupted repair.
 
+mod common;
+
+use common::{new_inode, open_sim, snapshot};
 use fsck::check::{check, Fix};
 use rvm_core::sim::SimStorage;
-use rvm_core::{Rvm, RvmOptions, Storage};
 use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::{field, ROOT_INO};
-use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{dir, file, namespace, orphan, xattr, Fs};
 use rvmfs::store::bitmap;
-use rvmfs::FsResult;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const IMAGE: u64 = 8 << 20;
 
-type Tree = BTreeMap<String, (u32, u32, Vec<u8>, Vec<u8>)>;
-
-/// path -> (mode, nlink, contents or symlink target, xattrs) of every name under the root.
-fn snapshot(fs: &Fs) -> FsResult<Tree> {
-    let mut out = Tree::new();
-    let mut stack = vec![(ROOT_INO, String::new())];
-    while let Some((d, path)) = stack.pop() {
-        let mut entries = Vec::new();
-        dir::list(fs.bytes(), d, 0, |e| {
-            entries.push((
-                e.ino,
-                String::from_utf8_lossy(e.name(fs.bytes())?).into_owned(),
-            ));
-            Ok(true)
-        })?;
-        for (ino, name) in entries {
-            let node = fs.inode(ino)?;
-            let p = format!("{path}/{name}");
-            let body = if node.is_reg() {
-                file::read(&fs.geo, fs.bytes(), ino, 0, node.size)?
-            } else if node.is_symlink() {
-                rvmfs::store::heap::load(fs.bytes(), node.parent_or_target, node.size)?.to_vec()
-            } else {
-                Vec::new()
-            };
-            out.insert(
-                p.clone(),
-                (node.mode, node.nlink, body, xattr::list(fs.bytes(), ino)?),
-            );
-            if node.is_dir() {
-                stack.push((ino, p));
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn open(storage: Arc<SimStorage>) -> Option<Fs> {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).ok()?;
-    let header = Header::decode(&block, IMAGE).expect("the header never changes after mkfs");
-    let dynstore: Arc<dyn Storage> = storage;
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(dynstore.clone(), options).ok()?;
-    let region = rvm.map(header.segment_area()).ok()?;
-    Fs::new(region, Arc::new(rvm), header, dynstore).ok()
-}
-
-fn new(mode: u32) -> NewInode {
-    NewInode {
-        mode,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-    }
+    open_sim(storage, IMAGE)
 }
 
 fn create(fs: &mut Fs, parent: u64, name: &str, mode: u32, data: &[u8]) -> u64 {
     let (ino, _) = fs
-        .transact(|op| namespace::create(op, parent, name.as_bytes(), new(mode), None))
+        .transact(|op| namespace::create(op, parent, name.as_bytes(), new_inode(mode), None))
         .unwrap();
     if !data.is_empty() {
         fs.transact(|op| file::write(op, ino, 0, data, false))
@@ -142,7 +84,7 @@ fn damaged_image() -> Vec<u8> {
             op,
             dirs[3],
             b"sym",
-            new(libc::S_IFLNK | 0o777),
+            new_inode(libc::S_IFLNK | 0o777),
             Some(b"../d1/f1"),
         )
     })

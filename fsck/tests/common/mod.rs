@@ -1,0 +1,111 @@
+//! Helpers shared by the fsck integration tests: images on a real file or on rvm-core's
+//! `SimStorage`, and a snapshot of the whole tree to compare states.
+#![allow(dead_code)] // each test file uses a part
+
+use rvm_core::sim::SimStorage;
+use rvm_core::{FileStorage, Rvm, RvmOptions, Storage};
+use rvmfs::format::format;
+use rvmfs::image::{self, OpenMode};
+use rvmfs::layout::geometry::Plan;
+use rvmfs::layout::header::{Header, HEADER_SIZE};
+use rvmfs::layout::superblock::ROOT_INO;
+use rvmfs::ops::inode::NewInode;
+use rvmfs::ops::{dir, file, xattr, Fs};
+use rvmfs::FsResult;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// path -> (mode, nlink, contents or symlink target, xattr names) of every name under the root.
+pub type Tree = BTreeMap<String, (u32, u32, Vec<u8>, Vec<u8>)>;
+
+/// The whole tree of `fs`, see [`Tree`].
+pub fn snapshot(fs: &Fs) -> FsResult<Tree> {
+    let mut out = Tree::new();
+    let mut stack = vec![(ROOT_INO, String::new())];
+    while let Some((d, path)) = stack.pop() {
+        let mut entries = Vec::new();
+        dir::list(fs.bytes(), d, 0, |e| {
+            entries.push((
+                e.ino,
+                String::from_utf8_lossy(e.name(fs.bytes())?).into_owned(),
+            ));
+            Ok(true)
+        })?;
+        for (ino, name) in entries {
+            let node = fs.inode(ino)?;
+            let p = format!("{path}/{name}");
+            let body = if node.is_reg() {
+                file::read(&fs.geo, fs.bytes(), ino, 0, node.size)?
+            } else if node.is_symlink() {
+                rvmfs::store::heap::load(fs.bytes(), node.parent_or_target, node.size)?.to_vec()
+            } else {
+                Vec::new()
+            };
+            out.insert(
+                p.clone(),
+                (node.mode, node.nlink, body, xattr::list(fs.bytes(), ino)?),
+            );
+            if node.is_dir() {
+                stack.push((ino, p));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A new inode of `mode` owned by root.
+pub fn new_inode(mode: u32) -> NewInode {
+    NewInode {
+        mode,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+    }
+}
+
+/// Open the filesystem on a simulated disk of `image_len` bytes (recovering its log), or None
+/// if the simulated power fails meanwhile.
+pub fn open_sim(storage: Arc<SimStorage>, image_len: u64) -> Option<Fs> {
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    storage.read_at(&mut block, 0).ok()?;
+    let header = Header::decode(&block, image_len).expect("the header never changes after mkfs");
+    let dynstore: Arc<dyn Storage> = storage;
+    let options = RvmOptions {
+        log: header.log_area(),
+        ordered: true,
+        ..RvmOptions::default()
+    };
+    let rvm = Rvm::initialize(dynstore.clone(), options).ok()?;
+    let region = rvm.map(header.segment_area()).ok()?;
+    Fs::new(region, Arc::new(rvm), header, dynstore).ok()
+}
+
+/// Make an image file at `path` laid out by `plan`, and open it read-write.
+pub fn file_image(path: &Path, plan: Plan, uuid: [u8; 16]) -> Fs {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.set_len(plan.size).unwrap();
+    format(
+        Arc::new(FileStorage::new(f.try_clone().unwrap())),
+        plan,
+        uuid,
+        (0, 0),
+    )
+    .unwrap();
+    drop(f);
+    let img = image::open(
+        path,
+        OpenMode {
+            read_only: false,
+            commit_interval: None,
+        },
+    )
+    .unwrap();
+    Fs::new(img.region, img.rvm, img.header, img.storage).unwrap()
+}
