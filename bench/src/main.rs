@@ -46,6 +46,8 @@ pub struct MountPoint {
     pub files: usize,
     /// Daemon RSS after creating the files (before the remount), MiB.
     pub rss_hot_mib: f64,
+    /// Daemon private memory (RssAnon + RssShmem) at the same moment, MiB.
+    pub private_hot_mib: f64,
     pub unmount_s: f64,
     /// Time from starting `rvmfs` to the mount being listed and answering.
     pub mount_s: f64,
@@ -541,18 +543,20 @@ fn scaling_rvmfs(
     let rates = w::grow_directory(&dir, checkpoints, |c| {
         let m = cur.take().unwrap();
         let rss_hot_mib = m.rss_mib();
+        let private_hot_mib = m.private_mib();
         let unmount_s = m.unmount()?.as_secs_f64();
         let (m2, took) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
         let p = MountPoint {
             files: c,
             rss_hot_mib,
+            private_hot_mib,
             unmount_s,
             mount_s: took.as_secs_f64(),
             rss_after_mount_mib: m2.rss_mib(),
         };
         eprintln!(
-            "    remount with {c} files: {:.3} s, RSS {:.1} MiB (was {:.1} MiB hot; unmount {:.2} s)",
-            p.mount_s, p.rss_after_mount_mib, p.rss_hot_mib, p.unmount_s
+            "    remount with {c} files: {:.3} s, RSS {:.1} MiB (was {:.1} MiB hot, {:.1} MiB private; unmount {:.2} s)",
+            p.mount_s, p.rss_after_mount_mib, p.rss_hot_mib, p.private_hot_mib, p.unmount_s
         );
         points.push(p);
         cur = Some(m2);

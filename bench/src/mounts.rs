@@ -54,16 +54,35 @@ fn fusermount_u(mnt: &Path, lazy: bool) -> Result<()> {
     run(&mut c).map(|_| ())
 }
 
-/// Resident set size of a process, in MiB.
+/// Sum of the named fields (kB) of /proc/PID/status, in MiB; NaN if unreadable.
+fn status_mib(pid: u32, fields: &[&str]) -> f64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return f64::NAN;
+    };
+    let mut kib = 0.0;
+    for f in fields {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(f)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok());
+        match v {
+            Some(v) => kib += v,
+            None => return f64::NAN,
+        }
+    }
+    kib / 1024.0
+}
+
+/// Resident set size of a process (VmRSS: private memory plus mapped page-cache pages), MiB.
 pub fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    status_mib(pid, &["VmRSS"])
+}
+
+/// Private resident memory of a process (RssAnon + RssShmem: heap, changed pages of private
+/// mappings, tmpfs pages such as the spool), MiB: what the daemon alone holds, unlike the
+/// page-cache pages in VmRSS, which the kernel can take back.
+pub fn private_mib(pid: u32) -> f64 {
+    status_mib(pid, &["RssAnon", "RssShmem"])
 }
 
 /// An rvmfs daemon started by us in the foreground (`rvmfs -f`), so its pid is ours.
@@ -130,6 +149,9 @@ impl Rvmfs {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    pub fn private_mib(&self) -> f64 {
+        private_mib(self.pid())
+    }
     pub fn rss_mib(&self) -> f64 {
         rss_mib(self.pid())
     }

@@ -251,17 +251,18 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s, "\n## rvmfs mount time and daemon memory by image size\n");
         let _ = writeln!(
             s,
-            "| files | mount (s) | RSS after mount (MiB) | RSS after creating them (MiB) | unmount (s) |"
+            "| files | mount (s) | RSS after mount (MiB) | RSS after creating them (MiB) | of which private (MiB) | unmount (s) |"
         );
-        let _ = writeln!(s, "|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|");
         for p in &r.mounts {
             let _ = writeln!(
                 s,
-                "| {} | {:.3} | {:.1} | {:.1} | {:.2} |",
+                "| {} | {:.3} | {:.1} | {:.1} | {:.1} | {:.2} |",
                 fmt_num(p.files as f64),
                 p.mount_s,
                 p.rss_after_mount_mib,
                 p.rss_hot_mib,
+                p.private_hot_mib,
                 p.unmount_s
             );
         }

@@ -99,6 +99,10 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
     })
 }
 
+/// Bytes of the spool in /dev/shm (records committed no-flush wait there for the log). The
+/// commit timer starts writing them out at half of it; it grows if one record needs more.
+const SPOOL_SIZE: u64 = 16 << 20;
+
 /// Open, lock, recover and map the image at `path`.
 pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
     let file = OpenOptions::new()
@@ -122,6 +126,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
         commit_interval: mode.commit_interval,
         ordered: true,
         read_only: mode.read_only,
+        spool_size: SPOOL_SIZE,
         ..RvmOptions::default()
     };
     let recovery = |source| ImageError::Recovery {

@@ -79,7 +79,6 @@ fn has_contents(mut file: &File) -> Result<bool> {
 /// device zeroes it, often without writing), else plain writes of zeros.
 fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::FileExt;
     // SAFETY: fallocate on a valid descriptor with plain integer arguments.
     let r = unsafe {
         libc::fallocate(
@@ -90,15 +89,22 @@ fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
         )
     };
     if r != 0 {
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = offset;
-        while at < offset + len {
-            let n = (offset + len - at).min(zeros.len() as u64) as usize;
-            file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
+        write_zeros(file, offset, len)?;
     }
     file.sync_all()
+}
+
+/// Write zeros over [offset, offset+len) (bytes) in 1 MiB writes.
+fn write_zeros(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = offset;
+    while at < offset + len {
+        let n = (offset + len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -158,35 +164,31 @@ fn run(args: &Args) -> Result<()> {
         ),
     } / 4096
         * 4096;
-    if !is_block {
-        // Start from a sparse, all-zero file of the right size (drops old contents under -f).
-        file.set_len(0)
-            .and_then(|_| file.set_len(size))
-            .with_context(|| format!("cannot size {}", path.display()))?;
-    } else {
-        // A device keeps old bytes: zero everything before the data area (header, log and
-        // metadata region), which must read as zeros before formatting.
-        let (header, _) = rvmfs::layout::geometry::plan(
-            Plan {
-                size,
-                inodes: args.inodes,
-                log: args.log_size,
-            },
-            [0; 16],
-            0,
-        )
-        .map_err(anyhow::Error::msg)?;
-        zero_range(&file, 0, header.data_offset)
-            .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
-    }
-    let uuid = *uuid::Uuid::new_v4().as_bytes();
-    // SAFETY: getuid/getgid have no preconditions.
-    let owner = unsafe { (libc::getuid(), libc::getgid()) };
     let plan = Plan {
         size,
         inodes: args.inodes,
         log: args.log_size,
     };
+    let (layout, _) =
+        rvmfs::layout::geometry::plan(plan, [0; 16], 0).map_err(anyhow::Error::msg)?;
+    if !is_block {
+        // Start from a sparse, all-zero file of the right size (drops old contents under -f),
+        // then write the log's blocks (mke2fs zeroes its journal the same way): a commit
+        // into a hole would make the file system allocate, and sync its own journal, on
+        // every log write until the log had wrapped once.
+        file.set_len(0)
+            .and_then(|_| file.set_len(size))
+            .and_then(|_| write_zeros(&file, layout.log_offset, layout.log_len))
+            .with_context(|| format!("cannot size {}", path.display()))?;
+    } else {
+        // A device keeps old bytes: zero everything before the data area (header, log and
+        // metadata region), which must read as zeros before formatting.
+        zero_range(&file, 0, layout.data_offset)
+            .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
+    }
+    let uuid = *uuid::Uuid::new_v4().as_bytes();
+    // SAFETY: getuid/getgid have no preconditions.
+    let owner = unsafe { (libc::getuid(), libc::getgid()) };
     let storage = std::sync::Arc::new(rvm_core::FileStorage::new(file.try_clone()?));
     let header = format(storage, plan, uuid, owner)
         .with_context(|| format!("cannot format {}", path.display()))?;

@@ -45,14 +45,26 @@ impl Log {
         self.area.offset + STATUS_AREA_LEN + pos % self.capacity
     }
 
-    /// Write `buf` (at most `capacity` bytes) at logical position `pos`, wrapping.
-    pub fn write_pos(&self, pos: u64, buf: &[u8]) -> Result<()> {
+    /// Write `buf` (at most `capacity` bytes) at logical position `pos`, wrapping. With
+    /// `durable`, each piece is written with `Storage::write_durable_at` (the commit syncs the
+    /// log range only, not the data area's dirty pages in the same file); without, the
+    /// caller syncs.
+    pub fn write_pos(&self, pos: u64, buf: &[u8], durable: bool) -> Result<()> {
         let start = pos % self.capacity;
         let first = (buf.len() as u64).min(self.capacity - start) as usize;
-        self.storage.write_at(&buf[..first], self.phys(pos))?;
-        if first < buf.len() {
-            self.storage
-                .write_at(&buf[first..], self.area.offset + STATUS_AREA_LEN)?;
+        let pieces = [
+            (&buf[..first], self.phys(pos)),
+            (&buf[first..], self.area.offset + STATUS_AREA_LEN),
+        ];
+        for (piece, at) in pieces {
+            if piece.is_empty() {
+                continue;
+            }
+            if durable {
+                self.storage.write_durable_at(piece, at)?;
+            } else {
+                self.storage.write_at(piece, at)?;
+            }
         }
         Ok(())
     }
@@ -119,8 +131,8 @@ impl Log {
                 ))
             })?;
             // External ranges are skipped: their bytes were written in place before the
-            // commit and this record is durable, so a sync followed them (recovery wrote
-            // those of records found after a crash, before this truncation's sync).
+            // commit, so this truncation's sync (before the head moves past the record)
+            // makes them durable (recovery wrote those of records found after a crash).
             for (off, data) in rec.region_ranges() {
                 ov.push(*off, data);
             }
@@ -174,7 +186,7 @@ impl Log {
 }
 
 /// Bytes of range data gathered before `Log::apply` writes their union.
-const APPLY_BATCH: usize = 16 << 20;
+const APPLY_BATCH: usize = 4 << 20;
 /// Bytes read at once by a [`Reader`].
 const READ_CHUNK: u64 = 4 << 20;
 

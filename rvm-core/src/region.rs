@@ -40,6 +40,41 @@ pub(crate) fn overlay(map: &mut MmapMut, area: Area, off: u64, data: &[u8]) {
     }
 }
 
+/// Record in `pages` (page index -> Lsn) the pages of `area` that the range
+/// `[off, off+len)` (absolute storage offset, bytes) touches, as last changed by `lsn`.
+pub(crate) fn note_pages(
+    pages: &mut std::collections::HashMap<usize, crate::rvm::Lsn>,
+    area: Area,
+    off: u64,
+    len: usize,
+    lsn: crate::rvm::Lsn,
+) {
+    let start = off.max(area.offset);
+    let end = (off + len as u64).min(area.end());
+    if start < end {
+        let first = ((start - area.offset) / PAGE as u64) as usize;
+        let last = ((end - 1 - area.offset) / PAGE as u64) as usize;
+        for p in first..=last {
+            pages.insert(p, lsn);
+        }
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` on pages `[first, end)` of `map`; false if the kernel refused.
+fn drop_pages(map: &mut MmapMut, first: usize, end: usize) -> bool {
+    let len = ((end - first) * PAGE).min(map.len() - first * PAGE);
+    // SAFETY: the range lies inside this private mapping, and no reference into it outlives
+    // the call (the caller holds `&mut`); MADV_DONTNEED on a private file mapping only drops
+    // our copies and mappings, the file's bytes show through again at the next access.
+    unsafe {
+        libc::madvise(
+            map.as_mut_ptr().add(first * PAGE).cast(),
+            len,
+            libc::MADV_DONTNEED,
+        ) == 0
+    }
+}
+
 impl std::fmt::Debug for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Region").field("area", &self.area).finish()
@@ -68,9 +103,11 @@ impl Region {
     /// access maps the segment's page again, which now holds the same bytes. Keeps the
     /// resident set near the pages changed since the last truncation, whatever the segment's
     /// size. Returns the number of pages released. Must not be called inside a transaction
-    /// (the `&mut self` borrow ensures it).
+    /// (the `&mut self` borrow ensures it). A no-op in checked mode and on storages whose
+    /// mapping is an anonymous copy (`Storage::maps_file`).
     pub fn release_applied_pages(&mut self) -> usize {
-        if self.shadow.is_some() || self.dirty_pages.is_empty() {
+        if self.shadow.is_some() || self.dirty_pages.is_empty() || !self.shared.storage.maps_file()
+        {
             return 0;
         }
         let applied = self.shared.applied_seq();
@@ -81,21 +118,13 @@ impl Region {
             .map(|(&p, _)| p)
             .collect();
         pages.sort_unstable();
-        let base = self.map.as_mut_ptr();
         let mut i = 0;
         while i < pages.len() {
             let mut j = i + 1;
             while j < pages.len() && pages[j] == pages[j - 1] + 1 {
                 j += 1;
             }
-            let len = ((j - i) * PAGE).min(self.map.len() - pages[i] * PAGE);
-            // SAFETY: the range lies inside this private mapping, and no reference into it
-            // outlives this call (`&mut self`); MADV_DONTNEED on a private file mapping only
-            // drops our copies, the file's committed bytes show through again.
-            let r = unsafe {
-                libc::madvise(base.add(pages[i] * PAGE).cast(), len, libc::MADV_DONTNEED)
-            };
-            if r != 0 {
+            if !drop_pages(&mut self.map, pages[i], pages[j - 1] + 1) {
                 return 0; // keep the pages; memory is all that is lost
             }
             i = j;
@@ -104,6 +133,36 @@ impl Region {
             self.dirty_pages.remove(p);
         }
         pages.len()
+    }
+
+    /// Unmap every page of the region that holds no private copy (pages only read, or
+    /// released by [`Region::release_applied_pages`]): the page cache keeps them and the next
+    /// access maps them again (a minor fault). Bounds the resident set by what changed
+    /// since the last truncation, not by what was ever read. Returns false if the kernel
+    /// refused (nothing is lost but memory). Must not be called inside a transaction. A
+    /// no-op in checked mode and on storages whose mapping is an anonymous copy.
+    pub fn release_clean_pages(&mut self) -> bool {
+        if self.shadow.is_some() || !self.shared.storage.maps_file() {
+            return true;
+        }
+        let mut dirty: Vec<usize> = self.dirty_pages.keys().copied().collect();
+        dirty.sort_unstable();
+        let total = self.map.len().div_ceil(PAGE);
+        let mut from = 0;
+        for p in dirty.into_iter().chain(std::iter::once(total)) {
+            if p > from && !drop_pages(&mut self.map, from, p) {
+                return false;
+            }
+            from = p + 1;
+        }
+        true
+    }
+
+    /// Bytes of pages holding private copies (changed since mapped and not yet released by
+    /// [`Region::release_applied_pages`]): the region's share of the process's memory
+    /// beyond the page cache.
+    pub fn dirty_bytes(&self) -> u64 {
+        (self.dirty_pages.len() * PAGE) as u64
     }
 
     /// Lsn of the last transaction this region committed.

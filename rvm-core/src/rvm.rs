@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Result, RvmError};
 use crate::log::{Log, Positions};
 use crate::overlay::Overlay;
-use crate::record::{self, rd_u32, HEADER_LEN};
+use crate::record::{self, rd_u32, rd_u64, HEADER_LEN};
 use crate::region::Region;
 use crate::spool::{self, Pending, Spool};
 use crate::status::{self, Status};
@@ -223,6 +223,8 @@ impl Inner {
 struct Flags {
     stop: bool,
     truncate: bool,
+    /// The pending records passed half the spool: the commit timer flushes them now.
+    flush: bool,
 }
 
 /// Wakes and stops the background threads.
@@ -230,7 +232,7 @@ struct Flags {
 struct Signal {
     flags: Mutex<Flags>,
     cv: Condvar,
-    /// Wakes the commit timer (stop, or a new interval).
+    /// Wakes the commit timer (stop, a new interval, or an early flush).
     timer_cv: Condvar,
 }
 
@@ -238,6 +240,42 @@ struct Signal {
 pub(crate) const MAX_MERGE: u32 = 4096;
 /// Bytes of range data recovery gathers before writing their union.
 const RECOVERY_BATCH: usize = 16 << 20;
+
+/// Bytes of pending records one flush step writes (and copies) at most: the records of a
+/// full spool go to the log in steps of this size (a single larger record goes alone).
+const FLUSH_CHUNK: usize = 4 << 20;
+
+/// The prefix of `pending` (encoded records) that one flush step writes: whole records with
+/// seq below `end_seq`, at most [`FLUSH_CHUNK`] bytes unless the first record alone is
+/// larger. Returns its length in bytes and the seq after its last record. A malformed
+/// header ends the prefix at the end of `pending` (the log writer reports it).
+fn chunk_prefix(pending: &[u8], end_seq: u64) -> (usize, u64) {
+    let (mut at, mut next) = (0usize, 0u64);
+    while at + HEADER_LEN <= pending.len() {
+        let seq = rd_u64(pending, at + 16);
+        let tl = rd_u32(pending, at + 8) as usize;
+        if tl < HEADER_LEN || at + tl > pending.len() {
+            return (pending.len(), next);
+        }
+        if seq >= end_seq || (at > 0 && at + tl > FLUSH_CHUNK) {
+            break;
+        }
+        next = seq + rd_u32(pending, at + 36) as u64 + 1;
+        at += tl;
+    }
+    (at, next)
+}
+
+/// Give the allocator's free memory back to the kernel (glibc keeps what a thread freed in
+/// its arena): called after the bursts of a truncation or a large flush, so their buffers do
+/// not stay in the resident set.
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; no pointer is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Recovery with no room in the log (spool records or the sequence jump do not fit): apply
 /// the live records to the segments, sync, status head = tail, sync (the old, eager way).
@@ -500,7 +538,7 @@ impl Rvm {
                     truncate_eagerly(&log, &mut pos, &mut generation)?;
                     continue;
                 }
-                log.write_pos(pos.tail_pos, &spooled[at..end])?;
+                log.write_pos(pos.tail_pos, &spooled[at..end], false)?;
                 storage.sync()?;
                 pos.tail_pos += (end - at) as u64;
                 pos.tail_seq = seq;
@@ -519,7 +557,7 @@ impl Rvm {
             if jumps.len() as u64 > log.capacity {
                 return Err(RvmError::InvalidArgument("log too small".into()));
             }
-            log.write_pos(pos.tail_pos, &jumps)?;
+            log.write_pos(pos.tail_pos, &jumps, false)?;
             storage.sync()?;
             pos.tail_pos += jumps.len() as u64;
             pos.tail_seq += jump;
@@ -721,12 +759,14 @@ impl Rvm {
     }
 
     /// Make every committed no-flush record durable (LRVM §4.1 `flush`): with `ordered`,
-    /// sync the storage first; write the pending records to the log; sync; empty the spool.
+    /// sync the storage first; write the pending records to the log with a write that is
+    /// durable for the log range only (`Storage::write_durable_at`); empty the spool.
     /// Concurrent flushes and `end(Flush)` share one sync (group commit). A full log is
     /// truncated on the way; never fails for lack of space.
     ///
-    /// With `ordered`, every storage write completed before the call is durable on return
-    /// even when no record was pending (the filesystem's fsync of file data).
+    /// With `ordered` (and ordered data not on demand), every storage write completed before
+    /// the call is durable on return even when no record was pending (the filesystem's
+    /// fsync of file data); on demand, every write noted with [`Rvm::note_unlogged_data`].
     pub fn flush(&self) -> Result<()> {
         let sh = self.sh();
         if sh.opts.read_only {
@@ -744,8 +784,9 @@ impl Rvm {
     }
 
     /// Ordered data on demand: with `on`, a flush syncs the storage before writing records
-    /// only if [`Rvm::note_unlogged_data`] was called since the last sync (otherwise the one
-    /// sync after the records covers everything written before). Off (the default), every
+    /// only if [`Rvm::note_unlogged_data`] was called since the last sync (the records
+    /// themselves are written durably for their log range only, so an unnoted, unlogged
+    /// write may still be volatile after the flush). Off (the default), every
     /// flush of an `ordered` instance syncs first. Callers that turn it on must note every
     /// data write that a record will point at and that is not carried in a record
     /// ([`Transaction::log_external`](crate::Transaction::log_external)).
@@ -758,6 +799,22 @@ impl Rvm {
     /// (see [`Rvm::set_ordered_on_demand`]). Call it after the write, before the commit.
     pub fn note_unlogged_data(&self) {
         self.sh().unlogged.store(true, Ordering::Release);
+    }
+
+    /// Ask the background truncator to run now (it applies the log up to the durable tail),
+    /// whatever the log's fill level; returns at once. For callers that bound memory:
+    /// region pages changed before a truncation can then be released
+    /// ([`Region::release_applied_pages`]). No effect on a read-only instance.
+    pub fn request_truncation(&self) {
+        let sh = self.sh();
+        if sh.opts.read_only {
+            return;
+        }
+        let mut g = lock(&sh.signal.flags);
+        if !g.truncate {
+            g.truncate = true;
+            sh.signal.cv.notify_all();
+        }
     }
 
     /// Every Lsn below this one was applied by truncation: its record is no longer in the
@@ -912,18 +969,25 @@ impl Shared {
         }
         let started = Instant::now();
         let mut tries = 0u32;
+        // Pages the overlay copied (private now) -> Lsn of the last record that wrote them:
+        // they count as changed, so only truncation lets them go.
+        let mut overlaid = std::collections::HashMap::new();
         let map = loop {
             let p = *lock(&self.pos);
             let mut map = self.storage.map_private(segment)?;
+            overlaid.clear();
             if self.opts.read_only {
                 for (off, data) in &self.recovered {
                     crate::region::overlay(&mut map, segment, *off, data);
+                    crate::region::note_pages(&mut overlaid, segment, *off, data.len(), Lsn::MAX);
                 }
                 break map;
             }
             let reached = self.log.walk(&p, |rec| {
-                for (off, data) in &rec.ranges {
+                let lsn = rec.header.seq + rec.header.seq_count() - 1;
+                for (off, data) in rec.region_ranges() {
                     crate::region::overlay(&mut map, segment, *off, data);
+                    crate::region::note_pages(&mut overlaid, segment, *off, data.len(), lsn);
                 }
             })?;
             if reached == p.tail_pos {
@@ -942,6 +1006,7 @@ impl Shared {
             started.elapsed().as_nanos() as u64,
         );
         let mut region = Region::new(self.clone(), segment, map);
+        region.dirty_pages = overlaid;
         if self.checked.load(Ordering::Relaxed) {
             region.enable_shadow();
         }
@@ -952,39 +1017,39 @@ impl Shared {
         loop {
             {
                 let iv = *lock(&self.commit_interval);
-                let g = lock(&self.signal.flags);
+                let mut g = lock(&self.signal.flags);
+                // Wake on stop, on an interval change (`set_options` notifies), on an early
+                // flush request, or when the interval elapses.
+                if !g.stop && !g.flush {
+                    g = match iv {
+                        Some(iv) => {
+                            let (g, r) = self
+                                .signal
+                                .timer_cv
+                                .wait_timeout(g, iv)
+                                .unwrap_or_else(|e| e.into_inner());
+                            if !r.timed_out() && !g.flush && !g.stop {
+                                continue; // maybe a new interval: reread it
+                            }
+                            g
+                        }
+                        None => {
+                            let g = self
+                                .signal
+                                .timer_cv
+                                .wait(g)
+                                .unwrap_or_else(|e| e.into_inner());
+                            if !g.flush && !g.stop {
+                                continue;
+                            }
+                            g
+                        }
+                    };
+                }
                 if g.stop {
                     return;
                 }
-                // Wake on stop, on an interval change (`set_options` notifies), or when the
-                // interval elapses.
-                let g = match iv {
-                    Some(iv) => {
-                        let (g, r) = self
-                            .signal
-                            .timer_cv
-                            .wait_timeout(g, iv)
-                            .unwrap_or_else(|e| e.into_inner());
-                        if !r.timed_out() {
-                            continue; // maybe a new interval: reread it
-                        }
-                        g
-                    }
-                    None => {
-                        let g = self
-                            .signal
-                            .timer_cv
-                            .wait(g)
-                            .unwrap_or_else(|e| e.into_inner());
-                        if g.stop {
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                if g.stop {
-                    return;
-                }
+                g.flush = false;
             }
             if let Err(e) = self.flush_all() {
                 log::error!("rvm: background flush failed: {e}");
@@ -1065,7 +1130,17 @@ impl Shared {
         g.pending.append_with(len as usize, |out| {
             record::encode_slice(out, seq, 0, log_id, ranges, ext_from)
         });
+        let early = g.pending.unflushed().len() as u64 > self.opts.spool_size / 2;
         drop(g);
+        if early {
+            // Past half the spool: the commit timer writes the records out now, so a
+            // committer rarely finds the spool full and waits for that write itself.
+            let mut f = lock(&self.signal.flags);
+            if !f.flush {
+                f.flush = true;
+                self.signal.timer_cv.notify_all();
+            }
+        }
         match mode {
             CommitMode::NoFlush => inc(&self.counters.commits_no_flush, 1),
             CommitMode::Flush => {
@@ -1098,7 +1173,7 @@ impl Shared {
     /// when a batch is durable every committer in it returns at once, instead of queueing
     /// behind the next leader's sync (a convoy that halves group commit's sharing).
     pub(crate) fn flush_upto(&self, target: u64) -> Result<bool> {
-        let (batch, batch_end) = {
+        let batch_end = {
             let mut g = lock(&self.inner);
             loop {
                 if g.durable_seq >= target {
@@ -1110,7 +1185,7 @@ impl Shared {
                 g = self.durable_cv.wait(g).unwrap_or_else(|e| e.into_inner());
             }
             g.leading = true;
-            (g.pending.unflushed().to_vec(), g.next_seq)
+            g.next_seq
         };
         /// Resigns the leadership (also on error or panic) and wakes the followers.
         struct Resign<'a>(&'a Shared);
@@ -1122,21 +1197,39 @@ impl Shared {
         }
         let _resign = Resign(self);
         let _leader = lock(&self.leader);
-        if !batch.is_empty() {
+        // Everything committed before the call (seq < batch_end) goes out in chunks of at
+        // most FLUSH_CHUNK bytes, so a full spool never costs its size again in memory.
+        let mut chunks = 0u32;
+        loop {
+            let (chunk, chunk_end) = {
+                let g = lock(&self.inner);
+                let (len, end_seq) = chunk_prefix(g.pending.unflushed(), batch_end);
+                (g.pending.unflushed()[..len].to_vec(), end_seq)
+            };
+            if chunk.is_empty() {
+                break;
+            }
             if self.inter.load(Ordering::Relaxed) {
-                let merged = self.merge_batch(&batch)?;
+                let merged = self.merge_batch(&chunk)?;
                 self.write_batch(&merged)?;
             } else {
-                self.write_batch(&batch)?;
+                self.write_batch(&chunk)?;
             }
+            chunks += 1;
+            let mut g = lock(&self.inner);
+            let next = g.next_seq;
+            // The spool keeps every record until its chunk is durable: a kill -9 before
+            // this point replays them on top of the log (a merged record's Lsns are skipped).
+            g.pending.mark_flushed(chunk.len() as u64, next);
+            g.durable_seq = g.durable_seq.max(chunk_end);
+            drop(g);
+            // Followers whose records are in this chunk need not wait for the rest.
+            self.durable_cv.notify_all();
         }
         let mut g = lock(&self.inner);
-        let next = g.next_seq;
-        // The spool keeps every record until the whole batch is durable: a kill -9 before
-        // this point replays them on top of the log (a merged record's Lsns are skipped).
-        g.pending.mark_flushed(batch.len() as u64, next);
         g.durable_seq = g.durable_seq.max(batch_end);
-        Ok(!batch.is_empty())
+        drop(g);
+        Ok(chunks > 0)
     }
 
     /// Inter-transaction optimization (LRVM §5.2): fold runs of consecutive pending records
@@ -1259,8 +1352,7 @@ impl Shared {
                 self.truncate_once()?;
                 continue;
             }
-            self.log.write_pos(p.tail_pos, &batch[off..end])?;
-            self.storage.sync()?;
+            self.log.write_pos(p.tail_pos, &batch[off..end], true)?;
             let used = {
                 let mut p = lock(&self.pos);
                 p.tail_pos += (end - off) as u64;
@@ -1306,6 +1398,7 @@ impl Shared {
             q.head_pos = p.tail_pos;
             q.head_seq = p.tail_seq;
         }
+        return_free_memory();
         inc(&self.counters.truncations, 1);
         inc(&self.counters.bytes_truncated, p.used());
         let ns = started.elapsed().as_nanos() as u64;

@@ -58,6 +58,16 @@ fn work(r: &mut Region, rng: &mut Rng, n: usize) -> Vec<u8> {
     r.bytes().to_vec()
 }
 
+/// `n` random transactions, flushed, then a crash before any truncation; returns the image
+/// the commits made.
+fn flushed_then_crashed(st: &Arc<dyn Storage>, rng: &mut Rng, n: usize) -> Vec<u8> {
+    let rvm = open(st, None);
+    let mut r = rvm.map(SEG).unwrap();
+    let w = work(&mut r, rng, n);
+    rvm.flush().unwrap();
+    w
+}
+
 fn seg_of(st: &Arc<dyn Storage>) -> Vec<u8> {
     let mut b = vec![0u8; SEG.len as usize];
     st.read_at(&mut b, SEG.offset).unwrap();
@@ -68,13 +78,7 @@ fn seg_of(st: &Arc<dyn Storage>) -> Vec<u8> {
 fn truncation_under_private_mappings_keeps_them_right() {
     let st = file_storage(SEG.end());
     let mut rng = Rng(42);
-    let want = {
-        let rvm = open(&st, None);
-        let mut r = rvm.map(SEG).unwrap();
-        let w = work(&mut r, &mut rng, 2000);
-        rvm.flush().unwrap();
-        w
-    }; // crash: nothing truncated
+    let want = flushed_then_crashed(&st, &mut rng, 2000);
     let untouched = seg_of(&st);
     assert_ne!(untouched, want);
 
@@ -112,6 +116,43 @@ fn truncation_under_private_mappings_keeps_them_right() {
     drop(rvm);
     let rvm = open(&st, None);
     assert_eq!(rvm.map(SEG).unwrap().bytes(), &model[..]);
+}
+
+#[test]
+fn released_pages_come_back_with_every_commit() {
+    let st = file_storage(SEG.end());
+    let mut rng = Rng(9);
+    let want = flushed_then_crashed(&st, &mut rng, 500);
+       // The lazily overlaid pages hold the only copy of the recovered commits until a
+       // truncation: releasing must keep them.
+    let rvm = open(&st, None);
+    let mut r = rvm.map(SEG).unwrap();
+    assert!(r.dirty_bytes() > 0, "overlaid pages count as changed");
+    assert!(r.release_clean_pages());
+    assert_eq!(r.release_applied_pages(), 0);
+    assert_eq!(r.bytes(), &want[..]);
+    // After a truncation they are in the segment file and can go.
+    rvm.truncate().unwrap();
+    assert!(r.release_applied_pages() > 0);
+    assert_eq!(r.dirty_bytes(), 0);
+    assert!(r.release_clean_pages());
+    assert_eq!(r.bytes(), &want[..]);
+    // New commits (no truncation yet) survive both releases.
+    let mut model = want.clone();
+    for i in 0..200u64 {
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        let off = (rng.below(SEG.len / 4096) * 4096 + rng.below(4000)) as usize;
+        t.set_range(off, 64).unwrap().fill(i as u8 | 0x40);
+        model[off..off + 64].fill(i as u8 | 0x40);
+        t.end(CommitMode::NoFlush).unwrap();
+    }
+    assert!(r.release_clean_pages());
+    assert_eq!(r.release_applied_pages(), 0);
+    assert_eq!(r.bytes(), &model[..]);
+    rvm.flush().unwrap();
+    drop(r);
+    drop(rvm);
+    assert_eq!(open(&st, None).map(SEG).unwrap().bytes(), &model[..]);
 }
 
 #[test]

@@ -88,8 +88,9 @@ pub const DATA_LOG_BUDGET: u64 = 8 << 20;
 /// Data logging (ext4's data=journal, for small writes): the data of small writes into new
 /// blocks goes into the transaction's redo record as well as in place
 /// (`Transaction::log_external`), so a flush needs no sync to order it before the record;
-/// one sync then makes an fsync durable. Writes of new blocks that are not logged call
-/// `Rvm::note_unlogged_data`, so the next flush syncs them first (ordered data).
+/// one sync then makes an fsync durable. Data writes that are not logged call
+/// `Rvm::note_unlogged_data`, so the next flush syncs them first (ordered data): the
+/// flush's own log write is durable for the log range only.
 ///
 /// Recovery replays the logged data of every live record; so while a record carrying a
 /// block's data is live, every later write of that block is logged too (`hot`), and replay
@@ -164,9 +165,10 @@ impl Op<'_> {
             self.logged.push((first, last));
         } else {
             self.geo.image.write_at(data, pos)?;
-            if fresh {
-                self.rvm.note_unlogged_data();
-            }
+            // Every unlogged write is ordered before the next flush's records: new blocks
+            // (their record points at them) and zeroed tails alike (a record that grows
+            // the file must not make stale bytes visible after a power loss).
+            self.rvm.note_unlogged_data();
         }
         Ok(())
     }
@@ -198,6 +200,10 @@ pub struct Fs {
 /// Every this many commits, region pages whose changes truncation has applied are given back
 /// (`Region::release_applied_pages`), so the daemon's memory does not grow with the image.
 const RELEASE_EVERY: u64 = 1024;
+
+/// Bytes of changed region pages (private copies) above which a truncation is requested,
+/// so the next release can give them back: bounds the daemon's memory (issue 6).
+const DIRTY_BUDGET: u64 = 24 << 20;
 
 impl Fs {
     /// Wrap a mapped region (after recovery).
@@ -289,7 +295,16 @@ impl Fs {
         };
         self.commits += 1;
         if self.commits % RELEASE_EVERY == 0 {
+            if self.commits % (16 * RELEASE_EVERY) == 0 {
+                // Pages only read (lookups walk the whole tree over time) stay mapped too.
+                self.region.release_clean_pages();
+            }
             self.region.release_applied_pages();
+            if self.region.dirty_bytes() > DIRTY_BUDGET {
+                // Changed pages stay private until truncation applies their records: ask
+                // for one early rather than let them pile up until the log is half full.
+                self.rvm.request_truncation();
+            }
         }
         result
     }
