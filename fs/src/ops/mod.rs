@@ -198,7 +198,8 @@ pub struct Fs {
 }
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
-/// (`Region::release_applied_pages`), so the daemon's memory does not grow with the image.
+/// (`Region::release_applied_pages`) and pages only read are unmapped
+/// (`Region::release_clean_pages`), so the daemon's memory does not grow with the image.
 const RELEASE_EVERY: u64 = 1024;
 
 /// Bytes of changed region pages (private copies) above which a truncation is requested,
@@ -295,11 +296,11 @@ impl Fs {
         };
         self.commits += 1;
         if self.commits % RELEASE_EVERY == 0 {
-            if self.commits % (16 * RELEASE_EVERY) == 0 {
-                // Pages only read (lookups walk the whole tree over time) stay mapped too.
-                self.region.release_clean_pages();
-            }
             self.region.release_applied_pages();
+            // Pages only read stay mapped too (lookups in a big directory touch every leaf
+            // over time, and each fault maps its neighbours as well): unmap them, the page
+            // cache keeps them.
+            self.region.release_clean_pages();
             if self.region.dirty_bytes() > DIRTY_BUDGET {
                 // Changed pages stay private until truncation applies their records: ask
                 // for one early rather than let them pile up until the log is half full.
