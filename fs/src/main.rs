@@ -105,16 +105,20 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
     Ok(o)
 }
 
-/// Keep the daemon's heap from holding on to the memory of its bursts (a flush step copies up
-/// to 4 MiB of records, a truncation gathers 4 MiB of ranges): glibc raises its mmap
-/// threshold after such a block is freed, and later ones then come from the thread's arena,
-/// which keeps them resident. A fixed threshold (which also fixes the trim threshold) makes
-/// every block of 128 KiB or more its own mapping, returned at free.
+/// Keep the daemon's heap from holding on to the memory of its bursts (a truncation gathers
+/// 4 MiB of ranges): glibc raises its mmap threshold after such a block is freed, and later
+/// ones then come from the thread's arena, which keeps them resident. A fixed mmap threshold
+/// makes every block of 2 MiB or more its own mapping, returned at free; the 1 MiB buffers
+/// of reads and writes stay in the arenas, and a 4 MiB trim threshold keeps the arenas from
+/// returning (and then faulting in again) their memory after every request. Measured: a
+/// 128 KiB mmap threshold cost 25% of sequential write speed, the default trim threshold
+/// that comes with a fixed mmap threshold 20% of cold reads.
 fn bound_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
     }
 }
 

@@ -32,6 +32,72 @@ impl Union {
     }
 }
 
+/// Ranges `(absolute offset, bytes)` borrowed in commit order: the input of the
+/// inter-transaction merge (LRVM §5.2). Its union copies nothing when the ranges came sorted
+/// and without overlap (file data appended block after block); otherwise it is
+/// [`Overlay`]'s union.
+pub(crate) struct RangeList<'a> {
+    list: Vec<(u64, &'a [u8])>,
+    /// Whether every range so far starts at or after the end of the one before.
+    sorted: bool,
+}
+
+/// The union of a [`RangeList`]: its own ranges (sorted, disjoint) or an [`Overlay`] union.
+pub(crate) enum Merged<'a> {
+    Borrowed(Vec<(u64, &'a [u8])>),
+    Owned(Union),
+}
+
+impl Merged<'_> {
+    /// `(offset, bytes)` of every range, sorted by offset, disjoint.
+    pub fn ranges(&self) -> Vec<(u64, &[u8])> {
+        match self {
+            Merged::Borrowed(list) => list.clone(),
+            Merged::Owned(u) => u.ranges(),
+        }
+    }
+}
+
+impl<'a> RangeList<'a> {
+    pub fn new() -> Self {
+        RangeList {
+            list: Vec::new(),
+            sorted: true,
+        }
+    }
+
+    pub fn push(&mut self, off: u64, bytes: &'a [u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(&(lo, lb)) = self.list.last() {
+            if off < lo + lb.len() as u64 {
+                self.sorted = false;
+            }
+        }
+        self.list.push((off, bytes));
+    }
+
+    /// Forget every range.
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.sorted = true;
+    }
+
+    /// Take the union (later value wins) and empty the list.
+    pub fn take_union(&mut self) -> Merged<'a> {
+        let list = std::mem::take(&mut self.list);
+        if std::mem::replace(&mut self.sorted, true) {
+            return Merged::Borrowed(list);
+        }
+        let mut o = Overlay::new();
+        for (off, bytes) in list {
+            o.push(off, bytes);
+        }
+        Merged::Owned(o.union())
+    }
+}
+
 /// Write a union to the storage: one write per interval.
 ///
 /// (Merging nearby intervals into one read-patch-write span would cut the writes of a
@@ -162,6 +228,22 @@ mod tests {
         want[4100..4104].fill(0xCC);
         want[16000..16004].fill(0xBB);
         assert_eq!(after, want);
+    }
+
+    #[test]
+    fn range_list_borrows_sorted_input_and_merges_the_rest() {
+        let (a, b, c) = ([1u8; 4], [2u8; 4], [3u8; 4]);
+        let mut l = RangeList::new();
+        l.push(0, &a);
+        l.push(4, &b); // adjacent: still sorted
+        assert!(
+            matches!(l.take_union(), Merged::Borrowed(v) if v == vec![(0, &a[..]), (4, &b[..])])
+        );
+        l.push(8, &a);
+        l.push(10, &c); // overlaps: later value wins
+        let u = l.take_union();
+        assert!(matches!(u, Merged::Owned(_)));
+        assert_eq!(u.ranges(), vec![(8, &[1u8, 1, 3, 3, 3, 3][..])]);
     }
 
     #[test]

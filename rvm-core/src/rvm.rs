@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, RvmError};
 use crate::log::{Log, Positions};
-use crate::overlay::Overlay;
+use crate::overlay::{Overlay, RangeList};
 use crate::record::{self, rd_u32, rd_u64, HEADER_LEN};
 use crate::region::Region;
 use crate::spool::{self, Pending, Spool};
@@ -241,9 +241,18 @@ pub(crate) const MAX_MERGE: u32 = 4096;
 /// Bytes of range data recovery gathers before writing their union.
 const RECOVERY_BATCH: usize = 16 << 20;
 
+/// The group-commit leader's buffers, reused by every flush step: a step's records copied
+/// out of the spool, and their merged encoding. Reuse spares the page faults (and zeroing) of
+/// fresh multi-MiB buffers in every step; they stay at most [`FLUSH_CHUNK`] bytes each.
+#[derive(Default)]
+struct FlushScratch {
+    chunk: Vec<u8>,
+    merged: Vec<u8>,
+}
+
 /// Bytes of pending records one flush step writes (and copies) at most: the records of a
 /// full spool go to the log in steps of this size (a single larger record goes alone).
-const FLUSH_CHUNK: usize = 4 << 20;
+const FLUSH_CHUNK: usize = 2 << 20;
 
 /// The prefix of `pending` (encoded records) that one flush step writes: whole records with
 /// seq below `end_seq`, at most [`FLUSH_CHUNK`] bytes unless the first record alone is
@@ -297,8 +306,9 @@ pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) opts: RvmOptions,
     log: Log,
-    /// Held by the group-commit leader: the only writer at the log tail.
-    leader: Mutex<()>,
+    /// Held by the group-commit leader: the only writer at the log tail. Holds its buffers
+    /// (a flush step's records and their merged form), kept from one flush to the next.
+    leader: Mutex<FlushScratch>,
     /// Signalled when a leader resigns (`durable_seq` advanced or the leader failed).
     durable_cv: Condvar,
     /// Live log positions; short critical sections only.
@@ -450,7 +460,7 @@ impl Rvm {
             nrec += (rec.header.nranges > 0) as u64;
             if !read_only {
                 for (off, data) in rec.external_ranges() {
-                    ovx.push(*off, data);
+                    ovx.push(*off, *data);
                 }
                 if ovx.data_len() >= RECOVERY_BATCH {
                     write_ext(&mut ovx)?;
@@ -458,7 +468,7 @@ impl Rvm {
             }
             if read_only {
                 for (off, data) in &rec.ranges {
-                    ov.push(*off, data);
+                    ov.push(*off, *data);
                 }
                 if ov.data_len() >= RECOVERY_BATCH {
                     drain(&mut ov);
@@ -487,7 +497,7 @@ impl Rvm {
                         nrec += 1;
                         if !read_only {
                             for (off, data) in rec.external_ranges() {
-                                ovx.push(*off, data);
+                                ovx.push(*off, *data);
                             }
                         }
                     }
@@ -505,7 +515,7 @@ impl Rvm {
             while at < spooled.len() {
                 let rec = record::decode(&spooled[at..]).map_err(RvmError::CorruptLog)?;
                 for (off, data) in &rec.ranges {
-                    ov.push(*off, data);
+                    ov.push(*off, *data);
                 }
                 at += rec.header.total_len as usize;
             }
@@ -592,7 +602,7 @@ impl Rvm {
         let shared = Arc::new(Shared {
             storage,
             log,
-            leader: Mutex::new(()),
+            leader: Mutex::new(FlushScratch::default()),
             durable_cv: Condvar::new(),
             pos: Mutex::new(pos),
             trunc: Mutex::new(generation),
@@ -1196,24 +1206,27 @@ impl Shared {
             }
         }
         let _resign = Resign(self);
-        let _leader = lock(&self.leader);
+        let mut scratch = lock(&self.leader);
+        let FlushScratch { chunk, merged } = &mut *scratch;
         // Everything committed before the call (seq < batch_end) goes out in chunks of at
         // most FLUSH_CHUNK bytes, so a full spool never costs its size again in memory.
         let mut chunks = 0u32;
         loop {
-            let (chunk, chunk_end) = {
+            let chunk_end = {
                 let g = lock(&self.inner);
                 let (len, end_seq) = chunk_prefix(g.pending.unflushed(), batch_end);
-                (g.pending.unflushed()[..len].to_vec(), end_seq)
+                chunk.clear();
+                chunk.extend_from_slice(&g.pending.unflushed()[..len]);
+                end_seq
             };
             if chunk.is_empty() {
                 break;
             }
             if self.inter.load(Ordering::Relaxed) {
-                let merged = self.merge_batch(&chunk)?;
-                self.write_batch(&merged)?;
+                self.merge_batch(chunk, merged)?;
+                self.write_batch(merged)?;
             } else {
-                self.write_batch(&chunk)?;
+                self.write_batch(chunk)?;
             }
             chunks += 1;
             let mut g = lock(&self.inner);
@@ -1237,29 +1250,29 @@ impl Shared {
     /// the Lsns of all of them. A merged record is applied atomically (one CRC), so recovery
     /// still yields the state after some commit. Runs are capped at [`MAX_MERGE`] Lsns and
     /// a quarter of the log, so a merged record always fits.
-    fn merge_batch(&self, batch: &[u8]) -> Result<Vec<u8>> {
+    fn merge_batch(&self, batch: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let max_len = (self.log.capacity / 4).clamp(HEADER_LEN as u64, u32::MAX as u64 / 2);
-        let mut out = Vec::with_capacity(batch.len());
+        out.clear();
         // Region ranges and external ranges are merged apart (they never overlap: external
         // ranges lie outside every region), region ranges first, as in every record.
-        let mut ov = Overlay::new();
-        let mut ovx = Overlay::new();
+        let mut ov = RangeList::new();
+        let mut ovx = RangeList::new();
         let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
         let end_run = |out: &mut Vec<u8>,
-                       ov: &mut Overlay,
-                       ovx: &mut Overlay,
+                       ov: &mut RangeList<'_>,
+                       ovx: &mut RangeList<'_>,
                        from: usize,
                        to: usize,
                        seq: u64,
                        n: u32| {
             if n <= 1 {
                 out.extend_from_slice(&batch[from..to]);
-                let _ = ov.union();
-                let _ = ovx.union();
+                ov.clear();
+                ovx.clear();
                 return;
             }
-            let u = ov.union();
-            let ux = ovx.union();
+            let u = ov.take_union();
+            let ux = ovx.take_union();
             let mut ranges = u.ranges();
             let ext_from = ranges.len();
             ranges.extend(ux.ranges());
@@ -1277,7 +1290,7 @@ impl Shared {
                 && ((at + tl - run_start) as u64 > max_len
                     || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
             {
-                end_run(&mut out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+                end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
                 run_n = 0;
             }
             if run_n == 0 {
@@ -1285,18 +1298,18 @@ impl Shared {
                 run_seq = rec.header.seq;
             }
             for (off, data) in rec.region_ranges() {
-                ov.push(*off, data);
+                ov.push(*off, *data);
             }
             for (off, data) in rec.external_ranges() {
-                ovx.push(*off, data);
+                ovx.push(*off, *data);
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
         }
         if run_n > 0 {
-            end_run(&mut out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+            end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
         }
-        Ok(out)
+        Ok(())
     }
 
     pub(crate) fn note_abort(&self) {

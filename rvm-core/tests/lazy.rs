@@ -123,8 +123,8 @@ fn released_pages_come_back_with_every_commit() {
     let st = file_storage(SEG.end());
     let mut rng = Rng(9);
     let want = flushed_then_crashed(&st, &mut rng, 500);
-       // The lazily overlaid pages hold the only copy of the recovered commits until a
-       // truncation: releasing must keep them.
+    // The lazily overlaid pages hold the only copy of the recovered commits until a
+    // truncation: releasing must keep them.
     let rvm = open(&st, None);
     let mut r = rvm.map(SEG).unwrap();
     assert!(r.dirty_bytes() > 0, "overlaid pages count as changed");

@@ -203,10 +203,15 @@ fn write_blocks(
     small: bool,
 ) -> FsResult<()> {
     let lead = pos - b * BLOCK_SIZE;
+    let at = data_pos(op.geo, phys, 0);
+    if lead == 0 && chunk.len() as u64 % BLOCK_SIZE == 0 {
+        // Whole blocks (large sequential writes): no zero padding, no copy.
+        op.write_data(at, chunk, true, small)?;
+        return Ok(());
+    }
     let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
     let mut buf = vec![0u8; total as usize];
     buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
-    let at = data_pos(op.geo, phys, 0);
     op.write_data(at, &buf, true, small)?;
     Ok(())
 }
