@@ -101,7 +101,7 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
 
 /// Bytes of the spool in /dev/shm (records committed no-flush wait there for the log). The
 /// commit timer starts writing them out at half of it; it grows if one record needs more.
-const SPOOL_SIZE: u64 = 16 << 20;
+const SPOOL_SIZE: u64 = 8 << 20;
 
 /// Open, lock, recover and map the image at `path`.
 pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {

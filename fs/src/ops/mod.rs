@@ -200,11 +200,11 @@ pub struct Fs {
 /// Every this many commits, region pages whose changes truncation has applied are given back
 /// (`Region::release_applied_pages`) and pages only read are unmapped
 /// (`Region::release_clean_pages`), so the daemon's memory does not grow with the image.
-const RELEASE_EVERY: u64 = 1024;
+const RELEASE_EVERY: u64 = 512;
 
 /// Bytes of changed region pages (private copies) above which a truncation is requested,
 /// so the next release can give them back: bounds the daemon's memory (issue 6).
-const DIRTY_BUDGET: u64 = 24 << 20;
+const DIRTY_BUDGET: u64 = 16 << 20;
 
 impl Fs {
     /// Wrap a mapped region (after recovery).
