@@ -833,6 +833,15 @@ impl Rvm {
         lock(&self.sh().pos).head_seq
     }
 
+    /// Explicit requests for durability so far: calls of [`Rvm::flush`] plus commits with
+    /// [`CommitMode::Flush`] (the commit timer's and a full spool's flushes are not counted).
+    /// Lets a caller tell whether anyone asked for durability since some point (the
+    /// filesystem logs small file data only for writers that fsync).
+    pub fn durability_requests(&self) -> u64 {
+        let c = &self.sh().counters;
+        c.flushes.load(Ordering::Relaxed) + c.commits_flush.load(Ordering::Relaxed)
+    }
+
     /// Every Lsn below this one is durable in the log.
     pub fn durable_lsn(&self) -> Lsn {
         lock(&self.sh().inner).durable_seq

@@ -82,7 +82,8 @@ pub struct Hints {
 
 /// Requests writing at most this many bytes log their new blocks' data (see [`DataLog`]).
 pub const DATA_LOG_MAX_WRITE: usize = 64 << 10;
-/// Data bytes logged between two flushes before new blocks fall back to ordered writes.
+/// Data bytes logged between two requests for durability (fsync, `sync` commits) before new
+/// blocks fall back to ordered writes.
 pub const DATA_LOG_BUDGET: u64 = 8 << 20;
 
 /// Data logging (ext4's data=journal, for small writes): the data of small writes into new
@@ -101,9 +102,11 @@ pub struct DataLog {
     pub hot: HashMap<u64, Lsn>,
     /// Prune `hot` (drop entries of applied records) when it grows past this.
     prune_at: usize,
-    /// Bytes logged since the durable Lsn was `epoch`.
+    /// Bytes logged since `Rvm::durability_requests` was `epoch`: the budget renews only
+    /// when someone asks for durability (an fsync, a `sync` mount's commit), so a bulk
+    /// writer that never fsyncs (tar) writes its data once, not into the log as well.
     used: u64,
-    epoch: Lsn,
+    epoch: u64,
 }
 
 /// One operation in progress: its transaction plus what it needs to reach.
@@ -152,9 +155,9 @@ impl Op<'_> {
         };
         let log = hot
             || (fresh && small && {
-                let durable = self.rvm.durable_lsn();
-                if durable != self.dlog.epoch {
-                    self.dlog.epoch = durable;
+                let requests = self.rvm.durability_requests();
+                if requests != self.dlog.epoch {
+                    self.dlog.epoch = requests;
                     self.dlog.used = 0;
                 }
                 self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
