@@ -243,7 +243,8 @@ const RECOVERY_BATCH: usize = 16 << 20;
 
 /// The group-commit leader's buffers, reused by every flush step: a step's records copied
 /// out of the spool, and their merged encoding. Reuse spares the page faults (and zeroing) of
-/// fresh multi-MiB buffers in every step; they stay at most [`FLUSH_CHUNK`] bytes each.
+/// fresh multi-MiB buffers in every step; they hold about [`FLUSH_CHUNK`] bytes each (more
+/// only after a single larger record).
 #[derive(Default)]
 struct FlushScratch {
     chunk: Vec<u8>,
@@ -276,8 +277,7 @@ fn chunk_prefix(pending: &[u8], end_seq: u64) -> (usize, u64) {
 }
 
 /// Give the allocator's free memory back to the kernel (glibc keeps what a thread freed in
-/// its arena): called after the bursts of a truncation or a large flush, so their buffers do
-/// not stay in the resident set.
+/// its arena): called after a truncation, so its buffers do not stay in the resident set.
 fn return_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages; no pointer is involved.
