@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::Rng;
+use common::{crash_during_recovery, must_survive, Rng};
 use proptest::prelude::*;
 use rvm_core::sim::{Crash, SimStorage};
 use rvm_core::*;
@@ -134,12 +134,7 @@ fn check(
     sim.crash_now();
     // The crash: a power loss (unsynced writes dropped/torn, spool gone) or a process crash.
     let (crash, img) = sim.random_crash(rng.next());
-    let mut must = if use_spool && crash == Crash::All {
-        m.committed
-    } else {
-        let _ = std::fs::remove_file(&spool);
-        m.durable
-    };
+    let mut must = must_survive(&crash, use_spool, &spool, m.committed, m.durable);
     let mut img = img;
     if after_recovery {
         // Recover lazily (the log stays live), check, then crash later: during the
@@ -179,12 +174,7 @@ fn check(
             Some(model) => {
                 // The first recovery completed: the new session's model applies.
                 m = model;
-                must = if use_spool && crash2 == Crash::All {
-                    m.committed
-                } else {
-                    let _ = std::fs::remove_file(&spool);
-                    m.durable
-                };
+                must = must_survive(&crash2, use_spool, &spool, m.committed, m.durable);
             }
             None => {
                 if crash2 != Crash::All {
@@ -196,13 +186,10 @@ fn check(
         img = img2;
     } else if recovery_crash {
         // Crash again during recovery, at a random I/O operation.
-        let sim2 = Arc::new(SimStorage::from_bytes(img));
-        sim2.crash_after(Some(rng.below(24)));
-        drop(init(&sim2, &o));
-        sim2.crash_now();
-        let (crash2, img2) = sim2.random_crash(rng.next());
-        if crash2 != Crash::All {
-            let _ = std::fs::remove_file(&spool);
+        let (power_loss, img2) = crash_during_recovery(img, &mut rng, &spool, |sim2| {
+            drop(init(sim2, &o));
+        });
+        if power_loss {
             must = must.min(m.durable);
         }
         img = img2;

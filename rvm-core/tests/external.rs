@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::Rng;
+use common::{crash_during_recovery, must_survive, Rng};
 use proptest::prelude::*;
-use rvm_core::sim::{Crash, SimStorage};
+use rvm_core::sim::SimStorage;
 use rvm_core::*;
 
 const LOG: Area = Area {
@@ -158,20 +158,12 @@ fn check(
     }
     sim.crash_now();
     let (crash, mut img) = sim.random_crash(rng.next());
-    let mut must = if use_spool && crash == Crash::All {
-        m.committed
-    } else {
-        let _ = std::fs::remove_file(&spool);
-        m.durable
-    };
+    let mut must = must_survive(&crash, use_spool, &spool, m.committed, m.durable);
     if recovery_crash {
-        let sim2 = Arc::new(SimStorage::from_bytes(img));
-        sim2.crash_after(Some(rng.below(24)));
-        drop(init(&sim2, &o, threshold));
-        sim2.crash_now();
-        let (crash2, img2) = sim2.random_crash(rng.next());
-        if crash2 != Crash::All {
-            let _ = std::fs::remove_file(&spool);
+        let (power_loss, img2) = crash_during_recovery(img, &mut rng, &spool, |sim2| {
+            drop(init(sim2, &o, threshold));
+        });
+        if power_loss {
             must = must.min(m.durable);
         }
         img = img2;

@@ -1,8 +1,10 @@
 #![allow(dead_code)]
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rvm_core::sim::{Crash, SimStorage};
 use rvm_core::*;
 
 pub const LOG: Area = Area {
@@ -85,4 +87,43 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// The first commit point a crash must keep: a process crash (`Crash::All`) keeps the spool
+/// and so every commit whose `end` returned (`committed`); any other crash is a power loss,
+/// which loses the spool (removed here) and keeps what a flush made durable (`durable`).
+pub fn must_survive(
+    crash: &Crash,
+    use_spool: bool,
+    spool: &Path,
+    committed: usize,
+    durable: usize,
+) -> usize {
+    if use_spool && *crash == Crash::All {
+        committed
+    } else {
+        let _ = std::fs::remove_file(spool);
+        durable
+    }
+}
+
+/// Crash again during the recovery of `img`: `recover` runs on a disk that loses power at one
+/// of its first 24 I/O operations. Returns whether that was a power loss (anything but
+/// `Crash::All`; the spool is then removed) and the image it leaves.
+pub fn crash_during_recovery(
+    img: Vec<u8>,
+    rng: &mut Rng,
+    spool: &Path,
+    recover: impl FnOnce(&Arc<SimStorage>),
+) -> (bool, Vec<u8>) {
+    let sim = Arc::new(SimStorage::from_bytes(img));
+    sim.crash_after(Some(rng.below(24)));
+    recover(&sim);
+    sim.crash_now();
+    let (crash, img) = sim.random_crash(rng.next());
+    let power_loss = crash != Crash::All;
+    if power_loss {
+        let _ = std::fs::remove_file(spool);
+    }
+    (power_loss, img)
 }
