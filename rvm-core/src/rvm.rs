@@ -460,7 +460,7 @@ impl Rvm {
             nrec += (rec.header.nranges > 0) as u64;
             if !read_only {
                 for (off, data) in rec.external_ranges() {
-                    ovx.push(*off, *data);
+                    ovx.push(*off, data);
                 }
                 if ovx.data_len() >= RECOVERY_BATCH {
                     write_ext(&mut ovx)?;
@@ -468,7 +468,7 @@ impl Rvm {
             }
             if read_only {
                 for (off, data) in &rec.ranges {
-                    ov.push(*off, *data);
+                    ov.push(*off, data);
                 }
                 if ov.data_len() >= RECOVERY_BATCH {
                     drain(&mut ov);
@@ -497,7 +497,7 @@ impl Rvm {
                         nrec += 1;
                         if !read_only {
                             for (off, data) in rec.external_ranges() {
-                                ovx.push(*off, *data);
+                                ovx.push(*off, data);
                             }
                         }
                     }
@@ -515,7 +515,7 @@ impl Rvm {
             while at < spooled.len() {
                 let rec = record::decode(&spooled[at..]).map_err(RvmError::CorruptLog)?;
                 for (off, data) in &rec.ranges {
-                    ov.push(*off, *data);
+                    ov.push(*off, data);
                 }
                 at += rec.header.total_len as usize;
             }
@@ -1307,10 +1307,10 @@ impl Shared {
                 run_seq = rec.header.seq;
             }
             for (off, data) in rec.region_ranges() {
-                ov.push(*off, *data);
+                ov.push(*off, data);
             }
             for (off, data) in rec.external_ranges() {
-                ovx.push(*off, *data);
+                ovx.push(*off, data);
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
