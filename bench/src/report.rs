@@ -384,7 +384,11 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
     let title = format!(
         "rvmfs vs JuiceFS (SQLite) and ext4 — {} — {}",
         r.date,
-        if r.quick { "quick run" } else { "medians of 3" }
+        match (r.quick, r.repetitions) {
+            (true, _) => "quick run".to_string(),
+            (false, 1) => "1 repetition".to_string(),
+            (false, n) => format!("medians of {n}"),
+        }
     );
     top.titled(&title, ("sans-serif", 26))?;
 
@@ -468,18 +472,15 @@ fn draw(r: &Results, path: &Path) -> std::result::Result<(), DynErr> {
         vec![(1.0, 0.0), (1.0, n)],
         BLACK.stroke_width(1),
     )))?;
-    ch.draw_series(std::iter::once(Rectangle::new(
-        [(0.011, -1.0), (0.011, -1.0)],
-        JF.filled(),
-    )))?
-    .label("rvmfs / JuiceFS")
-    .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], JF.filled()));
-    ch.draw_series(std::iter::once(Rectangle::new(
-        [(0.011, -1.0), (0.011, -1.0)],
-        EX.filled(),
-    )))?
-    .label("rvmfs / ext4")
-    .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], EX.filled()));
+    // Legend entries: an invisible (empty) bar per series.
+    for (label, color) in [("rvmfs / JuiceFS", JF), ("rvmfs / ext4", EX)] {
+        ch.draw_series(std::iter::once(Rectangle::new(
+            [(0.011, -1.0), (0.011, -1.0)],
+            color.filled(),
+        )))?
+        .label(label)
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled()));
+    }
     ch.draw_series(std::iter::once(PathElement::new(
         vec![(0.011, -1.0)],
         BLACK,
