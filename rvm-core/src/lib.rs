@@ -7,24 +7,36 @@
 //! replays committed records in order and stops at the first torn or invalid one.
 //! See README.md for the on-disk format.
 
-mod error;
+// The on-disk pieces: records, the circular log, its status block, the spool, storages.
 mod log;
 mod overlay;
 pub mod record;
-mod region;
-mod rvm;
 pub mod sim;
 mod spool;
 pub mod status;
 mod storage;
+// The instance: its handle, its options, and one module per concept of its work.
+mod background;
+mod commit;
+mod error;
+mod mapping;
+mod options;
+mod recovery;
+mod rvm;
+mod shared;
+mod stats;
+mod truncate;
+mod types;
+// What the caller changes: regions and the transactions on them.
+mod region;
 mod transaction;
 
 pub use error::{Result, RvmError};
+pub use options::{RegionInfo, RvmOptions, Tunables, DEFAULT_TRUNCATE_THRESHOLD};
 pub use region::Region;
-pub use rvm::{
-    CommitMode, Lsn, RegionInfo, RestoreMode, Rvm, RvmOptions, Stats, Tunables,
-    DEFAULT_TRUNCATE_THRESHOLD,
-};
+pub use rvm::Rvm;
 pub use sim::SimStorage;
+pub use stats::Stats;
 pub use storage::{Area, FileStorage, MemStorage, Storage};
 pub use transaction::Transaction;
+pub use types::{CommitMode, Lsn, RestoreMode};

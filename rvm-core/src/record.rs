@@ -216,53 +216,91 @@ impl<'a> RecordRef<'a> {
     }
 }
 
+/// Why [`decode`] refused a record: each way a record can be invalid. Range numbers count
+/// from 0 in record order.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// Magic, kind or total length (at least [`HEADER_LEN`], a multiple of 8) is wrong, or
+    /// the buffer is shorter than a header.
+    #[error("bad record header")]
+    BadHeader,
+    /// The buffer holds fewer bytes than the header's `total_len`.
+    #[error("record of {total_len} bytes truncated to {available}")]
+    Truncated { total_len: usize, available: usize },
+    /// The CRC of the record does not match its bytes.
+    #[error("record seq {seq} fails its checksum")]
+    Checksum { seq: u64 },
+    /// The header of range `index` extends past the record's end.
+    #[error("range header past record end")]
+    RangeHeaderPastEnd { index: u32 },
+    /// Range `index` is a region range after an external one (external ranges come last).
+    #[error("region range after an external range")]
+    RegionAfterExternal { index: u32 },
+    /// Range `index` has flags other than 0 or [`RANGE_EXTERNAL`].
+    #[error("unknown range flags {flags:#x}")]
+    UnknownRangeFlags { index: u32, flags: u32 },
+    /// The (padded) data of range `index` extends past the record's end.
+    #[error("range data past record end")]
+    RangeDataPastEnd { index: u32 },
+    /// Offset + length of range `index` overflows u64.
+    #[error("range offset overflows")]
+    OffsetOverflow { index: u32 },
+    /// The ranges end at `ranges_end`, before the record's `total_len`.
+    #[error("record length does not match its ranges")]
+    LengthMismatch { total_len: usize, ranges_end: usize },
+}
+
 /// Validate and decode a whole record (`buf` holds at least `total_len` bytes): header, CRC,
-/// and that the ranges exactly fill the record. Errors describe the first problem found.
-pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, String> {
-    let header = parse_header(buf).ok_or("bad record header")?;
+/// and that the ranges exactly fill the record. Errors: the first problem found, as a
+/// [`RecordError`].
+pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, RecordError> {
+    let header = parse_header(buf).ok_or(RecordError::BadHeader)?;
     let total = header.total_len as usize;
     if buf.len() < total {
-        return Err(format!(
-            "record of {total} bytes truncated to {}",
-            buf.len()
-        ));
+        return Err(RecordError::Truncated {
+            total_len: total,
+            available: buf.len(),
+        });
     }
     let rec = &buf[..total];
     if rd_u32(rec, 32) != crc_of(rec) {
-        return Err(format!("record seq {} fails its checksum", header.seq));
+        return Err(RecordError::Checksum { seq: header.seq });
     }
     let mut ranges = Vec::with_capacity(header.nranges.min(1 << 16) as usize);
     let mut at = HEADER_LEN;
     let mut external_from = None;
     for i in 0..header.nranges {
         if at + RANGE_HEADER_LEN > total {
-            return Err("range header past record end".into());
+            return Err(RecordError::RangeHeaderPastEnd { index: i });
         }
         let off = rd_u64(rec, at);
         let len = rd_u32(rec, at + 8) as usize;
         match rd_u32(rec, at + 12) {
             0 if external_from.is_some() => {
-                return Err("region range after an external range".into())
+                return Err(RecordError::RegionAfterExternal { index: i })
             }
             0 => {}
             RANGE_EXTERNAL => {
                 external_from.get_or_insert(i as usize);
             }
-            f => return Err(format!("unknown range flags {f:#x}")),
+            flags => return Err(RecordError::UnknownRangeFlags { index: i, flags }),
         }
         let data_at = at + RANGE_HEADER_LEN;
         let next = data_at as u64 + pad8(len as u64);
         if next > total as u64 {
-            return Err("range data past record end".into());
+            return Err(RecordError::RangeDataPastEnd { index: i });
         }
         if off.checked_add(len as u64).is_none() {
-            return Err("range offset overflows".into());
+            return Err(RecordError::OffsetOverflow { index: i });
         }
         ranges.push((off, &rec[data_at..data_at + len]));
         at = next as usize;
     }
     if at != total {
-        return Err("record length does not match its ranges".into());
+        return Err(RecordError::LengthMismatch {
+            total_len: total,
+            ranges_end: at,
+        });
     }
     let external_from = external_from.unwrap_or(ranges.len());
     Ok(RecordRef {

@@ -1,33 +1,33 @@
 //! Mapped regions (LRVM §4.1 `map`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use memmap2::MmapMut;
 
-use crate::rvm::{lock, RestoreMode, Shared};
+use crate::error::{Result, RvmError};
+use crate::shared::Shared;
 use crate::storage::Area;
 use crate::transaction::Transaction;
+use crate::types::{Lsn, RestoreMode, PAGE_SIZE as PAGE};
 
 /// A mapped segment area: a private (copy-on-write) mapping that shows every committed
 /// transaction. Changed only through [`Transaction::set_range`]. Not shared between threads
 /// by reference: the owner serializes access (isolation is the caller's, LRVM §3).
 pub struct Region {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) area: Area,
-    pub(crate) map: MmapMut,
+    shared: Arc<Shared>,
+    area: Area,
+    map: MmapMut,
     /// Checked mode: the committed image, to find bytes changed outside a set_range.
-    pub(crate) shadow: Option<Vec<u8>>,
+    shadow: Option<Vec<u8>>,
     /// The range list of the last transaction, kept to spare an allocation per transaction.
-    pub(crate) scratch: Vec<(usize, usize)>,
+    scratch: Vec<(usize, usize)>,
     /// Lsn of the last transaction committed through this region.
-    pub(crate) last_lsn: Option<crate::rvm::Lsn>,
+    last_lsn: Option<Lsn>,
     /// Pages changed in memory (copied on write): page index -> Lsn of the last commit that
     /// changed it. See [`Region::release_applied_pages`].
-    pub(crate) dirty_pages: std::collections::HashMap<usize, crate::rvm::Lsn>,
+    dirty_pages: HashMap<usize, Lsn>,
 }
-
-/// Page size of the mapping, bytes.
-const PAGE: usize = 4096;
 
 /// Copy the part of a range (absolute storage offset) that falls in `area` into its mapping.
 pub(crate) fn overlay(map: &mut MmapMut, area: Area, off: u64, data: &[u8]) {
@@ -43,11 +43,11 @@ pub(crate) fn overlay(map: &mut MmapMut, area: Area, off: u64, data: &[u8]) {
 /// Record in `pages` (page index -> Lsn) the pages of `area` that the range
 /// `[off, off+len)` (absolute storage offset, bytes) touches, as last changed by `lsn`.
 pub(crate) fn note_pages(
-    pages: &mut std::collections::HashMap<usize, crate::rvm::Lsn>,
+    pages: &mut HashMap<usize, Lsn>,
     area: Area,
     off: u64,
     len: usize,
-    lsn: crate::rvm::Lsn,
+    lsn: Lsn,
 ) {
     let start = off.max(area.offset);
     let end = (off + len as u64).min(area.end());
@@ -82,7 +82,14 @@ impl std::fmt::Debug for Region {
 }
 
 impl Region {
-    pub(crate) fn new(shared: Arc<Shared>, area: Area, map: MmapMut) -> Region {
+    /// A region over `map` (the mapping of `area`) whose pages `dirty_pages` (page index ->
+    /// Lsn of their last change) are private copies already.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        area: Area,
+        map: MmapMut,
+        dirty_pages: HashMap<usize, Lsn>,
+    ) -> Region {
         Region {
             shared,
             area,
@@ -90,7 +97,7 @@ impl Region {
             shadow: None,
             scratch: Vec::new(),
             last_lsn: None,
-            dirty_pages: std::collections::HashMap::new(),
+            dirty_pages,
         }
     }
 
@@ -166,7 +173,7 @@ impl Region {
     }
 
     /// Lsn of the last transaction this region committed.
-    pub fn last_lsn(&self) -> Option<crate::rvm::Lsn> {
+    pub fn last_lsn(&self) -> Option<Lsn> {
         self.last_lsn
     }
 
@@ -174,7 +181,7 @@ impl Region {
     #[allow(clippy::result_large_err)] // the region comes back on error
     pub fn unmap(self) -> std::result::Result<(), (crate::RvmError, Region)> {
         let rvm_shared = self.shared.clone();
-        crate::rvm::unmap_region(&rvm_shared, self)
+        rvm_shared.unmap_region(self)
     }
 
     /// Length of the region in bytes.
@@ -217,9 +224,103 @@ impl Region {
     }
 }
 
+/// What the instance and a [`Transaction`] on this region use; a transaction changes the
+/// region only through these.
+impl Region {
+    /// The instance this region belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether this region was mapped by the instance of `shared`.
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Whether checked mode keeps a shadow copy of this region.
+    pub(crate) fn is_checked(&self) -> bool {
+        self.shadow.is_some()
+    }
+
+    /// The range list kept from the last transaction (empty), for the next one.
+    pub(crate) fn take_scratch(&mut self) -> Vec<(usize, usize)> {
+        std::mem::take(&mut self.scratch)
+    }
+
+    /// Give a transaction's range list back for the next transaction (no allocation).
+    pub(crate) fn return_scratch(&mut self, mut ranges: Vec<(usize, usize)>) {
+        ranges.clear();
+        self.scratch = ranges;
+    }
+
+    /// Region bytes `[offset, end)` to change; the caller checked the bounds.
+    pub(crate) fn bytes_mut(&mut self, offset: usize, end: usize) -> &mut [u8] {
+        &mut self.map[offset..end]
+    }
+
+    /// Put `old` back at `offset` (an abort's undo); the caller checked the bounds.
+    pub(crate) fn put_back(&mut self, offset: usize, old: &[u8]) {
+        self.map[offset..offset + old.len()].copy_from_slice(old);
+    }
+
+    /// Checked mode: every byte outside `ranges` (sorted, region-relative (offset, len))
+    /// must equal the shadow. Errors: [`RvmError::Unrecorded`] naming the first such byte.
+    pub(crate) fn check_unrecorded(&self, ranges: &[(usize, usize)]) -> Result<()> {
+        let Some(shadow) = &self.shadow else {
+            return Ok(());
+        };
+        let map = &self.map[..];
+        let mut at = 0;
+        for &(o, l) in ranges.iter().chain(std::iter::once(&(map.len(), 0))) {
+            if let Some(i) = map[at..o]
+                .iter()
+                .zip(&shadow[at..o])
+                .position(|(a, b)| a != b)
+            {
+                log::error!(
+                    "rvm checked mode: region byte {} changed outside set_range",
+                    at + i
+                );
+                return Err(RvmError::Unrecorded { offset: at + i });
+            }
+            at = o + l;
+        }
+        Ok(())
+    }
+
+    /// `ranges` were committed with `lsn`: remember it, mark their pages changed by it,
+    /// and copy them into the shadow.
+    pub(crate) fn note_committed(&mut self, lsn: Lsn, ranges: &[(usize, usize)]) {
+        self.last_lsn = Some(lsn);
+        for &(o, l) in ranges {
+            for page in o / PAGE..(o + l).div_ceil(PAGE) {
+                self.dirty_pages.insert(page, lsn);
+            }
+        }
+        self.update_shadow(ranges);
+    }
+
+    /// A commit queued its record as `lsn` but failed to flush it: the record stays
+    /// queued (a later flush retries it), so the ranges count as committed in the shadow.
+    pub(crate) fn note_queued(&mut self, lsn: Option<Lsn>, ranges: &[(usize, usize)]) {
+        if let Some(lsn) = lsn {
+            self.last_lsn = Some(lsn);
+        }
+        self.update_shadow(ranges);
+    }
+
+    /// Checked mode: copy the committed `ranges` into the shadow.
+    fn update_shadow(&mut self, ranges: &[(usize, usize)]) {
+        if let Some(shadow) = &mut self.shadow {
+            for &(o, l) in ranges {
+                shadow[o..o + l].copy_from_slice(&self.map[o..o + l]);
+            }
+        }
+    }
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
-        let area = self.area;
-        lock(&self.shared.inner).mapped.retain(|a| *a != area);
+        self.shared.forget_mapped(self.area);
     }
 }

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::MmapMut;
 
 use crate::record::{rd_u32, rd_u64};
+use crate::types::PAGE_SIZE;
 
 pub(crate) const SPOOL_MAGIC: u32 = u32::from_le_bytes(*b"RVSP");
 pub(crate) const SPOOL_VERSION: u32 = 1;
@@ -73,7 +74,9 @@ impl Spool {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let size = size.max(2 * SPOOL_HEADER_LEN).next_multiple_of(4096);
+        let size = size
+            .max(2 * SPOOL_HEADER_LEN)
+            .next_multiple_of(PAGE_SIZE as u64);
         file.set_len(size)?;
         // SAFETY: the spool file is private to this Rvm; MAP_SHARED so stores reach the file.
         let map = unsafe { MmapMut::map_mut(&file)? };
@@ -115,7 +118,7 @@ impl Spool {
         // Give the memory of a large spent spool back to tmpfs (its records are stale now
         // that the header says the spool is empty), so a burst of commits does not keep the
         // spool's high-water mark resident.
-        let spent = (SPOOL_HEADER_LEN + old_used).next_multiple_of(4096);
+        let spent = (SPOOL_HEADER_LEN + old_used).next_multiple_of(PAGE_SIZE as u64);
         if spent > PUNCH_ABOVE {
             use std::os::fd::AsRawFd;
             // SAFETY: fallocate on our own open file; plain integer arguments.
@@ -123,8 +126,8 @@ impl Spool {
                 libc::fallocate(
                     self.file.as_raw_fd(),
                     libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    4096,
-                    (spent - 4096) as libc::off_t,
+                    PAGE_SIZE as libc::off_t,
+                    (spent - PAGE_SIZE as u64) as libc::off_t,
                 );
             }
         }
@@ -137,7 +140,9 @@ impl Spool {
     /// Grow the file so `n` more bytes fit.
     pub fn grow(&mut self, n: u64) -> io::Result<()> {
         let need = SPOOL_HEADER_LEN + self.used + n;
-        let size = need.max(2 * self.map.len() as u64).next_multiple_of(4096);
+        let size = need
+            .max(2 * self.map.len() as u64)
+            .next_multiple_of(PAGE_SIZE as u64);
         self.file.set_len(size)?;
         // SAFETY: as in `create`.
         self.map = unsafe { MmapMut::map_mut(&self.file)? };

@@ -12,6 +12,7 @@
 use crate::error::{Result, RvmError};
 use crate::record::{rd_u32, rd_u64};
 use crate::storage::{Area, Storage};
+use crate::types::PAGE_SIZE;
 
 pub(crate) const STATUS_MAGIC: u32 = u32::from_le_bytes(*b"RVMS");
 pub(crate) const STATUS_VERSION: u32 = 1;
@@ -68,16 +69,17 @@ impl Status {
 
 /// Record capacity (bytes) of a log area, or an error if the area is unusable.
 pub(crate) fn capacity_of(log: Area) -> Result<u64> {
-    if !log.offset.is_multiple_of(4096) || !log.len.is_multiple_of(4096) {
+    let page = PAGE_SIZE as u64;
+    if !log.offset.is_multiple_of(page) || !log.len.is_multiple_of(page) {
         return Err(RvmError::InvalidArgument(format!(
             "log area {log:?} is not 4096-aligned"
         )));
     }
-    if log.len < STATUS_AREA_LEN + 4096 {
+    if log.len < STATUS_AREA_LEN + page {
         return Err(RvmError::InvalidArgument(format!(
             "log area of {} bytes is too small (min {})",
             log.len,
-            STATUS_AREA_LEN + 4096
+            STATUS_AREA_LEN + page
         )));
     }
     Ok(log.len - STATUS_AREA_LEN)

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, RvmError};
 use crate::region::Region;
-use crate::rvm::{CommitMode, Lsn, RestoreMode};
+use crate::types::{CommitMode, Lsn, RestoreMode};
 
 /// A transaction on one region: atomicity and permanence (LRVM §3). Region bytes change only
 /// through [`Transaction::set_range`], which records the range; `end` logs the new values of
@@ -42,7 +42,7 @@ pub(crate) fn coalesce(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
 
 impl<'r> Transaction<'r> {
     pub(crate) fn new(region: &'r mut Region, mode: RestoreMode) -> Self {
-        let ranges = std::mem::take(&mut region.scratch);
+        let ranges = region.take_scratch();
         Transaction {
             region,
             mode,
@@ -55,7 +55,7 @@ impl<'r> Transaction<'r> {
 
     /// Read view of the whole region (sees this transaction's writes).
     pub fn bytes(&self) -> &[u8] {
-        &self.region.map
+        self.region.bytes()
     }
 
     /// The restore mode this transaction was begun with.
@@ -67,7 +67,7 @@ impl<'r> Transaction<'r> {
     /// way to change region bytes (LRVM §4.1 `set_range`). In `Restore` mode the old bytes
     /// are saved for `abort`. Errors: [`RvmError::OutOfBounds`].
     pub fn set_range(&mut self, offset: usize, len: usize) -> Result<&mut [u8]> {
-        let region_len = self.region.map.len();
+        let region_len = self.region.len();
         let end =
             offset
                 .checked_add(len)
@@ -80,11 +80,11 @@ impl<'r> Transaction<'r> {
         if len > 0 {
             if self.mode == RestoreMode::Restore {
                 self.undo
-                    .push((offset, self.region.map[offset..end].to_vec()));
+                    .push((offset, self.region.bytes()[offset..end].to_vec()));
             }
             self.ranges.push((offset, len));
         }
-        Ok(&mut self.region.map[offset..end])
+        Ok(self.region.bytes_mut(offset, end))
     }
 
     /// Write `data` to the storage at the absolute `storage_offset` now, and carry the same
@@ -106,18 +106,13 @@ impl<'r> Transaction<'r> {
         if data.is_empty() {
             return Ok(());
         }
-        let sh = &self.region.shared;
+        let sh = self.region.shared();
         let area = crate::storage::Area {
             offset: storage_offset,
             len: data.len() as u64,
         };
         let end = storage_offset.checked_add(data.len() as u64);
-        let bad = end.is_none()
-            || area.overlaps(&sh.opts.log)
-            || crate::rvm::lock(&sh.inner)
-                .mapped
-                .iter()
-                .any(|a| a.overlaps(&area));
+        let bad = end.is_none() || area.overlaps(&sh.opts.log) || sh.overlaps_mapped(&area);
         if bad {
             return Err(RvmError::InvalidArgument(format!(
                 "external range {area:?} overlaps the log or a mapped region"
@@ -144,7 +139,7 @@ impl<'r> Transaction<'r> {
     /// and a later flush retries it).
     pub fn end(mut self, mode: CommitMode) -> Result<Lsn> {
         self.finished = true;
-        let shared = self.region.shared.clone();
+        let shared = self.region.shared().clone();
         let declared = std::mem::take(&mut self.ranges);
         let ranges = if shared.intra.load(std::sync::atomic::Ordering::Relaxed) {
             let raw = crate::record::encoded_len(declared.iter().map(|r| r.1));
@@ -157,7 +152,7 @@ impl<'r> Transaction<'r> {
         } else {
             declared
         };
-        if let Err(e) = self.check(&ranges) {
+        if let Err(e) = self.region.check_unrecorded(&ranges) {
             self.restore();
             shared.note_abort();
             return Err(e);
@@ -167,10 +162,10 @@ impl<'r> Transaction<'r> {
             if mode == CommitMode::Flush {
                 shared.flush_all()?;
             }
-            return Ok(crate::rvm::lock(&shared.inner).next_seq_minus_one());
+            return Ok(shared.last_assigned_lsn());
         }
-        let base = self.region.area.offset;
-        let map = &self.region.map;
+        let base = self.region.area().offset;
+        let map = self.region.bytes();
         // Few ranges (the common case) go through a stack array: no allocation.
         let mut small: [(u64, &[u8]); 8] = [(0, &[]); 8];
         let heap: Vec<(u64, &[u8])>;
@@ -194,72 +189,29 @@ impl<'r> Transaction<'r> {
             &heap
         };
         let res = shared.commit(data, ranges.len(), mode);
-        let mut ranges = ranges;
-        // give the range list back to the region for the next transaction (no allocation)
-        let reuse = |region: &mut Region, mut v: Vec<(usize, usize)>| {
-            v.clear();
-            region.scratch = v;
-        };
         match res {
             Ok(lsn) => {
-                self.region.last_lsn = Some(lsn);
-                for &(o, l) in &ranges {
-                    for page in o / 4096..(o + l).div_ceil(4096) {
-                        self.region.dirty_pages.insert(page, lsn);
-                    }
-                }
-                if let Some(shadow) = &mut self.region.shadow {
-                    for &(o, l) in &ranges {
-                        shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
-                    }
-                }
-                reuse(self.region, std::mem::take(&mut ranges));
+                self.region.note_committed(lsn, &ranges);
+                // give the range list back to the region for the next transaction
+                self.region.return_scratch(ranges);
                 Ok(lsn)
             }
+            Err(e) if e.queued => {
+                self.region.note_queued(e.lsn, &ranges);
+                Err(e.err)
+            }
             Err(e) => {
-                if let Some(lsn) = e.lsn {
-                    self.region.last_lsn = Some(lsn);
-                }
-                if !e.queued {
-                    self.restore();
-                    shared.note_abort();
-                } else if let Some(shadow) = &mut self.region.shadow {
-                    for &(o, l) in &ranges {
-                        shadow[o..o + l].copy_from_slice(&self.region.map[o..o + l]);
-                    }
-                }
+                // Nothing was queued (and no Lsn assigned): undone like an abort.
+                self.restore();
+                shared.note_abort();
                 Err(e.err)
             }
         }
     }
 
-    /// Checked mode: every byte outside `ranges` must equal the shadow.
-    fn check(&self, ranges: &[(usize, usize)]) -> Result<()> {
-        let Some(shadow) = &self.region.shadow else {
-            return Ok(());
-        };
-        let map = &self.region.map[..];
-        let mut at = 0;
-        for &(o, l) in ranges.iter().chain(std::iter::once(&(map.len(), 0))) {
-            if let Some(i) = map[at..o]
-                .iter()
-                .zip(&shadow[at..o])
-                .position(|(a, b)| a != b)
-            {
-                log::error!(
-                    "rvm checked mode: region byte {} changed outside set_range",
-                    at + i
-                );
-                return Err(RvmError::Unrecorded { offset: at + i });
-            }
-            at = o + l;
-        }
-        Ok(())
-    }
-
     fn restore(&mut self) {
         for (off, old) in self.undo.drain(..).rev() {
-            self.region.map[off..off + old.len()].copy_from_slice(&old);
+            self.region.put_back(off, &old);
         }
     }
 
@@ -268,7 +220,7 @@ impl<'r> Transaction<'r> {
     /// unlogged).
     pub fn abort(mut self) -> Result<()> {
         self.finished = true;
-        self.region.shared.note_abort();
+        self.region.shared().note_abort();
         match self.mode {
             RestoreMode::Restore => {
                 self.restore();
@@ -285,7 +237,7 @@ impl Drop for Transaction<'_> {
             if self.mode == RestoreMode::NoRestore && !self.ranges.is_empty() {
                 log::warn!("rvm: no_restore transaction dropped without end; bytes not restored");
             }
-            self.region.shared.note_abort();
+            self.region.shared().note_abort();
             self.restore();
         }
     }
