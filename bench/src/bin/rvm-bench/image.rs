@@ -10,7 +10,8 @@ use rvm_core::{Area, FileStorage, Rvm, RvmOptions};
 
 pub const MIB: u64 = 1 << 20;
 
-pub struct Rng(u64);
+/// xorshift64: a fast, reproducible generator of offsets.
+pub struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
