@@ -6,7 +6,7 @@ every decoded value against the layout rules of format.md section 1 and the CRCs
 Made with the default -N and -L (any size). Usage: python3 docs/check-format.py IMAGE
 (exit status 0: the document matches the image; a failed assertion names the first mismatch)
 """
-import os, re, struct, sys
+import os, struct, sys
 doc = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'format.md')).read()
 img = open(sys.argv[1], 'rb').read()
 def table(heading):
