@@ -5,7 +5,8 @@
 //! [`Region`]s; a [`Transaction`] declares the bytes it changes with `set_range`, and `end`
 //! appends their new values as one checksummed redo record to a circular log. Recovery
 //! replays committed records in order and stops at the first torn or invalid one.
-//! See README.md for the on-disk format.
+//! README.md describes the API and the log's protocols; `docs/format.md` at the
+//! repository root gives the byte layout of the log status block and the redo record.
 
 // The on-disk pieces: records, the circular log, its status block, the spool, storages.
 mod log;

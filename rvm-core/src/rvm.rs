@@ -97,12 +97,15 @@ impl Rvm {
         Ok(())
     }
 
-    /// Open the log, recovering (LRVM §5.1.2): replay the committed records from the head in
-    /// order onto the storage (absolute offsets, so no region is needed), stopping at the
-    /// first torn, stale or corrupt record; then replay the spool records that continue the
-    /// sequence; sync; and reset (status head = end of the log, spool emptied). A crash at any
-    /// point of this recovers again to the same image. With `read_only`, the recovered
-    /// ranges are kept in memory for [`Rvm::map`] and nothing is written.
+    /// Open the log, recovering lazily (LRVM §5.1.2; the steps are in `recovery`): validate
+    /// the live log from the status head and find its tail, stopping at the first torn,
+    /// stale or corrupt record; take the spool records that continue the sequence (Rio
+    /// Vista) and make them durable at the log tail; write the external ranges; start the
+    /// sequence past every number still in the log area. The live records are not replayed
+    /// onto the segment here: [`Rvm::map`] overlays them on the private mapping and the
+    /// background truncator applies them later. A crash at any point of this recovers again
+    /// to the same image. With `read_only`, nothing is written: the recovered ranges are
+    /// kept in memory for [`Rvm::map`].
     ///
     /// Errors: [`RvmError::CorruptStatus`] if neither status copy is valid or the capacity
     /// does not match `options.log`; `InvalidArgument` for a bad log area; `Io`.

@@ -31,7 +31,8 @@ pub struct Stats {
     /// Total and longest time spent in one truncation.
     pub truncation_time: Duration,
     pub truncation_time_max: Duration,
-    /// Time `initialize` took to recover (scan, replay, reset).
+    /// Time `initialize` took to recover (scan and validate the log, take the spool, write
+    /// external ranges); applying the log is truncation's, later.
     pub recovery_time: Duration,
     /// Records written to the log.
     pub records_logged: u64,
