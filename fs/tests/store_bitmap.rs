@@ -166,7 +166,7 @@ fn set_run(
     abort: bool,
 ) -> Result<bool, TestCaseError> {
     let run = start as usize..(start + len) as usize;
-    let conflict = m[run.clone()].iter().any(|&b| b == value);
+    let conflict = m[run.clone()].contains(&value);
     let f = |tx: &mut rvm_core::Transaction<'_>| bitmap::set_run(tx, BITMAP_AT, start, len, value);
     let got = if abort { mem.aborted(f) } else { mem.commit(f) };
     match got {
@@ -255,7 +255,7 @@ fn step(
 fn run_case(n: u64, pad: bool, ops: &[(Op, bool)]) -> Result<(), TestCaseError> {
     let mut mem = MemRegion::new(4096);
     let mut m = vec![false; n as usize];
-    if pad && n % 64 != 0 {
+    if pad && !n.is_multiple_of(64) {
         // Set the padding bits of the last word: the bitmap must ignore them.
         let bytes = render(&m, pad);
         let from = (n / 8) as usize;
@@ -264,7 +264,7 @@ fn run_case(n: u64, pad: bool, ops: &[(Op, bool)]) -> Result<(), TestCaseError> 
             rvmfs::layout::pod::put_bytes(tx, BITMAP_AT + from as u64, &bytes[from..to])
         })?;
     }
-    let pad = pad && n % 64 != 0;
+    let pad = pad && !n.is_multiple_of(64);
     check(mem.bytes(), &m, pad, &[])?;
     for (op, abort) in ops {
         let probes = step(&mut mem, &mut m, op, *abort)?;

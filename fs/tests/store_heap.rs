@@ -3,9 +3,9 @@
 //! the heap, some in aborted transactions, against a model of the live chunks. After every
 //! step: no two chunks (live or free) overlap, each lies inside the heap and is aligned, the
 //! contents written into a live chunk survive, the free lists walk without a cycle and hold
-//! as many chunks of their class as the model freed, and live + free + never-allocated bytes
-//! + alignment padding add up to the heap. Each case ends with a crash and recovery, frees
-//! everything, and allocates every freed chunk again without growing the heap.
+//! as many chunks of their class as the model freed, and the live, free and never-allocated
+//! bytes plus the alignment padding add up to the heap. Each case ends with a crash and
+//! recovery, frees everything, and allocates every freed chunk again without growing the heap.
 mod common;
 
 use common::{cases, MemRegion};
