@@ -519,3 +519,57 @@ impl Tree {
         Ok(out)
     }
 }
+
+/// Most entries a leaf holds (a leaf splits when an insert would exceed it).
+pub const LEAF_CAPACITY: usize = LEAF_CAP;
+/// Most separator keys an internal node holds (it has one more child than keys).
+pub const INTERNAL_CAPACITY: usize = INT_CAP;
+
+/// Shape checks beyond [`Tree::verify`], for tests and fsck.
+impl Tree {
+    /// Everything [`Tree::verify`] checks, plus the fill bounds and the order across leaves:
+    /// an empty tree has root 0; every leaf holds 1..=[`LEAF_CAPACITY`] entries; an internal
+    /// root has at least two children (a root with one is collapsed); every internal node
+    /// has 1..=[`INTERNAL_CAPACITY`]+1 children; the leaves, read left to right, hold strictly
+    /// increasing keys. Returns what is wrong (empty = sound); `Err` only if the root pointer
+    /// itself cannot be read.
+    pub fn check_invariants(&self, bytes: &[u8]) -> FsResult<Vec<String>> {
+        let mut problems = self.verify(bytes)?;
+        let root = self.root(bytes)?;
+        let mut last: Option<Key> = None;
+        // Depth-first, children left to right: (node, depth, is root).
+        let mut stack = vec![(root, 0usize, true)];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((at, depth, is_root)) = stack.pop() {
+            if at == 0 || depth > MAX_DEPTH || !seen.insert(at) {
+                continue; // verify reported cycles and depth
+            }
+            let Ok(node) = read_node(bytes, at) else {
+                continue; // verify reported it
+            };
+            match node {
+                Node::Leaf(entries) => {
+                    if entries.is_empty() && is_root {
+                        // (verify reports empty leaves below the root)
+                        problems.push(format!(
+                            "root leaf {at} is empty (an empty tree has root 0)"
+                        ));
+                    }
+                    for (k, _) in entries {
+                        if last.is_some_and(|l| l >= k) {
+                            problems.push(format!("leaf {at}: key {k:?} not above {last:?}"));
+                        }
+                        last = Some(k);
+                    }
+                }
+                Node::Internal { children, .. } => {
+                    if is_root && children.len() < 2 {
+                        problems.push(format!("internal root {at} has a single child"));
+                    }
+                    stack.extend(children.into_iter().rev().map(|c| (c, depth + 1, false)));
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
