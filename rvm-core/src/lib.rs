@@ -12,6 +12,7 @@
 mod log;
 mod overlay;
 pub mod record;
+pub mod fault;
 pub mod sim;
 mod spool;
 pub mod status;
@@ -20,6 +21,7 @@ mod storage;
 mod background;
 mod commit;
 mod error;
+mod failure;
 mod mapping;
 mod options;
 mod recovery;
@@ -33,6 +35,8 @@ mod region;
 mod transaction;
 
 pub use error::{Result, RvmError};
+pub use failure::{FailedOp, Failure};
+pub use fault::{FaultCounts, FaultOp, FaultStorage};
 pub use options::{RegionInfo, RvmOptions, Tunables, DEFAULT_TRUNCATE_THRESHOLD};
 pub use region::Region;
 pub use rvm::Rvm;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::background::spawn_background;
 use crate::error::{Result, RvmError};
+use crate::failure::Failure;
 #[cfg(doc)]
 use crate::options::DEFAULT_TRUNCATE_THRESHOLD;
 use crate::options::{RegionInfo, RvmOptions, Tunables};
@@ -216,7 +217,10 @@ impl Rvm {
     /// sync the storage first; write the pending records to the log with a write that is
     /// durable for the log range only (`Storage::write_durable_at`); empty the spool.
     /// Concurrent flushes and `end(Flush)` share one sync (group commit). A full log is
-    /// truncated on the way; never fails for lack of space.
+    /// truncated on the way; never fails for lack of log space.
+    ///
+    /// Errors: [`RvmError::Failed`] if the instance has failed, or if a write or sync of
+    /// this flush fails (which fails the instance; see [`Rvm::failure`]).
     ///
     /// With `ordered` (and ordered data not on demand), every storage write completed before
     /// the call is durable on return even when no record was pending (the filesystem's
@@ -227,12 +231,11 @@ impl Rvm {
             return Ok(());
         }
         inc(&sh.counters.flushes, 1);
+        sh.healthy()?;
         let target = lock(&sh.inner).next_seq;
         let wrote = sh.flush_upto(target)?;
         if sh.opts.ordered && !wrote {
-            sh.unlogged.store(false, Ordering::Release);
-            sh.storage.sync()?;
-            inc(&sh.counters.flush_syncs, 1);
+            sh.sync_data()?;
         }
         Ok(())
     }
@@ -252,7 +255,7 @@ impl Rvm {
     /// that is not in a record: the next flush syncs the storage before writing records
     /// (see [`Rvm::set_ordered_on_demand`]). Call it after the write, before the commit.
     pub fn note_unlogged_data(&self) {
-        self.sh().unlogged.store(true, Ordering::Release);
+        self.sh().unlogged_noted.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Ask the background truncator to run now (it applies the log up to the durable tail),
@@ -290,6 +293,10 @@ impl Rvm {
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
     /// the head to the tail, sync. Pending no-flush records are not flushed first.
     /// Concurrent commits proceed meanwhile (only a committer that finds the log full waits).
+    ///
+    /// Errors: [`RvmError::Failed`] if the instance has failed, or if a read, write or sync
+    /// of this truncation fails (which fails the instance; the head has not moved, so the
+    /// records stay live and recovery replays them).
     pub fn truncate(&self) -> Result<()> {
         if self.sh().opts.read_only {
             return Ok(());
@@ -327,6 +334,14 @@ impl Rvm {
     /// Flush, then drop this handle.
     pub fn close(self) -> Result<()> {
         self.flush()
+    }
+
+    /// The first storage error, once the instance has failed (see [`RvmError::Failed`]):
+    /// from then on every commit, flush, truncation and external write is refused with
+    /// `Failed` holding this, while mapped regions stay readable. `None` while healthy.
+    /// One atomic load; a filesystem asks it to answer modifying requests with `EIO`.
+    pub fn failure(&self) -> Option<Failure> {
+        self.sh().failure.get().cloned()
     }
 
     /// Counters and log positions.
