@@ -212,10 +212,17 @@ mod tests {
         assert!(f.write_durable_at(&[3], 2).is_err());
         assert!(f.sync().is_err());
         let c = f.counts();
-        assert_eq!((c.writes, c.durable_writes, c.syncs, c.injected), (2, 1, 4, 4));
+        assert_eq!(
+            (c.writes, c.durable_writes, c.syncs, c.injected),
+            (2, 1, 4, 4)
+        );
         let mut b = [0u8; 3];
         f.read_at(&mut b, 0).unwrap();
-        assert_eq!(b, [1, 0, 3], "a failed durable write reached the cache only");
+        assert_eq!(
+            b,
+            [1, 0, 3],
+            "a failed durable write reached the cache only"
+        );
         f.disarm();
         f.write_at(&[4], 1).unwrap();
     }

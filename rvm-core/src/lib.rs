@@ -9,10 +9,10 @@
 //! repository root gives the byte layout of the log status block and the redo record.
 
 // The on-disk pieces: records, the circular log, its status block, the spool, storages.
+pub mod fault;
 mod log;
 mod overlay;
 pub mod record;
-pub mod fault;
 pub mod sim;
 mod spool;
 pub mod status;
