@@ -152,6 +152,8 @@ impl Rvm {
     /// [`Transaction`](crate::Transaction) borrows its region mutably until `end`, `abort`
     /// or drop, so the region cannot be moved into `unmap` meanwhile. On an error the
     /// region is returned unchanged. Dropping a region unmaps it without the flush.
+    /// A failed instance ([`Rvm::failure`]) still unmaps a region whose records are all
+    /// durable; otherwise the error is [`RvmError::Failed`].
     #[allow(clippy::result_large_err)] // the region comes back on error
     pub fn unmap(&self, region: Region) -> std::result::Result<(), (RvmError, Region)> {
         if !region.belongs_to(self.sh()) {
