@@ -26,6 +26,9 @@ pub enum FailedOp {
     Truncation,
     /// The in-place write of an external range (`Transaction::log_external`).
     ExternalWrite,
+    /// The caller's own write or sync of data records point at, reported with
+    /// [`Rvm::fail`](crate::Rvm::fail) (a filesystem's file data written in place).
+    DataWrite,
 }
 
 impl std::fmt::Display for FailedOp {
@@ -35,6 +38,7 @@ impl std::fmt::Display for FailedOp {
             FailedOp::DataSync => "ordered data sync",
             FailedOp::Truncation => "truncation",
             FailedOp::ExternalWrite => "external range write",
+            FailedOp::DataWrite => "data write",
         })
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::background::spawn_background;
 use crate::error::{Result, RvmError};
-use crate::failure::Failure;
+use crate::failure::{FailedOp, Failure};
 #[cfg(doc)]
 use crate::options::DEFAULT_TRUNCATE_THRESHOLD;
 use crate::options::{RegionInfo, RvmOptions, Tunables};
@@ -344,6 +344,16 @@ impl Rvm {
     /// One atomic load; a filesystem asks it to answer modifying requests with `EIO`.
     pub fn failure(&self) -> Option<Failure> {
         self.sh().failure.get().cloned()
+    }
+
+    /// The caller's own write or sync of data that records point at failed (file data
+    /// written in place with [`Storage::write_at`], not through a transaction): fail the
+    /// instance as if its own I/O had failed ([`FailedOp::DataWrite`], logged once), so
+    /// every later commit, flush and truncation is refused. Returns the
+    /// [`RvmError::Failed`] to hand on (holding the first failure if the instance had
+    /// failed already).
+    pub fn fail(&self, err: std::io::Error) -> RvmError {
+        self.sh().fail(FailedOp::DataWrite, err.into())
     }
 
     /// Counters and log positions.

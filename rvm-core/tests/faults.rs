@@ -398,3 +398,19 @@ fn recovery_write_faults_lose_nothing() {
         "recovery needs fewer than 40 I/O operations"
     );
 }
+
+#[test]
+fn a_callers_data_write_failure_fails_the_instance() {
+    let (_sim, fault, rvm) = setup(&opts(None));
+    let mut r = rvm.map(SEG).unwrap();
+    let mut t = r.begin_transaction(RestoreMode::Restore);
+    t.write(0, b"durable").unwrap();
+    t.end(CommitMode::Flush).unwrap();
+    let e = rvm.fail(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    assert!(matches!(&e, RvmError::Failed(f) if f.op == FailedOp::DataWrite));
+    assert_refused(&rvm, Some(&mut r), &fault, libc::ENOSPC);
+    // A second report keeps the first failure.
+    let e = rvm.fail(std::io::Error::from_raw_os_error(libc::EIO));
+    assert!(matches!(&e, RvmError::Failed(f) if f.errno == Some(libc::ENOSPC)));
+    assert_eq!(&r.bytes()[..7], b"durable", "reads go on");
+}
