@@ -129,8 +129,14 @@ impl Shared {
                 }
                 g.flush = false;
             }
+            // A failed instance flushes nothing more (its failure was logged once).
+            if self.is_failed() {
+                continue;
+            }
             if let Err(e) = self.flush_all() {
-                log::error!("rvm: background flush failed: {e}");
+                if !self.is_failed() {
+                    log::error!("rvm: background flush failed: {e}");
+                }
             }
         }
     }
@@ -148,8 +154,13 @@ impl Shared {
                 }
                 g.truncate = false;
             }
+            if self.is_failed() {
+                continue;
+            }
             if let Err(e) = self.truncate_once() {
-                log::error!("rvm: background truncation failed: {e}");
+                if !self.is_failed() {
+                    log::error!("rvm: background truncation failed: {e}");
+                }
             }
         }
     }

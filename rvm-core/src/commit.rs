@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::error::{Result, RvmError};
+use crate::failure::FailedOp;
 use crate::overlay::RangeList;
 use crate::record::{self, rd_u32, rd_u64, HEADER_LEN};
 use crate::shared::{lock, Shared};
@@ -81,6 +82,9 @@ impl Shared {
                 capacity: self.log.capacity,
             }));
         }
+        // A failed instance refuses no-flush commits too: their record would never be
+        // made durable, as `end(NoFlush)` promises.
+        self.healthy().map_err(pre)?;
         let mut g = lock(&self.inner);
         if self.opts.read_only {
             let seq = g.next_seq;
@@ -148,6 +152,9 @@ impl Shared {
                 if g.durable_seq >= target {
                     return Ok(false);
                 }
+                // A failed instance writes nothing more; a follower whose leader failed
+                // gets the error (its records are not durable).
+                self.healthy()?;
                 if !g.leading {
                     break;
                 }
@@ -164,7 +171,18 @@ impl Shared {
                 self.0.durable_cv.notify_all();
             }
         }
-        let _resign = Resign(self);
+        let resign = Resign(self);
+        // The failure is recorded before the followers are woken, so they see it.
+        let wrote = self
+            .write_pending(batch_end)
+            .map_err(|e| self.fail(FailedOp::LogWrite, e));
+        drop(resign);
+        wrote
+    }
+
+    /// Leader only: write every pending record with seq below `batch_end`, advancing
+    /// `durable_seq` after each durable chunk. Returns whether anything was written.
+    fn write_pending(&self, batch_end: u64) -> Result<bool> {
         let mut scratch = lock(&self.leader);
         let FlushScratch { chunk, merged } = &mut *scratch;
         // Everything committed before the call (seq < batch_end) goes out in chunks of at
@@ -202,6 +220,28 @@ impl Shared {
         g.durable_seq = g.durable_seq.max(batch_end);
         drop(g);
         Ok(chunks > 0)
+    }
+
+    /// Sync the storage so that file data written before now is durable before records
+    /// that point at it (`ordered`; also `Rvm::flush`'s data sync). The unlogged-data
+    /// notes taken before the sync count as synced only once it has succeeded (a note
+    /// made meanwhile stays pending; a failed sync clears nothing: PostgreSQL's
+    /// "fsyncgate" lesson). A failed sync fails the instance.
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        let noted = self.unlogged_noted.load(Ordering::Acquire);
+        self.storage
+            .sync()
+            .map_err(|e| self.fail(FailedOp::DataSync, e.into()))?;
+        // Another thread's failed sync may have taken the error of our pages.
+        self.healthy()?;
+        self.unlogged_synced.fetch_max(noted, Ordering::AcqRel);
+        inc(&self.counters.flush_syncs, 1);
+        Ok(())
+    }
+
+    /// Data was noted (`Rvm::note_unlogged_data`) that no successful sync covers yet.
+    pub(crate) fn unlogged_pending(&self) -> bool {
+        self.unlogged_noted.load(Ordering::Acquire) != self.unlogged_synced.load(Ordering::Acquire)
     }
 
     /// Inter-transaction optimization (LRVM §5.2): fold runs of consecutive pending records
@@ -279,11 +319,9 @@ impl Shared {
         // such data (`Rvm::note_unlogged_data`) since the last sync; data carried in the
         // records themselves (`Transaction::log_external`) needs no sync of its own.
         let pre_sync = self.opts.ordered
-            && (!self.on_demand.load(Ordering::Acquire)
-                || self.unlogged.swap(false, Ordering::AcqRel));
+            && (!self.on_demand.load(Ordering::Acquire) || self.unlogged_pending());
         if pre_sync {
-            self.storage.sync()?;
-            inc(&self.counters.flush_syncs, 1);
+            self.sync_data()?;
         }
         let cap = self.log.capacity;
         let mut off = 0usize;
@@ -317,6 +355,9 @@ impl Shared {
                 continue;
             }
             self.log.write_pos(p.tail_pos, &batch[off..end], true)?;
+            // The tail moves only while the instance is healthy: another thread's failed
+            // sync may have taken an error of these pages.
+            self.healthy()?;
             let used = {
                 let mut p = lock(&self.pos);
                 p.tail_pos += (end - off) as u64;

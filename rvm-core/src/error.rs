@@ -1,5 +1,7 @@
 //! Error type of rvm-core.
 
+use crate::failure::Failure;
+
 /// Every fallible rvm-core operation returns this error.
 #[derive(thiserror::Error, Debug)]
 pub enum RvmError {
@@ -34,6 +36,17 @@ pub enum RvmError {
     /// "forgetting set_range"). `offset` is relative to the region start.
     #[error("region byte at offset {offset} changed outside any set_range")]
     Unrecorded { offset: usize },
+    /// The instance is failed: an earlier storage error (a failed write or sync of the log,
+    /// the segment or external data; the [`Failure`] holds the first one, its operation,
+    /// kind, errno and text) made it refuse every later commit (`end(Flush)` and
+    /// `end(NoFlush)`: a no-flush commit promises a later durable record), `flush`,
+    /// `truncate` and `log_external`. Nothing is reported durable that is not; reads of
+    /// mapped regions go on. Errors are sticky (ext4's `errors=`; PostgreSQL after
+    /// "fsyncgate": a failed fsync may have dropped the dirty pages, so a retry that
+    /// succeeds proves nothing). Only a new [`Rvm::initialize`](crate::Rvm::initialize)
+    /// (recovery from what is durable) clears it.
+    #[error("RVM failed earlier: {0}")]
+    Failed(Failure),
 }
 
 /// Result alias.

@@ -9,6 +9,7 @@
 //! repository root gives the byte layout of the log status block and the redo record.
 
 // The on-disk pieces: records, the circular log, its status block, the spool, storages.
+pub mod fault;
 mod log;
 mod overlay;
 pub mod record;
@@ -20,6 +21,7 @@ mod storage;
 mod background;
 mod commit;
 mod error;
+mod failure;
 mod mapping;
 mod options;
 mod recovery;
@@ -33,6 +35,8 @@ mod region;
 mod transaction;
 
 pub use error::{Result, RvmError};
+pub use failure::{FailedOp, Failure};
+pub use fault::{FaultCounts, FaultOp, FaultStorage};
 pub use options::{RegionInfo, RvmOptions, Tunables, DEFAULT_TRUNCATE_THRESHOLD};
 pub use region::Region;
 pub use rvm::Rvm;

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::background::Signal;
@@ -347,7 +347,9 @@ impl Shared {
             commit_interval: Mutex::new(options.commit_interval),
             truncating: AtomicBool::new(false),
             on_demand: AtomicBool::new(false),
-            unlogged: AtomicBool::new(false),
+            unlogged_noted: AtomicU64::new(0),
+            unlogged_synced: AtomicU64::new(0),
+            failure: OnceLock::new(),
             intra: AtomicBool::new(true),
             inter: AtomicBool::new(true),
             opts: options,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::background::spawn_background;
 use crate::error::{Result, RvmError};
+use crate::failure::{FailedOp, Failure};
 #[cfg(doc)]
 use crate::options::DEFAULT_TRUNCATE_THRESHOLD;
 use crate::options::{RegionInfo, RvmOptions, Tunables};
@@ -151,6 +152,8 @@ impl Rvm {
     /// [`Transaction`](crate::Transaction) borrows its region mutably until `end`, `abort`
     /// or drop, so the region cannot be moved into `unmap` meanwhile. On an error the
     /// region is returned unchanged. Dropping a region unmaps it without the flush.
+    /// A failed instance ([`Rvm::failure`]) still unmaps a region whose records are all
+    /// durable; otherwise the error is [`RvmError::Failed`].
     #[allow(clippy::result_large_err)] // the region comes back on error
     pub fn unmap(&self, region: Region) -> std::result::Result<(), (RvmError, Region)> {
         if !region.belongs_to(self.sh()) {
@@ -216,7 +219,10 @@ impl Rvm {
     /// sync the storage first; write the pending records to the log with a write that is
     /// durable for the log range only (`Storage::write_durable_at`); empty the spool.
     /// Concurrent flushes and `end(Flush)` share one sync (group commit). A full log is
-    /// truncated on the way; never fails for lack of space.
+    /// truncated on the way; never fails for lack of log space.
+    ///
+    /// Errors: [`RvmError::Failed`] if the instance has failed, or if a write or sync of
+    /// this flush fails (which fails the instance; see [`Rvm::failure`]).
     ///
     /// With `ordered` (and ordered data not on demand), every storage write completed before
     /// the call is durable on return even when no record was pending (the filesystem's
@@ -227,12 +233,11 @@ impl Rvm {
             return Ok(());
         }
         inc(&sh.counters.flushes, 1);
+        sh.healthy()?;
         let target = lock(&sh.inner).next_seq;
         let wrote = sh.flush_upto(target)?;
         if sh.opts.ordered && !wrote {
-            sh.unlogged.store(false, Ordering::Release);
-            sh.storage.sync()?;
-            inc(&sh.counters.flush_syncs, 1);
+            sh.sync_data()?;
         }
         Ok(())
     }
@@ -252,7 +257,7 @@ impl Rvm {
     /// that is not in a record: the next flush syncs the storage before writing records
     /// (see [`Rvm::set_ordered_on_demand`]). Call it after the write, before the commit.
     pub fn note_unlogged_data(&self) {
-        self.sh().unlogged.store(true, Ordering::Release);
+        self.sh().unlogged_noted.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Ask the background truncator to run now (it applies the log up to the durable tail),
@@ -290,6 +295,10 @@ impl Rvm {
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
     /// the head to the tail, sync. Pending no-flush records are not flushed first.
     /// Concurrent commits proceed meanwhile (only a committer that finds the log full waits).
+    ///
+    /// Errors: [`RvmError::Failed`] if the instance has failed, or if a read, write or sync
+    /// of this truncation fails (which fails the instance; the head has not moved, so the
+    /// records stay live and recovery replays them).
     pub fn truncate(&self) -> Result<()> {
         if self.sh().opts.read_only {
             return Ok(());
@@ -327,6 +336,24 @@ impl Rvm {
     /// Flush, then drop this handle.
     pub fn close(self) -> Result<()> {
         self.flush()
+    }
+
+    /// The first storage error, once the instance has failed (see [`RvmError::Failed`]):
+    /// from then on every commit, flush, truncation and external write is refused with
+    /// `Failed` holding this, while mapped regions stay readable. `None` while healthy.
+    /// One atomic load; a filesystem asks it to answer modifying requests with `EIO`.
+    pub fn failure(&self) -> Option<Failure> {
+        self.sh().failure.get().cloned()
+    }
+
+    /// The caller's own write or sync of data that records point at failed (file data
+    /// written in place with [`Storage::write_at`], not through a transaction): fail the
+    /// instance as if its own I/O had failed ([`FailedOp::DataWrite`], logged once), so
+    /// every later commit, flush and truncation is refused. Returns the
+    /// [`RvmError::Failed`] to hand on (holding the first failure if the instance had
+    /// failed already).
+    pub fn fail(&self, err: std::io::Error) -> RvmError {
+        self.sh().fail(FailedOp::DataWrite, err.into())
     }
 
     /// Counters and log positions.

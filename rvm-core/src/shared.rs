@@ -8,11 +8,12 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::background::Signal;
 use crate::commit::FlushScratch;
+use crate::failure::Failure;
 use crate::log::{Log, Positions};
 use crate::options::RvmOptions;
 use crate::spool::Pending;
@@ -77,8 +78,13 @@ pub(crate) struct Shared {
     pub(crate) truncating: AtomicBool,
     /// `ordered` pre-syncs only when `unlogged` is set (see `Rvm::set_ordered_on_demand`).
     pub(crate) on_demand: AtomicBool,
-    /// Data the caller did not log was written since the last sync (`note_unlogged_data`).
-    pub(crate) unlogged: AtomicBool,
+    /// Notes of unlogged data (`note_unlogged_data`) so far, and how many of them the last
+    /// successful data sync covers: data is pending while they differ. A note made during a
+    /// sync stays pending, and a failed sync clears nothing (fsyncgate).
+    pub(crate) unlogged_noted: AtomicU64,
+    pub(crate) unlogged_synced: AtomicU64,
+    /// The first storage error; set once, then every modifying request is refused.
+    pub(crate) failure: OnceLock<Failure>,
 }
 
 impl Shared {

@@ -101,7 +101,9 @@ impl<'r> Transaction<'r> {
     /// An abort does not undo the storage write (only the record is dropped).
     ///
     /// Errors: `InvalidArgument` if the range overlaps the log or a mapped region;
-    /// `RecordTooLarge` at `end` as for any range; `Io` from the write.
+    /// `RecordTooLarge` at `end` as for any range; [`RvmError::Failed`] if the instance
+    /// has failed, or if this write fails (which fails the instance: the caller's data is
+    /// not where the record will say it is).
     pub fn log_external(&mut self, storage_offset: u64, data: &[u8]) -> Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -118,7 +120,10 @@ impl<'r> Transaction<'r> {
                 "external range {area:?} overlaps the log or a mapped region"
             )));
         }
-        sh.storage.write_at(data, storage_offset)?;
+        sh.healthy()?;
+        sh.storage
+            .write_at(data, storage_offset)
+            .map_err(|e| sh.fail(crate::failure::FailedOp::ExternalWrite, e.into()))?;
         self.external.push((storage_offset, data.to_vec()));
         Ok(())
     }
@@ -135,8 +140,10 @@ impl<'r> Transaction<'r> {
     /// declared nothing writes no record and returns the last Lsn assigned.
     ///
     /// Errors: `RecordTooLarge` (nothing logged; Restore mode restores the old bytes),
-    /// `Unrecorded` in checked mode (likewise), `Io` from the flush (the record stays queued
-    /// and a later flush retries it).
+    /// `Unrecorded` in checked mode (likewise); [`RvmError::Failed`] if the instance has
+    /// failed (nothing is queued, for `NoFlush` too; Restore mode restores the old bytes)
+    /// or if this commit's flush failed (the record stays queued but is never written:
+    /// it may or may not be durable, and the instance refuses every later commit).
     pub fn end(mut self, mode: CommitMode) -> Result<Lsn> {
         self.finished = true;
         let shared = self.region.shared().clone();
@@ -159,6 +166,7 @@ impl<'r> Transaction<'r> {
         }
         let external = std::mem::take(&mut self.external);
         if ranges.is_empty() && external.is_empty() {
+            shared.healthy()?;
             if mode == CommitMode::Flush {
                 shared.flush_all()?;
             }

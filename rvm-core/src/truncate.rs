@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::Result;
+use crate::failure::FailedOp;
 use crate::log::{Log, Positions};
 use crate::shared::{lock, Shared};
 use crate::stats::inc;
@@ -38,7 +39,20 @@ impl Shared {
     /// Truncation (LRVM §5.1.2): apply the durable records `[head, tail)` as of now to the
     /// segments, sync, write the next status copy with head = that tail, sync. Runs beside
     /// the leader: it only reads below the tail, the leader only writes above it.
+    ///
+    /// A storage error fails the instance ([`FailedOp::Truncation`]); a failed instance
+    /// does not truncate ([`RvmError::Failed`](crate::RvmError::Failed)).
     pub(crate) fn truncate_once(&self) -> Result<()> {
+        self.healthy()?;
+        self.truncate_healthy()
+            .map_err(|e| self.fail(FailedOp::Truncation, e))
+    }
+
+    /// [`Shared::truncate_once`] while healthy: each step only after the previous one
+    /// succeeded and the instance is still healthy (another thread's failed sync may have
+    /// taken an error of the pages this truncation wrote), so the head never moves past a
+    /// record whose segment bytes are not durable.
+    fn truncate_healthy(&self) -> Result<()> {
         let mut generation = lock(&self.trunc);
         let p = *lock(&self.pos);
         if p.used() == 0 {
@@ -55,10 +69,12 @@ impl Shared {
         let _done = Done(&self.truncating);
         self.log.apply(&p)?;
         self.storage.sync()?;
+        self.healthy()?;
         self.log
             .write_status(*generation + 1, p.tail_pos, p.tail_seq)?;
         *generation += 1;
         self.storage.sync()?;
+        self.healthy()?;
         {
             let mut q = lock(&self.pos);
             q.head_pos = p.tail_pos;
