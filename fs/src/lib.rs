@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuse")]
 pub mod fuse;
 pub mod image;
 pub mod layout;

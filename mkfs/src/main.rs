@@ -169,8 +169,7 @@ fn run(args: &Args) -> Result<()> {
         inodes: args.inodes,
         log: args.log_size,
     };
-    let (layout, _) =
-        rvmfs::layout::geometry::plan(plan, [0; 16], 0).map_err(anyhow::Error::msg)?;
+    let (layout, _) = rvmfs::layout::geometry::plan(plan, [0; 16], 0)?;
     if !is_block {
         // Start from a sparse, all-zero file of the right size (drops old contents under -f),
         // then write the log's blocks (mke2fs zeroes its journal the same way): a commit

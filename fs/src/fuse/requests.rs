@@ -1,11 +1,13 @@
-//! `fuser::Filesystem` for rvmfs: one method per kernel request.
+//! `fuser::Filesystem` for rvmfs: one method per kernel request. Each decodes its
+//! arguments, runs one operation from `ops` under the lock, and replies.
 
-use super::{attr, file_type, to_errno, Counters, RvmFs, COUNTERS_XATTR, TTL};
-use crate::error::FsResult;
-use crate::layout::inode::Inode;
-use crate::ops::attr::{SetAttr, Time};
+use super::reply::{
+    attr, creds, file_type, reply_attr, reply_empty, reply_entry, reply_xattr, to_errno, to_time,
+};
+use super::{Counters, RvmFs, COUNTERS_XATTR, TTL};
+use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
-use crate::ops::{dir, file, namespace, orphan, space, xattr, Fs};
+use crate::ops::{file, lookup, mount, namespace, open, space, statfs, xattr};
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
@@ -15,91 +17,7 @@ use fuser::{
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn reply_entry(reply: ReplyEntry, r: FsResult<(u64, Inode)>) {
-    match r {
-        Ok((ino, node)) => reply.entry(&TTL, &attr(ino, &node), Generation(node.generation)),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn reply_empty(reply: ReplyEmpty, r: FsResult<()>) {
-    match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn reply_attr(reply: ReplyAttr, ino: u64, r: FsResult<Inode>) {
-    match r {
-        Ok(node) => reply.attr(&TTL, &attr(ino, &node)),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn to_time(t: TimeOrNow) -> Time {
-    match t {
-        TimeOrNow::Now => Time::Now,
-        TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
-            Ok(d) => Time::At(d.as_secs() as i64, d.subsec_nanos()),
-            // fuser 0.18 decodes the kernel's (sec < 0, nsec) as EPOCH - (-sec s + nsec ns)
-            // (`system_time_from_time`, not EPOCH - (-sec) s + nsec ns): invert exactly that, so
-            // times before the epoch keep their seconds and nanoseconds.
-            Err(e) => Time::At(
-                -(e.duration().as_secs() as i64),
-                e.duration().subsec_nanos(),
-            ),
-        },
-    }
-}
-
-fn creds(req: &Request, mode: u32, umask: u32, rdev: u32) -> NewInode {
-    NewInode {
-        mode: (mode & libc::S_IFMT) | (mode & !umask & 0o7777),
-        uid: req.uid(),
-        gid: req.gid(),
-        rdev,
-    }
-}
-
-impl RvmFs {
-    fn create_node(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        new: NewInode,
-        target: Option<&[u8]>,
-    ) -> FsResult<(u64, Inode)> {
-        let _ = req;
-        self.fs()
-            .transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, target))
-    }
-
-    fn open_handle(fs: &mut Fs, ino: u64) {
-        *fs.open.entry(ino).or_insert(0) += 1;
-    }
-
-    /// Drop one open handle of `ino`; free it if it was the last one of an orphan.
-    fn close_handle(&self, ino: u64) -> FsResult<()> {
-        let mut fs = self.fs();
-        let left = match fs.open.get_mut(&ino) {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n
-            }
-            None => 0,
-        };
-        if left == 0 {
-            fs.open.remove(&ino);
-            if matches!(fs.inode(ino), Ok(node) if node.nlink == 0) {
-                fs.transact(|op| orphan::reclaim(op, ino))?;
-            }
-        }
-        Ok(())
-    }
-}
+use std::time::SystemTime;
 
 impl Filesystem for RvmFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -116,26 +34,14 @@ impl Filesystem for RvmFs {
 
     fn destroy(&mut self) {
         let mut fs = self.fs();
-        if let Err(e) = super::on_unmount(&mut fs) {
+        if let Err(e) = mount::on_unmount(&mut fs) {
             log::error!("clean unmount failed (the log will be replayed at next mount): {e}");
         }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.fs();
-        let r = (|| {
-            if name.len() > dir::NAME_MAX {
-                return crate::error::errno(libc::ENAMETOOLONG);
-            }
-            let p = fs.inode(parent.0)?;
-            if !p.is_dir() {
-                return crate::error::errno(libc::ENOTDIR);
-            }
-            match dir::lookup(fs.bytes(), parent.0, name.as_bytes())? {
-                Some(d) => Ok((d.ino, fs.inode(d.ino)?)),
-                None => crate::error::errno(libc::ENOENT),
-            }
-        })();
+        let r = lookup::lookup(&fs.geo, fs.bytes(), parent.0, name.as_bytes());
         reply_entry(reply, r);
     }
 
@@ -179,15 +85,7 @@ impl Filesystem for RvmFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let fs = self.fs();
-        let r = (|| {
-            let node = fs.inode(ino.0)?;
-            if !node.is_symlink() {
-                return crate::error::errno(libc::EINVAL);
-            }
-            crate::store::heap::load(fs.bytes(), node.parent_or_target, node.size)
-                .map(<[u8]>::to_vec)
-        })();
-        match r {
+        match lookup::readlink(&fs.geo, fs.bytes(), ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(to_errno(&e)),
         }
@@ -203,19 +101,10 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let kind = mode & libc::S_IFMT;
-        let kind_ok = [
-            libc::S_IFREG,
-            libc::S_IFCHR,
-            libc::S_IFBLK,
-            libc::S_IFIFO,
-            libc::S_IFSOCK,
-        ]
-        .contains(&kind);
-        if !kind_ok {
-            return reply.error(Errno::EINVAL);
-        }
-        let r = self.create_node(req, parent, name, creds(req, mode, umask, rdev), None);
+        let new = creds(req, mode, umask, rdev);
+        let r = self
+            .fs()
+            .transact(|op| namespace::mknod(op, parent.0, name.as_bytes(), new));
         reply_entry(reply, r);
     }
 
@@ -228,13 +117,10 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.create_node(
-            req,
-            parent,
-            name,
-            creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0),
-            None,
-        );
+        let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
+        let r = self
+            .fs()
+            .transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, None));
         reply_entry(reply, r);
     }
 
@@ -266,13 +152,10 @@ impl Filesystem for RvmFs {
             gid: req.gid(),
             rdev: 0,
         };
-        let r = self.create_node(
-            req,
-            parent,
-            link_name,
-            new,
-            Some(target.as_os_str().as_bytes()),
-        );
+        let target = Some(target.as_os_str().as_bytes());
+        let r = self
+            .fs()
+            .transact(|op| namespace::create(op, parent.0, link_name.as_bytes(), new, target));
         reply_entry(reply, r);
     }
 
@@ -314,23 +197,10 @@ impl Filesystem for RvmFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let mut fs = self.fs();
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
-        let r = match fs.inode(ino.0) {
-            Ok(node) if node.is_reg() && flags.0 & libc::O_TRUNC != 0 => fs.transact(|op| {
-                let mut node = file::truncate(op, ino.0, 0)?;
-                if req.uid() != 0 && file::clear_setid(&mut node) {
-                    op.put_inode(ino.0, &node)?;
-                }
-                Ok(node)
-            }),
-            r => r,
-        };
-        match r {
-            Ok(_) => {
-                Self::open_handle(&mut fs, ino.0);
-                reply.opened(FileHandle(0), FopenFlags::empty());
-            }
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        match open::open(&mut self.fs(), ino.0, truncate, req.uid() != 0) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(&e)),
         }
     }
@@ -406,7 +276,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.close_handle(ino.0));
+        reply_empty(reply, open::release(&mut self.fs(), ino.0));
     }
 
     fn fsync(
@@ -426,13 +296,8 @@ impl Filesystem for RvmFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let mut fs = self.fs();
-        match fs.inode(ino.0) {
-            Ok(node) if node.is_dir() => {
-                Self::open_handle(&mut fs, ino.0);
-                reply.opened(FileHandle(0), FopenFlags::empty());
-            }
-            Ok(_) => reply.error(Errno::ENOTDIR),
+        match open::opendir(&mut self.fs(), ino.0) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(&e)),
         }
     }
@@ -446,27 +311,20 @@ impl Filesystem for RvmFs {
         mut reply: ReplyDirectory,
     ) {
         let fs = self.fs();
-        let r = (|| {
-            let node = fs.inode(ino.0)?;
-            if offset < 1 && reply.add(ino, 1, fuser::FileType::Directory, ".") {
-                return Ok(());
-            }
-            if offset < 2
-                && reply.add(
-                    INodeNo(node.parent_or_target),
-                    2,
-                    fuser::FileType::Directory,
-                    "..",
+        let r = lookup::readdir(
+            &fs.geo,
+            fs.bytes(),
+            ino.0,
+            offset,
+            |ino, cookie, kind, name| {
+                !reply.add(
+                    INodeNo(ino),
+                    cookie,
+                    file_type(kind),
+                    OsStr::from_bytes(name),
                 )
-            {
-                return Ok(());
-            }
-            let bytes = fs.bytes();
-            dir::list(bytes, ino.0, offset, |d| {
-                let name = OsStr::from_bytes(d.name(bytes)?);
-                Ok(!reply.add(INodeNo(d.ino), d.key.1, file_type(d.kind), name))
-            })
-        })();
+            },
+        );
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(&e)),
@@ -481,7 +339,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.close_handle(ino.0));
+        reply_empty(reply, open::release(&mut self.fs(), ino.0));
     }
 
     fn fsyncdir(
@@ -497,23 +355,10 @@ impl Filesystem for RvmFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let fs = self.fs();
-        match crate::store::superblock(fs.bytes()) {
-            Ok(sb) => {
-                let bfree = sb.data_blocks.saturating_sub(sb.blocks_used);
-                let ffree = sb.inode_count.saturating_sub(sb.inodes_used);
-                let bsize = crate::layout::BLOCK_SIZE as u32;
-                reply.statfs(
-                    sb.data_blocks,
-                    bfree,
-                    bfree,
-                    sb.inode_count,
-                    ffree,
-                    bsize,
-                    dir::NAME_MAX as u32,
-                    bsize,
-                );
-            }
+        match statfs::statfs(self.fs().bytes()) {
+            Ok(st) => reply.statfs(
+                st.blocks, st.bfree, st.bavail, st.files, st.ffree, st.bsize, st.namelen, st.frsize,
+            ),
             Err(e) => reply.error(to_errno(&e)),
         }
     }
@@ -590,10 +435,8 @@ impl Filesystem for RvmFs {
         reply: ReplyCreate,
     ) {
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
-        let mut fs = self.fs();
-        match fs.transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, None)) {
+        match open::create(&mut self.fs(), parent.0, name.as_bytes(), new) {
             Ok((ino, node)) => {
-                Self::open_handle(&mut fs, ino);
                 reply.created(
                     &TTL,
                     &attr(ino, &node),
@@ -669,14 +512,5 @@ impl Filesystem for RvmFs {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(to_errno(&e)),
         }
-    }
-}
-
-fn reply_xattr(reply: ReplyXattr, size: u32, r: FsResult<Vec<u8>>) {
-    match r {
-        Ok(v) if size == 0 => reply.size(v.len() as u32),
-        Ok(v) if v.len() <= size as usize => reply.data(&v),
-        Ok(_) => reply.error(Errno::ERANGE),
-        Err(e) => reply.error(to_errno(&e)),
     }
 }

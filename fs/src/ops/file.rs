@@ -8,6 +8,7 @@ use super::{extent, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
+use crate::store::extent_map::{self, UNWRITTEN};
 
 /// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
@@ -47,10 +48,10 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
-        match extent::find(bytes, ino, b)? {
+        match extent_map::find(bytes, ino, b)? {
             Some(e) if e.first <= b => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                if e.flags & extent::UNWRITTEN == 0 {
+                if e.flags & UNWRITTEN == 0 {
                     let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
                     plan.pieces
                         .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
@@ -104,8 +105,8 @@ pub fn write(
     while pos < end {
         let b = pos / BLOCK_SIZE;
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
-        match extent::find(op.bytes(), ino, b)? {
-            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 && pos >= node.size => {
+        match extent_map::find(op.bytes(), ino, b)? {
+            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 && pos >= node.size => {
                 // Past the end of the file in its last block (an append): no committed state
                 // shows these bytes, so they go in place, ordered before the commit like new
                 // blocks (logged when small, else the next flush syncs data first).
@@ -114,7 +115,7 @@ pub fn write(
                 op.write_data(at, src(pos, seg_end), true, small)?;
                 pos = seg_end;
             }
-            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
+            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
                 // Overwrite: copy on write. Visible bytes never change before the commit, so
                 // a crash before it leaves the old contents whole (an unanswered write is
                 // all or nothing). New blocks get the merged contents; the old ones are freed
@@ -181,8 +182,8 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
         return Ok(());
     }
     let b = old_size / BLOCK_SIZE;
-    let Some(e) = extent::find(op.bytes(), ino, b)?
-        .filter(|e| e.first <= b && e.flags & extent::UNWRITTEN == 0)
+    let Some(e) =
+        extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0)
     else {
         return Ok(());
     };
