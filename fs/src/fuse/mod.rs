@@ -2,6 +2,10 @@
 //! operation from `ops`, reply. A request is answered only after its transaction committed to
 //! the spool (so it survives `kill -9` of the daemon) and its data reached the image file.
 
+mod attr;
+mod data;
+mod dir;
+mod namespace;
 mod reply;
 mod requests;
 

@@ -1,18 +1,17 @@
-//! `fuser::Filesystem` for rvmfs: one method per kernel request. Each decodes its
-//! arguments, runs one operation from `ops` under the lock, and replies.
+//! `fuser::Filesystem` for rvmfs: the table of kernel requests. Each entry decodes its
+//! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
+//! which runs one operation from `ops` under the lock and replies.
 
-use super::reply::{
-    attr, creds, file_type, reply_attr, reply_empty, reply_entry, reply_xattr, to_errno, to_time,
-};
-use super::{Counters, RvmFs, COUNTERS_XATTR, TTL};
+use super::reply::{creds, to_time};
+use super::{attr, data, dir, namespace, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
-use crate::ops::{file, lookup, mount, namespace, open, space, statfs, xattr};
+use crate::ops::mount;
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -40,14 +39,11 @@ impl Filesystem for RvmFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let fs = self.fs();
-        let r = lookup::lookup(&fs.geo, fs.bytes(), parent.0, name.as_bytes());
-        reply_entry(reply, r);
+        namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let r = self.fs().inode(ino.0);
-        reply_attr(reply, ino.0, r);
+        attr::getattr(self, ino.0, reply);
     }
 
     fn setattr(
@@ -77,18 +73,11 @@ impl Filesystem for RvmFs {
             mtime: mtime.map(to_time),
             ctime: ctime.map(|t| to_time(TimeOrNow::SpecificTime(t))),
         };
-        let r = self
-            .fs()
-            .transact(|op| crate::ops::attr::setattr(op, ino.0, &set));
-        reply_attr(reply, ino.0, r);
+        attr::setattr(self, ino.0, &set, reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let fs = self.fs();
-        match lookup::readlink(&fs.geo, fs.bytes(), ino.0) {
-            Ok(target) => reply.data(&target),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        namespace::readlink(self, ino.0, reply);
     }
 
     fn mknod(
@@ -102,10 +91,7 @@ impl Filesystem for RvmFs {
         reply: ReplyEntry,
     ) {
         let new = creds(req, mode, umask, rdev);
-        let r = self
-            .fs()
-            .transact(|op| namespace::mknod(op, parent.0, name.as_bytes(), new));
-        reply_entry(reply, r);
+        namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn mkdir(
@@ -118,24 +104,15 @@ impl Filesystem for RvmFs {
         reply: ReplyEntry,
     ) {
         let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
-        let r = self
-            .fs()
-            .transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, None));
-        reply_entry(reply, r);
+        namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::unlink(op, parent.0, name.as_bytes()));
-        reply_empty(reply, r);
+        namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::rmdir(op, parent.0, name.as_bytes()));
-        reply_empty(reply, r);
+        namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
     fn symlink(
@@ -152,11 +129,8 @@ impl Filesystem for RvmFs {
             gid: req.gid(),
             rdev: 0,
         };
-        let target = Some(target.as_os_str().as_bytes());
-        let r = self
-            .fs()
-            .transact(|op| namespace::create(op, parent.0, link_name.as_bytes(), new, target));
-        reply_entry(reply, r);
+        let (name, target) = (link_name.as_bytes(), target.as_os_str().as_bytes());
+        namespace::symlink(self, parent.0, name, new, target, reply);
     }
 
     fn rename(
@@ -169,17 +143,11 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs().transact(|op| {
-            namespace::rename(
-                op,
-                parent.0,
-                name.as_bytes(),
-                newparent.0,
-                newname.as_bytes(),
-                flags.bits(),
-            )
-        });
-        reply_empty(reply, r);
+        let (from, to) = (
+            (parent.0, name.as_bytes()),
+            (newparent.0, newname.as_bytes()),
+        );
+        namespace::rename(self, from, to, flags.bits(), reply);
     }
 
     fn link(
@@ -190,19 +158,13 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::link(op, ino.0, newparent.0, newname.as_bytes()));
-        reply_entry(reply, r.map(|node| (ino.0, node)));
+        namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        match open::open(&mut self.fs(), ino.0, truncate, req.uid() != 0) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::open(self, ino.0, truncate, req.uid() != 0, reply);
     }
 
     fn read(
@@ -216,20 +178,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        // Plan under the lock, copy without it: reads of different requests (readahead
-        // keeps several in flight) overlap each other and the other requests.
-        let fs = self.fs();
-        let plan = file::plan_read(&fs.geo, fs.bytes(), ino.0, offset, size as u64);
-        let image = fs.geo.image.clone();
-        let gate = fs.geo.read_gate.clone();
-        let shared = gate.read().unwrap_or_else(|e| e.into_inner());
-        drop(fs);
-        let r = plan.and_then(|p| file::read_planned(&*image, &p));
-        drop(shared);
-        match r {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::read(self, ino.0, offset, size, reply);
     }
 
     fn write(
@@ -244,13 +193,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .fs()
-            .transact(|op| file::write(op, ino.0, offset, data, req.uid() != 0))
-        {
-            Ok(_) => reply.written(data.len() as u32),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::write(self, ino.0, offset, data, req.uid() != 0, reply);
     }
 
     fn flush(
@@ -261,9 +204,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Every answered write is already committed to the spool: nothing is buffered here.
-        Counters::bump(&self.counters.flush);
-        reply.ok();
+        data::flush(self, reply);
     }
 
     fn release(
@@ -276,7 +217,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, open::release(&mut self.fs(), ino.0));
+        data::release(self, ino.0, reply);
     }
 
     fn fsync(
@@ -287,19 +228,11 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Counters::bump(if datasync {
-            &self.counters.fdatasync
-        } else {
-            &self.counters.fsync
-        });
-        reply_empty(reply, self.flush_log());
+        data::fsync(self, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match open::opendir(&mut self.fs(), ino.0) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        dir::opendir(self, ino.0, reply);
     }
 
     fn readdir(
@@ -308,27 +241,9 @@ impl Filesystem for RvmFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let fs = self.fs();
-        let r = lookup::readdir(
-            &fs.geo,
-            fs.bytes(),
-            ino.0,
-            offset,
-            |ino, cookie, kind, name| {
-                !reply.add(
-                    INodeNo(ino),
-                    cookie,
-                    file_type(kind),
-                    OsStr::from_bytes(name),
-                )
-            },
-        );
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        dir::readdir(self, ino.0, offset, reply);
     }
 
     fn releasedir(
@@ -339,7 +254,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, open::release(&mut self.fs(), ino.0));
+        dir::releasedir(self, ino.0, reply);
     }
 
     fn fsyncdir(
@@ -350,17 +265,11 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Counters::bump(&self.counters.fsyncdir);
-        reply_empty(reply, self.flush_log());
+        dir::fsyncdir(self, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match statfs::statfs(self.fs().bytes()) {
-            Ok(st) => reply.statfs(
-                st.blocks, st.bfree, st.bavail, st.files, st.ffree, st.bsize, st.namelen, st.frsize,
-            ),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        attr::statfs(self, reply);
     }
 
     fn setxattr(
@@ -373,40 +282,23 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| xattr::set(op, ino.0, name.as_bytes(), value, flags));
-        reply_empty(reply, r);
+        attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if name.as_bytes() == COUNTERS_XATTR {
-            return reply_xattr(reply, size, Ok(self.counters.text()));
-        }
-        let fs = self.fs();
-        let r = fs
-            .inode(ino.0)
-            .and_then(|_| xattr::get(fs.bytes(), ino.0, name.as_bytes()));
-        reply_xattr(reply, size, r);
+        attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let fs = self.fs();
-        let r = fs.inode(ino.0).and_then(|_| xattr::list(fs.bytes(), ino.0));
-        reply_xattr(reply, size, r);
+        attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| xattr::remove(op, ino.0, name.as_bytes()));
-        reply_empty(reply, r);
+        attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        // With default_permissions the kernel checks permissions itself; this checks existence.
-        let r = self.fs().inode(ino.0).map(|_| ());
-        reply_empty(reply, r);
+        attr::access(self, ino.0, reply);
     }
 
     fn ioctl(
@@ -435,18 +327,7 @@ impl Filesystem for RvmFs {
         reply: ReplyCreate,
     ) {
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
-        match open::create(&mut self.fs(), parent.0, name.as_bytes(), new) {
-            Ok((ino, node)) => {
-                reply.created(
-                    &TTL,
-                    &attr(ino, &node),
-                    Generation(node.generation),
-                    FileHandle(0),
-                    FopenFlags::empty(),
-                );
-            }
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        namespace::create(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn fallocate(
@@ -459,10 +340,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| space::fallocate(op, ino.0, offset, length, mode));
-        reply_empty(reply, r.map(|_| ()));
+        data::fallocate(self, ino.0, offset, length, mode, reply);
     }
 
     fn lseek(
@@ -474,19 +352,7 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        let data = match whence {
-            libc::SEEK_DATA => true,
-            libc::SEEK_HOLE => false,
-            _ => return reply.error(Errno::EINVAL),
-        };
-        let Ok(offset) = u64::try_from(offset) else {
-            return reply.error(Errno::ENXIO);
-        };
-        let fs = self.fs();
-        match space::seek(&fs.geo, fs.bytes(), ino.0, offset, data) {
-            Ok(at) => reply.offset(at as i64),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::lseek(self, ino.0, offset, whence, reply);
     }
 
     fn copy_file_range(
@@ -502,15 +368,7 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        if !flags.is_empty() {
-            return reply.error(Errno::EINVAL);
-        }
-        let r = self
-            .fs()
-            .transact(|op| space::copy_range(op, ino_in.0, offset_in, ino_out.0, offset_out, len));
-        match r {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
+        data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
     }
 }

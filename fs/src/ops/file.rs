@@ -126,12 +126,14 @@ pub fn write(
                 let seg_end = end.min((last + 1) * BLOCK_SIZE);
                 let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
                 let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
-                if pos % BLOCK_SIZE != 0 {
+                if !pos.is_multiple_of(BLOCK_SIZE) {
                     op.geo
                         .image
                         .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
                 }
-                if seg_end % BLOCK_SIZE != 0 && (last > b || pos % BLOCK_SIZE == 0) {
+                if !seg_end.is_multiple_of(BLOCK_SIZE)
+                    && (last > b || pos.is_multiple_of(BLOCK_SIZE))
+                {
                     let tail = ((n - 1) * BLOCK_SIZE) as usize;
                     op.geo.image.read_at(&mut buf[tail..], old(last))?;
                 }
@@ -178,7 +180,7 @@ pub fn write(
 /// transaction was lost in a crash wrote them (data reaches the disk before the commit), so
 /// zero them again before the size moves past them.
 fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()> {
-    if old_size % BLOCK_SIZE == 0 {
+    if old_size.is_multiple_of(BLOCK_SIZE) {
         return Ok(());
     }
     let b = old_size / BLOCK_SIZE;
@@ -205,7 +207,7 @@ fn write_blocks(
 ) -> FsResult<()> {
     let lead = pos - b * BLOCK_SIZE;
     let at = data_pos(op.geo, phys, 0);
-    if lead == 0 && chunk.len() as u64 % BLOCK_SIZE == 0 {
+    if lead == 0 && (chunk.len() as u64).is_multiple_of(BLOCK_SIZE) {
         // Whole blocks (large sequential writes): no zero padding, no copy.
         op.write_data(at, chunk, true, small)?;
         return Ok(());

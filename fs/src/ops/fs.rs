@@ -148,7 +148,7 @@ impl Fs {
             }
         };
         self.commits += 1;
-        if self.commits % RELEASE_EVERY == 0 {
+        if self.commits.is_multiple_of(RELEASE_EVERY) {
             self.region.release_applied_pages();
             // Pages only read stay mapped too (lookups in a big directory touch every leaf
             // over time, and each fault maps its neighbours as well): unmap them, the page
