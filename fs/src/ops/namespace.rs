@@ -1,5 +1,6 @@
-//! The namespace: create (files, directories, special files, symlinks), link, unlink, rmdir,
-//! rename. Each is one transaction over the inodes and dentries it touches.
+//! The namespace: create (files, directories, special files, symlinks), mknod, link, unlink,
+//! rmdir, rename, and the rules for new names. Each is one transaction over the inodes and
+//! dentries it touches; the dentry format is `store::dentry`.
 
 use super::inode::{self, NewInode};
 use super::{orphan, Op};
