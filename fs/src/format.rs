@@ -1,7 +1,7 @@
 //! Formatting: lay out a new image (mkfs.rvmfs's work, as a library call).
 
 use crate::error::FsError;
-use crate::layout::geometry::{plan, Plan};
+use crate::layout::geometry::{plan, Plan, PlanError};
 use crate::layout::header::Header;
 use crate::layout::inode::{now, Inode};
 use crate::layout::pod;
@@ -13,8 +13,8 @@ use std::sync::Arc;
 /// Why formatting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{0}")]
-    Geometry(String),
+    #[error(transparent)]
+    Geometry(#[from] PlanError),
     #[error("writing the image: {0}")]
     Io(#[from] std::io::Error),
     #[error("initializing the metadata region: {0}")]
@@ -33,7 +33,7 @@ pub fn format(
     root_owner: (u32, u32),
 ) -> Result<Header, FormatError> {
     let sec = now().0;
-    let (header, sb) = plan(p, uuid, sec).map_err(FormatError::Geometry)?;
+    let (header, sb) = plan(p, uuid, sec)?;
     // Overwrite any old header first: until the new one is written, this is no image.
     storage.write_at(&[0u8; 4096], 0)?;
     Rvm::create_log(&*storage, header.log_area())?;

@@ -1,6 +1,7 @@
 //! Opening an image: the file, its exclusive lock, the header, RVM recovery, the region.
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
+use crate::error::FsError;
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
 use crate::store::superblock;
 use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions, Storage};
@@ -27,7 +28,7 @@ pub enum ImageError {
     #[error("{path}: recovering the log failed: {source}")]
     Recovery { path: PathBuf, source: RvmError },
     #[error("{path}: the metadata region is corrupt: {what} (run fsck.rvmfs)")]
-    Region { path: PathBuf, what: String },
+    Region { path: PathBuf, what: FsError },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -138,7 +139,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
     if let Err(e) = superblock(region.bytes()) {
         return Err(ImageError::Region {
             path: path.into(),
-            what: e.to_string(),
+            what: e,
         });
     }
     drop(file); // the lock stays: flock belongs to the open file description the storage shares

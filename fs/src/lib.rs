@@ -1,14 +1,21 @@
 //! rvmfs: a filesystem whose metadata lives in one recoverable virtual memory (RVM) region.
 //!
 //! The path of a file operation through the code:
-//! - `fuse/`   answers kernel requests: decodes arguments, takes the lock, calls `ops`, replies.
-//! - `ops/`    one file operation = one RVM transaction over the metadata region.
-//! - `store/`  persistent structures inside the region: B+tree, heap, bitmaps.
-//! - `layout/` byte layouts: image header, superblock, inode.
-//! - `image.rs` opens an image: header, lock, RVM recovery, region mapping.
+//! - `fuse/`   answers kernel requests: decodes arguments, takes the lock, calls `ops`, replies
+//!   (only with the `fuse` feature, on by default; fsck and mkfs build without it).
+//! - `ops/`    one file operation = one RVM transaction over the metadata region: the POSIX
+//!   rules (errno of each case), calling `store` for the format.
+//! - `store/`  the on-region format: B+tree, heap, bitmaps, and the four trees' keys and values
+//!   (dentries, extent maps, xattrs, orphans).
+//! - `layout/` byte layouts: image header, superblock, inode; planning an image's geometry.
+//! - `image.rs` opens an image: header, lock, RVM recovery, region mapping; `format.rs` makes
+//!   one.
+//!
+//! fsck and mkfs read the format through `layout` and `store` alone.
 
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuse")]
 pub mod fuse;
 pub mod image;
 pub mod layout;

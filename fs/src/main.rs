@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rvmfs::fuse::{lock, on_mount, RvmFs};
+use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
+use rvmfs::ops::mount::{on_mount, on_unmount};
 use rvmfs::ops::{Durability, Fs};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -266,7 +267,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     }
     session.run().context("serving FUSE requests")?;
     let mut fs = lock(&state);
-    rvmfs::fuse::on_unmount(&mut fs)?;
+    on_unmount(&mut fs)?;
     Ok(())
 }
 

@@ -8,10 +8,10 @@
 use rvmfs::layout::inode::{Inode, INODE_SIZE};
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::{Superblock, ROOT_INO};
-use rvmfs::ops::dir::{self, DENTRIES};
-use rvmfs::ops::extent::{self, EXTENTS};
-use rvmfs::ops::orphan;
-use rvmfs::ops::xattr::{self, XATTRS};
+use rvmfs::store::dentry::{self as dir, DENTRIES};
+use rvmfs::store::extent_map::{self as extent, EXTENTS};
+use rvmfs::store::orphan;
+use rvmfs::store::xattr::{self, XATTRS};
 use rvmfs::store::{bitmap, btree::Tree, heap};
 use rvmfs::FsResult;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -4,12 +4,13 @@
 use crate::check::Fix;
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::{field, ROOT_INO};
-use rvmfs::ops::dir::{self, DENTRIES};
-use rvmfs::ops::extent::EXTENTS;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{namespace, orphan, Fs, Op};
 use rvmfs::store::bitmap;
 use rvmfs::store::btree::Tree;
+use rvmfs::store::dentry::{self, DENTRIES};
+use rvmfs::store::extent_map::EXTENTS;
+use rvmfs::store::xattr::XATTRS;
 use rvmfs::FsResult;
 
 const LOST_FOUND: &[u8] = b"lost+found";
@@ -44,9 +45,7 @@ pub fn apply(fs: &mut Fs, fix: &Fix) -> FsResult<()> {
             let at = op.geo.inode_bitmap;
             bitmap::set_run(&mut op.tx, at, ino - 1, 1, false)
         }
-        Fix::RemoveXattr { key, .. } => rvmfs::ops::xattr::XATTRS
-            .remove(&mut op.tx, key)
-            .map(|_| ()),
+        Fix::RemoveXattr { key, .. } => XATTRS.remove(&mut op.tx, key).map(|_| ()),
         Fix::ResetFreeList(class) => {
             pod::put(&mut op.tx, field::HEAP_FREE + 8 * class as u64, &0u64)
         }
@@ -67,7 +66,7 @@ fn update(
 
 /// Link unreachable inode `ino` into /lost+found as "#ino" (made if missing, as e2fsck does).
 fn lost_found(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
-    let lf = match dir::lookup(op.bytes(), ROOT_INO, LOST_FOUND)? {
+    let lf = match dentry::lookup(op.bytes(), ROOT_INO, LOST_FOUND)? {
         Some(d) if d.kind == libc::S_IFDIR => d.ino,
         _ => {
             let new = NewInode {
@@ -81,7 +80,7 @@ fn lost_found(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
     };
     let mut node = op.inode(ino)?;
     let name = format!("#{ino}");
-    dir::add(op, lf, name.as_bytes(), ino, node.kind())?;
+    dentry::add(&mut op.tx, lf, name.as_bytes(), ino, node.kind())?;
     if node.is_dir() {
         node.parent_or_target = lf;
         node.nlink = node.nlink.max(2);

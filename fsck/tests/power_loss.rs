@@ -20,7 +20,8 @@ use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::attr::SetAttr;
-use rvmfs::ops::{attr, dir, file, namespace, space, xattr, Fs};
+use rvmfs::ops::{attr, file, namespace, space, xattr, Fs};
+use rvmfs::store::dentry;
 use std::sync::Arc;
 
 const IMAGE: u64 = 4 << 20;
@@ -29,7 +30,7 @@ fn resolve(fs: &Fs, path: &str) -> Option<(u64, u64)> {
     let mut parent = ROOT_INO;
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
-        let d = dir::lookup(fs.bytes(), parent, part.as_bytes()).ok()??;
+        let d = dentry::lookup(fs.bytes(), parent, part.as_bytes()).ok()??;
         if i + 1 == parts.len() {
             return Some((parent, d.ino));
         }

@@ -19,8 +19,9 @@ use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::{field, ROOT_INO};
-use rvmfs::ops::{dir, file, namespace, orphan, xattr, Fs};
+use rvmfs::ops::{file, namespace, orphan, xattr, Fs};
 use rvmfs::store::bitmap;
+use rvmfs::store::dentry;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ fn damaged_image() -> Vec<u8> {
         }
     }
     let sub = create(&mut fs, dirs[0], "sub", dirmode, &[]);
-    let linked = dir::lookup(fs.bytes(), dirs[1], b"f1")
+    let linked = dentry::lookup(fs.bytes(), dirs[1], b"f1")
         .unwrap()
         .unwrap()
         .ino;
@@ -95,15 +96,15 @@ fn damaged_image() -> Vec<u8> {
     fs.rvm.truncate().unwrap();
 
     // The damage, as bit rot or a bug could leave it.
-    let f0 = dir::lookup(fs.bytes(), dirs[0], b"f2")
+    let f0 = dentry::lookup(fs.bytes(), dirs[0], b"f2")
         .unwrap()
         .unwrap()
         .ino;
-    let f3 = dir::lookup(fs.bytes(), dirs[3], b"f4")
+    let f3 = dentry::lookup(fs.bytes(), dirs[3], b"f4")
         .unwrap()
         .unwrap()
         .ino;
-    let f5 = dir::lookup(fs.bytes(), dirs[1], b"f5")
+    let f5 = dentry::lookup(fs.bytes(), dirs[1], b"f5")
         .unwrap()
         .unwrap()
         .ino;
@@ -132,15 +133,15 @@ fn damaged_image() -> Vec<u8> {
         bitmap::set_run(&mut op.tx, at, f3 - 1, 1, false)?;
         // An orphan: no name, link count 0, on the orphan list (as after a crash with the file
         // open).
-        let d = dir::lookup(op.bytes(), dirs[3], b"doomed")?.unwrap();
-        dir::remove(op, &d)?;
+        let d = dentry::lookup(op.bytes(), dirs[3], b"doomed")?.unwrap();
+        dentry::remove(&mut op.tx, &d)?;
         let mut n = op.inode(orphan_ino)?;
         n.nlink = 0;
         op.put_inode(orphan_ino, &n)?;
         orphan::add(op, orphan_ino)?;
         // A file with no name and a link count of 1: to /lost+found.
-        let d = dir::lookup(op.bytes(), dirs[2], b"lost")?.unwrap();
-        dir::remove(op, &d)?;
+        let d = dentry::lookup(op.bytes(), dirs[2], b"lost")?.unwrap();
+        dentry::remove(&mut op.tx, &d)?;
         // Wrong superblock counters.
         let sb = op.superblock()?;
         pod::put(&mut op.tx, field::INODES_USED, &(sb.inodes_used + 5))?;
@@ -151,7 +152,7 @@ fn damaged_image() -> Vec<u8> {
     // One more: a used block of f5 marked free (after the counters were read above).
     let phys = {
         let mut first = None;
-        rvmfs::ops::extent::EXTENTS
+        rvmfs::store::extent_map::EXTENTS
             .scan(fs.bytes(), (f5, 0), (f5, u64::MAX), |_, v| {
                 first = Some(v[1]);
                 Ok(false)

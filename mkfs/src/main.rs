@@ -5,6 +5,7 @@ use clap::Parser;
 use rvmfs::format::format;
 use rvmfs::image::read_header;
 use rvmfs::layout::geometry::Plan;
+use rvmfs::layout::header::Header;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
@@ -107,7 +108,8 @@ fn write_zeros(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run(args: &Args) -> Result<()> {
+/// Does the image exist already? A new one needs an existing directory and a size.
+fn check_path(args: &Args) -> Result<bool> {
     let path = &args.image;
     let exists = path.exists();
     if !exists {
@@ -129,6 +131,33 @@ fn run(args: &Args) -> Result<()> {
             );
         }
     }
+    Ok(exists)
+}
+
+/// Make the areas before the data area read as zeros, as formatting needs: a file is cut to
+/// `size` (sparse) with its log written, a device has them zeroed.
+fn prepare(file: &File, is_block: bool, layout: &Header, size: u64, path: &Path) -> Result<()> {
+    if !is_block {
+        // Start from a sparse, all-zero file of the right size (drops old contents under -f),
+        // then write the log's blocks (mke2fs zeroes its journal the same way): a commit
+        // into a hole would make the file system allocate, and sync its own journal, on
+        // every log write until the log had wrapped once.
+        file.set_len(0)
+            .and_then(|_| file.set_len(size))
+            .and_then(|_| write_zeros(file, layout.log_offset, layout.log_len))
+            .with_context(|| format!("cannot size {}", path.display()))?;
+    } else {
+        // A device keeps old bytes: zero everything before the data area (header, log and
+        // metadata region), which must read as zeros before formatting.
+        zero_range(file, 0, layout.data_offset)
+            .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<()> {
+    let path = &args.image;
+    let exists = check_path(args)?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -169,23 +198,8 @@ fn run(args: &Args) -> Result<()> {
         inodes: args.inodes,
         log: args.log_size,
     };
-    let (layout, _) =
-        rvmfs::layout::geometry::plan(plan, [0; 16], 0).map_err(anyhow::Error::msg)?;
-    if !is_block {
-        // Start from a sparse, all-zero file of the right size (drops old contents under -f),
-        // then write the log's blocks (mke2fs zeroes its journal the same way): a commit
-        // into a hole would make the file system allocate, and sync its own journal, on
-        // every log write until the log had wrapped once.
-        file.set_len(0)
-            .and_then(|_| file.set_len(size))
-            .and_then(|_| write_zeros(&file, layout.log_offset, layout.log_len))
-            .with_context(|| format!("cannot size {}", path.display()))?;
-    } else {
-        // A device keeps old bytes: zero everything before the data area (header, log and
-        // metadata region), which must read as zeros before formatting.
-        zero_range(&file, 0, layout.data_offset)
-            .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
-    }
+    let (layout, _) = rvmfs::layout::geometry::plan(plan, [0; 16], 0)?;
+    prepare(&file, is_block, &layout, size, path)?;
     let uuid = *uuid::Uuid::new_v4().as_bytes();
     // SAFETY: getuid/getgid have no preconditions.
     let owner = unsafe { (libc::getuid(), libc::getgid()) };

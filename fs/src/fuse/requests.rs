@@ -1,105 +1,22 @@
-//! `fuser::Filesystem` for rvmfs: one method per kernel request.
+//! `fuser::Filesystem` for rvmfs: the table of kernel requests. Each entry decodes its
+//! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
+//! which runs one operation from `ops` under the lock and replies.
 
-use super::{attr, file_type, to_errno, Counters, RvmFs, COUNTERS_XATTR, TTL};
-use crate::error::FsResult;
-use crate::layout::inode::Inode;
-use crate::ops::attr::{SetAttr, Time};
+use super::reply::{creds, to_time};
+use super::{attr, data, dir, namespace, RvmFs};
+use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
-use crate::ops::{dir, file, namespace, orphan, space, xattr, Fs};
+use crate::ops::mount;
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn reply_entry(reply: ReplyEntry, r: FsResult<(u64, Inode)>) {
-    match r {
-        Ok((ino, node)) => reply.entry(&TTL, &attr(ino, &node), Generation(node.generation)),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn reply_empty(reply: ReplyEmpty, r: FsResult<()>) {
-    match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn reply_attr(reply: ReplyAttr, ino: u64, r: FsResult<Inode>) {
-    match r {
-        Ok(node) => reply.attr(&TTL, &attr(ino, &node)),
-        Err(e) => reply.error(to_errno(&e)),
-    }
-}
-
-fn to_time(t: TimeOrNow) -> Time {
-    match t {
-        TimeOrNow::Now => Time::Now,
-        TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
-            Ok(d) => Time::At(d.as_secs() as i64, d.subsec_nanos()),
-            // fuser 0.18 decodes the kernel's (sec < 0, nsec) as EPOCH - (-sec s + nsec ns)
-            // (`system_time_from_time`, not EPOCH - (-sec) s + nsec ns): invert exactly that, so
-            // times before the epoch keep their seconds and nanoseconds.
-            Err(e) => Time::At(
-                -(e.duration().as_secs() as i64),
-                e.duration().subsec_nanos(),
-            ),
-        },
-    }
-}
-
-fn creds(req: &Request, mode: u32, umask: u32, rdev: u32) -> NewInode {
-    NewInode {
-        mode: (mode & libc::S_IFMT) | (mode & !umask & 0o7777),
-        uid: req.uid(),
-        gid: req.gid(),
-        rdev,
-    }
-}
-
-impl RvmFs {
-    fn create_node(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        new: NewInode,
-        target: Option<&[u8]>,
-    ) -> FsResult<(u64, Inode)> {
-        let _ = req;
-        self.fs()
-            .transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, target))
-    }
-
-    fn open_handle(fs: &mut Fs, ino: u64) {
-        *fs.open.entry(ino).or_insert(0) += 1;
-    }
-
-    /// Drop one open handle of `ino`; free it if it was the last one of an orphan.
-    fn close_handle(&self, ino: u64) -> FsResult<()> {
-        let mut fs = self.fs();
-        let left = match fs.open.get_mut(&ino) {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n
-            }
-            None => 0,
-        };
-        if left == 0 {
-            fs.open.remove(&ino);
-            if matches!(fs.inode(ino), Ok(node) if node.nlink == 0) {
-                fs.transact(|op| orphan::reclaim(op, ino))?;
-            }
-        }
-        Ok(())
-    }
-}
+use std::time::SystemTime;
 
 impl Filesystem for RvmFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -116,32 +33,17 @@ impl Filesystem for RvmFs {
 
     fn destroy(&mut self) {
         let mut fs = self.fs();
-        if let Err(e) = super::on_unmount(&mut fs) {
+        if let Err(e) = mount::on_unmount(&mut fs) {
             log::error!("clean unmount failed (the log will be replayed at next mount): {e}");
         }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let fs = self.fs();
-        let r = (|| {
-            if name.len() > dir::NAME_MAX {
-                return crate::error::errno(libc::ENAMETOOLONG);
-            }
-            let p = fs.inode(parent.0)?;
-            if !p.is_dir() {
-                return crate::error::errno(libc::ENOTDIR);
-            }
-            match dir::lookup(fs.bytes(), parent.0, name.as_bytes())? {
-                Some(d) => Ok((d.ino, fs.inode(d.ino)?)),
-                None => crate::error::errno(libc::ENOENT),
-            }
-        })();
-        reply_entry(reply, r);
+        namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let r = self.fs().inode(ino.0);
-        reply_attr(reply, ino.0, r);
+        attr::getattr(self, ino.0, reply);
     }
 
     fn setattr(
@@ -171,26 +73,11 @@ impl Filesystem for RvmFs {
             mtime: mtime.map(to_time),
             ctime: ctime.map(|t| to_time(TimeOrNow::SpecificTime(t))),
         };
-        let r = self
-            .fs()
-            .transact(|op| crate::ops::attr::setattr(op, ino.0, &set));
-        reply_attr(reply, ino.0, r);
+        attr::setattr(self, ino.0, &set, reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let fs = self.fs();
-        let r = (|| {
-            let node = fs.inode(ino.0)?;
-            if !node.is_symlink() {
-                return crate::error::errno(libc::EINVAL);
-            }
-            crate::store::heap::load(fs.bytes(), node.parent_or_target, node.size)
-                .map(<[u8]>::to_vec)
-        })();
-        match r {
-            Ok(target) => reply.data(&target),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        namespace::readlink(self, ino.0, reply);
     }
 
     fn mknod(
@@ -203,20 +90,8 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let kind = mode & libc::S_IFMT;
-        let kind_ok = [
-            libc::S_IFREG,
-            libc::S_IFCHR,
-            libc::S_IFBLK,
-            libc::S_IFIFO,
-            libc::S_IFSOCK,
-        ]
-        .contains(&kind);
-        if !kind_ok {
-            return reply.error(Errno::EINVAL);
-        }
-        let r = self.create_node(req, parent, name, creds(req, mode, umask, rdev), None);
-        reply_entry(reply, r);
+        let new = creds(req, mode, umask, rdev);
+        namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn mkdir(
@@ -228,28 +103,16 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.create_node(
-            req,
-            parent,
-            name,
-            creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0),
-            None,
-        );
-        reply_entry(reply, r);
+        let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
+        namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::unlink(op, parent.0, name.as_bytes()));
-        reply_empty(reply, r);
+        namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::rmdir(op, parent.0, name.as_bytes()));
-        reply_empty(reply, r);
+        namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
     fn symlink(
@@ -266,14 +129,8 @@ impl Filesystem for RvmFs {
             gid: req.gid(),
             rdev: 0,
         };
-        let r = self.create_node(
-            req,
-            parent,
-            link_name,
-            new,
-            Some(target.as_os_str().as_bytes()),
-        );
-        reply_entry(reply, r);
+        let (name, target) = (link_name.as_bytes(), target.as_os_str().as_bytes());
+        namespace::symlink(self, parent.0, name, new, target, reply);
     }
 
     fn rename(
@@ -286,17 +143,11 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs().transact(|op| {
-            namespace::rename(
-                op,
-                parent.0,
-                name.as_bytes(),
-                newparent.0,
-                newname.as_bytes(),
-                flags.bits(),
-            )
-        });
-        reply_empty(reply, r);
+        let (from, to) = (
+            (parent.0, name.as_bytes()),
+            (newparent.0, newname.as_bytes()),
+        );
+        namespace::rename(self, from, to, flags.bits(), reply);
     }
 
     fn link(
@@ -307,32 +158,13 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| namespace::link(op, ino.0, newparent.0, newname.as_bytes()));
-        reply_entry(reply, r.map(|node| (ino.0, node)));
+        namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let mut fs = self.fs();
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
-        let r = match fs.inode(ino.0) {
-            Ok(node) if node.is_reg() && flags.0 & libc::O_TRUNC != 0 => fs.transact(|op| {
-                let mut node = file::truncate(op, ino.0, 0)?;
-                if req.uid() != 0 && file::clear_setid(&mut node) {
-                    op.put_inode(ino.0, &node)?;
-                }
-                Ok(node)
-            }),
-            r => r,
-        };
-        match r {
-            Ok(_) => {
-                Self::open_handle(&mut fs, ino.0);
-                reply.opened(FileHandle(0), FopenFlags::empty());
-            }
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        data::open(self, ino.0, truncate, req.uid() != 0, reply);
     }
 
     fn read(
@@ -346,20 +178,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        // Plan under the lock, copy without it: reads of different requests (readahead
-        // keeps several in flight) overlap each other and the other requests.
-        let fs = self.fs();
-        let plan = file::plan_read(&fs.geo, fs.bytes(), ino.0, offset, size as u64);
-        let image = fs.geo.image.clone();
-        let gate = fs.geo.read_gate.clone();
-        let shared = gate.read().unwrap_or_else(|e| e.into_inner());
-        drop(fs);
-        let r = plan.and_then(|p| file::read_planned(&*image, &p));
-        drop(shared);
-        match r {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::read(self, ino.0, offset, size, reply);
     }
 
     fn write(
@@ -374,13 +193,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .fs()
-            .transact(|op| file::write(op, ino.0, offset, data, req.uid() != 0))
-        {
-            Ok(_) => reply.written(data.len() as u32),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::write(self, ino.0, offset, data, req.uid() != 0, reply);
     }
 
     fn flush(
@@ -391,9 +204,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Every answered write is already committed to the spool: nothing is buffered here.
-        Counters::bump(&self.counters.flush);
-        reply.ok();
+        data::flush(self, reply);
     }
 
     fn release(
@@ -406,7 +217,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.close_handle(ino.0));
+        data::release(self, ino.0, reply);
     }
 
     fn fsync(
@@ -417,24 +228,11 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Counters::bump(if datasync {
-            &self.counters.fdatasync
-        } else {
-            &self.counters.fsync
-        });
-        reply_empty(reply, self.flush_log());
+        data::fsync(self, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let mut fs = self.fs();
-        match fs.inode(ino.0) {
-            Ok(node) if node.is_dir() => {
-                Self::open_handle(&mut fs, ino.0);
-                reply.opened(FileHandle(0), FopenFlags::empty());
-            }
-            Ok(_) => reply.error(Errno::ENOTDIR),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        dir::opendir(self, ino.0, reply);
     }
 
     fn readdir(
@@ -443,34 +241,9 @@ impl Filesystem for RvmFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let fs = self.fs();
-        let r = (|| {
-            let node = fs.inode(ino.0)?;
-            if offset < 1 && reply.add(ino, 1, fuser::FileType::Directory, ".") {
-                return Ok(());
-            }
-            if offset < 2
-                && reply.add(
-                    INodeNo(node.parent_or_target),
-                    2,
-                    fuser::FileType::Directory,
-                    "..",
-                )
-            {
-                return Ok(());
-            }
-            let bytes = fs.bytes();
-            dir::list(bytes, ino.0, offset, |d| {
-                let name = OsStr::from_bytes(d.name(bytes)?);
-                Ok(!reply.add(INodeNo(d.ino), d.key.1, file_type(d.kind), name))
-            })
-        })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        dir::readdir(self, ino.0, offset, reply);
     }
 
     fn releasedir(
@@ -481,7 +254,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.close_handle(ino.0));
+        dir::releasedir(self, ino.0, reply);
     }
 
     fn fsyncdir(
@@ -492,30 +265,11 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Counters::bump(&self.counters.fsyncdir);
-        reply_empty(reply, self.flush_log());
+        dir::fsyncdir(self, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let fs = self.fs();
-        match crate::store::superblock(fs.bytes()) {
-            Ok(sb) => {
-                let bfree = sb.data_blocks.saturating_sub(sb.blocks_used);
-                let ffree = sb.inode_count.saturating_sub(sb.inodes_used);
-                let bsize = crate::layout::BLOCK_SIZE as u32;
-                reply.statfs(
-                    sb.data_blocks,
-                    bfree,
-                    bfree,
-                    sb.inode_count,
-                    ffree,
-                    bsize,
-                    dir::NAME_MAX as u32,
-                    bsize,
-                );
-            }
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        attr::statfs(self, reply);
     }
 
     fn setxattr(
@@ -528,40 +282,23 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| xattr::set(op, ino.0, name.as_bytes(), value, flags));
-        reply_empty(reply, r);
+        attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if name.as_bytes() == COUNTERS_XATTR {
-            return reply_xattr(reply, size, Ok(self.counters.text()));
-        }
-        let fs = self.fs();
-        let r = fs
-            .inode(ino.0)
-            .and_then(|_| xattr::get(fs.bytes(), ino.0, name.as_bytes()));
-        reply_xattr(reply, size, r);
+        attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let fs = self.fs();
-        let r = fs.inode(ino.0).and_then(|_| xattr::list(fs.bytes(), ino.0));
-        reply_xattr(reply, size, r);
+        attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .fs()
-            .transact(|op| xattr::remove(op, ino.0, name.as_bytes()));
-        reply_empty(reply, r);
+        attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        // With default_permissions the kernel checks permissions itself; this checks existence.
-        let r = self.fs().inode(ino.0).map(|_| ());
-        reply_empty(reply, r);
+        attr::access(self, ino.0, reply);
     }
 
     fn ioctl(
@@ -590,20 +327,7 @@ impl Filesystem for RvmFs {
         reply: ReplyCreate,
     ) {
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
-        let mut fs = self.fs();
-        match fs.transact(|op| namespace::create(op, parent.0, name.as_bytes(), new, None)) {
-            Ok((ino, node)) => {
-                Self::open_handle(&mut fs, ino);
-                reply.created(
-                    &TTL,
-                    &attr(ino, &node),
-                    Generation(node.generation),
-                    FileHandle(0),
-                    FopenFlags::empty(),
-                );
-            }
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        namespace::create(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn fallocate(
@@ -616,10 +340,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let r = self
-            .fs()
-            .transact(|op| space::fallocate(op, ino.0, offset, length, mode));
-        reply_empty(reply, r.map(|_| ()));
+        data::fallocate(self, ino.0, offset, length, mode, reply);
     }
 
     fn lseek(
@@ -631,19 +352,7 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        let data = match whence {
-            libc::SEEK_DATA => true,
-            libc::SEEK_HOLE => false,
-            _ => return reply.error(Errno::EINVAL),
-        };
-        let Ok(offset) = u64::try_from(offset) else {
-            return reply.error(Errno::ENXIO);
-        };
-        let fs = self.fs();
-        match space::seek(&fs.geo, fs.bytes(), ino.0, offset, data) {
-            Ok(at) => reply.offset(at as i64),
-            Err(e) => reply.error(to_errno(&e)),
-        }
+        data::lseek(self, ino.0, offset, whence, reply);
     }
 
     fn copy_file_range(
@@ -659,24 +368,7 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        if !flags.is_empty() {
-            return reply.error(Errno::EINVAL);
-        }
-        let r = self
-            .fs()
-            .transact(|op| space::copy_range(op, ino_in.0, offset_in, ino_out.0, offset_out, len));
-        match r {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(to_errno(&e)),
-        }
-    }
-}
-
-fn reply_xattr(reply: ReplyXattr, size: u32, r: FsResult<Vec<u8>>) {
-    match r {
-        Ok(v) if size == 0 => reply.size(v.len() as u32),
-        Ok(v) if v.len() <= size as usize => reply.data(&v),
-        Ok(_) => reply.error(Errno::ERANGE),
-        Err(e) => reply.error(to_errno(&e)),
+        let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
+        data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
     }
 }

@@ -22,18 +22,42 @@ pub struct Plan {
     pub log: Option<u64>,
 }
 
+/// Why an image cannot be laid out (the messages are mkfs.rvmfs's, after mke2fs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The image is smaller than `MIN_IMAGE`.
+    #[error("image size {size} bytes is below the minimum of {} MiB", MIN_IMAGE >> 20)]
+    ImageTooSmall { size: u64 },
+    /// The log asked for is below 1 MiB.
+    #[error("the log must be at least 1 MiB")]
+    LogTooSmall,
+    /// Header, log and metadata region leave fewer than 16 data blocks.
+    #[error(
+        "image of {} MiB too small for {inodes} inodes and a {} MiB log (metadata needs {} MiB): \
+         use a larger size or fewer inodes (-N)",
+        .size >> 20,
+        .log_len >> 20,
+        .metadata >> 20
+    )]
+    MetadataDoesNotFit {
+        /// Image size, bytes.
+        size: u64,
+        inodes: u64,
+        /// Log size, bytes.
+        log_len: u64,
+        /// Bytes before the data area (header, log, metadata region).
+        metadata: u64,
+    },
+}
+
 fn round_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
 }
 
 /// Lay out an image. Errors name what does not fit.
-pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock), String> {
+pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock), PlanError> {
     if p.size < MIN_IMAGE {
-        return Err(format!(
-            "image size {} bytes is below the minimum of {} MiB",
-            p.size,
-            MIN_IMAGE >> 20
-        ));
+        return Err(PlanError::ImageTooSmall { size: p.size });
     }
     let inodes = p.inodes.unwrap_or(p.size / 16384).clamp(16, 1 << 32);
     let log_len = round_up(
@@ -41,7 +65,7 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         4096,
     );
     if log_len < (1 << 20) {
-        return Err("the log must be at least 1 MiB".into());
+        return Err(PlanError::LogTooSmall);
     }
     // Data blocks are what remains after header, log and segment; the segment's data bitmap
     // depends on the data block count, so bound it by the whole image.
@@ -56,14 +80,12 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
     let segment_offset = log_offset + log_len;
     let data_offset = segment_offset + segment_len;
     if data_offset + 16 * BLOCK_SIZE > p.size {
-        return Err(format!(
-            "image of {} MiB too small for {} inodes and a {} MiB log (metadata needs {} MiB): \
-             use a larger size or fewer inodes (-N)",
-            p.size >> 20,
+        return Err(PlanError::MetadataDoesNotFit {
+            size: p.size,
             inodes,
-            log_len >> 20,
-            data_offset >> 20
-        ));
+            log_len,
+            metadata: data_offset,
+        });
     }
     let data_blocks = (p.size - data_offset) / BLOCK_SIZE;
     let header = Header {

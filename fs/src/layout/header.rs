@@ -51,7 +51,20 @@ pub enum HeaderError {
     #[error("the image header is corrupt (checksum mismatch)")]
     Checksum,
     #[error("the image header is corrupt: {0}")]
-    Geometry(String),
+    Geometry(#[from] AreaError),
+}
+
+/// What is wrong with the areas a header names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AreaError {
+    #[error("block size is not 4096")]
+    BlockSize,
+    #[error("an area is empty or not 4 KiB aligned")]
+    Unaligned,
+    #[error("the image is shorter than its areas (truncated file?)")]
+    Truncated,
+    #[error("areas overlap or overflow")]
+    Overlap,
 }
 
 impl Header {
@@ -86,10 +99,9 @@ impl Header {
         Ok(h)
     }
 
-    fn check_geometry(&self, image_len: u64) -> Result<(), HeaderError> {
-        let bad = |what: &str| Err(HeaderError::Geometry(what.to_string()));
+    fn check_geometry(&self, image_len: u64) -> Result<(), AreaError> {
         if self.block_size != super::BLOCK_SIZE as u32 {
-            return bad("block size is not 4096");
+            return Err(AreaError::BlockSize);
         }
         let aligned = [
             self.log_offset,
@@ -99,7 +111,7 @@ impl Header {
             self.data_offset,
         ];
         if aligned.iter().any(|v| v % 4096 != 0) || self.log_len == 0 || self.segment_len == 0 {
-            return bad("an area is empty or not 4 KiB aligned");
+            return Err(AreaError::Unaligned);
         }
         let data_end = self
             .data_blocks
@@ -110,8 +122,8 @@ impl Header {
             && self.data_offset >= self.segment_offset + self.segment_len;
         match data_end {
             Some(end) if ordered && end <= image_len => Ok(()),
-            Some(_) if ordered => bad("the image is shorter than its areas (truncated file?)"),
-            _ => bad("areas overlap or overflow"),
+            Some(_) if ordered => Err(AreaError::Truncated),
+            _ => Err(AreaError::Overlap),
         }
     }
 

@@ -8,6 +8,7 @@ use super::{extent, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
+use crate::store::extent_map::{self, UNWRITTEN};
 
 /// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
@@ -47,10 +48,10 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
-        match extent::find(bytes, ino, b)? {
+        match extent_map::find(bytes, ino, b)? {
             Some(e) if e.first <= b => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                if e.flags & extent::UNWRITTEN == 0 {
+                if e.flags & UNWRITTEN == 0 {
                     let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
                     plan.pieces
                         .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
@@ -104,8 +105,8 @@ pub fn write(
     while pos < end {
         let b = pos / BLOCK_SIZE;
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
-        match extent::find(op.bytes(), ino, b)? {
-            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 && pos >= node.size => {
+        match extent_map::find(op.bytes(), ino, b)? {
+            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 && pos >= node.size => {
                 // Past the end of the file in its last block (an append): no committed state
                 // shows these bytes, so they go in place, ordered before the commit like new
                 // blocks (logged when small, else the next flush syncs data first).
@@ -114,7 +115,7 @@ pub fn write(
                 op.write_data(at, src(pos, seg_end), true, small)?;
                 pos = seg_end;
             }
-            Some(e) if e.first <= b && e.flags & extent::UNWRITTEN == 0 => {
+            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
                 // Overwrite: copy on write. Visible bytes never change before the commit, so
                 // a crash before it leaves the old contents whole (an unanswered write is
                 // all or nothing). New blocks get the merged contents; the old ones are freed
@@ -125,12 +126,14 @@ pub fn write(
                 let seg_end = end.min((last + 1) * BLOCK_SIZE);
                 let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
                 let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
-                if pos % BLOCK_SIZE != 0 {
+                if !pos.is_multiple_of(BLOCK_SIZE) {
                     op.geo
                         .image
                         .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
                 }
-                if seg_end % BLOCK_SIZE != 0 && (last > b || pos % BLOCK_SIZE == 0) {
+                if !seg_end.is_multiple_of(BLOCK_SIZE)
+                    && (last > b || pos.is_multiple_of(BLOCK_SIZE))
+                {
                     let tail = ((n - 1) * BLOCK_SIZE) as usize;
                     op.geo.image.read_at(&mut buf[tail..], old(last))?;
                 }
@@ -177,12 +180,12 @@ pub fn write(
 /// transaction was lost in a crash wrote them (data reaches the disk before the commit), so
 /// zero them again before the size moves past them.
 fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResult<()> {
-    if old_size % BLOCK_SIZE == 0 {
+    if old_size.is_multiple_of(BLOCK_SIZE) {
         return Ok(());
     }
     let b = old_size / BLOCK_SIZE;
-    let Some(e) = extent::find(op.bytes(), ino, b)?
-        .filter(|e| e.first <= b && e.flags & extent::UNWRITTEN == 0)
+    let Some(e) =
+        extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0)
     else {
         return Ok(());
     };
@@ -204,7 +207,7 @@ fn write_blocks(
 ) -> FsResult<()> {
     let lead = pos - b * BLOCK_SIZE;
     let at = data_pos(op.geo, phys, 0);
-    if lead == 0 && chunk.len() as u64 % BLOCK_SIZE == 0 {
+    if lead == 0 && (chunk.len() as u64).is_multiple_of(BLOCK_SIZE) {
         // Whole blocks (large sequential writes): no zero padding, no copy.
         op.write_data(at, chunk, true, small)?;
         return Ok(());

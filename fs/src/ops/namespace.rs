@@ -1,18 +1,33 @@
-//! The namespace: create (files, directories, special files, symlinks), link, unlink, rmdir,
-//! rename. Each is one transaction over the inodes and dentries it touches.
+//! The namespace: create (files, directories, special files, symlinks), mknod, link, unlink,
+//! rmdir, rename, and the rules for new names. Each is one transaction over the inodes and
+//! dentries it touches; the dentry format is `store::dentry`.
 
-use super::dir::{self, Dentry};
 use super::inode::{self, NewInode};
 use super::{orphan, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::superblock::ROOT_INO;
+use crate::store::dentry::{self, Dentry, NAME_MAX};
 use crate::store::heap;
 
 /// Most links to one inode.
 pub const LINK_MAX: u32 = 65000;
 /// Longest symlink target, bytes (PATH_MAX).
 pub const SYMLINK_MAX: usize = 4095;
+
+/// Check a name for a new entry: not empty, no '/', not "." or "..", at most 255 bytes.
+pub fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > NAME_MAX {
+        return errno(libc::ENAMETOOLONG);
+    }
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+        return errno(libc::EINVAL);
+    }
+    if name == b"." || name == b".." {
+        return errno(libc::EEXIST);
+    }
+    Ok(())
+}
 
 fn dir_inode(op: &Op<'_>, ino: u64) -> FsResult<Inode> {
     let d = op.inode(ino)?;
@@ -33,9 +48,9 @@ pub fn create(
     mut new: NewInode,
     target: Option<&[u8]>,
 ) -> FsResult<(u64, Inode)> {
-    dir::check_name(name)?;
+    check_name(name)?;
     let mut p = dir_inode(op, parent)?;
-    if dir::lookup(op.bytes(), parent, name)?.is_some() {
+    if dentry::lookup(op.bytes(), parent, name)?.is_some() {
         return errno(libc::EEXIST);
     }
     let is_dir = new.mode & libc::S_IFMT == libc::S_IFDIR;
@@ -61,15 +76,31 @@ pub fn create(
         node.size = t.len() as u64;
     }
     op.put_inode(ino, &node)?;
-    dir::add(op, parent, name, ino, node.kind())?;
+    dentry::add(&mut op.tx, parent, name, ino, node.kind())?;
     inode::touch(&mut p, true);
     op.put_inode(parent, &p)?;
     Ok((ino, node))
 }
 
+/// mknod(2): create the regular, character or block special file, FIFO or socket `name` in
+/// `parent`; EINVAL for any other file type.
+pub fn mknod(op: &mut Op<'_>, parent: u64, name: &[u8], new: NewInode) -> FsResult<(u64, Inode)> {
+    let kinds = [
+        libc::S_IFREG,
+        libc::S_IFCHR,
+        libc::S_IFBLK,
+        libc::S_IFIFO,
+        libc::S_IFSOCK,
+    ];
+    if !kinds.contains(&(new.mode & libc::S_IFMT)) {
+        return errno(libc::EINVAL);
+    }
+    create(op, parent, name, new, None)
+}
+
 /// Give inode `ino` the new name `name` in `parent`.
 pub fn link(op: &mut Op<'_>, ino: u64, parent: u64, name: &[u8]) -> FsResult<Inode> {
-    dir::check_name(name)?;
+    check_name(name)?;
     let mut node = op.inode(ino)?;
     if node.is_dir() {
         return errno(libc::EPERM);
@@ -78,10 +109,10 @@ pub fn link(op: &mut Op<'_>, ino: u64, parent: u64, name: &[u8]) -> FsResult<Ino
         return errno(libc::EMLINK);
     }
     let mut p = dir_inode(op, parent)?;
-    if dir::lookup(op.bytes(), parent, name)?.is_some() {
+    if dentry::lookup(op.bytes(), parent, name)?.is_some() {
         return errno(libc::EEXIST);
     }
-    dir::add(op, parent, name, ino, node.kind())?;
+    dentry::add(&mut op.tx, parent, name, ino, node.kind())?;
     node.nlink += 1;
     inode::touch(&mut node, false);
     op.put_inode(ino, &node)?;
@@ -91,10 +122,10 @@ pub fn link(op: &mut Op<'_>, ino: u64, parent: u64, name: &[u8]) -> FsResult<Ino
 }
 
 fn existing(op: &Op<'_>, parent: u64, name: &[u8]) -> FsResult<Dentry> {
-    if name.len() > dir::NAME_MAX {
+    if name.len() > NAME_MAX {
         return errno(libc::ENAMETOOLONG);
     }
-    match dir::lookup(op.bytes(), parent, name)? {
+    match dentry::lookup(op.bytes(), parent, name)? {
         Some(d) => Ok(d),
         None => errno(libc::ENOENT),
     }
@@ -107,7 +138,7 @@ pub fn unlink(op: &mut Op<'_>, parent: u64, name: &[u8]) -> FsResult<()> {
     if d.kind == libc::S_IFDIR {
         return errno(libc::EISDIR);
     }
-    dir::remove(op, &d)?;
+    dentry::remove(&mut op.tx, &d)?;
     orphan::drop_link(op, d.ino)?;
     inode::touch(&mut p, true);
     op.put_inode(parent, &p)
@@ -126,10 +157,10 @@ pub fn rmdir(op: &mut Op<'_>, parent: u64, name: &[u8]) -> FsResult<()> {
     if d.kind != libc::S_IFDIR {
         return errno(libc::ENOTDIR);
     }
-    if !dir::is_empty(op.bytes(), d.ino)? {
+    if !dentry::is_empty(op.bytes(), d.ino)? {
         return errno(libc::ENOTEMPTY);
     }
-    dir::remove(op, &d)?;
+    dentry::remove(&mut op.tx, &d)?;
     orphan::drop_link(op, d.ino)?;
     p.nlink -= 1;
     inode::touch(&mut p, true);
@@ -171,8 +202,8 @@ pub fn rename(
     dir_inode(op, parent)?;
     dir_inode(op, new_parent)?;
     let src = existing(op, parent, name)?;
-    dir::check_name(new_name)?;
-    let dst = dir::lookup(op.bytes(), new_parent, new_name)?;
+    check_name(new_name)?;
+    let dst = dentry::lookup(op.bytes(), new_parent, new_name)?;
     let src_dir = src.kind == libc::S_IFDIR;
     if src_dir && parent != new_parent && is_within(op, new_parent, src.ino)? {
         return errno(libc::EINVAL);
@@ -196,10 +227,12 @@ pub fn rename(
         match (src_dir, dst.kind == libc::S_IFDIR) {
             (true, false) => return errno(libc::ENOTDIR),
             (false, true) => return errno(libc::EISDIR),
-            (true, true) if !dir::is_empty(op.bytes(), dst.ino)? => return errno(libc::ENOTEMPTY),
+            (true, true) if !dentry::is_empty(op.bytes(), dst.ino)? => {
+                return errno(libc::ENOTEMPTY)
+            }
             _ => {}
         }
-        dir::retarget(op, dst, src.ino, src.kind)?;
+        dentry::retarget(&mut op.tx, dst, src.ino, src.kind)?;
         orphan::drop_link(op, dst.ino)?;
         if src_dir {
             let mut np = op.inode(new_parent)?;
@@ -207,9 +240,9 @@ pub fn rename(
             op.put_inode(new_parent, &np)?;
         }
     } else {
-        dir::add(op, new_parent, new_name, src.ino, src.kind)?;
+        dentry::add(&mut op.tx, new_parent, new_name, src.ino, src.kind)?;
     }
-    dir::remove(op, &src)?;
+    dentry::remove(&mut op.tx, &src)?;
     if src_dir && parent != new_parent {
         move_dir(op, src.ino, parent, new_parent)?;
     }
@@ -252,8 +285,8 @@ fn exchange(
     new_parent: u64,
     dst: &Dentry,
 ) -> FsResult<()> {
-    dir::retarget(op, src, dst.ino, dst.kind)?;
-    dir::retarget(op, dst, src.ino, src.kind)?;
+    dentry::retarget(&mut op.tx, src, dst.ino, dst.kind)?;
+    dentry::retarget(&mut op.tx, dst, src.ino, src.kind)?;
     if parent != new_parent {
         if src.kind == libc::S_IFDIR {
             move_dir(op, src.ino, parent, new_parent)?;

@@ -1,34 +1,20 @@
-//! The orphan list: inodes whose last name is gone while a handle still holds them open
+//! Orphans: inodes whose last name is gone while a handle still holds them open
 //! (design-notes §2). They are freed at the last release, or, after a crash, by the next
-//! mount or fsck.
+//! mount or fsck. The list's format is `store::orphan`.
 
 use super::{inode, Op};
 use crate::error::FsResult;
-use crate::layout::superblock::field;
-use crate::store::btree::Tree;
+use crate::store::orphan as orphan_list;
 
-/// The orphan tree: key (inode, 0), empty value.
-pub const ORPHANS: Tree = Tree(field::ORPHAN_ROOT);
-
+/// Put `ino` on the orphan list.
 pub fn add(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
-    ORPHANS.insert(&mut op.tx, (ino, 0), [0; 3])?;
-    Ok(())
+    orphan_list::add(&mut op.tx, ino)
 }
 
 /// Free orphan `ino` and take it off the list.
 pub fn reclaim(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
-    ORPHANS.remove(&mut op.tx, (ino, 0))?;
+    orphan_list::remove(&mut op.tx, ino)?;
     inode::free(op, ino)
-}
-
-/// Every inode on the orphan list.
-pub fn list(bytes: &[u8]) -> FsResult<Vec<u64>> {
-    let mut out = Vec::new();
-    ORPHANS.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, _| {
-        out.push(k.0);
-        Ok(true)
-    })?;
-    Ok(out)
 }
 
 /// Drop one name of `ino` (already removed from its directory): free the inode when no name

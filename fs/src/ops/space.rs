@@ -8,6 +8,7 @@ use super::{extent, file, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
+use crate::store::extent_map::{self, UNWRITTEN};
 
 /// fallocate(2) mode bits.
 pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
@@ -67,12 +68,12 @@ fn preallocate(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
     let last = (end - 1) / BLOCK_SIZE;
     let mut b = offset / BLOCK_SIZE;
     while b <= last {
-        match extent::find(op.bytes(), ino, b)? {
+        match extent_map::find(op.bytes(), ino, b)? {
             Some(e) if e.first <= b => b = e.last + 1,
             next => {
                 let hole_last = next.map_or(last, |e| last.min(e.first - 1));
                 let (phys, n) = extent::alloc_blocks(op, hole_last - b + 1)?;
-                extent::insert(op, ino, b, n, phys, extent::UNWRITTEN)?;
+                extent::insert(op, ino, b, n, phys, UNWRITTEN)?;
                 node.blocks += n;
                 b += n;
             }
@@ -102,8 +103,8 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
     }
     for (from, to) in partial {
         let b = from / BLOCK_SIZE;
-        let written = extent::find(op.bytes(), ino, b)?
-            .filter(|e| e.first <= b && e.flags & extent::UNWRITTEN == 0);
+        let written = extent_map::find(op.bytes(), ino, b)?
+            .filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
         if let Some(e) = written {
             let zeros = vec![0u8; (to - from) as usize];
             let at = file::data_pos(op.geo, e.phys_of(b), from % BLOCK_SIZE);
@@ -116,8 +117,8 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
 /// Is block `b` of `ino` written data (not a hole, not unwritten)? Returns the answer and the
 /// last block of the run (of the same answer) that `b` begins, as far as the map tells.
 fn run_at(bytes: &[u8], ino: u64, b: u64) -> FsResult<(bool, u64)> {
-    match extent::find(bytes, ino, b)? {
-        Some(e) if e.first <= b => Ok((e.flags & extent::UNWRITTEN == 0, e.last)),
+    match extent_map::find(bytes, ino, b)? {
+        Some(e) if e.first <= b => Ok((e.flags & UNWRITTEN == 0, e.last)),
         Some(e) => Ok((false, e.first - 1)),
         None => Ok((false, u64::MAX)),
     }
@@ -193,7 +194,7 @@ pub fn copy_range(
             && data[pos as usize..chunk_end as usize]
                 .iter()
                 .all(|&x| x == 0)
-            && extent::find(op.bytes(), dst, (off_out + pos) / BLOCK_SIZE)?
+            && extent_map::find(op.bytes(), dst, (off_out + pos) / BLOCK_SIZE)?
                 .is_none_or(|e| e.first > (off_out + pos) / BLOCK_SIZE);
         if skip {
             if start < pos {

@@ -10,7 +10,8 @@ use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
-use rvmfs::ops::{dir, file, xattr, Fs};
+use rvmfs::ops::{file, xattr, Fs};
+use rvmfs::store::dentry;
 use rvmfs::FsResult;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,7 +26,7 @@ pub fn snapshot(fs: &Fs) -> FsResult<Tree> {
     let mut stack = vec![(ROOT_INO, String::new())];
     while let Some((d, path)) = stack.pop() {
         let mut entries = Vec::new();
-        dir::list(fs.bytes(), d, 0, |e| {
+        dentry::list(fs.bytes(), d, 0, |e| {
             entries.push((
                 e.ino,
                 String::from_utf8_lossy(e.name(fs.bytes())?).into_owned(),

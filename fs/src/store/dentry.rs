@@ -1,15 +1,22 @@
-//! Directories: entries live in the dentry B+tree under key (directory inode, name key).
+//! Directory entries: the dentry B+tree (root: superblock field `dentry_root`).
 //!
-//! The name key is `1<<62 | hash54(name)<<8 | k`, where k (0..255) tells apart names whose
-//! 54-bit hashes collide. Lookup is one tree seek plus a scan of the (almost always single)
-//! entry with that hash: O(log n). The key doubles as readdir's cookie, so a cookie stays
-//! valid while other entries come and go (as ext4's htree hash cookies).
+//! ```text
+//! key   = (directory inode, name key)                       2 x u64
+//! value = [child inode, heap offset of the name,
+//!          child type (S_IFMT bits) << 32 | name length]    3 x u64
+//! name key = 1<<62 | (name_hash(name) >> 10) << 8 | k       k = 0..255
+//! ```
+//! The name key keeps 54 bits of the name hash (`name_hash`); k tells apart names whose 54-bit
+//! hashes collide. Lookup is one tree seek plus a scan of the (almost always single) entry with
+//! that hash: O(log n). The key doubles as readdir's cookie, so a cookie stays valid while
+//! other entries come and go (as ext4's htree hash cookies); cookies below `FIRST_KEY` are "."
+//! (1) and ".." (2), which are not stored. The name's bytes live in the heap, unterminated.
 
-use super::Op;
+use super::btree::{Key, Tree, Value};
+use super::{heap, name_hash};
 use crate::error::{errno, FsResult};
 use crate::layout::superblock::field;
-use crate::store::btree::{Key, Tree, Value};
-use crate::store::heap;
+use rvm_core::Transaction;
 
 /// The dentry tree.
 pub const DENTRIES: Tree = Tree(field::DENTRY_ROOT);
@@ -30,7 +37,8 @@ pub struct Dentry {
 }
 
 impl Dentry {
-    fn from_entry(key: Key, v: Value) -> Dentry {
+    /// Decode a tree entry.
+    pub fn decode(key: Key, v: Value) -> Dentry {
         Dentry {
             key,
             ino: v[0],
@@ -39,7 +47,8 @@ impl Dentry {
             kind: (v[2] >> 32) as u32,
         }
     }
-    fn value(&self) -> Value {
+    /// The tree value of this entry.
+    pub fn value(&self) -> Value {
         [
             self.ino,
             self.name_at,
@@ -52,29 +61,9 @@ impl Dentry {
     }
 }
 
-/// FNV-1a, 64-bit: a stable hash (it is stored on disk).
-pub fn hash(name: &[u8]) -> u64 {
-    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn base_key(name: &[u8]) -> u64 {
-    FIRST_KEY | (hash(name) >> 10) << 8
-}
-
-/// Check a name for a new entry: not empty, no '/', not "." or "..", at most 255 bytes.
-pub fn check_name(name: &[u8]) -> FsResult<()> {
-    if name.len() > NAME_MAX {
-        return errno(libc::ENAMETOOLONG);
-    }
-    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
-        return errno(libc::EINVAL);
-    }
-    if name == b"." || name == b".." {
-        return errno(libc::EEXIST);
-    }
-    Ok(())
+/// The name key of `name` with k = 0 (its collision slots are `base..=base | 0xff`).
+pub fn base_key(name: &[u8]) -> u64 {
+    FIRST_KEY | (name_hash::hash(name) >> 10) << 8
 }
 
 /// The entry `name` in directory `dir`.
@@ -82,7 +71,7 @@ pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
     let base = base_key(name);
     let mut found = None;
     DENTRIES.scan(bytes, (dir, base), (dir, base | 0xff), |k, v| {
-        let d = Dentry::from_entry(k, v);
+        let d = Dentry::decode(k, v);
         if d.name(bytes)? == name {
             found = Some(d);
             return Ok(false);
@@ -92,13 +81,14 @@ pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
     Ok(found)
 }
 
-/// Add entry `name` -> `ino` (of type `kind`) to `dir`. The caller checked it is absent.
-pub fn add(op: &mut Op<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsResult<()> {
-    let key = DENTRIES.free_slot(op.bytes(), dir, base_key(name))?;
+/// Add entry `name` -> `ino` (of type `kind`) to `dir`, its name stored in the heap. The caller
+/// checked it is absent.
+pub fn add(tx: &mut Transaction<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsResult<()> {
+    let key = DENTRIES.free_slot(tx.bytes(), dir, base_key(name))?;
     let Some(key) = key else {
         return errno(libc::ENOSPC); // 256 names with one 54-bit hash: never in practice
     };
-    let name_at = heap::store(&mut op.tx, name)?;
+    let name_at = heap::store(tx, name)?;
     let d = Dentry {
         key,
         ino,
@@ -106,20 +96,20 @@ pub fn add(op: &mut Op<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsRes
         name_len: name.len() as u64,
         kind,
     };
-    DENTRIES.insert(&mut op.tx, key, d.value())?;
+    DENTRIES.insert(tx, key, d.value())?;
     Ok(())
 }
 
 /// Remove entry `d` from its directory, freeing its name.
-pub fn remove(op: &mut Op<'_>, d: &Dentry) -> FsResult<()> {
-    DENTRIES.remove(&mut op.tx, d.key)?;
-    heap::free(&mut op.tx, d.name_at, d.name_len)
+pub fn remove(tx: &mut Transaction<'_>, d: &Dentry) -> FsResult<()> {
+    DENTRIES.remove(tx, d.key)?;
+    heap::free(tx, d.name_at, d.name_len)
 }
 
 /// Point existing entry `d` at another inode (rename over an existing name).
-pub fn retarget(op: &mut Op<'_>, d: &Dentry, ino: u64, kind: u32) -> FsResult<()> {
+pub fn retarget(tx: &mut Transaction<'_>, d: &Dentry, ino: u64, kind: u32) -> FsResult<()> {
     let nd = Dentry { ino, kind, ..*d };
-    DENTRIES.insert(&mut op.tx, d.key, nd.value())?;
+    DENTRIES.insert(tx, d.key, nd.value())?;
     Ok(())
 }
 
@@ -137,6 +127,6 @@ pub fn list(
 ) -> FsResult<()> {
     let from = after.saturating_add(1).max(FIRST_KEY);
     DENTRIES.scan(bytes, (dir, from), (dir, u64::MAX), |k, v| {
-        visit(&Dentry::from_entry(k, v))
+        visit(&Dentry::decode(k, v))
     })
 }

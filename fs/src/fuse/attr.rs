@@ -1,0 +1,69 @@
+//! Requests on attributes: getattr, setattr, access, statfs, and extended attributes.
+
+use super::reply::{reply_attr, reply_empty, reply_xattr, to_errno};
+use super::{RvmFs, COUNTERS_XATTR};
+use crate::ops::attr::{setattr as set_attr, SetAttr};
+use crate::ops::{statfs, xattr};
+use fuser::{ReplyAttr, ReplyEmpty, ReplyStatfs, ReplyXattr};
+
+pub(super) fn getattr(fs: &RvmFs, ino: u64, reply: ReplyAttr) {
+    let r = fs.fs().inode(ino);
+    reply_attr(reply, ino, r);
+}
+
+pub(super) fn setattr(fs: &RvmFs, ino: u64, set: &SetAttr, reply: ReplyAttr) {
+    let r = fs.fs().transact(|op| set_attr(op, ino, set));
+    reply_attr(reply, ino, r);
+}
+
+pub(super) fn access(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
+    // With default_permissions the kernel checks permissions itself; this checks existence.
+    let r = fs.fs().inode(ino).map(|_| ());
+    reply_empty(reply, r);
+}
+
+pub(super) fn statfs(fs: &RvmFs, reply: ReplyStatfs) {
+    match statfs::statfs(fs.fs().bytes()) {
+        Ok(st) => reply.statfs(
+            st.blocks, st.bfree, st.bavail, st.files, st.ffree, st.bsize, st.namelen, st.frsize,
+        ),
+        Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
+pub(super) fn setxattr(
+    fs: &RvmFs,
+    ino: u64,
+    name: &[u8],
+    value: &[u8],
+    flags: i32,
+    reply: ReplyEmpty,
+) {
+    let r = fs
+        .fs()
+        .transact(|op| xattr::set(op, ino, name, value, flags));
+    reply_empty(reply, r);
+}
+
+/// getxattr: a stored attribute, or the daemon's counters (`COUNTERS_XATTR`).
+pub(super) fn getxattr(fs: &RvmFs, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
+    if name == COUNTERS_XATTR {
+        return reply_xattr(reply, size, Ok(fs.counters.text()));
+    }
+    let fs = fs.fs();
+    let r = fs
+        .inode(ino)
+        .and_then(|_| xattr::get(fs.bytes(), ino, name));
+    reply_xattr(reply, size, r);
+}
+
+pub(super) fn listxattr(fs: &RvmFs, ino: u64, size: u32, reply: ReplyXattr) {
+    let fs = fs.fs();
+    let r = fs.inode(ino).and_then(|_| xattr::list(fs.bytes(), ino));
+    reply_xattr(reply, size, r);
+}
+
+pub(super) fn removexattr(fs: &RvmFs, ino: u64, name: &[u8], reply: ReplyEmpty) {
+    let r = fs.fs().transact(|op| xattr::remove(op, ino, name));
+    reply_empty(reply, r);
+}

@@ -1,0 +1,98 @@
+//! Requests on names: lookup, mknod, mkdir, symlink, create, link, unlink, rmdir, rename,
+//! readlink.
+
+use super::reply::{attr, reply_empty, reply_entry, to_errno};
+use super::{RvmFs, TTL};
+use crate::ops::inode::NewInode;
+use crate::ops::{lookup, namespace, open};
+use fuser::{FileHandle, FopenFlags, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
+
+pub(super) fn lookup(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEntry) {
+    let fs = fs.fs();
+    reply_entry(reply, lookup::lookup(&fs.geo, fs.bytes(), parent, name));
+}
+
+pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
+    let fs = fs.fs();
+    match lookup::readlink(&fs.geo, fs.bytes(), ino) {
+        Ok(target) => reply.data(&target),
+        Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
+/// mknod: `new.mode` carries the file type.
+pub(super) fn mknod(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
+    let r = fs
+        .fs()
+        .transact(|op| namespace::mknod(op, parent, name, new));
+    reply_entry(reply, r);
+}
+
+pub(super) fn mkdir(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
+    let r = fs
+        .fs()
+        .transact(|op| namespace::create(op, parent, name, new, None));
+    reply_entry(reply, r);
+}
+
+pub(super) fn symlink(
+    fs: &RvmFs,
+    parent: u64,
+    name: &[u8],
+    new: NewInode,
+    target: &[u8],
+    reply: ReplyEntry,
+) {
+    let r = fs
+        .fs()
+        .transact(|op| namespace::create(op, parent, name, new, Some(target)));
+    reply_entry(reply, r);
+}
+
+/// create: make a regular file and open it.
+pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyCreate) {
+    match open::create(&mut fs.fs(), parent, name, new) {
+        Ok((ino, node)) => {
+            reply.created(
+                &TTL,
+                &attr(ino, &node),
+                Generation(node.generation),
+                FileHandle(0),
+                FopenFlags::empty(),
+            );
+        }
+        Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
+pub(super) fn link(fs: &RvmFs, ino: u64, new_parent: u64, new_name: &[u8], reply: ReplyEntry) {
+    let r = fs
+        .fs()
+        .transact(|op| namespace::link(op, ino, new_parent, new_name));
+    reply_entry(reply, r.map(|node| (ino, node)));
+}
+
+pub(super) fn unlink(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
+    let r = fs.fs().transact(|op| namespace::unlink(op, parent, name));
+    reply_empty(reply, r);
+}
+
+pub(super) fn rmdir(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
+    let r = fs.fs().transact(|op| namespace::rmdir(op, parent, name));
+    reply_empty(reply, r);
+}
+
+/// rename: (directory, name) from and to; `flags` are renameat2's (RENAME_NOREPLACE,
+/// RENAME_EXCHANGE).
+pub(super) fn rename(
+    fs: &RvmFs,
+    from: (u64, &[u8]),
+    to: (u64, &[u8]),
+    flags: u32,
+    reply: ReplyEmpty,
+) {
+    let r = fs
+        .fs()
+        .transact(|op| namespace::rename(op, from.0, from.1, to.0, to.1, flags));
+    reply_empty(reply, r);
+}

@@ -1,0 +1,104 @@
+//! Data logging (ext4's data=journal, for small writes): which data-area writes go into the
+//! redo record as well as in place, and which are ordered before the next flush instead.
+
+use super::Op;
+use crate::error::FsResult;
+use rvm_core::{Lsn, Rvm};
+use std::collections::HashMap;
+
+/// Requests writing at most this many bytes log their new blocks' data (see [`DataLog`]).
+pub const DATA_LOG_MAX_WRITE: usize = 64 << 10;
+/// Data bytes logged between two requests for durability (fsync, `sync` commits) before new
+/// blocks fall back to ordered writes.
+pub const DATA_LOG_BUDGET: u64 = 8 << 20;
+
+/// Data logging (ext4's data=journal, for small writes): the data of small writes into new
+/// blocks goes into the transaction's redo record as well as in place
+/// (`Transaction::log_external`), so a flush needs no sync to order it before the record;
+/// one sync then makes an fsync durable. Data writes that are not logged call
+/// `Rvm::note_unlogged_data`, so the next flush syncs them first (ordered data): the
+/// flush's own log write is durable for the log range only.
+///
+/// Recovery replays the logged data of every live record; so while a record carrying a
+/// block's data is live, every later write of that block is logged too (`hot`), and replay
+/// ends with the block's last value.
+#[derive(Default)]
+pub struct DataLog {
+    /// Data block -> Lsn of the last record carrying bytes of it.
+    pub hot: HashMap<u64, Lsn>,
+    /// Prune `hot` (drop entries of applied records) when it grows past this.
+    prune_at: usize,
+    /// Bytes logged since `Rvm::durability_requests` was `epoch`: the budget renews only
+    /// when someone asks for durability (an fsync, a `sync` mount's commit), so a bulk
+    /// writer that never fsyncs (tar) writes its data once, not into the log as well.
+    used: u64,
+    epoch: u64,
+}
+
+impl DataLog {
+    /// After a commit (`lsn`, or None when it failed): the blocks the transaction logged are
+    /// hot until its record is applied. `applied` is the operation's `Rvm::applied_lsn`, if it
+    /// read one. A failed commit may still have queued the record: its blocks stay hot until
+    /// restart (conservative).
+    pub(super) fn note_commit(
+        &mut self,
+        logged: Vec<(u64, u64)>,
+        lsn: Option<Lsn>,
+        applied: Option<Lsn>,
+        rvm: &Rvm,
+    ) {
+        if logged.is_empty() {
+            return;
+        }
+        let lsn = lsn.unwrap_or(Lsn::MAX);
+        for (first, last) in logged {
+            for b in first..=last {
+                self.hot.insert(b, lsn);
+            }
+        }
+        if self.hot.len() > self.prune_at {
+            let applied = applied.unwrap_or(0).max(rvm.applied_lsn());
+            self.hot.retain(|_, l| *l >= applied);
+            self.prune_at = (self.hot.len() * 2).max(4096);
+        }
+    }
+}
+
+impl Op<'_> {
+    /// Write `data` at absolute image offset `pos` in the data area. `fresh`: the blocks
+    /// are new to the file (allocated or unwritten until now), so ordered data applies;
+    /// `small`: part of a small request (see [`DataLog`]).
+    pub fn write_data(&mut self, pos: u64, data: &[u8], fresh: bool, small: bool) -> FsResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let bs = crate::layout::BLOCK_SIZE;
+        let first = (pos - self.geo.data_offset) / bs;
+        let last = (pos + data.len() as u64 - 1 - self.geo.data_offset) / bs;
+        let hot = !self.dlog.hot.is_empty() && {
+            let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
+            (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
+        };
+        let log = hot
+            || (fresh && small && {
+                let requests = self.rvm.durability_requests();
+                if requests != self.dlog.epoch {
+                    self.dlog.epoch = requests;
+                    self.dlog.used = 0;
+                }
+                self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
+            });
+        if log {
+            self.tx.log_external(pos, data)?;
+            self.dlog.used += data.len() as u64;
+            self.logged.push((first, last));
+        } else {
+            self.geo.image.write_at(data, pos)?;
+            // Every unlogged write is ordered before the next flush's records: new blocks
+            // (their record points at them) and zeroed tails alike (a record that grows
+            // the file must not make stale bytes visible after a power loss).
+            self.rvm.note_unlogged_data();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The mounted filesystem (`Fs`) and one operation in progress (`Op`): `Fs::transact` runs an
+//! operation as one RVM transaction.
+
+use super::data_log::DataLog;
+use super::geo::{Geo, Hints};
+use crate::error::FsResult;
+use crate::layout::header::Header;
+use crate::layout::inode::Inode;
+use crate::layout::pod;
+use crate::layout::superblock::Superblock;
+use crate::store::superblock;
+use rvm_core::{CommitMode, Lsn, Region, RestoreMode, Rvm, Storage, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One operation in progress: its transaction plus what it needs to reach.
+pub struct Op<'a> {
+    pub tx: Transaction<'a>,
+    pub geo: &'a Geo,
+    pub hints: &'a mut Hints,
+    /// Open handles per inode (files unlinked while open become orphans, not freed).
+    pub open: &'a HashMap<u64, u32>,
+    pub rvm: &'a Rvm,
+    pub dlog: &'a mut DataLog,
+    /// Data blocks (first, last) this transaction logged.
+    pub logged: Vec<(u64, u64)>,
+    /// `Rvm::applied_lsn` when first needed (older is safe: more blocks count as hot).
+    pub(super) applied: Option<Lsn>,
+}
+
+impl Op<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        self.tx.bytes()
+    }
+    pub fn inode(&self, ino: u64) -> FsResult<Inode> {
+        self.geo.inode(self.tx.bytes(), ino)
+    }
+    pub fn put_inode(&mut self, ino: u64, inode: &Inode) -> FsResult<()> {
+        let at = self.geo.inode_offset(ino)?;
+        pod::put(&mut self.tx, at, inode)
+    }
+    pub fn superblock(&self) -> FsResult<Superblock> {
+        superblock(self.tx.bytes())
+    }
+}
+
+/// Durability of each operation's commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Commit to the spool: survives kill -9 of the daemon; disk within the commit interval.
+    Spool,
+    /// Commit with flush: durable on disk before the reply (the `sync` mount option).
+    Sync,
+}
+
+/// The mounted filesystem's state, behind the daemon's lock.
+pub struct Fs {
+    pub region: Region,
+    pub rvm: Arc<Rvm>,
+    pub header: Header,
+    pub geo: Geo,
+    pub hints: Hints,
+    pub open: HashMap<u64, u32>,
+    pub durability: Durability,
+    pub dlog: DataLog,
+    /// Transactions committed since mount.
+    pub commits: u64,
+}
+
+/// Every this many commits, region pages whose changes truncation has applied are given back
+/// (`Region::release_applied_pages`) and pages only read are unmapped
+/// (`Region::release_clean_pages`), so the daemon's memory does not grow with the image.
+const RELEASE_EVERY: u64 = 512;
+
+/// Bytes of changed region pages (private copies) above which a truncation is requested,
+/// so the next release can give them back: bounds the daemon's memory (issue 6).
+const DIRTY_BUDGET: u64 = 16 << 20;
+
+impl Fs {
+    /// Wrap a mapped region (after recovery).
+    pub fn new(
+        region: Region,
+        rvm: Arc<Rvm>,
+        header: Header,
+        image: Arc<dyn Storage>,
+    ) -> FsResult<Fs> {
+        let sb = superblock(region.bytes())?;
+        let geo = Geo::new(&header, &sb, image);
+        // New data blocks are either logged or noted (`DataLog`): flushes sync first only
+        // after noted ones.
+        rvm.set_ordered_on_demand(true);
+        Ok(Fs {
+            region,
+            rvm,
+            header,
+            geo,
+            hints: Hints::default(),
+            open: HashMap::new(),
+            durability: Durability::Spool,
+            dlog: DataLog::default(),
+            commits: 0,
+        })
+    }
+
+    /// The region's bytes, for read-only operations.
+    pub fn bytes(&self) -> &[u8] {
+        self.region.bytes()
+    }
+
+    /// Run `f` as one transaction: commit on Ok, abort (restoring every byte) on Err.
+    pub fn transact<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
+        let result = {
+            let mut op = Op {
+                tx: self.region.begin_transaction(RestoreMode::Restore),
+                geo: &self.geo,
+                hints: &mut self.hints,
+                open: &self.open,
+                rvm: &self.rvm,
+                dlog: &mut self.dlog,
+                logged: Vec::new(),
+                applied: None,
+            };
+            match f(&mut op) {
+                Ok(value) => {
+                    let mode = match self.durability {
+                        Durability::Spool => CommitMode::NoFlush,
+                        Durability::Sync => CommitMode::Flush,
+                    };
+                    let Op {
+                        tx,
+                        logged,
+                        applied,
+                        dlog: d,
+                        rvm,
+                        ..
+                    } = op;
+                    let lsn = tx.end(mode);
+                    d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
+                    lsn?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    if let Err(abort) = op.tx.abort() {
+                        log::error!("abort after {e} failed: {abort}");
+                    }
+                    Err(e)
+                }
+            }
+        };
+        self.commits += 1;
+        if self.commits.is_multiple_of(RELEASE_EVERY) {
+            self.region.release_applied_pages();
+            // Pages only read stay mapped too (lookups in a big directory touch every leaf
+            // over time, and each fault maps its neighbours as well): unmap them, the page
+            // cache keeps them.
+            self.region.release_clean_pages();
+            if self.region.dirty_bytes() > DIRTY_BUDGET {
+                // Changed pages stay private until truncation applies their records: ask
+                // for one early rather than let them pile up until the log is half full.
+                self.rvm.request_truncation();
+            }
+        }
+        result
+    }
+
+    /// Inode `ino` (read-only).
+    pub fn inode(&self, ino: u64) -> FsResult<Inode> {
+        self.geo.inode(self.region.bytes(), ino)
+    }
+}

@@ -1,0 +1,68 @@
+//! Where things are (`Geo`, fixed at mkfs, read once at mount) and where the last allocation
+//! ended (`Hints`).
+
+use crate::error::{errno, FsResult};
+use crate::layout::header::Header;
+use crate::layout::inode::{Inode, INODE_SIZE};
+use crate::layout::pod;
+use crate::layout::superblock::Superblock;
+use rvm_core::Storage;
+use std::sync::Arc;
+
+/// Where things are: fixed at mkfs, read once at mount.
+pub struct Geo {
+    pub inode_count: u64,
+    pub inode_bitmap: u64,
+    pub inode_table: u64,
+    pub data_bitmap: u64,
+    pub data_blocks: u64,
+    /// Byte offset of data block 0 in the image.
+    pub data_offset: u64,
+    /// The image, for data-area reads and writes (the same storage the log lives on, so a
+    /// crash simulator under it sees data and log writes in their real order).
+    pub image: Arc<dyn Storage>,
+    /// Reads copy data blocks without the filesystem lock ([`super::file::read_planned`]): they
+    /// hold this shared from before the lock is released until their reads are done, and
+    /// freeing data blocks waits for it exclusively, so blocks a read was planned on can
+    /// not be freed (and then reused by another file) while it reads them.
+    pub read_gate: Arc<std::sync::RwLock<()>>,
+}
+
+impl Geo {
+    pub(super) fn new(header: &Header, sb: &Superblock, image: Arc<dyn Storage>) -> Geo {
+        Geo {
+            inode_count: sb.inode_count,
+            inode_bitmap: sb.inode_bitmap,
+            inode_table: sb.inode_table,
+            data_bitmap: sb.data_bitmap,
+            data_blocks: sb.data_blocks,
+            data_offset: header.data_offset,
+            image,
+            read_gate: Arc::default(),
+        }
+    }
+
+    /// Region offset of inode `ino`'s slot; ENOENT for numbers outside the table.
+    pub fn inode_offset(&self, ino: u64) -> FsResult<u64> {
+        if ino == 0 || ino > self.inode_count {
+            return errno(libc::ENOENT);
+        }
+        Ok(self.inode_table + (ino - 1) * INODE_SIZE)
+    }
+
+    /// Inode `ino`; ENOENT if the slot is free (a stale handle).
+    pub fn inode(&self, bytes: &[u8], ino: u64) -> FsResult<Inode> {
+        let inode: Inode = pod::get(bytes, self.inode_offset(ino)?)?;
+        if inode.is_free() {
+            return errno(libc::ENOENT);
+        }
+        Ok(inode)
+    }
+}
+
+/// Allocation hints: where the last allocation ended (volatile, not logged).
+#[derive(Default)]
+pub struct Hints {
+    pub next_block: u64,
+    pub next_inode: u64,
+}

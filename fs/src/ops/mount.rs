@@ -1,0 +1,35 @@
+//! Mount and clean unmount, inside the region: free the orphans a crash left behind and mark
+//! the image mounted; at unmount mark it clean and apply the log.
+
+use super::{orphan, Fs};
+use crate::error::FsResult;
+use crate::layout::inode::now;
+use crate::layout::pod::put;
+use crate::layout::superblock::field;
+use crate::store::orphan as orphan_list;
+
+/// Mount-time housekeeping: free the orphans a crash left behind and mark the image mounted.
+/// One transaction each; returns how many orphans were freed.
+pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
+    let orphans = orphan_list::list(fs.bytes())?;
+    for &ino in &orphans {
+        fs.transact(|op| orphan::reclaim(op, ino))?;
+    }
+    let now = now().0;
+    fs.transact(|op| {
+        let sb = op.superblock()?;
+        put(&mut op.tx, field::MOUNTED, &1u32)?;
+        put(&mut op.tx, field::MOUNT_COUNT, &(sb.mount_count + 1))?;
+        put(&mut op.tx, field::LAST_MOUNT, &now)
+    })?;
+    fs.rvm.flush()?;
+    Ok(orphans.len())
+}
+
+/// Clean unmount: mark the image clean, flush, and apply the log to the segment.
+pub fn on_unmount(fs: &mut Fs) -> FsResult<()> {
+    fs.transact(|op| put(&mut op.tx, field::MOUNTED, &0u32))?;
+    fs.rvm.flush()?;
+    fs.rvm.truncate()?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Extent maps: which data blocks hold which part of a file. The extent B+tree (root:
+//! superblock field `extent_root`) holds every file's map.
+//!
+//! ```text
+//! key   = (inode, last logical block)                     2 x u64
+//! value = [first logical block, first physical block,
+//!          flags]                                         3 x u64   (flags: UNWRITTEN = 1)
+//! ```
+//! An extent maps logical blocks [first, last] to physical blocks [phys, phys + len) of the
+//! data area (block 0 = the header's `data_offset`). Keying by the last block lets one
+//! `seek((ino, b))` find the extent holding block b, or else the next extent after the hole b
+//! is in.
+
+use super::btree::{Key, Tree, Value};
+use crate::error::{corrupt, FsResult};
+use crate::layout::superblock::field;
+use rvm_core::Transaction;
+
+/// The extent tree.
+pub const EXTENTS: Tree = Tree(field::EXTENT_ROOT);
+/// Flag: blocks are allocated but read as zeros (fallocate).
+pub const UNWRITTEN: u64 = 1;
+
+/// A run of logical blocks [first, last] stored at physical blocks [phys, phys + len).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    pub first: u64,
+    pub last: u64,
+    pub phys: u64,
+    pub flags: u64,
+}
+
+impl Extent {
+    /// Decode a tree entry (key `(inode, last)`); the inode is the key's high word.
+    pub fn decode(k: Key, v: Value) -> Extent {
+        Extent {
+            first: v[0],
+            last: k.1,
+            phys: v[1],
+            flags: v[2],
+        }
+    }
+    /// The tree value of this extent.
+    pub fn value(&self) -> Value {
+        [self.first, self.phys, self.flags]
+    }
+    #[allow(clippy::len_without_is_empty)] // an extent is never empty
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+    /// Physical block of logical block `b` (which must lie inside).
+    pub fn phys_of(&self, b: u64) -> u64 {
+        self.phys + (b - self.first)
+    }
+}
+
+/// The extent of `ino` holding block `b`, or else the first one after it.
+pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
+    match EXTENTS.seek(bytes, (ino, b))? {
+        Some((k, v)) if k.0 == ino => {
+            if v[0] > k.1 {
+                return corrupt(format!(
+                    "inode {ino}: extent ends at {} before it starts at {}",
+                    k.1, v[0]
+                ));
+            }
+            Ok(Some(Extent::decode(k, v)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every extent of `ino`, in order.
+pub fn all(bytes: &[u8], ino: u64) -> FsResult<Vec<Extent>> {
+    let mut out = Vec::new();
+    EXTENTS.scan(bytes, (ino, 0), (ino, u64::MAX), |k, v| {
+        out.push(Extent::decode(k, v));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Map extent `e` of `ino` (replacing an extent of `ino` ending at the same block).
+pub fn put(tx: &mut Transaction<'_>, ino: u64, e: &Extent) -> FsResult<()> {
+    EXTENTS.insert(tx, (ino, e.last), e.value())?;
+    Ok(())
+}
+
+/// Unmap the extent of `ino` ending at block `last`.
+pub fn remove(tx: &mut Transaction<'_>, ino: u64, last: u64) -> FsResult<()> {
+    EXTENTS.remove(tx, (ino, last))?;
+    Ok(())
+}
