@@ -54,7 +54,8 @@ pub(crate) struct State<'a> {
     pub subdirs: HashMap<u64, u32>,
     /// Pass 2: directory inode -> the directories naming it.
     pub named_in: HashMap<u64, Vec<u64>>,
-    /// Passes 2, 4 and heap: heap chunks claimed, checked for overlaps by the heap pass.
+    /// Pass 2, the xattr pass and the heap pass: heap chunks claimed, checked for overlaps by
+    /// the heap pass.
     pub heap_chunks: Vec<Chunk>,
     /// Pass 3: the inodes on the orphan list.
     pub orphans: HashSet<u64>,
