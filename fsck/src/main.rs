@@ -2,9 +2,15 @@
 
 use clap::Parser;
 use fsck::check::{self, Fix, Report};
+use fsck::pass::replay;
 use fsck::repair;
-use rvmfs::image::{self, ImageError, OpenMode};
+use indicatif::{ProgressBar, ProgressStyle};
+use rvmfs::image::ImageError;
+use rvmfs::layout::superblock::field;
+use rvmfs::layout::{inode, pod};
 use rvmfs::ops::Fs;
+use rvmfs::store;
+use rvmfs::FsResult;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,112 +84,20 @@ fn name(args: &Args) -> String {
 
 fn run(args: &Args) -> u8 {
     let started = Instant::now();
-    let img = match image::open(
-        &args.image,
-        OpenMode {
-            read_only: args.no,
-            commit_interval: None,
-        },
-    ) {
-        Ok(img) => img,
-        Err(e @ ImageError::Busy { .. }) => {
-            eprintln!("fsck.rvmfs: {e}\nfsck.rvmfs: unmount it first; checking a mounted image is not safe.");
-            return EXIT_OPERATIONAL;
-        }
-        Err(e @ ImageError::Region { .. }) => {
-            eprintln!("fsck.rvmfs: {e}");
-            return EXIT_UNCORRECTED;
-        }
-        Err(e) => {
-            eprintln!("fsck.rvmfs: {e}");
-            return EXIT_OPERATIONAL;
-        }
-    };
-    let recovered = img.rvm.stats().records_recovered;
-    if recovered > 0 {
-        println!(
-            "{}: recovering the log: {recovered} committed transactions replayed",
-            name(args)
-        );
-    }
-    let mut fs = match Fs::new(img.region, img.rvm, img.header, img.storage) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("fsck.rvmfs: {}: {e}", name(args));
-            return EXIT_UNCORRECTED;
-        }
+    let (mut fs, recovered) = match open(args) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let bar = progress_bar(args);
-    let progress = |stage: &str, done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_message(stage.to_string());
-            bar.set_length(total.max(1));
-            bar.set_position(done);
-        }
+    let (report, corrected) = match check_and_repair(args, &mut fs, bar.as_ref()) {
+        Ok(done) => done,
+        Err(code) => return code,
     };
-    let mut corrected = 0usize;
-    let mut report;
-    let mut round = 0;
-    let mut after_rebuild = false;
-    loop {
-        report = match check::check(fs.bytes(), &progress) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "fsck.rvmfs: {}: the metadata cannot be read: {e}",
-                    name(args)
-                );
-                return EXIT_UNCORRECTED;
-            }
-        };
-        if round == 0 || after_rebuild {
-            print_problems(args, &report);
-        }
-        round += 1;
-        let fixable: Vec<Fix> = report
-            .problems
-            .iter()
-            .map(|p| p.fix.clone())
-            .filter(|f| *f != Fix::None && (args.yes || f.is_safe()))
-            .collect();
-        if args.no || fixable.is_empty() || round > 4 {
-            break;
-        }
-        // A rebuilt index changes what every other pass sees: rebuild first, then check again.
-        let rebuilds: Vec<Fix> = fixable
-            .iter()
-            .filter(|f| matches!(f, Fix::RebuildTree(_)))
-            .cloned()
-            .collect();
-        after_rebuild = !rebuilds.is_empty();
-        let fixable = if rebuilds.is_empty() {
-            fixable
-        } else {
-            rebuilds
-        };
-        for fix in &fixable {
-            match repair::apply(&mut fs, fix) {
-                Ok(()) => corrected += 1,
-                Err(e) => eprintln!("fsck.rvmfs: repair {fix:?} failed: {e}"),
-            }
-        }
-    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     if !args.no && (corrected > 0 || recovered > 0) {
-        let now = rvmfs::layout::inode::now().0;
-        let stamp = fs.transact(|op| {
-            rvmfs::layout::pod::put(
-                &mut op.tx,
-                rvmfs::layout::superblock::field::LAST_CHECK,
-                &now,
-            )
-        });
-        let durable = stamp
-            .and_then(|_| fs.rvm.flush().map_err(Into::into))
-            .and_then(|_| fs.rvm.truncate().map_err(Into::into));
-        if let Err(e) = durable {
+        if let Err(e) = write_back(&mut fs) {
             eprintln!(
                 "fsck.rvmfs: {}: writing the repairs failed: {e}",
                 name(args)
@@ -191,24 +105,144 @@ fn run(args: &Args) -> u8 {
             return EXIT_OPERATIONAL;
         }
     }
-    let remaining: Vec<_> = report
+    summary(args, &fs, &report, started);
+    verdict(args, &report, corrected)
+}
+
+/// Open the image and replay its log (see `fsck::pass::replay`); returns the filesystem and
+/// how many transactions were replayed, or the exit code after saying why it cannot be opened.
+fn open(args: &Args) -> Result<(Fs, u64), u8> {
+    let replayed = match replay::replay(&args.image, args.no) {
+        Ok(replayed) => replayed,
+        Err(e @ ImageError::Busy { .. }) => {
+            eprintln!("fsck.rvmfs: {e}\nfsck.rvmfs: unmount it first; checking a mounted image is not safe.");
+            return Err(EXIT_OPERATIONAL);
+        }
+        Err(e @ ImageError::Region { .. }) => {
+            eprintln!("fsck.rvmfs: {e}");
+            return Err(EXIT_UNCORRECTED);
+        }
+        Err(e) => {
+            eprintln!("fsck.rvmfs: {e}");
+            return Err(EXIT_OPERATIONAL);
+        }
+    };
+    let recovered = replayed.recovered;
+    if recovered > 0 {
+        println!(
+            "{}: recovering the log: {recovered} committed transactions replayed",
+            name(args)
+        );
+    }
+    match replayed.fs {
+        Ok(fs) => Ok((fs, recovered)),
+        Err(e) => {
+            eprintln!("fsck.rvmfs: {}: {e}", name(args));
+            Err(EXIT_UNCORRECTED)
+        }
+    }
+}
+
+/// Check, repair what the mode allows and check again, for at most 4 rounds of repairs.
+/// Problems are printed from the first check, and again after a tree rebuild. Returns the last
+/// report and how many repairs were made, or the exit code if the metadata cannot be read.
+fn check_and_repair(
+    args: &Args,
+    fs: &mut Fs,
+    bar: Option<&ProgressBar>,
+) -> Result<(Report, usize), u8> {
+    let progress = |stage: &str, done: u64, total: u64| {
+        if let Some(bar) = bar {
+            bar.set_message(stage.to_string());
+            bar.set_length(total.max(1));
+            bar.set_position(done);
+        }
+    };
+    let mut corrected = 0usize;
+    let mut round = 0;
+    let mut after_rebuild = false;
+    loop {
+        let report = match check::check(fs.bytes(), &progress) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "fsck.rvmfs: {}: the metadata cannot be read: {e}",
+                    name(args)
+                );
+                return Err(EXIT_UNCORRECTED);
+            }
+        };
+        if round == 0 || after_rebuild {
+            print_problems(args, &report);
+        }
+        round += 1;
+        let fixable = fixable(args, &report);
+        if args.no || fixable.is_empty() || round > 4 {
+            return Ok((report, corrected));
+        }
+        let (fixable, rebuilds) = rebuilds_first(fixable);
+        after_rebuild = rebuilds;
+        for fix in &fixable {
+            match repair::apply(fs, fix) {
+                Ok(()) => corrected += 1,
+                Err(e) => eprintln!("fsck.rvmfs: repair {fix:?} failed: {e}"),
+            }
+        }
+    }
+}
+
+/// The fixes of `report` this mode may apply (all with -y, the safe ones otherwise).
+fn fixable(args: &Args, report: &Report) -> Vec<Fix> {
+    report
+        .problems
+        .iter()
+        .map(|p| p.fix.clone())
+        .filter(|f| *f != Fix::None && (args.yes || f.is_safe()))
+        .collect()
+}
+
+/// A rebuilt index changes what every other pass sees: if any tree is to be rebuilt, only the
+/// rebuilds are applied this round, then everything is checked again. Returns the fixes to
+/// apply and whether they are rebuilds.
+fn rebuilds_first(fixable: Vec<Fix>) -> (Vec<Fix>, bool) {
+    let rebuilds: Vec<Fix> = fixable
+        .iter()
+        .filter(|f| matches!(f, Fix::RebuildTree(_)))
+        .cloned()
+        .collect();
+    if rebuilds.is_empty() {
+        (fixable, false)
+    } else {
+        (rebuilds, true)
+    }
+}
+
+/// Stamp the superblock's last-check time and make the repairs durable: flush the log and
+/// truncate it into the image.
+fn write_back(fs: &mut Fs) -> FsResult<()> {
+    let now = inode::now().0;
+    fs.transact(|op| pod::put(&mut op.tx, field::LAST_CHECK, &now))?;
+    fs.rvm.flush()?;
+    fs.rvm.truncate()?;
+    Ok(())
+}
+
+/// Print what is left and return the exit code: 4 if problems remain (with -n an orphan is
+/// not counted: mounting frees it), 1 if repairs were made, 0 if the image was clean.
+fn verdict(args: &Args, report: &Report, corrected: usize) -> u8 {
+    let remaining = report
         .problems
         .iter()
         .filter(|p| !(args.no && matches!(p.fix, Fix::ReclaimOrphan(_))))
-        .collect();
-    summary(args, &fs, &report, started);
-    if !remaining.is_empty() {
+        .count();
+    if remaining > 0 {
         if args.preen {
             println!(
                 "{}: UNEXPECTED INCONSISTENCY; RUN fsck.rvmfs MANUALLY (with -y).",
                 name(args)
             );
         }
-        println!(
-            "{}: {} problems left uncorrected.",
-            name(args),
-            remaining.len()
-        );
+        println!("{}: {remaining} problems left uncorrected.", name(args));
         return EXIT_UNCORRECTED;
     }
     if corrected > 0 {
@@ -221,13 +255,12 @@ fn run(args: &Args) -> u8 {
     EXIT_CLEAN
 }
 
-fn progress_bar(args: &Args) -> Option<indicatif::ProgressBar> {
+fn progress_bar(args: &Args) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(1);
-    let style =
-        indicatif::ProgressStyle::with_template("{msg:28} [{bar:40}] {percent:>3}%").ok()?;
+    let bar = ProgressBar::new(1);
+    let style = ProgressStyle::with_template("{msg:28} [{bar:40}] {percent:>3}%").ok()?;
     bar.set_style(style.progress_chars("=> "));
     let _ = args;
     Some(bar)
@@ -255,7 +288,7 @@ fn print_problems(args: &Args, report: &Report) {
 }
 
 fn summary(args: &Args, fs: &Fs, r: &Report, started: Instant) {
-    let Ok(sb) = rvmfs::store::superblock(fs.bytes()) else {
+    let Ok(sb) = store::superblock(fs.bytes()) else {
         return;
     };
     let files = r.files + r.dirs;

@@ -1,0 +1,104 @@
+//! Pass 1: inodes. Each inode's bitmap bit must agree with its table entry; the root must be a
+//! directory; an inode of no known type is cleared. Counts files and directories.
+
+use crate::problem::Fix;
+use crate::state::State;
+use rvmfs::layout::inode::{Inode, INODE_SIZE};
+use rvmfs::layout::pod;
+use rvmfs::layout::superblock::ROOT_INO;
+use rvmfs::ops::Op;
+use rvmfs::store::bitmap;
+use rvmfs::FsResult;
+
+/// The file types an inode may have.
+const KNOWN: [u32; 7] = [
+    libc::S_IFREG,
+    libc::S_IFDIR,
+    libc::S_IFLNK,
+    libc::S_IFCHR,
+    libc::S_IFBLK,
+    libc::S_IFIFO,
+    libc::S_IFSOCK,
+];
+
+/// Run pass 1; fills `s.inodes` with the inodes in use.
+pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResult<()> {
+    scan_table(s, progress)?;
+    match s.inodes.get(&ROOT_INO) {
+        Some(root) if root.is_dir() => {}
+        _ => s.report.add(
+            "the root directory is missing or not a directory".into(),
+            Fix::None,
+        ),
+    }
+    clear_unknown(s);
+    for node in s.inodes.values() {
+        if node.is_dir() {
+            s.report.dirs += 1;
+        } else {
+            s.report.files += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Read every inode and its bitmap bit; keep those the table says are in use.
+fn scan_table(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResult<()> {
+    let sb = &s.sb;
+    for ino in 1..=sb.inode_count {
+        if ino % 65536 == 0 {
+            progress("Pass 1: inodes", ino, sb.inode_count);
+        }
+        let used = bitmap::test(s.bytes, sb.inode_bitmap, ino - 1)?;
+        let node: Inode = pod::get(s.bytes, sb.inode_table + (ino - 1) * INODE_SIZE)?;
+        match (used, node.is_free()) {
+            (true, true) => s.report.add(
+                format!("inode {ino} is marked in use but is free"),
+                Fix::InodeBit { ino, used: false },
+            ),
+            (false, false) => {
+                s.report.add(
+                    format!("inode {ino} is in use but not marked in the inode bitmap"),
+                    Fix::InodeBit { ino, used: true },
+                );
+                s.inodes.insert(ino, node);
+            }
+            (true, false) => {
+                s.inodes.insert(ino, node);
+            }
+            (false, true) => {}
+        }
+    }
+    Ok(())
+}
+
+/// An inode of no known type is cleared (e2fsck does the same); the later passes treat it as
+/// free, so its entries and extents go too.
+fn clear_unknown(s: &mut State) {
+    let unknown: Vec<u64> = s
+        .inodes
+        .iter()
+        .filter(|(_, n)| !KNOWN.contains(&n.kind()))
+        .map(|(&i, _)| i)
+        .collect();
+    for ino in unknown {
+        if let Some(node) = s.inodes.remove(&ino) {
+            s.report.add(
+                format!("inode {ino} has an unknown file type {:o}", node.mode),
+                Fix::ClearInode(ino),
+            );
+        }
+    }
+}
+
+/// Repair [`Fix::InodeBit`]: set or clear inode `ino`'s bitmap bit.
+pub(crate) fn set_bit(op: &mut Op<'_>, ino: u64, used: bool) -> FsResult<()> {
+    let at = op.geo.inode_bitmap;
+    bitmap::set_run(&mut op.tx, at, ino - 1, 1, used)
+}
+
+/// Repair [`Fix::ClearInode`]: zero inode `ino` and clear its bitmap bit.
+pub(crate) fn clear(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
+    op.put_inode(ino, &Inode::default())?;
+    set_bit(op, ino, false)
+}
