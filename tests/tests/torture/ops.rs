@@ -1,0 +1,99 @@
+//! The operations of the workload.
+
+use std::fmt;
+
+#[derive(Clone, Debug)]
+pub enum Target {
+    Path(String),
+    /// Index into the driver's open handles.
+    Handle(usize),
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Create {
+        path: String,
+        perm: u32,
+        keep: bool,
+    },
+    Mkdir {
+        path: String,
+        perm: u32,
+        keep: bool,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
+    Link {
+        from: String,
+        to: String,
+    },
+    Unlink {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Write {
+        target: Target,
+        off: u64,
+        len: u64,
+        seed: u64,
+    },
+    Truncate {
+        target: Target,
+        size: u64,
+    },
+    SetXattr {
+        path: String,
+        name: String,
+        value: Vec<u8>,
+        flags: i32,
+    },
+    RemoveXattr {
+        path: String,
+        name: String,
+    },
+    Chmod {
+        path: String,
+        perm: u32,
+    },
+    Fsync {
+        target: Target,
+        data_only: bool,
+    },
+    FsyncDir {
+        path: String,
+    },
+    OpenHold {
+        path: String,
+    },
+    Close {
+        handle: usize,
+    },
+    /// Read a file back and compare it with the model (no change).
+    Check {
+        path: String,
+    },
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::SetXattr {
+                path,
+                name,
+                value,
+                flags,
+            } => {
+                write!(f, "SetXattr {{ path: {path:?}, name: {name:?}, value: {} bytes, flags: {flags} }}", value.len())
+            }
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
