@@ -1,4 +1,6 @@
-//! Running an operation on the real filesystem under the mount.
+//! Running an operation on the real filesystem under the mount: from the driver's thread
+//! ([`perform`]), or from a second thread while the daemon gets `kill -9`
+//! ([`perform_racing_kill`]).
 
 use crate::model::*;
 use crate::ops::*;
@@ -9,6 +11,9 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a performed operation gave back besides success.
 pub enum Done {
@@ -65,13 +70,7 @@ pub fn perform(op: &Op, root: &Path, files: &[File]) -> io::Result<Done> {
         } => {
             let data = pattern(*seed, *len as usize);
             match target {
-                Target::Path(t) => {
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(p(t))?;
-                    f.write_all_at(&data, *off)?;
-                }
+                Target::Path(t) => open_for_write(&p(t))?.write_all_at(&data, *off)?,
                 Target::Handle(i) => handle(files, *i).write_all_at(&data, *off)?,
             }
             Ok(Done::Unit)
@@ -90,20 +89,7 @@ pub fn perform(op: &Op, root: &Path, files: &[File]) -> io::Result<Done> {
             name,
             value,
             flags,
-        } => {
-            let n = CString::new(name.as_str()).unwrap();
-            // SAFETY: valid C strings and a buffer of the given length.
-            check_rc(unsafe {
-                libc::lsetxattr(
-                    cpath(&p(path)).as_ptr(),
-                    n.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    *flags,
-                )
-            })
-            .map(|_| Done::Unit)
-        }
+        } => set_xattr(&p(path), name, value, *flags).map(|_| Done::Unit),
         Op::RemoveXattr { path, name } => {
             let n = CString::new(name.as_str()).unwrap();
             // SAFETY: valid C strings.
@@ -113,22 +99,7 @@ pub fn perform(op: &Op, root: &Path, files: &[File]) -> io::Result<Done> {
         Op::Chmod { path, perm } => {
             fs::set_permissions(p(path), fs::Permissions::from_mode(*perm)).map(|_| Done::Unit)
         }
-        Op::Fsync { target, data_only } => {
-            let owned;
-            let f = match target {
-                Target::Path(t) => {
-                    owned = File::open(p(t))?;
-                    &owned
-                }
-                Target::Handle(i) => handle(files, *i),
-            };
-            if *data_only {
-                f.sync_data()?;
-            } else {
-                f.sync_all()?;
-            }
-            Ok(Done::Unit)
-        }
+        Op::Fsync { target, data_only } => fsync(target, *data_only, root, files),
         Op::FsyncDir { path } => File::open(p(path))?.sync_all().map(|_| Done::Unit),
         Op::OpenHold { path } => OpenOptions::new()
             .read(true)
@@ -139,6 +110,47 @@ pub fn perform(op: &Op, root: &Path, files: &[File]) -> io::Result<Done> {
         Op::Close { .. } => Ok(Done::Unit), // the driver drops the handle
         Op::Check { path } => fs::read(p(path)).map(Done::Data),
     }
+}
+
+/// A file opened for writing by path, never through a symlink.
+fn open_for_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// `lsetxattr(path, name, value, flags)`.
+fn set_xattr(path: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()> {
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid C strings and a buffer of the given length.
+    check_rc(unsafe {
+        libc::lsetxattr(
+            cpath(path).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+}
+
+/// `fsync` (or `fdatasync` when `data_only`) of a file opened by path or of a held handle.
+fn fsync(target: &Target, data_only: bool, root: &Path, files: &[File]) -> io::Result<Done> {
+    let owned;
+    let f = match target {
+        Target::Path(t) => {
+            owned = File::open(root.join(t))?;
+            &owned
+        }
+        Target::Handle(i) => handle(files, *i),
+    };
+    if data_only {
+        f.sync_data()?;
+    } else {
+        f.sync_all()?;
+    }
+    Ok(Done::Unit)
 }
 
 /// [`perform`] for the operation in flight at the kill: a write is one `pwrite` (not retried
@@ -155,11 +167,7 @@ pub fn perform_inflight(op: &Op, root: &Path, files: &[File]) -> io::Result<Opti
     };
     let data = pattern(*seed, *len as usize);
     let n = match target {
-        Target::Path(t) => OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(root.join(t))?
-            .write_at(&data, *off)?,
+        Target::Path(t) => open_for_write(&root.join(t))?.write_at(&data, *off)?,
         Target::Handle(i) => files[*i].write_at(&data, *off)?,
     };
     Ok(Some(n))
@@ -172,4 +180,34 @@ pub fn errno_of(e: &io::Error) -> Errno {
 pub fn errno_name(e: Errno) -> String {
     let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(e)) };
     format!("{e} ({})", s.to_string_lossy())
+}
+
+/// Run `op` ([`perform_inflight`]) from a second thread and `kill -9` the daemon `pid` (ours)
+/// `delay` after that thread started; returns what the system call answered (for a request
+/// the dead daemon never answered: ECONNABORTED, or ENOTCONN once the connection is gone).
+pub fn perform_racing_kill(
+    op: &Op,
+    root: &Path,
+    files: &[File],
+    pid: u32,
+    delay: Duration,
+) -> io::Result<Option<usize>> {
+    let files: Vec<File> = files.iter().map(|f| f.try_clone().expect("dup")).collect();
+    let root = root.to_path_buf();
+    let op2 = op.clone();
+    let started = Arc::new(AtomicBool::new(false));
+    let started2 = started.clone();
+    let t = std::thread::spawn(move || {
+        started2.store(true, Ordering::SeqCst);
+        perform_inflight(&op2, &root, &files)
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::hint::spin_loop();
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < delay {
+        std::hint::spin_loop();
+    }
+    signal_pid(pid, libc::SIGKILL);
+    t.join().expect("in-flight thread")
 }

@@ -22,6 +22,7 @@
 mod driver;
 mod execute;
 mod generator;
+mod inflight;
 mod model;
 mod ops;
 mod predict;
