@@ -1,11 +1,11 @@
-//! The driver: operations, the kill, and the statistics of a run.
+//! The driver: a cycle of answered operations and the kill, and the statistics of a run.
 
-use crate::execute::*;
-use crate::generator::*;
-use crate::model::*;
-use crate::ops::*;
-use crate::rng::*;
-use crate::verify::*;
+use crate::execute::{errno_name, errno_of, perform, Done};
+use crate::generator::{names, Gen};
+use crate::model::{Body, Model};
+use crate::ops::Op;
+use crate::rng::Rng;
+use crate::verify::Recovered;
 use rvmfs_tests::*;
 use std::fs::File;
 use std::path::PathBuf;
@@ -33,6 +33,37 @@ pub struct Stats {
     pub max_bytes: u64,
 }
 
+impl Stats {
+    /// The summary line of a run of `cycles` cycles that took `elapsed`.
+    pub fn report(&self, seed: u64, cycles: u64, elapsed: Duration) {
+        let s = self;
+        let n = cycles.max(1) as u32;
+        eprintln!(
+            "torture: seed {seed}: {cycles} kill -9 cycles, {} operations ({} failed as the model predicted), 0 lost answered \
+             requests, 0 fsck errors, in {:.1?}\n  in flight at the kill: {} ({} answered before it; unanswered: {} of them aborted mid-request, \
+             {} found applied, {} applied up to their first FUSE request, {} not applied); {} orphans reclaimed; {} clean remounts; largest tree {} entries, {:.1} MiB\n  per cycle: fsck -n {:.0?}, \
+             fsck -p {:.0?}, mount {:.0?}, verify {:.0?}",
+            s.ops,
+            s.ops_failed_as_predicted,
+            elapsed,
+            s.inflight,
+            s.inflight_answered,
+            s.inflight_aborted,
+            s.inflight_applied,
+            s.inflight_first_request,
+            s.inflight_not_applied,
+            s.orphans,
+            s.clean_remounts,
+            s.max_entries,
+            s.max_bytes as f64 / 1048576.0,
+            s.fsck_n_time / n,
+            s.fsck_p_time / n,
+            s.mount_time / n,
+            s.verify_time / n,
+        );
+    }
+}
+
 /// A state the tree may be in after the kill: what became of the operation in flight (a
 /// fixed description, also counted in [`Stats`]) and the model of the whole tree.
 pub type Candidate = (&'static str, Model);
@@ -54,6 +85,25 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// A driver for the mount `m` whose workload lives under `root` (an empty directory).
+    pub fn new(m: Mounted, root: PathBuf, seed: u64, verbose: bool) -> Self {
+        Driver {
+            m,
+            root,
+            model: Model::new(),
+            files: Vec::new(),
+            gen: Gen { names: names() },
+            seed,
+            cycle: 0,
+            log: Vec::new(),
+            verbose,
+            stats: Stats::default(),
+            unlinked_open: 0,
+        }
+    }
+
+    /// Panic with `what`, the replay command, this cycle's last operations and the daemon's
+    /// log tail.
     pub fn fail(&self, what: &str) -> ! {
         let tail: Vec<&String> = self
             .log
@@ -166,7 +216,7 @@ impl Driver {
     }
 }
 
-pub fn tail_of(s: &str, n: usize) -> &str {
+fn tail_of(s: &str, n: usize) -> &str {
     let mut i = s.len().saturating_sub(n);
     while !s.is_char_boundary(i) {
         i += 1;

@@ -2,8 +2,8 @@
 //! ([`perform`]), or from a second thread while the daemon gets `kill -9`
 //! ([`perform_racing_kill`]).
 
-use crate::model::*;
-use crate::ops::*;
+use crate::model::Errno;
+use crate::ops::{Op, Target};
 use rvmfs_tests::*;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -26,7 +26,7 @@ pub fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
 
-pub fn check_rc(rc: libc::c_int) -> io::Result<()> {
+fn check_rc(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -155,7 +155,7 @@ fn fsync(target: &Target, data_only: bool, root: &Path, files: &[File]) -> io::R
 
 /// [`perform`] for the operation in flight at the kill: a write is one `pwrite` (not retried
 /// after a short write, so what was answered is known) and returns the bytes written.
-pub fn perform_inflight(op: &Op, root: &Path, files: &[File]) -> io::Result<Option<usize>> {
+fn perform_inflight(op: &Op, root: &Path, files: &[File]) -> io::Result<Option<usize>> {
     let Op::Write {
         target,
         off,
@@ -195,12 +195,23 @@ pub fn perform_racing_kill(
     let files: Vec<File> = files.iter().map(|f| f.try_clone().expect("dup")).collect();
     let root = root.to_path_buf();
     let op2 = op.clone();
+    run_racing_kill(pid, delay, move |started| {
+        started();
+        perform_inflight(&op2, &root, &files)
+    })
+}
+
+/// Run `job` on a second thread and send SIGKILL to the daemon `pid` (ours) `delay` after
+/// the job calls the `started` callback it is given (right before its system call). Spins
+/// rather than sleeps: the delays are microseconds. Returns what the job returned.
+pub fn run_racing_kill<T, F>(pid: u32, delay: Duration, job: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Fn()) -> T + Send + 'static,
+{
     let started = Arc::new(AtomicBool::new(false));
     let started2 = started.clone();
-    let t = std::thread::spawn(move || {
-        started2.store(true, Ordering::SeqCst);
-        perform_inflight(&op2, &root, &files)
-    });
+    let t = std::thread::spawn(move || job(&|| started2.store(true, Ordering::SeqCst)));
     while !started.load(Ordering::SeqCst) {
         std::hint::spin_loop();
     }

@@ -1,8 +1,9 @@
-//! The seeded random workload: which operation comes next.
+//! The seeded random workload: which operation comes next, with which arguments, drawn from
+//! the model's current tree. The draws for a given seed never change: a seed replays a run.
 
-use crate::model::*;
-use crate::ops::*;
-use crate::rng::*;
+use crate::model::{depth, join, Body, Ino, Model, MAX_DEPTH, MAX_FILE, MAX_INFLIGHT_WRITE};
+use crate::ops::{Op, Target};
+use crate::rng::Rng;
 use rvmfs_tests::*;
 
 /// Names used at every level: few, so that creates collide and renames replace targets.
@@ -15,7 +16,7 @@ pub fn names() -> Vec<String> {
     v
 }
 
-pub const XATTR_NAMES: [&str; 4] = [
+const XATTR_NAMES: [&str; 4] = [
     "user.a",
     "user.bb",
     "user.checksum",
@@ -27,7 +28,7 @@ pub struct Gen {
 }
 
 impl Gen {
-    pub fn random_perm(rng: &mut Rng, dir: bool) -> u32 {
+    fn random_perm(rng: &mut Rng, dir: bool) -> u32 {
         let p = rng.below(0o1000) as u32;
         if dir {
             p | 0o700
@@ -36,7 +37,7 @@ impl Gen {
         }
     }
 
-    pub fn random_len(rng: &mut Rng, inflight: bool) -> u64 {
+    fn random_len(rng: &mut Rng, inflight: bool) -> u64 {
         let len = match rng.below(10) {
             0..=6 => rng.range(1, 8192),
             7 | 8 => rng.range(8193, 64 << 10),

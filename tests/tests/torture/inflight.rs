@@ -2,11 +2,11 @@
 //! equal afterwards: the operation answered (so applied, or failed as predicted), applied
 //! without an answer, applied up to its first FUSE request (a write), or not applied.
 
-use crate::driver::*;
-use crate::execute::*;
-use crate::model::*;
-use crate::ops::*;
-use crate::rng::*;
+use crate::driver::{Candidate, Driver};
+use crate::execute::{errno_name, errno_of, perform_racing_kill};
+use crate::model::{Errno, Ino, Model};
+use crate::ops::Op;
+use crate::rng::Rng;
 use std::io;
 use std::time::Duration;
 

@@ -18,6 +18,18 @@
 //! Environment: `TORTURE_SEED=S` replays a run (the seed is printed first; the kill timing of
 //! in-flight operations is a race, so only those outcomes may differ), `TORTURE_CYCLES=N`
 //! (default 50; the long mode is 1000), `TORTURE_VERBOSE=1` prints every operation.
+//!
+//! The modules, in the order a cycle uses them:
+//!
+//! * `rng`: the seeded random numbers (splitmix64); a seed fixes the whole workload.
+//! * `ops`: the operations; `generator`: which one comes next, drawn from the model's tree.
+//! * `model`: the expected tree under `w/`; `predict`: each operation's outcome and effect.
+//! * `execute`: the operation on the real mount, and one in flight from a second thread
+//!   while the daemon gets `kill -9`.
+//! * `driver`: the cycle (answered operations, the kill) and the run's statistics.
+//! * `inflight`: the candidate models after a kill with an operation in flight.
+//! * `verify`: fsck, remount, and the tree against the candidates; `scan`: reading the real
+//!   tree and its differences from a model.
 
 mod driver;
 mod execute;
@@ -30,14 +42,14 @@ mod rng;
 mod scan;
 mod verify;
 
-use crate::driver::*;
-use crate::execute::*;
-use crate::generator::*;
-use crate::model::*;
-use crate::rng::*;
+use crate::driver::Driver;
+use crate::execute::{errno_name, errno_of, run_racing_kill};
+use crate::rng::Rng;
 use rvmfs_tests::*;
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -68,19 +80,7 @@ fn kill9_torture() {
     let m = Mounted::with_mkfs(&["-s", "1G"]);
     let root = m.path("w");
     fs::DirBuilder::new().mode(0o755).create(&root).unwrap();
-    let mut d = Driver {
-        m,
-        root,
-        model: Model::new(),
-        files: Vec::new(),
-        gen: Gen { names: names() },
-        seed,
-        cycle: 0,
-        log: Vec::new(),
-        verbose,
-        stats: Stats::default(),
-        unlinked_open: 0,
-    };
+    let mut d = Driver::new(m, root, seed, verbose);
     let mut rng = Rng::new(seed);
     for c in 0..cycles {
         d.cycle = c;
@@ -93,40 +93,9 @@ fn kill9_torture() {
     d.clean_remount();
     d.m.unmount_ok();
     d.m.assert_fsck_clean();
-    let s = &d.stats;
-    let n = cycles.max(1) as u32;
-    eprintln!(
-        "torture: seed {seed}: {cycles} kill -9 cycles, {} operations ({} failed as the model predicted), 0 lost answered \
-         requests, 0 fsck errors, in {:.1?}\n  in flight at the kill: {} ({} answered before it; unanswered: {} of them aborted mid-request, \
-         {} found applied, {} applied up to their first FUSE request, {} not applied); {} orphans reclaimed; {} clean remounts; largest tree {} entries, {:.1} MiB\n  per cycle: fsck -n {:.0?}, \
-         fsck -p {:.0?}, mount {:.0?}, verify {:.0?}",
-        s.ops,
-        s.ops_failed_as_predicted,
-        start.elapsed(),
-        s.inflight,
-        s.inflight_answered,
-        s.inflight_aborted,
-        s.inflight_applied,
-        s.inflight_first_request,
-        s.inflight_not_applied,
-        s.orphans,
-        s.clean_remounts,
-        s.max_entries,
-        s.max_bytes as f64 / 1048576.0,
-        s.fsck_n_time / n,
-        s.fsck_p_time / n,
-        s.mount_time / n,
-        s.verify_time / n,
-    );
+    d.stats.report(seed, cycles, start.elapsed());
 }
 
-/// An overwrite the daemon never answered is all or nothing after `kill -9`. (The daemon once
-/// wrote an overwrite's bytes in place into the file's existing blocks before it committed, so
-/// a kill in between left an unanswered write partly applied; overwrites are now copied on
-/// write.) This test kills the daemon repeatedly while a single-request write is in flight
-/// (124 KiB at offset 4096 of an 8 KiB file: 4 KiB overwritten, 120 KiB appended; 31 pages,
-/// so the kernel sends one FUSE request) and demands all or nothing. It stops at the first
-/// torn result.
 #[test]
 fn kill9_unanswered_overwrite_is_all_or_nothing() {
     require_fuse!();
@@ -142,31 +111,17 @@ fn kill9_unanswered_overwrite_is_all_or_nothing() {
     let mut torn = Vec::new();
     for a in 0..attempts {
         let path = m.path("f");
-        let _ = fs::remove_file(&path);
-        let f = File::create(&path).unwrap();
-        f.write_all_at(&big, 0).unwrap();
-        f.set_len(8192).unwrap();
-        drop(f);
+        write_old_contents(&path, &big);
         let new = pattern(seed ^ (a + 1), 124 << 10);
         let mut want_applied = old[..4096].to_vec();
         want_applied.extend_from_slice(&new);
-        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s2, p2, n2) = (started.clone(), path.clone(), new.clone());
-        let t = std::thread::spawn(move || {
+        let (p2, n2) = (path.clone(), new.clone());
+        let delay = Duration::from_micros(rng.below(400));
+        let res = run_racing_kill(m.daemon_pid().unwrap(), delay, move |started| {
             let f = OpenOptions::new().write(true).open(&p2)?;
-            s2.store(true, std::sync::atomic::Ordering::SeqCst);
+            started();
             f.write_all_at(&n2, 4096)
         });
-        while !started.load(std::sync::atomic::Ordering::SeqCst) {
-            std::hint::spin_loop();
-        }
-        let delay = Duration::from_micros(rng.below(400));
-        let t0 = Instant::now();
-        while t0.elapsed() < delay {
-            std::hint::spin_loop();
-        }
-        signal_pid(m.daemon_pid().unwrap(), libc::SIGKILL);
-        let res = t.join().unwrap();
         m.kill9();
         m.mount();
         let got = fs::read(&path).unwrap();
@@ -181,20 +136,7 @@ fn kill9_unanswered_overwrite_is_all_or_nothing() {
         } else if got == old {
             not_applied += 1;
         } else {
-            let changed: Vec<usize> = (0..got.len().min(old.len()))
-                .filter(|&i| got[i] != old[i])
-                .collect();
-            torn.push(format!(
-                "attempt {a} (kill {delay:?} after the write started, the write returned {}): size {} (old {}, \
-                 all-applied {}), {} bytes of the overwritten range 4096..8192 are new (offsets {:?}..={:?})",
-                res.as_ref().err().map_or("ok".into(), |e| errno_name(errno_of(e))),
-                got.len(),
-                old.len(),
-                want_applied.len(),
-                changed.len(),
-                changed.first(),
-                changed.last()
-            ));
+            torn.push(describe_torn(a, delay, &res, &got, &old, &want_applied));
             break;
         }
     }
@@ -211,4 +153,40 @@ fn kill9_unanswered_overwrite_is_all_or_nothing() {
          state after the last answered request and never a partially applied operation):\n  {}",
         torn.join("\n  ")
     );
+}
+
+/// An 8 KiB file at `path` whose blocks were written in place: `big` (128 KiB) written at
+/// once, then cut to 8 KiB.
+fn write_old_contents(path: &Path, big: &[u8]) {
+    let _ = fs::remove_file(path);
+    let f = File::create(path).unwrap();
+    f.write_all_at(big, 0).unwrap();
+    f.set_len(8192).unwrap();
+    drop(f);
+}
+
+/// What a torn result of attempt `a` looks like: its size and which bytes of the old contents
+/// are new.
+fn describe_torn(
+    a: u64,
+    delay: Duration,
+    res: &io::Result<()>,
+    got: &[u8],
+    old: &[u8],
+    want_applied: &[u8],
+) -> String {
+    let changed: Vec<usize> = (0..got.len().min(old.len()))
+        .filter(|&i| got[i] != old[i])
+        .collect();
+    format!(
+        "attempt {a} (kill {delay:?} after the write started, the write returned {}): size {} (old {}, \
+         all-applied {}), {} bytes of the overwritten range 4096..8192 are new (offsets {:?}..={:?})",
+        res.as_ref().err().map_or("ok".into(), |e| errno_name(errno_of(e))),
+        got.len(),
+        old.len(),
+        want_applied.len(),
+        changed.len(),
+        changed.first(),
+        changed.last()
+    )
 }

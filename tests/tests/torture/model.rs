@@ -1,11 +1,11 @@
 //! The model of the expected tree under `w/`: inodes, directory entries, link counts, open
 //! handles; what every *answered* request did.
 
-use crate::ops::*;
+use crate::ops::Target;
 use std::collections::BTreeMap;
 
 pub type Ino = u64;
-pub const ROOT: Ino = 0;
+const ROOT: Ino = 0;
 /// Deepest directory level the workload creates (the root `w` is level 0).
 pub const MAX_DEPTH: usize = 4;
 /// Files never grow beyond this (keeps the per-cycle verification cheap).

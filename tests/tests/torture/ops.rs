@@ -1,4 +1,4 @@
-//! The operations of the workload.
+//! The operations of the workload, as the generator draws them and the model predicts them.
 
 use std::fmt;
 

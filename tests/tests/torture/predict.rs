@@ -1,8 +1,8 @@
 //! The model's prediction of each operation: success or errno (what the kernel's VFS and the
 //! daemon must answer), and on success its effect on the model.
 
-use crate::model::*;
-use crate::ops::*;
+use crate::model::{Body, Errno, Model};
+use crate::ops::{Op, Target};
 use rvmfs_tests::*;
 use std::collections::BTreeMap;
 

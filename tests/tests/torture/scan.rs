@@ -1,8 +1,9 @@
-//! Comparing the real tree with the model.
+//! Reading the real tree under the mount ([`scan`]: types, contents, modes, link counts,
+//! inode numbers, xattrs) and its differences from a model ([`differences`], [`torn_write`]).
 
-use crate::execute::*;
-use crate::model::*;
-use crate::ops::*;
+use crate::execute::cpath;
+use crate::model::{join, Body, Ino, MNode, Model};
+use crate::ops::Op;
 use rvmfs_tests::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
@@ -20,7 +21,7 @@ pub struct Seen {
     pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
-pub fn xattr_list(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+fn xattr_list(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let c = cpath(path);
     let mut out = BTreeMap::new();
     // SAFETY: size query with a null buffer.
@@ -108,49 +109,8 @@ pub fn differences(m: &Model, seen: &BTreeMap<String, Seen>) -> Vec<String> {
             diffs.push(format!("missing: {path:?} ({})", kind_name(&n.body)));
             continue;
         };
-        match (&n.body, &s.body) {
-            (Body::File(w), Body::File(g)) => {
-                if let Some(d) = bytes_diff(g, w) {
-                    diffs.push(format!("{path:?}: content: {d}"));
-                }
-            }
-            (Body::Dir(_), Body::Dir(_)) => {}
-            (Body::Symlink(w), Body::Symlink(g)) => {
-                if w != g {
-                    diffs.push(format!("{path:?}: symlink target want {w:?} got {g:?}"));
-                }
-            }
-            (w, g) => {
-                diffs.push(format!(
-                    "{path:?}: want a {}, got a {}",
-                    kind_name(w),
-                    kind_name(g)
-                ));
-                continue;
-            }
-        }
-        if n.perm != s.perm {
-            diffs.push(format!("{path:?}: mode want {:o} got {:o}", n.perm, s.perm));
-        }
-        let want_nlink = match &n.body {
-            Body::Dir(c) => 2 + c.values().filter(|&&i| m.is_dir(i)).count() as u64,
-            _ => n.nlink as u64,
-        };
-        if want_nlink != s.nlink {
-            diffs.push(format!("{path:?}: nlink want {want_nlink} got {}", s.nlink));
-        }
-        if n.xattrs != s.xattrs {
-            let show = |x: &BTreeMap<String, Vec<u8>>| {
-                x.iter()
-                    .map(|(k, v)| format!("{k}={}B", v.len()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            diffs.push(format!(
-                "{path:?}: xattrs want [{}] got [{}]",
-                show(&n.xattrs),
-                show(&s.xattrs)
-            ));
+        if !entry_differences(m, &path, n, s, &mut diffs) {
+            continue;
         }
         // Hard links: the same model inode is the same real inode, and different ones differ.
         if let Some(&r) = ino_map.get(&ino) {
@@ -178,7 +138,57 @@ pub fn differences(m: &Model, seen: &BTreeMap<String, Seen>) -> Vec<String> {
     diffs
 }
 
-pub fn kind_name(b: &Body) -> &'static str {
+/// Differences of one entry's type, content, mode, link count and xattrs, appended to
+/// `diffs`; `false` when the types differ (nothing else is compared then).
+fn entry_differences(m: &Model, path: &str, n: &MNode, s: &Seen, diffs: &mut Vec<String>) -> bool {
+    match (&n.body, &s.body) {
+        (Body::File(w), Body::File(g)) => {
+            if let Some(d) = bytes_diff(g, w) {
+                diffs.push(format!("{path:?}: content: {d}"));
+            }
+        }
+        (Body::Dir(_), Body::Dir(_)) => {}
+        (Body::Symlink(w), Body::Symlink(g)) => {
+            if w != g {
+                diffs.push(format!("{path:?}: symlink target want {w:?} got {g:?}"));
+            }
+        }
+        (w, g) => {
+            diffs.push(format!(
+                "{path:?}: want a {}, got a {}",
+                kind_name(w),
+                kind_name(g)
+            ));
+            return false;
+        }
+    }
+    if n.perm != s.perm {
+        diffs.push(format!("{path:?}: mode want {:o} got {:o}", n.perm, s.perm));
+    }
+    let want_nlink = match &n.body {
+        Body::Dir(c) => 2 + c.values().filter(|&&i| m.is_dir(i)).count() as u64,
+        _ => n.nlink as u64,
+    };
+    if want_nlink != s.nlink {
+        diffs.push(format!("{path:?}: nlink want {want_nlink} got {}", s.nlink));
+    }
+    if n.xattrs != s.xattrs {
+        let show = |x: &BTreeMap<String, Vec<u8>>| {
+            x.iter()
+                .map(|(k, v)| format!("{k}={}B", v.len()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        diffs.push(format!(
+            "{path:?}: xattrs want [{}] got [{}]",
+            show(&n.xattrs),
+            show(&s.xattrs)
+        ));
+    }
+    true
+}
+
+fn kind_name(b: &Body) -> &'static str {
     match b {
         Body::File(_) => "file",
         Body::Dir(_) => "directory",

@@ -1,10 +1,10 @@
 //! After the kill: `fsck.rvmfs -n` (nothing but orphans), `fsck.rvmfs -p`, remount, and the
 //! whole tree compared with the candidate models; and the clean unmount, fsck and mount.
 
-use crate::driver::*;
-use crate::model::*;
-use crate::ops::*;
-use crate::scan::*;
+use crate::driver::{Candidate, Driver};
+use crate::model::Ino;
+use crate::ops::Op;
+use crate::scan::{differences, scan, torn_write, Seen};
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::Instant;
@@ -137,7 +137,7 @@ impl Driver {
     }
 
     /// The mount's root holds only `w` (and lost+found if mkfs made one).
-    pub fn check_mount_root(&self) {
+    fn check_mount_root(&self) {
         for e in fs::read_dir(self.m.mnt()).unwrap() {
             let n = e.unwrap().file_name();
             if n != "w" && n != "lost+found" {
