@@ -22,6 +22,7 @@ pub enum Done {
     Data(Vec<u8>),
 }
 
+/// A path as a C string for libc calls.
 pub fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
@@ -34,7 +35,8 @@ fn check_rc(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-pub fn handle(files: &[File], i: usize) -> &File {
+/// The driver's open handle number `i`.
+fn handle(files: &[File], i: usize) -> &File {
     &files[i]
 }
 
@@ -173,10 +175,12 @@ fn perform_inflight(op: &Op, root: &Path, files: &[File]) -> io::Result<Option<u
     Ok(Some(n))
 }
 
+/// The errno of an I/O error (-1 if it has none).
 pub fn errno_of(e: &io::Error) -> Errno {
     e.raw_os_error().unwrap_or(-1)
 }
 
+/// "N (strerror text)", for messages.
 pub fn errno_name(e: Errno) -> String {
     let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(e)) };
     format!("{e} ({})", s.to_string_lossy())

@@ -13,6 +13,8 @@ pub const MAX_FILE: u64 = 2 << 20;
 /// Writes in flight at the kill stay below this so the kernel sends one FUSE request.
 pub const MAX_INFLIGHT_WRITE: u64 = 64 << 10;
 
+/// What an inode holds: a file's bytes, a directory's entries (name -> inode), a symlink's
+/// target.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Body {
     File(Vec<u8>),
@@ -20,6 +22,17 @@ pub enum Body {
     Symlink(String),
 }
 
+impl Body {
+    /// A file's size in bytes (0 for anything else).
+    pub fn file_len(&self) -> u64 {
+        match self {
+            Body::File(d) => d.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// One inode of the model.
 #[derive(Clone, Debug)]
 pub struct MNode {
     pub body: Body,
@@ -29,6 +42,8 @@ pub struct MNode {
     pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
+/// The expected tree: model inodes (numbered from [`ROOT`], unrelated to the real ones) and
+/// the handles the driver holds open.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub nodes: BTreeMap<Ino, MNode>,
@@ -39,6 +54,7 @@ pub struct Model {
 
 pub type Errno = i32;
 
+/// `parent/name` ("" is the root `w`).
 pub fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
@@ -47,6 +63,7 @@ pub fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// (parent, last component) of a path relative to `w`.
 pub fn split(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -54,6 +71,7 @@ pub fn split(path: &str) -> (&str, &str) {
     }
 }
 
+/// Directory level of a path (the root `w` is 0).
 pub fn depth(path: &str) -> usize {
     if path.is_empty() {
         0
@@ -184,18 +202,7 @@ impl Model {
             Target::Handle(i) => Ok(self.handles[*i]),
         }
     }
-}
 
-impl Body {
-    pub fn file_len(&self) -> u64 {
-        match self {
-            Body::File(d) => d.len() as u64,
-            _ => 0,
-        }
-    }
-}
-
-impl Model {
     /// What the filesystem must look like after the daemon died: handles gone, files unlinked
     /// while open gone (fsck -p or the mount frees them).
     pub fn after_crash(&mut self) {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+/// The file a write, truncate or fsync goes to: by path (relative to `w`), or through a
+/// handle the driver holds open.
 #[derive(Clone, Debug)]
 pub enum Target {
     Path(String),
@@ -9,6 +11,8 @@ pub enum Target {
     Handle(usize),
 }
 
+/// One system call (or a short sequence, like open + write) of the workload; paths are
+/// relative to `w`.
 #[derive(Clone, Debug)]
 pub enum Op {
     Create {
