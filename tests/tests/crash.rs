@@ -78,6 +78,99 @@ fn check_partial_copy(src: &BTreeMap<PathBuf, Entry>, dir: &Path, what: &str) ->
     complete
 }
 
+/// The tree copied in [`kill9_during_cp_a_of_a_real_tree`] and its first complete copy.
+#[derive(Clone, Copy)]
+struct Copied<'a> {
+    /// The top-level entries of the source tree, and its manifest.
+    entries: &'a [PathBuf],
+    src: &'a BTreeMap<PathBuf, Entry>,
+    /// The first copy, on the mount.
+    first: &'a Path,
+    /// How long the first copy took, and the bytes of the tree.
+    t_copy: Duration,
+    nbytes: u64,
+}
+
+/// Copy `entries` again into `second-{i}` with `cp -a` in the background, `kill -9` the
+/// daemon when about `frac` of the bytes are in, and check after fsck and mount: the first
+/// copy exact, the second a partial copy whose files are exact but for the one in flight.
+fn kill9_during_second_copy(m: &mut Mounted, copied: &Copied, i: usize, frac: f64) {
+    let Copied {
+        entries,
+        src,
+        first,
+        t_copy,
+        nbytes,
+    } = *copied;
+    let second = m.path(format!("second-{i}"));
+    fs::create_dir(&second).unwrap();
+    let mut cp = ChildGuard(
+        Command::new("cp")
+            .arg("-a")
+            .arg("-t")
+            .arg(&second)
+            .args(entries)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cp"),
+    );
+    // Kill when about `frac` of the bytes are in (statvfs), else after that share of the time.
+    let wait = wait_for_progress(
+        m.mnt(),
+        &mut cp,
+        (nbytes as f64 * frac) as u64,
+        t_copy.mul_f64(frac),
+        Duration::from_secs(120),
+    );
+    let cp_still_running = cp.is_running();
+    m.kill9();
+    cp.finish(Duration::from_secs(30));
+    eprintln!(
+        "killed the daemon {wait:.2?} into copy {i} (cp still running then: {cp_still_running})"
+    );
+
+    fsck_after_crash(m);
+    m.mount();
+    eprintln!("mount after the crash took {:.2?}", m.last_mount_time);
+    assert_manifests_equal(
+        src,
+        &manifest(first),
+        Compare::ALL,
+        &format!("first copy after kill -9 number {}", i + 1),
+    );
+    check_partial_copy(
+        src,
+        &second,
+        &format!("copy {i} killed at {:.0}%", frac * 100.0),
+    );
+    fs::remove_dir_all(&second).unwrap();
+}
+
+/// kill -9 during rm -rf of the first copy: whatever is left is exact.
+fn kill9_during_rm_rf(m: &mut Mounted, src: &BTreeMap<PathBuf, Entry>, first: &Path) {
+    let mut rm = ChildGuard(
+        Command::new("rm")
+            .arg("-rf")
+            .arg(first)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rm"),
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    let rm_running = rm.is_running();
+    m.kill9();
+    rm.finish(Duration::from_secs(30));
+    fsck_after_crash(m);
+    m.mount();
+    if first.exists() {
+        let left = check_partial_copy(src, first, "after kill -9 during rm -rf");
+        eprintln!("rm -rf killed (running then: {rm_running}): {left} files left, all exact");
+    }
+}
+
 #[test]
 fn kill9_during_cp_a_of_a_real_tree() {
     require_fuse!();
@@ -105,71 +198,18 @@ fn kill9_during_cp_a_of_a_real_tree() {
     );
 
     // Second copies in the background, the daemon killed at several points of each.
+    let copied = Copied {
+        entries: &entries,
+        src: &src,
+        first: &first,
+        t_copy,
+        nbytes,
+    };
     for (i, frac) in [0.5f64, 0.15, 0.85].into_iter().enumerate() {
-        let second = m.path(format!("second-{i}"));
-        fs::create_dir(&second).unwrap();
-        let mut cp = ChildGuard(
-            Command::new("cp")
-                .arg("-a")
-                .arg("-t")
-                .arg(&second)
-                .args(&entries)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn cp"),
-        );
-        // Kill when about `frac` of the bytes are in (statvfs), else after that share of the time.
-        let wait = wait_for_progress(
-            m.mnt(),
-            &mut cp,
-            (nbytes as f64 * frac) as u64,
-            t_copy.mul_f64(frac),
-            Duration::from_secs(120),
-        );
-        let cp_still_running = cp.is_running();
-        m.kill9();
-        cp.finish(Duration::from_secs(30));
-        eprintln!("killed the daemon {wait:.2?} into copy {i} (cp still running then: {cp_still_running})");
-
-        fsck_after_crash(&m);
-        m.mount();
-        eprintln!("mount after the crash took {:.2?}", m.last_mount_time);
-        assert_manifests_equal(
-            &src,
-            &manifest(&first),
-            Compare::ALL,
-            &format!("first copy after kill -9 number {}", i + 1),
-        );
-        check_partial_copy(
-            &src,
-            &second,
-            &format!("copy {i} killed at {:.0}%", frac * 100.0),
-        );
-        fs::remove_dir_all(&second).unwrap();
+        kill9_during_second_copy(&mut m, &copied, i, frac);
     }
 
-    // kill -9 during rm -rf of the first copy: whatever is left is exact.
-    let mut rm = ChildGuard(
-        Command::new("rm")
-            .arg("-rf")
-            .arg(&first)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn rm"),
-    );
-    std::thread::sleep(Duration::from_millis(150));
-    let rm_running = rm.is_running();
-    m.kill9();
-    rm.finish(Duration::from_secs(30));
-    fsck_after_crash(&m);
-    m.mount();
-    if first.exists() {
-        let left = check_partial_copy(&src, &first, "after kill -9 during rm -rf");
-        eprintln!("rm -rf killed (running then: {rm_running}): {left} files left, all exact");
-    }
+    kill9_during_rm_rf(&mut m, &src, &first);
 
     // The recovered filesystem is usable and unmounts clean.
     fs::write(m.path("after"), b"after the crash").unwrap();

@@ -80,11 +80,9 @@ fn write_file(path: &Path, data: &[u8]) -> (usize, Option<io::Error>) {
     (done, f.sync_all().err())
 }
 
-#[test]
-fn data_area_full_gives_enospc_and_deleting_gives_space_back() {
-    require_fuse!();
-    let mut m = Mounted::with_mkfs(&["-s", "64M"]);
-    let before = statvfs(m.mnt());
+/// 4 MiB files `f0`, `f1`, ... until one stops with an error: returns the complete ones, the
+/// partial one, how many bytes of it were written and the error.
+fn fill_with_files(m: &Mounted) -> (Vec<u64>, u64, usize, io::Error) {
     let mut complete = Vec::new();
     let (partial, written, err) = (0..100u64)
         .find_map(|i| {
@@ -99,17 +97,12 @@ fn data_area_full_gives_enospc_and_deleting_gives_space_back() {
             }
         })
         .expect("64 MiB image never filled up");
-    assert_eq!(
-        err.raw_os_error(),
-        Some(libc::ENOSPC),
-        "file f{partial} stopped at {written} bytes with {err}, not ENOSPC"
-    );
-    assert!(
-        complete.len() >= 10,
-        "only {} files of 4 MiB fit",
-        complete.len()
-    );
-    // The last free blocks are usable by smaller writes, down to ENOSPC again.
+    (complete, partial, written, err)
+}
+
+/// 16 KiB writes into `tail` until ENOSPC; the file must hold only what was written.
+/// Returns its length.
+fn fill_tail(m: &Mounted) -> u64 {
     let mut tail = fs::File::create(m.path("tail")).unwrap();
     let tail_err = loop {
         if let Err(e) = tail.write_all(&[0x5a; 16384]) {
@@ -121,6 +114,59 @@ fn data_area_full_gives_enospc_and_deleting_gives_space_back() {
     let tail_len = fs::metadata(m.path("tail")).unwrap().len();
     let tail_bytes = fs::read(m.path("tail")).unwrap();
     assert!(tail_bytes.iter().all(|&b| b == 0x5a), "tail holds garbage");
+    tail_len
+}
+
+/// Delete every other complete file and the partial ones: the space comes back; then new
+/// files fit into it, and after a remount every file left holds its data.
+fn delete_and_write_again(m: &mut Mounted, complete: &[u64], partial: u64, full: &libc::statvfs) {
+    let mut freed = 0u64;
+    for &i in complete.iter().step_by(2) {
+        fs::remove_file(m.path(format!("f{i}"))).unwrap();
+        freed += (FILE_LEN / 4096) as u64;
+    }
+    fs::remove_file(m.path(format!("f{partial}"))).unwrap();
+    fs::remove_file(m.path("more2")).unwrap();
+    fs::remove_file(m.path("tail")).unwrap();
+    let after = statvfs(m.mnt());
+    assert!(
+        after.f_bfree >= full.f_bfree + freed,
+        "deleting {freed} blocks of files: free blocks {} -> {}",
+        full.f_bfree,
+        after.f_bfree
+    );
+    // Writing works again, into the space just freed.
+    for j in 0..(complete.len() / 2) as u64 {
+        let (n, e) = write_file(&m.path(format!("g{j}")), &pattern(1000 + j, FILE_LEN));
+        assert!(e.is_none(), "g{j}: {e:?} after {n} bytes");
+    }
+    m.remount();
+    for &i in complete.iter().skip(1).step_by(2) {
+        assert_file(m.path(format!("f{i}")), pattern(i, FILE_LEN));
+    }
+    for j in 0..(complete.len() / 2) as u64 {
+        assert_file(m.path(format!("g{j}")), pattern(1000 + j, FILE_LEN));
+    }
+}
+
+#[test]
+fn data_area_full_gives_enospc_and_deleting_gives_space_back() {
+    require_fuse!();
+    let mut m = Mounted::with_mkfs(&["-s", "64M"]);
+    let before = statvfs(m.mnt());
+    let (complete, partial, written, err) = fill_with_files(&m);
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ENOSPC),
+        "file f{partial} stopped at {written} bytes with {err}, not ENOSPC"
+    );
+    assert!(
+        complete.len() >= 10,
+        "only {} files of 4 MiB fit",
+        complete.len()
+    );
+    // The last free blocks are usable by smaller writes, down to ENOSPC again.
+    let tail_len = fill_tail(&m);
     let full = statvfs(m.mnt());
     assert!(
         full.f_bavail < 8,
@@ -154,34 +200,7 @@ fn data_area_full_gives_enospc_and_deleting_gives_space_back() {
     for &i in &complete {
         assert_file(m.path(format!("f{i}")), pattern(i, FILE_LEN));
     }
-    // Delete every other complete file and the partial ones: the space comes back.
-    let mut freed = 0u64;
-    for &i in complete.iter().step_by(2) {
-        fs::remove_file(m.path(format!("f{i}"))).unwrap();
-        freed += (FILE_LEN / 4096) as u64;
-    }
-    fs::remove_file(m.path(format!("f{partial}"))).unwrap();
-    fs::remove_file(m.path("more2")).unwrap();
-    fs::remove_file(m.path("tail")).unwrap();
-    let after = statvfs(m.mnt());
-    assert!(
-        after.f_bfree >= full.f_bfree + freed,
-        "deleting {freed} blocks of files: free blocks {} -> {}",
-        full.f_bfree,
-        after.f_bfree
-    );
-    // Writing works again, into the space just freed.
-    for j in 0..(complete.len() / 2) as u64 {
-        let (n, e) = write_file(&m.path(format!("g{j}")), &pattern(1000 + j, FILE_LEN));
-        assert!(e.is_none(), "g{j}: {e:?} after {n} bytes");
-    }
-    m.remount();
-    for &i in complete.iter().skip(1).step_by(2) {
-        assert_file(m.path(format!("f{i}")), pattern(i, FILE_LEN));
-    }
-    for j in 0..(complete.len() / 2) as u64 {
-        assert_file(m.path(format!("g{j}")), pattern(1000 + j, FILE_LEN));
-    }
+    delete_and_write_again(&mut m, &complete, partial, &full);
     m.unmount_ok();
     m.assert_fsck_clean();
 }
@@ -260,21 +279,20 @@ fn log_status(image: &Path) -> (u64, u64) {
         .expect("no valid log status block")
 }
 
-#[test]
-fn metadata_storm_wraps_a_small_log_and_loses_nothing_at_kill9() {
-    require_fuse!();
-    let mut m = Mounted::with_mkfs(&["-s", "256M", "-L", "1M", "-N", "65536"]);
-    let (head0, cap) = log_status(m.image());
-    // The model: path -> (contents, value of user.k).
-    let mut model: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
-    const DIRS: u64 = 16;
+/// Directories of the metadata storm.
+const DIRS: u64 = 16;
+
+/// Path -> (contents, value of `user.k`).
+type StormModel = BTreeMap<String, (Vec<u8>, Vec<u8>)>;
+
+/// `ops` rounds of create, setxattr, rename into another directory, now and then an unlink
+/// or an xattr overwrite, in `DIRS` directories. Returns the model of what is left and the
+/// number of operations answered.
+fn metadata_storm(m: &Mounted, ops: u64) -> (StormModel, u64) {
+    let mut model: StormModel = BTreeMap::new();
     for d in 0..DIRS {
         fs::create_dir(m.path(format!("d{d}"))).unwrap();
     }
-    let ops: u64 = std::env::var("STORM_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6000);
     let mut x = 0x5eed_u64;
     let mut rnd = move || {
         x ^= x << 13;
@@ -321,6 +339,36 @@ fn metadata_storm_wraps_a_small_log_and_loses_nothing_at_kill9() {
             fs::File::open(m.mnt()).unwrap().sync_all().unwrap();
         }
     }
+    (model, count)
+}
+
+/// Every file in the storm's directories with its contents and `user.k`.
+fn storm_files(m: &Mounted) -> StormModel {
+    let mut found: StormModel = BTreeMap::new();
+    for d in 0..DIRS {
+        for e in fs::read_dir(m.path(format!("d{d}"))).unwrap() {
+            let e = e.unwrap();
+            let rel = format!("d{d}/{}", e.file_name().to_string_lossy());
+            let p = e.path();
+            found.insert(
+                rel,
+                (fs::read(&p).unwrap(), getxattr(&p, "user.k").unwrap()),
+            );
+        }
+    }
+    found
+}
+
+#[test]
+fn metadata_storm_wraps_a_small_log_and_loses_nothing_at_kill9() {
+    require_fuse!();
+    let mut m = Mounted::with_mkfs(&["-s", "256M", "-L", "1M", "-N", "65536"]);
+    let (head0, cap) = log_status(m.image());
+    let ops: u64 = std::env::var("STORM_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000);
+    let (model, count) = metadata_storm(&m, ops);
     m.kill9();
     let (head1, _) = log_status(m.image());
     let wraps = (head1 - head0) as f64 / cap as f64;
@@ -335,18 +383,7 @@ fn metadata_storm_wraps_a_small_log_and_loses_nothing_at_kill9() {
     let (code, out) = m.fsck(&["-n", "-f"]);
     assert_eq!(code, 0, "fsck -n after kill -9:\n{out}");
     m.mount();
-    let mut found: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
-    for d in 0..DIRS {
-        for e in fs::read_dir(m.path(format!("d{d}"))).unwrap() {
-            let e = e.unwrap();
-            let rel = format!("d{d}/{}", e.file_name().to_string_lossy());
-            let p = e.path();
-            found.insert(
-                rel,
-                (fs::read(&p).unwrap(), getxattr(&p, "user.k").unwrap()),
-            );
-        }
-    }
+    let found = storm_files(&m);
     assert_eq!(found.len(), model.len(), "number of files after remount");
     for (k, v) in &model {
         assert_eq!(found.get(k), Some(v), "{k} after kill -9 and remount");
