@@ -245,9 +245,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
         if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
             log::info!("signal {sig}: unmounting");
-            if let Err(e) = unmounter.unmount() {
-                log::error!("unmount after signal {sig} failed: {e}");
-            }
+            unmount_retrying_busy(sig, || unmounter.unmount());
         }
     });
     if !opts.read_only {
@@ -269,6 +267,31 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let mut fs = lock(&state);
     on_unmount(&mut fs)?;
     Ok(())
+}
+
+/// Unmount after a signal. The kernel answers EBUSY while a request or an open path of the
+/// mount is still in flight (seen right after a test's last file operation), so try again for
+/// up to 5 s, as `umount` users would by hand, before giving up with the error logged.
+fn unmount_retrying_busy(sig: i32, mut unmount: impl FnMut() -> std::io::Result<()>) {
+    let mut delay = std::time::Duration::from_millis(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match unmount() {
+            Ok(()) => return,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                log::debug!("unmount after signal {sig}: busy, retrying in {delay:?}");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(500));
+            }
+            Err(e) => {
+                log::error!("unmount after signal {sig} failed: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// Readahead of the mount in KiB. FUSE takes its readahead from the kernel's default for a
