@@ -5,7 +5,7 @@ use clap::Parser;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
-use rvmfs::ops::{Durability, Fs};
+use rvmfs::ops::{Durability, ErrorPolicy, Fs};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -33,6 +33,10 @@ struct Args {
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
     ///   allow_other     let other users use the mount (default on when root mounts)
     ///   ro              refuse changes (mounted read-only)
+    ///   errors=POLICY   after a storage error (ext4's names): remount-ro (default: every
+    ///                   change answers EIO, reads go on), continue (go on after a failed
+    ///                   file data write; log and metadata errors always act as remount-ro),
+    ///                   panic (log, record and abort the daemon at once)
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -48,6 +52,7 @@ struct MountOptions {
     clone_fd: bool,
     allow_other: bool,
     read_only: bool,
+    errors: ErrorPolicy,
 }
 
 fn parse_options(list: &[String]) -> Result<MountOptions> {
@@ -65,6 +70,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             .is_ok(),
         allow_other: root,
         read_only: false,
+        errors: ErrorPolicy::default(),
     };
     for opt in list
         .iter()
@@ -92,6 +98,10 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "allow_other" => o.allow_other = true,
             "noallow_other" => o.allow_other = false,
             "ro" => o.read_only = true,
+            "errors" => {
+                let v = value.context("mount option errors needs a value")?;
+                o.errors = v.parse().map_err(anyhow::Error::msg)?;
+            }
             "rw"
             | "default_permissions"
             | "defaults"
@@ -213,6 +223,20 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
+    }
+    fs.errors.policy = opts.errors;
+    fs.errors.source = args.image.display().to_string();
+    if let Some(r) = &fs.errors.record {
+        log::warn!(
+            "{}: the filesystem had errors ({} since {}, the first: {} on inode {}: {}); \
+             running fsck.rvmfs is recommended",
+            fs.errors.source,
+            r.count,
+            r.first_time,
+            r.op,
+            r.inode,
+            r.message
+        );
     }
     if !opts.read_only {
         let reclaimed = on_mount(&mut fs)?;
