@@ -14,11 +14,10 @@ mod common;
 use common::{new_inode, snapshot, Tree};
 use fsck::check::check;
 use rvm_core::sim::SimStorage;
-use rvm_core::{FailedOp, FaultOp, FaultStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{FailedOp, FaultOp, FaultStorage, Storage};
 use rvmfs::format::format;
 use rvmfs::layout::error_record::ErrorRecord;
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::attr::SetAttr;
 use rvmfs::ops::{attr, file, lookup, namespace, space, statfs, xattr};
@@ -43,17 +42,7 @@ fn disk() -> Arc<SimStorage> {
 
 /// Open the filesystem on `storage` (recovering its log), as the daemon does.
 fn open(storage: Arc<dyn Storage>, durability: Durability, policy: ErrorPolicy) -> Fs {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, IMAGE).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    let mut fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
+    let mut fs = common::open_storage(storage, IMAGE).expect("the image opens");
     fs.durability = durability;
     fs.errors.policy = policy;
     fs.errors.source = "sim".into();
