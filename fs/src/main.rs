@@ -2,6 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use rvm_core::FaultOp;
+use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
@@ -37,6 +39,9 @@ struct Args {
     ///                   change answers EIO, reads go on), continue (go on after a failed
     ///                   file data write; log and metadata errors always act as remount-ro),
     ///                   panic (log, record and abort the daemon at once)
+    ///   inject_fault=OP:N[:enospc]  debugging and tests only: once mounted, the Nth (from 0)
+    ///                   later call of OP (write, durable_write, sync, any) on the image
+    ///                   fails with EIO (or ENOSPC), once
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -53,6 +58,30 @@ struct MountOptions {
     allow_other: bool,
     read_only: bool,
     errors: ErrorPolicy,
+    /// `inject_fault=`: (call kind, calls that succeed first, errno).
+    fault: Option<(FaultOp, u64, i32)>,
+}
+
+/// Parse `inject_fault=OP:N[:enospc|eio]`.
+fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32)> {
+    let mut parts = v.split(':');
+    let op = match parts.next() {
+        Some("write") => FaultOp::Write,
+        Some("durable_write") => FaultOp::DurableWrite,
+        Some("sync") => FaultOp::Sync,
+        Some("any") => FaultOp::Any,
+        _ => bail!("inject_fault={v}: OP is write, durable_write, sync or any"),
+    };
+    let n = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("inject_fault={v}: N is a number"))?;
+    let errno = match parts.next() {
+        None | Some("eio") => libc::EIO,
+        Some("enospc") => libc::ENOSPC,
+        Some(e) => bail!("inject_fault={v}: unknown errno {e} (eio or enospc)"),
+    };
+    Ok((op, n, errno))
 }
 
 fn parse_options(list: &[String]) -> Result<MountOptions> {
@@ -71,6 +100,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
         allow_other: root,
         read_only: false,
         errors: ErrorPolicy::default(),
+        fault: None,
     };
     for opt in list
         .iter()
@@ -101,6 +131,9 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "errors" => {
                 let v = value.context("mount option errors needs a value")?;
                 o.errors = v.parse().map_err(anyhow::Error::msg)?;
+            }
+            "inject_fault" => {
+                o.fault = Some(parse_fault(value.unwrap_or_default())?);
             }
             "rw"
             | "default_permissions"
@@ -213,11 +246,20 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let commit = if opts.sync { None } else { opts.commit };
     // Even a read-only mount replays the log into the image first (as ext4 replays its journal
     // on a read-only mount): logged file data must reach the data area before anyone reads it.
-    let img = image::open(
+    let mut fault = None;
+    let img = image::open_with(
         &args.image,
         OpenMode {
             read_only: false,
             commit_interval: commit,
+        },
+        |storage| match opts.fault {
+            Some(_) => {
+                let f = Arc::new(FaultStorage::new(storage));
+                fault = Some(f.clone());
+                f
+            }
+            None => storage,
         },
     )?;
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
@@ -243,6 +285,10 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         if reclaimed > 0 {
             log::warn!("freed {reclaimed} orphaned inodes left by a crash");
         }
+    }
+    if let (Some(f), Some((op, n, errno))) = (&fault, opts.fault) {
+        log::warn!("inject_fault: call {n} of {op:?} from now on fails with errno {errno}");
+        f.fail_after(op, n, errno, false);
     }
     log::info!("image opened and recovered in {:?}", started.elapsed());
     let state = Arc::new(Mutex::new(fs));

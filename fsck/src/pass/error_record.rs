@@ -20,17 +20,23 @@ pub enum Recorded {
 pub fn read(storage: &dyn Storage) -> Recorded {
     match ErrorRecord::read(storage) {
         Ok(None) => Recorded::None,
-        Ok(Some(r)) => Recorded::Error(format!(
-            "filesystem had errors: {} error(s), the first: {} (inode {}, errno {}): {} at {} \
-             (last at {})",
-            r.count,
-            r.op,
-            r.inode,
-            r.errno,
-            r.message,
-            utc(r.first_time),
-            utc(r.last_time)
-        )),
+        Ok(Some(r)) => {
+            let last = if r.count > 1 {
+                format!(" (the last at {})", utc(r.last_time))
+            } else {
+                String::new()
+            };
+            Recorded::Error(format!(
+                "filesystem had errors: {} error(s), the first: {} (inode {}, errno {}): {} at \
+                 {}{last}",
+                r.count,
+                r.op,
+                r.inode,
+                r.errno,
+                r.message,
+                utc(r.first_time),
+            ))
+        }
         Err(e) => Recorded::Damaged(format!("{e}")),
     }
 }
