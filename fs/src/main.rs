@@ -274,7 +274,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
              running fsck.rvmfs is recommended",
             fs.errors.source,
             r.count,
-            r.first_time,
+            rvmfs::layout::error_record::utc(r.first_time),
             r.op,
             r.inode,
             r.message
