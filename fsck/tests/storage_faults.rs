@@ -410,6 +410,7 @@ fn enospc_data_write_fails_nothing() {
             None => {}
         }
     }
+    eprintln!("ENOSPC: {answered_enospc} data writes answered ENOSPC, nothing failed");
     assert!(
         answered_enospc >= 3,
         "only {answered_enospc} ENOSPC answers"
@@ -441,6 +442,7 @@ fn errors_continue_goes_on_after_a_data_write() {
         r.durable = r.states.len() - 1;
         check_restart(r.sim.durable_image(), &r, true, &format!("continue #{n}"));
     }
+    eprintln!("errors=continue: {continued} data-write errors continued");
     assert!(
         continued >= 3,
         "only {continued} continued data-write errors"
