@@ -34,6 +34,8 @@ def decode(name, rows, base, total):
     assert at == total, (name, at, total)
     return out
 H = decode('header', table('# 2. Header'), 0, 128)
+E = decode('error record', table('## 2.1 Error record'), 0x100, 256)
+assert not any(img[0x100:0x200]), 'a fresh image records no error'
 S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 256)
 ino = 1
 I = decode('root inode', table('## 5.3 Inode'), H['segment_offset'] + S['inode_table'] + (ino - 1) * 128, 128)

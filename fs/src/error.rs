@@ -14,6 +14,9 @@ pub enum FsError {
     /// Reading or writing the data area failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Writing file data to the data area failed (not ENOSPC): see `ops::errors`.
+    #[error("data write: {0}")]
+    DataWrite(std::io::Error),
     /// A structure in the region is inconsistent (a pointer out of bounds, a bad node).
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
@@ -28,7 +31,7 @@ impl FsError {
         match self {
             FsError::Errno(e) => *e,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            FsError::Rvm(_) | FsError::Corrupt(_) => libc::EIO,
+            FsError::Rvm(_) | FsError::DataWrite(_) | FsError::Corrupt(_) => libc::EIO,
         }
     }
 }

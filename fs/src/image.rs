@@ -106,6 +106,16 @@ const SPOOL_SIZE: u64 = 8 << 20;
 
 /// Open, lock, recover and map the image at `path`.
 pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
+    open_with(path, mode, |storage| storage)
+}
+
+/// As [`open`], with the image's storage wrapped by `wrap` before recovery (the daemon's
+/// debug option `-o inject_fault=` wraps it in `rvm_core::FaultStorage`).
+pub fn open_with(
+    path: &Path,
+    mode: OpenMode,
+    wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+) -> Result<Image, ImageError> {
     let file = OpenOptions::new()
         .read(true)
         .write(!mode.read_only)
@@ -121,6 +131,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
         source,
     };
     let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone().map_err(io)?));
+    let storage = wrap(storage);
     let options = RvmOptions {
         log: header.log_area(),
         spool: spool_path(&header),

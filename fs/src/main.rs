@@ -2,10 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use rvm_core::FaultOp;
+use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
-use rvmfs::ops::{Durability, Fs};
+use rvmfs::ops::{Durability, ErrorPolicy, Fs};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -33,6 +35,13 @@ struct Args {
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
     ///   allow_other     let other users use the mount (default on when root mounts)
     ///   ro              refuse changes (mounted read-only)
+    ///   errors=POLICY   after a storage error (ext4's names): remount-ro (default: every
+    ///                   change answers EIO, reads go on), continue (go on after a failed
+    ///                   file data write; log and metadata errors always act as remount-ro),
+    ///                   panic (log, record and abort the daemon at once)
+    ///   inject_fault=OP:N[:enospc]  debugging and tests only: once mounted, the Nth (from 0)
+    ///                   later call of OP (write, durable_write, sync, any) on the image
+    ///                   fails with EIO (or ENOSPC), once
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -48,6 +57,31 @@ struct MountOptions {
     clone_fd: bool,
     allow_other: bool,
     read_only: bool,
+    errors: ErrorPolicy,
+    /// `inject_fault=`: (call kind, calls that succeed first, errno).
+    fault: Option<(FaultOp, u64, i32)>,
+}
+
+/// Parse `inject_fault=OP:N[:enospc|eio]`.
+fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32)> {
+    let mut parts = v.split(':');
+    let op = match parts.next() {
+        Some("write") => FaultOp::Write,
+        Some("durable_write") => FaultOp::DurableWrite,
+        Some("sync") => FaultOp::Sync,
+        Some("any") => FaultOp::Any,
+        _ => bail!("inject_fault={v}: OP is write, durable_write, sync or any"),
+    };
+    let n = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("inject_fault={v}: N is a number"))?;
+    let errno = match parts.next() {
+        None | Some("eio") => libc::EIO,
+        Some("enospc") => libc::ENOSPC,
+        Some(e) => bail!("inject_fault={v}: unknown errno {e} (eio or enospc)"),
+    };
+    Ok((op, n, errno))
 }
 
 fn parse_options(list: &[String]) -> Result<MountOptions> {
@@ -65,6 +99,8 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             .is_ok(),
         allow_other: root,
         read_only: false,
+        errors: ErrorPolicy::default(),
+        fault: None,
     };
     for opt in list
         .iter()
@@ -92,6 +128,13 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "allow_other" => o.allow_other = true,
             "noallow_other" => o.allow_other = false,
             "ro" => o.read_only = true,
+            "errors" => {
+                let v = value.context("mount option errors needs a value")?;
+                o.errors = v.parse().map_err(anyhow::Error::msg)?;
+            }
+            "inject_fault" => {
+                o.fault = Some(parse_fault(value.unwrap_or_default())?);
+            }
             "rw"
             | "default_permissions"
             | "defaults"
@@ -203,22 +246,49 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let commit = if opts.sync { None } else { opts.commit };
     // Even a read-only mount replays the log into the image first (as ext4 replays its journal
     // on a read-only mount): logged file data must reach the data area before anyone reads it.
-    let img = image::open(
+    let mut fault = None;
+    let img = image::open_with(
         &args.image,
         OpenMode {
             read_only: false,
             commit_interval: commit,
+        },
+        |storage| match opts.fault {
+            Some(_) => {
+                let f = Arc::new(FaultStorage::new(storage));
+                fault = Some(f.clone());
+                f
+            }
+            None => storage,
         },
     )?;
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
     }
+    fs.errors.policy = opts.errors;
+    fs.errors.source = args.image.display().to_string();
+    if let Some(r) = &fs.errors.record {
+        log::warn!(
+            "{}: the filesystem had errors ({} since {}, the first: {} on inode {}: {}); \
+             running fsck.rvmfs is recommended",
+            fs.errors.source,
+            r.count,
+            rvmfs::layout::error_record::utc(r.first_time),
+            r.op,
+            r.inode,
+            r.message
+        );
+    }
     if !opts.read_only {
         let reclaimed = on_mount(&mut fs)?;
         if reclaimed > 0 {
             log::warn!("freed {reclaimed} orphaned inodes left by a crash");
         }
+    }
+    if let (Some(f), Some((op, n, errno))) = (&fault, opts.fault) {
+        log::warn!("inject_fault: call {n} of {op:?} from now on fails with errno {errno}");
+        f.fail_after(op, n, errno, false);
     }
     log::info!("image opened and recovered in {:?}", started.elapsed());
     let state = Arc::new(Mutex::new(fs));

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use fsck::check::{self, Fix, Report};
+use fsck::pass::error_record::{self, Recorded};
 use fsck::pass::replay;
 use fsck::repair;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -88,8 +89,13 @@ fn run(args: &Args) -> u8 {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    let recorded = error_record::read(&*fs.geo.image);
+    match &recorded {
+        Recorded::None => {}
+        Recorded::Error(line) | Recorded::Damaged(line) => println!("{}: {line}", name(args)),
+    }
     let bar = progress_bar(args);
-    let (report, corrected) = match check_and_repair(args, &mut fs, bar.as_ref()) {
+    let (report, mut corrected) = match check_and_repair(args, &mut fs, bar.as_ref()) {
         Ok(done) => done,
         Err(code) => return code,
     };
@@ -105,8 +111,33 @@ fn run(args: &Args) -> u8 {
             return EXIT_OPERATIONAL;
         }
     }
+    let record_left = !matches!(recorded, Recorded::None)
+        && !clear_error_record(args, &fs, &report, &mut corrected);
     summary(args, &fs, &report, started);
-    verdict(args, &report, corrected)
+    verdict(args, &report, corrected, usize::from(record_left))
+}
+
+/// After a clean check (nothing left to fix) and not with -n, clear the image's error record
+/// (e2fsck clears `ERROR_FS`); counts as a repair. Returns whether it was cleared.
+fn clear_error_record(args: &Args, fs: &Fs, report: &Report, corrected: &mut usize) -> bool {
+    if args.no || !report.problems.is_empty() {
+        println!("{}: the error record is left as it is", name(args));
+        return false;
+    }
+    match error_record::clear(&*fs.geo.image) {
+        Ok(()) => {
+            println!("{}: error record cleared", name(args));
+            *corrected += 1;
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "fsck.rvmfs: {}: clearing the error record failed: {e}",
+                name(args)
+            );
+            false
+        }
+    }
 }
 
 /// Open the image and replay its log (see `fsck::pass::replay`); returns the filesystem and
@@ -228,13 +259,15 @@ fn write_back(fs: &mut Fs) -> FsResult<()> {
 }
 
 /// Print what is left and return the exit code: 4 if problems remain (with -n an orphan is
-/// not counted: mounting frees it), 1 if repairs were made, 0 if the image was clean.
-fn verdict(args: &Args, report: &Report, corrected: usize) -> u8 {
-    let remaining = report
-        .problems
-        .iter()
-        .filter(|p| !(args.no && matches!(p.fix, Fix::ReclaimOrphan(_))))
-        .count();
+/// not counted: mounting frees it; `extra`: problems outside the report, an error record
+/// left), 1 if repairs were made, 0 if the image was clean.
+fn verdict(args: &Args, report: &Report, corrected: usize, extra: usize) -> u8 {
+    let remaining = extra
+        + report
+            .problems
+            .iter()
+            .filter(|p| !(args.no && matches!(p.fix, Fix::ReclaimOrphan(_))))
+            .count();
     if remaining > 0 {
         if args.preen {
             println!(

@@ -12,7 +12,9 @@ pub(super) fn getattr(fs: &RvmFs, ino: u64, reply: ReplyAttr) {
 }
 
 pub(super) fn setattr(fs: &RvmFs, ino: u64, set: &SetAttr, reply: ReplyAttr) {
-    let r = fs.fs().transact(|op| set_attr(op, ino, set));
+    let r = fs
+        .fs()
+        .transact_on("setattr", ino, |op| set_attr(op, ino, set));
     reply_attr(reply, ino, r);
 }
 
@@ -39,9 +41,9 @@ pub(super) fn setxattr(
     flags: i32,
     reply: ReplyEmpty,
 ) {
-    let r = fs
-        .fs()
-        .transact(|op| xattr::set(op, ino, name, value, flags));
+    let r = fs.fs().transact_on("setxattr", ino, |op| {
+        xattr::set(op, ino, name, value, flags)
+    });
     reply_empty(reply, r);
 }
 
@@ -64,6 +66,8 @@ pub(super) fn listxattr(fs: &RvmFs, ino: u64, size: u32, reply: ReplyXattr) {
 }
 
 pub(super) fn removexattr(fs: &RvmFs, ino: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs.fs().transact(|op| xattr::remove(op, ino, name));
+    let r = fs
+        .fs()
+        .transact_on("removexattr", ino, |op| xattr::remove(op, ino, name));
     reply_empty(reply, r);
 }

@@ -43,10 +43,9 @@ pub(super) fn write(
     kill_setid: bool,
     reply: ReplyWrite,
 ) {
-    match fs
-        .fs()
-        .transact(|op| file::write(op, ino, offset, data, kill_setid))
-    {
+    match fs.fs().transact_on("write", ino, |op| {
+        file::write(op, ino, offset, data, kill_setid)
+    }) {
         Ok(_) => reply.written(data.len() as u32),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -62,13 +61,13 @@ pub(super) fn release(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
     reply_empty(reply, open::release(&mut fs.fs(), ino));
 }
 
-pub(super) fn fsync(fs: &RvmFs, datasync: bool, reply: ReplyEmpty) {
+pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
     Counters::bump(if datasync {
         &fs.counters.fdatasync
     } else {
         &fs.counters.fsync
     });
-    reply_empty(reply, fs.flush_log());
+    reply_empty(reply, fs.flush_log("fsync", ino));
 }
 
 pub(super) fn fallocate(
@@ -79,9 +78,9 @@ pub(super) fn fallocate(
     mode: i32,
     reply: ReplyEmpty,
 ) {
-    let r = fs
-        .fs()
-        .transact(|op| space::fallocate(op, ino, offset, length, mode));
+    let r = fs.fs().transact_on("fallocate", ino, |op| {
+        space::fallocate(op, ino, offset, length, mode)
+    });
     reply_empty(reply, r.map(|_| ()));
 }
 
@@ -114,9 +113,9 @@ pub(super) fn copy_file_range(
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
-    let r = fs
-        .fs()
-        .transact(|op| space::copy_range(op, from.0, from.1, to.0, to.1, len));
+    let r = fs.fs().transact_on("copy_file_range", to.0, |op| {
+        space::copy_range(op, from.0, from.1, to.0, to.1, len)
+    });
     match r {
         Ok(n) => reply.written(n as u32),
         Err(e) => reply.error(to_errno(&e)),

@@ -41,7 +41,7 @@ pub(super) fn releasedir(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
     reply_empty(reply, open::release(&mut fs.fs(), ino));
 }
 
-pub(super) fn fsyncdir(fs: &RvmFs, reply: ReplyEmpty) {
+pub(super) fn fsyncdir(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
     Counters::bump(&fs.counters.fsyncdir);
-    reply_empty(reply, fs.flush_log());
+    reply_empty(reply, fs.flush_log("fsyncdir", ino));
 }

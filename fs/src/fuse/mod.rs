@@ -72,14 +72,24 @@ impl RvmFs {
         }
     }
 
+    /// The filesystem, locked. A failure of rvm-core since the last request (a background
+    /// flush or truncation) is reported here, so `errors=panic` acts on it at once.
     fn fs(&self) -> MutexGuard<'_, Fs> {
-        lock(&self.state)
+        let mut fs = lock(&self.state);
+        fs.notice_failure("background flush", 0);
+        fs
     }
 
-    /// Make every committed operation durable (fsync, fsyncdir, syncfs): one group-committed
-    /// log flush, which first syncs the image so data precedes the records that point at it.
-    fn flush_log(&self) -> FsResult<()> {
-        self.rvm.flush()?;
+    /// Make every committed operation durable (fsync of `ino`, fsyncdir, syncfs): one
+    /// group-committed log flush, which first syncs the image so data precedes the records
+    /// that point at it. Once failed, answers EIO without I/O (rvm-core refuses the flush).
+    fn flush_log(&self, op: &str, ino: u64) -> FsResult<()> {
+        if let Err(e) = self.rvm.flush() {
+            if let Some(failure) = self.rvm.failure() {
+                lock(&self.state).report_failure(&failure, op, ino);
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 }

@@ -22,16 +22,16 @@ pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
 
 /// mknod: `new.mode` carries the file type.
 pub(super) fn mknod(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
-    let r = fs
-        .fs()
-        .transact(|op| namespace::mknod(op, parent, name, new));
+    let r = fs.fs().transact_on("mknod", parent, |op| {
+        namespace::mknod(op, parent, name, new)
+    });
     reply_entry(reply, r);
 }
 
 pub(super) fn mkdir(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
-    let r = fs
-        .fs()
-        .transact(|op| namespace::create(op, parent, name, new, None));
+    let r = fs.fs().transact_on("mkdir", parent, |op| {
+        namespace::create(op, parent, name, new, None)
+    });
     reply_entry(reply, r);
 }
 
@@ -43,9 +43,9 @@ pub(super) fn symlink(
     target: &[u8],
     reply: ReplyEntry,
 ) {
-    let r = fs
-        .fs()
-        .transact(|op| namespace::create(op, parent, name, new, Some(target)));
+    let r = fs.fs().transact_on("symlink", parent, |op| {
+        namespace::create(op, parent, name, new, Some(target))
+    });
     reply_entry(reply, r);
 }
 
@@ -66,19 +66,23 @@ pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply:
 }
 
 pub(super) fn link(fs: &RvmFs, ino: u64, new_parent: u64, new_name: &[u8], reply: ReplyEntry) {
-    let r = fs
-        .fs()
-        .transact(|op| namespace::link(op, ino, new_parent, new_name));
+    let r = fs.fs().transact_on("link", ino, |op| {
+        namespace::link(op, ino, new_parent, new_name)
+    });
     reply_entry(reply, r.map(|node| (ino, node)));
 }
 
 pub(super) fn unlink(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs.fs().transact(|op| namespace::unlink(op, parent, name));
+    let r = fs
+        .fs()
+        .transact_on("unlink", parent, |op| namespace::unlink(op, parent, name));
     reply_empty(reply, r);
 }
 
 pub(super) fn rmdir(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs.fs().transact(|op| namespace::rmdir(op, parent, name));
+    let r = fs
+        .fs()
+        .transact_on("rmdir", parent, |op| namespace::rmdir(op, parent, name));
     reply_empty(reply, r);
 }
 
@@ -91,8 +95,8 @@ pub(super) fn rename(
     flags: u32,
     reply: ReplyEmpty,
 ) {
-    let r = fs
-        .fs()
-        .transact(|op| namespace::rename(op, from.0, from.1, to.0, to.1, flags));
+    let r = fs.fs().transact_on("rename", from.0, |op| {
+        namespace::rename(op, from.0, from.1, to.0, to.1, flags)
+    });
     reply_empty(reply, r);
 }

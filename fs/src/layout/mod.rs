@@ -1,5 +1,6 @@
 //! Byte layouts of the image: header, superblock, inode; helpers to read and write them.
 
+pub mod error_record;
 pub mod geometry;
 pub mod header;
 pub mod inode;

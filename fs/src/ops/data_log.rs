@@ -2,7 +2,7 @@
 //! redo record as well as in place, and which are ordered before the next flush instead.
 
 use super::Op;
-use crate::error::FsResult;
+use crate::error::{FsError, FsResult};
 use rvm_core::{Lsn, Rvm};
 use std::collections::HashMap;
 
@@ -93,7 +93,16 @@ impl Op<'_> {
             self.dlog.used += data.len() as u64;
             self.logged.push((first, last));
         } else {
-            self.geo.image.write_at(data, pos)?;
+            self.geo.image.write_at(data, pos).map_err(|e| {
+                // No committed metadata points at these bytes yet (the transaction that
+                // would is aborted): a full host disk answers ENOSPC to this write only; any
+                // other error is a storage error (see `ops::errors`).
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    FsError::Errno(libc::ENOSPC)
+                } else {
+                    FsError::DataWrite(e)
+                }
+            })?;
             // Every unlogged write is ordered before the next flush's records: new blocks
             // (their record points at them) and zeroed tails alike (a record that grows
             // the file must not make stale bytes visible after a power loss).

@@ -2,8 +2,9 @@
 //! operation as one RVM transaction.
 
 use super::data_log::DataLog;
+use super::errors::Errors;
 use super::geo::{Geo, Hints};
-use crate::error::FsResult;
+use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
 use crate::layout::inode::Inode;
 use crate::layout::pod;
@@ -65,6 +66,8 @@ pub struct Fs {
     pub dlog: DataLog,
     /// Transactions committed since mount.
     pub commits: u64,
+    /// The error state and policy (`-o errors=`).
+    pub errors: Errors,
 }
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
@@ -85,6 +88,7 @@ impl Fs {
         image: Arc<dyn Storage>,
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
+        let errors = Errors::new(image.clone(), rvm.options().read_only);
         let geo = Geo::new(&header, &sb, image);
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
@@ -99,6 +103,7 @@ impl Fs {
             durability: Durability::Spool,
             dlog: DataLog::default(),
             commits: 0,
+            errors,
         })
     }
 
@@ -107,8 +112,31 @@ impl Fs {
         self.region.bytes()
     }
 
-    /// Run `f` as one transaction: commit on Ok, abort (restoring every byte) on Err.
+    /// Run `f` as one transaction: commit on Ok, abort (restoring every byte) on Err. See
+    /// [`Fs::transact_on`], for a request with no name.
     pub fn transact<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
+        self.transact_on("request", 0, f)
+    }
+
+    /// Run `f` as one transaction for request `op` on inode `ino` (names for the error
+    /// log and record). Once the filesystem is in its error state (`Rvm::failure`), answers
+    /// EIO without trying; a storage error met on the way is handled by the error policy
+    /// (`ops::errors`).
+    pub fn transact_on<T>(
+        &mut self,
+        op: &str,
+        ino: u64,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
+        if let Some(failure) = self.rvm.failure() {
+            self.report_failure(&failure, op, ino);
+            return errno(libc::EIO);
+        }
+        self.run(f).map_err(|e| self.on_error(e, op, ino))
+    }
+
+    /// The transaction itself (see [`Fs::transact_on`]).
+    fn run<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
         let result = {
             let mut op = Op {
                 tx: self.region.begin_transaction(RestoreMode::Restore),

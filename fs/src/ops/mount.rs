@@ -28,7 +28,7 @@ pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
 
 /// Clean unmount: mark the image clean, flush, and apply the log to the segment.
 pub fn on_unmount(fs: &mut Fs) -> FsResult<()> {
-    fs.transact(|op| put(&mut op.tx, field::MOUNTED, &0u32))?;
+    fs.transact_on("unmount", 0, |op| put(&mut op.tx, field::MOUNTED, &0u32))?;
     fs.rvm.flush()?;
     fs.rvm.truncate()?;
     Ok(())

@@ -16,7 +16,7 @@ fn add_handle(fs: &mut Fs, ino: u64) {
 /// lacks CAP_FSETID, so the truncation clears set-user-ID (see `file::clear_setid`).
 pub fn open(fs: &mut Fs, ino: u64, truncate: bool, kill_setid: bool) -> FsResult<()> {
     match fs.inode(ino) {
-        Ok(node) if node.is_reg() && truncate => fs.transact(|op| {
+        Ok(node) if node.is_reg() && truncate => fs.transact_on("open O_TRUNC", ino, |op| {
             let mut node = file::truncate(op, ino, 0)?;
             if kill_setid && file::clear_setid(&mut node) {
                 op.put_inode(ino, &node)?;
@@ -31,7 +31,9 @@ pub fn open(fs: &mut Fs, ino: u64, truncate: bool, kill_setid: bool) -> FsResult
 
 /// Create regular file `name` in `parent` (one transaction) and open it.
 pub fn create(fs: &mut Fs, parent: u64, name: &[u8], new: NewInode) -> FsResult<(u64, Inode)> {
-    let (ino, node) = fs.transact(|op| namespace::create(op, parent, name, new, None))?;
+    let (ino, node) = fs.transact_on("create", parent, |op| {
+        namespace::create(op, parent, name, new, None)
+    })?;
     add_handle(fs, ino);
     Ok((ino, node))
 }
@@ -57,7 +59,7 @@ pub fn release(fs: &mut Fs, ino: u64) -> FsResult<()> {
     if left == 0 {
         fs.open.remove(&ino);
         if matches!(fs.inode(ino), Ok(node) if node.nlink == 0) {
-            fs.transact(|op| orphan::reclaim(op, ino))?;
+            fs.transact_on("release", ino, |op| orphan::reclaim(op, ino))?;
         }
     }
     Ok(())

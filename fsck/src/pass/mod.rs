@@ -4,6 +4,7 @@
 //! | file | pass |
 //! | --- | --- |
 //! | `replay.rs` | log recovery before any check (in memory with -n) |
+//! | `error_record.rs` | the error record the daemon wrote after a storage error |
 //! | `superblock.rs` | the superblock's layout |
 //! | `trees.rs` | pass 0: B+tree structure of each tree |
 //! | `inodes.rs` | pass 1: inode table against the inode bitmap, file types |
@@ -18,6 +19,7 @@
 
 pub(crate) mod connectivity;
 pub(crate) mod dentries;
+pub mod error_record;
 pub(crate) mod extents;
 pub(crate) mod free_space;
 pub(crate) mod heap;

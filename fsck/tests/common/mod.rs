@@ -68,10 +68,15 @@ pub fn new_inode(mode: u32) -> NewInode {
 /// Open the filesystem on a simulated disk of `image_len` bytes (recovering its log), or None
 /// if the simulated power fails meanwhile.
 pub fn open_sim(storage: Arc<SimStorage>, image_len: u64) -> Option<Fs> {
+    open_storage(storage, image_len)
+}
+
+/// Open the filesystem on any storage holding an image of `image_len` bytes (recovering its
+/// log), or None if the storage fails meanwhile.
+pub fn open_storage(dynstore: Arc<dyn Storage>, image_len: u64) -> Option<Fs> {
     let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).ok()?;
+    dynstore.read_at(&mut block, 0).ok()?;
     let header = Header::decode(&block, image_len).expect("the header never changes after mkfs");
-    let dynstore: Arc<dyn Storage> = storage;
     let options = RvmOptions {
         log: header.log_area(),
         ordered: true,
