@@ -30,7 +30,13 @@ pub const SUPPORTED_COMPAT: u32 = 0;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = 0;
 /// Incompat bits this build reads and writes.
-pub const SUPPORTED_INCOMPAT: u32 = 0;
+pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH;
+/// Features mkfs turns on in a new image.
+pub const MKFS_DEFAULT: Features = Features {
+    compat: 0,
+    ro_compat: 0,
+    incompat: INCOMPAT_KEYED_HASH,
+};
 
 /// Names of the defined bits, for messages: (word, bit, name).
 pub const NAMES: &[(Word, u32, &str)] = &[
