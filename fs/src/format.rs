@@ -1,6 +1,7 @@
 //! Formatting: lay out a new image (mkfs.rvmfs's work, as a library call).
 
 use crate::error::FsError;
+use crate::layout::features::INCOMPAT_KEYED_HASH;
 use crate::layout::geometry::{plan, Plan, PlanError};
 use crate::layout::header::Header;
 use crate::layout::inode::{now, Inode};
@@ -23,6 +24,25 @@ pub enum FormatError {
     Fs(#[from] FsError),
 }
 
+/// A secret key for the keyed name hash: 16 bytes from the kernel's CSPRNG (getrandom(2)).
+fn random_key() -> std::io::Result<[u8; 16]> {
+    let mut key = [0u8; 16];
+    let mut got = 0;
+    while got < key.len() {
+        // SAFETY: writes at most the remaining length into `key`.
+        let r = unsafe { libc::getrandom(key[got..].as_mut_ptr().cast(), key.len() - got, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else {
+            got += r as usize;
+        }
+    }
+    Ok(key)
+}
+
 /// Format `storage` (a file or device of `p.size` bytes whose log and segment areas read as
 /// zeros; `rvm_core::FileStorage` for a real image) as an rvmfs image. The header is written
 /// last, so a format cut short leaves no valid image.
@@ -33,7 +53,10 @@ pub fn format(
     root_owner: (u32, u32),
 ) -> Result<Header, FormatError> {
     let sec = now().0;
-    let (header, sb) = plan(p, uuid, sec)?;
+    let (header, mut sb) = plan(p, uuid, sec)?;
+    if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
+        sb.hash_key = random_key()?;
+    }
     // Overwrite any old header first: until the new one is written, this is no image.
     storage.write_at(&[0u8; 4096], 0)?;
     Rvm::create_log(&*storage, header.log_area())?;

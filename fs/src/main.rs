@@ -246,22 +246,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let commit = if opts.sync { None } else { opts.commit };
     // Even a read-only mount replays the log into the image first (as ext4 replays its journal
     // on a read-only mount): logged file data must reach the data area before anyone reads it.
-    let mut fault = None;
-    let img = image::open_with(
-        &args.image,
-        OpenMode {
-            read_only: false,
-            commit_interval: commit,
-        },
-        |storage| match opts.fault {
-            Some(_) => {
-                let f = Arc::new(FaultStorage::new(storage));
-                fault = Some(f.clone());
-                f
-            }
-            None => storage,
-        },
-    )?;
+    let (img, read_only, fault) = open_image(args, opts, commit)?;
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
@@ -280,7 +265,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             r.message
         );
     }
-    if !opts.read_only {
+    if !read_only {
         let reclaimed = on_mount(&mut fs)?;
         if reclaimed > 0 {
             log::warn!("freed {reclaimed} orphaned inodes left by a crash");
@@ -297,7 +282,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         fuser::MountOption::Subtype("rvmfs".into()),
         fuser::MountOption::DefaultPermissions,
     ];
-    if opts.read_only {
+    if read_only {
         mount_options.push(fuser::MountOption::RO);
     }
     let mut config = fuser::Config::default();
@@ -318,7 +303,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             unmount_retrying_busy(sig, || unmounter.unmount());
         }
     });
-    if !opts.read_only {
+    if !read_only {
         raise_readahead(args.mountpoint.clone());
     }
     if let Some(ready) = ready {
@@ -339,11 +324,50 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     Ok(())
 }
 
+/// Open (and recover) the image for `serve`: with `-o inject_fault=`, its storage wrapped in a
+/// [`FaultStorage`] (returned, so the fault is armed once mounting is done). An unknown
+/// ro-compat feature makes a writable open fail: the image is then opened read-only (returned
+/// flag), as ext4 does.
+fn open_image(
+    args: &Args,
+    opts: &MountOptions,
+    commit: Option<Duration>,
+) -> Result<(
+    image::Image,
+    bool,
+    Option<Arc<FaultStorage<dyn rvm_core::Storage>>>,
+)> {
+    let mut fault = None;
+    let mut open = |read_only| {
+        let mode = OpenMode {
+            read_only,
+            commit_interval: commit,
+        };
+        image::open_with(&args.image, mode, |storage| match opts.fault {
+            Some(_) => {
+                let f = Arc::new(FaultStorage::new(storage));
+                fault = Some(f.clone());
+                f
+            }
+            None => storage,
+        })
+    };
+    // An unknown ro-compat feature: this build may read the image but not change it.
+    let (img, read_only) = match open(false) {
+        Err(e @ image::ImageError::ReadOnlyFeatures { .. }) => {
+            log::warn!("{e}; mounting read-only");
+            (open(true)?, true)
+        }
+        opened => (opened?, opts.read_only),
+    };
+    Ok((img, read_only, fault))
+}
+
 /// Unmount after a signal. The kernel answers EBUSY while a request or an open path of the
 /// mount is still in flight (seen right after a test's last file operation), so try again for
 /// up to 5 s, as `umount` users would by hand, before giving up with the error logged.
 fn unmount_retrying_busy(sig: i32, mut unmount: impl FnMut() -> std::io::Result<()>) {
-    let mut delay = std::time::Duration::from_millis(10);
+    let mut delay = Duration::from_millis(10);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match unmount() {
@@ -354,7 +378,7 @@ fn unmount_retrying_busy(sig: i32, mut unmount: impl FnMut() -> std::io::Result<
             {
                 log::debug!("unmount after signal {sig}: busy, retrying in {delay:?}");
                 std::thread::sleep(delay);
-                delay = (delay * 2).min(std::time::Duration::from_millis(500));
+                delay = (delay * 2).min(Duration::from_millis(500));
             }
             Err(e) => {
                 log::error!("unmount after signal {sig} failed: {e}");

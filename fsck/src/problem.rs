@@ -19,6 +19,9 @@ pub enum Fix {
     Counters { inodes_used: u64, blocks_used: u64 },
     /// Remove a directory entry (dir, key).
     RemoveEntry { dir: u64, key: (u64, u64) },
+    /// File a directory entry (dir, key) again under its name's hash (a key that does not
+    /// match makes the name impossible to look up).
+    RekeyEntry { dir: u64, key: (u64, u64) },
     /// Remove an extent (ino, last block) whose blocks are bad or owned twice.
     RemoveExtent { ino: u64, last: u64 },
     /// Put an unreachable inode into /lost+found.
@@ -51,6 +54,7 @@ impl Fix {
                 | Fix::SetParent { .. }
                 | Fix::RebuildTree(_)
                 | Fix::ResetFreeList(_)
+                | Fix::RekeyEntry { .. }
         )
     }
 }

@@ -25,6 +25,7 @@ pub fn apply(fs: &mut Fs, fix: &Fix) -> FsResult<()> {
             blocks_used,
         } => free_space::set_counters(op, inodes_used, blocks_used),
         Fix::RemoveEntry { key, .. } => dentries::remove(op, key),
+        Fix::RekeyEntry { key, .. } => dentries::rekey(op, key),
         Fix::RemoveExtent { ino, last } => extents::remove(op, ino, last),
         Fix::LostFound { ino } => connectivity::lost_found(op, ino),
         Fix::ClearInode(ino) => inodes::clear(op, ino),

@@ -1,6 +1,7 @@
 //! Planning an image: where the log, the segment and the data area go, and the region's
 //! inner layout, from the image size, the inode count and the log size.
 
+use super::features::MKFS_DEFAULT;
 use super::header::{Header, HEADER_SIZE, MAGIC, VERSION};
 use super::inode::INODE_SIZE;
 use super::superblock::{Superblock, SB_MAGIC, SB_SIZE};
@@ -103,6 +104,8 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         label: [0; 32],
         crc: 0,
         _pad: 0,
+        features: MKFS_DEFAULT,
+        features_crc: 0,
     };
     let sb = Superblock {
         magic: SB_MAGIC,
@@ -127,6 +130,9 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         mount_count: 0,
         last_mount: 0,
         last_check: created,
+        features: MKFS_DEFAULT,
+        _pad: 0,
+        hash_key: [0; 16],
     };
     Ok((header, sb))
 }

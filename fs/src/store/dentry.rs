@@ -6,8 +6,8 @@
 //!          child type (S_IFMT bits) << 32 | name length]    3 x u64
 //! name key = 1<<62 | (name_hash(name) >> 10) << 8 | k       k = 0..255
 //! ```
-//! The name key keeps 54 bits of the name hash (`name_hash`); k tells apart names whose 54-bit
-//! hashes collide. Lookup is one tree seek plus a scan of the (almost always single) entry with
+//! The name key keeps 54 bits of the image's name hash (`name_hash`: SipHash-1-3 under the
+//! image's key, or FNV-1a in older images); k tells apart names whose 54-bit hashes collide. Lookup is one tree seek plus a scan of the (almost always single) entry with
 //! that hash: O(log n). The key doubles as readdir's cookie, so a cookie stays valid while
 //! other entries come and go (as ext4's htree hash cookies); cookies below `FIRST_KEY` are "."
 //! (1) and ".." (2), which are not stored. The name's bytes live in the heap, unterminated.
@@ -61,14 +61,20 @@ impl Dentry {
     }
 }
 
-/// The name key of `name` with k = 0 (its collision slots are `base..=base | 0xff`).
-pub fn base_key(name: &[u8]) -> u64 {
-    FIRST_KEY | (name_hash::hash(name) >> 10) << 8
+/// The name key of `name` with k = 0 (its collision slots are `base..=base | 0xff`), under
+/// the name hash of the region `bytes`.
+pub fn base_key(bytes: &[u8], name: &[u8]) -> FsResult<u64> {
+    Ok(key_of_hash(name_hash::hash(bytes, name)?))
+}
+
+/// The name key with k = 0 of a name whose hash is `hash`.
+pub fn key_of_hash(hash: u64) -> u64 {
+    FIRST_KEY | (hash >> 10) << 8
 }
 
 /// The entry `name` in directory `dir`.
 pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
-    let base = base_key(name);
+    let base = base_key(bytes, name)?;
     let mut found = None;
     DENTRIES.scan(bytes, (dir, base), (dir, base | 0xff), |k, v| {
         let d = Dentry::decode(k, v);
@@ -84,9 +90,12 @@ pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
 /// Add entry `name` -> `ino` (of type `kind`) to `dir`, its name stored in the heap. The caller
 /// checked it is absent.
 pub fn add(tx: &mut Transaction<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsResult<()> {
-    let key = DENTRIES.free_slot(tx.bytes(), dir, base_key(name))?;
+    let base = base_key(tx.bytes(), name)?;
+    let key = DENTRIES.free_slot(tx.bytes(), dir, base)?;
     let Some(key) = key else {
-        return errno(libc::ENOSPC); // 256 names with one 54-bit hash: never in practice
+        // 256 names with one 54-bit hash: never by chance; crafted names can do it to FNV-1a
+        // (older images), not to the keyed hash.
+        return errno(libc::ENOSPC);
     };
     let name_at = heap::store(tx, name)?;
     let d = Dentry {

@@ -7,7 +7,8 @@
 //!          name length << 32 | value length]                 3 x u64
 //! name key = (name_hash(name) >> 8) << 8 | k                 k = 0..255
 //! ```
-//! As in the dentry tree, k tells apart names whose kept hash bits (56 here) collide. Names and
+//! The name hash is the dentry tree's (`name_hash`: keyed in images with `keyed_hash`). As in
+//! the dentry tree, k tells apart names whose kept hash bits (56 here) collide. Names and
 //! values live in the heap, unterminated.
 
 use super::btree::{Key, Tree, Value};
@@ -45,14 +46,15 @@ impl Entry {
     }
 }
 
-/// The name key of `name` with k = 0 (its collision slots are `base..=base | 0xff`).
-pub fn base_key(name: &[u8]) -> u64 {
-    (name_hash::hash(name) >> 8) << 8
+/// The name key of `name` with k = 0 (its collision slots are `base..=base | 0xff`), under
+/// the name hash of the region `bytes` (as the dentry tree's).
+pub fn base_key(bytes: &[u8], name: &[u8]) -> FsResult<u64> {
+    Ok((name_hash::hash(bytes, name)? >> 8) << 8)
 }
 
 /// The entry of attribute `name` of `ino`.
 pub fn find(bytes: &[u8], ino: u64, name: &[u8]) -> FsResult<Option<Entry>> {
-    let base = base_key(name);
+    let base = base_key(bytes, name)?;
     let mut found = None;
     XATTRS.scan(bytes, (ino, base), (ino, base | 0xff), |k, v| {
         let e = Entry::decode(k, v);
@@ -77,7 +79,7 @@ pub fn entries(bytes: &[u8], ino: u64) -> FsResult<Vec<Entry>> {
 
 /// A free key for a new attribute `name` of `ino`; ENOSPC when its 256 slots are taken.
 pub fn free_key(bytes: &[u8], ino: u64, name: &[u8]) -> FsResult<Key> {
-    match XATTRS.free_slot(bytes, ino, base_key(name))? {
+    match XATTRS.free_slot(bytes, ino, base_key(bytes, name)?)? {
         Some(k) => Ok(k),
         None => errno(libc::ENOSPC),
     }

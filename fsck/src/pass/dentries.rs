@@ -1,5 +1,6 @@
 //! Pass 2: directory entries. Every entry sits in a directory in use, names an inode in use of
-//! the type it records, has a valid name inside the region and a key past the reserved ones.
+//! the type it records, has a valid name inside the region and a key past the reserved ones
+//! whose hash bits are its name's hash (the image's: keyed, or FNV-1a in older images).
 //! Counts the names of each inode and the subdirectories of each directory for passes 3 and 4.
 
 use crate::problem::Fix;
@@ -58,6 +59,9 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
             entry_problems.push((what, remove));
             return Ok(true);
         }
+        if let Some(problem) = misfiled(bytes, &e, &name)? {
+            entry_problems.push(problem);
+        }
         record(s, &e, &name, remove);
         Ok(true)
     })?;
@@ -91,6 +95,24 @@ fn bad_entry(s: &State, e: &Entry, name: &str) -> Option<String> {
     }
 }
 
+/// A problem if entry `e` called `name` is not filed under its name's hash.
+fn misfiled(bytes: &[u8], e: &Entry, name: &str) -> FsResult<Option<(String, Fix)>> {
+    let raw = heap::load(bytes, e.name_at, e.name_len)?;
+    if e.key.1 & !0xff == dentry::base_key(bytes, raw)? {
+        return Ok(None);
+    }
+    let what = format!(
+        "directory {}: entry '{name}' is filed under a key that is not its name's hash \
+         (lookups cannot find it)",
+        e.parent
+    );
+    let fix = Fix::RekeyEntry {
+        dir: e.parent,
+        key: e.key,
+    };
+    Ok(Some((what, fix)))
+}
+
 /// Count a sound entry: its name's heap chunk, one more name for its inode and, for a
 /// directory, one more subdirectory of its parent.
 fn record(s: &mut State, e: &Entry, name: &str, remove: Fix) {
@@ -105,6 +127,24 @@ fn record(s: &mut State, e: &Entry, name: &str, remove: Fix) {
     if e.kind == libc::S_IFDIR {
         *s.subdirs.entry(e.parent).or_default() += 1;
         s.named_in.entry(e.ino).or_default().push(e.parent);
+    }
+}
+
+/// Repair [`Fix::RekeyEntry`]: move the entry at `key` to a free slot under its name's hash
+/// (or drop it if its name is there already).
+pub(crate) fn rekey(op: &mut Op<'_>, key: (u64, u64)) -> FsResult<()> {
+    let Some(v) = DENTRIES.remove(&mut op.tx, key)? else {
+        return Ok(());
+    };
+    let d = dentry::Dentry::decode(key, v);
+    let name = d.name(op.bytes())?.to_vec();
+    if dentry::lookup(op.bytes(), key.0, &name)?.is_some() {
+        return heap::free(&mut op.tx, d.name_at, d.name_len);
+    }
+    let base = dentry::base_key(op.bytes(), &name)?;
+    match DENTRIES.free_slot(op.bytes(), key.0, base)? {
+        Some(new) => DENTRIES.insert(&mut op.tx, new, v).map(|_| ()),
+        None => heap::free(&mut op.tx, d.name_at, d.name_len),
     }
 }
 
