@@ -45,7 +45,7 @@ pub(super) fn write(
 ) {
     match fs
         .fs()
-        .transact(|op| file::write(op, ino, offset, data, kill_setid))
+        .transact_data(|op| file::write(op, ino, offset, data, kill_setid))
     {
         Ok(_) => reply.written(data.len() as u32),
         Err(e) => reply.error(to_errno(&e)),
@@ -116,7 +116,7 @@ pub(super) fn copy_file_range(
     }
     let r = fs
         .fs()
-        .transact(|op| space::copy_range(op, from.0, from.1, to.0, to.1, len));
+        .transact_data(|op| space::copy_range(op, from.0, from.1, to.0, to.1, len));
     match r {
         Ok(n) => reply.written(n as u32),
         Err(e) => reply.error(to_errno(&e)),

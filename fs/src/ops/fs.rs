@@ -2,6 +2,7 @@
 //! operation as one RVM transaction.
 
 use super::data_log::DataLog;
+use super::discard::{Discard, RunEvent};
 use super::geo::{Geo, Hints};
 use crate::error::FsResult;
 use crate::layout::header::Header;
@@ -26,6 +27,8 @@ pub struct Op<'a> {
     pub logged: Vec<(u64, u64)>,
     /// `Rvm::applied_lsn` when first needed (older is safe: more blocks count as hot).
     pub(super) applied: Option<Lsn>,
+    /// Data block runs this transaction freed and allocated, in order (for `Discard`).
+    pub(super) runs: Vec<RunEvent>,
 }
 
 impl Op<'_> {
@@ -65,6 +68,9 @@ pub struct Fs {
     pub dlog: DataLog,
     /// Transactions committed since mount.
     pub commits: u64,
+    /// Freed data blocks waiting to be given back to the host (`-o discard`; off unless the
+    /// daemon turns it on).
+    pub discard: Discard,
 }
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
@@ -99,6 +105,7 @@ impl Fs {
             durability: Durability::Spool,
             dlog: DataLog::default(),
             commits: 0,
+            discard: Discard::default(),
         })
     }
 
@@ -119,6 +126,7 @@ impl Fs {
                 dlog: &mut self.dlog,
                 logged: Vec::new(),
                 applied: None,
+                runs: Vec::new(),
             };
             match f(&mut op) {
                 Ok(value) => {
@@ -132,10 +140,12 @@ impl Fs {
                         applied,
                         dlog: d,
                         rvm,
+                        runs,
                         ..
                     } = op;
                     let lsn = tx.end(mode);
                     d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
+                    self.discard.note_commit(lsn.as_ref().ok().copied(), runs);
                     lsn?;
                     Ok(value)
                 }
@@ -143,11 +153,15 @@ impl Fs {
                     if let Err(abort) = op.tx.abort() {
                         log::error!("abort after {e} failed: {abort}");
                     }
+                    if super::discard::host_full(&e) {
+                        self.discard.note_abort(op.runs);
+                    }
                     Err(e)
                 }
             }
         };
         self.commits += 1;
+        self.discard_ready();
         if self.commits.is_multiple_of(RELEASE_EVERY) {
             self.region.release_applied_pages();
             // Pages only read stay mapped too (lookups in a big directory touch every leaf
