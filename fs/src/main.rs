@@ -224,7 +224,8 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     }
     let is_file = std::fs::metadata(&args.image).is_ok_and(|m| m.is_file());
     if opts.discard && is_file && !opts.read_only {
-        fs.discard = Discard::open(&args.image, fs.header.data_offset)
+        let floor = fs.rvm.durable_lsn();
+        fs.discard = Discard::open(&args.image, fs.header.data_offset, floor)
             .with_context(|| format!("opening {} for discard", args.image.display()))?;
     }
     if !opts.read_only {

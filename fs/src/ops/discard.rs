@@ -45,18 +45,24 @@ pub struct Discard {
     queue: BTreeMap<u64, (u64, Lsn)>,
     /// `durable_lsn` at the last attempt: nothing new can be ready until it moves.
     tried_at: Lsn,
+    /// Log records below this Lsn predate the mount: `DataLog::hot` does not know which
+    /// blocks they carry, so nothing is punched until truncation has applied them all.
+    floor: Lsn,
     /// Blocks given back to the host since mount.
     pub punched: u64,
 }
 
 impl Discard {
     /// Discard into the regular image file at `path` (opened again for writing; the lock
-    /// belongs to the daemon's other descriptor). `data_offset`: bytes before data block 0.
-    pub fn open(path: &Path, data_offset: u64) -> std::io::Result<Discard> {
+    /// belongs to the daemon's other descriptor). `data_offset`: bytes before data block 0;
+    /// `floor`: `Rvm::durable_lsn` at mount (after a clean unmount the log is empty, and
+    /// `Rvm::applied_lsn` has reached it already).
+    pub fn open(path: &Path, data_offset: u64, floor: Lsn) -> std::io::Result<Discard> {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
         Ok(Discard {
             file: Some(file),
             data_offset,
+            floor,
             ..Discard::default()
         })
     }
@@ -142,7 +148,7 @@ impl Discard {
         hot: &DataLog,
         force: bool,
     ) -> u64 {
-        if self.queue.is_empty() || (!force && durable == self.tried_at) {
+        if self.queue.is_empty() || (!force && durable == self.tried_at) || applied < self.floor {
             return 0;
         }
         self.tried_at = durable;
@@ -327,12 +333,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("img");
         std::fs::write(&path, vec![7u8; 32 * BLOCK_SIZE as usize]).expect("write");
-        let mut d = Discard::open(&path, 0).expect("open");
+        let mut d = Discard::open(&path, 0, 2).expect("open");
+        d.note_commit(Some(1), vec![RunEvent::Freed(30, 1)]);
+        assert_eq!(
+            d.punch_ready(5, 1, &DataLog::default(), true),
+            0,
+            "below the floor"
+        );
         d.note_commit(Some(3), vec![RunEvent::Freed(0, 4), RunEvent::Freed(10, 2)]);
         d.note_commit(Some(9), vec![RunEvent::Freed(20, 2)]);
         let mut hot = DataLog::default();
         hot.hot.insert(11, 4); // a live record (lsn 4 >= applied 2) carries block 11
-        assert_eq!(d.punch_ready(5, 2, &hot, false), 4, "only run 0+4");
+        assert_eq!(d.punch_ready(5, 2, &hot, false), 5, "runs 0+4 and 30+1");
         assert_eq!(d.punch_ready(5, 2, &hot, false), 0, "durable did not move");
         assert_eq!(
             d.punch_ready(10, 5, &hot, true),
@@ -344,7 +356,7 @@ mod tests {
         if blocks == 32 {
             return; // a host without holes: discard turned itself off
         }
-        assert_eq!(blocks, 32 - 8);
+        assert_eq!(blocks, 32 - 9);
         let bytes = std::fs::read(&path).expect("read");
         assert!(bytes[..4 * BLOCK_SIZE as usize].iter().all(|&b| b == 0));
         assert_eq!(bytes[5 * BLOCK_SIZE as usize], 7);
