@@ -27,6 +27,10 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// Most runs punched by one call of [`Discard::punch_ready`] after an operation (each is one
+/// `fallocate`; a big `rm -rf` queues thousands).
+pub const PUNCH_BATCH: usize = 256;
+
 /// What a transaction did to data blocks, in order: runs (first block, blocks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunEvent {
@@ -139,8 +143,10 @@ impl Discard {
 
     /// Punch every queued run whose freeing commit is below `durable` and none of whose
     /// blocks a live log record carries (`hot` entries at or above `applied`). `force`:
-    /// try even if `durable` has not moved. Returns the blocks punched; a failed punch
-    /// (EOPNOTSUPP on a host without holes) turns discard off.
+    /// try even if `durable` has not moved, and punch every ready run (else at most
+    /// [`PUNCH_BATCH`] runs, the rest at the next call: the punches run under the
+    /// filesystem's lock). Returns the blocks punched; a failed punch (EOPNOTSUPP on a host
+    /// without holes) turns discard off.
     pub(super) fn punch_ready(
         &mut self,
         durable: Lsn,
@@ -151,7 +157,6 @@ impl Discard {
         if self.queue.is_empty() || (!force && durable == self.tried_at) || applied < self.floor {
             return 0;
         }
-        self.tried_at = durable;
         let live: BTreeSet<u64> = hot
             .hot
             .iter()
@@ -163,9 +168,16 @@ impl Discard {
             .iter()
             .filter(|(&s, &(l, lsn))| lsn < durable && live.range(s..s + l).next().is_none())
             .map(|(&s, &(l, _))| (s, l))
+            .take(if force { usize::MAX } else { PUNCH_BATCH + 1 })
             .collect();
+        if force || ready.len() <= PUNCH_BATCH {
+            self.tried_at = durable; // else: more are ready, try again at the next call
+        }
         let mut done = 0;
-        for (start, len) in ready {
+        for (start, len) in ready
+            .into_iter()
+            .take(if force { usize::MAX } else { PUNCH_BATCH })
+        {
             self.queue.remove(&start);
             if let Err(e) = self.punch(start, len) {
                 log::warn!("discard: punching blocks {start}+{len} failed ({e}); discard is off");
@@ -360,5 +372,24 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read");
         assert!(bytes[..4 * BLOCK_SIZE as usize].iter().all(|&b| b == 0));
         assert_eq!(bytes[5 * BLOCK_SIZE as usize], 7);
+    }
+
+    #[test]
+    fn a_big_batch_is_punched_over_several_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("img");
+        let n = PUNCH_BATCH as u64 + 44;
+        std::fs::write(&path, vec![1u8; (2 * n * BLOCK_SIZE) as usize]).expect("write");
+        let mut d = Discard::open(&path, 0, 0).expect("open");
+        let freed = (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect();
+        d.note_commit(Some(1), freed);
+        let hot = DataLog::default();
+        assert_eq!(d.punch_ready(2, 0, &hot, false), PUNCH_BATCH as u64);
+        assert_eq!(
+            d.punch_ready(2, 0, &hot, false),
+            44,
+            "the rest, durable unchanged"
+        );
+        assert_eq!(d.pending(), 0);
     }
 }
