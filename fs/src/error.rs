@@ -28,12 +28,6 @@ impl FsError {
         match self {
             FsError::Errno(e) => *e,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            // A data write the host had no room for (see `Transaction::log_external`).
-            FsError::Rvm(rvm_core::RvmError::Io(e))
-                if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) =>
-            {
-                libc::ENOSPC
-            }
             FsError::Rvm(_) | FsError::Corrupt(_) => libc::EIO,
         }
     }

@@ -121,15 +121,9 @@ impl<'r> Transaction<'r> {
             )));
         }
         sh.healthy()?;
-        sh.storage.write_at(data, storage_offset).map_err(|e| {
-            // No host space for new data (a full host disk, a quota): nothing committed
-            // points at these bytes yet, so the caller aborts and answers ENOSPC; the
-            // instance stays healthy. Any other failure is sticky.
-            match e.raw_os_error() {
-                Some(libc::ENOSPC) | Some(libc::EDQUOT) => RvmError::Io(e),
-                _ => sh.fail(crate::failure::FailedOp::ExternalWrite, e.into()),
-            }
-        })?;
+        sh.storage
+            .write_at(data, storage_offset)
+            .map_err(|e| sh.fail(crate::failure::FailedOp::ExternalWrite, e.into()))?;
         self.external.push((storage_offset, data.to_vec()));
         Ok(())
     }

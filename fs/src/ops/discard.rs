@@ -235,12 +235,10 @@ fn cut(map: &mut BTreeMap<u64, (u64, Lsn)>, start: u64, len: u64) {
 
 /// Is `e` the host having no room for data (a full host disk, a quota)?
 pub fn host_full(e: &FsError) -> bool {
-    let os = match e {
-        FsError::Io(e) => e.raw_os_error(),
-        FsError::Rvm(rvm_core::RvmError::Io(e)) => e.raw_os_error(),
-        _ => None,
+    let FsError::Io(e) = e else {
+        return false;
     };
-    matches!(os, Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl Fs {
