@@ -38,6 +38,12 @@ pub enum ImageError {
     Recovery { path: PathBuf, source: RvmError },
     #[error("{path}: the metadata region is corrupt: {what} (run fsck.rvmfs)")]
     Region { path: PathBuf, what: FsError },
+    #[error("{path}: the host file system has no room for the image's log and metadata region ({need_mib} MiB must be allocated; free space on the host)")]
+    NoRoom {
+        path: PathBuf,
+        need_mib: u64,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -127,6 +133,36 @@ pub fn check_features(features: &Features, mode: OpenMode, path: &Path) -> Resul
     Ok(())
 }
 
+/// Make sure the header, log and metadata region of an image file have host blocks (mkfs
+/// allocates them; an image made by an older mkfs may have holes there): the region is
+/// mapped, and a page fault on a hole of a full host (tmpfs) would kill the daemon with
+/// SIGBUS, a truncation or clean unmount would fail with ENOSPC. `fallocate` of allocated
+/// blocks changes nothing and costs little; hosts without fallocate and devices are skipped.
+fn allocate_metadata(file: &File, header: &Header, path: &Path) -> Result<(), ImageError> {
+    let len = header.data_offset;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    // SAFETY: fallocate on a valid descriptor with plain integer arguments.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len as i64) };
+    if r == 0 {
+        return Ok(());
+    }
+    let source = std::io::Error::last_os_error();
+    match source.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(ImageError::NoRoom {
+            path: path.into(),
+            need_mib: len.div_ceil(1 << 20),
+            source,
+        }),
+        _ => Err(ImageError::Io {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
 /// Bytes of the spool in /dev/shm (records committed no-flush wait there for the log). The
 /// commit timer starts writing them out at half of it; it grows if one record needs more.
 const SPOOL_SIZE: u64 = 8 << 20;
@@ -158,6 +194,9 @@ pub fn open_with(
         path: path.into(),
         source,
     };
+    if !mode.read_only {
+        allocate_metadata(&file, &header, path)?;
+    }
     let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone().map_err(io)?));
     let storage = wrap(storage);
     let options = RvmOptions {

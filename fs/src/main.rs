@@ -7,7 +7,7 @@ use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
-use rvmfs::ops::{Durability, ErrorPolicy, Fs};
+use rvmfs::ops::{Discard, Durability, ErrorPolicy, Fs};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -42,6 +42,10 @@ struct Args {
     ///   inject_fault=OP:N[:enospc]  debugging and tests only: once mounted, the Nth (from 0)
     ///                   later call of OP (write, durable_write, sync, any) on the image
     ///                   fails with EIO (or ENOSPC), once
+    ///   discard         give freed data blocks back to the host: punch holes in the image
+    ///                   file once the frees are durable (default for an image file; a
+    ///                   block device is never discarded)
+    ///   nodiscard       keep freed blocks' host space (the image file only grows)
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -60,6 +64,7 @@ struct MountOptions {
     errors: ErrorPolicy,
     /// `inject_fault=`: (call kind, calls that succeed first, errno).
     fault: Option<(FaultOp, u64, i32)>,
+    discard: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -101,6 +106,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
         read_only: false,
         errors: ErrorPolicy::default(),
         fault: None,
+        discard: true,
     };
     for opt in list
         .iter()
@@ -135,6 +141,8 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "inject_fault" => {
                 o.fault = Some(parse_fault(value.unwrap_or_default())?);
             }
+            "discard" => o.discard = true,
+            "nodiscard" => o.discard = false,
             "rw"
             | "default_permissions"
             | "defaults"
@@ -264,6 +272,12 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             r.inode,
             r.message
         );
+    }
+    let is_file = std::fs::metadata(&args.image).is_ok_and(|m| m.is_file());
+    if opts.discard && is_file && !read_only {
+        let floor = fs.rvm.durable_lsn();
+        fs.discard = Discard::open(&args.image, fs.header.data_offset, floor)
+            .with_context(|| format!("opening {} for discard", args.image.display()))?;
     }
     if !read_only {
         let reclaimed = on_mount(&mut fs)?;

@@ -135,17 +135,14 @@ fn check_path(args: &Args) -> Result<bool> {
 }
 
 /// Make the areas before the data area read as zeros, as formatting needs: a file is cut to
-/// `size` (sparse) with its log written, a device has them zeroed.
+/// `size` (sparse) with its log and metadata region allocated, a device has them zeroed.
 fn prepare(file: &File, is_block: bool, layout: &Header, size: u64, path: &Path) -> Result<()> {
     if !is_block {
-        // Start from a sparse, all-zero file of the right size (drops old contents under -f),
-        // then write the log's blocks (mke2fs zeroes its journal the same way): a commit
-        // into a hole would make the file system allocate, and sync its own journal, on
-        // every log write until the log had wrapped once.
+        // Start from a sparse, all-zero file of the right size (drops old contents under -f).
         file.set_len(0)
             .and_then(|_| file.set_len(size))
-            .and_then(|_| write_zeros(file, layout.log_offset, layout.log_len))
             .with_context(|| format!("cannot size {}", path.display()))?;
+        allocate_metadata(file, layout, path)?;
     } else {
         // A device keeps old bytes: zero everything before the data area (header, log and
         // metadata region), which must read as zeros before formatting.
@@ -153,6 +150,39 @@ fn prepare(file: &File, is_block: bool, layout: &Header, size: u64, path: &Path)
             .with_context(|| format!("cannot zero the metadata area of {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Give the header, the log and the metadata region of a new image file host blocks, so that
+/// no commit, truncation, page fault on the mapped region or clean unmount ever needs new
+/// space from the host (a full host must cost file data writes only, answered ENOSPC):
+/// `fallocate` of [0, data_offset) where the host supports it (ext4, xfs, tmpfs: instant),
+/// zeros written otherwise. Then the log's blocks are written with zeros (as `mke2fs` zeroes
+/// its journal): a commit into an unwritten extent would make the host file system convert
+/// it, and sync its own journal, on every log write until the log had wrapped once.
+fn allocate_metadata(file: &File, layout: &Header, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = layout.data_offset;
+    // SAFETY: fallocate on a valid descriptor with plain integer arguments.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    let no_room = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "cannot allocate the log and metadata region ({} MiB) of {}: the host file system needs that much free space",
+            len.div_ceil(1 << 20),
+            path.display()
+        ))
+    };
+    if r != 0 {
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+                // No fallocate on this host: write the whole metadata area instead.
+                write_zeros(file, 0, len).map_err(no_room)?;
+                return Ok(());
+            }
+            _ => return Err(no_room(err)),
+        }
+    }
+    write_zeros(file, layout.log_offset, layout.log_len).map_err(no_room)
 }
 
 fn run(args: &Args) -> Result<()> {

@@ -43,7 +43,7 @@ pub(super) fn write(
     kill_setid: bool,
     reply: ReplyWrite,
 ) {
-    match fs.fs().transact_on("write", ino, |op| {
+    match fs.fs().transact_data("write", ino, |op| {
         file::write(op, ino, offset, data, kill_setid)
     }) {
         Ok(_) => reply.written(data.len() as u32),
@@ -113,7 +113,7 @@ pub(super) fn copy_file_range(
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
-    let r = fs.fs().transact_on("copy_file_range", to.0, |op| {
+    let r = fs.fs().transact_data("copy_file_range", to.0, |op| {
         space::copy_range(op, from.0, from.1, to.0, to.1, len)
     });
     match r {

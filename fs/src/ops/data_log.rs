@@ -89,6 +89,13 @@ impl Op<'_> {
                 self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
             });
         if log {
+            if fresh {
+                // New blocks may need host space (a sparse image on a full host): take it
+                // with a plain write first, so ENOSPC is this request's answer (nothing
+                // committed points at the blocks) and not a failed external write, which
+                // would fail the whole instance. `log_external` then rewrites the same bytes.
+                self.geo.image.write_at(data, pos)?;
+            }
             self.tx.log_external(pos, data)?;
             self.dlog.used += data.len() as u64;
             self.logged.push((first, last));

@@ -1,6 +1,7 @@
 //! Changing extent maps and allocating data blocks. The map's format (the extent tree, its
 //! key and value) is `store::extent_map`.
 
+use super::discard::RunEvent;
 use super::Op;
 use crate::error::{corrupt, errno, FsResult};
 use crate::layout::pod;
@@ -103,6 +104,7 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     bitmap::set_run(&mut op.tx, sb.data_bitmap, start, len, true)?;
     pod::put(&mut op.tx, field::BLOCKS_USED, &(sb.blocks_used + len))?;
     op.hints.next_block = start + len;
+    op.runs.push(RunEvent::Allocated(start, len));
     Ok((start, len))
 }
 
@@ -119,6 +121,7 @@ pub fn free_blocks(op: &mut Op<'_>, start: u64, len: u64) -> FsResult<()> {
         return corrupt(format!("extent {start}+{len} outside the data area"));
     }
     bitmap::set_run(&mut op.tx, sb.data_bitmap, start, len, false)?;
+    op.runs.push(RunEvent::Freed(start, len));
     pod::put(
         &mut op.tx,
         field::BLOCKS_USED,

@@ -2,6 +2,7 @@
 //! operation as one RVM transaction.
 
 use super::data_log::DataLog;
+use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
 use crate::error::{errno, FsResult};
@@ -27,6 +28,8 @@ pub struct Op<'a> {
     pub logged: Vec<(u64, u64)>,
     /// `Rvm::applied_lsn` when first needed (older is safe: more blocks count as hot).
     pub(super) applied: Option<Lsn>,
+    /// Data block runs this transaction freed and allocated, in order (for `Discard`).
+    pub(super) runs: Vec<RunEvent>,
 }
 
 impl Op<'_> {
@@ -68,6 +71,9 @@ pub struct Fs {
     pub commits: u64,
     /// The error state and policy (`-o errors=`).
     pub errors: Errors,
+    /// Freed data blocks waiting to be given back to the host (`-o discard`; off unless the
+    /// daemon turns it on).
+    pub discard: Discard,
 }
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
@@ -104,6 +110,7 @@ impl Fs {
             dlog: DataLog::default(),
             commits: 0,
             errors,
+            discard: Discard::default(),
         })
     }
 
@@ -147,6 +154,7 @@ impl Fs {
                 dlog: &mut self.dlog,
                 logged: Vec::new(),
                 applied: None,
+                runs: Vec::new(),
             };
             match f(&mut op) {
                 Ok(value) => {
@@ -160,10 +168,12 @@ impl Fs {
                         applied,
                         dlog: d,
                         rvm,
+                        runs,
                         ..
                     } = op;
                     let lsn = tx.end(mode);
                     d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
+                    self.discard.note_commit(lsn.as_ref().ok().copied(), runs);
                     lsn?;
                     Ok(value)
                 }
@@ -171,11 +181,15 @@ impl Fs {
                     if let Err(abort) = op.tx.abort() {
                         log::error!("abort after {e} failed: {abort}");
                     }
+                    if super::discard::host_full(&e) {
+                        self.discard.note_abort(op.runs);
+                    }
                     Err(e)
                 }
             }
         };
         self.commits += 1;
+        self.discard_ready();
         if self.commits.is_multiple_of(RELEASE_EVERY) {
             self.region.release_applied_pages();
             // Pages only read stay mapped too (lookups in a big directory touch every leaf

@@ -5,6 +5,7 @@
 
 pub mod attr;
 pub mod data_log;
+pub mod discard;
 pub mod errors;
 pub mod extent;
 pub mod file;
@@ -21,6 +22,7 @@ pub mod statfs;
 pub mod xattr;
 
 pub use data_log::{DataLog, DATA_LOG_BUDGET, DATA_LOG_MAX_WRITE};
+pub use discard::Discard;
 pub use errors::{ErrorPolicy, Errors};
 pub use fs::{Durability, Fs, Op};
 pub use geo::{Geo, Hints};

@@ -23,6 +23,7 @@ pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
         put(&mut op.tx, field::LAST_MOUNT, &now)
     })?;
     fs.rvm.flush()?;
+    fs.discard_now(); // the orphans' blocks
     Ok(orphans.len())
 }
 
@@ -31,5 +32,6 @@ pub fn on_unmount(fs: &mut Fs) -> FsResult<()> {
     fs.transact_on("unmount", 0, |op| put(&mut op.tx, field::MOUNTED, &0u32))?;
     fs.rvm.flush()?;
     fs.rvm.truncate()?;
+    fs.discard_now();
     Ok(())
 }

@@ -1,0 +1,397 @@
+//! Giving freed data blocks back to the host (`-o discard`, as a thin-provisioned disk gets
+//! TRIM): an image file is sparse, and without this a block once written keeps its host space
+//! forever, so deleting files on a full host would free nothing under the image.
+//!
+//! A freed run of data blocks is punched out of the image file
+//! (`fallocate(PUNCH_HOLE | KEEP_SIZE)`) only when both hold:
+//! - the transaction that freed it is durable (`Rvm::durable_lsn` passed its Lsn): before
+//!   that, a power cut brings back the state where a file still owns the blocks, and its data
+//!   would read as zeros;
+//! - it was not allocated again since (`forget` drops it from the queue at allocation, under
+//!   the same lock as the punching), nor does a live log record carry data for one of its
+//!   blocks (`DataLog::hot`: recovery would write that data back into the hole, needing host
+//!   space at mount time). Such runs wait for truncation to apply the record.
+//!
+//! So a punched block is free in every state recovery can reach. The queue lives in memory: a
+//! crash before the punch only leaves the host space in use (never wrong data).
+//! On a block device nothing is discarded (no BLKDISCARD: a device's discard can be slow,
+//! and some devices read back garbage after it).
+
+use super::data_log::DataLog;
+use super::Fs;
+use crate::error::{FsError, FsResult};
+use crate::layout::BLOCK_SIZE;
+use rvm_core::Lsn;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// Most runs punched by one call of [`Discard::punch_ready`] after an operation (each is one
+/// `fallocate`; a big `rm -rf` queues thousands).
+pub const PUNCH_BATCH: usize = 256;
+
+/// What a transaction did to data blocks, in order: runs (first block, blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEvent {
+    Freed(u64, u64),
+    Allocated(u64, u64),
+}
+
+/// The discard queue: freed runs waiting for their commit to become durable.
+#[derive(Default)]
+pub struct Discard {
+    /// The image file to punch (None: discard off).
+    file: Option<File>,
+    /// Image byte offset of data block 0.
+    data_offset: u64,
+    /// First block -> (blocks, Lsn of the commit that freed the run).
+    queue: BTreeMap<u64, (u64, Lsn)>,
+    /// `durable_lsn` at the last attempt: nothing new can be ready until it moves.
+    tried_at: Lsn,
+    /// Log records below this Lsn predate the mount: `DataLog::hot` does not know which
+    /// blocks they carry, so nothing is punched until truncation has applied them all.
+    floor: Lsn,
+    /// Blocks given back to the host since mount.
+    pub punched: u64,
+}
+
+impl Discard {
+    /// Discard into the regular image file at `path` (opened again for writing; the lock
+    /// belongs to the daemon's other descriptor). `data_offset`: bytes before data block 0;
+    /// `floor`: `Rvm::durable_lsn` at mount (after a clean unmount the log is empty, and
+    /// `Rvm::applied_lsn` has reached it already).
+    pub fn open(path: &Path, data_offset: u64, floor: Lsn) -> std::io::Result<Discard> {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        Ok(Discard {
+            file: Some(file),
+            data_offset,
+            floor,
+            ..Discard::default()
+        })
+    }
+
+    /// Whether discard is on.
+    pub fn enabled(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Runs waiting.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// After a commit at `lsn` (None: it failed, nothing changed) with `events`: drop runs
+    /// allocated again from the queue and queue the runs this transaction left free.
+    pub(super) fn note_commit(&mut self, lsn: Option<Lsn>, events: Vec<RunEvent>) {
+        let (Some(lsn), true) = (lsn, self.enabled()) else {
+            return;
+        };
+        let mut freed: BTreeMap<u64, (u64, Lsn)> = BTreeMap::new();
+        for ev in events {
+            match ev {
+                RunEvent::Freed(start, len) => {
+                    freed.insert(start, (len, lsn));
+                }
+                RunEvent::Allocated(start, len) => {
+                    cut(&mut freed, start, len);
+                    cut(&mut self.queue, start, len);
+                }
+            }
+        }
+        for (start, (len, lsn)) in freed {
+            self.insert(start, len, lsn);
+        }
+    }
+
+    /// After a transaction that failed because the host had no room: the blocks it allocated
+    /// are free again (the abort restored the bitmap) but may hold host space its data writes
+    /// took before the failure. Give that back now, except for runs still queued (their free
+    /// may not be durable yet; they are punched when it is). Every other free block's free
+    /// is durable, so nothing any recoverable state owns is punched.
+    pub(super) fn note_abort(&mut self, events: Vec<RunEvent>) {
+        if !self.enabled() {
+            return;
+        }
+        let mut unowned = BTreeMap::new();
+        for ev in events {
+            if let RunEvent::Allocated(start, len) = ev {
+                unowned.insert(start, (len, 0));
+            }
+        }
+        let queued: Vec<(u64, u64)> = self.queue.iter().map(|(&s, &(l, _))| (s, l)).collect();
+        for (s, l) in queued {
+            cut(&mut unowned, s, l);
+        }
+        for (start, (len, _)) in unowned {
+            if let Err(e) = self.punch(start, len) {
+                log::warn!("discard: punching blocks {start}+{len} failed: {e}");
+            }
+        }
+    }
+
+    /// Queue [start, start+len) freed at `lsn`, merged with a run ending where it starts.
+    fn insert(&mut self, start: u64, len: u64, lsn: Lsn) {
+        if let Some((&s, &(l, old))) = self.queue.range(..start).next_back() {
+            if s + l == start {
+                self.queue.insert(s, (l + len, old.max(lsn)));
+                return;
+            }
+        }
+        self.queue.insert(start, (len, lsn));
+    }
+
+    /// Punch every queued run whose freeing commit is below `durable` and none of whose
+    /// blocks a live log record carries (`hot` entries at or above `applied`). `force`:
+    /// try even if `durable` has not moved, and punch every ready run (else at most
+    /// [`PUNCH_BATCH`] runs, the rest at the next call: the punches run under the
+    /// filesystem's lock). Returns the blocks punched; a failed punch (EOPNOTSUPP on a host
+    /// without holes) turns discard off.
+    pub(super) fn punch_ready(
+        &mut self,
+        durable: Lsn,
+        applied: Lsn,
+        hot: &DataLog,
+        force: bool,
+    ) -> u64 {
+        if self.queue.is_empty() || (!force && durable == self.tried_at) || applied < self.floor {
+            return 0;
+        }
+        let live: BTreeSet<u64> = hot
+            .hot
+            .iter()
+            .filter(|(_, &l)| l >= applied)
+            .map(|(&b, _)| b)
+            .collect();
+        let ready: Vec<(u64, u64)> = self
+            .queue
+            .iter()
+            .filter(|(&s, &(l, lsn))| lsn < durable && live.range(s..s + l).next().is_none())
+            .map(|(&s, &(l, _))| (s, l))
+            .take(if force { usize::MAX } else { PUNCH_BATCH + 1 })
+            .collect();
+        if force || ready.len() <= PUNCH_BATCH {
+            self.tried_at = durable; // else: more are ready, try again at the next call
+        }
+        let mut done = 0;
+        for (start, len) in ready
+            .into_iter()
+            .take(if force { usize::MAX } else { PUNCH_BATCH })
+        {
+            self.queue.remove(&start);
+            if let Err(e) = self.punch(start, len) {
+                log::warn!("discard: punching blocks {start}+{len} failed ({e}); discard is off");
+                self.file = None;
+                self.queue.clear();
+                break;
+            }
+            done += len;
+        }
+        self.punched += done;
+        done
+    }
+
+    fn punch(&self, start: u64, len: u64) -> std::io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let at = self.data_offset + start * BLOCK_SIZE;
+        // SAFETY: fallocate on our own open descriptor with plain integer arguments.
+        let r = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                at as libc::off_t,
+                (len * BLOCK_SIZE) as libc::off_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Remove [start, start+len) from the runs in `map` (first block -> (blocks, lsn)), splitting
+/// the runs it overlaps.
+fn cut(map: &mut BTreeMap<u64, (u64, Lsn)>, start: u64, len: u64) {
+    let end = start + len;
+    let overlapping: Vec<(u64, u64, Lsn)> = map
+        .range(..end)
+        .rev()
+        .take_while(|(&s, &(l, _))| s + l > start) // runs never overlap: earlier ones end earlier
+        .map(|(&s, &(l, lsn))| (s, l, lsn))
+        .collect();
+    for (s, l, lsn) in overlapping {
+        map.remove(&s);
+        if s < start {
+            map.insert(s, (start - s, lsn));
+        }
+        if s + l > end {
+            map.insert(end, (s + l - end, lsn));
+        }
+    }
+}
+
+/// Is `e` the host having no room for data (a full host disk, a quota)?
+pub fn host_full(e: &FsError) -> bool {
+    let FsError::Io(e) = e else {
+        return false;
+    };
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+impl Fs {
+    /// Punch the runs that became ready (called after each commit; cheap while
+    /// `durable_lsn` stands still).
+    pub fn discard_ready(&mut self) {
+        if self.discard.pending() > 0 {
+            let (durable, applied) = (self.rvm.durable_lsn(), self.rvm.applied_lsn());
+            self.discard
+                .punch_ready(durable, applied, &self.dlog, false);
+        }
+    }
+
+    /// The host had no room for a data write: make the queued frees durable (a flush), then,
+    /// if their blocks are still carried by live records, apply those (a truncation), and
+    /// punch. Returns whether any host space came back.
+    pub fn make_room(&mut self) -> FsResult<bool> {
+        if self.discard.pending() == 0 {
+            return Ok(false);
+        }
+        self.rvm.flush()?;
+        let mut punched = self.discard_now();
+        if self.discard.pending() > 0 {
+            self.rvm.truncate()?;
+            punched += self.discard_now();
+        }
+        Ok(punched > 0)
+    }
+
+    /// Punch every queued run that is ready now (after a flush or truncation); returns the
+    /// blocks punched.
+    pub fn discard_now(&mut self) -> u64 {
+        let (durable, applied) = (self.rvm.durable_lsn(), self.rvm.applied_lsn());
+        self.discard.punch_ready(durable, applied, &self.dlog, true)
+    }
+
+    /// [`Fs::transact_on`] for an operation writing file data: if the host has no room for it
+    /// (ENOSPC from the image file, before anything committed points at the data) and
+    /// freed blocks wait to be given back, give them back and try once more.
+    pub fn transact_data<T>(
+        &mut self,
+        op: &str,
+        ino: u64,
+        mut f: impl FnMut(&mut super::Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
+        match self.transact_on(op, ino, &mut f) {
+            Err(e) if host_full(&e) && self.make_room().unwrap_or(false) => {
+                self.transact_on(op, ino, f)
+            }
+            r => r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(d: &Discard) -> Vec<(u64, u64, Lsn)> {
+        d.queue.iter().map(|(&s, &(l, n))| (s, l, n)).collect()
+    }
+
+    fn on() -> Discard {
+        Discard {
+            file: std::fs::File::open("/dev/null").ok(),
+            ..Discard::default()
+        }
+    }
+
+    #[test]
+    fn allocation_cuts_queued_runs() {
+        let mut d = on();
+        d.note_commit(
+            Some(5),
+            vec![RunEvent::Freed(10, 10), RunEvent::Freed(30, 5)],
+        );
+        d.note_commit(Some(6), vec![RunEvent::Allocated(12, 3)]);
+        assert_eq!(runs(&d), vec![(10, 2, 5), (15, 5, 5), (30, 5, 5)]);
+        d.note_commit(Some(7), vec![RunEvent::Allocated(0, 100)]);
+        assert!(runs(&d).is_empty());
+    }
+
+    #[test]
+    fn freed_then_allocated_in_one_transaction_is_not_queued() {
+        let mut d = on();
+        d.note_commit(
+            Some(3),
+            vec![RunEvent::Freed(1, 4), RunEvent::Allocated(1, 4)],
+        );
+        assert!(runs(&d).is_empty());
+        d.note_commit(None, vec![RunEvent::Freed(1, 4)]);
+        assert!(runs(&d).is_empty(), "a failed commit frees nothing");
+    }
+
+    #[test]
+    fn adjacent_runs_merge_with_the_later_lsn() {
+        let mut d = on();
+        d.note_commit(Some(3), vec![RunEvent::Freed(0, 4)]);
+        d.note_commit(Some(8), vec![RunEvent::Freed(4, 4)]);
+        assert_eq!(runs(&d), vec![(0, 8, 8)]);
+    }
+
+    #[test]
+    fn only_durable_runs_no_live_record_carries_are_punched() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("img");
+        std::fs::write(&path, vec![7u8; 32 * BLOCK_SIZE as usize]).expect("write");
+        let mut d = Discard::open(&path, 0, 2).expect("open");
+        d.note_commit(Some(1), vec![RunEvent::Freed(30, 1)]);
+        assert_eq!(
+            d.punch_ready(5, 1, &DataLog::default(), true),
+            0,
+            "below the floor"
+        );
+        d.note_commit(Some(3), vec![RunEvent::Freed(0, 4), RunEvent::Freed(10, 2)]);
+        d.note_commit(Some(9), vec![RunEvent::Freed(20, 2)]);
+        let mut hot = DataLog::default();
+        hot.hot.insert(11, 4); // a live record (lsn 4 >= applied 2) carries block 11
+        assert_eq!(d.punch_ready(5, 2, &hot, false), 5, "runs 0+4 and 30+1");
+        assert_eq!(d.punch_ready(5, 2, &hot, false), 0, "durable did not move");
+        assert_eq!(
+            d.punch_ready(10, 5, &hot, true),
+            4,
+            "record applied, 20+2 durable"
+        );
+        assert_eq!(d.pending(), 0);
+        let blocks = std::fs::metadata(&path).expect("stat").blocks() * 512 / BLOCK_SIZE;
+        if blocks == 32 {
+            return; // a host without holes: discard turned itself off
+        }
+        assert_eq!(blocks, 32 - 9);
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(bytes[..4 * BLOCK_SIZE as usize].iter().all(|&b| b == 0));
+        assert_eq!(bytes[5 * BLOCK_SIZE as usize], 7);
+    }
+
+    #[test]
+    fn a_big_batch_is_punched_over_several_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("img");
+        let n = PUNCH_BATCH as u64 + 44;
+        std::fs::write(&path, vec![1u8; (2 * n * BLOCK_SIZE) as usize]).expect("write");
+        let mut d = Discard::open(&path, 0, 0).expect("open");
+        let freed = (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect();
+        d.note_commit(Some(1), freed);
+        let hot = DataLog::default();
+        assert_eq!(d.punch_ready(2, 0, &hot, false), PUNCH_BATCH as u64);
+        assert_eq!(
+            d.punch_ready(2, 0, &hot, false),
+            44,
+            "the rest, durable unchanged"
+        );
+        assert_eq!(d.pending(), 0);
+    }
+}
