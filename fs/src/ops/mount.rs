@@ -19,7 +19,11 @@ pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
     fs.transact(|op| {
         let sb = op.superblock()?;
         put(&mut op.tx, field::MOUNTED, &1u32)?;
-        put(&mut op.tx, field::MOUNT_COUNT, &(sb.mount_count + 1))?;
+        put(
+            &mut op.tx,
+            field::MOUNT_COUNT,
+            &sb.mount_count.saturating_add(1),
+        )?;
         put(&mut op.tx, field::LAST_MOUNT, &now)
     })?;
     fs.rvm.flush()?;
