@@ -85,7 +85,6 @@ impl Fs {
         image: Arc<dyn Storage>,
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
-        crate::store::check_layout(region.bytes(), &sb, header.data_blocks)?;
         let geo = Geo::new(&header, &sb, image);
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.

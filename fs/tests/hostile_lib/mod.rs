@@ -191,7 +191,8 @@ struct Built {
     names: Vec<(u64, Vec<u8>)>,
 }
 
-/// Open the filesystem on `storage` (recovering its log), as the daemon does, without fsck.
+/// Open the filesystem on `storage` (recovering its log) and check the superblock's layout, as
+/// the daemon's mount does, without fsck.
 pub fn open_fs(storage: Arc<dyn Storage>, header: &Header) -> FsResult<Fs> {
     let options = RvmOptions {
         log: header.log_area(),
@@ -200,7 +201,11 @@ pub fn open_fs(storage: Arc<dyn Storage>, header: &Header) -> FsResult<Fs> {
     };
     let rvm = Rvm::initialize(storage.clone(), options)?;
     let region = rvm.map(header.segment_area())?;
-    Fs::new(region, Arc::new(rvm), *header, storage)
+    let fs = Fs::new(region, Arc::new(rvm), *header, storage)?;
+    // As the daemon's mount does (fs/src/main.rs).
+    let sb = rvmfs::store::superblock(fs.bytes())?;
+    rvmfs::store::check_layout(fs.bytes(), &sb, header.data_blocks)?;
+    Ok(fs)
 }
 
 /// Corrupt a copy of the pristine image; returns it and the name of the damaged structure.
