@@ -256,6 +256,13 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     // on a read-only mount): logged file data must reach the data area before anyone reads it.
     let (img, read_only, fault) = open_image(args, opts, commit)?;
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
+    // A hostile image: refuse a superblock whose layout is inconsistent (fsck opens it anyway).
+    rvmfs::store::check_layout(
+        fs.bytes(),
+        &rvmfs::store::superblock(fs.bytes())?,
+        fs.header.data_blocks,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e} (run fsck.rvmfs)", args.image.display()))?;
     if opts.sync {
         fs.durability = Durability::Sync;
     }

@@ -14,11 +14,14 @@ use fuser::{
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn time(sec: i64, ns: u32) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, ns)
+    // Checked: a damaged inode's times must not panic the daemon (they show as the epoch).
+    let ns = Duration::from_nanos(u64::from(ns.min(999_999_999)));
+    let t = if sec >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(sec as u64))
     } else {
-        UNIX_EPOCH - Duration::new(sec.unsigned_abs(), 0) + Duration::new(0, ns)
-    }
+        UNIX_EPOCH.checked_sub(Duration::from_secs(sec.unsigned_abs()))
+    };
+    t.and_then(|t| t.checked_add(ns)).unwrap_or(UNIX_EPOCH)
 }
 
 pub(crate) fn file_type(mode: u32) -> FileType {

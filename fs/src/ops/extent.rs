@@ -102,7 +102,11 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     };
     bitmap::set_run(&mut op.tx, sb.data_bitmap, start, len, true)?;
-    pod::put(&mut op.tx, field::BLOCKS_USED, &(sb.blocks_used + len))?;
+    pod::put(
+        &mut op.tx,
+        field::BLOCKS_USED,
+        &sb.blocks_used.saturating_add(len),
+    )?;
     op.hints.next_block = start + len;
     op.runs.push(RunEvent::Allocated(start, len));
     Ok((start, len))

@@ -1,7 +1,7 @@
 //! Where things are (`Geo`, fixed at mkfs, read once at mount) and where the last allocation
 //! ended (`Hints`).
 
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::layout::header::Header;
 use crate::layout::inode::{Inode, INODE_SIZE};
 use crate::layout::pod;
@@ -47,7 +47,14 @@ impl Geo {
         if ino == 0 || ino > self.inode_count {
             return errno(libc::ENOENT);
         }
-        Ok(self.inode_table + (ino - 1) * INODE_SIZE)
+        // Checked: a damaged superblock's inode count or table offset must not overflow.
+        match (ino - 1)
+            .checked_mul(INODE_SIZE)
+            .and_then(|o| o.checked_add(self.inode_table))
+        {
+            Some(at) => Ok(at),
+            None => corrupt(format!("inode {ino} lies past the end of the region")),
+        }
     }
 
     /// Inode `ino`; ENOENT if the slot is free (a stale handle).

@@ -29,11 +29,15 @@ pub fn alloc(op: &mut Op<'_>, new: NewInode) -> FsResult<(u64, Inode)> {
         return errno(libc::ENOSPC);
     };
     bitmap::set_run(&mut op.tx, sb.inode_bitmap, bit, 1, true)?;
-    pod::put(&mut op.tx, field::INODES_USED, &(sb.inodes_used + 1))?;
+    pod::put(
+        &mut op.tx,
+        field::INODES_USED,
+        &sb.inodes_used.saturating_add(1),
+    )?;
     pod::put(
         &mut op.tx,
         field::NEXT_GENERATION,
-        &(sb.next_generation + 1),
+        &sb.next_generation.wrapping_add(1),
     )?;
     op.hints.next_inode = bit + 1;
     let inode = Inode::new(new.mode, new.uid, new.gid, new.rdev, sb.next_generation);

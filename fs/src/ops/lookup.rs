@@ -2,7 +2,7 @@
 //! transaction: these read the region under the daemon's lock.
 
 use super::Geo;
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::store::dentry::{self, NAME_MAX};
 use crate::store::heap;
@@ -50,6 +50,9 @@ pub fn readlink(geo: &Geo, bytes: &[u8], ino: u64) -> FsResult<Vec<u8>> {
     let node = geo.inode(bytes, ino)?;
     if !node.is_symlink() {
         return errno(libc::EINVAL);
+    }
+    if node.size > super::namespace::SYMLINK_MAX as u64 {
+        return corrupt(format!("symlink {ino}: a {}-byte target", node.size));
     }
     heap::load(bytes, node.parent_or_target, node.size).map(<[u8]>::to_vec)
 }

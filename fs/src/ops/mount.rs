@@ -9,22 +9,34 @@ use crate::layout::superblock::field;
 use crate::store::orphan as orphan_list;
 
 /// Mount-time housekeeping: free the orphans a crash left behind and mark the image mounted.
-/// One transaction each; returns how many orphans were freed.
+/// One transaction each; returns how many orphans were freed. A damaged orphan list or orphan
+/// is logged and left for fsck: it does not keep the rest of the image from mounting.
 pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
-    let orphans = orphan_list::list(fs.bytes())?;
+    let orphans = orphan_list::list(fs.bytes()).unwrap_or_else(|e| {
+        log::error!("the orphan list is unreadable, its inodes stay for fsck: {e}");
+        Vec::new()
+    });
+    let mut freed = 0;
     for &ino in &orphans {
-        fs.transact(|op| orphan::reclaim(op, ino))?;
+        match fs.transact(|op| orphan::reclaim(op, ino)) {
+            Ok(()) => freed += 1,
+            Err(e) => log::error!("orphan inode {ino} not freed (run fsck.rvmfs): {e}"),
+        }
     }
     let now = now().0;
     fs.transact(|op| {
         let sb = op.superblock()?;
         put(&mut op.tx, field::MOUNTED, &1u32)?;
-        put(&mut op.tx, field::MOUNT_COUNT, &(sb.mount_count + 1))?;
+        put(
+            &mut op.tx,
+            field::MOUNT_COUNT,
+            &sb.mount_count.saturating_add(1),
+        )?;
         put(&mut op.tx, field::LAST_MOUNT, &now)
     })?;
     fs.rvm.flush()?;
     fs.discard_now(); // the orphans' blocks
-    Ok(orphans.len())
+    Ok(freed)
 }
 
 /// Clean unmount: mark the image clean, flush, and apply the log to the segment.

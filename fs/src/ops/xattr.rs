@@ -2,7 +2,7 @@
 //! value) is `store::xattr`.
 
 use super::{inode, Op};
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::store::heap;
 use crate::store::xattr::{self as format, Entry};
 
@@ -35,6 +35,9 @@ fn check_name(name: &[u8]) -> FsResult<()> {
 pub fn get(bytes: &[u8], ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
     match format::find(bytes, ino, name)? {
         Some(e) if e.value_len == 0 => Ok(Vec::new()),
+        Some(e) if e.value_len > VALUE_MAX as u64 => {
+            corrupt(format!("inode {ino}: xattr value of {} bytes", e.value_len))
+        }
         Some(e) => Ok(heap::load(bytes, e.value_at, e.value_len)?.to_vec()),
         None => errno(libc::ENODATA),
     }

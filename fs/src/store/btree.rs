@@ -15,7 +15,7 @@
 //! ```
 //! In an internal node, child i holds keys in [key(i-1), key(i)).
 
-use super::heap;
+use super::{heap, superblock};
 use crate::error::{corrupt, FsResult};
 use crate::layout::pod;
 use rvm_core::Transaction;
@@ -45,7 +45,19 @@ enum Node {
     Internal { children: Vec<u64>, keys: Vec<Key> },
 }
 
+/// Decode the node at region offset `at`, which must be a 4 KiB-aligned heap chunk below the
+/// heap's bump pointer (a damaged child pointer or root is `FsError::Corrupt`, never followed
+/// into the superblock, the bitmaps or the inode table).
 fn read_node(bytes: &[u8], at: u64) -> FsResult<Node> {
+    let sb = superblock(bytes)?;
+    let in_heap = at >= sb.heap_start
+        && at.is_multiple_of(NODE)
+        && at.checked_add(NODE).is_some_and(|end| end <= sb.heap_top);
+    if !in_heap {
+        return corrupt(format!(
+            "B+tree node pointer {at} is not a node of the heap"
+        ));
+    }
     let b = pod::slice(bytes, at, NODE)?;
     let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
     let kind = u16::from_le_bytes([b[0], b[1]]);

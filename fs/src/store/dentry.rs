@@ -14,7 +14,7 @@
 
 use super::btree::{Key, Tree, Value};
 use super::{heap, name_hash};
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::layout::superblock::field;
 use rvm_core::Transaction;
 
@@ -55,8 +55,14 @@ impl Dentry {
             self.name_len | (self.kind as u64) << 32,
         ]
     }
-    /// The entry's name, from the heap.
+    /// The entry's name, from the heap; `FsError::Corrupt` when longer than `NAME_MAX`.
     pub fn name<'b>(&self, bytes: &'b [u8]) -> FsResult<&'b [u8]> {
+        if self.name_len > NAME_MAX as u64 {
+            return corrupt(format!(
+                "directory {}: entry with a {}-byte name",
+                self.key.0, self.name_len
+            ));
+        }
         heap::load(bytes, self.name_at, self.name_len)
     }
 }

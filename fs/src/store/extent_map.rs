@@ -12,6 +12,7 @@
 //! is in.
 
 use super::btree::{Key, Tree, Value};
+use super::superblock;
 use crate::error::{corrupt, FsResult};
 use crate::layout::superblock::field;
 use rvm_core::Transaction;
@@ -54,7 +55,10 @@ impl Extent {
     }
 }
 
-/// The extent of `ino` holding block `b`, or else the first one after it.
+/// The extent of `ino` holding block `b`, or else the first one after it. Every extent a file
+/// operation follows comes through here, so it is checked here: it must not end before it
+/// starts, and its physical blocks must lie inside the data area (`FsError::Corrupt`
+/// otherwise, naming the inode and block).
 pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
     match EXTENTS.seek(bytes, (ino, b))? {
         Some((k, v)) if k.0 == ino => {
@@ -64,7 +68,19 @@ pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
                     k.1, v[0]
                 ));
             }
-            Ok(Some(Extent::decode(k, v)))
+            let e = Extent::decode(k, v);
+            let data_blocks = superblock(bytes)?.data_blocks;
+            let end = (e.last - e.first)
+                .checked_add(1)
+                .and_then(|n| e.phys.checked_add(n));
+            if end.is_none_or(|end| end > data_blocks) {
+                return corrupt(format!(
+                    "inode {ino}: extent of blocks {}..={} at physical block {} lies outside \
+                     the {data_blocks}-block data area",
+                    e.first, e.last, e.phys
+                ));
+            }
+            Ok(Some(e))
         }
         _ => Ok(None),
     }

@@ -9,7 +9,7 @@
 use super::superblock;
 use crate::error::{corrupt, errno, FsResult};
 use crate::layout::pod;
-use crate::layout::superblock::{field, HEAP_CLASSES};
+use crate::layout::superblock::{field, Superblock, HEAP_CLASSES};
 use rvm_core::Transaction;
 
 /// Smallest chunk, bytes.
@@ -26,6 +26,16 @@ pub fn class_of(size: u64) -> Option<(usize, u64)> {
     Some(((chunk / MIN_CHUNK).trailing_zeros() as usize, chunk))
 }
 
+/// Could a `chunk`-byte chunk start at `offset`: inside the allocated heap and aligned as
+/// `alloc` aligns it (to its size, at most 4 KiB)? A damaged pointer fails this.
+fn chunk_inside(sb: &Superblock, offset: u64, chunk: u64) -> bool {
+    offset >= sb.heap_start
+        && offset.is_multiple_of(chunk.min(4096))
+        && offset
+            .checked_add(chunk)
+            .is_some_and(|end| end <= sb.heap_top)
+}
+
 /// Allocate a chunk of at least `size` bytes; returns its region offset. ENOSPC when full.
 pub fn alloc(tx: &mut Transaction<'_>, size: u64) -> FsResult<u64> {
     let Some((class, chunk)) = class_of(size) else {
@@ -35,9 +45,9 @@ pub fn alloc(tx: &mut Transaction<'_>, size: u64) -> FsResult<u64> {
     let head_slot = field::HEAP_FREE + 8 * class as u64;
     let head = sb.heap_free[class];
     if head != 0 {
-        if head < sb.heap_start || head + chunk > sb.heap_top {
+        if !chunk_inside(&sb, head, chunk) {
             return corrupt(format!(
-                "heap free list {class} points outside the heap: {head}"
+                "heap free list {class} points outside the heap or off its alignment: {head}"
             ));
         }
         let next: u64 = pod::get(tx.bytes(), head)?;
@@ -45,8 +55,8 @@ pub fn alloc(tx: &mut Transaction<'_>, size: u64) -> FsResult<u64> {
         return Ok(head);
     }
     let align = chunk.min(4096);
-    let start = sb.heap_top.div_ceil(align) * align;
-    if start + chunk > sb.heap_end {
+    let start = sb.heap_top.div_ceil(align).saturating_mul(align);
+    if start.saturating_add(chunk) > sb.heap_end {
         return errno(libc::ENOSPC);
     }
     pod::put(tx, field::HEAP_TOP, &(start + chunk))?;
@@ -55,12 +65,14 @@ pub fn alloc(tx: &mut Transaction<'_>, size: u64) -> FsResult<u64> {
 
 /// Return the chunk at `offset`, allocated for `size` bytes, to its free list.
 pub fn free(tx: &mut Transaction<'_>, offset: u64, size: u64) -> FsResult<()> {
-    let Some((class, _)) = class_of(size) else {
+    let Some((class, chunk)) = class_of(size) else {
         return corrupt(format!("free of a {size}-byte chunk"));
     };
     let sb = superblock(tx.bytes())?;
-    if offset < sb.heap_start || offset >= sb.heap_top {
-        return corrupt(format!("free of {offset}, outside the heap"));
+    if !chunk_inside(&sb, offset, chunk) {
+        return corrupt(format!(
+            "free of a {size}-byte chunk at {offset}, outside the heap or off its alignment"
+        ));
     }
     pod::put(tx, offset, &sb.heap_free[class])?;
     pod::put(tx, field::HEAP_FREE + 8 * class as u64, &offset)?;

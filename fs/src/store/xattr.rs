@@ -13,7 +13,7 @@
 
 use super::btree::{Key, Tree, Value};
 use super::{heap, name_hash};
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::layout::superblock::field;
 use rvm_core::Transaction;
 
@@ -42,6 +42,9 @@ impl Entry {
     }
     /// The attribute's name, from the heap.
     pub fn name<'b>(&self, bytes: &'b [u8]) -> FsResult<&'b [u8]> {
+        if self.name_len > 255 {
+            return corrupt(format!("xattr with a {}-byte name", self.name_len));
+        }
         heap::load(bytes, self.name_at, self.name_len)
     }
 }
