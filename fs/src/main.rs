@@ -32,7 +32,11 @@ struct Args {
     ///                   thread reads its own clone, which halves the round-trip cost of
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
     ///   allow_other     let other users use the mount (default on when root mounts)
-    ///   ro              refuse changes (mounted read-only)
+    ///   checked         rvm-core's checked mode: every commit compares the metadata region
+    ///                   with a shadow copy and fails (EIO, logged) if a byte changed outside
+    ///                   the ranges it declared (for testing; costs a compare per commit)
+    ///   ro              read-only: refuse changes and write nothing to the image (the log is
+    ///                   replayed into memory only; the image file may be read-only)
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -48,6 +52,7 @@ struct MountOptions {
     clone_fd: bool,
     allow_other: bool,
     read_only: bool,
+    checked: bool,
 }
 
 fn parse_options(list: &[String]) -> Result<MountOptions> {
@@ -65,6 +70,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             .is_ok(),
         allow_other: root,
         read_only: false,
+        checked: false,
     };
     for opt in list
         .iter()
@@ -92,6 +98,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "allow_other" => o.allow_other = true,
             "noallow_other" => o.allow_other = false,
             "ro" => o.read_only = true,
+            "checked" => o.checked = true,
             "rw"
             | "default_permissions"
             | "defaults"
@@ -201,15 +208,23 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     }
     let started = std::time::Instant::now();
     let commit = if opts.sync { None } else { opts.commit };
-    // Even a read-only mount replays the log into the image first (as ext4 replays its journal
-    // on a read-only mount): logged file data must reach the data area before anyone reads it.
+    // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
+    // visible): the image is opened O_RDONLY and its log replayed into memory only.
     let img = image::open(
         &args.image,
         OpenMode {
-            read_only: false,
+            read_only: opts.read_only,
             commit_interval: commit,
         },
     )?;
+    if opts.checked {
+        let tunables = img.rvm.query_options();
+        img.rvm.set_options(rvm_core::Tunables {
+            checked: true,
+            ..tunables
+        })?;
+        log::info!("checked mode on");
+    }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
@@ -265,10 +280,16 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             libc::dup2(null.as_raw_fd(), 1);
         }
     }
-    session.run().context("serving FUSE requests")?;
-    let mut fs = lock(&state);
-    on_unmount(&mut fs)?;
-    Ok(())
+    let served = session.run().context("serving FUSE requests");
+    // The one place the clean-unmount housekeeping runs (not in the session's `destroy` too),
+    // whether or not serving ended with an error; never on a read-only mount.
+    if !opts.read_only {
+        let mut fs = lock(&state);
+        on_unmount(&mut fs)
+            .context("clean unmount failed (the log will be replayed at next mount)")?;
+        log::info!("clean unmount: image marked clean, log applied");
+    }
+    served
 }
 
 /// Readahead of the mount in KiB. FUSE takes its readahead from the kernel's default for a

@@ -10,7 +10,8 @@
 //!   daemon, and `SIGKILL` by PID only if it is still alive.
 //! * [`Mounted::kill9`], [`Mounted::remount`], [`Mounted::fsck`], [`manifest`] and
 //!   [`assert_same_tree`] (checksums through `sha256sum`).
-//! * [`require_fuse!`] skips a test with a message when `/dev/fuse` or `fusermount3` is absent.
+//! * [`require_fuse!`] skips a test with a message when `/dev/fuse` or `fusermount3` is absent
+//!   (and fails it when `CI=true`).
 //!
 //! Nothing here kills a process it did not start, and nothing kills by name.
 
@@ -148,11 +149,22 @@ pub fn fuse_available() -> Result<(), String> {
     Ok(())
 }
 
-/// Skip the calling test (return early with a message) when FUSE is unavailable.
+/// Whether we run under CI (`CI=true`, as GitHub Actions and most CI services set it): there,
+/// a missing FUSE is a broken runner, not a reason to skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Skip the calling test (return early with a message) when FUSE is unavailable; under CI
+/// ([`in_ci`]) fail it instead, so a runner without `/dev/fuse` or `fusermount3` cannot
+/// pass the end-to-end tests without running them.
 #[macro_export]
 macro_rules! require_fuse {
     () => {
         if let Err(why) = $crate::fuse_available() {
+            if $crate::in_ci() {
+                panic!("CI=true but FUSE is unavailable: {}", why);
+            }
             eprintln!("SKIPPED {}: {}", module_path!(), why);
             return;
         }
@@ -382,6 +394,7 @@ pub struct Mounted {
     log: PathBuf,
     daemon: Option<Child>,
     mount_opts: Vec<String>,
+    daemon_env: Vec<(String, String)>,
     /// How long the last mount took to appear.
     pub last_mount_time: Duration,
 }
@@ -427,6 +440,7 @@ impl Mounted {
             log,
             daemon: None,
             mount_opts: Vec::new(),
+            daemon_env: Vec::new(),
             last_mount_time: Duration::ZERO,
         }
     }
@@ -434,6 +448,11 @@ impl Mounted {
     /// Extra `-o` options for later mounts.
     pub fn set_mount_options(&mut self, opts: &[&str]) {
         self.mount_opts = opts.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// An environment variable for later daemons (e.g. `RUST_LOG=info`).
+    pub fn set_daemon_env(&mut self, key: &str, value: &str) {
+        self.daemon_env.push((key.into(), value.into()));
     }
 
     pub fn dir(&self) -> &Path {
@@ -477,6 +496,7 @@ impl Mounted {
             .stdout(log.try_clone()?)
             .stderr(log)
             .env("RUST_BACKTRACE", "1")
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .spawn()
     }
 
