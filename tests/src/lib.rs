@@ -636,6 +636,32 @@ impl Mounted {
         );
     }
 
+    /// Run `op` in a thread and `kill -9` the daemon `delay` after `op` calls the function it
+    /// is given (when its request is about to start); then remove the dead mount and mount
+    /// again. Returns what `op` returned (an error when the daemon died before answering).
+    pub fn kill9_during<T: Send + 'static>(
+        &mut self,
+        delay: Duration,
+        op: impl FnOnce(&dyn Fn()) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let started = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = started.clone();
+        let t = std::thread::spawn(move || op(&|| s2.store(true, Ordering::SeqCst)));
+        while !started.load(Ordering::SeqCst) && !t.is_finished() {
+            std::hint::spin_loop();
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        signal_pid(self.daemon_pid().expect("not mounted"), libc::SIGKILL);
+        let res = t.join().expect("the operation's thread panicked");
+        self.kill9();
+        self.mount();
+        res
+    }
+
     /// Unmount cleanly (asserting exit 0) and mount again.
     pub fn remount(&mut self) {
         if self.daemon.is_some() {
