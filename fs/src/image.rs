@@ -1,6 +1,8 @@
 //! Opening an image: the file, its exclusive lock, the header, RVM recovery, the region.
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
+pub mod read_only;
+
 use crate::error::FsError;
 use crate::layout::features::{describe, Features, Word};
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
@@ -19,6 +21,14 @@ use std::time::Duration;
 pub enum ImageError {
     #[error("cannot open {path}: {source}")]
     Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open {path} for writing: {source} (mount it read-only with -o ro, or check it \
+         with fsck -n)"
+    )]
+    NotWritable {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -167,7 +177,54 @@ fn allocate_metadata(file: &File, header: &Header, path: &Path) -> Result<(), Im
 /// commit timer starts writing them out at half of it; it grows if one record needs more.
 const SPOOL_SIZE: u64 = 8 << 20;
 
-/// Open, lock, recover and map the image at `path`.
+/// Open the image file: read-write, or read-only (`O_RDONLY`, so an image the user may not
+/// write, or one on a read-only filesystem, can still be mounted `-o ro` and checked `-n`).
+/// Read-write refuses a file without any write permission bit even for root (who could
+/// write it anyway): its owner marked it read-only.
+fn open_file(path: &Path, read_only: bool) -> Result<File, ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let opened = OpenOptions::new().read(true).write(!read_only).open(path);
+    let file = match opened {
+        Err(source) if !read_only && is_not_writable(&source) => {
+            return Err(ImageError::NotWritable {
+                path: path.into(),
+                source,
+            })
+        }
+        other => other.map_err(|source| ImageError::Open {
+            path: path.into(),
+            source,
+        })?,
+    };
+    let mode = file
+        .metadata()
+        .map_err(|source| ImageError::Io {
+            path: path.into(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if !read_only && mode & 0o222 == 0 {
+        return Err(ImageError::NotWritable {
+            path: path.into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        });
+    }
+    Ok(file)
+}
+
+fn is_not_writable(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)
+    )
+}
+
+/// Open, lock, recover and map the image at `path`. Read-only (`mode.read_only`) writes
+/// nothing at all: the file is opened `O_RDONLY`, the log (and the spool a crashed daemon
+/// left) is replayed into memory only, the spool is left where it is for the next
+/// read-write open, and the returned storage shows the replayed file data on reads
+/// ([`read_only::ReadOnlyStorage`]).
 pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
     open_with(path, mode, |storage| storage)
 }
@@ -179,14 +236,7 @@ pub fn open_with(
     mode: OpenMode,
     wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
 ) -> Result<Image, ImageError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(!mode.read_only)
-        .open(path)
-        .map_err(|source| ImageError::Open {
-            path: path.into(),
-            source,
-        })?;
+    let file = open_file(path, mode.read_only)?;
     lock(&file, path)?;
     let header = read_header(&file, path)?;
     check_features(&header.features, mode, path)?;
@@ -225,6 +275,18 @@ pub fn open_with(
         Ok(sb) => check_features(&sb.features, mode, path)?,
     }
     drop(file); // the lock stays: flock belongs to the open file description the storage shares
+    let storage: Arc<dyn Storage> = if mode.read_only {
+        let ro =
+            read_only::ReadOnlyStorage::new(storage, rvm.recovered_ranges(), header.segment_area());
+        log::info!(
+            "read-only: log replayed in memory ({} records, {} ranges of file data overlaid)",
+            rvm.stats().records_recovered,
+            ro.overlaid_ranges()
+        );
+        Arc::new(ro)
+    } else {
+        storage
+    };
     Ok(Image {
         storage,
         header,

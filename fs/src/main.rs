@@ -34,7 +34,11 @@ struct Args {
     ///                   thread reads its own clone, which halves the round-trip cost of
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
     ///   allow_other     let other users use the mount (default on when root mounts)
-    ///   ro              refuse changes (mounted read-only)
+    ///   checked         rvm-core's checked mode: every commit compares the metadata region
+    ///                   with a shadow copy and fails (EIO, logged) if a byte changed outside
+    ///                   the ranges it declared (for testing; costs a compare per commit)
+    ///   ro              read-only: refuse changes and write nothing to the image (the log is
+    ///                   replayed into memory only; the image file may be read-only)
     ///   errors=POLICY   after a storage error (ext4's names): remount-ro (default: every
     ///                   change answers EIO, reads go on), continue (go on after a failed
     ///                   file data write; log and metadata errors always act as remount-ro),
@@ -65,6 +69,7 @@ struct MountOptions {
     /// `inject_fault=`: (call kind, calls that succeed first, errno).
     fault: Option<(FaultOp, u64, i32)>,
     discard: bool,
+    checked: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -107,6 +112,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
         errors: ErrorPolicy::default(),
         fault: None,
         discard: true,
+        checked: false,
     };
     for opt in list
         .iter()
@@ -143,6 +149,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             }
             "discard" => o.discard = true,
             "nodiscard" => o.discard = false,
+            "checked" => o.checked = true,
             "rw"
             | "default_permissions"
             | "defaults"
@@ -252,9 +259,17 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     }
     let started = std::time::Instant::now();
     let commit = if opts.sync { None } else { opts.commit };
-    // Even a read-only mount replays the log into the image first (as ext4 replays its journal
-    // on a read-only mount): logged file data must reach the data area before anyone reads it.
+    // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
+    // visible): the image is opened O_RDONLY and its log replayed into memory only.
     let (img, read_only, fault) = open_image(args, opts, commit)?;
+    if opts.checked {
+        let tunables = img.rvm.query_options();
+        img.rvm.set_options(rvm_core::Tunables {
+            checked: true,
+            ..tunables
+        })?;
+        log::info!("checked mode on");
+    }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     // A hostile image: refuse a superblock whose layout is inconsistent (fsck opens it anyway).
     rvmfs::store::check_layout(
@@ -339,10 +354,16 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             libc::dup2(null.as_raw_fd(), 1);
         }
     }
-    session.run().context("serving FUSE requests")?;
-    let mut fs = lock(&state);
-    on_unmount(&mut fs)?;
-    Ok(())
+    let served = session.run().context("serving FUSE requests");
+    // The one place the clean-unmount housekeeping runs (not in the session's `destroy` too),
+    // whether or not serving ended with an error; never on a read-only mount.
+    if !opts.read_only {
+        let mut fs = lock(&state);
+        on_unmount(&mut fs)
+            .context("clean unmount failed (the log will be replayed at next mount)")?;
+        log::info!("clean unmount: image marked clean, log applied");
+    }
+    served
 }
 
 /// Open (and recover) the image for `serve`: with `-o inject_fault=`, its storage wrapped in a
@@ -374,8 +395,8 @@ fn open_image(
         })
     };
     // An unknown ro-compat feature: this build may read the image but not change it.
-    let (img, read_only) = match open(false) {
-        Err(e @ image::ImageError::ReadOnlyFeatures { .. }) => {
+    let (img, read_only) = match open(opts.read_only) {
+        Err(e @ image::ImageError::ReadOnlyFeatures { .. }) if !opts.read_only => {
             log::warn!("{e}; mounting read-only");
             (open(true)?, true)
         }

@@ -16,6 +16,7 @@ mod common;
 use common::{new_inode, open_sim, snapshot, Tree};
 use fsck::check::check;
 use rvm_core::sim::SimStorage;
+use rvm_core::{RvmError, Tunables};
 use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::superblock::ROOT_INO;
@@ -65,6 +66,23 @@ enum OpKind {
 
 const NAMES: [&str; 4] = ["/A/x", "/A/y", "/B/x", "/B/y"];
 
+/// `Result::ok` for an operation's result, except that a byte changed outside the declared
+/// ranges (rvm-core's checked mode, see `open`) fails the test instead of being ignored.
+trait OkChecked<T> {
+    fn ok_checked(self) -> Option<T>;
+}
+
+impl<T> OkChecked<T> for rvmfs::FsResult<T> {
+    fn ok_checked(self) -> Option<T> {
+        match self {
+            Err(rvmfs::FsError::Rvm(e @ RvmError::Unrecorded { .. })) => {
+                panic!("checked mode: {e}")
+            }
+            r => r.ok(),
+        }
+    }
+}
+
 /// Apply one operation; errors (ENOENT, EEXIST...) are fine: they change nothing.
 fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
     let _ = (|| -> Option<()> {
@@ -80,30 +98,30 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                 fs.transact(|op| {
                     namespace::create(op, p, name.as_bytes(), new_inode(mode), target)
                 })
-                .ok()?;
+                .ok_checked()?;
             }
             OpKind::Write => {
                 let (_, ino) = resolve(fs, a)?;
-                let size = fs.inode(ino).ok()?.size;
+                let size = fs.inode(ino).ok_checked()?.size;
                 let data: Vec<u8> = (0..5000u64).map(|i| (i * 7 + step) as u8).collect();
                 fs.transact(|op| file::write(op, ino, size, &data, false))
-                    .ok()?;
+                    .ok_checked()?;
             }
             OpKind::Falloc => {
                 let (_, ino) = resolve(fs, a)?;
                 fs.transact(|op| space::fallocate(op, ino, 0, 3 * 4096, 0))
-                    .ok()?;
+                    .ok_checked()?;
             }
             OpKind::Link => {
                 let (_, ino) = resolve(fs, a)?;
                 let (p, name) = parent_of(fs, b)?;
                 fs.transact(|op| namespace::link(op, ino, p, name.as_bytes()))
-                    .ok()?;
+                    .ok_checked()?;
             }
             OpKind::Unlink => {
                 let (p, name) = parent_of(fs, a)?;
                 fs.transact(|op| namespace::unlink(op, p, name.as_bytes()))
-                    .ok()?;
+                    .ok_checked()?;
             }
             OpKind::Rename => {
                 let (p, name) = parent_of(fs, a)?;
@@ -111,12 +129,12 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                 fs.transact(|op| {
                     namespace::rename(op, p, name.as_bytes(), q, new_name.as_bytes(), 0)
                 })
-                .ok()?;
+                .ok_checked()?;
             }
             OpKind::Setxattr => {
                 let (_, ino) = resolve(fs, a)?;
                 fs.transact(|op| xattr::set(op, ino, b"user.k", format!("v{step}").as_bytes(), 0))
-                    .ok()?;
+                    .ok_checked()?;
             }
             OpKind::Truncate => {
                 let (_, ino) = resolve(fs, a)?;
@@ -130,7 +148,7 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                         },
                     )
                 })
-                .ok()?;
+                .ok_checked()?;
             }
         }
         Some(())
@@ -139,6 +157,20 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
 
 fn open(storage: Arc<SimStorage>) -> Option<Fs> {
     open_sim(storage, IMAGE)
+}
+
+/// Open with rvm-core's checked mode on: every commit compares the region with a shadow
+/// copy, so an operation that changes a byte outside its declared ranges fails the test
+/// (see `OkChecked`). Used for the runs that record the states (every operation of every
+/// workload); the crash and recovery runs repeat the same operations unchecked.
+fn open_checked(storage: Arc<SimStorage>) -> Option<Fs> {
+    let fs = open(storage)?;
+    let checked = Tunables {
+        checked: true,
+        ..fs.rvm.query_options()
+    };
+    fs.rvm.set_options(checked).ok()?;
+    Some(fs)
 }
 
 /// A freshly formatted image with /A (holding x, 6000 bytes) and /B, all durable.
@@ -150,11 +182,17 @@ fn base_image() -> Vec<u8> {
         log: Some(1 << 20),
     };
     format(disk.clone(), plan, [9; 16], (0, 0)).unwrap();
-    let mut fs = open(disk.clone()).unwrap();
+    let mut fs = open_checked(disk.clone()).unwrap();
     apply(&mut fs, OpKind::Mkdir, "/A", "", 0);
     apply(&mut fs, OpKind::Mkdir, "/B", "", 0);
     apply(&mut fs, OpKind::Create, "/A/x", "", 0);
     apply(&mut fs, OpKind::Write, "/A/x", "", 1);
+    // Its transactions ran with a shadow copy (a workload whose operations all fail early
+    // may run none).
+    assert!(
+        fs.rvm.query_region(&fs.region).checked,
+        "checked mode is off"
+    );
     fs.rvm.flush().unwrap();
     drop(fs);
     disk.durable_image()
@@ -274,7 +312,7 @@ fn run_workload(base: &[u8], workload: &[(OpKind, &str, &str, bool)], crashes: u
     let what = format!("{workload:?}");
     // 1. Run it to the end, recording the state after every operation.
     let disk = Arc::new(SimStorage::from_bytes(base.to_vec()));
-    let mut fs = open(disk.clone()).unwrap();
+    let mut fs = open_checked(disk.clone()).unwrap();
     let mut states = vec![snapshot(&fs).unwrap()];
     let mut durable = 0;
     for (step, &(kind, a, b, sync)) in workload.iter().enumerate() {

@@ -370,4 +370,12 @@ impl Rvm {
     pub fn options(&self) -> &RvmOptions {
         &self.sh().opts
     }
+
+    /// With `read_only`: the ranges recovery replayed into memory, as (storage offset,
+    /// bytes) in order (a later range wins where two overlap); `map` applies those inside a
+    /// region, the caller must apply the others (external ranges, e.g. logged file data)
+    /// to its reads of the storage. Empty otherwise (recovery wrote them to the storage).
+    pub fn recovered_ranges(&self) -> &[(u64, Vec<u8>)] {
+        &self.sh().recovered
+    }
 }

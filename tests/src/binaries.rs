@@ -3,7 +3,8 @@
 //!
 //! [`bin_dir`] is `$RVMFS_BIN_DIR` if set, else whichever of `<target>/release` and
 //! `<target>/debug` holds all three binaries and was built last. [`require_fuse!`](crate::require_fuse) skips a
-//! test with a message when `/dev/fuse` or `fusermount3` is absent.
+//! test with a message when `/dev/fuse` or `fusermount3` is absent (and fails it when
+//! `CI=true`).
 
 use crate::processes::{cmd, run_timeout, Outcome};
 use std::fs;
@@ -123,11 +124,22 @@ pub fn fuse_available() -> Result<(), String> {
     Ok(())
 }
 
-/// Skip the calling test (return early with a message) when FUSE is unavailable.
+/// Whether we run under CI (`CI=true`, as GitHub Actions and most CI services set it): there,
+/// a missing FUSE is a broken runner, not a reason to skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Skip the calling test (return early with a message) when FUSE is unavailable; under CI
+/// ([`in_ci`]) fail it instead, so a runner without `/dev/fuse` or `fusermount3` cannot
+/// pass the end-to-end tests without running them.
 #[macro_export]
 macro_rules! require_fuse {
     () => {
         if let Err(why) = $crate::fuse_available() {
+            if $crate::in_ci() {
+                panic!("CI=true but FUSE is unavailable: {}", why);
+            }
             eprintln!("SKIPPED {}: {}", module_path!(), why);
             return;
         }

@@ -25,6 +25,7 @@ pub struct Mounted {
     log: PathBuf,
     daemon: Option<Child>,
     mount_opts: Vec<String>,
+    daemon_env: Vec<(String, String)>,
     /// How long the last mount took to appear.
     pub last_mount_time: Duration,
 }
@@ -70,6 +71,7 @@ impl Mounted {
             log,
             daemon: None,
             mount_opts: Vec::new(),
+            daemon_env: Vec::new(),
             last_mount_time: Duration::ZERO,
         }
     }
@@ -77,6 +79,11 @@ impl Mounted {
     /// Extra `-o` options for later mounts.
     pub fn set_mount_options(&mut self, opts: &[&str]) {
         self.mount_opts = opts.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// An environment variable for later daemons (e.g. `RUST_LOG=info`).
+    pub fn set_daemon_env(&mut self, key: &str, value: &str) {
+        self.daemon_env.push((key.into(), value.into()));
     }
 
     pub fn dir(&self) -> &Path {
@@ -120,6 +127,7 @@ impl Mounted {
             .stdout(log.try_clone()?)
             .stderr(log)
             .env("RUST_BACKTRACE", "1")
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .spawn()
     }
 
@@ -249,6 +257,32 @@ impl Mounted {
             self.mnt.display(),
             o.output()
         );
+    }
+
+    /// Run `op` in a thread and `kill -9` the daemon `delay` after `op` calls the function it
+    /// is given (when its request is about to start); then remove the dead mount and mount
+    /// again. Returns what `op` returned (an error when the daemon died before answering).
+    pub fn kill9_during<T: Send + 'static>(
+        &mut self,
+        delay: Duration,
+        op: impl FnOnce(&dyn Fn()) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let started = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = started.clone();
+        let t = std::thread::spawn(move || op(&|| s2.store(true, Ordering::SeqCst)));
+        while !started.load(Ordering::SeqCst) && !t.is_finished() {
+            std::hint::spin_loop();
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        signal_pid(self.daemon_pid().expect("not mounted"), libc::SIGKILL);
+        let res = t.join().expect("the operation's thread panicked");
+        self.kill9();
+        self.mount();
+        res
     }
 
     /// Unmount cleanly (asserting exit 0) and mount again.

@@ -8,6 +8,7 @@ mod dir;
 mod namespace;
 mod reply;
 mod requests;
+mod setgid;
 
 use crate::error::FsResult;
 use crate::ops::Fs;

@@ -3,10 +3,9 @@
 //! which runs one operation from `ops` under the lock and replies.
 
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, namespace, RvmFs};
+use super::{attr, data, dir, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
-use crate::ops::mount;
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -31,12 +30,8 @@ impl Filesystem for RvmFs {
         Ok(())
     }
 
-    fn destroy(&mut self) {
-        let mut fs = self.fs();
-        if let Err(e) = mount::on_unmount(&mut fs) {
-            log::error!("clean unmount failed (the log will be replayed at next mount): {e}");
-        }
-    }
+    // No `destroy`: the clean-unmount housekeeping runs once, in the daemon after the
+    // session ends (`main.rs`), and never on a read-only mount.
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         namespace::lookup(self, parent.0, name.as_bytes(), reply);
@@ -90,7 +85,7 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let new = creds(req, mode, umask, rdev);
+        let new = setgid::strip_on_create(self, req, parent.0, creds(req, mode, umask, rdev));
         namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
 
@@ -327,6 +322,7 @@ impl Filesystem for RvmFs {
         reply: ReplyCreate,
     ) {
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
+        let new = setgid::strip_on_create(self, req, parent.0, new);
         namespace::create(self, parent.0, name.as_bytes(), new, reply);
     }
 

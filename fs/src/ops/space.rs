@@ -82,8 +82,8 @@ fn preallocate(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
     Ok(())
 }
 
-/// Make [offset, end) read as zeros: unmap the whole blocks inside, zero the partial ones.
-/// The zeros reach the data area inside the transaction, before it commits.
+/// Make [offset, end) read as zeros: unmap the whole blocks inside, zero the partial ones by
+/// copy on write ([`zero_partial`]).
 fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u64) -> FsResult<()> {
     let first_whole = offset.div_ceil(BLOCK_SIZE);
     let end_whole = end / BLOCK_SIZE; // exclusive
@@ -102,15 +102,34 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
         }
     }
     for (from, to) in partial {
-        let b = from / BLOCK_SIZE;
-        let written = extent_map::find(op.bytes(), ino, b)?
-            .filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
-        if let Some(e) = written {
-            let zeros = vec![0u8; (to - from) as usize];
-            let at = file::data_pos(op.geo, e.phys_of(b), from % BLOCK_SIZE);
-            op.write_data(at, &zeros, false, false)?;
-        }
+        zero_partial(op, ino, from, to)?;
     }
+    Ok(())
+}
+
+/// Zero [from, to), inside one block of file `ino`, by copy on write as overwrites are
+/// (`file::write`): the block's new contents go to a newly allocated block, which this
+/// transaction maps in place of the old one (freed in the same transaction). The visible
+/// block never changes before the commit, so a punch the daemon dies in before answering
+/// is all or nothing. A hole or an unwritten block already reads as zeros.
+fn zero_partial(op: &mut Op<'_>, ino: u64, from: u64, to: u64) -> FsResult<()> {
+    let b = from / BLOCK_SIZE;
+    let written =
+        extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
+    let Some(e) = written else {
+        return Ok(());
+    };
+    let (phys, _) = extent::alloc_blocks(op, 1)?;
+    let mut block = vec![0u8; BLOCK_SIZE as usize];
+    op.geo
+        .image
+        .read_at(&mut block, file::data_pos(op.geo, e.phys_of(b), 0))?;
+    let lead = (from - b * BLOCK_SIZE) as usize;
+    block[lead..lead + (to - from) as usize].fill(0);
+    // A punch is a small request: its new block may be logged like a small write's.
+    op.write_data(file::data_pos(op.geo, phys, 0), &block, true, true)?;
+    extent::punch(op, ino, b, b)?;
+    extent::insert(op, ino, b, 1, phys, 0)?;
     Ok(())
 }
 

@@ -1,0 +1,71 @@
+//! Punch hole zeroes the partial edge blocks of its range by copy on write (issue 11, item
+//! 8): the data-area bytes a file showed before the punch are never zeroed in place, so a
+//! crash before the commit leaves the file as it was (the end-to-end kill -9 test is
+//! `tests/tests/loose_ends.rs`).
+
+use rvm_core::{MemStorage, Rvm, RvmOptions, Storage};
+use rvmfs::format::format;
+use rvmfs::layout::geometry::Plan;
+use rvmfs::layout::header::{Header, HEADER_SIZE};
+use rvmfs::layout::superblock::ROOT_INO;
+use rvmfs::ops::inode::NewInode;
+use rvmfs::ops::space::{fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
+use rvmfs::ops::{file, namespace, Fs};
+use std::sync::Arc;
+
+const IMAGE: u64 = 8 << 20;
+
+fn open(disk: Arc<MemStorage>) -> Fs {
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    disk.read_at(&mut block, 0).unwrap();
+    let header = Header::decode(&block, IMAGE).unwrap();
+    let storage: Arc<dyn Storage> = disk;
+    let options = RvmOptions {
+        log: header.log_area(),
+        ordered: true,
+        ..RvmOptions::default()
+    };
+    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
+    let region = rvm.map(header.segment_area()).unwrap();
+    Fs::new(region, Arc::new(rvm), header, storage).unwrap()
+}
+
+#[test]
+fn punch_hole_never_zeroes_visible_blocks_in_place() {
+    let disk = Arc::new(MemStorage::new(IMAGE as usize));
+    let plan = Plan {
+        size: IMAGE,
+        inodes: Some(64),
+        log: Some(1 << 20),
+    };
+    format(disk.clone(), plan, [7; 16], (0, 0)).unwrap();
+    let mut fs = open(disk.clone());
+    let new = NewInode {
+        mode: libc::S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+    };
+    let (ino, _) = fs
+        .transact(|op| namespace::create(op, ROOT_INO, b"f", new, None))
+        .unwrap();
+    let old: Vec<u8> = (0..128u32 << 10).map(|i| (i % 251 + 1) as u8).collect();
+    fs.transact(|op| file::write(op, ino, 0, &old, false))
+        .unwrap();
+    let before = disk.snapshot();
+    // Bytes 1000..11000: the tail of block 0, all of block 1, the head of block 2.
+    let mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    fs.transact(|op| fallocate(op, ino, 1000, 10_000, mode))
+        .unwrap();
+    let mut want = old.clone();
+    want[1000..11_000].fill(0);
+    let got = file::read(&fs.geo, fs.bytes(), ino, 0, old.len() as u64).unwrap();
+    assert!(got == want, "the file after the punch");
+    let after = disk.snapshot();
+    let start = fs.geo.data_offset as usize;
+    let zeroed = (start..after.len()).find(|&i| before[i] != 0 && after[i] == 0);
+    assert_eq!(
+        zeroed, None,
+        "a data-area byte was zeroed in place (the old edge blocks must stay as they were)"
+    );
+}
