@@ -235,10 +235,13 @@ fn cut(map: &mut BTreeMap<u64, (u64, Lsn)>, start: u64, len: u64) {
 
 /// Is `e` the host having no room for data (a full host disk, a quota)?
 pub fn host_full(e: &FsError) -> bool {
-    let FsError::Io(e) = e else {
-        return false;
+    let errno = match e {
+        FsError::Io(e) => e.raw_os_error(),
+        // A data write's ENOSPC as `ops::data_log` answers it (no storage error).
+        FsError::Errno(n) => Some(*n),
+        _ => None,
     };
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    matches!(errno, Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl Fs {
