@@ -33,6 +33,8 @@ struct Args {
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
     ///   allow_other     let other users use the mount (default on when root mounts)
     ///   ro              refuse changes (mounted read-only)
+    ///   nodatasum       neither verify nor compute data checksums (files written become
+    ///                   unchecksummed); datasum (default) keeps them
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -48,6 +50,7 @@ struct MountOptions {
     clone_fd: bool,
     allow_other: bool,
     read_only: bool,
+    nodatasum: bool,
 }
 
 fn parse_options(list: &[String]) -> Result<MountOptions> {
@@ -65,6 +68,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             .is_ok(),
         allow_other: root,
         read_only: false,
+        nodatasum: false,
     };
     for opt in list
         .iter()
@@ -92,6 +96,8 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "allow_other" => o.allow_other = true,
             "noallow_other" => o.allow_other = false,
             "ro" => o.read_only = true,
+            "nodatasum" => o.nodatasum = true,
+            "datasum" => o.nodatasum = false,
             "rw"
             | "default_permissions"
             | "defaults"
@@ -213,6 +219,10 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
+    }
+    fs.geo.nodatasum = opts.nodatasum;
+    if fs.geo.csums.is_none() {
+        log::info!("the image has no data checksums");
     }
     if !opts.read_only {
         let reclaimed = on_mount(&mut fs)?;

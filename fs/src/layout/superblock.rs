@@ -47,6 +47,9 @@ pub struct Superblock {
     pub mount_count: u64,
     pub last_mount: i64,
     pub last_check: i64,
+    /// Region offset of the data checksum table (`store::csum`); 0 = no checksums (images
+    /// made before them).
+    pub csum_table: u64,
 }
 
 /// Region offsets of superblock fields, for transactions that change one field.

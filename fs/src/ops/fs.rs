@@ -85,7 +85,7 @@ impl Fs {
         image: Arc<dyn Storage>,
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
-        let geo = Geo::new(&header, &sb, image);
+        let geo = Geo::new(&header, &sb, image)?;
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
         rvm.set_ordered_on_demand(true);

@@ -5,6 +5,7 @@
 
 pub mod attr;
 pub mod data_log;
+pub mod datasum;
 pub mod extent;
 pub mod file;
 pub mod fs;

@@ -101,6 +101,11 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
             partial.push((from, end));
         }
     }
+    if !partial.is_empty() && op.geo.sums_for(node).is_some() {
+        // Checksummed blocks change in place below: wait for reads running without the lock
+        // (they would see bytes that match neither sum); new ones wait for this operation.
+        drop(op.geo.read_gate.write().unwrap_or_else(|e| e.into_inner()));
+    }
     for (from, to) in partial {
         let b = from / BLOCK_SIZE;
         let written = extent_map::find(op.bytes(), ino, b)?
@@ -109,6 +114,7 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
             let zeros = vec![0u8; (to - from) as usize];
             let at = file::data_pos(op.geo, e.phys_of(b), from % BLOCK_SIZE);
             op.write_data(at, &zeros, false, false)?;
+            op.resum_block(node, e.phys_of(b), b, node.size, |_| {})?;
         }
     }
     Ok(())
