@@ -2,6 +2,7 @@
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
 use crate::error::FsError;
+use crate::layout::features::{describe, Features, Word};
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
 use crate::store::superblock;
 use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions, Storage};
@@ -25,6 +26,14 @@ pub enum ImageError {
     Busy { path: PathBuf },
     #[error("{path}: {source}")]
     Header { path: PathBuf, source: HeaderError },
+    #[error(
+        "{path}: the image uses features this program can only read (ro-compat: {}): \
+         open it read-only (mount -o ro, fsck -n) or use a newer rvmfs",
+        describe(Word::RoCompat, *.bits)
+    )]
+    ReadOnlyFeatures { path: PathBuf, bits: u32 },
+    #[error("{path}: {source}")]
+    Features { path: PathBuf, source: HeaderError },
     #[error("{path}: recovering the log failed: {source}")]
     Recovery { path: PathBuf, source: RvmError },
     #[error("{path}: the metadata region is corrupt: {what} (run fsck.rvmfs)")]
@@ -100,6 +109,24 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
     })
 }
 
+/// Refuse `features` with an unknown incompat bit, and a writable open of an unknown ro-compat
+/// bit (docs/format.md section 9).
+pub fn check_features(features: &Features, mode: OpenMode, path: &Path) -> Result<(), ImageError> {
+    if features.unknown_incompat() != 0 {
+        return Err(ImageError::Features {
+            path: path.into(),
+            source: HeaderError::Incompat(features.unknown_incompat()),
+        });
+    }
+    if features.unknown_ro_compat() != 0 && !mode.read_only {
+        return Err(ImageError::ReadOnlyFeatures {
+            path: path.into(),
+            bits: features.unknown_ro_compat(),
+        });
+    }
+    Ok(())
+}
+
 /// Bytes of the spool in /dev/shm (records committed no-flush wait there for the log). The
 /// commit timer starts writing them out at half of it; it grows if one record needs more.
 const SPOOL_SIZE: u64 = 8 << 20;
@@ -116,6 +143,7 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
         })?;
     lock(&file, path)?;
     let header = read_header(&file, path)?;
+    check_features(&header.features, mode, path)?;
     let io = |source| ImageError::Io {
         path: path.into(),
         source,
@@ -136,11 +164,15 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Image, ImageError> {
     };
     let rvm = Rvm::initialize(storage.clone(), options).map_err(recovery)?;
     let region = rvm.map(header.segment_area()).map_err(recovery)?;
-    if let Err(e) = superblock(region.bytes()) {
-        return Err(ImageError::Region {
-            path: path.into(),
-            what: e,
-        });
+    match superblock(region.bytes()) {
+        Err(e) => {
+            return Err(ImageError::Region {
+                path: path.into(),
+                what: e,
+            })
+        }
+        // The superblock mirrors the header's words; refuse what either says we cannot do.
+        Ok(sb) => check_features(&sb.features, mode, path)?,
     }
     drop(file); // the lock stays: flock belongs to the open file description the storage shares
     Ok(Image {

@@ -209,13 +209,21 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let commit = if opts.sync { None } else { opts.commit };
     // Even a read-only mount replays the log into the image first (as ext4 replays its journal
     // on a read-only mount): logged file data must reach the data area before anyone reads it.
-    let img = image::open(
-        &args.image,
-        OpenMode {
-            read_only: false,
+    let open = |read_only| {
+        let mode = OpenMode {
+            read_only,
             commit_interval: commit,
-        },
-    )?;
+        };
+        image::open(&args.image, mode)
+    };
+    // An unknown ro-compat feature: this build may read the image but not change it.
+    let (img, read_only) = match open(false) {
+        Err(e @ image::ImageError::ReadOnlyFeatures { .. }) => {
+            log::warn!("{e}; mounting read-only");
+            (open(true)?, true)
+        }
+        opened => (opened?, opts.read_only),
+    };
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {
         fs.durability = Durability::Sync;
@@ -224,7 +232,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     if fs.geo.csums.is_none() {
         log::info!("the image has no data checksums");
     }
-    if !opts.read_only {
+    if !read_only {
         let reclaimed = on_mount(&mut fs)?;
         if reclaimed > 0 {
             log::warn!("freed {reclaimed} orphaned inodes left by a crash");
@@ -237,7 +245,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         fuser::MountOption::Subtype("rvmfs".into()),
         fuser::MountOption::DefaultPermissions,
     ];
-    if opts.read_only {
+    if read_only {
         mount_options.push(fuser::MountOption::RO);
     }
     let mut config = fuser::Config::default();
@@ -260,7 +268,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             }
         }
     });
-    if !opts.read_only {
+    if !read_only {
         raise_readahead(args.mountpoint.clone());
     }
     if let Some(ready) = ready {

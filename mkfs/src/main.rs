@@ -3,9 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rvmfs::format::format;
-use rvmfs::image::read_header;
+use rvmfs::image::{read_header, ImageError};
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::Header;
+use rvmfs::layout::header::{Header, HeaderError};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
@@ -170,11 +170,20 @@ fn run(args: &Args) -> Result<()> {
     let is_block = meta.file_type().is_block_device();
     let current = (&file).seek(SeekFrom::End(0))?;
     if exists && !args.force {
-        if read_header(&file, path).is_ok() {
-            bail!(
+        match read_header(&file, path) {
+            Ok(_) => bail!(
                 "{} already holds an rvmfs image; use -f to overwrite it",
                 path.display()
-            );
+            ),
+            // An image of a newer format is still an image: say so, not "not empty".
+            Err(ImageError::Header {
+                source: e @ (HeaderError::Incompat(_) | HeaderError::Version(_)),
+                ..
+            }) => bail!(
+                "{} already holds an rvmfs image ({e}); use -f to overwrite it",
+                path.display()
+            ),
+            Err(_) => {}
         }
         if current > 0 && has_contents(&file)? {
             bail!("{} is not empty; use -f to overwrite it", path.display());

@@ -1,6 +1,7 @@
 //! Planning an image: where the log, the segment and the data area go, and the region's
 //! inner layout, from the image size, the inode count and the log size.
 
+use super::features::Features;
 use super::header::{Header, HEADER_SIZE, MAGIC, VERSION};
 use super::inode::INODE_SIZE;
 use super::superblock::{Superblock, SB_MAGIC, SB_SIZE};
@@ -89,6 +90,11 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         });
     }
     let data_blocks = (p.size - data_offset) / BLOCK_SIZE;
+    // New images checksum their data (`store::csum`).
+    let features = Features {
+        ro_compat: super::features::RO_COMPAT_DATA_CSUM,
+        ..Features::default()
+    };
     let header = Header {
         magic: MAGIC,
         version: VERSION,
@@ -104,6 +110,8 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         label: [0; 32],
         crc: 0,
         _pad: 0,
+        features,
+        features_crc: 0,
     };
     let sb = Superblock {
         magic: SB_MAGIC,
@@ -128,6 +136,9 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         mount_count: 0,
         last_mount: 0,
         last_check: created,
+        features,
+        _pad: 0,
+        hash_key: [0; 16],
         csum_table,
     };
     Ok((header, sb))

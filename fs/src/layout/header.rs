@@ -4,17 +4,23 @@
 //! | header 4 KiB | RVM log (circular) | RVM segment = metadata region | data area (4 KiB blocks) |
 //! ```
 
+use super::features::{describe, Features, Word};
 use bytemuck::{Pod, Zeroable};
 use rvm_core::Area;
 
 /// Magic bytes at offset 0 of every rvmfs image.
 pub const MAGIC: [u8; 8] = *b"RVMFS\0\x01\x00";
-/// On-disk format version this code reads and writes.
-pub const VERSION: u32 = 1;
+/// On-disk format version this code writes: 2 = with feature words. From now on formats
+/// change by feature bits (`features`), not by version.
+pub const VERSION: u32 = 2;
+/// The first format, without feature words (read as all features off).
+pub const VERSION_1: u32 = 1;
 /// Bytes reserved for the header at the start of the image.
 pub const HEADER_SIZE: u64 = 4096;
 
-/// The image header (little-endian, `repr(C)`), protected by a CRC32C.
+/// The image header (little-endian, `repr(C)`, 0x90 bytes), protected by two CRC32Cs: `crc`
+/// over the first 0x78 bytes (a layout that never changes) and `features_crc` over the
+/// feature words (version 2; zero in a version-1 header).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
 pub struct Header {
@@ -39,6 +45,10 @@ pub struct Header {
     /// CRC32C of every byte before this field.
     pub crc: u32,
     pub _pad: u32,
+    /// Feature words (version 2; all zero in version 1).
+    pub features: Features,
+    /// CRC32C of `features` (bytes 0x80..0x8C); 0 in version 1.
+    pub features_crc: u32,
 }
 
 /// Why a header was refused.
@@ -46,10 +56,18 @@ pub struct Header {
 pub enum HeaderError {
     #[error("not an rvmfs image (bad magic number)")]
     NotRvmfs,
-    #[error("unsupported rvmfs format version {0} (this program reads version {VERSION})")]
+    #[error("unsupported rvmfs format version {0} (this program reads versions 1 and {VERSION})")]
     Version(u32),
     #[error("the image header is corrupt (checksum mismatch)")]
     Checksum,
+    #[error("the image header is corrupt (feature words' checksum mismatch)")]
+    FeaturesChecksum,
+    #[error(
+        "the image uses features this program does not know (incompat: {}): \
+         refusing it; use a newer rvmfs",
+        describe(Word::Incompat, *.0)
+    )]
+    Incompat(u32),
     #[error("the image header is corrupt: {0}")]
     Geometry(#[from] AreaError),
 }
@@ -74,26 +92,52 @@ impl Header {
         crc32c::crc32c(&bytes[..std::mem::offset_of!(Header, crc)])
     }
 
-    /// Encode into the 4 KiB header block, CRC filled in.
+    /// The CRC32C of the feature words (version 2).
+    pub fn compute_features_crc(&self) -> u32 {
+        crc32c::crc32c(bytemuck::bytes_of(&self.features))
+    }
+
+    /// Encode into the 4 KiB header block, CRCs filled in (a version-1 header keeps its
+    /// feature words and their CRC zero, as version 1 wrote them).
     pub fn encode(&self) -> Vec<u8> {
         let mut h = *self;
         h.crc = h.compute_crc();
+        if h.version == VERSION_1 {
+            h.features = Features::default();
+            h.features_crc = 0;
+        } else {
+            h.features_crc = h.compute_features_crc();
+        }
         let mut block = vec![0u8; HEADER_SIZE as usize];
         block[..std::mem::size_of::<Header>()].copy_from_slice(bytemuck::bytes_of(&h));
         block
     }
 
-    /// Decode and validate a header block of an image of `image_len` bytes.
+    /// Decode and validate a header block of an image of `image_len` bytes: magic, CRC,
+    /// version (1 or 2), the feature words' CRC and no unknown incompat feature (an unknown
+    /// ro-compat feature is the opener's to handle: `Features::unknown_ro_compat`), geometry.
     pub fn decode(block: &[u8], image_len: u64) -> Result<Header, HeaderError> {
         if block.len() < std::mem::size_of::<Header>() || block[..8] != MAGIC {
             return Err(HeaderError::NotRvmfs);
         }
-        let h: Header = bytemuck::pod_read_unaligned(&block[..std::mem::size_of::<Header>()]);
+        let mut h: Header = bytemuck::pod_read_unaligned(&block[..std::mem::size_of::<Header>()]);
         if h.crc != h.compute_crc() {
             return Err(HeaderError::Checksum);
         }
-        if h.version != VERSION {
-            return Err(HeaderError::Version(h.version));
+        match h.version {
+            VERSION_1 => {
+                // Version 1 has no feature words: whatever lies there is not ours.
+                h.features = Features::default();
+                h.features_crc = 0;
+            }
+            VERSION if h.features_crc != h.compute_features_crc() => {
+                return Err(HeaderError::FeaturesChecksum)
+            }
+            VERSION => {}
+            v => return Err(HeaderError::Version(v)),
+        }
+        if h.features.unknown_incompat() != 0 {
+            return Err(HeaderError::Incompat(h.features.unknown_incompat()));
         }
         h.check_geometry(image_len)?;
         Ok(h)
@@ -144,5 +188,72 @@ impl Header {
     /// The UUID in its usual text form.
     pub fn uuid_string(&self) -> String {
         uuid::Uuid::from_bytes(self.uuid).hyphenated().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::geometry::{plan, Plan};
+
+    fn fresh() -> (Header, u64) {
+        let size = 64 << 20;
+        let p = Plan {
+            size,
+            inodes: None,
+            log: None,
+        };
+        (plan(p, [7; 16], 0).expect("plan").0, size)
+    }
+
+    #[test]
+    fn version_2_round_trips_its_feature_words() {
+        let (mut h, size) = fresh();
+        h.features.incompat = crate::layout::features::SUPPORTED_INCOMPAT;
+        h.features.compat = 1 << 9; // unknown compat bits are ignored
+        let block = h.encode();
+        let d = Header::decode(&block, size).expect("decode");
+        assert_eq!(d.features, h.features);
+        assert_eq!(&block[0x80..0x8c], bytemuck::bytes_of(&h.features));
+    }
+
+    #[test]
+    fn version_1_reads_as_no_features() {
+        let (mut h, size) = fresh();
+        h.version = VERSION_1;
+        h.features.ro_compat = 3;
+        let mut block = h.encode();
+        assert!(block[0x80..0x90].iter().all(|&b| b == 0));
+        block[0x84] = 0xff; // not a feature word in version 1
+        let d = Header::decode(&block, size).expect("decode");
+        assert_eq!(d.features, Features::default());
+    }
+
+    #[test]
+    fn unknown_incompat_and_bad_feature_crc_are_refused() {
+        let (mut h, size) = fresh();
+        h.features.incompat = 1 << 30;
+        let block = h.encode();
+        assert!(matches!(
+            Header::decode(&block, size),
+            Err(HeaderError::Incompat(b)) if b == 1 << 30
+        ));
+        let msg = HeaderError::Incompat(1 << 30).to_string();
+        assert!(msg.contains("bit 30"), "{msg}");
+        h.features.incompat = 0;
+        let mut block = h.encode();
+        block[0x80] ^= 1;
+        assert!(matches!(
+            Header::decode(&block, size),
+            Err(HeaderError::FeaturesChecksum)
+        ));
+    }
+
+    #[test]
+    fn unknown_ro_compat_decodes() {
+        let (mut h, size) = fresh();
+        h.features.ro_compat = 1 << 31;
+        let d = Header::decode(&h.encode(), size).expect("decode");
+        assert_eq!(d.features.unknown_ro_compat(), 1 << 31);
     }
 }

@@ -3,6 +3,11 @@
 //! Reads take the region's bytes (`Region::bytes` or `Transaction::bytes`); writes go through
 //! a transaction, which declares the range (LRVM §4.1 set_range), so no write can be forgotten.
 
+// The casts below (and `Header::encode`/`decode`) copy structures in native byte order; the
+// format is little-endian (docs/format.md, conventions), so native must be little.
+#[cfg(not(target_endian = "little"))]
+compile_error!("rvmfs's on-disk structures are little-endian and cast in native byte order: build for a little-endian target");
+
 use crate::error::{FsError, FsResult};
 use bytemuck::Pod;
 use rvm_core::Transaction;

@@ -3,6 +3,7 @@
 //! It names where every structure of the region lies, holds the counters statfs reports, the
 //! roots of the four B+trees, and the recoverable heap's free lists.
 
+use super::features::Features;
 use bytemuck::{Pod, Zeroable};
 use std::mem::offset_of;
 
@@ -15,7 +16,7 @@ pub const SB_SIZE: u64 = 4096;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
-/// The superblock (region offset 0).
+/// The superblock (region offset 0; 0x120 bytes, little-endian `repr(C)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Superblock {
@@ -47,8 +48,13 @@ pub struct Superblock {
     pub mount_count: u64,
     pub last_mount: i64,
     pub last_check: i64,
-    /// Region offset of the data checksum table (`store::csum`); 0 = no checksums (images
-    /// made before them).
+    /// The header's feature words, mirrored (0x100; zero in a version-1 image).
+    pub features: Features,
+    pub _pad: u32,
+    /// Secret key of the keyed name hash (0x110; `INCOMPAT_KEYED_HASH`, else zero).
+    pub hash_key: [u8; 16],
+    /// Region offset of the data checksum table (0x120; `store::csum`): meaningful with the
+    /// ro-compat feature `data_csum`, else 0 (images made before checksums).
     pub csum_table: u64,
 }
 
@@ -68,4 +74,6 @@ pub mod field {
     pub const MOUNT_COUNT: u64 = offset_of!(Superblock, mount_count) as u64;
     pub const LAST_MOUNT: u64 = offset_of!(Superblock, last_mount) as u64;
     pub const LAST_CHECK: u64 = offset_of!(Superblock, last_check) as u64;
+    pub const FEATURES: u64 = offset_of!(Superblock, features) as u64;
+    pub const HASH_KEY: u64 = offset_of!(Superblock, hash_key) as u64;
 }

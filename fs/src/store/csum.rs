@@ -18,10 +18,15 @@
 //! zeros there (which the sum already counts). Changing the size therefore changes the last
 //! block's sum (truncate recomputes it; an append writes a new one).
 //!
+//! Images made with checksums carry the ro-compat feature `data_csum` (RO_COMPAT bit 0): a
+//! build that does not know it may only read them (it would write blocks without their sums).
+//! Images without it have no table and read as before.
+//!
 //! CRC32C (Castagnoli, reflected, init and final xor 0xFFFFFFFF), the `crc32c` crate (SSE 4.2 /
 //! ARMv8 instructions): ~10 GB/s, so a 4 KiB block costs ~0.4 µs.
 
 use crate::error::{corrupt, FsResult};
+use crate::layout::features::RO_COMPAT_DATA_CSUM;
 use crate::layout::pod;
 use crate::layout::superblock::Superblock;
 use crate::layout::BLOCK_SIZE;
@@ -71,12 +76,13 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table superblock `sb` names (None when `csum_table` is 0), checked to lie between
-    /// the data bitmap and the heap, so no slot can alias another structure.
+    /// The table of an image whose superblock is `sb`: None without the ro-compat feature
+    /// `data_csum`; else the table at `csum_table`, checked to lie between the data bitmap
+    /// and the heap, so no slot can alias another structure.
     ///
     /// Errors: `FsError::Corrupt` if it does not.
     pub fn of(sb: &Superblock) -> FsResult<Option<Table>> {
-        if sb.csum_table == 0 {
+        if !sb.features.has_ro_compat(RO_COMPAT_DATA_CSUM) {
             return Ok(None);
         }
         let after_bitmap = sb.data_bitmap.saturating_add(sb.data_blocks.div_ceil(8));

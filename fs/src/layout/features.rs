@@ -1,0 +1,126 @@
+//! Feature flags: ext4's three words (compat, ro-compat, incompat; see e2fsprogs'
+//! `lib/ext2fs/ext2_fs.h` and the ext4 "Super Block" documentation), carried by the header of
+//! a version-2 image (offset 0x80, with a CRC of their own) and mirrored in the superblock
+//! (offset 0x100), so code that sees only the region's bytes knows them too.
+//!
+//! What a reader does with a bit it does not know:
+//!
+//! | word        | unknown bit means                              | this build                   |
+//! |-------------|------------------------------------------------|------------------------------|
+//! | `compat`    | nothing an old reader or writer can get wrong  | ignored                      |
+//! | `ro_compat` | old readers read correctly; writers would not  | read-only mount, `fsck -n`   |
+//! |             | keep the feature's structures up to date       |                              |
+//! | `incompat`  | old code would misread the image               | refused (mount, fsck, mkfs)  |
+//!
+//! A version-1 image has no feature words: it reads as all features off. New formats are new
+//! bits, never a new version. A helper implementing a feature adds its bit to `SUPPORTED_*`.
+
+use bytemuck::{Pod, Zeroable};
+
+/// INCOMPAT bit 0, `keyed_hash`: dentry and xattr name keys hash names with SipHash-1-3 under
+/// the superblock's 128-bit `hash_key` instead of FNV-1a (docs/format.md section 7.1). Old code
+/// would look names up under the wrong hash.
+pub const INCOMPAT_KEYED_HASH: u32 = 1 << 0;
+/// RO_COMPAT bit 0, `data_csum`: a CRC32C per data block in the metadata. Old code reads the
+/// data correctly but would write blocks without updating their checksums.
+pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
+
+/// Compat bits this build knows (none are defined yet).
+pub const SUPPORTED_COMPAT: u32 = 0;
+/// Ro-compat bits this build reads and writes.
+pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
+/// Incompat bits this build reads and writes.
+pub const SUPPORTED_INCOMPAT: u32 = 0;
+
+/// Names of the defined bits, for messages: (word, bit, name).
+pub const NAMES: &[(Word, u32, &str)] = &[
+    (Word::Incompat, INCOMPAT_KEYED_HASH, "keyed_hash"),
+    (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
+];
+
+/// One of the three feature words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Word {
+    Compat,
+    RoCompat,
+    Incompat,
+}
+
+/// The three feature words (little-endian u32s, `repr(C)`), as both the header and the
+/// superblock store them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct Features {
+    pub compat: u32,
+    pub ro_compat: u32,
+    pub incompat: u32,
+}
+
+impl Features {
+    /// Incompat bits this build does not know: the image must be refused.
+    pub fn unknown_incompat(&self) -> u32 {
+        self.incompat & !SUPPORTED_INCOMPAT
+    }
+
+    /// Ro-compat bits this build does not know: the image may only be read.
+    pub fn unknown_ro_compat(&self) -> u32 {
+        self.ro_compat & !SUPPORTED_RO_COMPAT
+    }
+
+    /// Is incompat feature `bit` on?
+    pub fn has_incompat(&self, bit: u32) -> bool {
+        self.incompat & bit != 0
+    }
+
+    /// Is ro-compat feature `bit` on?
+    pub fn has_ro_compat(&self, bit: u32) -> bool {
+        self.ro_compat & bit != 0
+    }
+}
+
+/// `bits` of `word` as text: known names, unknown bits as `bit N`
+/// (e.g. "keyed_hash, bit 5").
+pub fn describe(word: Word, bits: u32) -> String {
+    (0..32)
+        .map(|i| 1u32 << i)
+        .filter(|b| bits & b != 0)
+        .map(|b| {
+            NAMES
+                .iter()
+                .find(|(w, nb, _)| *w == word && *nb == b)
+                .map_or_else(|| format!("bit {}", b.trailing_zeros()), |n| n.2.into())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_distinct_per_word_and_named() {
+        for (i, a) in NAMES.iter().enumerate() {
+            assert_eq!(a.1.count_ones(), 1, "{} is one bit", a.2);
+            for b in &NAMES[i + 1..] {
+                assert!(a.0 != b.0 || a.1 != b.1, "{} and {} share a bit", a.2, b.2);
+            }
+        }
+        assert_eq!(INCOMPAT_KEYED_HASH, 1);
+        assert_eq!(RO_COMPAT_DATA_CSUM, 1);
+    }
+
+    #[test]
+    fn unknown_bits_and_their_names() {
+        let f = Features {
+            compat: 1 << 7,
+            ro_compat: RO_COMPAT_DATA_CSUM | 1 << 3,
+            incompat: INCOMPAT_KEYED_HASH | 1 << 5,
+        };
+        assert_eq!(f.unknown_incompat() & (1 << 5), 1 << 5);
+        assert_eq!(f.unknown_ro_compat() & (1 << 3), 1 << 3);
+        assert_eq!(describe(Word::Incompat, f.incompat), "keyed_hash, bit 5");
+        assert_eq!(describe(Word::RoCompat, 1 << 3), "bit 3");
+        assert!(Features::default().unknown_incompat() == 0);
+    }
+}
