@@ -169,11 +169,11 @@ mod tests {
     fn a_flipped_bit_is_found() {
         let mut data = vec![0u8; 3 * 4096];
         data[5000] = 1;
-        let want = sums_of(&data, 10, 3 * 4096 - 10);
-        assert_eq!(first_mismatch(&data, 10, 3 * 4096 - 10, &want), None);
+        let want = sums_of(&data, 10, 13 * 4096 - 10);
+        assert_eq!(first_mismatch(&data, 10, 13 * 4096 - 10, &want), None);
         data[2 * 4096 + 3] ^= 0x10;
         assert_eq!(
-            first_mismatch(&data, 10, 3 * 4096 - 10, &want).map(|m| m.0),
+            first_mismatch(&data, 10, 13 * 4096 - 10, &want).map(|m| m.0),
             Some(2)
         );
     }
