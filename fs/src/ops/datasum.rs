@@ -5,7 +5,7 @@
 //! | path | blocks | sum |
 //! |---|---|---|
 //! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums`] of that buffer |
-//! | append in place into the last, partly filled block | the old bytes before the end of file, zeros, the new bytes | [`Op::resum_block`] |
+//! | append into the last, partly filled block; growing past it (truncate, fallocate) | copied on write: a state not yet durable may have shrunk the file, so its bytes past the end of file are not free to change in place | [`Op::put_sums`] |
 //! | truncate to the middle of a block | the new last block, masked at the new size | [`Op::resum_block`] |
 //! | punch hole / zero range, partial blocks | the block after its bytes were zeroed | [`Op::resum_block`] |
 //! | fallocate (unwritten), punch of whole blocks, free | none: a slot counts only while its block is written | - |
@@ -78,33 +78,6 @@ impl Op<'_> {
         self.geo.image.read_at(&mut blk, at)?;
         edit(&mut blk);
         t.put(&mut self.tx, phys, &[block_sum(&blk, valid_len(size, b))])
-    }
-
-    /// An append writes `data` at byte `pos` in place, in blocks already mapped from physical
-    /// `phys` (logical block `pos / 4096`): re-sum each block it touches as old bytes before
-    /// the old end `old_size`, zeros, then the new bytes.
-    pub fn resum_append(
-        &mut self,
-        node: &Inode,
-        phys: u64,
-        pos: u64,
-        data: &[u8],
-        old_size: u64,
-    ) -> FsResult<()> {
-        let (first, end) = (pos / BLOCK_SIZE, pos + data.len() as u64);
-        let size = old_size.max(end);
-        for b in first..=(end - 1) / BLOCK_SIZE {
-            let start = b * BLOCK_SIZE;
-            let (from, to) = (pos.max(start), end.min(start + BLOCK_SIZE));
-            let src = &data[(from - pos) as usize..(to - pos) as usize];
-            let old = valid_len(old_size, b);
-            self.resum_block(node, phys + (b - first), b, size, |blk| {
-                blk[old..].fill(0);
-                let lead = (from - start) as usize;
-                blk[lead..lead + src.len()].copy_from_slice(src);
-            })?;
-        }
-        Ok(())
     }
 }
 

@@ -144,13 +144,20 @@ pub fn write(
         let b = pos / BLOCK_SIZE;
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
         match extent_map::find(op.bytes(), ino, b)? {
-            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 && pos >= node.size => {
+            Some(e)
+                if e.first <= b
+                    && e.flags & UNWRITTEN == 0
+                    && pos >= node.size
+                    && op.geo.sums_for(&node).is_none() =>
+            {
                 // Past the end of the file in its last block (an append): no committed state
                 // shows these bytes, so they go in place, ordered before the commit like new
-                // blocks (logged when small, else the next flush syncs data first).
+                // blocks (logged when small, else the next flush syncs data first). With
+                // checksums the block is copied on write instead (next arm): a state not yet
+                // durable may have shrunk the file, and the durable one's checksum covers
+                // these bytes.
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
                 let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
-                op.resum_append(&node, e.phys_of(b), pos, src(pos, seg_end), node.size)?;
                 op.write_data(at, src(pos, seg_end), true, small)?;
                 pos = seg_end;
             }
@@ -238,6 +245,20 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
     else {
         return Ok(());
     };
+    let node = op.inode(ino)?;
+    if op.geo.sums_for(&node).is_some() {
+        // Checksummed: copy the block on write (see the append arm of `write`).
+        let (phys, _) = extent::alloc_blocks(op, 1)?;
+        let mut blk = vec![0u8; BLOCK_SIZE as usize];
+        op.geo
+            .image
+            .read_at(&mut blk, data_pos(op.geo, e.phys_of(b), 0))?;
+        blk[(old_size % BLOCK_SIZE) as usize..].fill(0);
+        op.put_sums(&node, phys, b, &blk, old_size)?;
+        op.write_data(data_pos(op.geo, phys, 0), &blk, true, false)?;
+        extent::punch(op, ino, b, b)?;
+        return extent::insert(op, ino, b, 1, phys, 0);
+    }
     let n = (BLOCK_SIZE - old_size % BLOCK_SIZE).min(upto - old_size);
     let at = data_pos(op.geo, e.phys_of(b), old_size % BLOCK_SIZE);
     op.write_data(at, &vec![0u8; n as usize], false, false)?;

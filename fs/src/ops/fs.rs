@@ -89,6 +89,13 @@ impl Fs {
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
         rvm.set_ordered_on_demand(true);
+        let mut dlog = DataLog::default();
+        if rvm.stats().records_recovered > 0 {
+            // Live records may carry file data: log every data write until truncation has
+            // applied them (`DataLog::recovered`), and ask for that truncation now.
+            dlog.recovered = rvm.durable_lsn();
+            rvm.request_truncation();
+        }
         Ok(Fs {
             region,
             rvm,
@@ -97,7 +104,7 @@ impl Fs {
             hints: Hints::default(),
             open: HashMap::new(),
             durability: Durability::Spool,
-            dlog: DataLog::default(),
+            dlog,
             commits: 0,
         })
     }

@@ -13,10 +13,10 @@
 //!
 //! **What a sum covers**: the block's bytes up to the end of the file, as if every byte past the
 //! end were zero ([`block_sum`] with [`valid_len`]). Bytes past the end of file in the last
-//! block are invisible: appends write them in place before their commit, so a crash may leave
-//! anything there; masking them keeps the old sum valid, and a file grown by truncate reads
-//! zeros there (which the sum already counts). Changing the size therefore changes the last
-//! block's sum (truncate recomputes it; an append writes a new one).
+//! block are invisible and may hold anything (a truncate leaves them as they were); a file
+//! grown over them reads zeros there (its last block is copied with zeros first), which the
+//! sum already counts. Shrinking the file into a block changes that block's sum (truncate
+//! recomputes it).
 //!
 //! Images made with checksums carry the ro-compat feature `data_csum` (RO_COMPAT bit 0): a
 //! build that does not know it may only read them (it would write blocks without their sums).
