@@ -118,7 +118,8 @@ fn usage() -> ! {
          --quick      one repetition, smaller scaling run (a fast check)\n\
          --out DIR    where results.md, results.json, chart.png go (default results/latest)\n\
          --work DIR   scratch directory on the disk under test (default target/bench-work)\n\
-         --bin-dir    where rvmfs and mkfs-rvmfs are (default: built with cargo next to this program)",
+         --bin-dir    where rvmfs and mkfs-rvmfs are (default: built with cargo next to this program)\n\
+         env RVMFS_MOUNT_OPTS=OPT[,OPT] adds `-o OPTS` to every rvmfs mount (e.g. nodatasum)",
         WORKLOADS.join(",")
     );
     std::process::exit(2)

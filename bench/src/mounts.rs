@@ -112,8 +112,16 @@ impl Rvmfs {
         }
         let err = File::options().create(true).append(true).open(log)?;
         let start = Instant::now();
-        let child = Command::new(bin.join("rvmfs"))
-            .arg("-f")
+        let mut cmd = Command::new(bin.join("rvmfs"));
+        cmd.arg("-f");
+        // Extra mount options for comparisons (e.g. RVMFS_MOUNT_OPTS=nodatasum).
+        if let Some(opts) = std::env::var("RVMFS_MOUNT_OPTS")
+            .ok()
+            .filter(|o| !o.is_empty())
+        {
+            cmd.arg("-o").arg(opts);
+        }
+        let child = cmd
             .arg(image)
             .arg(&mnt)
             .env("RUST_LOG", "info")

@@ -50,6 +50,8 @@ struct Args {
     ///                   file once the frees are durable (default for an image file; a
     ///                   block device is never discarded)
     ///   nodiscard       keep freed blocks' host space (the image file only grows)
+    ///   nodatasum       neither verify nor compute data checksums (files written become
+    ///                   unchecksummed); datasum (default) keeps them
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -70,6 +72,7 @@ struct MountOptions {
     fault: Option<(FaultOp, u64, i32)>,
     discard: bool,
     checked: bool,
+    nodatasum: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -113,6 +116,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
         fault: None,
         discard: true,
         checked: false,
+        nodatasum: false,
     };
     for opt in list
         .iter()
@@ -150,6 +154,8 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             "discard" => o.discard = true,
             "nodiscard" => o.discard = false,
             "checked" => o.checked = true,
+            "nodatasum" => o.nodatasum = true,
+            "datasum" => o.nodatasum = false,
             "rw"
             | "default_permissions"
             | "defaults"
@@ -280,6 +286,10 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     .map_err(|e| anyhow::anyhow!("{}: {e} (run fsck.rvmfs)", args.image.display()))?;
     if opts.sync {
         fs.durability = Durability::Sync;
+    }
+    fs.geo.nodatasum = opts.nodatasum;
+    if fs.geo.csums.is_none() {
+        log::info!("the image has no data checksums");
     }
     fs.errors.policy = opts.errors;
     fs.errors.source = args.image.display().to_string();

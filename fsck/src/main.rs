@@ -52,6 +52,10 @@ struct Args {
     /// Force checking even if the image seems clean (rvmfs always checks fully).
     #[arg(short = 'f')]
     force: bool,
+    /// Scrub: after the checks, read every data block and verify its checksum; name the
+    /// files whose data is damaged (exit 4). Images without data checksums are said so.
+    #[arg(short = 'c')]
+    scrub: bool,
     /// Verbose: print every check pass and totals.
     #[arg(short = 'v')]
     verbose: bool,
@@ -114,7 +118,11 @@ fn run(args: &Args) -> u8 {
     let record_left = !matches!(recorded, Recorded::None)
         && !clear_error_record(args, &fs, &report, &mut corrected);
     summary(args, &fs, &report, started);
-    verdict(args, &report, corrected, usize::from(record_left))
+    let damaged = if args.scrub { scrub(args, &fs) } else { 0 };
+    match verdict(args, &report, corrected, usize::from(record_left)) {
+        _ if damaged > 0 => EXIT_UNCORRECTED,
+        code => code,
+    }
 }
 
 /// After a clean check (nothing left to fix) and not with -n, clear the image's error record
@@ -138,6 +146,59 @@ fn clear_error_record(args: &Args, fs: &Fs, report: &Report, corrected: &mut usi
             false
         }
     }
+}
+
+/// Run the scrub (-c) with a progress bar; print what it found. Returns how many files have
+/// damaged data.
+fn scrub(args: &Args, fs: &Fs) -> usize {
+    let bar = progress_bar(args);
+    if let Some(bar) = &bar {
+        bar.set_message("Scrub: data checksums");
+    }
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total.max(1));
+            bar.set_position(done);
+        }
+    };
+    let found = fsck::pass::scrub::scrub(fs, &progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let s = match found {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            println!(
+                "{}: no data checksums on this image: nothing to scrub",
+                name(args)
+            );
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("fsck.rvmfs: {}: scrub failed: {e}", name(args));
+            return 1;
+        }
+    };
+    let files = s.files();
+    for (ino, path, n, first) in &files {
+        println!(
+            "{}: inode {ino} ({path}): {n} data blocks fail their checksum, first at file \
+             offset {} (data block {})",
+            name(args),
+            first.offset,
+            first.block
+        );
+    }
+    println!(
+        "{}: scrub: {} blocks of {} files verified, {} damaged files, {} files not checksummed \
+         (written with -o nodatasum)",
+        name(args),
+        s.blocks,
+        s.files,
+        files.len(),
+        s.unsummed
+    );
+    files.len()
 }
 
 /// Open the image and replay its log (see `fsck::pass::replay`); returns the filesystem and

@@ -28,13 +28,13 @@ pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
 /// Compat bits this build knows (none are defined yet).
 pub const SUPPORTED_COMPAT: u32 = 0;
 /// Ro-compat bits this build reads and writes.
-pub const SUPPORTED_RO_COMPAT: u32 = 0;
+pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
 pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: 0,
-    ro_compat: 0,
+    ro_compat: RO_COMPAT_DATA_CSUM,
     incompat: INCOMPAT_KEYED_HASH,
 };
 

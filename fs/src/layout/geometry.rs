@@ -74,7 +74,8 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
     let inode_bitmap = SB_SIZE;
     let inode_table = inode_bitmap + round_up(inodes.div_ceil(8), 4096);
     let data_bitmap = inode_table + round_up(inodes * INODE_SIZE, 4096);
-    let heap_start = data_bitmap + round_up(max_blocks.div_ceil(8), 4096);
+    let csum_table = data_bitmap + round_up(max_blocks.div_ceil(8), 4096);
+    let heap_start = csum_table + crate::store::csum::table_len(max_blocks);
     let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
     let segment_len = heap_end;
     let log_offset = HEADER_SIZE;
@@ -89,6 +90,8 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         });
     }
     let data_blocks = (p.size - data_offset) / BLOCK_SIZE;
+    // New images checksum their data (`store::csum`) and key their name hash.
+    let features = MKFS_DEFAULT;
     let header = Header {
         magic: MAGIC,
         version: VERSION,
@@ -104,7 +107,7 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         label: [0; 32],
         crc: 0,
         _pad: 0,
-        features: MKFS_DEFAULT,
+        features,
         features_crc: 0,
     };
     let sb = Superblock {
@@ -130,9 +133,10 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         mount_count: 0,
         last_mount: 0,
         last_check: created,
-        features: MKFS_DEFAULT,
+        features,
         _pad: 0,
         hash_key: [0; 16],
+        csum_table,
     };
     Ok((header, sb))
 }

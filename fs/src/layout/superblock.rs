@@ -53,6 +53,9 @@ pub struct Superblock {
     pub _pad: u32,
     /// Secret key of the keyed name hash (0x110; `INCOMPAT_KEYED_HASH`, else zero).
     pub hash_key: [u8; 16],
+    /// Region offset of the data checksum table (0x120; `store::csum`): meaningful with the
+    /// ro-compat feature `data_csum`, else 0 (images made before checksums).
+    pub csum_table: u64,
 }
 
 /// Region offsets of superblock fields, for transactions that change one field.

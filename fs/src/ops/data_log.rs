@@ -33,6 +33,11 @@ pub struct DataLog {
     /// writer that never fsyncs (tar) writes its data once, not into the log as well.
     used: u64,
     epoch: u64,
+    /// Records below this Lsn were recovered at mount: `hot` does not know which blocks they
+    /// carry, so until truncation applies them every data write is logged (else replaying
+    /// them after a crash would write their old data over the newer unlogged bytes: stale
+    /// data, and a block that fails its checksum). 0 = nothing was recovered.
+    pub recovered: Lsn,
 }
 
 impl DataLog {
@@ -75,10 +80,16 @@ impl Op<'_> {
         let bs = crate::layout::BLOCK_SIZE;
         let first = (pos - self.geo.data_offset) / bs;
         let last = (pos + data.len() as u64 - 1 - self.geo.data_offset) / bs;
-        let hot = !self.dlog.hot.is_empty() && {
+        let recovered = self.dlog.recovered;
+        let replayable = recovered > 0 && {
             let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
-            (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
+            applied < recovered
         };
+        let hot = replayable
+            || !self.dlog.hot.is_empty() && {
+                let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
+                (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
+            };
         let log = hot
             || (fresh && small && {
                 let requests = self.rvm.durability_requests();

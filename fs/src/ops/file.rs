@@ -4,6 +4,7 @@
 //! (design-notes §2, ordered data): no inode ever points at unwritten blocks, and a write the
 //! daemon never answered is all or nothing.
 
+use super::datasum::{self, PieceSums};
 use super::{extent, inode, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
@@ -24,10 +25,15 @@ pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResu
 }
 
 /// What a read copies: its length and (offset in the buffer, image offset, length) of
-/// each written extent piece (the rest reads as zeros).
+/// each written extent piece (the rest reads as zeros), with the sums of each piece's blocks
+/// when the file is checksummed (`sums`, parallel to `pieces`).
 pub struct ReadPlan {
     pub len: usize,
     pub pieces: Vec<(usize, u64, usize)>,
+    pub sums: Vec<Option<PieceSums>>,
+    /// The file and its size (sums cover the bytes before the end of file).
+    pub ino: u64,
+    pub size: u64,
 }
 
 /// Plan a read (under the lock): see [`read`].
@@ -39,7 +45,11 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     let mut plan = ReadPlan {
         len: 0,
         pieces: Vec::new(),
+        sums: Vec::new(),
+        ino,
+        size: inode.size,
     };
+    let table = geo.sums_for(&inode);
     if offset >= inode.size {
         return Ok(plan);
     }
@@ -55,6 +65,16 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
                     let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
                     plan.pieces
                         .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
+                    let sums = table.map(|t| {
+                        let n = (seg_end - 1) / BLOCK_SIZE - b + 1;
+                        t.get(bytes, e.phys_of(b), n).map(|want| PieceSums {
+                            block_pos: data_pos(geo, e.phys_of(b), 0),
+                            first: b,
+                            phys: e.phys_of(b),
+                            want,
+                        })
+                    });
+                    plan.sums.push(sums.transpose()?);
                 }
                 pos = seg_end;
             }
@@ -65,11 +85,27 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     Ok(plan)
 }
 
-/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`).
+/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`),
+/// verifying the checksums of checksummed pieces: EIO (logged) on a mismatch.
 pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Vec<u8>> {
     let mut buf = vec![0u8; plan.len];
-    for &(at, pos, len) in &plan.pieces {
-        image.read_at(&mut buf[at..at + len], pos)?;
+    for (&(at, pos, len), sums) in plan.pieces.iter().zip(&plan.sums) {
+        let Some(s) = sums else {
+            image.read_at(&mut buf[at..at + len], pos)?;
+            continue;
+        };
+        let whole = s.want.len() * BLOCK_SIZE as usize;
+        if pos == s.block_pos && len == whole {
+            // Whole blocks (sequential reads): verify in place, no copy.
+            image.read_at(&mut buf[at..at + len], pos)?;
+            datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?;
+        } else {
+            let mut blocks = vec![0u8; whole];
+            image.read_at(&mut blocks, s.block_pos)?;
+            datasum::verify(plan.ino, plan.size, s, &blocks)?;
+            let lead = (pos - s.block_pos) as usize;
+            buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
+        }
     }
     Ok(buf)
 }
@@ -100,16 +136,26 @@ pub fn write(
     if offset > node.size {
         zero_past_eof(op, ino, node.size, offset)?;
     }
+    op.note_data_write(&mut node);
+    let new_size = node.size.max(end);
     let small = data.len() <= super::DATA_LOG_MAX_WRITE;
     let mut pos = offset;
     while pos < end {
         let b = pos / BLOCK_SIZE;
         let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
         match extent_map::find(op.bytes(), ino, b)? {
-            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 && pos >= node.size => {
+            Some(e)
+                if e.first <= b
+                    && e.flags & UNWRITTEN == 0
+                    && pos >= node.size
+                    && op.geo.sums_for(&node).is_none() =>
+            {
                 // Past the end of the file in its last block (an append): no committed state
                 // shows these bytes, so they go in place, ordered before the commit like new
-                // blocks (logged when small, else the next flush syncs data first).
+                // blocks (logged when small, else the next flush syncs data first). With
+                // checksums the block is copied on write instead (next arm): a state not yet
+                // durable may have shrunk the file, and the durable one's checksum covers
+                // these bytes.
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
                 let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
                 op.write_data(at, src(pos, seg_end), true, small)?;
@@ -139,6 +185,7 @@ pub fn write(
                 }
                 let lead = (pos - b * BLOCK_SIZE) as usize;
                 buf[lead..lead + (seg_end - pos) as usize].copy_from_slice(src(pos, seg_end));
+                op.put_sums(&node, phys, b, &buf, new_size)?;
                 op.write_data(data_pos(op.geo, phys, 0), &buf, true, small)?;
                 extent::punch(op, ino, b, last)?;
                 extent::insert(op, ino, b, n, phys, 0)?;
@@ -149,7 +196,8 @@ pub fn write(
                 // this part written.
                 let last = e.last.min((end - 1) / BLOCK_SIZE);
                 let seg_end = end.min((last + 1) * BLOCK_SIZE);
-                write_blocks(op, e.phys_of(b), b, pos, src(pos, seg_end), small)?;
+                let sum = (&node, new_size);
+                write_blocks(op, e.phys_of(b), b, pos, src(pos, seg_end), small, sum)?;
                 extent::punch_keep_blocks(op, ino, b, last)?;
                 extent::insert(op, ino, b, last - b + 1, e.phys_of(b), 0)?;
                 pos = seg_end;
@@ -159,7 +207,15 @@ pub fn write(
                 let last = ((end - 1) / BLOCK_SIZE).min(hole_end - 1);
                 let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
                 let seg_end = end.min((b + n) * BLOCK_SIZE);
-                write_blocks(op, phys, b, pos, src(pos, seg_end), small)?;
+                write_blocks(
+                    op,
+                    phys,
+                    b,
+                    pos,
+                    src(pos, seg_end),
+                    small,
+                    (&node, new_size),
+                )?;
                 extent::insert(op, ino, b, n, phys, 0)?;
                 node.blocks += n;
                 pos = seg_end;
@@ -189,6 +245,20 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
     else {
         return Ok(());
     };
+    let node = op.inode(ino)?;
+    if op.geo.sums_for(&node).is_some() {
+        // Checksummed: copy the block on write (see the append arm of `write`).
+        let (phys, _) = extent::alloc_blocks(op, 1)?;
+        let mut blk = vec![0u8; BLOCK_SIZE as usize];
+        op.geo
+            .image
+            .read_at(&mut blk, data_pos(op.geo, e.phys_of(b), 0))?;
+        blk[(old_size % BLOCK_SIZE) as usize..].fill(0);
+        op.put_sums(&node, phys, b, &blk, old_size)?;
+        op.write_data(data_pos(op.geo, phys, 0), &blk, true, false)?;
+        extent::punch(op, ino, b, b)?;
+        return extent::insert(op, ino, b, 1, phys, 0);
+    }
     let n = (BLOCK_SIZE - old_size % BLOCK_SIZE).min(upto - old_size);
     let at = data_pos(op.geo, e.phys_of(b), old_size % BLOCK_SIZE);
     op.write_data(at, &vec![0u8; n as usize], false, false)?;
@@ -196,7 +266,8 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
 }
 
 /// Write `chunk` (starting at byte `pos`, inside logical block `b`) into freshly allocated or
-/// unwritten blocks at `phys`: whole blocks, zero outside the chunk.
+/// unwritten blocks at `phys`: whole blocks, zero outside the chunk. `sum`: the file and its
+/// size after the write, for the blocks' checksums.
 fn write_blocks(
     op: &mut Op<'_>,
     phys: u64,
@@ -204,19 +275,37 @@ fn write_blocks(
     pos: u64,
     chunk: &[u8],
     small: bool,
+    sum: (&Inode, u64),
 ) -> FsResult<()> {
     let lead = pos - b * BLOCK_SIZE;
     let at = data_pos(op.geo, phys, 0);
     if lead == 0 && (chunk.len() as u64).is_multiple_of(BLOCK_SIZE) {
         // Whole blocks (large sequential writes): no zero padding, no copy.
+        op.put_sums(sum.0, phys, b, chunk, sum.1)?;
         op.write_data(at, chunk, true, small)?;
         return Ok(());
     }
     let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
     let mut buf = vec![0u8; total as usize];
     buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
+    op.put_sums(sum.0, phys, b, &buf, sum.1)?;
     op.write_data(at, &buf, true, small)?;
     Ok(())
+}
+
+/// After truncating file `node` to `size` in the middle of a block: that block's checksum
+/// covers fewer bytes now. A file left without blocks is checksummed again from its next write.
+fn resum_last_block(op: &mut Op<'_>, ino: u64, node: &Inode, size: u64) -> FsResult<()> {
+    if size.is_multiple_of(BLOCK_SIZE) || op.geo.sums_for(node).is_none() {
+        return Ok(());
+    }
+    let b = size / BLOCK_SIZE;
+    let written =
+        extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
+    match written {
+        Some(e) => op.resum_block(node, e.phys_of(b), b, size, |_| {}),
+        None => Ok(()),
+    }
 }
 
 /// Writing by an unprivileged process clears set-user-ID, and set-group-ID when
@@ -253,6 +342,7 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
         // size with zeros in it.)
         let keep = size.div_ceil(BLOCK_SIZE);
         node.blocks -= extent::punch(op, ino, keep, u64::MAX)?.min(node.blocks);
+        resum_last_block(op, ino, &node, size)?;
     }
     node.size = size;
     inode::touch(&mut node, true);

@@ -95,10 +95,17 @@ impl Fs {
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
         let errors = Errors::new(image.clone(), rvm.options().read_only);
-        let geo = Geo::new(&header, &sb, image);
+        let geo = Geo::new(&header, &sb, image)?;
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
         rvm.set_ordered_on_demand(true);
+        let mut dlog = DataLog::default();
+        if rvm.stats().records_recovered > 0 {
+            // Live records may carry file data: log every data write until truncation has
+            // applied them (`DataLog::recovered`), and ask for that truncation now.
+            dlog.recovered = rvm.durable_lsn();
+            rvm.request_truncation();
+        }
         Ok(Fs {
             region,
             rvm,
@@ -107,7 +114,7 @@ impl Fs {
             hints: Hints::default(),
             open: HashMap::new(),
             durability: Durability::Spool,
-            dlog: DataLog::default(),
+            dlog,
             commits: 0,
             errors,
             discard: Discard::default(),

@@ -6,6 +6,7 @@ use crate::layout::header::Header;
 use crate::layout::inode::{Inode, INODE_SIZE};
 use crate::layout::pod;
 use crate::layout::superblock::Superblock;
+use crate::store::csum;
 use rvm_core::Storage;
 use std::sync::Arc;
 
@@ -26,11 +27,17 @@ pub struct Geo {
     /// freeing data blocks waits for it exclusively, so blocks a read was planned on can
     /// not be freed (and then reused by another file) while it reads them.
     pub read_gate: Arc<std::sync::RwLock<()>>,
+    /// The image's data checksum table (`store::csum`), None on images without one.
+    pub csums: Option<csum::Table>,
+    /// The mount option `nodatasum`: neither compute nor verify data checksums; files written
+    /// get `csum::NODATASUM`.
+    pub nodatasum: bool,
 }
 
 impl Geo {
-    pub(super) fn new(header: &Header, sb: &Superblock, image: Arc<dyn Storage>) -> Geo {
-        Geo {
+    /// Errors: `FsError::Corrupt` when the checksum table lies outside its place.
+    pub(super) fn new(header: &Header, sb: &Superblock, image: Arc<dyn Storage>) -> FsResult<Geo> {
+        Ok(Geo {
             inode_count: sb.inode_count,
             inode_bitmap: sb.inode_bitmap,
             inode_table: sb.inode_table,
@@ -39,7 +46,16 @@ impl Geo {
             data_offset: header.data_offset,
             image,
             read_gate: Arc::default(),
-        }
+            csums: csum::Table::of(sb)?,
+            nodatasum: false,
+        })
+    }
+
+    /// The checksum table to keep for a file with inode `node`: None when the image has none,
+    /// the mount is `nodatasum` or the file is `NODATASUM`.
+    pub fn sums_for(&self, node: &Inode) -> Option<csum::Table> {
+        self.csums
+            .filter(|_| !self.nodatasum && node.flags & csum::NODATASUM == 0)
     }
 
     /// Region offset of inode `ino`'s slot; ENOENT for numbers outside the table.

@@ -5,6 +5,7 @@
 
 pub mod attr;
 pub mod data_log;
+pub mod datasum;
 pub mod discard;
 pub mod errors;
 pub mod extent;

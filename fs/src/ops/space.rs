@@ -102,7 +102,7 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
         }
     }
     for (from, to) in partial {
-        zero_partial(op, ino, from, to)?;
+        zero_partial(op, ino, node, from, to)?;
     }
     Ok(())
 }
@@ -112,7 +112,7 @@ fn punch_range(op: &mut Op<'_>, ino: u64, node: &mut Inode, offset: u64, end: u6
 /// transaction maps in place of the old one (freed in the same transaction). The visible
 /// block never changes before the commit, so a punch the daemon dies in before answering
 /// is all or nothing. A hole or an unwritten block already reads as zeros.
-fn zero_partial(op: &mut Op<'_>, ino: u64, from: u64, to: u64) -> FsResult<()> {
+fn zero_partial(op: &mut Op<'_>, ino: u64, node: &Inode, from: u64, to: u64) -> FsResult<()> {
     let b = from / BLOCK_SIZE;
     let written =
         extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
@@ -128,6 +128,7 @@ fn zero_partial(op: &mut Op<'_>, ino: u64, from: u64, to: u64) -> FsResult<()> {
     block[lead..lead + (to - from) as usize].fill(0);
     // A punch is a small request: its new block may be logged like a small write's.
     op.write_data(file::data_pos(op.geo, phys, 0), &block, true, true)?;
+    op.put_sums(node, phys, b, &block, node.size)?;
     extent::punch(op, ino, b, b)?;
     extent::insert(op, ino, b, 1, phys, 0)?;
     Ok(())

@@ -13,10 +13,12 @@
 //! | xattrs     | `xattr`      | (inode, name key)             | name offset, value offset, lens|
 //! | orphans    | `orphan`     | (inode, 0)                    | unused                         |
 //!
-//! Name keys hash the name with `name_hash`.
+//! Name keys hash the name with `name_hash`. Data checksums (`csum`) are a flat table of one
+//! CRC32C per data block, indexed by physical block.
 
 pub mod bitmap;
 pub mod btree;
+pub mod csum;
 pub mod dentry;
 pub mod extent_map;
 pub mod heap;

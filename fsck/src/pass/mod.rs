@@ -16,6 +16,7 @@
 //! | `xattrs.rs` | heap chunks of inodes: symlink targets, extended attributes |
 //! | `free_space.rs` | pass 5: data bitmap and superblock counters |
 //! | `heap.rs` | the heap: chunks inside it, none overlapping, free lists |
+//! | `scrub.rs` | with -c, after the checks: every data block against its checksum |
 
 pub(crate) mod connectivity;
 pub(crate) mod dentries;
@@ -27,6 +28,7 @@ pub(crate) mod inodes;
 pub(crate) mod links;
 pub(crate) mod orphans;
 pub mod replay;
+pub mod scrub;
 pub(crate) mod superblock;
 pub(crate) mod trees;
 pub(crate) mod xattrs;

@@ -1,5 +1,6 @@
 //! Before pass 0: the superblock's layout (e2fsck's `check_super_block`). The areas must lie in
-//! order inside the region, or nothing else can be read; there is no repair.
+//! order inside the region (the data checksum table, if any, between the data bitmap and the
+//! heap), or nothing else can be read; there is no repair.
 
 use rvmfs::layout::inode::INODE_SIZE;
 use rvmfs::layout::superblock::Superblock;
@@ -16,7 +17,7 @@ pub(crate) fn check(bytes: &[u8], sb: &Superblock) -> FsResult<()> {
         && sb.heap_start <= sb.heap_top
         && sb.heap_top <= sb.heap_end
         && sb.heap_end <= region;
-    if !ordered {
+    if !ordered || rvmfs::store::csum::Table::of(sb).is_err() {
         return Err(FsError::Corrupt(
             "the superblock's layout is inconsistent".into(),
         ));

@@ -1,0 +1,99 @@
+//! Keeping data checksums right (the table's format is `store::csum`): the sums of the blocks
+//! a write, truncate or punch changes go into the same transaction as the change itself, and
+//! reads verify what they copy.
+//!
+//! | path | blocks | sum |
+//! |---|---|---|
+//! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums`] of that buffer |
+//! | append into the last, partly filled block; growing past it (truncate, fallocate) | copied on write: a state not yet durable may have shrunk the file, so its bytes past the end of file are not free to change in place | [`Op::put_sums`] |
+//! | truncate to the middle of a block | the new last block, masked at the new size | [`Op::resum_block`] |
+//! | punch hole / zero range, partial blocks | the block after its bytes were zeroed | [`Op::resum_block`] |
+//! | fallocate (unwritten), punch of whole blocks, free | none: a slot counts only while its block is written | - |
+//!
+//! Logged small writes and copy_file_range go through the same write path; mmap writes reach
+//! the daemon as ordinary write requests (the kernel's writeback).
+
+use super::Op;
+use crate::error::{errno, FsResult};
+use crate::layout::inode::Inode;
+use crate::layout::BLOCK_SIZE;
+use crate::store::csum::{self, block_sum, sums_of, valid_len, NODATASUM};
+
+/// A planned read's checksums for one piece: its blocks' image offset, first logical and
+/// physical block, and the stored sum of each block.
+pub struct PieceSums {
+    pub block_pos: u64,
+    pub first: u64,
+    pub phys: u64,
+    pub want: Vec<u32>,
+}
+
+impl Op<'_> {
+    /// Before a write to `node`: on a `nodatasum` mount of an image with checksums the file
+    /// becomes NODATASUM; on a checksumming mount a NODATASUM file holding no blocks is
+    /// checksummed again.
+    pub fn note_data_write(&self, node: &mut Inode) {
+        if self.geo.csums.is_none() {
+            return;
+        }
+        if self.geo.nodatasum {
+            node.flags |= NODATASUM;
+        } else if node.blocks == 0 {
+            node.flags &= !NODATASUM;
+        }
+    }
+
+    /// Store the sums of `data` (whole blocks, logical blocks from `b`, at physical block
+    /// `phys`) of file `node` once it is `size` bytes long.
+    pub fn put_sums(
+        &mut self,
+        node: &Inode,
+        phys: u64,
+        b: u64,
+        data: &[u8],
+        size: u64,
+    ) -> FsResult<()> {
+        match self.geo.sums_for(node) {
+            Some(t) => t.put(&mut self.tx, phys, &sums_of(data, b, size)),
+            None => Ok(()),
+        }
+    }
+
+    /// Recompute the sum of logical block `b` (physical `phys`) of file `node`, `size` bytes
+    /// long once this operation commits: read the block from the image, let `edit` change it
+    /// (to what it will hold), sum it.
+    pub fn resum_block(
+        &mut self,
+        node: &Inode,
+        phys: u64,
+        b: u64,
+        size: u64,
+        edit: impl FnOnce(&mut [u8]),
+    ) -> FsResult<()> {
+        let Some(t) = self.geo.sums_for(node) else {
+            return Ok(());
+        };
+        let mut blk = vec![0u8; BLOCK_SIZE as usize];
+        let at = super::file::data_pos(self.geo, phys, 0);
+        self.geo.image.read_at(&mut blk, at)?;
+        edit(&mut blk);
+        t.put(&mut self.tx, phys, &[block_sum(&blk, valid_len(size, b))])
+    }
+}
+
+/// Check the blocks a piece read (`data`: whole blocks) against their sums; EIO on a
+/// mismatch, logged with the inode, the file offset and the physical block.
+pub fn verify(ino: u64, size: u64, s: &PieceSums, data: &[u8]) -> FsResult<()> {
+    match csum::first_mismatch(data, s.first, size, &s.want) {
+        None => Ok(()),
+        Some((i, stored, computed)) => {
+            log::error!(
+                "inode {ino}: data checksum mismatch at file offset {} (data block {}): \
+                 stored {stored:08x}, computed {computed:08x}; answering EIO",
+                (s.first + i as u64) * BLOCK_SIZE,
+                s.phys + i as u64
+            );
+            errno(libc::EIO)
+        }
+    }
+}
