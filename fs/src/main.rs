@@ -263,6 +263,41 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         libc::sigaddset(&mut signals, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
     }
+    let (fs, read_only) = open_fs(args, opts)?;
+    let state = Arc::new(Mutex::new(fs));
+    let config = fuse_config(args, opts, read_only)?;
+    let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
+        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
+        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            log::info!("signal {sig}: unmounting");
+            unmount_retrying_busy(sig, || unmounter.unmount());
+        }
+    });
+    if !read_only {
+        raise_readahead(args.mountpoint.clone());
+    }
+    if let Some(ready) = ready {
+        notify_ready(ready)?;
+    }
+    let served = session.run().context("serving FUSE requests");
+    // The one place the clean-unmount housekeeping runs (not in the session's `destroy` too),
+    // whether or not serving ended with an error; never on a read-only mount.
+    if !read_only {
+        let mut fs = lock(&state);
+        on_unmount(&mut fs)
+            .context("clean unmount failed (the log will be replayed at next mount)")?;
+        log::info!("clean unmount: image marked clean, log applied");
+    }
+    served
+}
+
+/// Open, recover and set up the filesystem for `serve` (mount options, error policy, discard,
+/// the orphans a crash left); returns it and whether it is mounted read-only.
+fn open_fs(args: &Args, opts: &MountOptions) -> Result<(Fs, bool)> {
     let started = std::time::Instant::now();
     let commit = if opts.sync { None } else { opts.commit };
     // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
@@ -322,7 +357,12 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         f.fail_after(op, n, errno, false);
     }
     log::info!("image opened and recovered in {:?}", started.elapsed());
-    let state = Arc::new(Mutex::new(fs));
+    Ok((fs, read_only))
+}
+
+/// The FUSE session's configuration: mount options (source, subtype, permissions, ro),
+/// worker threads, cloned descriptors, who may use the mount.
+fn fuse_config(args: &Args, opts: &MountOptions, read_only: bool) -> Result<fuser::Config> {
     let mut mount_options = vec![
         fuser::MountOption::FSName(std::fs::canonicalize(&args.image)?.display().to_string()),
         fuser::MountOption::Subtype("rvmfs".into()),
@@ -338,42 +378,23 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     if opts.allow_other {
         config.acl = fuser::SessionACL::All;
     }
-    let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
-        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
-    std::thread::spawn(move || {
-        let mut sig = 0;
-        // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
-        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-            log::info!("signal {sig}: unmounting");
-            unmount_retrying_busy(sig, || unmounter.unmount());
-        }
-    });
-    if !read_only {
-        raise_readahead(args.mountpoint.clone());
+    Ok(config)
+}
+
+/// Daemon mode: tell the waiting parent the mount is up, then close our copies of the pipe
+/// and of stdin/stdout (the parent reads until end of file).
+fn notify_ready(ready: &mut std::fs::File) -> Result<()> {
+    ready.write_all(b"ready")?;
+    // The parent reads until end of file: close our copy by redirecting to /dev/null.
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 over descriptors we own.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::dup2(null.as_raw_fd(), ready.as_raw_fd());
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(null.as_raw_fd(), 1);
     }
-    if let Some(ready) = ready {
-        ready.write_all(b"ready")?;
-        // The parent reads until end of file: close our copy by redirecting to /dev/null.
-        let null = std::fs::File::open("/dev/null")?;
-        // SAFETY: dup2 over descriptors we own.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::dup2(null.as_raw_fd(), ready.as_raw_fd());
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(null.as_raw_fd(), 1);
-        }
-    }
-    let served = session.run().context("serving FUSE requests");
-    // The one place the clean-unmount housekeeping runs (not in the session's `destroy` too),
-    // whether or not serving ended with an error; never on a read-only mount.
-    if !opts.read_only {
-        let mut fs = lock(&state);
-        on_unmount(&mut fs)
-            .context("clean unmount failed (the log will be replayed at next mount)")?;
-        log::info!("clean unmount: image marked clean, log applied");
-    }
-    served
+    Ok(())
 }
 
 /// Open (and recover) the image for `serve`: with `-o inject_fault=`, its storage wrapped in a
