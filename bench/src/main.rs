@@ -1,11 +1,13 @@
 //! rvmfs-bench: one run that mounts and measures rvmfs (fresh image), JuiceFS (SQLite
 //! metadata, file storage) and a plain directory on the same ext4 disk, plus the raw disk's
-//! fdatasync limit; writes a markdown table, a JSON file and a PNG chart.
+//! fdatasync limit, and the cost of rvmfs's data checksums (datasum.rs); writes a markdown
+//! table, a JSON file and a PNG chart.
 //!
 //!     cargo run --release -p rvmfs-bench -- [--quick] [--out results/latest]
 //!
 //! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3.
 
+mod datasum;
 mod mounts;
 mod report;
 mod workloads;
@@ -83,6 +85,8 @@ pub struct Results {
     pub scaling: BTreeMap<String, Vec<(usize, f64)>>,
     pub mounts: Vec<MountPoint>,
     pub recovery: Option<Recovery>,
+    /// rvmfs with and without data checksums (workload `datasum`).
+    pub datasum: Option<datasum::DatasumCost>,
     pub notes: Vec<String>,
 }
 
@@ -107,8 +111,8 @@ struct Args {
     reps: Option<usize>,
 }
 
-const WORKLOADS: [&str; 8] = [
-    "raw", "meta", "tree", "small", "seq", "rand", "real", "scaling",
+const WORKLOADS: [&str; 9] = [
+    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "scaling",
 ];
 
 fn usage() -> ! {
@@ -119,7 +123,8 @@ fn usage() -> ! {
          --out DIR    where results.md, results.json, chart.png go (default results/latest)\n\
          --work DIR   scratch directory on the disk under test (default target/bench-work)\n\
          --bin-dir    where rvmfs and mkfs-rvmfs are (default: built with cargo next to this program)\n\
-         env RVMFS_MOUNT_OPTS=OPT[,OPT] adds `-o OPTS` to every rvmfs mount (e.g. nodatasum)",
+         env RVMFS_MOUNT_OPTS=OPT[,OPT] adds `-o OPTS` to every rvmfs mount (e.g. nodatasum)\n\
+         workload datasum: rvmfs's seq workload with and without data checksums, interleaved",
         WORKLOADS.join(",")
     );
     std::process::exit(2)
@@ -436,6 +441,7 @@ fn real_main(args: Args) -> Result<()> {
             &image,
             &work.join("mnt-rvmfs"),
             &work.join("rvmfs.log"),
+            None,
         )?;
         eprintln!(
             "rvmfs mounted in {:.3} s (daemon pid {})",
@@ -450,6 +456,12 @@ fn real_main(args: Args) -> Result<()> {
         m.unmount()?;
         res?;
         std::fs::remove_file(&image)?;
+    }
+
+    // rvmfs with and without data checksums, interleaved (AB BA ...): at least two pairs.
+    if sys_on("rvmfs") && on("datasum") {
+        eprintln!("== rvmfs: data checksums' cost (sums vs -o nodatasum)");
+        r.datasum = Some(datasum::measure(&bin, &work, reps.max(2))?);
     }
 
     // JuiceFS.
@@ -537,7 +549,7 @@ fn scaling_rvmfs(
         .unwrap_or(f64::NAN);
     let mnt = work.join("mnt-rvmfs-big");
     let dlog = work.join("rvmfs-big.log");
-    let (m, _) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+    let (m, _) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
     let mut cur = Some(m);
     let dir = mnt.join("big");
     let mut points = Vec::new();
@@ -546,7 +558,7 @@ fn scaling_rvmfs(
         let rss_hot_mib = m.rss_mib();
         let private_hot_mib = m.private_mib();
         let unmount_s = m.unmount()?.as_secs_f64();
-        let (m2, took) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+        let (m2, took) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
         let p = MountPoint {
             files: c,
             rss_hot_mib,
@@ -594,7 +606,7 @@ fn scaling_rvmfs(
     };
     m.kill9()?;
     let before = std::fs::read_to_string(&dlog).unwrap_or_default().len();
-    let (m, took) = Rvmfs::mount(bin, &image, &mnt, &dlog)?;
+    let (m, took) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
     let log_text = std::fs::read_to_string(&dlog).unwrap_or_default();
     let line = log_text[before.min(log_text.len())..]
         .lines()

@@ -85,6 +85,13 @@ pub fn private_mib(pid: u32) -> f64 {
     status_mib(pid, &["RssAnon", "RssShmem"])
 }
 
+/// The mount options of env RVMFS_MOUNT_OPTS (comma-separated), if set and not empty.
+pub fn env_mount_opts() -> Option<String> {
+    std::env::var("RVMFS_MOUNT_OPTS")
+        .ok()
+        .filter(|o| !o.is_empty())
+}
+
 /// An rvmfs daemon started by us in the foreground (`rvmfs -f`), so its pid is ours.
 pub struct Rvmfs {
     child: Option<Child>,
@@ -104,7 +111,14 @@ impl Rvmfs {
 
     /// Mount and wait until the kernel lists the mount. Returns the guard and the time from
     /// starting the daemon to the mount being visible (this includes log recovery).
-    pub fn mount(bin: &Path, image: &Path, mnt: &Path, log: &Path) -> Result<(Self, Duration)> {
+    /// `extra_opts` (e.g. "nodatasum") and env RVMFS_MOUNT_OPTS go to `-o`, comma-joined.
+    pub fn mount(
+        bin: &Path,
+        image: &Path,
+        mnt: &Path,
+        log: &Path,
+        extra_opts: Option<&str>,
+    ) -> Result<(Self, Duration)> {
         std::fs::create_dir_all(mnt)?;
         let mnt = std::fs::canonicalize(mnt)?;
         if mounted_type(&mnt).is_some() {
@@ -115,11 +129,12 @@ impl Rvmfs {
         let mut cmd = Command::new(bin.join("rvmfs"));
         cmd.arg("-f");
         // Extra mount options for comparisons (e.g. RVMFS_MOUNT_OPTS=nodatasum).
-        if let Some(opts) = std::env::var("RVMFS_MOUNT_OPTS")
-            .ok()
-            .filter(|o| !o.is_empty())
-        {
-            cmd.arg("-o").arg(opts);
+        let opts: Vec<String> = [env_mount_opts(), extra_opts.map(str::to_string)]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts.join(","));
         }
         let child = cmd
             .arg(image)

@@ -1,5 +1,6 @@
 //! The outputs: results.md (table + targets), results.json, chart.png.
 
+use crate::datasum::{DatasumCost, Io, TARGET_PERCENT};
 use crate::{Class, Metric, Results};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
@@ -166,6 +167,16 @@ pub fn checks(r: &Results) -> Vec<Check> {
             met: Some(rss < 64.0),
         });
     }
+    if let Some(d) = &r.datasum {
+        if let (Some(wr), Some(rd)) = (d.cost_percent(Io::Write), d.cost_percent(Io::Read)) {
+            out.push(Check {
+                what: "data checksums' cost on sequential write / cold read".into(),
+                target: format!("<= {TARGET_PERCENT:.0}% each"),
+                measured: format!("{wr:.1}% / {rd:.1}%"),
+                met: Some(wr <= TARGET_PERCENT && rd <= TARGET_PERCENT),
+            });
+        }
+    }
     if let Some(rec) = &r.recovery {
         out.push(Check {
             what: "recovery (mount after kill -9, full log)".into(),
@@ -199,16 +210,16 @@ pub fn markdown(r: &Results) -> String {
             fmt_num(raw)
         );
     }
-    let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "| workload | unit | rvmfs | JuiceFS | ext4 | rvmfs/JuiceFS | rvmfs/ext4 |"
-    );
-    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
-    for m in &r.metrics {
-        if m.samples.is_empty() {
-            continue;
-        }
+    let measured: Vec<&Metric> = r.metrics.iter().filter(|m| !m.samples.is_empty()).collect();
+    if !measured.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "| workload | unit | rvmfs | JuiceFS | ext4 | rvmfs/JuiceFS | rvmfs/ext4 |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
+    }
+    for m in measured {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -284,6 +295,9 @@ pub fn markdown(r: &Results) -> String {
             rec.fsck_s
         );
     }
+    if let Some(d) = &r.datasum {
+        datasum_table(&mut s, r, d);
+    }
     let cs = checks(r);
     if !cs.is_empty() {
         let met = cs.iter().filter(|c| c.met == Some(true)).count();
@@ -314,6 +328,45 @@ pub fn markdown(r: &Results) -> String {
     s
 }
 
+/// The two sequential workloads with sums and with `-o nodatasum`: median (min–max), cost.
+fn datasum_table(s: &mut String, r: &Results, d: &DatasumCost) {
+    let label = |key: &str| {
+        r.metrics
+            .iter()
+            .find(|m| m.key == key)
+            .map_or(key.to_string(), |m| m.label.clone())
+    };
+    let spread = |sums, io| {
+        d.summary(sums, io).map_or("–".into(), |x| {
+            format!(
+                "{} ({}–{})",
+                fmt_num(x.median),
+                fmt_num(x.min),
+                fmt_num(x.max)
+            )
+        })
+    };
+    let _ = writeln!(s, "\n## rvmfs data checksums: cost on sequential I/O\n");
+    let _ = writeln!(
+        s,
+        "{} passes each, the two mounts interleaved (AB BA ...) on one image; median (min–max); cost = throughput lost to the sums.\n",
+        d.samples(true, Io::Write).len()
+    );
+    let _ = writeln!(s, "| workload | unit | with sums | `-o nodatasum` | cost |");
+    let _ = writeln!(s, "|---|---|--:|--:|--:|");
+    for (key, io) in [("seqw", Io::Write), ("seqr", Io::Read)] {
+        let _ = writeln!(
+            s,
+            "| {} | MiB/s | {} | {} | {} |",
+            label(key),
+            spread(true, io),
+            spread(false, io),
+            d.cost_percent(io)
+                .map_or("–".into(), |c| format!("{c:.1}%"))
+        );
+    }
+}
+
 pub fn write_all(r: &Results, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("results.md"), markdown(r))?;
@@ -330,6 +383,16 @@ pub fn write_all(r: &Results, out: &Path) -> Result<()> {
             j["median"] = med.into();
             j["ratio_vs_juicefs"] = m.ratio("juicefs").into();
             j["ratio_vs_ext4"] = m.ratio("ext4").into();
+        }
+    }
+    if let Some(d) = &r.datasum {
+        for (key, io) in [("write", Io::Write), ("read", Io::Read)] {
+            json["datasum"][key] = serde_json::json!({
+                "unit": "MiB/s",
+                "median_sums": d.summary(true, io).map(|x| x.median),
+                "median_nodatasum": d.summary(false, io).map(|x| x.median),
+                "cost_percent": d.cost_percent(io),
+            });
         }
     }
     json["targets"] = checks(r)
