@@ -105,27 +105,35 @@ impl Op<'_> {
                 // with a plain write first, so ENOSPC is this request's answer (nothing
                 // committed points at the blocks) and not a failed external write, which
                 // would fail the whole instance. `log_external` then rewrites the same bytes.
-                self.geo.image.write_at(data, pos)?;
+                self.geo
+                    .image
+                    .write_at(data, pos)
+                    .map_err(data_write_error)?;
             }
             self.tx.log_external(pos, data)?;
             self.dlog.used += data.len() as u64;
             self.logged.push((first, last));
         } else {
-            self.geo.image.write_at(data, pos).map_err(|e| {
-                // No committed metadata points at these bytes yet (the transaction that
-                // would is aborted): a full host disk answers ENOSPC to this write only; any
-                // other error is a storage error (see `ops::errors`).
-                if e.raw_os_error() == Some(libc::ENOSPC) {
-                    FsError::Errno(libc::ENOSPC)
-                } else {
-                    FsError::DataWrite(e)
-                }
-            })?;
+            self.geo
+                .image
+                .write_at(data, pos)
+                .map_err(data_write_error)?;
             // Every unlogged write is ordered before the next flush's records: new blocks
             // (their record points at them) and zeroed tails alike (a record that grows
             // the file must not make stale bytes visible after a power loss).
             self.rvm.note_unlogged_data();
         }
         Ok(())
+    }
+}
+
+/// A failed write of file data. No committed metadata points at these bytes yet (the
+/// transaction that would is aborted): a full host disk answers ENOSPC to this write only; any
+/// other error is a storage error (see `ops::errors`).
+fn data_write_error(e: std::io::Error) -> FsError {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        FsError::Errno(libc::ENOSPC)
+    } else {
+        FsError::DataWrite(e)
     }
 }
