@@ -149,18 +149,6 @@ fn version_1_fixture_checks_mounts_and_reads_back() {
     m.assert_fsck_clean();
 }
 
-/// CRC32C (Castagnoli, reflected), as docs/format.md defines it.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ if crc & 1 != 0 { 0x82F6_3B78 } else { 0 };
-        }
-    }
-    !crc
-}
-
 /// Set feature `bits` in word `word` (0 compat, 1 ro_compat, 2 incompat) of the header (with
 /// its CRC) and, if `superblock`, of the superblock's copy.
 fn set_feature(image: &Path, word: usize, bits: u32, superblock: bool) {
@@ -168,7 +156,7 @@ fn set_feature(image: &Path, word: usize, bits: u32, superblock: bool) {
     let at = 0x80 + 4 * word;
     let v = u32::from_le_bytes(img[at..at + 4].try_into().unwrap()) | bits;
     img[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    let crc = crc32c(&img[0x80..0x8c]);
+    let crc = crc32c::crc32c(&img[0x80..0x8c]);
     img[0x8c..0x90].copy_from_slice(&crc.to_le_bytes());
     if superblock {
         let seg = u64::from_le_bytes(img[0x30..0x38].try_into().unwrap()) as usize;

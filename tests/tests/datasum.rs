@@ -277,18 +277,6 @@ fn nodatasum_neither_verifies_nor_keeps_checksums() {
     );
 }
 
-/// CRC32C (the header's CRC), bit by bit.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ if crc & 1 != 0 { 0x82F6_3B78 } else { 0 };
-        }
-    }
-    !crc
-}
-
 /// Turn `data_csum` off in an unmounted image (as an older mkfs made it): the header's and
 /// the superblock's ro-compat words and the superblock's `csum_table` (docs/format.md 2, 5.1).
 fn clear_data_csum(image: &Path) {
@@ -300,7 +288,7 @@ fn clear_data_csum(image: &Path) {
     let mut h = [0u8; 0x90];
     f.read_exact_at(&mut h, 0).unwrap();
     h[0x84..0x88].fill(0);
-    let crc = crc32c(&h[0x80..0x8C]);
+    let crc = crc32c::crc32c(&h[0x80..0x8C]);
     h[0x8C..0x90].copy_from_slice(&crc.to_le_bytes());
     f.write_all_at(&h[0x80..], 0x80).unwrap();
     let segment = u64::from_le_bytes(h[0x30..0x38].try_into().unwrap());
