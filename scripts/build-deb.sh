@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the Debian package rvmfs_<version>_<arch>.deb with dpkg-deb from the release binaries:
+# scripts/install.sh lays out /usr (binaries under their real names, man pages, completions)
+# in a package tree, and this adds DEBIAN/control (Depends: fuse3 and the shared libraries the
+# binaries link), the copyright file and README.Debian.
+#   usage: scripts/build-deb.sh [OUTDIR]     (default OUTDIR: target/debian)
+# Prints the path of the package built. Builds the binaries first if they are missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+OUT="${1:-$CARGO_TARGET_DIR/debian}"
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+arch=$(dpkg --print-architecture)
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+chmod 0755 "$tree"
+
+DESTDIR="$tree" bash scripts/install.sh /usr >/dev/null
+# Debian ships binaries without their debugging symbols (the release profile keeps them).
+strip --strip-unneeded "$tree"/usr/bin/* "$tree"/usr/sbin/*
+doc="$tree/usr/share/doc/rvmfs"
+install -d "$doc" "$tree/DEBIAN"
+install -m 0644 packaging/debian/README.Debian "$doc/README.Debian"
+sed "s/@YEAR@/$(date -u +%Y)/" packaging/debian/copyright >"$doc/copyright"
+chmod 0644 "$doc/copyright"
+
+# The C libraries the binaries link (libc, libgcc_s), as dpkg-shlibdeps would name them:
+# the package that owns each library, at least the version installed here.
+libs=$(for f in "$tree"/usr/bin/* "$tree"/usr/sbin/*; do ldd "$f"; done |
+    awk '$3 ~ /^\// { print $3 }' | sort -u)
+depends="fuse3"
+for lib in $libs; do
+    pkg=$({ dpkg -S "$lib" || dpkg -S "$(readlink -f "$lib")"; } 2>/dev/null |
+        head -n 1 | cut -d: -f1) || true
+    [[ -z $pkg ]] && continue
+    ver=$(dpkg-query -W -f='${Version}' "$pkg" | sed 's/-[^-]*$//')
+    dep="$pkg (>= $ver)"
+    [[ $depends == *"$pkg "* ]] || depends="$depends, $dep"
+done
+
+size=$(du -sk --exclude=DEBIAN "$tree" | cut -f1)
+sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$depends/" \
+    -e "s/@SIZE@/$size/" packaging/debian/control >"$tree/DEBIAN/control"
+(cd "$tree" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$tree/DEBIAN/md5sums"
+chmod 0644 "$tree/DEBIAN/control" "$tree/DEBIAN/md5sums"
+
+mkdir -p "$OUT"
+deb="$OUT/rvmfs_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$tree" "$deb" >/dev/null
+echo "$deb"
