@@ -269,6 +269,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let state = Arc::new(Mutex::new(fs));
     let config = fuse_config(args, opts, read_only)?;
     let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
+        .map_err(rvmfs::fuse::rootless::explain_mount_error)
         .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
     std::thread::spawn(move || {
