@@ -18,6 +18,25 @@ pub const SECTION: &str = "8";
 /// # Errors
 /// Writing to `out` failed.
 pub fn render_page(cmd: Command, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut page = Vec::new();
+    render_sections(cmd, &mut page)?;
+    // Each part clap_mangen renders starts with the same preamble (the `Aq` string): keep one.
+    let mut seen = Vec::new();
+    for line in String::from_utf8_lossy(&page).lines() {
+        let preamble = line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq");
+        if preamble && seen.contains(&line) {
+            continue;
+        }
+        if preamble {
+            seen.push(line);
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The sections of the page of `cmd`, each part as clap_mangen renders it.
+fn render_sections(cmd: Command, out: &mut dyn Write) -> std::io::Result<()> {
     let cmd = cmd.disable_help_subcommand(true);
     let extra = cmd
         .get_after_long_help()
@@ -26,6 +45,10 @@ pub fn render_page(cmd: Command, out: &mut dyn Write) -> std::io::Result<()> {
     let has_subcommands = cmd.get_subcommands().any(|s| !s.is_hide_set());
     let man = Man::new(cmd).section(SECTION);
     man.render_title(out)?;
+    // Option names are never hyphenated across lines, and text is not stretched to the margin.
+    let mut plain = Roff::new();
+    plain.control("nh", []).control("ad", ["l"]);
+    plain.to_writer(out)?;
     man.render_name_section(out)?;
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
