@@ -23,6 +23,7 @@
 //! hidden from `--help`, the man pages and the completions.
 
 mod man;
+mod wrap;
 
 use clap::{Arg, ArgMatches, Command, CommandFactory};
 use clap_complete::Shell;

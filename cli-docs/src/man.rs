@@ -37,7 +37,7 @@ pub fn render_page(cmd: Command, out: &mut dyn Write) -> std::io::Result<()> {
 
 /// The sections of the page of `cmd`, each part as clap_mangen renders it.
 fn render_sections(cmd: Command, out: &mut dyn Write) -> std::io::Result<()> {
-    let cmd = cmd.disable_help_subcommand(true);
+    let cmd = crate::wrap::narrow(cmd.disable_help_subcommand(true));
     let extra = cmd
         .get_after_long_help()
         .or_else(|| cmd.get_after_help())
