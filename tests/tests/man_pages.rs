@@ -32,11 +32,16 @@ fn generate(built: &str, kind: &str) -> String {
         .stdout
 }
 
-/// The options `TOOL --help` lists: `-x` and `--long` at the start of an option's line.
+/// The options `TOOL --help` lists.
 fn help_options(built: &str) -> BTreeSet<String> {
-    let help = run(&mut cmd(bin(built), &["--help"])).ok("--help").stdout;
+    listed_options(&run(&mut cmd(bin(built), &["--help"])).ok("--help").stdout)
+}
+
+/// The options a help text or a rendered page lists: `-x` and `--long` in the head of a line
+/// that starts with an option (up to its description, after two spaces).
+fn listed_options(text: &str) -> BTreeSet<String> {
     let mut options = BTreeSet::new();
-    for line in help.lines().map(str::trim_start) {
+    for line in text.lines().map(str::trim_start) {
         if !line.starts_with('-') {
             continue;
         }
@@ -84,8 +89,11 @@ fn every_tool_has_a_man_page_in_section_8_naming_all_its_options() {
         if !has_man {
             continue;
         }
-        let groff = run(cmd("groff", &["-man", "-Tutf8", "-ww", "-z"]).arg(&page)).ok("groff");
-        assert!(groff.stderr.is_empty(), "{name}: groff warns: {}", groff.stderr);
+        for listed in listed.lines() {
+            let groff = run(cmd("groff", &["-man", "-Tutf8", "-ww", "-z"]).arg(listed));
+            let groff = groff.ok("groff");
+            assert!(groff.stderr.is_empty(), "{listed}: groff warns: {}", groff.stderr);
+        }
         let text = render(&page);
         for section in SECTIONS {
             assert!(
@@ -93,9 +101,12 @@ fn every_tool_has_a_man_page_in_section_8_naming_all_its_options() {
                 "{name}(8) has no {section} section:\n{text}"
             );
         }
-        for option in help_options(built) {
+        let options = help_options(built);
+        assert!(options.contains("--help") && options.len() > 3, "{name}: {options:?}");
+        let on_page = listed_options(&text);
+        for option in options {
             assert!(
-                text.contains(&option),
+                on_page.contains(&option),
                 "{name}(8) does not name {option} of --help:\n{text}"
             );
         }
