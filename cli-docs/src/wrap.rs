@@ -66,7 +66,10 @@ pub fn rewrap(text: &str, width: usize) -> String {
         row = Some(Row {
             head: line[..start].to_owned(),
             hang: None,
-            words: line[start..].split_whitespace().map(str::to_owned).collect(),
+            words: line[start..]
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
             indent,
         });
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// One line a tool: the name cargo builds, the name it is installed as (scripts/install.sh).
+#[rustfmt::skip]
 const TOOLS: &[(&str, &str)] = &[
     (RVMFS, "rvmfs"),
     (MKFS, "mkfs.rvmfs"),
@@ -48,7 +49,12 @@ fn listed_options(text: &str) -> BTreeSet<String> {
         let head = line.split("  ").next().unwrap_or_default();
         for word in head.split([',', ' ']) {
             if word.starts_with('-') && word.len() > 1 {
-                options.insert(word.split(['=', '[', '<']).next().unwrap_or(word).to_string());
+                options.insert(
+                    word.split(['=', '[', '<'])
+                        .next()
+                        .unwrap_or(word)
+                        .to_string(),
+                );
             }
         }
     }
@@ -78,7 +84,11 @@ fn every_tool_has_a_man_page_in_section_8_naming_all_its_options() {
         let arg = format!("man-pages={}", dir.path().display());
         let listed = generate(built, &arg);
         let page = dir.path().join(format!("{name}.8"));
-        assert_eq!(listed.lines().next(), Some(page.to_str().unwrap()), "{built}");
+        assert_eq!(
+            listed.lines().next(),
+            Some(page.to_str().unwrap()),
+            "{built}"
+        );
         let source = std::fs::read_to_string(&page).unwrap();
         let title = source.lines().find(|l| l.starts_with(".TH "));
         assert!(
@@ -92,7 +102,11 @@ fn every_tool_has_a_man_page_in_section_8_naming_all_its_options() {
         for listed in listed.lines() {
             let groff = run(cmd("groff", &["-man", "-Tutf8", "-ww", "-z"]).arg(listed));
             let groff = groff.ok("groff");
-            assert!(groff.stderr.is_empty(), "{listed}: groff warns: {}", groff.stderr);
+            assert!(
+                groff.stderr.is_empty(),
+                "{listed}: groff warns: {}",
+                groff.stderr
+            );
         }
         let text = render(&page);
         for section in SECTIONS {
@@ -102,7 +116,10 @@ fn every_tool_has_a_man_page_in_section_8_naming_all_its_options() {
             );
         }
         let options = help_options(built);
-        assert!(options.contains("--help") && options.len() > 3, "{name}: {options:?}");
+        assert!(
+            options.contains("--help") && options.len() > 3,
+            "{name}: {options:?}"
+        );
         let on_page = listed_options(&text);
         for option in options {
             assert!(
@@ -140,9 +157,15 @@ fn bash_completion_offers_each_tools_options() {
     for &(built, name) in TOOLS {
         let offered: BTreeSet<String> = bash_complete(built, name, &["-"]).into_iter().collect();
         for option in help_options(built) {
-            assert!(offered.contains(&option), "{name} -<TAB> lacks {option}: {offered:?}");
+            assert!(
+                offered.contains(&option),
+                "{name} -<TAB> lacks {option}: {offered:?}"
+            );
         }
-        assert!(!offered.contains("--generate"), "{name}: --generate is hidden");
+        assert!(
+            !offered.contains("--generate"),
+            "{name}: --generate is hidden"
+        );
     }
 }
 
@@ -150,12 +173,21 @@ fn bash_completion_offers_each_tools_options() {
 fn zsh_and_fish_completions_name_the_tool_and_its_options() {
     for &(built, name) in TOOLS {
         let zsh = generate(built, "complete-zsh");
-        assert!(zsh.starts_with(&format!("#compdef {name}")), "{name}: {zsh:.60}");
+        assert!(
+            zsh.starts_with(&format!("#compdef {name}")),
+            "{name}: {zsh:.60}"
+        );
         let fish = generate(built, "complete-fish");
-        assert!(fish.contains(&format!("complete -c {name} ")), "{name}: {fish:.60}");
+        assert!(
+            fish.contains(&format!("complete -c {name} ")),
+            "{name}: {fish:.60}"
+        );
         for option in help_options(built).iter().filter(|o| o.starts_with("--")) {
             assert!(zsh.contains(option.as_str()), "{name} zsh lacks {option}");
-            assert!(fish.contains(&format!("-l {}", &option[2..])), "{name} fish lacks {option}");
+            assert!(
+                fish.contains(&format!("-l {}", &option[2..])),
+                "{name} fish lacks {option}"
+            );
         }
     }
 }

@@ -62,7 +62,12 @@ impl Rootless {
         if created_user {
             root("useradd", &["-m", "-s", "/bin/sh", USER]).ok("useradd -m");
         }
-        let uid = root("id", &["-u", USER]).ok("id -u").stdout.trim().parse().ok()?;
+        let uid = root("id", &["-u", USER])
+            .ok("id -u")
+            .stdout
+            .trim()
+            .parse()
+            .ok()?;
         let passwd = root("getent", &["passwd", USER]).ok("getent passwd");
         let home = PathBuf::from(passwd.stdout.trim().split(':').nth(5)?);
         let mut me = Rootless {
@@ -156,7 +161,9 @@ fn mount_options(mnt: &Path) -> String {
     let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
     let want = format!(" {} ", mnt.display());
     let line = mounts.lines().rfind(|l| l.contains(&want));
-    line.and_then(|l| l.split(' ').nth(3)).unwrap_or_default().to_string()
+    line.and_then(|l| l.split(' ').nth(3))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn user_allow_other() -> bool {
@@ -176,13 +183,21 @@ fn check_allow_other(r: &Rootless) {
             .ok("unmount mnt2");
         return;
     }
-    assert_eq!(out.code(), 1, "allow_other without user_allow_other:\n{}", out.output());
+    assert_eq!(
+        out.code(),
+        1,
+        "allow_other without user_allow_other:\n{}",
+        out.output()
+    );
     assert!(
         out.stderr.contains("user_allow_other"),
         "the error names user_allow_other: {}",
         out.output()
     );
-    assert!(!is_fuse_mounted(&mnt2), "a failed allow_other mount left a mount");
+    assert!(
+        !is_fuse_mounted(&mnt2),
+        "a failed allow_other mount left a mount"
+    );
 }
 
 #[test]
@@ -191,28 +206,46 @@ fn an_unprivileged_user_formats_mounts_uses_and_unmounts_an_image_in_their_home(
     let Some(r) = Rootless::prepare() else {
         return;
     };
-    r.sh("\"$MKFS\" -q -s 64M \"$W/img\"").ok("mkfs.rvmfs as the user");
+    r.sh("\"$MKFS\" -q -s 64M \"$W/img\"")
+        .ok("mkfs.rvmfs as the user");
     check_allow_other(&r);
     r.sh("mkdir \"$W/mnt\" && \"$RVMFS\" \"$W/img\" \"$W/mnt\"")
         .ok("rvmfs as the user");
     let opts = mount_options(&r.mnt());
-    assert!(opts.contains(&format!("user_id={}", r.uid)), "mount options: {opts}");
-    assert!(!opts.contains("allow_other"), "a user's mount asked allow_other: {opts}");
+    assert!(
+        opts.contains(&format!("user_id={}", r.uid)),
+        "mount options: {opts}"
+    );
+    assert!(
+        !opts.contains("allow_other"),
+        "a user's mount asked allow_other: {opts}"
+    );
     // Without allow_other the kernel keeps everyone else out, root included.
     let err = std::fs::metadata(r.mnt().join(".")).expect_err("root reads a user's mount");
-    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "root on the user's mount: {err}");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::EACCES),
+        "root on the user's mount: {err}"
+    );
 
     let used = r
-        .sh("cd \"$W/mnt\" && mkdir -p d/e && printf hello > d/f && ln -s f d/link \
+        .sh(
+            "cd \"$W/mnt\" && mkdir -p d/e && printf hello > d/f && ln -s f d/link \
              && cp -a /etc/passwd d/e/ && mv d/e/passwd d/e/p && sha256sum d/f d/e/p > ../sums \
-             && stat -c '%u %a' d/f && cat d/link")
+             && stat -c '%u %a' d/f && cat d/link",
+        )
         .ok("using the mount as the user");
-    assert_eq!(used.stdout, format!("{} 644\nhello", r.uid), "owner, mode, contents");
+    assert_eq!(
+        used.stdout,
+        format!("{} 644\nhello", r.uid),
+        "owner, mode, contents"
+    );
 
     r.sh(&format!("fusermount3 -u \"$W/mnt\" && {WAIT_FOR_DAEMON}"))
         .ok("fusermount3 -u as the user");
     assert!(!is_fuse_mounted(&r.mnt()));
-    r.sh("\"$FSCK\" -n \"$W/img\"").ok("fsck.rvmfs -n as the user");
+    r.sh("\"$FSCK\" -n \"$W/img\"")
+        .ok("fsck.rvmfs -n as the user");
     r.sh(&format!(
         "\"$RVMFS\" \"$W/img\" \"$W/mnt\" && cd \"$W/mnt\" && sha256sum -c ../sums \
          && cd / && fusermount3 -u \"$W/mnt\" && {WAIT_FOR_DAEMON}"
