@@ -72,6 +72,8 @@ pub fn with_generate(cmd: Command) -> Command {
     cmd.mut_args(|a| a.required(false))
         .subcommand_required(false)
         .arg_required_else_help(false)
+        // A subcommand with --generate is refused too (it would be ignored).
+        .args_conflicts_with_subcommands(true)
         .arg(
             Arg::new(GENERATE)
                 .long(GENERATE)
