@@ -33,6 +33,11 @@ tests_rc=0
 cargo test --release --workspace --no-fail-fast || tests_rc=$?
 echo "[test] tests took $(( $(date +%s) - start )) s (exit $tests_rc)"
 
+# The Debian package: built, installed with dpkg, used from PATH, removed (seconds).
+echo "[test] scripts/package-test.sh"
+package_rc=0
+bash scripts/package-test.sh || package_rc=$?
+
 leftover=$(awk '$2 ~ /^\/tmp\/rvmfs-e2e\./ { print $2 }' /proc/mounts)
 if [[ -n $leftover ]]; then
     echo "[test] WARNING: e2e mounts left behind:" >&2
@@ -42,7 +47,7 @@ fi
 echo "[test] scripts/main-job.sh"
 job_rc=0
 MAIN_JOB_SKIP_BUILD=1 bash scripts/main-job.sh || job_rc=$?
-echo "[test] all done in $(( $(date +%s) - start )) s: pjdfstest/fsx exit $tools_rc, cargo test exit $tests_rc, main job exit $job_rc"
-if (( tools_rc != 0 || tests_rc != 0 || job_rc != 0 )); then
+echo "[test] all done in $(( $(date +%s) - start )) s: pjdfstest/fsx exit $tools_rc, cargo test exit $tests_rc, package test exit $package_rc, main job exit $job_rc"
+if (( tools_rc != 0 || tests_rc != 0 || package_rc != 0 || job_rc != 0 )); then
     exit 1
 fi

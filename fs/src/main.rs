@@ -22,6 +22,7 @@ use std::time::Duration;
 /// (or `-o sync`) make changes survive a power loss too.
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs", version, verbatim_doc_comment)]
+#[command(after_long_help = include_str!("after_help.txt"))]
 struct Args {
     /// Stay in the foreground (default: return once the filesystem is mounted)
     #[arg(short = 'f', long)]
@@ -188,6 +189,7 @@ fn bound_heap() {
 }
 
 fn main() {
+    cli_docs::generate_if_asked::<Args>();
     bound_heap();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
@@ -267,6 +269,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let state = Arc::new(Mutex::new(fs));
     let config = fuse_config(args, opts, read_only)?;
     let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
+        .map_err(rvmfs::fuse::rootless::explain_mount_error)
         .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
     std::thread::spawn(move || {

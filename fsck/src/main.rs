@@ -33,11 +33,9 @@ const EXIT_USAGE: u8 = 16;
 /// crash during fsck leaves a recoverable image. The image must not be mounted.
 ///
 /// Without -n, -y or -p, fsck.rvmfs repairs what is safe, as with -p.
-///
-/// Exit status (as e2fsck): 0 no errors, 1 errors corrected, 4 errors left uncorrected,
-/// 8 operational error, 16 usage error.
 #[derive(Parser, Debug)]
 #[command(name = "fsck.rvmfs", version, verbatim_doc_comment)]
+#[command(after_long_help = include_str!("after_help.txt"))]
 #[command(group(clap::ArgGroup::new("mode").args(["no", "yes", "preen"])))]
 struct Args {
     /// Open read-only and answer "no" to every repair: report only, write nothing.
@@ -64,6 +62,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    cli_docs::generate_if_asked::<Args>();
     // Die quietly on a closed pipe (`fsck.rvmfs -n img | head`), as C tools do.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 /// a header, the RVM redo log, the metadata region (superblock, inode table, bitmaps,
 /// recoverable heap) and the data area. An existing rvmfs image or a non-empty file is never
 /// overwritten without -f.
-///
-/// Exit status: 0 on success, 1 on error, 2 on a usage error.
 #[derive(Parser, Debug)]
 #[command(name = "mkfs.rvmfs", version, verbatim_doc_comment)]
+#[command(after_long_help = include_str!("after_help.txt"))]
 struct Args {
     /// Image size, with an optional K, M, G or T suffix (powers of 1024). Required for a new
     /// file; defaults to the size of an existing file or device.
@@ -60,6 +59,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() {
+    cli_docs::generate_if_asked::<Args>();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     if let Err(e) = run(&args) {

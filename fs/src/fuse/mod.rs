@@ -8,6 +8,7 @@ mod dir;
 mod namespace;
 mod reply;
 mod requests;
+pub mod rootless;
 mod setgid;
 
 use crate::error::FsResult;
