@@ -40,10 +40,7 @@ pub fn open_fs(sub: &str, path: &Path) -> Result<Fs, i32> {
 /// Errors: a component is absent (ENOENT), not a directory, or unreadable (`FsError`).
 pub fn resolve(fs: &Fs, spec: &str) -> Result<u64, FsError> {
     if let Some(n) = spec.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
-        return n
-            .trim()
-            .parse()
-            .map_err(|_| FsError::Errno(libc::EINVAL));
+        return n.trim().parse().map_err(|_| FsError::Errno(libc::EINVAL));
     }
     let mut ino = ROOT_INO;
     for name in spec.split('/').filter(|c| !c.is_empty() && *c != ".") {

@@ -127,7 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let records = match LogRecords::open(raw, img.header.log_area()) {
         Ok(r) => r,
         Err(e) => {
-            exit::say("logdump", &args.image, format!("the log cannot be read: {e}"));
+            exit::say(
+                "logdump",
+                &args.image,
+                format!("the log cannot be read: {e}"),
+            );
             return Ok(exit::OPERATIONAL);
         }
     };
@@ -138,7 +142,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         print(&report);
     }
-    Ok(if report.end.sound { exit::OK } else { exit::ERROR })
+    Ok(if report.end.sound {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 fn report(
@@ -215,19 +223,41 @@ fn wanted(args: &Args, r: &Record) -> bool {
 
 /// Where the valid log ends, in words; `sound` unless it is a torn or damaged record or a gap.
 fn end(stop: &LogStop) -> End {
-    let (sound, why) = match &stop.reason {
-        LogEnd::Unwritten => (true, "end of the written log (no record header)".to_string()),
-        LogEnd::Stale { seq } => (true, format!("end of the written log (a record of an earlier lap, LSN {seq})")),
-        LogEnd::Full => (true, "the log is full (one whole lap of records)".to_string()),
-        LogEnd::OtherLog { log_id } => (false, format!("a record of another log (log id {log_id:#x})")),
-        LogEnd::SequenceGap { found } => (false, format!("sequence gap: LSN {found} where {} was due", stop.seq)),
-        LogEnd::Torn { header, error } => (false, format!(
+    let (sound, why) =
+        match &stop.reason {
+            LogEnd::Unwritten => (
+                true,
+                "end of the written log (no record header)".to_string(),
+            ),
+            LogEnd::Stale { seq } => (
+                true,
+                format!("end of the written log (a record of an earlier lap, LSN {seq})"),
+            ),
+            LogEnd::Full => (
+                true,
+                "the log is full (one whole lap of records)".to_string(),
+            ),
+            LogEnd::OtherLog { log_id } => (
+                false,
+                format!("a record of another log (log id {log_id:#x})"),
+            ),
+            LogEnd::SequenceGap { found } => (
+                false,
+                format!("sequence gap: LSN {found} where {} was due", stop.seq),
+            ),
+            LogEnd::Torn { header, error } => (
+                false,
+                format!(
             "torn record at offset {:#x}: LSN {}, {} bytes, {error} (not completely written)",
-            stop.offset, header.seq, header.total_len)),
-        LogEnd::Corrupt { header, error } => (false, format!(
+            stop.offset, header.seq, header.total_len),
+            ),
+            LogEnd::Corrupt { header, error } => (
+                false,
+                format!(
             "CRC mismatch at offset {:#x}: LSN {}, {} bytes, {error}; valid records follow it \
-             and are lost to recovery", stop.offset, header.seq, header.total_len)),
-    };
+             and are lost to recovery", stop.offset, header.seq, header.total_len),
+            ),
+        };
     End {
         offset: stop.offset,
         pos: stop.pos,
@@ -262,12 +292,20 @@ fn print(r: &Report) {
             continue;
         }
         let lsns = match rec.last_lsn > rec.lsn {
-            true => format!("LSN {}..={} ({} transactions merged)", rec.lsn, rec.last_lsn, rec.last_lsn - rec.lsn + 1),
+            true => format!(
+                "LSN {}..={} ({} transactions merged)",
+                rec.lsn,
+                rec.last_lsn,
+                rec.last_lsn - rec.lsn + 1
+            ),
             false => format!("LSN {}", rec.lsn),
         };
         println!(
             "{lsns} at offset {:#x}: {} bytes, {} ranges ({} external), commit time not kept",
-            rec.offset, rec.len, rec.ranges.len(), rec.external_ranges
+            rec.offset,
+            rec.len,
+            rec.ranges.len(),
+            rec.external_ranges
         );
         for g in &rec.ranges {
             let ext = if g.external { " external" } else { "" };

@@ -72,7 +72,9 @@ impl<'a> Dumper<'a> {
         let bar = std::io::stderr().is_terminal().then(|| {
             let total = rvmfs::store::superblock(fs.bytes()).map_or(0, |sb| sb.inodes_used);
             let bar = ProgressBar::new(total.max(1));
-            if let Ok(style) = ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} inodes") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len} inodes")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar
@@ -102,7 +104,12 @@ impl<'a> Dumper<'a> {
     /// Copy inode `ino` (named `what` in messages) to `dest`, recursively for a directory.
     /// Errors: only failures to write DEST (operational); damage is skipped.
     pub fn dump(&mut self, ino: u64, dest: &Path, what: &str) -> anyhow::Result<()> {
-        let node = match self.fs.inode(ino).map_err(|e| e.to_string()).and_then(|n| valid(&n).map(|()| n)) {
+        let node = match self
+            .fs
+            .inode(ino)
+            .map_err(|e| e.to_string())
+            .and_then(|n| valid(&n).map(|()| n))
+        {
             Ok(node) => node,
             Err(why) => {
                 self.skip(what, format!("inode {ino} skipped: {why}"));
@@ -114,7 +121,10 @@ impl<'a> Dumper<'a> {
             return Ok(());
         }
         if node.is_dir() && self.seen.contains_key(&ino) {
-            self.skip(what, format!("directory {ino} is named twice (a loop?); copied once"));
+            self.skip(
+                what,
+                format!("directory {ino} is named twice (a loop?); copied once"),
+            );
             return Ok(());
         }
         self.seen.insert(ino, dest.to_path_buf());
@@ -130,7 +140,13 @@ impl<'a> Dumper<'a> {
                     use std::os::unix::ffi::OsStrExt;
                     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), dest)?;
                 }
-                Err(e) => return Ok(self.skip(what, format!("symlink {ino}: its target cannot be read: {e}"))),
+                Err(e) => {
+                    self.skip(
+                        what,
+                        format!("symlink {ino}: its target cannot be read: {e}"),
+                    );
+                    return Ok(());
+                }
             },
             _ => copy::special(&node, dest)?,
         }
@@ -158,11 +174,20 @@ impl<'a> Dumper<'a> {
             let name = match name {
                 Ok(name) if usable(&name) => name,
                 Ok(name) => {
-                    self.skip(what, format!("an entry with the unusable name {:?} (inode {child}) skipped", String::from_utf8_lossy(&name)));
+                    self.skip(
+                        what,
+                        format!(
+                            "an entry with the unusable name {:?} (inode {child}) skipped",
+                            String::from_utf8_lossy(&name)
+                        ),
+                    );
                     continue;
                 }
                 Err(e) => {
-                    self.skip(what, format!("the name of an entry (inode {child}) cannot be read: {e}"));
+                    self.skip(
+                        what,
+                        format!("the name of an entry (inode {child}) cannot be read: {e}"),
+                    );
                     continue;
                 }
             };
@@ -172,17 +197,22 @@ impl<'a> Dumper<'a> {
             self.dump(child, &dest.join(name), &child_what)?;
         }
         self.dir_times.push((dest.to_path_buf(), *node));
-        let _ = node;
         Ok(())
     }
 
     /// A regular file: its data (damaged blocks left as holes, reported).
     fn regular(&mut self, ino: u64, node: &Inode, dest: &Path, what: &str) -> anyhow::Result<()> {
-        let out = std::fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)?;
         let bad = copy::data(self.fs, ino, node.size, &out)?;
         self.bytes += node.size;
         for (from, to, why) in bad {
-            self.skip(what, format!("inode {ino}: bytes {from}..{to} cannot be read ({why}); left as a hole"));
+            self.skip(
+                what,
+                format!("inode {ino}: bytes {from}..{to} cannot be read ({why}); left as a hole"),
+            );
         }
         Ok(())
     }
@@ -213,7 +243,15 @@ impl<'a> Dumper<'a> {
 
 /// Whether an inode is sound enough to copy: a known file type, a symlink target of sane length.
 fn valid(n: &Inode) -> Result<(), String> {
-    let known = [libc::S_IFREG, libc::S_IFDIR, libc::S_IFLNK, libc::S_IFCHR, libc::S_IFBLK, libc::S_IFIFO, libc::S_IFSOCK];
+    let known = [
+        libc::S_IFREG,
+        libc::S_IFDIR,
+        libc::S_IFLNK,
+        libc::S_IFCHR,
+        libc::S_IFBLK,
+        libc::S_IFIFO,
+        libc::S_IFSOCK,
+    ];
     if !known.contains(&n.kind()) {
         return Err(format!("unknown file type in mode {:o}", n.mode));
     }
@@ -261,7 +299,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         })
         .and_then(|()| d.finish());
     if let Err(e) = copied {
-        exit::say("rdump", &args.image, format!("{}: writing failed: {e:#}", args.dest.display()));
+        exit::say(
+            "rdump",
+            &args.image,
+            format!("{}: writing failed: {e:#}", args.dest.display()),
+        );
         return Ok(exit::OPERATIONAL);
     }
     println!(

@@ -59,10 +59,16 @@ pub enum LogEnd {
     OtherLog { log_id: u64 },
     /// A record whose header is sound but whose bytes are not (its CRC or its ranges), with
     /// no valid record after it: a torn write, the last record not completely written.
-    Torn { header: RecordHeader, error: RecordError },
+    Torn {
+        header: RecordHeader,
+        error: RecordError,
+    },
     /// As [`LogEnd::Torn`], but a valid next record follows it: damage inside the log,
     /// and the records after it are lost to recovery.
-    Corrupt { header: RecordHeader, error: RecordError },
+    Corrupt {
+        header: RecordHeader,
+        error: RecordError,
+    },
     /// The next record would reach past one whole lap of the log from the head.
     Full,
 }
@@ -198,7 +204,11 @@ pub struct SpoolSummary {
 /// another log than `log_id`.
 ///
 /// Errors: the file exists but cannot be read.
-pub fn read_spool(path: &Path, log_id: u64, tail_seq: u64) -> std::io::Result<Option<SpoolSummary>> {
+pub fn read_spool(
+    path: &Path,
+    log_id: u64,
+    tail_seq: u64,
+) -> std::io::Result<Option<SpoolSummary>> {
     let Some(bytes) = crate::spool::read_spool(path, log_id)? else {
         return Ok(None);
     };

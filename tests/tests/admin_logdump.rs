@@ -27,7 +27,12 @@ fn logdump_json(m: &Mounted, args: &[&str]) -> (i32, Value) {
 
 /// What the ranges of `rec` touch, one string each.
 fn touches(rec: &Value) -> Vec<String> {
-    rec["ranges"].as_array().unwrap().iter().map(|g| g["what"].as_str().unwrap().to_string()).collect()
+    rec["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["what"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A mount killed with `kill -9` after `d/synced` (8 KiB, an xattr) was written and fsynced
@@ -40,7 +45,14 @@ fn killed_after_writes() -> (Mounted, u64) {
     f.sync_all().unwrap();
     fs::File::create(m.path("unsynced")).unwrap();
     m.kill9();
-    let st = admin(&["debug", "--json", m.image().to_str().unwrap(), "stat", "/d/synced"]).ok("stat");
+    let st = admin(&[
+        "debug",
+        "--json",
+        m.image().to_str().unwrap(),
+        "stat",
+        "/d/synced",
+    ])
+    .ok("stat");
     let st: Value = serde_json::from_str(&st.stdout).unwrap();
     (m, st["ino"].as_u64().unwrap())
 }
@@ -51,11 +63,21 @@ fn live_records_after_kill9_name_what_their_ranges_touch() {
     let (m, ino) = killed_after_writes();
     let (code, v) = logdump_json(&m, &[]);
     assert_eq!(code, 0, "{v}");
-    assert!(v["end"]["why"].as_str().unwrap().starts_with("end of the written log"), "{}", v["end"]);
+    assert!(
+        v["end"]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("end of the written log"),
+        "{}",
+        v["end"]
+    );
     let records = v["records"].as_array().unwrap();
     let all: Vec<String> = records.iter().flat_map(touches).collect();
     let has = |what: &str| all.iter().any(|t| t.contains(what));
-    assert!(has(&format!("inode {ino} ")), "no range names inode {ino}: {all:#?}");
+    assert!(
+        has(&format!("inode {ino} ")),
+        "no range names inode {ino}: {all:#?}"
+    );
     assert!(has("of the dentry tree"), "no dentry tree node: {all:#?}");
     assert!(has("superblock inodes_used"), "{all:#?}");
     assert!(has("name \"synced\" of an entry of directory"), "{all:#?}");
@@ -64,10 +86,16 @@ fn live_records_after_kill9_name_what_their_ranges_touch() {
         .iter()
         .flat_map(|r| r["ranges"].as_array().unwrap())
         .any(|g| g["external"] == true && g["what"].as_str().unwrap().contains(&data));
-    assert!(external, "the fsynced data is not an external range: {all:#?}");
+    assert!(
+        external,
+        "the fsynced data is not an external range: {all:#?}"
+    );
     // The unsynced create is in the log (the commit timer flushed it) or in the spool.
     let spooled = v["spool"]["beyond_log"].as_u64().unwrap_or(0);
-    assert!(spooled >= 1 || has("name \"unsynced\""), "unsynced create neither logged nor spooled: {v}");
+    assert!(
+        spooled >= 1 || has("name \"unsynced\""),
+        "unsynced create neither logged nor spooled: {v}"
+    );
     let text = logdump(&m, &[]).stdout;
     assert!(text.contains("Valid log ends at offset"), "{text}");
     assert!(text.contains("commit time not kept"), "{text}");
@@ -81,10 +109,20 @@ fn inode_and_lsn_filters_select_records() {
     let n = ino.to_string();
     let (_, only) = logdump_json(&m, &["--inode", &n]);
     let shown = only["records"].as_array().unwrap();
-    assert!(!shown.is_empty() && shown.len() < all["records"].as_array().unwrap().len(), "{only}");
+    assert!(
+        !shown.is_empty() && shown.len() < all["records"].as_array().unwrap().len(),
+        "{only}"
+    );
     for rec in shown {
-        let mine = rec["ranges"].as_array().unwrap().iter().any(|g| g["inode"] == ino);
-        assert!(mine, "--inode {ino} shows a record without a range of it: {rec}");
+        let mine = rec["ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["inode"] == ino);
+        assert!(
+            mine,
+            "--inode {ino} shows a record without a range of it: {rec}"
+        );
     }
     let lsn = shown[0]["lsn"].as_u64().unwrap();
     let (_, one) = logdump_json(&m, &["--lsn", &format!("{lsn}..{lsn}")]);
@@ -100,17 +138,25 @@ fn a_torn_last_record_is_reported_with_its_offset() {
     let (_, v) = logdump_json(&m, &[]);
     let records = v["records"].as_array().unwrap();
     let last = records.last().unwrap();
-    let (offset, len) = (last["offset"].as_u64().unwrap(), last["len"].as_u64().unwrap());
+    let (offset, len) = (
+        last["offset"].as_u64().unwrap(),
+        last["len"].as_u64().unwrap(),
+    );
     // Tear it: its second half never reached the disk.
     let f = OpenOptions::new().write(true).open(m.image()).unwrap();
     let half = len / 2;
-    f.write_all_at(&vec![0u8; (len - half) as usize], offset + half).unwrap();
+    f.write_all_at(&vec![0u8; (len - half) as usize], offset + half)
+        .unwrap();
     f.sync_all().unwrap();
     let o = logdump(&m, &[]);
     assert_eq!(o.code(), 1, "{}", o.output());
     let want = format!("torn record at offset {offset:#x}");
     assert!(o.stdout.contains(&want), "want {want:?} in:\n{}", o.stdout);
     let (_, after) = logdump_json(&m, &[]);
-    assert_eq!(after["records"].as_array().unwrap().len(), records.len() - 1, "{after}");
+    assert_eq!(
+        after["records"].as_array().unwrap().len(),
+        records.len() - 1,
+        "{after}"
+    );
     assert_eq!(after["end"]["offset"], offset);
 }

@@ -44,7 +44,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         ctx.json(&list)?;
         return Ok(0);
     }
-    println!("{:>12} {:>12} {:>10} Flags", "Logical", "Physical", "Length");
+    println!(
+        "{:>12} {:>12} {:>10} Flags",
+        "Logical", "Physical", "Length"
+    );
     for e in &list {
         println!(
             "{:>12} {:>12} {:>10} {}",

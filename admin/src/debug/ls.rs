@@ -40,12 +40,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
             true
         });
         if let Err(e) = listed {
-            return Ok(ctx.fail(&args.path, format!("the directory's entries cannot be read: {e}")));
+            return Ok(ctx.fail(
+                &args.path,
+                format!("the directory's entries cannot be read: {e}"),
+            ));
         }
     } else {
         names.push((ino, args.path.clone()));
     }
-    let entries: Vec<Entry> = names.into_iter().map(|(ino, name)| entry(ctx, ino, name)).collect();
+    let entries: Vec<Entry> = names
+        .into_iter()
+        .map(|(ino, name)| entry(ctx, ino, name))
+        .collect();
     if ctx.json {
         ctx.json(&entries)?;
         return Ok(0);

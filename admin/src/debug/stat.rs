@@ -61,11 +61,19 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     };
     let target = n
         .is_symlink()
-        .then(|| lookup::readlink(&ctx.fs.geo, bytes, ino).map(|t| String::from_utf8_lossy(&t).into_owned()))
+        .then(|| {
+            lookup::readlink(&ctx.fs.geo, bytes, ino)
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+        })
         .transpose();
     let target = match target {
         Ok(t) => t,
-        Err(e) => return Ok(ctx.fail(&args.path, format!("the symlink target cannot be read: {e}"))),
+        Err(e) => {
+            return Ok(ctx.fail(
+                &args.path,
+                format!("the symlink target cannot be read: {e}"),
+            ))
+        }
     };
     let s = Stat {
         ino,
@@ -104,9 +112,20 @@ fn print(s: &Stat) {
         s.flags
     );
     println!("Generation: {}", s.generation);
-    println!("User: {:>5}   Group: {:>5}   Size: {}", s.uid, s.gid, s.size);
-    println!("Links: {}   Blockcount: {}   Device: {}", s.links, s.blocks, s.rdev);
-    for (name, (sec, ns)) in [("ctime", s.ctime), ("atime", s.atime), ("mtime", s.mtime), ("crtime", s.crtime)] {
+    println!(
+        "User: {:>5}   Group: {:>5}   Size: {}",
+        s.uid, s.gid, s.size
+    );
+    println!(
+        "Links: {}   Blockcount: {}   Device: {}",
+        s.links, s.blocks, s.rdev
+    );
+    for (name, (sec, ns)) in [
+        ("ctime", s.ctime),
+        ("atime", s.atime),
+        ("mtime", s.mtime),
+        ("crtime", s.crtime),
+    ] {
         println!("{name:>6}: {sec:#010x}:{ns:08x} -- {}", time(sec, ns));
     }
     if let Some(p) = s.parent {

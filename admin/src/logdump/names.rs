@@ -45,16 +45,66 @@ macro_rules! fields {
 }
 
 fn superblock_fields(sb: &Superblock) -> Vec<(u64, u64, &'static str)> {
-    fields!(Superblock, sb, [magic, version, mounted, inode_count, inodes_used, data_blocks,
-        blocks_used, inode_bitmap, inode_table, data_bitmap, heap_start, heap_end, heap_top,
-        heap_free, dentry_root, extent_root, xattr_root, orphan_root, next_generation,
-        mount_count, last_mount, last_check, features, _pad, hash_key, csum_table])
+    fields!(
+        Superblock,
+        sb,
+        [
+            magic,
+            version,
+            mounted,
+            inode_count,
+            inodes_used,
+            data_blocks,
+            blocks_used,
+            inode_bitmap,
+            inode_table,
+            data_bitmap,
+            heap_start,
+            heap_end,
+            heap_top,
+            heap_free,
+            dentry_root,
+            extent_root,
+            xattr_root,
+            orphan_root,
+            next_generation,
+            mount_count,
+            last_mount,
+            last_check,
+            features,
+            _pad,
+            hash_key,
+            csum_table
+        ]
+    )
 }
 
 fn inode_fields(i: &Inode) -> Vec<(u64, u64, &'static str)> {
-    fields!(Inode, i, [mode, uid, gid, nlink, size, blocks, atime, mtime, ctime, crtime,
-        atime_ns, mtime_ns, ctime_ns, crtime_ns, rdev, flags, generation, parent_or_target,
-        _reserved])
+    fields!(
+        Inode,
+        i,
+        [
+            mode,
+            uid,
+            gid,
+            nlink,
+            size,
+            blocks,
+            atime,
+            mtime,
+            ctime,
+            crtime,
+            atime_ns,
+            mtime_ns,
+            ctime_ns,
+            crtime_ns,
+            rdev,
+            flags,
+            generation,
+            parent_or_target,
+            _reserved
+        ]
+    )
 }
 
 /// The names of the fields of `table` that `[from, to)` (offsets in the structure) overlaps.
@@ -99,17 +149,30 @@ impl<'a> Namer<'a> {
         }
         for (k, v) in dentry::DENTRIES.salvage(bytes).unwrap_or_default() {
             let d = dentry::Dentry::decode(k, v);
-            let name = d.name(bytes).map(String::from_utf8_lossy).unwrap_or_default();
+            let name = d
+                .name(bytes)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
             let owner = format!("name \"{name}\" of an entry of directory {}", k.0);
-            self.chunks.insert(d.name_at, (d.name_len.max(1), owner, d.ino));
+            self.chunks
+                .insert(d.name_at, (d.name_len.max(1), owner, d.ino));
         }
         for (k, v) in xattr::XATTRS.salvage(bytes).unwrap_or_default() {
             let e = xattr::Entry::decode(k, v);
-            let name = e.name(bytes).map(String::from_utf8_lossy).unwrap_or_default();
+            let name = e
+                .name(bytes)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
             let ino = k.0;
             let owner = format!("xattr \"{name}\" of inode {ino}");
-            self.chunks.insert(e.name_at, (e.name_len.max(1), format!("{owner} (name)"), ino));
-            self.chunks.insert(e.value_at, (e.value_len.max(1), format!("{owner} (value)"), ino));
+            self.chunks.insert(
+                e.name_at,
+                (e.name_len.max(1), format!("{owner} (name)"), ino),
+            );
+            self.chunks.insert(
+                e.value_at,
+                (e.value_len.max(1), format!("{owner} (value)"), ino),
+            );
         }
         self.symlinks();
         for (k, v) in extent_map::EXTENTS.salvage(bytes).unwrap_or_default() {
@@ -128,7 +191,8 @@ impl<'a> Namer<'a> {
             };
             if node.is_symlink() {
                 let owner = format!("symlink target of inode {ino}");
-                self.chunks.insert(node.parent_or_target, (node.size.max(1), owner, ino));
+                self.chunks
+                    .insert(node.parent_or_target, (node.size.max(1), owner, ino));
             }
         }
     }
@@ -139,7 +203,10 @@ impl<'a> Namer<'a> {
         let plain = |what: String| Touch { what, inode: None };
         let seg = h.segment_offset..h.segment_offset + h.segment_len;
         if offset < rvmfs::layout::header::HEADER_SIZE {
-            return plain(format!("image header (bytes {offset:#x}..{:#x})", offset + len));
+            return plain(format!(
+                "image header (bytes {offset:#x}..{:#x})",
+                offset + len
+            ));
         }
         if (h.log_offset..h.log_offset + h.log_len).contains(&offset) {
             return plain("the log area".into());
@@ -151,7 +218,9 @@ impl<'a> Namer<'a> {
         if (h.data_offset..data_end).contains(&offset) {
             return self.data((offset - h.data_offset) / BLOCK, len);
         }
-        plain(format!("outside every area of the image (offset {offset:#x})"))
+        plain(format!(
+            "outside every area of the image (offset {offset:#x})"
+        ))
     }
 
     /// A data range starting in physical block `b`.
@@ -177,11 +246,16 @@ impl<'a> Namer<'a> {
     fn region(&self, r: u64, len: u64) -> Touch {
         let plain = |what: String| Touch { what, inode: None };
         let Some(sb) = self.sb else {
-            return plain(format!("metadata region offset {r:#x} (no superblock to name it)"));
+            return plain(format!(
+                "metadata region offset {r:#x} (no superblock to name it)"
+            ));
         };
         let end = r + len;
         if r < SB_SIZE {
-            return plain(format!("superblock {}", overlapped(&superblock_fields(&sb), r..end)));
+            return plain(format!(
+                "superblock {}",
+                overlapped(&superblock_fields(&sb), r..end)
+            ));
         }
         let bitmap_words = |at: u64, unit: &str, base: u64| {
             let (first, last) = ((r - at) / 8, (end - 1 - at) / 8);
@@ -204,7 +278,10 @@ impl<'a> Namer<'a> {
                 (false, true) => format!("inode {ino} (all of it)"),
                 (false, false) => format!("inode {ino} ({fields})"),
             };
-            return Touch { what, inode: Some(ino) };
+            return Touch {
+                what,
+                inode: Some(ino),
+            };
         }
         if (sb.data_bitmap..sb.data_bitmap + sb.data_blocks.div_ceil(8)).contains(&r) {
             return plain(bitmap_words(sb.data_bitmap, "block", 0));
@@ -215,13 +292,15 @@ impl<'a> Namer<'a> {
             return plain(format!("data checksums of blocks {first}..={last}"));
         }
         if (sb.heap_start..sb.heap_end).contains(&r) {
-            return self.heap(r, len);
+            return self.heap(r);
         }
-        plain(format!("metadata region offset {r:#x} (between structures)"))
+        plain(format!(
+            "metadata region offset {r:#x} (between structures)"
+        ))
     }
 
     /// A range at region offset `r` inside the heap.
-    fn heap(&self, r: u64, len: u64) -> Touch {
+    fn heap(&self, r: u64) -> Touch {
         let node = r - r % BLOCK;
         if let Some(tree) = self.nodes.get(&node) {
             let at = r - node;
@@ -239,7 +318,6 @@ impl<'a> Namer<'a> {
                 };
             }
         }
-        let _ = len;
         Touch {
             what: format!("heap chunk at {r:#x} (free-list link, or a chunk no tree names now)"),
             inode: None,

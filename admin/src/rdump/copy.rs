@@ -31,7 +31,9 @@ pub fn data(fs: &Fs, ino: u64, size: u64, out: &File) -> std::io::Result<Vec<(u6
                     match file::read(&fs.geo, fs.bytes(), ino, b, len) {
                         Ok(buf) => write_sparse(out, &buf, b)?,
                         Err(e) => match bad.last_mut() {
-                            Some(last) if last.1 == b && last.2 == e.to_string() => last.1 = b + len,
+                            Some(last) if last.1 == b && last.2 == e.to_string() => {
+                                last.1 = b + len
+                            }
                             _ => bad.push((b, b + len, e.to_string())),
                         },
                     }
@@ -55,7 +57,8 @@ fn write_sparse(out: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
 }
 
 fn c_path(p: &Path) -> std::io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 fn check(r: libc::c_int) -> std::io::Result<()> {
@@ -80,11 +83,24 @@ pub fn metadata(fs: &Fs, ino: u64, node: &Inode, dest: &Path) -> std::io::Result
     match xattrs::read_all(fs.bytes(), ino) {
         Ok(all) => {
             for (name, value) in all {
-                let Ok(n) = CString::new(name.clone()) else { continue };
+                let Ok(n) = CString::new(name.clone()) else {
+                    continue;
+                };
                 // SAFETY: NUL-terminated path and name, a value buffer of the length given.
-                let r = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+                let r = unsafe {
+                    libc::lsetxattr(
+                        p.as_ptr(),
+                        n.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    )
+                };
                 if let Err(e) = check(r) {
-                    problems.push(format!("xattr {} not copied: {e}", String::from_utf8_lossy(&name)));
+                    problems.push(format!(
+                        "xattr {} not copied: {e}",
+                        String::from_utf8_lossy(&name)
+                    ));
                 }
             }
         }
@@ -108,9 +124,22 @@ pub fn metadata(fs: &Fs, ino: u64, node: &Inode, dest: &Path) -> std::io::Result
 pub fn times(node: &Inode, dest: &Path) -> std::io::Result<()> {
     let p = c_path(dest)?;
     let ts = [
-        libc::timespec { tv_sec: node.atime, tv_nsec: node.atime_ns as i64 },
-        libc::timespec { tv_sec: node.mtime, tv_nsec: node.mtime_ns as i64 },
+        libc::timespec {
+            tv_sec: node.atime,
+            tv_nsec: node.atime_ns as i64,
+        },
+        libc::timespec {
+            tv_sec: node.mtime,
+            tv_nsec: node.mtime_ns as i64,
+        },
     ];
     // SAFETY: a NUL-terminated path and an array of two timespecs.
-    check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }

@@ -36,7 +36,9 @@ fn unreachable(bytes: &[u8]) -> Vec<(u64, Inode)> {
     (1..=sb.inode_count)
         .filter(|ino| !reached.contains(ino))
         .map_while(|ino| {
-            let at = sb.inode_table.checked_add((ino - 1).checked_mul(INODE_SIZE)?)?;
+            let at = sb
+                .inode_table
+                .checked_add((ino - 1).checked_mul(INODE_SIZE)?)?;
             pod::get::<Inode>(bytes, at).ok().map(|n| (ino, n))
         })
         .filter(|(_, n)| !n.is_free())
@@ -49,8 +51,14 @@ pub fn dump_lost(d: &mut Dumper<'_>, dest: &Path) -> anyhow::Result<()> {
     if lost.is_empty() {
         return Ok(());
     }
-    let dirs: HashSet<u64> = lost.iter().filter(|(_, n)| n.is_dir()).map(|(i, _)| *i).collect();
-    let top = |(ino, n): &(u64, Inode)| n.is_dir() && !dirs.contains(&n.parent_or_target) || *ino == n.parent_or_target;
+    let dirs: HashSet<u64> = lost
+        .iter()
+        .filter(|(_, n)| n.is_dir())
+        .map(|(i, _)| *i)
+        .collect();
+    let top = |(ino, n): &(u64, Inode)| {
+        n.is_dir() && !dirs.contains(&n.parent_or_target) || *ino == n.parent_or_target
+    };
     let (first, rest): (Vec<_>, Vec<_>) = lost.into_iter().partition(top);
     let lf = dest.join("lost+found");
     std::fs::create_dir_all(&lf)?;
