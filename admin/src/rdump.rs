@@ -243,16 +243,7 @@ impl<'a> Dumper<'a> {
 
 /// Whether an inode is sound enough to copy: a known file type, a symlink target of sane length.
 fn valid(n: &Inode) -> Result<(), String> {
-    let known = [
-        libc::S_IFREG,
-        libc::S_IFDIR,
-        libc::S_IFLNK,
-        libc::S_IFCHR,
-        libc::S_IFBLK,
-        libc::S_IFIFO,
-        libc::S_IFSOCK,
-    ];
-    if !known.contains(&n.kind()) {
+    if !n.has_known_type() {
         return Err(format!("unknown file type in mode {:o}", n.mode));
     }
     if n.is_symlink() && n.size > 4096 {

@@ -107,6 +107,12 @@ fn inode_fields(i: &Inode) -> Vec<(u64, u64, &'static str)> {
     )
 }
 
+/// A name read from the heap as text ("" if it cannot be read).
+fn lossy(name: rvmfs::FsResult<&[u8]>) -> String {
+    name.map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default()
+}
+
 /// The names of the fields of `table` that `[from, to)` (offsets in the structure) overlaps.
 fn overlapped(table: &[(u64, u64, &'static str)], r: Range<u64>) -> String {
     let names: Vec<&str> = table
@@ -149,20 +155,14 @@ impl<'a> Namer<'a> {
         }
         for (k, v) in dentry::DENTRIES.salvage(bytes).unwrap_or_default() {
             let d = dentry::Dentry::decode(k, v);
-            let name = d
-                .name(bytes)
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
+            let name = lossy(d.name(bytes));
             let owner = format!("name \"{name}\" of an entry of directory {}", k.0);
             self.chunks
                 .insert(d.name_at, (d.name_len.max(1), owner, d.ino));
         }
         for (k, v) in xattr::XATTRS.salvage(bytes).unwrap_or_default() {
             let e = xattr::Entry::decode(k, v);
-            let name = e
-                .name(bytes)
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
+            let name = lossy(e.name(bytes));
             let ino = k.0;
             let owner = format!("xattr \"{name}\" of inode {ino}");
             self.chunks.insert(
