@@ -1,7 +1,8 @@
 //! `rvmfs-admin rdump` (issue 13, item 5): a subtree copied out of an image keeps contents,
 //! modes, owners, times, xattrs, symlinks, FIFOs and hard links, and the image is not written;
-//! with the root directory's B+tree leaf damaged on purpose, rdump by inode number and
-//! `--lost` still recover every file with its content, reporting what they skipped (exit 1).
+//! a data block failing its checksum becomes a hole and an inode of no known type is skipped,
+//! both reported (exit 1), the rest copied; with the root directory's B+tree leaf damaged on
+//! purpose, rdump by inode number and `--lost` still recover every file with its content.
 
 use rvmfs_tests::*;
 use std::collections::BTreeSet;
@@ -48,28 +49,12 @@ fn s(p: &Path) -> &str {
 /// Make the dentry tree's leftmost leaf unreadable (its node kind overwritten): every entry of
 /// the root directory it holds is lost; returns the leaf's region offset.
 fn damage_root_directory(image: &Path) -> u64 {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .unwrap();
-    let word = |at: u64| {
-        let mut b = [0u8; 8];
-        f.read_exact_at(&mut b, at).unwrap();
-        u64::from_le_bytes(b)
-    };
-    let segment = word(0x30); // header: segment_offset (docs/format.md section 2)
-    let root = word(segment + 0xC0); // superblock: dentry_root (section 5.1)
-    let mut kind = [0u8; 2];
-    f.read_exact_at(&mut kind, segment + root).unwrap();
-    assert_eq!(
-        u16::from_le_bytes(kind),
-        2,
-        "the dentry tree's root is an internal node"
-    );
-    let leaf = word(segment + root + 8); // child 0 (section 6)
-    f.write_all_at(&[0xEE; 16], segment + leaf).unwrap();
-    f.sync_all().unwrap();
+    let segment = word_at(image, 0x30); // header: segment_offset (docs/format.md section 2)
+    let root = word_at(image, segment + 0xC0); // superblock: dentry_root (section 5.1)
+    let kind = word_at(image, segment + root) & 0xffff;
+    assert_eq!(kind, 2, "the dentry tree's root is an internal node");
+    let leaf = word_at(image, segment + root + 8); // child 0 (section 6)
+    write_at(image, segment + leaf, &[0xEE; 16]);
     leaf
 }
 
@@ -153,4 +138,73 @@ fn rdump_by_inode_and_lost_recover_files_under_a_damaged_root_directory() {
         got, want,
         "the root's files recovered under lost+found/#INO by content"
     );
+}
+
+/// Little-endian u64 at `at` of `image`.
+fn word_at(image: &Path, at: u64) -> u64 {
+    let mut b = [0u8; 8];
+    fs::File::open(image)
+        .unwrap()
+        .read_exact_at(&mut b, at)
+        .unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn write_at(image: &Path, at: u64, bytes: &[u8]) {
+    let f = OpenOptions::new().write(true).open(image).unwrap();
+    f.write_all_at(bytes, at).unwrap();
+    f.sync_all().unwrap();
+}
+
+fn json(o: &Outcome) -> serde_json::Value {
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.output()))
+}
+
+#[test]
+fn rdump_skips_a_damaged_block_and_an_invalid_inode_and_goes_on() {
+    require_fuse!();
+    let (m, src) = filled();
+    let img = s(m.image());
+    let ex = json(&admin(&["debug", "--json", img, "extents", "/keep/big.bin"]).ok("extents"));
+    let phys = ex[0]["physical"].as_u64().unwrap();
+    assert!(ex[0]["length"].as_u64().unwrap() >= 2, "{ex}");
+    let deep = json(&admin(&["debug", "--json", img, "stat", "/keep/d/sub/deep.bin"]).ok("stat"));
+    let deep = deep["ino"].as_u64().unwrap();
+    // Block 1 of big.bin overwritten (it fails its checksum); deep.bin's mode of no known type.
+    let data_offset = word_at(m.image(), 0x40); // header: data_offset (docs/format.md section 2)
+    write_at(m.image(), data_offset + (phys + 1) * 4096, &[0x55; 4096]);
+    let segment = word_at(m.image(), 0x30);
+    let table = word_at(m.image(), segment + 0x38); // superblock: inode_table (section 5.1)
+    write_at(
+        m.image(),
+        segment + table + (deep - 1) * 128,
+        &0o170644u32.to_le_bytes(),
+    );
+
+    let dest = m.dir().join("out");
+    let o = rdump(&[img, "/", s(&dest)]);
+    assert_eq!(o.code(), 1, "{}", o.output());
+    let hole = "/keep/big.bin: inode";
+    assert!(
+        o.stderr.contains(hole) && o.stderr.contains("bytes 4096..8192 cannot be read"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains(&format!("inode {deep} skipped: unknown file type")),
+        "{}",
+        o.stderr
+    );
+    let mut want = fs::read(src.path().join("keep/big.bin")).unwrap();
+    want[4096..8192].fill(0);
+    assert!(
+        fs::read(dest.join("keep/big.bin")).unwrap() == want,
+        "big.bin: only block 1 is a hole"
+    );
+    let diffs = compare_manifests(&manifest(src.path()), &manifest(&dest), Compare::EXACT);
+    let expected = |d: &String| {
+        d == "missing: keep/d/sub/deep.bin" || d.starts_with("keep/big.bin: want file size")
+    };
+    assert!(diffs.len() == 2 && diffs.iter().all(expected), "{diffs:#?}");
 }
