@@ -215,9 +215,11 @@ fn wanted(args: &Args, r: &Record) -> bool {
     let lsns = args
         .lsn
         .is_none_or(|(from, to)| r.lsn <= to && r.last_lsn >= from);
-    let inode = args
-        .inode
-        .is_none_or(|n| r.ranges.iter().any(|g| g.touch.inode == Some(n)));
+    let inode = args.inode.is_none_or(|n| {
+        r.ranges
+            .iter()
+            .any(|g| g.touch.inodes.is_some_and(|(a, b)| (a..=b).contains(&n)))
+    });
     lsns && inode
 }
 

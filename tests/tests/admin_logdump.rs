@@ -114,11 +114,10 @@ fn inode_and_lsn_filters_select_records() {
         "{only}"
     );
     for rec in shown {
-        let mine = rec["ranges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|g| g["inode"] == ino);
+        let mine =
+            rec["ranges"].as_array().unwrap().iter().any(|g| {
+                g["inodes"][0].as_u64() <= Some(ino) && Some(ino) <= g["inodes"][1].as_u64()
+            });
         assert!(
             mine,
             "--inode {ino} shows a record without a range of it: {rec}"

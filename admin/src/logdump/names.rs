@@ -20,8 +20,8 @@ const BLOCK: u64 = 4096;
 pub struct Touch {
     /// In words: "inode 12 (size, blocks)", "superblock inodes_used", ...
     pub what: String,
-    /// The inode it belongs to, when it belongs to one (for `--inode`).
-    pub inode: Option<u64>,
+    /// The inodes it belongs to (first, last), when it belongs to some (for `--inode`).
+    pub inodes: Option<(u64, u64)>,
 }
 
 /// Names ranges of one image (built once from its replayed region).
@@ -200,7 +200,7 @@ impl<'a> Namer<'a> {
     /// What the `len` bytes at image offset `offset` touch.
     pub fn name(&self, offset: u64, len: u64) -> Touch {
         let h = &self.header;
-        let plain = |what: String| Touch { what, inode: None };
+        let plain = |what: String| Touch { what, inodes: None };
         let seg = h.segment_offset..h.segment_offset + h.segment_len;
         if offset < rvmfs::layout::header::HEADER_SIZE {
             return plain(format!(
@@ -233,18 +233,18 @@ impl<'a> Namer<'a> {
                     "data blocks {b}..={last} of inode {ino} (file block {})",
                     first + (b - phys)
                 ),
-                inode: Some(ino),
+                inodes: Some((ino, ino)),
             },
             _ => Touch {
                 what: format!("data blocks {b}..={last} (owned by no extent now)"),
-                inode: None,
+                inodes: None,
             },
         }
     }
 
     /// A range at region offset `r`.
     fn region(&self, r: u64, len: u64) -> Touch {
-        let plain = |what: String| Touch { what, inode: None };
+        let plain = |what: String| Touch { what, inodes: None };
         let Some(sb) = self.sb else {
             return plain(format!(
                 "metadata region offset {r:#x} (no superblock to name it)"
@@ -280,7 +280,7 @@ impl<'a> Namer<'a> {
             };
             return Touch {
                 what,
-                inode: Some(ino),
+                inodes: Some((ino, more)),
             };
         }
         if (sb.data_bitmap..sb.data_bitmap + sb.data_blocks.div_ceil(8)).contains(&r) {
@@ -307,20 +307,20 @@ impl<'a> Namer<'a> {
             let part = if at < 16 { "header" } else { "entries" };
             return Touch {
                 what: format!("B+tree node {node:#x} of the {tree} tree ({part}, +{at})"),
-                inode: None,
+                inodes: None,
             };
         }
         if let Some((&at, (n, owner, ino))) = self.chunks.range(..=r).next_back() {
             if r < at + n {
                 return Touch {
                     what: format!("heap chunk {at:#x}: {owner}"),
-                    inode: Some(*ino),
+                    inodes: Some((*ino, *ino)),
                 };
             }
         }
         Touch {
             what: format!("heap chunk at {r:#x} (free-list link, or a chunk no tree names now)"),
-            inode: None,
+            inodes: None,
         }
     }
 }
