@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// number is checked; the last line says where the valid log ends and why (end of the
 /// written log, a torn record, a CRC mismatch with valid records after it, a sequence
 /// gap). Then the spool (/dev/shm/rvmfs-UUID.spool), if present: how many records it
-/// holds beyond the log (no-flush commits a mount or fsck would replay).
+/// holds beyond the log (no-flush commits a mount or fsck would replay), and those records.
 ///
 /// Read-only: the image is opened O_RDONLY and never written; it may be mounted (what this
 /// shows may then lag the daemon). Ranges are named from the image's metadata with the log
@@ -113,6 +113,8 @@ struct Spool {
     in_log: u64,
     beyond_log: u64,
     beyond_bytes: u64,
+    /// The records beyond the log (as the filters select them); `offset` is in the spool file.
+    beyond: Vec<Record>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -159,11 +161,7 @@ fn report(
     let stop = records.stop().clone();
     let all: Vec<LogRecord> = records.collect();
     let records_live = all.len();
-    let shown = all
-        .iter()
-        .map(|r| record(r, namer))
-        .filter(|r| wanted(args, r))
-        .collect();
+    let shown = selected(args, &all, namer);
     let spool = rvmfs::image::spool_path(header).and_then(|path| {
         let s = inspect::read_spool(&path, status.log_id, stop.seq).ok()??;
         Some(Spool {
@@ -172,6 +170,7 @@ fn report(
             in_log: s.in_log,
             beyond_log: s.beyond_log,
             beyond_bytes: s.beyond_bytes,
+            beyond: selected(args, &s.beyond, namer),
         })
     });
     Report {
@@ -187,6 +186,14 @@ fn report(
         end: end(&stop),
         spool,
     }
+}
+
+/// The records of `all` the filters select, with their ranges named.
+fn selected(args: &Args, all: &[LogRecord], namer: &Namer<'_>) -> Vec<Record> {
+    all.iter()
+        .map(|r| record(r, namer))
+        .filter(|r| wanted(args, r))
+        .collect()
 }
 
 fn record(r: &LogRecord, namer: &Namer<'_>) -> Record {
@@ -285,45 +292,54 @@ fn print(r: &Report) {
         }
     );
     for rec in &r.records {
-        if rec.ranges.is_empty() {
-            println!(
-                "LSN {}..={} at offset {:#x}: {} bytes, no ranges: recovery's jump past every \
-                 sequence number the log area may hold",
-                rec.lsn, rec.last_lsn, rec.offset, rec.len
-            );
-            continue;
-        }
-        let lsns = match rec.last_lsn > rec.lsn {
-            true => format!(
-                "LSN {}..={} ({} transactions merged)",
-                rec.lsn,
-                rec.last_lsn,
-                rec.last_lsn - rec.lsn + 1
-            ),
-            false => format!("LSN {}", rec.lsn),
-        };
-        println!(
-            "{lsns} at offset {:#x}: {} bytes, {} ranges ({} external), commit time not kept",
-            rec.offset,
-            rec.len,
-            rec.ranges.len(),
-            rec.external_ranges
-        );
-        for g in &rec.ranges {
-            let ext = if g.external { " external" } else { "" };
-            println!("    {:#x}+{}{ext}: {}", g.offset, g.len, g.touch.what);
-        }
+        print_record(rec, "offset");
     }
     let e = &r.end;
     println!(
         "Valid log ends at offset {:#x} (position {}, next LSN {}): {}",
         e.offset, e.pos, e.next_lsn, e.why
     );
-    match &r.spool {
-        Some(s) => println!(
-            "Spool {}: {} records, {} beyond the log ({} bytes), {} already in the log",
-            s.path, s.records, s.beyond_log, s.beyond_bytes, s.in_log
+    let Some(s) = &r.spool else {
+        println!("No spool file for this image.");
+        return;
+    };
+    println!(
+        "Spool {}: {} records, {} beyond the log ({} bytes), {} already in the log",
+        s.path, s.records, s.beyond_log, s.beyond_bytes, s.in_log
+    );
+    for rec in &s.beyond {
+        print_record(rec, "spool offset");
+    }
+}
+
+/// One record and its ranges; `place` names where `rec.offset` counts ("offset" in the image).
+fn print_record(rec: &Record, place: &str) {
+    if rec.ranges.is_empty() {
+        println!(
+            "LSN {}..={} at {place} {:#x}: {} bytes, no ranges: recovery's jump past every \
+             sequence number the log area may hold",
+            rec.lsn, rec.last_lsn, rec.offset, rec.len
+        );
+        return;
+    }
+    let lsns = match rec.last_lsn > rec.lsn {
+        true => format!(
+            "LSN {}..={} ({} transactions merged)",
+            rec.lsn,
+            rec.last_lsn,
+            rec.last_lsn - rec.lsn + 1
         ),
-        None => println!("No spool file for this image."),
+        false => format!("LSN {}", rec.lsn),
+    };
+    println!(
+        "{lsns} at {place} {:#x}: {} bytes, {} ranges ({} external), commit time not kept",
+        rec.offset,
+        rec.len,
+        rec.ranges.len(),
+        rec.external_ranges
+    );
+    for g in &rec.ranges {
+        let ext = if g.external { " external" } else { "" };
+        println!("    {:#x}+{}{ext}: {}", g.offset, g.len, g.touch.what);
     }
 }

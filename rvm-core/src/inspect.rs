@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::log::{Invalid, Log};
-use crate::record::{self, RecordError, RecordHeader, HEADER_LEN};
-use crate::status::{self, Status, STATUS_AREA_LEN};
+use crate::record::{self, RecordError, RecordHeader, RecordRef, HEADER_LEN};
+use crate::spool::SPOOL_HEADER_LEN;
+use crate::status::{self, Status};
 use crate::storage::{Area, Storage};
 
 /// One range of a record: where its new bytes go.
@@ -42,6 +43,28 @@ pub struct LogRecord {
     pub header: RecordHeader,
     /// Its ranges in record order (region ranges first, external ranges last).
     pub ranges: Vec<RangeInfo>,
+}
+
+impl LogRecord {
+    /// The summary of the valid record `rec` found at `pos`, storage offset `offset`.
+    fn of(rec: &RecordRef<'_>, pos: u64, offset: u64) -> LogRecord {
+        let ranges = rec
+            .ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (offset, data))| RangeInfo {
+                offset: *offset,
+                len: data.len() as u64,
+                external: i >= rec.external_from,
+            })
+            .collect();
+        LogRecord {
+            pos,
+            offset,
+            header: rec.header,
+            ranges,
+        }
+    }
 }
 
 /// Why a walk of the log stopped: what lies at the position after the last valid record.
@@ -116,21 +139,7 @@ impl LogRecords {
                 Ok(rec) => rec,
                 Err(invalid) => break invalid,
             };
-            records.push(LogRecord {
-                pos,
-                offset: log.phys(pos),
-                header: rec.header,
-                ranges: rec
-                    .ranges
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (offset, data))| RangeInfo {
-                        offset: *offset,
-                        len: data.len() as u64,
-                        external: i >= rec.external_from,
-                    })
-                    .collect(),
-            });
+            records.push(LogRecord::of(&rec, pos, log.phys(pos)));
             pos += rec.header.total_len as u64;
             seq = rec.header.next_seq();
         };
@@ -180,13 +189,8 @@ impl Iterator for LogRecords {
     }
 }
 
-/// Bytes of the record space of a log area (its length less the status blocks).
-pub fn record_space(area: Area) -> u64 {
-    area.len.saturating_sub(STATUS_AREA_LEN)
-}
-
 /// What a spool file holds (Rio Vista's no-flush commits not yet in the log).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpoolSummary {
     /// Valid records of this log in the spool.
     pub records: u64,
@@ -196,11 +200,14 @@ pub struct SpoolSummary {
     pub beyond_log: u64,
     /// Bytes of the records beyond the log.
     pub beyond_bytes: u64,
+    /// The records beyond the log, in order (`pos` counts record bytes from the first
+    /// record of the spool, `offset` is the byte offset in the spool file).
+    pub beyond: Vec<LogRecord>,
 }
 
 /// Read the spool at `path` without changing it and count its records against a log whose
-/// tail sequence number is `tail_seq` (as [`LogStop::seq`]): the same records recovery would
-/// take. `None` when there is no spool file, or it has no valid header, or it belongs to
+/// tail sequence number is `tail_seq` (as [`LogStop::seq`]); those beyond the log are the
+/// same records recovery would take, listed. `None` when there is no spool file, or it has no valid header, or it belongs to
 /// another log than `log_id`.
 ///
 /// Errors: the file exists but cannot be read.
@@ -226,6 +233,8 @@ pub fn read_spool(
         if h.seq == next {
             s.beyond_log += 1;
             s.beyond_bytes += h.total_len as u64;
+            let offset = SPOOL_HEADER_LEN + at as u64;
+            s.beyond.push(LogRecord::of(&rec, at as u64, offset));
             next = h.next_seq();
         } else {
             s.in_log += 1;
