@@ -236,8 +236,35 @@ pub fn open_with(
     mode: OpenMode,
     wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
 ) -> Result<Image, ImageError> {
+    open_locked(path, mode, true, wrap)
+}
+
+/// Open the image at `path` for inspection, as [`open`] read-only but without taking its
+/// lock, so an image a daemon has mounted can be looked at (`rvmfs-admin`, like debugfs on a
+/// mounted ext4): nothing is written, the log and the spool are replayed in memory. What it
+/// shows of a mounted image is its state on disk, which may lag the daemon by the commits
+/// still in the spool or in flight.
+///
+/// Errors: as [`open`], except `ImageError::Busy`.
+pub fn open_shared(path: &Path) -> Result<Image, ImageError> {
+    let mode = OpenMode {
+        read_only: true,
+        commit_interval: None,
+    };
+    open_locked(path, mode, false, |storage| storage)
+}
+
+/// [`open_with`], taking the image's lock if `take_lock`.
+fn open_locked(
+    path: &Path,
+    mode: OpenMode,
+    take_lock: bool,
+    wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+) -> Result<Image, ImageError> {
     let file = open_file(path, mode.read_only)?;
-    lock(&file, path)?;
+    if take_lock {
+        lock(&file, path)?;
+    }
     let header = read_header(&file, path)?;
     check_features(&header.features, mode, path)?;
     let io = |source| ImageError::Io {

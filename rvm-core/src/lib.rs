@@ -10,6 +10,7 @@
 
 // The on-disk pieces: records, the circular log, its status block, the spool, storages.
 pub mod fault;
+pub mod inspect;
 mod log;
 mod overlay;
 pub mod record;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Result, RvmError};
 use crate::overlay::Overlay;
-use crate::record::{self, RecordRef, HEADER_LEN};
+use crate::record::{self, RecordError, RecordHeader, RecordRef, HEADER_LEN};
 use crate::status::{self, Status, STATUS_AREA_LEN};
 use crate::storage::{Area, Storage};
 
@@ -41,7 +41,7 @@ impl Positions {
 }
 
 impl Log {
-    fn phys(&self, pos: u64) -> u64 {
+    pub(crate) fn phys(&self, pos: u64) -> u64 {
         self.area.offset + STATUS_AREA_LEN + pos % self.capacity
     }
 
@@ -82,7 +82,7 @@ impl Log {
     }
 
     /// A buffered reader of the live log (few large reads instead of two per record).
-    fn reader(&self, limit: u64) -> Reader<'_> {
+    pub(crate) fn reader(&self, limit: u64) -> Reader<'_> {
         Reader {
             log: self,
             limit,
@@ -191,7 +191,7 @@ const APPLY_BATCH: usize = 4 << 20;
 const READ_CHUNK: u64 = 4 << 20;
 
 /// Buffered sequential reader of log positions below `limit`.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     log: &'a Log,
     limit: u64,
     buf: Vec<u8>,
@@ -217,24 +217,50 @@ impl Reader<'_> {
     /// The valid record expected at `pos` with sequence number `seq`, if any. It may not
     /// extend past `limit`.
     fn record(&mut self, pos: u64, seq: u64) -> Result<Option<RecordRef<'_>>> {
-        if pos + HEADER_LEN as u64 > self.limit {
-            return Ok(None);
-        }
-        let log_id = self.log.log_id;
-        let h = match record::parse_header(self.get(pos, HEADER_LEN)?) {
-            Some(h) if h.seq == seq && h.log_id == log_id => h,
-            _ => return Ok(None),
-        };
-        if pos + h.total_len as u64 > self.limit {
-            return Ok(None);
-        }
-        let buf = self.get(pos, h.total_len as usize)?;
-        match record::decode(buf) {
+        match self.check(pos, seq)? {
             Ok(r) => Ok(Some(r)),
-            Err(e) => {
-                log::debug!("log scan stops at pos {pos} seq {seq}: {e}");
+            Err(stop) => {
+                log::debug!("log scan stops at pos {pos} seq {seq}: {stop:?}");
                 Ok(None)
             }
         }
     }
+
+    /// The record expected at `pos` with sequence number `seq`, or why there is none there
+    /// (what [`Reader::record`] answers as `None`; `crate::inspect` reports it).
+    pub(crate) fn check(&mut self, pos: u64, seq: u64) -> Result<Checked<'_>> {
+        if pos + HEADER_LEN as u64 > self.limit {
+            return Ok(Err(Invalid::PastLimit));
+        }
+        let log_id = self.log.log_id;
+        let h = match record::parse_header(self.get(pos, HEADER_LEN)?) {
+            None => return Ok(Err(Invalid::NoHeader)),
+            Some(h) if h.log_id != log_id => return Ok(Err(Invalid::OtherLog(h))),
+            Some(h) if h.seq != seq => return Ok(Err(Invalid::Sequence(h))),
+            Some(h) => h,
+        };
+        if pos + h.total_len as u64 > self.limit {
+            return Ok(Err(Invalid::PastLimit));
+        }
+        let buf = self.get(pos, h.total_len as usize)?;
+        Ok(record::decode(buf).map_err(|e| Invalid::Record(h, e)))
+    }
+}
+
+/// What [`Reader::check`] found at a position: the valid record, or why it is not one.
+pub(crate) type Checked<'a> = std::result::Result<RecordRef<'a>, Invalid>;
+
+/// Why no valid record lies at a log position (see [`Reader::check`]).
+#[derive(Debug)]
+pub(crate) enum Invalid {
+    /// The record (or its header) would extend past the scan's limit (one lap of the log).
+    PastLimit,
+    /// No plausible record header (magic, kind, length).
+    NoHeader,
+    /// A record header of another log.
+    OtherLog(RecordHeader),
+    /// A record header of this log with another sequence number than expected.
+    Sequence(RecordHeader),
+    /// The header is plausible, the record is not (CRC, ranges).
+    Record(RecordHeader, RecordError),
 }

@@ -1,5 +1,5 @@
-//! Locating the built binaries (`rvmfs`, `mkfs-rvmfs`, `fsck-rvmfs`) and running the
-//! offline tools on an image.
+//! Locating the built binaries (`rvmfs`, `mkfs-rvmfs`, `fsck-rvmfs`, `rvmfs-admin`) and
+//! running the offline tools on an image.
 //!
 //! [`bin_dir`] is `$RVMFS_BIN_DIR` if set, else whichever of `<target>/release` and
 //! `<target>/debug` holds all three binaries and was built last. [`require_fuse!`](crate::require_fuse) skips a
@@ -19,6 +19,8 @@ pub const RVMFS: &str = "rvmfs";
 pub const MKFS: &str = "mkfs-rvmfs";
 /// Name of the fsck binary as cargo builds it (installed as `fsck.rvmfs`).
 pub const FSCK: &str = "fsck-rvmfs";
+/// Name of the admin command (`rvmfs-admin logdump|debug|rdump|...`).
+pub const ADMIN: &str = "rvmfs-admin";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -161,6 +163,11 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 /// Run `mkfs-rvmfs ARGS IMAGE`.
 pub fn mkfs(image: &Path, args: &[&str]) -> Outcome {
     run_timeout(cmd(bin(MKFS), args).arg(image), Duration::from_secs(300))
+}
+
+/// Run `rvmfs-admin ARGS` (the image is among `args`, where the subcommand wants it).
+pub fn admin(args: &[&str]) -> Outcome {
+    run_timeout(&mut cmd(bin(ADMIN), args), Duration::from_secs(300))
 }
 
 /// Run `fsck-rvmfs ARGS IMAGE`; returns (exit code, stdout+stderr).

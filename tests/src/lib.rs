@@ -8,6 +8,9 @@
 //!   set, else whichever of `<target>/release` and `<target>/debug` holds all three binaries
 //!   and was built last), running [`mkfs`] and [`fsck`], and [`require_fuse!`], which skips a
 //!   test with a message when `/dev/fuse` or `fusermount3` is absent.
+//! * [`admin_tree`]: the small tree the `rvmfs-admin` tests write ([`small_tree`]: files, a
+//!   directory, a symlink, a hard link, a FIFO, xattrs, owners, old mtimes) and the checks a
+//!   copy of it must pass beyond a manifest (xattrs, which paths share an inode).
 //! * [`processes`]: running a command with a deadline ([`run_timeout`] → [`Outcome`]),
 //!   signals by PID ([`signal_pid`]), [`ChildGuard`] for background children.
 //! * [`mounts`]: `/proc/mounts`, `fusermount3 -u [-z]`, [`try_mount`] (attempts meant to fail).
@@ -23,6 +26,7 @@
 //!
 //! Nothing here kills a process it did not start, and nothing kills by name.
 
+pub mod admin_tree;
 pub mod binaries;
 pub mod content;
 pub mod corpus;
@@ -34,9 +38,10 @@ pub mod progress;
 
 pub use tempfile;
 
+pub use admin_tree::{assert_same_links_and_xattrs, small_tree, xattrs_of};
 pub use binaries::{
-    bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which, workspace_root, FSCK, MKFS,
-    RVMFS,
+    admin, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which, workspace_root,
+    ADMIN, FSCK, MKFS, RVMFS,
 };
 pub use content::{assert_file, bytes_diff, pattern};
 pub use corpus::{cp_a, python_stdlib, python_stdlib_entries, tar_pipe};

@@ -5,6 +5,17 @@ use bytemuck::{Pod, Zeroable};
 /// Size of one inode in the table, bytes.
 pub const INODE_SIZE: u64 = 128;
 
+/// The file types (`S_IFMT` bits of `mode`) an inode may have; any other is damage.
+pub const KNOWN_TYPES: [u32; 7] = [
+    libc::S_IFREG,
+    libc::S_IFDIR,
+    libc::S_IFLNK,
+    libc::S_IFCHR,
+    libc::S_IFBLK,
+    libc::S_IFIFO,
+    libc::S_IFSOCK,
+];
+
 /// A file's metadata. Contents are reached through the extent tree (key = inode number),
 /// names through the dentry tree, extended attributes through the xattr tree.
 #[repr(C)]
@@ -81,6 +92,10 @@ impl Inode {
     }
     pub fn is_free(&self) -> bool {
         self.mode == 0
+    }
+    /// Whether the file type is one of [`KNOWN_TYPES`].
+    pub fn has_known_type(&self) -> bool {
+        KNOWN_TYPES.contains(&self.kind())
     }
 }
 

@@ -13,7 +13,7 @@
 //! | xattrs     | `xattr`      | (inode, name key)             | name offset, value offset, lens|
 //! | orphans    | `orphan`     | (inode, 0)                    | unused                         |
 //!
-//! Name keys hash the name with `name_hash`. Data checksums (`csum`) are a flat table of one
+//! Name keys hash the name with `name_hash`; `names` indexes every name at once (inode to paths). Data checksums (`csum`) are a flat table of one
 //! CRC32C per data block, indexed by physical block.
 
 pub mod bitmap;
@@ -23,6 +23,7 @@ pub mod dentry;
 pub mod extent_map;
 pub mod heap;
 pub mod name_hash;
+pub mod names;
 pub mod orphan;
 pub mod xattr;
 

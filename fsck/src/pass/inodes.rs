@@ -10,17 +10,6 @@ use rvmfs::ops::Op;
 use rvmfs::store::bitmap;
 use rvmfs::FsResult;
 
-/// The file types an inode may have.
-const KNOWN: [u32; 7] = [
-    libc::S_IFREG,
-    libc::S_IFDIR,
-    libc::S_IFLNK,
-    libc::S_IFCHR,
-    libc::S_IFBLK,
-    libc::S_IFIFO,
-    libc::S_IFSOCK,
-];
-
 /// Run pass 1; fills `s.inodes` with the inodes in use.
 pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResult<()> {
     scan_table(s, progress)?;
@@ -78,7 +67,7 @@ fn clear_unknown(s: &mut State) {
     let unknown: Vec<u64> = s
         .inodes
         .iter()
-        .filter(|(_, n)| !KNOWN.contains(&n.kind()))
+        .filter(|(_, n)| !n.has_known_type())
         .map(|(&i, _)| i)
         .collect();
     for ino in unknown {

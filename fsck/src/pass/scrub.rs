@@ -4,14 +4,12 @@
 //! data cannot be repaired (there is no second copy), the file keeps answering EIO on those
 //! blocks until it is rewritten or deleted.
 
-use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::layout::BLOCK_SIZE;
 use rvmfs::ops::Fs;
 use rvmfs::store::csum::{block_sum, valid_len, Table, NODATASUM};
-use rvmfs::store::dentry::{Dentry, DENTRIES};
 use rvmfs::store::extent_map::{self, Extent, UNWRITTEN};
+use rvmfs::store::names::Names;
 use rvmfs::FsResult;
-use std::collections::HashMap;
 
 /// Blocks read and verified at a time (1 MiB).
 const CHUNK: u64 = 256;
@@ -85,7 +83,7 @@ pub fn scrub(fs: &Fs, progress: &dyn Fn(u64, u64)) -> FsResult<Option<Scrubbed>>
         }
     }
     let total: u64 = work.iter().map(|w| w.2.len()).sum();
-    let names = names(fs)?;
+    let names = Names::read(bytes)?;
     for (ino, size, e) in work {
         let mut b = e.first;
         while b <= e.last {
@@ -93,7 +91,9 @@ pub fn scrub(fs: &Fs, progress: &dyn Fn(u64, u64)) -> FsResult<Option<Scrubbed>>
             for i in verify_run(fs, &table, &e, b, n, size)? {
                 out.damaged.push(Damage {
                     ino,
-                    path: path_of(&names, ino),
+                    path: names
+                        .path(ino)
+                        .unwrap_or_else(|| format!("<inode {ino}, no name>")),
                     offset: (b + i) * BLOCK_SIZE,
                     block: e.phys_of(b + i),
                 });
@@ -120,34 +120,4 @@ fn verify_run(fs: &Fs, t: &Table, e: &Extent, b: u64, n: u64, size: u64) -> FsRe
         .filter(|(i, (blk, w))| block_sum(blk, valid_len(size, b + *i as u64)) != *w)
         .map(|(i, _)| i as u64)
         .collect())
-}
-
-/// Each named inode's first name: inode -> (directory, name).
-fn names(fs: &Fs) -> FsResult<HashMap<u64, (u64, String)>> {
-    let bytes = fs.bytes();
-    let mut names = HashMap::new();
-    DENTRIES.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, v| {
-        let d = Dentry::decode(k, v);
-        if let Ok(name) = d.name(bytes) {
-            let name = String::from_utf8_lossy(name).into_owned();
-            names.entry(d.ino).or_insert((k.0, name));
-        }
-        Ok(true)
-    })?;
-    Ok(names)
-}
-
-/// A path of `ino` from the root, through first names (bounded: a cycle cannot hang it).
-fn path_of(names: &HashMap<u64, (u64, String)>, ino: u64) -> String {
-    let mut parts = Vec::new();
-    let mut at = ino;
-    while at != ROOT_INO && parts.len() < 4096 {
-        let Some((dir, name)) = names.get(&at) else {
-            return format!("<inode {ino}, no name>");
-        };
-        parts.push(name.as_str());
-        at = *dir;
-    }
-    parts.reverse();
-    format!("/{}", parts.join("/"))
 }
