@@ -33,7 +33,7 @@ impl Metric {
     }
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
     } else if v >= 100.0 {
@@ -177,6 +177,18 @@ pub fn checks(r: &Results) -> Vec<Check> {
             });
         }
     }
+    if let Some(p) = &r.parallel {
+        out.extend(
+            crate::parallel::checks(p)
+                .into_iter()
+                .map(|(what, target, measured, met)| Check {
+                    what,
+                    target,
+                    measured,
+                    met,
+                }),
+        );
+    }
     if let Some(rec) = &r.recovery {
         out.push(Check {
             what: "recovery (mount after kill -9, full log)".into(),
@@ -297,6 +309,9 @@ pub fn markdown(r: &Results) -> String {
     }
     if let Some(d) = &r.datasum {
         datasum_table(&mut s, r, d);
+    }
+    if let Some(p) = &r.parallel {
+        crate::parallel::table(&mut s, p);
     }
     let cs = checks(r);
     if !cs.is_empty() {

@@ -53,7 +53,10 @@ impl Drop for Gate {
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < DEADLOCK, "{what}: still not after {DEADLOCK:?}");
+        assert!(
+            start.elapsed() < DEADLOCK,
+            "{what}: still not after {DEADLOCK:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -79,7 +82,10 @@ fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
     // getattr below reaches the daemon.
     m.unmount();
     m.mount();
-    let file = fs::OpenOptions::new().write(true).open(m.path("w")).unwrap();
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("w"))
+        .unwrap();
     let gate = Gate::shut(m.dir());
     let (done_tx, done_rx) = mpsc::channel();
     let writer = std::thread::spawn(move || {
@@ -175,6 +181,9 @@ fn concurrent_sync_writers_share_log_flushes() {
         "the followers of a group commit should share its syncs"
     );
     for i in 0..writers {
-        assert_eq!(fs::read(m.path(format!("f{i}"))).unwrap(), vec![i as u8; 4096]);
+        assert_eq!(
+            fs::read(m.path(format!("f{i}"))).unwrap(),
+            vec![i as u8; 4096]
+        );
     }
 }

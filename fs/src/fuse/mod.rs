@@ -152,7 +152,9 @@ impl RvmFs {
     /// its last handle under the exclusive one.
     fn release(&self, ino: u64) -> FsResult<()> {
         if crate::ops::open::drop_handle(&self.read(), ino) {
-            self.change("release", ino, |fs| crate::ops::open::reclaim_orphan(fs, ino))?;
+            self.change("release", ino, |fs| {
+                crate::ops::open::reclaim_orphan(fs, ino)
+            })?;
         }
         Ok(())
     }
@@ -200,5 +202,7 @@ pub fn lock(state: &RwLock<Fs>) -> RwLockWriteGuard<'_, Fs> {
 
 /// Take the lock shared (see [`lock`]).
 fn read_lock(state: &RwLock<Fs>) -> RwLockReadGuard<'_, Fs> {
-    state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

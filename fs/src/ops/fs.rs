@@ -196,7 +196,8 @@ impl Fs {
                     d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
                     self.discard.note_commit(lsn.as_ref().ok().copied(), runs);
                     lsn?;
-                    self.unflushed |= mode == CommitMode::NoFlush && self.durability == Durability::Sync;
+                    self.unflushed |=
+                        mode == CommitMode::NoFlush && self.durability == Durability::Sync;
                     Ok(value)
                 }
                 Err(e) => {
