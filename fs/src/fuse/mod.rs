@@ -151,7 +151,8 @@ impl RvmFs {
     /// release/releasedir of `ino`: drop the handle under the shared lock; free an orphan at
     /// its last handle under the exclusive one.
     fn release(&self, ino: u64) -> FsResult<()> {
-        if crate::ops::open::drop_handle(&self.read(), ino) {
+        let last_of_orphan = crate::ops::open::drop_handle(&self.read(), ino);
+        if last_of_orphan {
             self.change("release", ino, |fs| {
                 crate::ops::open::reclaim_orphan(fs, ino)
             })?;
