@@ -13,7 +13,7 @@
 
 use crate::datasum::Summary;
 use crate::mounts::Rvmfs;
-use crate::report::fmt_num;
+use crate::report::fmt_spread;
 use crate::workloads as w;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -205,16 +205,7 @@ fn push(row: &mut Row, threads: usize, rate: f64) {
 
 /// The markdown table: per row the two configurations' median (min–max) and the speed-up.
 pub fn table(s: &mut String, p: &Parallel) {
-    let spread = |v: &[f64]| {
-        Summary::of(v).map_or("–".into(), |x| {
-            format!(
-                "{} ({}–{})",
-                fmt_num(x.median),
-                fmt_num(x.min),
-                fmt_num(x.max)
-            )
-        })
-    };
+    let spread = |v: &[f64]| fmt_spread(Summary::of(v));
     let _ = writeln!(s, "\n## rvmfs: concurrent requests (N threads vs 1)\n");
     let _ = writeln!(
         s,

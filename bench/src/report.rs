@@ -1,6 +1,6 @@
 //! The outputs: results.md (table + targets), results.json, chart.png.
 
-use crate::datasum::{DatasumCost, Io, TARGET_PERCENT};
+use crate::datasum::{DatasumCost, Io, Summary, TARGET_PERCENT};
 use crate::{Class, Metric, Results};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
@@ -343,6 +343,18 @@ pub fn markdown(r: &Results) -> String {
     s
 }
 
+/// "median (min–max)", or "–" without samples.
+pub(crate) fn fmt_spread(x: Option<Summary>) -> String {
+    x.map_or("–".into(), |x| {
+        format!(
+            "{} ({}–{})",
+            fmt_num(x.median),
+            fmt_num(x.min),
+            fmt_num(x.max)
+        )
+    })
+}
+
 /// The two sequential workloads with sums and with `-o nodatasum`: median (min–max), cost.
 fn datasum_table(s: &mut String, r: &Results, d: &DatasumCost) {
     let label = |key: &str| {
@@ -351,16 +363,7 @@ fn datasum_table(s: &mut String, r: &Results, d: &DatasumCost) {
             .find(|m| m.key == key)
             .map_or(key.to_string(), |m| m.label.clone())
     };
-    let spread = |sums, io| {
-        d.summary(sums, io).map_or("–".into(), |x| {
-            format!(
-                "{} ({}–{})",
-                fmt_num(x.median),
-                fmt_num(x.min),
-                fmt_num(x.max)
-            )
-        })
-    };
+    let spread = |sums, io| fmt_spread(d.summary(sums, io));
     let _ = writeln!(s, "\n## rvmfs data checksums: cost on sequential I/O\n");
     let _ = writeln!(
         s,
