@@ -4,7 +4,9 @@
 //! - read-only requests (lookup, getattr, readdir, getxattr, statfs) are answered while a
 //!   `-o sync` writer is held inside its flush (the flush runs without the filesystem lock);
 //! - concurrent `-o sync` writers share log flushes (group commit): eight writes held at one
-//!   flush go to the log in at most two batches, counted by rvm-core.
+//!   flush go to the log in at most two batches, counted by rvm-core;
+//! - open handles are counted under the shared lock: an unlinked file reopened and closed
+//!   from eight threads at once is freed exactly once, at its last release (fsck clean).
 //!
 //! No timing thresholds: a reader that waited for the writer would never finish while the gate
 //! stays shut, so the only timeout is a deadlock guard that fails the test.
@@ -186,4 +188,53 @@ fn concurrent_sync_writers_share_log_flushes() {
             vec![i as u8; 4096]
         );
     }
+}
+
+/// Free inodes of the filesystem at `p` (statfs f_ffree).
+fn free_inodes(p: &Path) -> u64 {
+    let path = c(p);
+    // SAFETY: a valid C string and a zeroed out-struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statfs(path.as_ptr(), &mut st) }, 0);
+    st.f_ffree
+}
+
+#[test]
+fn an_orphan_whose_handles_close_concurrently_is_freed_once() {
+    require_fuse!();
+    // Opens and releases count handles under the shared lock; the last release of an
+    // unlinked file frees it under the exclusive one.
+    let threads = 8;
+    let mut m = Mounted::unmounted(&["-s", "1G"]);
+    m.set_mount_options(&[&format!("threads={}", threads + 1)]);
+    m.mount();
+    let root = m.path("");
+    let free = free_inodes(&root);
+    let p = m.path("orphan");
+    fs::write(&p, b"held").unwrap();
+    let first = fs::File::open(&p).unwrap();
+    fs::remove_file(&p).unwrap();
+    // Reopen the unlinked inode through /proc (a new OPEN of the same inode) and close it,
+    // from many threads at once, while `first` keeps it alive.
+    let via = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::unix::io::AsRawFd::as_raw_fd(&first)
+    ));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let f = fs::File::open(&via).unwrap();
+                    let mut buf = [0u8; 4];
+                    f.read_exact_at(&mut buf, 0).unwrap();
+                    assert_eq!(&buf, b"held");
+                }
+            });
+        }
+    });
+    assert_eq!(free_inodes(&root), free - 1, "the orphan is still held");
+    drop(first);
+    wait_for("the orphan being freed", || free_inodes(&root) == free);
+    m.unmount_ok();
+    m.assert_fsck_clean();
 }
