@@ -43,6 +43,17 @@ pub struct Summary {
     pub max: f64,
 }
 
+impl Summary {
+    /// Of samples `v`; None when there are none.
+    pub fn of(v: &[f64]) -> Option<Summary> {
+        Some(Summary {
+            median: median(v)?,
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+}
+
 impl DatasumCost {
     pub fn samples(&self, sums: bool, io: Io) -> Vec<f64> {
         let pick = |p: &Pass| match io {
@@ -57,12 +68,7 @@ impl DatasumCost {
     }
 
     pub fn summary(&self, sums: bool, io: Io) -> Option<Summary> {
-        let v = self.samples(sums, io);
-        Some(Summary {
-            median: median(&v)?,
-            min: v.iter().copied().fold(f64::INFINITY, f64::min),
-            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        })
+        Summary::of(&self.samples(sums, io))
     }
 
     /// Throughput lost to the sums, percent of the `nodatasum` median (> 0: sums slower).

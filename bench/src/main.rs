@@ -9,6 +9,7 @@
 
 mod datasum;
 mod mounts;
+mod parallel;
 mod report;
 mod workloads;
 
@@ -87,6 +88,8 @@ pub struct Results {
     pub recovery: Option<Recovery>,
     /// rvmfs with and without data checksums (workload `datasum`).
     pub datasum: Option<datasum::DatasumCost>,
+    /// rvmfs with 1 thread vs many (workload `parallel`).
+    pub parallel: Option<parallel::Parallel>,
     pub notes: Vec<String>,
 }
 
@@ -111,8 +114,8 @@ struct Args {
     reps: Option<usize>,
 }
 
-const WORKLOADS: [&str; 9] = [
-    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "scaling",
+const WORKLOADS: [&str; 10] = [
+    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "parallel", "scaling",
 ];
 
 fn usage() -> ! {
@@ -462,6 +465,12 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && on("datasum") {
         eprintln!("== rvmfs: data checksums' cost (sums vs -o nodatasum)");
         r.datasum = Some(datasum::measure(&bin, &work, reps.max(2))?);
+    }
+
+    // rvmfs with concurrent readers and concurrent sync writers against one thread.
+    if sys_on("rvmfs") && on("parallel") {
+        eprintln!("== rvmfs: concurrent requests (N threads vs 1)");
+        r.parallel = Some(parallel::measure(&bin, &work, reps.max(2))?);
     }
 
     // JuiceFS.

@@ -1,6 +1,6 @@
 //! The outputs: results.md (table + targets), results.json, chart.png.
 
-use crate::datasum::{DatasumCost, Io, TARGET_PERCENT};
+use crate::datasum::{DatasumCost, Io, Summary, TARGET_PERCENT};
 use crate::{Class, Metric, Results};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
@@ -33,7 +33,7 @@ impl Metric {
     }
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
     } else if v >= 100.0 {
@@ -177,6 +177,18 @@ pub fn checks(r: &Results) -> Vec<Check> {
             });
         }
     }
+    if let Some(p) = &r.parallel {
+        out.extend(
+            crate::parallel::checks(p)
+                .into_iter()
+                .map(|(what, target, measured, met)| Check {
+                    what,
+                    target,
+                    measured,
+                    met,
+                }),
+        );
+    }
     if let Some(rec) = &r.recovery {
         out.push(Check {
             what: "recovery (mount after kill -9, full log)".into(),
@@ -298,6 +310,9 @@ pub fn markdown(r: &Results) -> String {
     if let Some(d) = &r.datasum {
         datasum_table(&mut s, r, d);
     }
+    if let Some(p) = &r.parallel {
+        crate::parallel::table(&mut s, p);
+    }
     let cs = checks(r);
     if !cs.is_empty() {
         let met = cs.iter().filter(|c| c.met == Some(true)).count();
@@ -328,6 +343,18 @@ pub fn markdown(r: &Results) -> String {
     s
 }
 
+/// "median (min–max)", or "–" without samples.
+pub(crate) fn fmt_spread(x: Option<Summary>) -> String {
+    x.map_or("–".into(), |x| {
+        format!(
+            "{} ({}–{})",
+            fmt_num(x.median),
+            fmt_num(x.min),
+            fmt_num(x.max)
+        )
+    })
+}
+
 /// The two sequential workloads with sums and with `-o nodatasum`: median (min–max), cost.
 fn datasum_table(s: &mut String, r: &Results, d: &DatasumCost) {
     let label = |key: &str| {
@@ -336,16 +363,7 @@ fn datasum_table(s: &mut String, r: &Results, d: &DatasumCost) {
             .find(|m| m.key == key)
             .map_or(key.to_string(), |m| m.label.clone())
     };
-    let spread = |sums, io| {
-        d.summary(sums, io).map_or("–".into(), |x| {
-            format!(
-                "{} ({}–{})",
-                fmt_num(x.median),
-                fmt_num(x.min),
-                fmt_num(x.max)
-            )
-        })
-    };
+    let spread = |sums, io| fmt_spread(d.summary(sums, io));
     let _ = writeln!(s, "\n## rvmfs data checksums: cost on sequential I/O\n");
     let _ = writeln!(
         s,

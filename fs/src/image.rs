@@ -2,6 +2,7 @@
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
 pub mod read_only;
+pub mod stall;
 
 use crate::error::FsError;
 use crate::layout::features::{describe, Features, Word};

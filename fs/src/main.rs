@@ -11,7 +11,7 @@ use rvmfs::ops::{Discard, Durability, ErrorPolicy, Fs};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Mount an rvmfs image (a filesystem whose metadata lives in recoverable virtual memory).
@@ -47,6 +47,8 @@ struct Args {
     ///   inject_fault=OP:N[:enospc]  debugging and tests only: once mounted, the Nth (from 0)
     ///                   later call of OP (write, durable_write, sync, any) on the image
     ///                   fails with EIO (or ENOSPC), once
+    ///   inject_stall=PATH  debugging and tests only: every log flush (sync, durable
+    ///                   write) waits while the file PATH exists; PATH.held exists meanwhile
     ///   discard         give freed data blocks back to the host: punch holes in the image
     ///                   file once the frees are durable (default for an image file; a
     ///                   block device is never discarded)
@@ -71,6 +73,8 @@ struct MountOptions {
     errors: ErrorPolicy,
     /// `inject_fault=`: (call kind, calls that succeed first, errno).
     fault: Option<(FaultOp, u64, i32)>,
+    /// `inject_stall=`: the gate file (`image::stall`).
+    stall: Option<std::path::PathBuf>,
     discard: bool,
     checked: bool,
     nodatasum: bool,
@@ -115,6 +119,7 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
         read_only: false,
         errors: ErrorPolicy::default(),
         fault: None,
+        stall: None,
         discard: true,
         checked: false,
         nodatasum: false,
@@ -151,6 +156,10 @@ fn parse_options(list: &[String]) -> Result<MountOptions> {
             }
             "inject_fault" => {
                 o.fault = Some(parse_fault(value.unwrap_or_default())?);
+            }
+            "inject_stall" => {
+                let v = value.context("mount option inject_stall needs a path")?;
+                o.stall = Some(v.into());
             }
             "discard" => o.discard = true,
             "nodiscard" => o.discard = false,
@@ -266,7 +275,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
     }
     let (fs, read_only) = open_fs(args, opts)?;
-    let state = Arc::new(Mutex::new(fs));
+    let state = Arc::new(RwLock::new(fs));
     let config = fuse_config(args, opts, read_only)?;
     let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
         .map_err(rvmfs::fuse::rootless::explain_mount_error)
@@ -419,13 +428,19 @@ fn open_image(
             read_only,
             commit_interval: commit,
         };
-        image::open_with(&args.image, mode, |storage| match opts.fault {
-            Some(_) => {
-                let f = Arc::new(FaultStorage::new(storage));
-                fault = Some(f.clone());
-                f
+        image::open_with(&args.image, mode, |storage| {
+            let storage: Arc<dyn rvm_core::Storage> = match &opts.stall {
+                Some(gate) => Arc::new(image::stall::StallStorage::new(storage, gate.clone())),
+                None => storage,
+            };
+            match opts.fault {
+                Some(_) => {
+                    let f = Arc::new(FaultStorage::new(storage));
+                    fault = Some(f.clone());
+                    f
+                }
+                None => storage,
             }
-            None => storage,
         })
     };
     // An unknown ro-compat feature: this build may read the image but not change it.

@@ -236,7 +236,11 @@ impl Rvm {
         sh.healthy()?;
         let target = lock(&sh.inner).next_seq;
         let wrote = sh.flush_upto(target)?;
-        if sh.opts.ordered && !wrote {
+        // Nothing left to write (a concurrent leader wrote our records, with its pre-sync):
+        // sync only what no completed sync covers, so followers of a group commit share
+        // the leader's sync instead of each making one.
+        let on_demand = sh.on_demand.load(Ordering::Acquire);
+        if sh.opts.ordered && !wrote && (!on_demand || sh.unlogged_pending()) {
             sh.sync_data()?;
         }
         Ok(())

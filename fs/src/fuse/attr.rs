@@ -1,4 +1,5 @@
-//! Requests on attributes: getattr, setattr, access, statfs, and extended attributes.
+//! Requests on attributes: getattr, setattr, access, statfs, and extended attributes. The
+//! read-only ones share the filesystem lock; every reply is sent after the lock is released.
 
 use super::reply::{reply_attr, reply_empty, reply_xattr, to_errno};
 use super::{RvmFs, COUNTERS_XATTR};
@@ -7,25 +8,24 @@ use crate::ops::{statfs, xattr};
 use fuser::{ReplyAttr, ReplyEmpty, ReplyStatfs, ReplyXattr};
 
 pub(super) fn getattr(fs: &RvmFs, ino: u64, reply: ReplyAttr) {
-    let r = fs.fs().inode(ino);
+    let r = fs.read().inode(ino);
     reply_attr(reply, ino, r);
 }
 
 pub(super) fn setattr(fs: &RvmFs, ino: u64, set: &SetAttr, reply: ReplyAttr) {
-    let r = fs
-        .fs()
-        .transact_on("setattr", ino, |op| set_attr(op, ino, set));
+    let r = fs.transact("setattr", ino, |op| set_attr(op, ino, set));
     reply_attr(reply, ino, r);
 }
 
 pub(super) fn access(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
     // With default_permissions the kernel checks permissions itself; this checks existence.
-    let r = fs.fs().inode(ino).map(|_| ());
+    let r = fs.read().inode(ino).map(|_| ());
     reply_empty(reply, r);
 }
 
 pub(super) fn statfs(fs: &RvmFs, reply: ReplyStatfs) {
-    match statfs::statfs(fs.fs().bytes()) {
+    let r = statfs::statfs(fs.read().bytes());
+    match r {
         Ok(st) => reply.statfs(
             st.blocks, st.bfree, st.bavail, st.files, st.ffree, st.bsize, st.namelen, st.frsize,
         ),
@@ -41,7 +41,7 @@ pub(super) fn setxattr(
     flags: i32,
     reply: ReplyEmpty,
 ) {
-    let r = fs.fs().transact_on("setxattr", ino, |op| {
+    let r = fs.transact("setxattr", ino, |op| {
         xattr::set(op, ino, name, value, flags)
     });
     reply_empty(reply, r);
@@ -50,24 +50,25 @@ pub(super) fn setxattr(
 /// getxattr: a stored attribute, or the daemon's counters (`COUNTERS_XATTR`).
 pub(super) fn getxattr(fs: &RvmFs, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
     if name == COUNTERS_XATTR {
-        return reply_xattr(reply, size, Ok(fs.counters.text()));
+        return reply_xattr(reply, size, Ok(fs.counters_text()));
     }
-    let fs = fs.fs();
-    let r = fs
-        .inode(ino)
-        .and_then(|_| xattr::get(fs.bytes(), ino, name));
+    let r = {
+        let fs = fs.read();
+        fs.inode(ino)
+            .and_then(|_| xattr::get(fs.bytes(), ino, name))
+    };
     reply_xattr(reply, size, r);
 }
 
 pub(super) fn listxattr(fs: &RvmFs, ino: u64, size: u32, reply: ReplyXattr) {
-    let fs = fs.fs();
-    let r = fs.inode(ino).and_then(|_| xattr::list(fs.bytes(), ino));
+    let r = {
+        let fs = fs.read();
+        fs.inode(ino).and_then(|_| xattr::list(fs.bytes(), ino))
+    };
     reply_xattr(reply, size, r);
 }
 
 pub(super) fn removexattr(fs: &RvmFs, ino: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs
-        .fs()
-        .transact_on("removexattr", ino, |op| xattr::remove(op, ino, name));
+    let r = fs.transact("removexattr", ino, |op| xattr::remove(op, ino, name));
     reply_empty(reply, r);
 }

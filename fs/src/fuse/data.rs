@@ -1,5 +1,6 @@
 //! Requests on file contents: open, read, write, flush, release, fsync, fallocate, lseek,
-//! copy_file_range.
+//! copy_file_range. open without O_TRUNC, read planning and lseek share the filesystem
+//! lock; fsync takes none; every reply is sent after the lock is released.
 
 use super::reply::{reply_empty, to_errno};
 use super::{Counters, RvmFs};
@@ -11,7 +12,12 @@ use fuser::{
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
 /// opener is not root.
 pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply: ReplyOpen) {
-    match open::open(&mut fs.fs(), ino, truncate, kill_setid) {
+    let r = if truncate {
+        fs.change("open", ino, |f| open::open(f, ino, true, kill_setid))
+    } else {
+        open::open_shared(&fs.read(), ino)
+    };
+    match r {
         Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -20,7 +26,7 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
 pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyData) {
     // Plan under the lock, copy without it: reads of different requests (readahead
     // keeps several in flight) overlap each other and the other requests.
-    let fs = fs.fs();
+    let fs = fs.read();
     let plan = file::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);
     let image = fs.geo.image.clone();
     let gate = fs.geo.read_gate.clone();
@@ -43,9 +49,10 @@ pub(super) fn write(
     kill_setid: bool,
     reply: ReplyWrite,
 ) {
-    match fs.fs().transact_data("write", ino, |op| {
+    let r = fs.transact_data("write", ino, |op| {
         file::write(op, ino, offset, data, kill_setid)
-    }) {
+    });
+    match r {
         Ok(_) => reply.written(data.len() as u32),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -58,7 +65,7 @@ pub(super) fn flush(fs: &RvmFs, reply: ReplyEmpty) {
 }
 
 pub(super) fn release(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
-    reply_empty(reply, open::release(&mut fs.fs(), ino));
+    reply_empty(reply, fs.release(ino));
 }
 
 pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
@@ -78,7 +85,7 @@ pub(super) fn fallocate(
     mode: i32,
     reply: ReplyEmpty,
 ) {
-    let r = fs.fs().transact_on("fallocate", ino, |op| {
+    let r = fs.transact("fallocate", ino, |op| {
         space::fallocate(op, ino, offset, length, mode)
     });
     reply_empty(reply, r.map(|_| ()));
@@ -94,8 +101,11 @@ pub(super) fn lseek(fs: &RvmFs, ino: u64, offset: i64, whence: i32, reply: Reply
     let Ok(offset) = u64::try_from(offset) else {
         return reply.error(Errno::ENXIO);
     };
-    let fs = fs.fs();
-    match space::seek(&fs.geo, fs.bytes(), ino, offset, data) {
+    let r = {
+        let fs = fs.read();
+        space::seek(&fs.geo, fs.bytes(), ino, offset, data)
+    };
+    match r {
         Ok(at) => reply.offset(at as i64),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -113,7 +123,7 @@ pub(super) fn copy_file_range(
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
-    let r = fs.fs().transact_data("copy_file_range", to.0, |op| {
+    let r = fs.transact_data("copy_file_range", to.0, |op| {
         space::copy_range(op, from.0, from.1, to.0, to.1, len)
     });
     match r {

@@ -1,6 +1,13 @@
 //! The FUSE daemon's request handlers: decode a kernel request, take the lock, run one
-//! operation from `ops`, reply. A request is answered only after its transaction committed to
-//! the spool (so it survives `kill -9` of the daemon) and its data reached the image file.
+//! operation from `ops`, release the lock, reply. A request is answered only after its
+//! transaction committed to the spool (so it survives `kill -9` of the daemon) and its data
+//! reached the image file.
+//!
+//! Locking (README "Concurrency"): the filesystem is one `RwLock<Fs>`. Read-only requests
+//! take it shared ([`RvmFs::read`]) and run in parallel; changes take it exclusive
+//! ([`RvmFs::write`], [`RvmFs::change`]). No reply is sent and no log flush runs with it held:
+//! fsync, fsyncdir and the flush of a `-o sync` commit run after it is released, so
+//! concurrent flushes share one group commit and readers never wait for them.
 
 mod attr;
 mod data;
@@ -12,10 +19,10 @@ pub mod rootless;
 mod setgid;
 
 use crate::error::FsResult;
-use crate::ops::Fs;
+use crate::ops::{Durability, Fs};
 use rvm_core::Rvm;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// How long the kernel may cache names and attributes. Only this daemon changes the image, and
@@ -26,9 +33,11 @@ const TTL: Duration = Duration::from_secs(60);
 
 /// The filesystem as the FUSE session sees it.
 pub struct RvmFs {
-    state: Arc<Mutex<Fs>>,
+    state: Arc<RwLock<Fs>>,
     rvm: Arc<Rvm>,
     counters: Counters,
+    /// `-o sync`: every change is flushed before its reply, outside the lock.
+    sync: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -42,8 +51,10 @@ pub struct Counters {
 }
 
 /// Name of the read-only virtual attribute holding the counters as text
-/// ("fsync=N fdatasync=N fsyncdir=N flush=N"). It has no namespace prefix, so it can never be
-/// set, is never listed, and cannot collide with a stored attribute.
+/// ("fsync=N fdatasync=N fsyncdir=N flush=N", then rvm-core's "commits=N records_logged=N
+/// log_writes=N flush_syncs=N": transactions committed, records written to the log, batches
+/// a group-commit leader wrote, syncs flushes made). It has no namespace prefix, so it can
+/// never be set, is never listed, and cannot collide with a stored attribute.
 pub const COUNTERS_XATTR: &[u8] = b"rvmfs.counters";
 
 impl Counters {
@@ -64,27 +75,113 @@ impl Counters {
 }
 
 impl RvmFs {
-    /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock).
-    pub fn new(state: Arc<Mutex<Fs>>) -> RvmFs {
-        let rvm = lock(&state).rvm.clone();
+    /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock). A `sync`
+    /// mount's commits are flushed by the handlers after the lock is released
+    /// (`Fs::flush_by_caller`).
+    pub fn new(state: Arc<RwLock<Fs>>) -> RvmFs {
+        let (rvm, sync) = {
+            let mut fs = lock(&state);
+            fs.flush_by_caller = true;
+            (fs.rvm.clone(), fs.durability == Durability::Sync)
+        };
         RvmFs {
             state,
             rvm,
             counters: Counters::default(),
+            sync,
         }
     }
 
-    /// The filesystem, locked. A failure of rvm-core since the last request (a background
-    /// flush or truncation) is reported here, so `errors=panic` acts on it at once.
-    fn fs(&self) -> MutexGuard<'_, Fs> {
+    /// The filesystem, shared, for read-only requests. A failure of rvm-core since the last
+    /// request (a background flush or truncation) is reported first, under the exclusive
+    /// lock, so `errors=panic` acts on it at once.
+    fn read(&self) -> RwLockReadGuard<'_, Fs> {
+        let fs = read_lock(&self.state);
+        if !fs.failure_unreported() {
+            return fs;
+        }
+        drop(fs);
+        drop(self.write());
+        read_lock(&self.state)
+    }
+
+    /// The filesystem, exclusive (see [`RvmFs::read`] for the failure check). Callers that
+    /// commit must go through [`RvmFs::change`], which flushes a `sync` mount's commit.
+    fn write(&self) -> RwLockWriteGuard<'_, Fs> {
         let mut fs = lock(&self.state);
         fs.notice_failure("background flush", 0);
         fs
     }
 
-    /// Make every committed operation durable (fsync of `ino`, fsyncdir, syncfs): one
-    /// group-committed log flush, which first syncs the image so data precedes the records
-    /// that point at it. Once failed, answers EIO without I/O (rvm-core refuses the flush).
+    /// Run `f` (which may commit transactions) under the exclusive lock; release it; on a
+    /// `sync` mount flush what `f` committed (one group-committed log flush shared with
+    /// concurrent requests), answering EIO if that flush fails. `op`, `ino`: the request,
+    /// for the error log.
+    fn change<T>(&self, op: &str, ino: u64, f: impl FnOnce(&mut Fs) -> FsResult<T>) -> FsResult<T> {
+        let (r, unflushed) = {
+            let mut fs = self.write();
+            let r = f(&mut fs);
+            (r, std::mem::take(&mut fs.unflushed))
+        };
+        if self.sync && unflushed {
+            self.flush_log(op, ino)?;
+        }
+        r
+    }
+
+    /// [`Fs::transact_on`] through [`RvmFs::change`].
+    fn transact<T>(
+        &self,
+        op: &str,
+        ino: u64,
+        f: impl FnOnce(&mut crate::ops::Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
+        self.change(op, ino, |fs| fs.transact_on(op, ino, f))
+    }
+
+    /// [`Fs::transact_data`] through [`RvmFs::change`].
+    fn transact_data<T>(
+        &self,
+        op: &str,
+        ino: u64,
+        f: impl FnMut(&mut crate::ops::Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
+        self.change(op, ino, |fs| fs.transact_data(op, ino, f))
+    }
+
+    /// release/releasedir of `ino`: drop the handle under the shared lock; free an orphan at
+    /// its last handle under the exclusive one.
+    fn release(&self, ino: u64) -> FsResult<()> {
+        let last_of_orphan = crate::ops::open::drop_handle(&self.read(), ino);
+        if last_of_orphan {
+            self.change("release", ino, |fs| {
+                crate::ops::open::reclaim_orphan(fs, ino)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The text of [`COUNTERS_XATTR`]: the daemon's counters, then rvm-core's.
+    fn counters_text(&self) -> Vec<u8> {
+        let s = self.rvm.stats();
+        let mut text = self.counters.text();
+        text.extend_from_slice(
+            format!(
+                " commits={} records_logged={} log_writes={} flush_syncs={}",
+                s.commits_flush + s.commits_no_flush,
+                s.records_logged,
+                s.log_writes,
+                s.flush_syncs
+            )
+            .as_bytes(),
+        );
+        text
+    }
+
+    /// Make every committed operation durable (fsync of `ino`, fsyncdir, syncfs, a `sync`
+    /// mount's change): one group-committed log flush, which first syncs the image so data
+    /// precedes the records that point at it; runs without the filesystem lock. Once failed,
+    /// answers EIO without I/O (rvm-core refuses the flush).
     fn flush_log(&self, op: &str, ino: u64) -> FsResult<()> {
         if let Err(e) = self.rvm.flush() {
             if let Some(failure) = self.rvm.failure() {
@@ -96,10 +193,18 @@ impl RvmFs {
     }
 }
 
-/// Take the lock even if a previous holder panicked (the region is always consistent between
-/// transactions: a panicking transaction was dropped, and dropping aborts it).
-pub fn lock(state: &Mutex<Fs>) -> MutexGuard<'_, Fs> {
+/// Take the lock exclusive even if a previous holder panicked (the region is always
+/// consistent between transactions: a panicking transaction was dropped, and dropping aborts
+/// it).
+pub fn lock(state: &RwLock<Fs>) -> RwLockWriteGuard<'_, Fs> {
     state
-        .lock()
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Take the lock shared (see [`lock`]).
+fn read_lock(state: &RwLock<Fs>) -> RwLockReadGuard<'_, Fs> {
+    state
+        .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

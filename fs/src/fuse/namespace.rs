@@ -1,5 +1,6 @@
 //! Requests on names: lookup, mknod, mkdir, symlink, create, link, unlink, rmdir, rename,
-//! readlink.
+//! readlink. lookup and readlink share the filesystem lock; every reply is sent after the
+//! lock is released.
 
 use super::reply::{attr, reply_empty, reply_entry, to_errno};
 use super::{RvmFs, TTL};
@@ -8,13 +9,19 @@ use crate::ops::{lookup, namespace, open};
 use fuser::{FileHandle, FopenFlags, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
 
 pub(super) fn lookup(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEntry) {
-    let fs = fs.fs();
-    reply_entry(reply, lookup::lookup(&fs.geo, fs.bytes(), parent, name));
+    let r = {
+        let fs = fs.read();
+        lookup::lookup(&fs.geo, fs.bytes(), parent, name)
+    };
+    reply_entry(reply, r);
 }
 
 pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
-    let fs = fs.fs();
-    match lookup::readlink(&fs.geo, fs.bytes(), ino) {
+    let r = {
+        let fs = fs.read();
+        lookup::readlink(&fs.geo, fs.bytes(), ino)
+    };
+    match r {
         Ok(target) => reply.data(&target),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -22,14 +29,14 @@ pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
 
 /// mknod: `new.mode` carries the file type.
 pub(super) fn mknod(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
-    let r = fs.fs().transact_on("mknod", parent, |op| {
+    let r = fs.transact("mknod", parent, |op| {
         namespace::mknod(op, parent, name, new)
     });
     reply_entry(reply, r);
 }
 
 pub(super) fn mkdir(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyEntry) {
-    let r = fs.fs().transact_on("mkdir", parent, |op| {
+    let r = fs.transact("mkdir", parent, |op| {
         namespace::create(op, parent, name, new, None)
     });
     reply_entry(reply, r);
@@ -43,7 +50,7 @@ pub(super) fn symlink(
     target: &[u8],
     reply: ReplyEntry,
 ) {
-    let r = fs.fs().transact_on("symlink", parent, |op| {
+    let r = fs.transact("symlink", parent, |op| {
         namespace::create(op, parent, name, new, Some(target))
     });
     reply_entry(reply, r);
@@ -51,7 +58,8 @@ pub(super) fn symlink(
 
 /// create: make a regular file and open it.
 pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply: ReplyCreate) {
-    match open::create(&mut fs.fs(), parent, name, new) {
+    let r = fs.change("create", parent, |fs| open::create(fs, parent, name, new));
+    match r {
         Ok((ino, node)) => {
             reply.created(
                 &TTL,
@@ -66,23 +74,19 @@ pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply:
 }
 
 pub(super) fn link(fs: &RvmFs, ino: u64, new_parent: u64, new_name: &[u8], reply: ReplyEntry) {
-    let r = fs.fs().transact_on("link", ino, |op| {
+    let r = fs.transact("link", ino, |op| {
         namespace::link(op, ino, new_parent, new_name)
     });
     reply_entry(reply, r.map(|node| (ino, node)));
 }
 
 pub(super) fn unlink(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs
-        .fs()
-        .transact_on("unlink", parent, |op| namespace::unlink(op, parent, name));
+    let r = fs.transact("unlink", parent, |op| namespace::unlink(op, parent, name));
     reply_empty(reply, r);
 }
 
 pub(super) fn rmdir(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEmpty) {
-    let r = fs
-        .fs()
-        .transact_on("rmdir", parent, |op| namespace::rmdir(op, parent, name));
+    let r = fs.transact("rmdir", parent, |op| namespace::rmdir(op, parent, name));
     reply_empty(reply, r);
 }
 
@@ -95,7 +99,7 @@ pub(super) fn rename(
     flags: u32,
     reply: ReplyEmpty,
 ) {
-    let r = fs.fs().transact_on("rename", from.0, |op| {
+    let r = fs.transact("rename", from.0, |op| {
         namespace::rename(op, from.0, from.1, to.0, to.1, flags)
     });
     reply_empty(reply, r);

@@ -27,7 +27,8 @@ pub(super) fn strip_on_create(
     if new.mode & libc::S_IFMT == libc::S_IFDIR || new.mode & both != both {
         return new;
     }
-    let dir_gid = match fs.fs().inode(parent) {
+    let parent = fs.read().inode(parent);
+    let dir_gid = match parent {
         Ok(p) if p.mode & libc::S_ISGID != 0 => p.gid,
         _ => return new,
     };

@@ -134,6 +134,12 @@ impl Fs {
         e.maybe_panic();
     }
 
+    /// Whether rvm-core failed and [`Fs::notice_failure`] has not reported it yet (one atomic
+    /// load when healthy; a shared lock is enough to ask).
+    pub fn failure_unreported(&self) -> bool {
+        !self.errors.failure_reported && self.rvm.failure().is_some()
+    }
+
     /// Report rvm-core's failure if it failed since the last look (a background flush or
     /// truncation): one atomic load when healthy.
     pub fn notice_failure(&mut self, op: &str, ino: u64) {

@@ -13,7 +13,7 @@ use crate::layout::superblock::Superblock;
 use crate::store::superblock;
 use rvm_core::{CommitMode, Lsn, Region, RestoreMode, Rvm, Storage, Transaction};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One operation in progress: its transaction plus what it needs to reach.
 pub struct Op<'a> {
@@ -57,15 +57,26 @@ pub enum Durability {
     Sync,
 }
 
-/// The mounted filesystem's state, behind the daemon's lock.
+/// The mounted filesystem's state, behind the daemon's lock (a `RwLock`: read-only requests
+/// share it, see README "Concurrency"). Everything a read-only request changes is interior:
+/// the open-handle counts (`open`, a mutex taken after the filesystem lock) and atomics.
 pub struct Fs {
     pub region: Region,
     pub rvm: Arc<Rvm>,
     pub header: Header,
     pub geo: Geo,
     pub hints: Hints,
-    pub open: HashMap<u64, u32>,
+    /// Open handles per inode; opendir and open without O_TRUNC change it under a shared
+    /// filesystem lock, so it has its own (innermost) mutex.
+    pub open: Mutex<HashMap<u64, u32>>,
     pub durability: Durability,
+    /// The caller makes `Durability::Sync` commits durable itself: they commit to the spool
+    /// (`CommitMode::NoFlush`) and set `unflushed`, and the caller flushes after releasing the
+    /// filesystem lock, so concurrent sync requests share one log flush (group commit). The
+    /// FUSE daemon sets it; library users (fsck's tests) get flushing commits.
+    pub flush_by_caller: bool,
+    /// A `Sync` commit under `flush_by_caller` is waiting for its flush (see there).
+    pub unflushed: bool,
     pub dlog: DataLog,
     /// Transactions committed since mount.
     pub commits: u64,
@@ -112,8 +123,10 @@ impl Fs {
             header,
             geo,
             hints: Hints::default(),
-            open: HashMap::new(),
+            open: Mutex::default(),
             durability: Durability::Spool,
+            flush_by_caller: false,
+            unflushed: false,
             dlog,
             commits: 0,
             errors,
@@ -151,12 +164,17 @@ impl Fs {
 
     /// The transaction itself (see [`Fs::transact_on`]).
     fn run<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
+        let mode = match self.durability {
+            Durability::Sync if !self.flush_by_caller => CommitMode::Flush,
+            _ => CommitMode::NoFlush,
+        };
         let result = {
+            let open = lock_open(&self.open);
             let mut op = Op {
                 tx: self.region.begin_transaction(RestoreMode::Restore),
                 geo: &self.geo,
                 hints: &mut self.hints,
-                open: &self.open,
+                open: &open,
                 rvm: &self.rvm,
                 dlog: &mut self.dlog,
                 logged: Vec::new(),
@@ -165,10 +183,6 @@ impl Fs {
             };
             match f(&mut op) {
                 Ok(value) => {
-                    let mode = match self.durability {
-                        Durability::Spool => CommitMode::NoFlush,
-                        Durability::Sync => CommitMode::Flush,
-                    };
                     let Op {
                         tx,
                         logged,
@@ -182,6 +196,8 @@ impl Fs {
                     d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
                     self.discard.note_commit(lsn.as_ref().ok().copied(), runs);
                     lsn?;
+                    self.unflushed |=
+                        mode == CommitMode::NoFlush && self.durability == Durability::Sync;
                     Ok(value)
                 }
                 Err(e) => {
@@ -216,4 +232,14 @@ impl Fs {
     pub fn inode(&self, ino: u64) -> FsResult<Inode> {
         self.geo.inode(self.region.bytes(), ino)
     }
+
+    /// The open-handle counts, locked (see [`Fs::open`]).
+    pub fn open_handles(&self) -> MutexGuard<'_, HashMap<u64, u32>> {
+        lock_open(&self.open)
+    }
+}
+
+/// Take the open-handle lock even if a holder panicked (a count is one plain store).
+fn lock_open(open: &Mutex<HashMap<u64, u32>>) -> MutexGuard<'_, HashMap<u64, u32>> {
+    open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

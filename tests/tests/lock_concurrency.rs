@@ -1,0 +1,240 @@
+//! The daemon's locking (README "Concurrency"), observed from outside with the mount option
+//! `inject_stall=GATE`: every log flush of the daemon waits while the file GATE exists, and
+//! GATE.held exists while one waits, so a test holds a request provably inside its flush.
+//! - read-only requests (lookup, getattr, readdir, getxattr, statfs) are answered while a
+//!   `-o sync` writer is held inside its flush (the flush runs without the filesystem lock);
+//! - concurrent `-o sync` writers share log flushes (group commit): eight writes held at one
+//!   flush go to the log in at most two batches, counted by rvm-core;
+//! - open handles are counted under the shared lock: an unlinked file reopened and closed
+//!   from eight threads at once is freed exactly once, at its last release (fsck clean).
+//!
+//! No timing thresholds: a reader that waited for the writer would never finish while the gate
+//! stays shut, so the only timeout is a deadlock guard that fails the test.
+
+#[path = "posix_common.rs"]
+mod common;
+use common::*;
+use rvmfs_tests::*;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Generous bound for something that happens at once unless the daemon deadlocked.
+const DEADLOCK: Duration = Duration::from_secs(60);
+
+/// The gate file; shut while it exists, opened (removed) on drop so a failing test never
+/// leaves the daemon stuck at unmount.
+struct Gate(PathBuf);
+
+impl Gate {
+    fn shut(dir: &Path) -> Gate {
+        let gate = Gate(dir.join("gate"));
+        fs::write(&gate.0, b"").unwrap();
+        gate
+    }
+    fn held(&self) -> PathBuf {
+        let mut p = self.0.clone().into_os_string();
+        p.push(".held");
+        p.into()
+    }
+    fn open(&self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
+}
+
+/// Wait until `cond` holds; panic with `what` after `DEADLOCK`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < DEADLOCK,
+            "{what}: still not after {DEADLOCK:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn mount_stalled(threads: usize) -> Mounted {
+    let mut m = Mounted::unmounted(&["-s", "1G"]);
+    let stall = format!("inject_stall={}", m.dir().join("gate").display());
+    m.set_mount_options(&["sync", &format!("threads={threads}"), &stall]);
+    m.mount();
+    m
+}
+
+#[test]
+fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
+    require_fuse!();
+    let mut m = mount_stalled(4);
+    fs::create_dir(m.path("d")).unwrap();
+    for i in 0..20 {
+        fs::write(m.path(format!("d/f{i}")), b"x").unwrap();
+    }
+    fs::write(m.path("w"), b"").unwrap();
+    // A fresh mount: the kernel has cached no names or attributes, so every lookup and
+    // getattr below reaches the daemon.
+    m.unmount();
+    m.mount();
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("w"))
+        .unwrap();
+    let gate = Gate::shut(m.dir());
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let r = file.write_all_at(&[7u8; 4096], 0);
+        let _ = done_tx.send(());
+        r
+    });
+    wait_for("the writer reaching its flush", || gate.held().exists());
+
+    let (tx, rx) = mpsc::channel();
+    let (d, root) = (m.path("d"), m.path(""));
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for i in 0..20 {
+            seen += usize::from(fs::metadata(d.join(format!("f{i}"))).is_ok());
+        }
+        let listed = fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
+        let missing = fs::metadata(d.join("nothing-here")).is_err();
+        let counters = getxattr(&root, "rvmfs.counters").is_ok();
+        let statfs = nix_statfs(&root);
+        let _ = tx.send((seen, listed, missing, counters, statfs));
+    });
+    let got = rx
+        .recv_timeout(DEADLOCK)
+        .expect("readers were held up by a writer inside its flush");
+    assert_eq!(got, (20, 20, true, true, true));
+    // Provably still inside: the gate is shut and the writer has not returned.
+    assert!(gate.held().exists(), "the writer left its flush early");
+    assert!(done_rx.try_recv().is_err(), "the writer returned early");
+
+    gate.open();
+    writer.join().unwrap().expect("the sync write");
+    assert_eq!(fs::read(m.path("w")).unwrap(), vec![7u8; 4096]);
+}
+
+/// statfs(2) of `p` succeeded.
+fn nix_statfs(p: &Path) -> bool {
+    let path = c(p);
+    // SAFETY: a valid C string and a zeroed out-struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 }
+}
+
+#[test]
+fn concurrent_sync_writers_share_log_flushes() {
+    require_fuse!();
+    let writers = 8;
+    let m = mount_stalled(writers + 2);
+    let files: Vec<_> = (0..writers)
+        .map(|i| {
+            let p = m.path(format!("f{i}"));
+            let mut f = fs::File::create(&p).unwrap();
+            f.write_all(b"start").unwrap();
+            f
+        })
+        .collect();
+    let root = m.path("");
+    let before = counters(&root);
+    let gate = Gate::shut(m.dir());
+    let handles: Vec<_> = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| std::thread::spawn(move || f.write_all_at(&[i as u8; 4096], 0)))
+        .collect();
+    // Every write committed under the lock and waits for its flush outside it; the
+    // counters are read by a getxattr, itself a reader answered meanwhile.
+    wait_for("all writers committing", || {
+        counters(&root)["commits"] >= before["commits"] + writers as u64
+    });
+    assert!(gate.held().exists(), "a flush should be held at the gate");
+    gate.open();
+    for h in handles {
+        h.join().unwrap().expect("a sync write");
+    }
+    let after = counters(&root);
+    let delta = |k: &str| after[k] - before[k];
+    eprintln!(
+        "{writers} sync writes: {} commits, {} records, {} log writes, {} flush syncs",
+        delta("commits"),
+        delta("records_logged"),
+        delta("log_writes"),
+        delta("flush_syncs")
+    );
+    assert!(delta("commits") >= writers as u64);
+    // The first leader's batch, then one batch with everything that waited behind it; each
+    // batch syncs the image at most once before its write, and the followers sync nothing.
+    assert!(
+        delta("log_writes") <= 2,
+        "{writers} sync writers held at one flush should share log writes"
+    );
+    assert!(
+        delta("flush_syncs") <= delta("log_writes"),
+        "the followers of a group commit should share its syncs"
+    );
+    for i in 0..writers {
+        assert_eq!(
+            fs::read(m.path(format!("f{i}"))).unwrap(),
+            vec![i as u8; 4096]
+        );
+    }
+}
+
+/// Free inodes of the filesystem at `p` (statfs f_ffree).
+fn free_inodes(p: &Path) -> u64 {
+    let path = c(p);
+    // SAFETY: a valid C string and a zeroed out-struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statfs(path.as_ptr(), &mut st) }, 0);
+    st.f_ffree
+}
+
+#[test]
+fn an_orphan_whose_handles_close_concurrently_is_freed_once() {
+    require_fuse!();
+    // Opens and releases count handles under the shared lock; the last release of an
+    // unlinked file frees it under the exclusive one.
+    let threads = 8;
+    let mut m = Mounted::unmounted(&["-s", "1G"]);
+    m.set_mount_options(&[&format!("threads={}", threads + 1)]);
+    m.mount();
+    let root = m.path("");
+    let free = free_inodes(&root);
+    let p = m.path("orphan");
+    fs::write(&p, b"held").unwrap();
+    let first = fs::File::open(&p).unwrap();
+    fs::remove_file(&p).unwrap();
+    // Reopen the unlinked inode through /proc (a new OPEN of the same inode) and close it,
+    // from many threads at once, while `first` keeps it alive.
+    let via = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::unix::io::AsRawFd::as_raw_fd(&first)
+    ));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let f = fs::File::open(&via).unwrap();
+                    let mut buf = [0u8; 4];
+                    f.read_exact_at(&mut buf, 0).unwrap();
+                    assert_eq!(&buf, b"held");
+                }
+            });
+        }
+    });
+    assert_eq!(free_inodes(&root), free - 1, "the orphan is still held");
+    drop(first);
+    wait_for("the orphan being freed", || free_inodes(&root) == free);
+    m.unmount_ok();
+    m.assert_fsck_clean();
+}
