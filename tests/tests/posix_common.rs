@@ -239,3 +239,28 @@ pub fn env_count(var: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The daemon's requests by opcode (virtual attribute `rvmfs.requests`, "lookup=N ..."), read
+/// in one call with a large buffer (its reads are not counted themselves).
+pub fn requests(p: &Path) -> std::collections::HashMap<String, u64> {
+    let (text, _) = getxattr_cap(p, "rvmfs.requests", 1 << 16).expect("getxattr rvmfs.requests");
+    String::from_utf8(text)
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
+/// The requests of each opcode between two readings of [`requests`] (only the nonzero ones).
+pub fn requests_since(
+    p: &Path,
+    base: &std::collections::HashMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    requests(p)
+        .into_iter()
+        .map(|(k, v)| (v - base.get(&k).copied().unwrap_or(0), k))
+        .filter(|&(d, _)| d > 0)
+        .map(|(d, k)| (k, d))
+        .collect()
+}

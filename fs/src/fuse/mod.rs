@@ -6,12 +6,14 @@ mod attr;
 mod data;
 mod dir;
 mod namespace;
+mod opcodes;
 mod reply;
 mod requests;
 mod setgid;
 
 use crate::error::FsResult;
 use crate::ops::Fs;
+pub use opcodes::{Op, OpStats, LATENCY_XATTR, NAMES as OP_NAMES, REQUESTS_XATTR};
 use rvm_core::Rvm;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +30,8 @@ pub struct RvmFs {
     state: Arc<Mutex<Fs>>,
     rvm: Arc<Rvm>,
     counters: Counters,
+    /// Requests received by opcode, and their latency (`opcodes.rs`).
+    ops: OpStats,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -62,7 +66,22 @@ impl Counters {
     }
 }
 
+/// Whether `name` is one of the daemon's virtual attributes (their reads are not counted).
+fn is_virtual_xattr(name: &[u8]) -> bool {
+    [COUNTERS_XATTR, REQUESTS_XATTR, LATENCY_XATTR].contains(&name)
+}
+
 impl RvmFs {
+    /// The value of virtual attribute `name`, or None for a stored one.
+    fn virtual_xattr(&self, name: &[u8]) -> Option<Vec<u8>> {
+        match name {
+            COUNTERS_XATTR => Some(self.counters.text()),
+            REQUESTS_XATTR => Some(self.ops.requests_text()),
+            LATENCY_XATTR => Some(self.ops.latency_text()),
+            _ => None,
+        }
+    }
+
     /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock).
     pub fn new(state: Arc<Mutex<Fs>>) -> RvmFs {
         let rvm = lock(&state).rvm.clone();
@@ -70,6 +89,7 @@ impl RvmFs {
             state,
             rvm,
             counters: Counters::default(),
+            ops: OpStats::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
 //! which runs one operation from `ops` under the lock and replies.
 
+use super::opcodes::Op;
 use super::reply::{creds, to_time};
 use super::{attr, data, dir, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
@@ -33,11 +34,19 @@ impl Filesystem for RvmFs {
     // No `destroy`: the clean-unmount housekeeping runs once, in the daemon after the
     // session ends (`main.rs`), and never on a read-only mount.
 
+    // A no-op (inode numbers are stable and never reused while cached), counted; fuser's
+    // default batch_forget calls it once per inode.
+    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {
+        self.ops.add(Op::Forget, 1);
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _t = self.ops.start(Op::Lookup);
         namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _t = self.ops.start(Op::Getattr);
         attr::getattr(self, ino.0, reply);
     }
 
@@ -59,6 +68,7 @@ impl Filesystem for RvmFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _t = self.ops.start(Op::Setattr);
         let set = SetAttr {
             mode,
             uid,
@@ -72,6 +82,7 @@ impl Filesystem for RvmFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _t = self.ops.start(Op::Readlink);
         namespace::readlink(self, ino.0, reply);
     }
 
@@ -85,6 +96,7 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Mknod);
         let new = setgid::strip_on_create(self, req, parent.0, creds(req, mode, umask, rdev));
         namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
@@ -98,15 +110,18 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Mkdir);
         let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
         namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Unlink);
         namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Rmdir);
         namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
@@ -118,6 +133,7 @@ impl Filesystem for RvmFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Symlink);
         let new = NewInode {
             mode: libc::S_IFLNK | 0o777,
             uid: req.uid(),
@@ -138,6 +154,7 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Rename);
         let (from, to) = (
             (parent.0, name.as_bytes()),
             (newparent.0, newname.as_bytes()),
@@ -153,10 +170,12 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Link);
         namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _t = self.ops.start(Op::Open);
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
         let truncate = flags.0 & libc::O_TRUNC != 0;
         data::open(self, ino.0, truncate, req.uid() != 0, reply);
@@ -173,6 +192,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _t = self.ops.start(Op::Read);
         data::read(self, ino.0, offset, size, reply);
     }
 
@@ -188,6 +208,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _t = self.ops.start(Op::Write);
         data::write(self, ino.0, offset, data, req.uid() != 0, reply);
     }
 
@@ -199,6 +220,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Flush);
         data::flush(self, reply);
     }
 
@@ -212,6 +234,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Release);
         data::release(self, ino.0, reply);
     }
 
@@ -223,10 +246,12 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Fsync);
         data::fsync(self, ino.0, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _t = self.ops.start(Op::Opendir);
         dir::opendir(self, ino.0, reply);
     }
 
@@ -238,6 +263,7 @@ impl Filesystem for RvmFs {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        let _t = self.ops.start(Op::Readdir);
         dir::readdir(self, ino.0, offset, reply);
     }
 
@@ -249,6 +275,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Releasedir);
         dir::releasedir(self, ino.0, reply);
     }
 
@@ -260,10 +287,12 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Fsyncdir);
         dir::fsyncdir(self, ino.0, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _t = self.ops.start(Op::Statfs);
         attr::statfs(self, reply);
     }
 
@@ -277,22 +306,27 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Setxattr);
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _t = (!super::is_virtual_xattr(name.as_bytes())).then(|| self.ops.start(Op::Getxattr));
         attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _t = self.ops.start(Op::Listxattr);
         attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Removexattr);
         attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Access);
         attr::access(self, ino.0, reply);
     }
 
@@ -307,6 +341,7 @@ impl Filesystem for RvmFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        let _t = self.ops.start(Op::Ioctl);
         // No device controls: "not a terminal", as ext4 answers unknown ones (isatty, TCGETS).
         reply.error(Errno::ENOTTY);
     }
@@ -321,6 +356,7 @@ impl Filesystem for RvmFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let _t = self.ops.start(Op::Create);
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
         let new = setgid::strip_on_create(self, req, parent.0, new);
         namespace::create(self, parent.0, name.as_bytes(), new, reply);
@@ -336,6 +372,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Fallocate);
         data::fallocate(self, ino.0, offset, length, mode, reply);
     }
 
@@ -348,6 +385,7 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _t = self.ops.start(Op::Lseek);
         data::lseek(self, ino.0, offset, whence, reply);
     }
 
@@ -364,6 +402,7 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _t = self.ops.start(Op::CopyFileRange);
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
         data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
     }
