@@ -439,6 +439,15 @@ pub trait Filesystem: Send + Sync + 'static {
     }
 
     /// Set file attributes.
+    ///
+    /// `kill_suid_gid` asks the filesystem to clear the suid and sgid bits of the file as part
+    /// of this request, because the caller lacks `CAP_FSETID`. It is only ever set once
+    /// [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`] has been negotiated, since the kernel otherwise
+    /// clears them itself.
+    ///
+    /// Honoring it is necessary but not sufficient: that capability also makes clearing the
+    /// `security.capability` xattr on every write, chown and truncate the filesystem's job,
+    /// and no argument reports that. See [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`].
     fn setattr(
         &self,
         _req: &Request,
@@ -455,11 +464,13 @@ pub trait Filesystem: Send + Sync + 'static {
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         flags: Option<BsdFileFlags>,
+        kill_suid_gid: bool,
         reply: ReplyAttr,
     ) {
         warn!(
             "[Not Implemented] setattr(ino: {ino:#x?}, mode: {mode:?}, uid: {uid:?}, \
-            gid: {gid:?}, size: {size:?}, fh: {fh:?}, flags: {flags:?})"
+            gid: {gid:?}, size: {size:?}, fh: {fh:?}, flags: {flags:?}, \
+            kill_suid_gid: {kill_suid_gid})"
         );
         reply.error(Errno::ENOSYS);
     }
@@ -573,7 +584,23 @@ pub trait Filesystem: Send + Sync + 'static {
     /// anything in fh. There are also some flags (`direct_io`, `keep_cache`) which the
     /// filesystem may set, to change the way the file is opened. See `fuse_file_info`
     /// structure in <`fuse_common.h`> for more details.
-    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    ///
+    /// `kill_suid_gid` asks the filesystem to clear the suid and sgid bits of the file, because
+    /// the open truncates it and the caller lacks `CAP_FSETID`. It is only ever set once
+    /// [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`] has been negotiated, since the kernel otherwise
+    /// clears them itself.
+    ///
+    /// Honoring it is necessary but not sufficient: that capability also makes clearing the
+    /// `security.capability` xattr on every write, chown and truncate the filesystem's job,
+    /// and no argument reports that. See [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`].
+    fn open(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _flags: OpenFlags,
+        _kill_suid_gid: bool,
+        reply: ReplyOpen,
+    ) {
         reply.opened(FileHandle(0), FopenFlags::empty());
     }
 
@@ -838,6 +865,15 @@ pub trait Filesystem: Send + Sync + 'static {
     /// opened. See `fuse_file_info` structure in <`fuse_common.h`> for more details. If
     /// this method is not implemented or under Linux kernel versions earlier than
     /// 2.6.15, the `mknod()` and `open()` methods will be called instead.
+    ///
+    /// `kill_suid_gid` asks the filesystem to clear the suid and sgid bits of an existing file,
+    /// because the open truncates it and the caller lacks `CAP_FSETID`. It is only ever set once
+    /// [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`] has been negotiated, since the kernel otherwise
+    /// clears them itself.
+    ///
+    /// Honoring it is necessary but not sufficient: that capability also makes clearing the
+    /// `security.capability` xattr on every write, chown and truncate the filesystem's job,
+    /// and no argument reports that. See [`InitFlags::FUSE_HANDLE_KILLPRIV_V2`].
     fn create(
         &self,
         _req: &Request,
@@ -846,11 +882,12 @@ pub trait Filesystem: Send + Sync + 'static {
         mode: u32,
         umask: u32,
         flags: i32,
+        kill_suid_gid: bool,
         reply: ReplyCreate,
     ) {
         warn!(
             "[Not Implemented] create(parent: {parent:#x?}, name: {name:?}, mode: {mode}, \
-            umask: {umask:#x?}, flags: {flags:#x?})"
+            umask: {umask:#x?}, flags: {flags:#x?}, kill_suid_gid: {kill_suid_gid})"
         );
         reply.error(Errno::ENOSYS);
     }
