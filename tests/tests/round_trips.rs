@@ -43,3 +43,141 @@ fn every_request_is_counted_by_opcode() {
     assert!(write.starts_with("write n=3 p50_ns="), "{lat}");
     assert_eq!(write.split("hist=").nth(1).unwrap().split(',').count(), 40);
 }
+
+/// Run `f` in a child process as user `uid`:`gid` with no supplementary groups (so the mount
+/// sees that user's requests, without CAP_FSETID).
+fn as_user(uid: u32, gid: u32, f: impl FnOnce() -> bool) -> bool {
+    // SAFETY: the child only makes system calls and exits.
+    match unsafe { libc::fork() } {
+        0 => {
+            let ok = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setgid(gid) == 0
+                    && libc::setuid(uid) == 0
+            } && f();
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork failed"),
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A valid file-capability value (VFS_CAP_REVISION_2, CAP_NET_RAW permitted, little endian),
+/// as `setcap cap_net_raw+p` writes it.
+fn capability_value() -> Vec<u8> {
+    let words: [u32; 5] = [0x0200_0000, 1 << 13, 0, 0, 0];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+/// FUSE_HANDLE_KILLPRIV_V2: the kernel no longer asks for security.capability before every
+/// write (it asks at most once per inode between attribute refreshes).
+#[test]
+fn writes_do_not_ask_for_security_capability() {
+    require_fuse!();
+    let m = Mounted::new();
+    let f = File::create(m.path("f")).unwrap();
+    let base = requests(m.mnt());
+    for i in 0..32u64 {
+        f.write_all_at(&[1u8; 4096], i * 4096).unwrap();
+    }
+    let d = requests_since(m.mnt(), &base);
+    assert_eq!(d.get("write"), Some(&32), "{d:?}");
+    assert!(
+        d.get("getxattr").copied().unwrap_or(0) <= 1,
+        "GETXATTR per write should be ~0: {d:?}"
+    );
+}
+
+/// The daemon clears what the kernel now leaves to it: set-ID bits on a write, truncate and
+/// open O_TRUNC by a caller other than root and on chown; file capabilities on every write,
+/// truncate and chown.
+#[test]
+fn privileges_are_removed_on_write_truncate_and_chown() {
+    require_fuse!();
+    if !is_root() {
+        eprintln!("SKIPPED privileges_are_removed: needs root");
+        return;
+    }
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let m = Mounted::new();
+    fs::set_permissions(m.mnt(), fs::Permissions::from_mode(0o777)).unwrap();
+    let f = m.path("f");
+    fs::write(&f, b"x").unwrap();
+    let (uid, gid) = (65534u32, 65534u32);
+    let set = |bits: u32| fs::set_permissions(&f, fs::Permissions::from_mode(bits)).unwrap();
+    set(0o6777);
+    // Root (CAP_FSETID) writing keeps the set-ID bits but not a file capability.
+    setxattr(&f, "security.capability", &capability_value(), 0).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .write_all_at(b"r", 0)
+        .unwrap();
+    assert_eq!(mode(&f), 0o6777);
+    assert_eq!(
+        errno(getxattr(&f, "security.capability")),
+        libc::ENODATA,
+        "write kept the capability"
+    );
+    // Another user (no CAP_FSETID) writing clears both set-ID bits (group-executable).
+    let p = f.clone();
+    assert!(as_user(uid, gid, move || {
+        let w = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        w.write_all_at(b"u", 0).is_ok()
+    }));
+    assert_eq!(mode(&f), 0o0777, "a non-owner's write kept the set-ID bits");
+    // Not group-executable: set-group-ID stays (it marks mandatory locking, not a program).
+    set(0o6766);
+    let p = f.clone();
+    assert!(as_user(uid, gid, move || {
+        let w = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        w.write_all_at(b"u", 0).is_ok()
+    }));
+    assert_eq!(mode(&f), 0o2766);
+    // truncate by that user clears them, and the capability.
+    set(0o6777);
+    setxattr(&f, "security.capability", &capability_value(), 0).unwrap();
+    let p = f.clone();
+    assert!(as_user(uid, gid, move || {
+        let w = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        w.set_len(1).is_ok()
+    }));
+    assert_eq!(mode(&f), 0o0777, "truncate kept the set-ID bits");
+    assert_eq!(errno(getxattr(&f, "security.capability")), libc::ENODATA);
+    // open O_TRUNC by that user clears them.
+    set(0o4777);
+    let p = f.clone();
+    assert!(as_user(uid, gid, move || File::create(&p).is_ok()));
+    assert_eq!((mode(&f), fs::metadata(&f).unwrap().len()), (0o0777, 0));
+    // chown, even by root, clears them and the capability.
+    set(0o6755);
+    setxattr(&f, "security.capability", &capability_value(), 0).unwrap();
+    chown(&f, Some(1), Some(1)).unwrap();
+    assert_eq!(mode(&f), 0o0755, "chown kept the set-ID bits");
+    assert_eq!(errno(getxattr(&f, "security.capability")), libc::ENODATA);
+    // A directory keeps its set-group-ID through chown.
+    let d = m.path("d");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o2775)).unwrap();
+    chown(&d, Some(1), Some(1)).unwrap();
+    assert_eq!(mode(&d), 0o2775);
+    let mut m = m;
+    m.unmount_ok();
+    m.assert_fsck_clean();
+}

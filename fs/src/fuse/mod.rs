@@ -5,6 +5,8 @@
 mod attr;
 mod data;
 mod dir;
+mod init;
+mod killpriv;
 mod namespace;
 mod opcodes;
 mod reply;
@@ -32,6 +34,9 @@ pub struct RvmFs {
     counters: Counters,
     /// Requests received by opcode, and their latency (`opcodes.rs`).
     ops: OpStats,
+    /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: the daemon clears set-ID bits when the kernel
+    /// says so (`killpriv.rs`).
+    killpriv_v2: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -90,6 +95,7 @@ impl RvmFs {
             rvm,
             counters: Counters::default(),
             ops: OpStats::default(),
+            killpriv_v2: false,
         }
     }
 

@@ -4,12 +4,12 @@
 
 use super::opcodes::Op;
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, namespace, setgid, RvmFs};
+use super::{attr, data, dir, init, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -20,14 +20,7 @@ use std::time::SystemTime;
 
 impl Filesystem for RvmFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Larger writes: fewer transactions per MiB. Errors only mean "kernel limit applies".
-        let _ = config.set_max_write(1 << 20);
-        // As much readahead as the kernel allows (its bdi default, often 128 KiB; see
-        // `raise_readahead` for more).
-        let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
-        let _ = config.set_max_readahead(max);
-        let _ =
-            config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
+        init::negotiate(self, config);
         Ok(())
     }
 
@@ -66,6 +59,7 @@ impl Filesystem for RvmFs {
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<BsdFileFlags>,
+        kill_suid_gid: bool,
         reply: ReplyAttr,
     ) {
         let _t = self.ops.start(Op::Setattr);
@@ -77,6 +71,7 @@ impl Filesystem for RvmFs {
             atime: atime.map(to_time),
             mtime: mtime.map(to_time),
             ctime: ctime.map(|t| to_time(TimeOrNow::SpecificTime(t))),
+            kill_setid: self.killpriv_v2 && kill_suid_gid,
         };
         attr::setattr(self, ino.0, &set, reply);
     }
@@ -174,11 +169,19 @@ impl Filesystem for RvmFs {
         namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        flags: OpenFlags,
+        kill_suid_gid: bool,
+        reply: ReplyOpen,
+    ) {
         let _t = self.ops.start(Op::Open);
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        data::open(self, ino.0, truncate, req.uid() != 0, reply);
+        let kill = self.kill_setid(kill_suid_gid, req.uid());
+        data::open(self, ino.0, truncate, kill, reply);
     }
 
     fn read(
@@ -203,13 +206,15 @@ impl Filesystem for RvmFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let _t = self.ops.start(Op::Write);
-        data::write(self, ino.0, offset, data, req.uid() != 0, reply);
+        let flagged = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let kill = self.kill_setid(flagged, req.uid());
+        data::write(self, ino.0, offset, data, kill, reply);
     }
 
     fn flush(
@@ -354,6 +359,7 @@ impl Filesystem for RvmFs {
         mode: u32,
         umask: u32,
         _flags: i32,
+        _kill_suid_gid: bool, // only for an existing file, and CREATE makes a new one
         reply: ReplyCreate,
     ) {
         let _t = self.ops.start(Op::Create);
@@ -364,7 +370,7 @@ impl Filesystem for RvmFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -373,7 +379,8 @@ impl Filesystem for RvmFs {
         reply: ReplyEmpty,
     ) {
         let _t = self.ops.start(Op::Fallocate);
-        data::fallocate(self, ino.0, offset, length, mode, reply);
+        let kill = self.kill_setid_unflagged(req.uid());
+        data::fallocate(self, ino.0, (offset, length), mode, kill, reply);
     }
 
     fn lseek(
@@ -391,7 +398,7 @@ impl Filesystem for RvmFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -404,6 +411,7 @@ impl Filesystem for RvmFs {
     ) {
         let _t = self.ops.start(Op::CopyFileRange);
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
-        data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
+        let kill = self.kill_setid_unflagged(req.uid());
+        data::copy_file_range(self, (from, to, len), flags.is_empty(), kill, reply);
     }
 }
