@@ -1,6 +1,7 @@
 //! FUSE round trips: the daemon counts every request by opcode (virtual attributes
 //! `rvmfs.requests` and `rvmfs.latency`), and the kernel features that save requests
-//! (FUSE_HANDLE_KILLPRIV_V2) send fewer of them while the semantics hold.
+//! (FUSE_HANDLE_KILLPRIV_V2, FOPEN_NOFLUSH, negative entries, READDIRPLUS) send fewer of them
+//! while the semantics hold.
 
 #[path = "posix_common.rs"]
 mod common;
@@ -30,7 +31,8 @@ fn every_request_is_counted_by_opcode() {
         (1, 3, 1, 1, 1),
         "{d:?}"
     );
-    assert_eq!((n("flush"), n("release")), (1, 1), "{d:?}");
+    // FOPEN_NOFLUSH: close sends RELEASE only.
+    assert_eq!((n("flush"), n("release")), (0, 1), "{d:?}");
     // Reading the counters is not counted: two readings in a row differ in nothing.
     let again = requests(m.mnt());
     assert_eq!(requests_since(m.mnt(), &again), Default::default());
@@ -157,4 +159,86 @@ fn privileges_are_removed_on_write_truncate_and_chown() {
     let mut m = m;
     m.unmount_ok();
     m.assert_fsck_clean();
+}
+
+/// Negative entries: a name that does not exist is looked up once, then the kernel answers
+/// from its cache; creating it through the mount (file, directory, rename onto it) makes it
+/// appear at once, and removing it makes it vanish.
+#[test]
+fn missing_names_are_cached_and_then_created() {
+    require_fuse!();
+    let m = Mounted::new();
+    let p = m.path("later");
+    let base = requests(m.mnt());
+    for _ in 0..5 {
+        assert_eq!(errno(fs::metadata(&p)), libc::ENOENT);
+    }
+    let d = requests_since(m.mnt(), &base);
+    assert_eq!(d.get("lookup"), Some(&1), "{d:?}");
+    // Created after the cached negative lookup: visible, with its contents.
+    fs::write(&p, b"now").unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"now");
+    fs::remove_file(&p).unwrap();
+    assert_eq!(errno(fs::metadata(&p)), libc::ENOENT);
+    fs::create_dir(&p).unwrap();
+    assert!(fs::metadata(&p).unwrap().is_dir());
+    fs::remove_dir(&p).unwrap();
+    // rename onto a cached missing name, and a hard link to another one.
+    let (other, moved, linked) = (m.path("other"), m.path("moved"), m.path("linked"));
+    assert_eq!(errno(fs::metadata(&moved)), libc::ENOENT);
+    assert_eq!(errno(fs::metadata(&linked)), libc::ENOENT);
+    fs::write(&other, b"o").unwrap();
+    fs::hard_link(&other, &linked).unwrap();
+    fs::rename(&other, &moved).unwrap();
+    assert_eq!(fs::read(&moved).unwrap(), b"o");
+    assert_eq!(fs::read(&linked).unwrap(), b"o");
+    assert_eq!(errno(fs::metadata(&other)), libc::ENOENT);
+    // The names survive a remount (nothing only in the kernel's cache).
+    let mut m = m;
+    m.remount();
+    let mut names: Vec<_> = fs::read_dir(m.mnt())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(
+        names.ends_with(&["linked".to_string(), "moved".to_string()]),
+        "{names:?}"
+    );
+}
+
+/// READDIRPLUS: `ls -l` of a directory the kernel has not seen costs no LOOKUP per entry.
+#[test]
+fn ls_l_of_a_fresh_directory_needs_no_lookups() {
+    require_fuse!();
+    let mut m = Mounted::new();
+    fs::create_dir(m.path("d")).unwrap();
+    for i in 0..100 {
+        fs::write(m.path(format!("d/f{i:03}")), [i as u8]).unwrap();
+    }
+    m.remount(); // an empty dentry cache
+    let base = requests(m.mnt());
+    let out = std::process::Command::new("ls")
+        .arg("-l")
+        .arg(m.path("d"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('-')).count(),
+        100,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" 1 ") && l.ends_with("f042")),
+        "{text}"
+    );
+    let d = requests_since(m.mnt(), &base);
+    assert!(d.get("readdirplus").copied().unwrap_or(0) >= 1, "{d:?}");
+    assert!(
+        d.get("lookup").copied().unwrap_or(0) <= 2,
+        "a LOOKUP per entry: {d:?}"
+    );
 }

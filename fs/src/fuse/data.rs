@@ -4,15 +4,13 @@
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
 use crate::ops::{file, open, space};
-use fuser::{
-    Errno, FileHandle, FopenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite,
-};
+use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
 /// opener is not root.
 pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply: ReplyOpen) {
     match open::open(&mut fs.fs(), ino, truncate, kill_setid) {
-        Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+        Ok(()) => reply.opened(FileHandle(0), super::init::FILE_OPEN_FLAGS),
         Err(e) => reply.error(to_errno(&e)),
     }
 }

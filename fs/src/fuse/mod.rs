@@ -5,6 +5,7 @@
 mod attr;
 mod data;
 mod dir;
+mod dirplus;
 mod init;
 mod killpriv;
 mod namespace;

@@ -1,15 +1,15 @@
 //! Requests on names: lookup, mknod, mkdir, symlink, create, link, unlink, rmdir, rename,
 //! readlink.
 
-use super::reply::{attr, reply_empty, reply_entry, to_errno};
+use super::reply::{attr, reply_empty, reply_entry, reply_lookup, to_errno};
 use super::{RvmFs, TTL};
 use crate::ops::inode::NewInode;
 use crate::ops::{lookup, namespace, open};
-use fuser::{FileHandle, FopenFlags, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
+use fuser::{FileHandle, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
 
 pub(super) fn lookup(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEntry) {
     let fs = fs.fs();
-    reply_entry(reply, lookup::lookup(&fs.geo, fs.bytes(), parent, name));
+    reply_lookup(reply, lookup::lookup(&fs.geo, fs.bytes(), parent, name));
 }
 
 pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
@@ -58,7 +58,7 @@ pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply:
                 &attr(ino, &node),
                 Generation(node.generation),
                 FileHandle(0),
-                FopenFlags::empty(),
+                super::init::FILE_OPEN_FLAGS,
             );
         }
         Err(e) => reply.error(to_errno(&e)),

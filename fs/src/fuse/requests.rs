@@ -4,14 +4,14 @@
 
 use super::opcodes::Op;
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, init, namespace, setgid, RvmFs};
+use super::{attr, data, dir, dirplus, init, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -270,6 +270,18 @@ impl Filesystem for RvmFs {
     ) {
         let _t = self.ops.start(Op::Readdir);
         dir::readdir(self, ino.0, offset, reply);
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let _t = self.ops.start(Op::Readdirplus);
+        dirplus::readdirplus(self, ino.0, offset, reply);
     }
 
     fn releasedir(
