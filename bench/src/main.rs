@@ -10,6 +10,7 @@
 mod datasum;
 mod mounts;
 mod report;
+mod requests;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
@@ -87,6 +88,10 @@ pub struct Results {
     pub recovery: Option<Recovery>,
     /// rvmfs with and without data checksums (workload `datasum`).
     pub datasum: Option<datasum::DatasumCost>,
+    /// FUSE requests per operation of each rvmfs phase, by metric key (requests.rs).
+    pub requests: BTreeMap<String, requests::PerOp>,
+    /// One FUSE round trip answered at once on an idle rvmfs mount, µs (median).
+    pub fuse_floor_us: Option<f64>,
     pub notes: Vec<String>,
 }
 
@@ -448,7 +453,14 @@ fn real_main(args: Args) -> Result<()> {
             took.as_secs_f64(),
             m.pid()
         );
+        r.fuse_floor_us = requests::floor_us(&m.mnt, 2000).ok();
+        eprintln!(
+            "  FUSE floor: {:.1} µs",
+            r.fuse_floor_us.unwrap_or(f64::NAN)
+        );
+        requests::record_on(&m.mnt);
         let res = run_short(&mut r, "rvmfs", &m.mnt.clone());
+        r.requests = requests::take(r.tree_entries);
         eprintln!(
             "  daemon RSS after the short workloads: {:.1} MiB",
             m.rss_mib()

@@ -298,6 +298,7 @@ pub fn markdown(r: &Results) -> String {
     if let Some(d) = &r.datasum {
         datasum_table(&mut s, r, d);
     }
+    s += &crate::requests::markdown(r);
     let cs = checks(r);
     if !cs.is_empty() {
         let met = cs.iter().filter(|c| c.met == Some(true)).count();
