@@ -49,6 +49,7 @@ impl PerOp {
 
 struct Recorder {
     mnt: PathBuf,
+    active: bool,
     phases: BTreeMap<String, PerOp>,
 }
 
@@ -58,12 +59,23 @@ fn recorder() -> std::sync::MutexGuard<'static, Option<Recorder>> {
     RECORDER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Count requests on rvmfs mount `mnt` from now on (until [`take`]).
+/// Count requests on rvmfs mount `mnt` from now on (until [`pause`] or [`take`]), adding to
+/// the phases recorded before.
 pub fn record_on(mnt: &Path) {
-    *recorder() = Some(Recorder {
+    let mut guard = recorder();
+    let phases = guard.take().map(|r| r.phases).unwrap_or_default();
+    *guard = Some(Recorder {
         mnt: mnt.to_path_buf(),
-        phases: BTreeMap::new(),
+        active: true,
+        phases,
     });
+}
+
+/// Stop counting for now (another system runs); the phases recorded so far are kept.
+pub fn pause() {
+    if let Some(r) = recorder().as_mut() {
+        r.active = false;
+    }
 }
 
 /// Stop counting; the phases recorded, by metric key. A phase recorded with 0 operations
@@ -113,7 +125,10 @@ pub struct Phase {
 impl Phase {
     /// Read the counters (when recording), then start the clock.
     pub fn start() -> Phase {
-        let mnt = recorder().as_ref().map(|r| r.mnt.clone());
+        let mnt = recorder()
+            .as_ref()
+            .filter(|r| r.active)
+            .map(|r| r.mnt.clone());
         Phase {
             base: mnt.and_then(|m| counts(&m).ok()),
             start: Instant::now(),

@@ -136,9 +136,10 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
     Ok((write, read))
 }
 
-struct XorShift(u64);
+/// A xorshift64 generator: the same offsets on every system.
+pub struct XorShift(pub u64);
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
