@@ -13,13 +13,14 @@
 mod datasum;
 mod fuse2fs;
 mod mounts;
+mod peers;
 mod random_read;
 mod report;
 mod requests;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
-use mounts::{JuiceFs, Rvmfs};
+use mounts::Rvmfs;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -452,96 +453,23 @@ fn real_main(args: Args) -> Result<()> {
 
     // Every system mounted at once; each repetition runs them all in turn, the order rotating
     // (interleaved: this disk's speed swings within an hour, so no system gets one period).
-    let mut systems: Vec<(&str, PathBuf)> = Vec::new();
-    let mut rvmfs_mount = None;
-    if sys_on("rvmfs") && any_short {
-        let image = work.join("rvmfs.img");
-        Rvmfs::mkfs(&bin, &image, "8G", None)?;
-        let (m, took) = Rvmfs::mount(
-            &bin,
-            &image,
-            &work.join("mnt-rvmfs"),
-            &work.join("rvmfs.log"),
-            None,
-        )?;
-        eprintln!(
-            "rvmfs mounted in {:.3} s (daemon pid {})",
-            took.as_secs_f64(),
-            m.pid()
-        );
-        r.fuse_floor_us = requests::floor_us(&m.mnt, 2000).ok();
-        eprintln!(
-            "  FUSE floor: {:.1} µs",
-            r.fuse_floor_us.unwrap_or(f64::NAN)
-        );
-        systems.push(("rvmfs", m.mnt.clone()));
-        rvmfs_mount = Some((m, image));
-    }
-    let mut f2_mount = None;
-    if sys_on("fuse2fs") && any_short {
-        if let Some(fbin) = fuse2fs::binary(&mut r.notes) {
-            let image = work.join("fuse2fs.img");
-            let (f, took) = fuse2fs::Fuse2fs::mkfs_and_mount(
-                &fbin,
-                &image,
-                "8G",
-                &work.join("mnt-fuse2fs"),
-                &work.join("fuse2fs.log"),
-            )?;
-            eprintln!("fuse2fs mounted in {:.3} s", took.as_secs_f64());
-            systems.push(("fuse2fs", f.mnt.clone()));
-            f2_mount = Some((f, image));
-        }
-    }
-    let mut jfs_mount = None;
-    if sys_on("juicefs") && any_short {
-        match mounts::juicefs_binary(&mut r.notes) {
-            Some(jbin) => {
-                let jdir = work.join("juicefs");
-                let (j, took) = JuiceFs::format_and_mount(&jbin, &jdir, &work.join("mnt-juicefs"))?;
-                eprintln!("juicefs mounted in {:.3} s", took.as_secs_f64());
-                systems.push(("juicefs", j.mnt.clone()));
-                jfs_mount = Some((j, jdir));
+    if any_short {
+        let on_sys: Vec<&str> = SYSTEMS.iter().copied().filter(|s| sys_on(s)).collect();
+        let peers = peers::Peers::mount(&mut r, &bin, &work, &on_sys)?;
+        let systems = peers.systems.clone();
+        for rep in 0..reps {
+            for k in 0..systems.len() {
+                let (sys, root) = &systems[(rep + k) % systems.len()];
+                if *sys == "rvmfs" {
+                    requests::record_on(root);
+                }
+                let res = run_rep(&mut r, sys, root, rep);
+                requests::pause();
+                res?;
             }
-            None => eprintln!("JuiceFS skipped: {}", r.notes.join("; ")),
         }
-    }
-    if sys_on("ext4") && any_short {
-        let d = work.join("ext4");
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d)?;
-        systems.push(("ext4", d));
-    }
-    for rep in 0..reps {
-        for k in 0..systems.len() {
-            let (sys, root) = &systems[(rep + k) % systems.len()];
-            if *sys == "rvmfs" {
-                requests::record_on(root);
-            }
-            let res = run_rep(&mut r, sys, root, rep);
-            requests::pause();
-            res?;
-        }
-    }
-    r.requests = requests::take(r.tree_entries);
-    if let Some((m, image)) = rvmfs_mount {
-        eprintln!(
-            "  rvmfs daemon RSS after the short workloads: {:.1} MiB",
-            m.rss_mib()
-        );
-        m.unmount()?;
-        std::fs::remove_file(&image)?;
-    }
-    if let Some((f, image)) = f2_mount {
-        f.unmount()?;
-        std::fs::remove_file(&image)?;
-    }
-    if let Some((j, jdir)) = jfs_mount {
-        j.unmount()?;
-        let _ = std::fs::remove_dir_all(&jdir);
-    }
-    if sys_on("ext4") && any_short {
-        let _ = std::fs::remove_dir_all(work.join("ext4"));
+        r.requests = requests::take(r.tree_entries);
+        peers.unmount()?;
     }
 
     // rvmfs with and without data checksums, interleaved (AB BA ...): at least two pairs.
