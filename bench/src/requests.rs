@@ -215,7 +215,8 @@ pub fn markdown(r: &Results) -> String {
             .collect();
         let at_floor = r.fuse_floor_us.map_or(f64::NAN, |f| p.total() * f);
         s += &format!(
-            "| {label} | {:.2} | {at_floor:.1} | {measured:.1} | {} |\n",
+            "| {} | {:.2} | {at_floor:.1} | {measured:.1} | {} |\n",
+            label.replace('|', "\\|"),
             p.total(),
             top.join(", ")
         );
