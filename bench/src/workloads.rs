@@ -2,6 +2,7 @@
 //! and real programs (tar, find, du, rm) for the source-tree workload.
 
 use crate::mounts::run;
+use crate::requests::Phase;
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -28,24 +29,24 @@ pub fn drop_caches() -> Result<()> {
 pub fn files_create_stat_unlink(dir: &Path, n: usize) -> Result<[f64; 3]> {
     fs::create_dir_all(dir)?;
     let names: Vec<_> = (0..n).map(|i| dir.join(format!("f{i:06}"))).collect();
-    let t = Instant::now();
+    let t = Phase::start();
     for p in &names {
         OpenOptions::new().write(true).create_new(true).open(p)?;
     }
-    let create = rate(n, t.elapsed());
-    let t = Instant::now();
+    let create = rate(n, t.end("create", n));
+    let t = Phase::start();
     for p in &names {
         let m = fs::metadata(p)?;
         if m.len() != 0 {
             bail!("{} is not empty", p.display());
         }
     }
-    let stat = rate(n, t.elapsed());
-    let t = Instant::now();
+    let stat = rate(n, t.end("stat", n));
+    let t = Phase::start();
     for p in &names {
         fs::remove_file(p)?;
     }
-    let unlink = rate(n, t.elapsed());
+    let unlink = rate(n, t.end("unlink", n));
     fs::remove_dir(dir)?;
     Ok([create, stat, unlink])
 }
@@ -53,7 +54,7 @@ pub fn files_create_stat_unlink(dir: &Path, n: usize) -> Result<[f64; 3]> {
 /// mkdir of a 10 x 10 x 10 tree (1,110 directories, 1,000 leaves), then `rm -rf` of it.
 /// Returns (mkdir ops/s, rm -rf seconds).
 pub fn dir_tree(dir: &Path) -> Result<(f64, f64)> {
-    let t = Instant::now();
+    let t = Phase::start();
     fs::create_dir(dir)?;
     let mut count = 0;
     for a in 0..10 {
@@ -70,17 +71,17 @@ pub fn dir_tree(dir: &Path) -> Result<(f64, f64)> {
             }
         }
     }
-    let mkdir = rate(count, t.elapsed());
-    let t = Instant::now();
+    let mkdir = rate(count, t.end("mkdir", count));
+    let t = Phase::start();
     run(Command::new("rm").arg("-rf").arg(dir))?;
-    Ok((mkdir, t.elapsed().as_secs_f64()))
+    Ok((mkdir, t.end("rmdir", count + 1).as_secs_f64()))
 }
 
 /// `n` files of 4 KiB, each written and fsynced before the next: files/s.
 pub fn small_fsync(dir: &Path, n: usize) -> Result<f64> {
     fs::create_dir_all(dir)?;
     let buf = vec![0x5au8; 4096];
-    let t = Instant::now();
+    let t = Phase::start();
     for i in 0..n {
         let mut f = OpenOptions::new()
             .write(true)
@@ -89,7 +90,7 @@ pub fn small_fsync(dir: &Path, n: usize) -> Result<f64> {
         f.write_all(&buf)?;
         f.sync_all()?;
     }
-    let r = rate(n, t.elapsed());
+    let r = rate(n, t.end("small", n));
     fs::remove_dir_all(dir)?;
     Ok(r)
 }
@@ -103,7 +104,7 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = (i * 7 + 13) as u8;
     }
-    let t = Instant::now();
+    let t = Phase::start();
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -113,9 +114,10 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
     }
     f.sync_all()?;
     drop(f);
-    let write = bytes as f64 / MIB / t.elapsed().as_secs_f64();
+    let mib = bytes / chunk;
+    let write = bytes as f64 / MIB / t.end("seqw", mib).as_secs_f64();
     drop_caches()?;
-    let t = Instant::now();
+    let t = Phase::start();
     let mut f = File::open(&path)?;
     let mut total = 0;
     loop {
@@ -125,7 +127,7 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
         }
         total += n;
     }
-    let read = total as f64 / MIB / t.elapsed().as_secs_f64();
+    let read = total as f64 / MIB / t.end("seqr", mib).as_secs_f64();
     if total != bytes {
         bail!("read back {total} bytes of {bytes}");
     }
@@ -134,9 +136,10 @@ pub fn sequential(dir: &Path, bytes: usize) -> Result<(f64, f64)> {
     Ok((write, read))
 }
 
-struct XorShift(u64);
+/// A xorshift64 generator: the same offsets on every system.
+pub struct XorShift(pub u64);
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -162,13 +165,13 @@ pub fn random_overwrite(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> 
     let blocks = (file_bytes / 4096) as u64;
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut buf = [0u8; 4096];
-    let t = Instant::now();
+    let t = Phase::start();
     for i in 0..n {
         buf[..8].copy_from_slice(&(i as u64).to_le_bytes());
         f.write_all_at(&buf, (rng.next() % blocks) * 4096)?;
     }
     f.sync_all()?;
-    let r = rate(n, t.elapsed());
+    let r = rate(n, t.end("randw", n));
     drop(f);
     fs::remove_dir_all(dir)?;
     Ok(r)
@@ -216,27 +219,27 @@ pub struct TreeTimes {
 /// Untar `tarball` into `dir`, then `find | wc -l`, `du -s`, `rm -rf`: seconds each.
 pub fn real_tree(dir: &Path, tarball: &Path) -> Result<TreeTimes> {
     fs::create_dir_all(dir)?;
-    let t = Instant::now();
+    let t = Phase::start();
     run(Command::new("tar")
         .arg("-xf")
         .arg(tarball)
         .arg("-C")
         .arg(dir))?;
-    let untar = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let untar = t.end("untar", 0).as_secs_f64();
+    let t = Phase::start();
     let out = run(Command::new("sh")
         .arg("-c")
         .arg("find \"$1\" | wc -l")
         .arg("sh")
         .arg(dir))?;
-    let find = t.elapsed().as_secs_f64();
+    let find = t.end("find", 0).as_secs_f64();
     let entries = out.trim().parse().unwrap_or(0);
-    let t = Instant::now();
+    let t = Phase::start();
     run(Command::new("du").arg("-s").arg(dir))?;
-    let du = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let du = t.end("du", 0).as_secs_f64();
+    let t = Phase::start();
     run(Command::new("rm").arg("-rf").arg(dir))?;
-    let rm = t.elapsed().as_secs_f64();
+    let rm = t.end("rmrf", 0).as_secs_f64();
     Ok(TreeTimes {
         untar,
         find,

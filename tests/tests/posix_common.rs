@@ -111,11 +111,15 @@ pub fn removexattr(p: &Path, name: &str) -> io::Result<()> {
 /// The daemon's durability counters (virtual attribute `rvmfs.counters` of any inode).
 pub fn counters(p: &Path) -> std::collections::HashMap<String, u64> {
     let text = getxattr(p, "rvmfs.counters").expect("getxattr rvmfs.counters");
-    String::from_utf8(text)
-        .unwrap()
+    name_values(&text)
+}
+
+/// "a=1 b=2" as a map.
+fn name_values(text: &[u8]) -> std::collections::HashMap<String, u64> {
+    String::from_utf8_lossy(text)
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .map(|(k, v)| (k.to_string(), v.parse().expect("a number")))
         .collect()
 }
 
@@ -238,4 +242,47 @@ pub fn env_count(var: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The daemon's requests by opcode (virtual attribute `rvmfs.requests`, "lookup=N ..."), read
+/// in one call with a large buffer (its reads are not counted themselves).
+pub fn requests(p: &Path) -> std::collections::HashMap<String, u64> {
+    let (text, _) = getxattr_cap(p, "rvmfs.requests", 1 << 16).expect("getxattr rvmfs.requests");
+    name_values(&text)
+}
+
+/// The requests of each opcode between two readings of [`requests`] (only the nonzero ones).
+pub fn requests_since(
+    p: &Path,
+    base: &std::collections::HashMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    requests(p)
+        .into_iter()
+        .map(|(k, v)| (v - base.get(&k).copied().unwrap_or(0), k))
+        .filter(|&(d, _)| d > 0)
+        .map(|(d, k)| (k, d))
+        .collect()
+}
+
+/// Run `f` in a child process as user `uid`:`gid` with no supplementary groups (so the
+/// mount sees that user's requests, without CAP_FSETID); whether it returned true.
+pub fn as_user(uid: u32, gid: u32, f: impl FnOnce() -> bool) -> bool {
+    // SAFETY: the child only makes system calls and exits.
+    match unsafe { libc::fork() } {
+        0 => {
+            let ok = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setgid(gid) == 0
+                    && libc::setuid(uid) == 0
+            } && f();
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork failed"),
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+        }
+    }
 }

@@ -161,28 +161,6 @@ fn rename_flags_and_times() {
     );
 }
 
-/// Run `f` in a child process as user `uid` (so the mount sees that user's requests).
-fn as_user(uid: u32, gid: u32, f: impl FnOnce() -> bool) -> bool {
-    // SAFETY: the child only makes system calls and exits.
-    match unsafe { libc::fork() } {
-        0 => {
-            let ok = unsafe {
-                libc::setgroups(0, std::ptr::null()) == 0
-                    && libc::setgid(gid) == 0
-                    && libc::setuid(uid) == 0
-            } && f();
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        -1 => panic!("fork failed"),
-        pid => {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-        }
-    }
-}
-
 #[test]
 fn setid_bits_cleared_on_unprivileged_write_and_chown() {
     require_fuse!();

@@ -2,7 +2,7 @@
 //! read-only ones share the filesystem lock; every reply is sent after the lock is released.
 
 use super::reply::{reply_attr, reply_empty, reply_xattr, to_errno};
-use super::{RvmFs, COUNTERS_XATTR};
+use super::RvmFs;
 use crate::ops::attr::{setattr as set_attr, SetAttr};
 use crate::ops::{statfs, xattr};
 use fuser::{ReplyAttr, ReplyEmpty, ReplyStatfs, ReplyXattr};
@@ -47,10 +47,10 @@ pub(super) fn setxattr(
     reply_empty(reply, r);
 }
 
-/// getxattr: a stored attribute, or the daemon's counters (`COUNTERS_XATTR`).
+/// getxattr: a stored attribute, or one of the daemon's virtual ones (its counters).
 pub(super) fn getxattr(fs: &RvmFs, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
-    if name == COUNTERS_XATTR {
-        return reply_xattr(reply, size, Ok(fs.counters_text()));
+    if let Some(v) = fs.virtual_xattr(name) {
+        return reply_xattr(reply, size, Ok(v));
     }
     let r = {
         let fs = fs.read();

@@ -3,11 +3,9 @@
 //! lock; fsync takes none; every reply is sent after the lock is released.
 
 use super::reply::{reply_empty, to_errno};
-use super::{Counters, RvmFs};
+use super::{killpriv, Counters, RvmFs};
 use crate::ops::{file, open, space};
-use fuser::{
-    Errno, FileHandle, FopenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite,
-};
+use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
 /// opener is not root.
@@ -18,7 +16,7 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
         open::open_shared(&fs.read(), ino)
     };
     match r {
-        Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+        Ok(()) => reply.opened(FileHandle(0), super::init::FILE_OPEN_FLAGS),
         Err(e) => reply.error(to_errno(&e)),
     }
 }
@@ -77,16 +75,18 @@ pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
     reply_empty(reply, fs.flush_log("fsync", ino));
 }
 
+/// fallocate of (offset, length) bytes; `kill_setid`: clear the set-ID bits (killpriv.rs).
 pub(super) fn fallocate(
     fs: &RvmFs,
     ino: u64,
-    offset: u64,
-    length: u64,
+    (offset, length): (u64, u64),
     mode: i32,
+    kill_setid: bool,
     reply: ReplyEmpty,
 ) {
     let r = fs.transact("fallocate", ino, |op| {
-        space::fallocate(op, ino, offset, length, mode)
+        space::fallocate(op, ino, offset, length, mode)?;
+        killpriv::clear_setid_if(op, ino, kill_setid)
     });
     reply_empty(reply, r.map(|_| ()));
 }
@@ -111,20 +111,22 @@ pub(super) fn lseek(fs: &RvmFs, ino: u64, offset: i64, whence: i32, reply: Reply
     }
 }
 
-/// copy_file_range: (inode, offset) in and out; no flags are defined.
+/// copy_file_range: (inode, offset) in and out, and the length in bytes; no flags are
+/// defined; `kill_setid`: clear the set-ID bits of the destination (killpriv.rs).
 pub(super) fn copy_file_range(
     fs: &RvmFs,
-    from: (u64, u64),
-    to: (u64, u64),
-    len: u64,
+    (from, to, len): ((u64, u64), (u64, u64), u64),
     no_flags: bool,
+    kill_setid: bool,
     reply: ReplyWrite,
 ) {
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
     let r = fs.transact_data("copy_file_range", to.0, |op| {
-        space::copy_range(op, from.0, from.1, to.0, to.1, len)
+        let n = space::copy_range(op, from.0, from.1, to.0, to.1, len)?;
+        killpriv::clear_setid_if(op, to.0, kill_setid)?;
+        Ok(n)
     });
     match r {
         Ok(n) => reply.written(n as u32),

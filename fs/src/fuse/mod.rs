@@ -12,7 +12,11 @@
 mod attr;
 mod data;
 mod dir;
+mod dirplus;
+mod init;
+mod killpriv;
 mod namespace;
+mod opcodes;
 mod reply;
 mod requests;
 pub mod rootless;
@@ -20,6 +24,7 @@ mod setgid;
 
 use crate::error::FsResult;
 use crate::ops::{Durability, Fs};
+pub use opcodes::{Op, OpStats, LATENCY_XATTR, NAMES as OP_NAMES, REQUESTS_XATTR};
 use rvm_core::Rvm;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -38,6 +43,11 @@ pub struct RvmFs {
     counters: Counters,
     /// `-o sync`: every change is flushed before its reply, outside the lock.
     sync: bool,
+    /// Requests received by opcode, and their latency (`opcodes.rs`).
+    ops: OpStats,
+    /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: the daemon clears set-ID bits when the kernel
+    /// says so (`killpriv.rs`).
+    killpriv_v2: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -74,7 +84,22 @@ impl Counters {
     }
 }
 
+/// Whether `name` is one of the daemon's virtual attributes (their reads are not counted).
+fn is_virtual_xattr(name: &[u8]) -> bool {
+    [COUNTERS_XATTR, REQUESTS_XATTR, LATENCY_XATTR].contains(&name)
+}
+
 impl RvmFs {
+    /// The value of virtual attribute `name`, or None for a stored one.
+    fn virtual_xattr(&self, name: &[u8]) -> Option<Vec<u8>> {
+        match name {
+            COUNTERS_XATTR => Some(self.counters_text()),
+            REQUESTS_XATTR => Some(self.ops.requests_text()),
+            LATENCY_XATTR => Some(self.ops.latency_text()),
+            _ => None,
+        }
+    }
+
     /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock). A `sync`
     /// mount's commits are flushed by the handlers after the lock is released
     /// (`Fs::flush_by_caller`).
@@ -89,6 +114,8 @@ impl RvmFs {
             rvm,
             counters: Counters::default(),
             sync,
+            ops: OpStats::default(),
+            killpriv_v2: false,
         }
     }
 

@@ -2,18 +2,18 @@
 //! readlink. lookup and readlink share the filesystem lock; every reply is sent after the
 //! lock is released.
 
-use super::reply::{attr, reply_empty, reply_entry, to_errno};
+use super::reply::{attr, reply_empty, reply_entry, reply_lookup, to_errno};
 use super::{RvmFs, TTL};
 use crate::ops::inode::NewInode;
 use crate::ops::{lookup, namespace, open};
-use fuser::{FileHandle, FopenFlags, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
+use fuser::{FileHandle, Generation, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry};
 
 pub(super) fn lookup(fs: &RvmFs, parent: u64, name: &[u8], reply: ReplyEntry) {
     let r = {
         let fs = fs.read();
         lookup::lookup(&fs.geo, fs.bytes(), parent, name)
     };
-    reply_entry(reply, r);
+    reply_lookup(reply, r);
 }
 
 pub(super) fn readlink(fs: &RvmFs, ino: u64, reply: ReplyData) {
@@ -66,7 +66,7 @@ pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply:
                 &attr(ino, &node),
                 Generation(node.generation),
                 FileHandle(0),
-                FopenFlags::empty(),
+                super::init::FILE_OPEN_FLAGS,
             );
         }
         Err(e) => reply.error(to_errno(&e)),

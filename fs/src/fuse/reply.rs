@@ -97,6 +97,22 @@ pub(super) fn reply_entry(reply: ReplyEntry, r: FsResult<(u64, Inode)>) {
     }
 }
 
+/// A lookup reply. A name that does not exist is answered as an entry with inode 0 and the
+/// TTL (the protocol's negative entry: "zero nodeid is same as -ENOENT, but with valid
+/// timeout", fs/fuse/dir.c), so the kernel caches the negative dentry and the next lookup of
+/// that name (a stat before create, a PATH search) costs no request. The cache stays
+/// coherent: only this daemon changes the image, and the kernel turns the negative dentry
+/// into the new inode when the name is created through this mount (create, mkdir, mknod,
+/// symlink, link, rename onto it).
+pub(super) fn reply_lookup(reply: ReplyEntry, r: FsResult<(u64, Inode)>) {
+    match r {
+        Err(FsError::Errno(libc::ENOENT)) => {
+            reply.entry(&TTL, &attr(0, &Inode::default()), Generation(0))
+        }
+        r => reply_entry(reply, r),
+    }
+}
+
 pub(super) fn reply_empty(reply: ReplyEmpty, r: FsResult<()>) {
     match r {
         Ok(()) => reply.ok(),

@@ -2,15 +2,16 @@
 //! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
 //! which runs one operation from `ops` under the lock and replies.
 
+use super::opcodes::Op;
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, namespace, setgid, RvmFs};
+use super::{attr, data, dir, dirplus, init, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -19,25 +20,26 @@ use std::time::SystemTime;
 
 impl Filesystem for RvmFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Larger writes: fewer transactions per MiB. Errors only mean "kernel limit applies".
-        let _ = config.set_max_write(1 << 20);
-        // As much readahead as the kernel allows (its bdi default, often 128 KiB; see
-        // `raise_readahead` for more).
-        let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
-        let _ = config.set_max_readahead(max);
-        let _ =
-            config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
+        init::negotiate(self, config);
         Ok(())
     }
 
     // No `destroy`: the clean-unmount housekeeping runs once, in the daemon after the
     // session ends (`main.rs`), and never on a read-only mount.
 
+    // A no-op (inode numbers are stable and never reused while cached), counted; fuser's
+    // default batch_forget calls it once per inode.
+    fn forget(&self, _req: &Request, _ino: INodeNo, _nlookup: u64) {
+        self.ops.add(Op::Forget, 1);
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _t = self.ops.start(Op::Lookup);
         namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _t = self.ops.start(Op::Getattr);
         attr::getattr(self, ino.0, reply);
     }
 
@@ -57,8 +59,10 @@ impl Filesystem for RvmFs {
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<BsdFileFlags>,
+        kill_suid_gid: bool,
         reply: ReplyAttr,
     ) {
+        let _t = self.ops.start(Op::Setattr);
         let set = SetAttr {
             mode,
             uid,
@@ -67,11 +71,13 @@ impl Filesystem for RvmFs {
             atime: atime.map(to_time),
             mtime: mtime.map(to_time),
             ctime: ctime.map(|t| to_time(TimeOrNow::SpecificTime(t))),
+            kill_setid: self.killpriv_v2 && kill_suid_gid,
         };
         attr::setattr(self, ino.0, &set, reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _t = self.ops.start(Op::Readlink);
         namespace::readlink(self, ino.0, reply);
     }
 
@@ -85,6 +91,7 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Mknod);
         let new = setgid::strip_on_create(self, req, parent.0, creds(req, mode, umask, rdev));
         namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
@@ -98,15 +105,18 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Mkdir);
         let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
         namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Unlink);
         namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Rmdir);
         namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
@@ -118,6 +128,7 @@ impl Filesystem for RvmFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Symlink);
         let new = NewInode {
             mode: libc::S_IFLNK | 0o777,
             uid: req.uid(),
@@ -138,6 +149,7 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Rename);
         let (from, to) = (
             (parent.0, name.as_bytes()),
             (newparent.0, newname.as_bytes()),
@@ -153,13 +165,23 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _t = self.ops.start(Op::Link);
         namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        flags: OpenFlags,
+        kill_suid_gid: bool,
+        reply: ReplyOpen,
+    ) {
+        let _t = self.ops.start(Op::Open);
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        data::open(self, ino.0, truncate, req.uid() != 0, reply);
+        let kill = self.kill_setid(kill_suid_gid, req.uid());
+        data::open(self, ino.0, truncate, kill, reply);
     }
 
     fn read(
@@ -173,6 +195,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _t = self.ops.start(Op::Read);
         data::read(self, ino.0, offset, size, reply);
     }
 
@@ -183,12 +206,15 @@ impl Filesystem for RvmFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        data::write(self, ino.0, offset, data, req.uid() != 0, reply);
+        let _t = self.ops.start(Op::Write);
+        let flagged = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let kill = self.kill_setid(flagged, req.uid());
+        data::write(self, ino.0, offset, data, kill, reply);
     }
 
     fn flush(
@@ -199,6 +225,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Flush);
         data::flush(self, reply);
     }
 
@@ -212,6 +239,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Release);
         data::release(self, ino.0, reply);
     }
 
@@ -223,10 +251,12 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Fsync);
         data::fsync(self, ino.0, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _t = self.ops.start(Op::Opendir);
         dir::opendir(self, ino.0, reply);
     }
 
@@ -238,7 +268,20 @@ impl Filesystem for RvmFs {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        let _t = self.ops.start(Op::Readdir);
         dir::readdir(self, ino.0, offset, reply);
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let _t = self.ops.start(Op::Readdirplus);
+        dirplus::readdirplus(self, ino.0, offset, reply);
     }
 
     fn releasedir(
@@ -249,6 +292,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Releasedir);
         dir::releasedir(self, ino.0, reply);
     }
 
@@ -260,10 +304,12 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Fsyncdir);
         dir::fsyncdir(self, ino.0, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _t = self.ops.start(Op::Statfs);
         attr::statfs(self, reply);
     }
 
@@ -277,22 +323,27 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _t = self.ops.start(Op::Setxattr);
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _t = (!super::is_virtual_xattr(name.as_bytes())).then(|| self.ops.start(Op::Getxattr));
         attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _t = self.ops.start(Op::Listxattr);
         attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Removexattr);
         attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _t = self.ops.start(Op::Access);
         attr::access(self, ino.0, reply);
     }
 
@@ -307,6 +358,7 @@ impl Filesystem for RvmFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        let _t = self.ops.start(Op::Ioctl);
         // No device controls: "not a terminal", as ext4 answers unknown ones (isatty, TCGETS).
         reply.error(Errno::ENOTTY);
     }
@@ -319,8 +371,10 @@ impl Filesystem for RvmFs {
         mode: u32,
         umask: u32,
         _flags: i32,
+        _kill_suid_gid: bool, // only for an existing file, and CREATE makes a new one
         reply: ReplyCreate,
     ) {
+        let _t = self.ops.start(Op::Create);
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
         let new = setgid::strip_on_create(self, req, parent.0, new);
         namespace::create(self, parent.0, name.as_bytes(), new, reply);
@@ -328,7 +382,7 @@ impl Filesystem for RvmFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -336,7 +390,9 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        data::fallocate(self, ino.0, offset, length, mode, reply);
+        let _t = self.ops.start(Op::Fallocate);
+        let kill = self.kill_setid_unflagged(req.uid());
+        data::fallocate(self, ino.0, (offset, length), mode, kill, reply);
     }
 
     fn lseek(
@@ -348,12 +404,13 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _t = self.ops.start(Op::Lseek);
         data::lseek(self, ino.0, offset, whence, reply);
     }
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -364,7 +421,9 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _t = self.ops.start(Op::CopyFileRange);
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
-        data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
+        let kill = self.kill_setid_unflagged(req.uid());
+        data::copy_file_range(self, (from, to, len), flags.is_empty(), kill, reply);
     }
 }

@@ -1,6 +1,6 @@
 //! setattr: mode, owner, size, times.
 
-use super::{file, inode, Op};
+use super::{file, inode, xattr, Op};
 use crate::error::FsResult;
 use crate::layout::inode::{now, Inode};
 
@@ -30,14 +30,22 @@ pub struct SetAttr {
     pub atime: Option<Time>,
     pub mtime: Option<Time>,
     pub ctime: Option<Time>,
+    /// Clear set-user-ID and set-group-ID (with group execute) after the change: the kernel's
+    /// FATTR_KILL_SUIDGID, sent with FUSE_HANDLE_KILLPRIV_V2 on a chown of a non-directory and
+    /// on a truncate by a caller without CAP_FSETID.
+    pub kill_setid: bool,
 }
 
-/// Apply `set` to inode `ino`; returns the updated inode. ctime becomes now unless given.
+/// Apply `set` to inode `ino`; returns the updated inode. ctime becomes now unless given. A
+/// truncate or a change of owner of a non-directory removes a file capability, as in Linux.
 pub fn setattr(op: &mut Op<'_>, ino: u64, set: &SetAttr) -> FsResult<Inode> {
     if let Some(size) = set.size {
         file::truncate(op, ino, size)?;
     }
     let mut node = op.inode(ino)?;
+    if (set.uid.is_some() || set.gid.is_some()) && !node.is_dir() {
+        xattr::drop_capability(op, ino)?;
+    }
     if let Some(mode) = set.mode {
         node.mode = (node.mode & libc::S_IFMT) | (mode & 0o7777);
     }
@@ -46,6 +54,9 @@ pub fn setattr(op: &mut Op<'_>, ino: u64, set: &SetAttr) -> FsResult<Inode> {
     }
     if let Some(gid) = set.gid {
         node.gid = gid;
+    }
+    if set.kill_setid {
+        file::clear_setid(&mut node);
     }
     inode::touch(&mut node, false);
     if let Some(t) = set.atime {

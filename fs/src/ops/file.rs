@@ -5,7 +5,7 @@
 //! daemon never answered is all or nothing.
 
 use super::datasum::{self, PieceSums};
-use super::{extent, inode, Geo, Op};
+use super::{extent, inode, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
@@ -111,7 +111,8 @@ pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<
 }
 
 /// Write `data` at `offset` of file `ino`; returns the updated inode. `kill_setid`: the writer
-/// lacks CAP_FSETID, so set-user-ID (and set-group-ID with group execute) are cleared.
+/// lacks CAP_FSETID, so set-user-ID (and set-group-ID with group execute) are cleared; a
+/// file capability (`security.capability`) is always removed, as Linux does.
 pub fn write(
     op: &mut Op<'_>,
     ino: u64,
@@ -133,6 +134,7 @@ pub fn write(
     let Some(end) = end else {
         return errno(libc::EFBIG);
     };
+    xattr::drop_capability(op, ino)?;
     if offset > node.size {
         zero_past_eof(op, ino, node.size, offset)?;
     }
@@ -321,6 +323,7 @@ pub fn clear_setid(node: &mut Inode) -> bool {
 }
 
 /// Set the size of file `ino` to `size`, freeing blocks past it; returns the updated inode.
+/// A file capability (`security.capability`) is removed, as Linux does on truncate.
 pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
     let mut node = op.inode(ino)?;
     if node.is_dir() {
@@ -332,6 +335,7 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
     if size > MAX_FILE_SIZE {
         return errno(libc::EFBIG);
     }
+    xattr::drop_capability(op, ino)?;
     if size > node.size {
         zero_past_eof(op, ino, node.size, size)?;
     }

@@ -92,6 +92,21 @@ pub fn remove(op: &mut Op<'_>, ino: u64, name: &[u8]) -> FsResult<()> {
     op.put_inode(ino, &node)
 }
 
+/// The file-capability attribute (capabilities(7)), removed when the file changes.
+pub const CAPABILITY: &[u8] = b"security.capability";
+
+/// Remove `security.capability` of `ino` if it has one, as Linux does on every write,
+/// truncate and chown of a file (`file_remove_privs` / `cap_inode_killpriv`): a rewritten or
+/// given-away program must not keep its capabilities. The kernel leaves this to the
+/// filesystem once FUSE_HANDLE_KILLPRIV_V2 is negotiated (see `fuse/killpriv.rs`). The caller
+/// updates ctime (it changes the inode anyway).
+pub fn drop_capability(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
+    if let Some(e) = format::find(op.bytes(), ino, CAPABILITY)? {
+        format::remove(&mut op.tx, &e)?;
+    }
+    Ok(())
+}
+
 /// Remove every attribute of `ino` (when the inode is freed).
 pub fn remove_all(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
     let entries: Vec<Entry> = format::entries(op.bytes(), ino)?;

@@ -1,0 +1,49 @@
+//! Random 4 KiB reads with a cold cache: a file of `file_bytes` is written and synced
+//! (untimed), the page cache dropped, then `n` 4 KiB-aligned preads at random offsets. Each
+//! read that misses costs the filesystem a round trip to its storage, and on a FUSE system
+//! whatever its readahead pulls in around it (issue 12: random reads must not fetch 1 MiB).
+
+use crate::requests::Phase;
+use crate::workloads::{drop_caches, XorShift};
+use anyhow::{bail, Result};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// ops/s of `n` random 4 KiB reads of a `file_bytes` file, cold cache.
+pub fn random_cold_read(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join("randr");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let mut chunk = vec![0u8; 1 << 20];
+    for (i, b) in chunk.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    for _ in 0..file_bytes / chunk.len() {
+        f.write_all(&chunk)?;
+    }
+    f.sync_all()?;
+    drop(f);
+    drop_caches()?;
+    let f = OpenOptions::new().read(true).open(&path)?;
+    let blocks = (file_bytes / 4096) as u64;
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut buf = [0u8; 4096];
+    let t = Phase::start();
+    for _ in 0..n {
+        let at = (rng.next() % blocks) * 4096;
+        f.read_exact_at(&mut buf, at)?;
+        if buf[1] != ((at as usize + 1) % (1 << 20) % 251) as u8 {
+            bail!("random read at {at} returned other bytes");
+        }
+    }
+    let r = n as f64 / t.end("randr", n).as_secs_f64();
+    drop(f);
+    fs::remove_dir_all(dir)?;
+    Ok(r)
+}

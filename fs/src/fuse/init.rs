@@ -1,0 +1,30 @@
+//! FUSE_INIT: the protocol features rvmfs asks the kernel for, and what it was granted.
+
+use super::RvmFs;
+use fuser::{FopenFlags, InitFlags, KernelConfig};
+
+/// How every regular file is opened (open and create replies). FOPEN_NOFLUSH: the kernel
+/// sends no FLUSH at close, since there is nothing to flush: every answered write is already
+/// committed (the daemon buffers nothing, and POSIX locks are the kernel's own). The kernel
+/// ignores it under a writeback cache (fs/fuse/file.c, `fuse_flush`).
+pub(super) const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
+/// Negotiate with the kernel; `fs` records the features it must honor itself.
+pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
+    // Larger writes: fewer transactions per MiB. Errors only mean "kernel limit applies".
+    let _ = config.set_max_write(1 << 20);
+    // As much readahead as the kernel allows (its bdi default, often 128 KiB; see
+    // `raise_readahead` for more).
+    let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
+    let _ = config.set_max_readahead(max);
+    let _ = config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
+    // Entries with their attributes when a directory is read and then looked up (dirplus.rs).
+    let _ =
+        config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+    // The daemon removes set-user-ID, set-group-ID and file capabilities itself (killpriv.rs):
+    // the kernel then marks inodes S_NOSEC and stops asking GETXATTR security.capability
+    // before every write. Linux 5.11+; on an older kernel it keeps doing that itself.
+    fs.killpriv_v2 = config
+        .add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2)
+        .is_ok();
+}
