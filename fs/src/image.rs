@@ -236,8 +236,37 @@ pub fn open_with(
     mode: OpenMode,
     wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
 ) -> Result<Image, ImageError> {
+    open_locked(path, mode, wrap, true)
+}
+
+/// Open the image at `path` read-only to look at it (`rvmfs-admin dump`, like dumpe2fs): as
+/// [`open`] with `read_only`, and if another process holds the image's lock (a mount, an
+/// fsck), open it anyway without the lock. Returns the image and whether it is in use. What
+/// an in-use image shows is its state on disk (log replayed in memory), which the daemon may
+/// change at any moment: a snapshot, not a consistent view.
+///
+/// Errors: as [`open`], never `ImageError::Busy`.
+pub fn open_inspect(path: &Path) -> Result<(Image, bool), ImageError> {
+    let mode = OpenMode {
+        read_only: true,
+        commit_interval: None,
+    };
+    match open_locked(path, mode, |s| s, true) {
+        Err(ImageError::Busy { .. }) => Ok((open_locked(path, mode, |s| s, false)?, true)),
+        other => other.map(|img| (img, false)),
+    }
+}
+
+fn open_locked(
+    path: &Path,
+    mode: OpenMode,
+    wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+    take_lock: bool,
+) -> Result<Image, ImageError> {
     let file = open_file(path, mode.read_only)?;
-    lock(&file, path)?;
+    if take_lock {
+        lock(&file, path)?;
+    }
     let header = read_header(&file, path)?;
     check_features(&header.features, mode, path)?;
     let io = |source| ImageError::Io {
