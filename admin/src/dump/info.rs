@@ -52,6 +52,15 @@ pub struct HeaderInfo {
 
 #[derive(Serialize)]
 pub struct SuperblockInfo {
+    /// Volume label ("" if none).
+    pub label: String,
+    /// Data blocks only root may allocate.
+    pub reserved_blocks: u64,
+    /// Stored default mount options ("" if none), commit interval (seconds, 0 = the
+    /// daemon's default) and error policy (None = the daemon's default).
+    pub mount_opts: String,
+    pub commit_interval: u32,
+    pub errors: Option<&'static str>,
     /// "clean" after a clean unmount, "not clean" while mounted read-write or after a crash.
     pub state: &'static str,
     pub inode_count: u64,
@@ -155,6 +164,11 @@ fn header_info(img: &Image) -> HeaderInfo {
 
 fn superblock_info(sb: &Superblock) -> SuperblockInfo {
     SuperblockInfo {
+        label: sb.label(),
+        reserved_blocks: sb.reserved_blocks,
+        mount_opts: sb.mount_opts(),
+        commit_interval: sb.commit_interval,
+        errors: sb.errors_name(),
         state: if sb.mounted == 0 { "clean" } else { "not clean" },
         inode_count: sb.inode_count,
         inodes_used: sb.inodes_used,

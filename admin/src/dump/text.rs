@@ -23,6 +23,14 @@ fn list(names: &[String]) -> String {
     }
 }
 
+fn or_none(text: &str) -> &str {
+    if text.is_empty() {
+        "<none>"
+    } else {
+        text
+    }
+}
+
 fn mib(bytes: u64) -> String {
     format!("{bytes} ({:.1} MiB)", bytes as f64 / f64::from(1 << 20))
 }
@@ -33,6 +41,7 @@ pub fn print(info: &Info) {
     if info.in_use {
         println!("(the image is in use: a mount or fsck holds it; this is its state on disk)");
     }
+    line("Filesystem volume name", or_none(&sb.label));
     line("Format version", h.version);
     line("Filesystem UUID", &h.uuid);
     line("Filesystem features", {
@@ -47,6 +56,16 @@ pub fn print(info: &Info) {
     line("Inodes used", sb.inodes_used);
     line("Block count", h.data_blocks);
     line("Blocks used", sb.blocks_used);
+    line("Reserved block count", sb.reserved_blocks);
+    line("Default mount options", or_none(&sb.mount_opts));
+    line(
+        "Commit interval",
+        match sb.commit_interval {
+            0 => "(default)".to_string(),
+            s => format!("{s} s"),
+        },
+    );
+    line("Errors behavior", sb.errors.unwrap_or("(default: remount-ro)"));
     line("Filesystem created", time(h.created));
     line("Last mount time", time(sb.last_mount));
     line("Last checked", time(sb.last_check));
