@@ -36,6 +36,18 @@ pub struct Args {
     pub image: PathBuf,
 }
 
+impl Args {
+    /// `dump -h IMAGE` (for `tune -l`).
+    pub fn header_of(image: PathBuf) -> Args {
+        Args {
+            header_only: true,
+            json: false,
+            help: None,
+            image,
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let info = match Info::gather(&args.image, args.header_only) {
         Ok(info) => info,

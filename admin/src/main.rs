@@ -1,10 +1,11 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
-//! does in separate tools: `dump` (dumpe2fs), ... Each subcommand lives in its own module
+//! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), ... Each subcommand lives in its own module
 //! with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit code);
 //! this file is only the table and the dispatch.
 
 mod dump;
 mod exit;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -22,11 +23,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Dump(dump::Args),
+    Tune(tune::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Dump(args) => dump::run(args),
+        Command::Tune(args) => tune::run(args),
     }
 }
 

@@ -125,6 +125,18 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
     })
 }
 
+/// Rewrite the header of an opened image (its first 0x90 bytes, CRCs recomputed; the error
+/// record after them is left alone) and sync: `rvmfs-admin tune -U`, whose UUID lives in the
+/// header, outside the region and its log. The header fits in one sector, so the write is
+/// all or nothing on any device that writes sectors atomically.
+///
+/// Errors: the write's or the sync's I/O error.
+pub fn write_header(storage: &dyn Storage, header: &Header) -> std::io::Result<()> {
+    let block = header.encode();
+    storage.write_at(&block[..std::mem::size_of::<Header>()], 0)?;
+    storage.sync()
+}
+
 /// Refuse `features` with an unknown incompat bit, and a writable open of an unknown ro-compat
 /// bit (docs/format.md section 9).
 pub fn check_features(features: &Features, mode: OpenMode, path: &Path) -> Result<(), ImageError> {

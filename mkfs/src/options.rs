@@ -28,7 +28,7 @@ pub struct Args {
     pub label: Option<String>,
     /// The filesystem UUID: a UUID, or `random` (the default, version 4), `time` (version 7)
     /// or `clear` (the nil UUID), as mke2fs -U.
-    #[arg(short = 'U', long = "uuid", value_name = "UUID", value_parser = parse_uuid)]
+    #[arg(short = 'U', long = "uuid", value_name = "UUID", value_parser = rvmfs::layout::header::parse_uuid)]
     pub uuid: Option<uuid::Uuid>,
     /// Redo log options, as mke2fs -J: `size=SIZE`, in MiB unless SIZE has a K, M, G or T
     /// suffix (default: image size / 32, 4 MiB to 256 MiB; at least 1 MiB).
@@ -97,27 +97,7 @@ fn parse_log_option(s: &str) -> Result<u64, String> {
 }
 
 fn parse_label(s: &str) -> Result<String, String> {
-    rvmfs::layout::superblock::to_text_field::<{ rvmfs::layout::superblock::LABEL_LEN }>(s)
-        .map(|_| s.to_string())
-        .ok_or_else(|| {
-            format!(
-                "label '{s}' is {} bytes; at most {} bytes, without NUL",
-                s.len(),
-                rvmfs::layout::superblock::LABEL_LEN
-            )
-        })
-}
-
-/// Parse `-U`: a UUID, `random`, `time` or `clear`.
-pub fn parse_uuid(s: &str) -> Result<uuid::Uuid, String> {
-    match s {
-        "random" => Ok(uuid::Uuid::new_v4()),
-        "time" => Ok(uuid::Uuid::now_v7()),
-        "clear" => Ok(uuid::Uuid::nil()),
-        _ => uuid::Uuid::parse_str(s).map_err(|e| {
-            format!("'{s}' is not a UUID ({e}); give one, or random, time or clear")
-        }),
-    }
+    rvmfs::layout::superblock::parse_label(s).map(|_| s.to_string())
 }
 
 /// Parse `-m PERCENT` (0..=50, fractions allowed) into per mille.

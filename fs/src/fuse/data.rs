@@ -43,9 +43,13 @@ pub(super) fn write(
     kill_setid: bool,
     reply: ReplyWrite,
 ) {
-    match fs.fs().transact_data("write", ino, |op| {
-        file::write(op, ino, offset, data, kill_setid)
-    }) {
+    // Not root: also kept away from the blocks reserved for root.
+    let written = fs.fs().as_caller(kill_setid, |fs| {
+        fs.transact_data("write", ino, |op| {
+            file::write(op, ino, offset, data, kill_setid)
+        })
+    });
+    match written {
         Ok(_) => reply.written(data.len() as u32),
         Err(e) => reply.error(to_errno(&e)),
     }
@@ -76,10 +80,13 @@ pub(super) fn fallocate(
     offset: u64,
     length: u64,
     mode: i32,
+    unprivileged: bool,
     reply: ReplyEmpty,
 ) {
-    let r = fs.fs().transact_on("fallocate", ino, |op| {
-        space::fallocate(op, ino, offset, length, mode)
+    let r = fs.fs().as_caller(unprivileged, |fs| {
+        fs.transact_on("fallocate", ino, |op| {
+            space::fallocate(op, ino, offset, length, mode)
+        })
     });
     reply_empty(reply, r.map(|_| ()));
 }
@@ -108,13 +115,16 @@ pub(super) fn copy_file_range(
     to: (u64, u64),
     len: u64,
     no_flags: bool,
+    unprivileged: bool,
     reply: ReplyWrite,
 ) {
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
-    let r = fs.fs().transact_data("copy_file_range", to.0, |op| {
-        space::copy_range(op, from.0, from.1, to.0, to.1, len)
+    let r = fs.fs().as_caller(unprivileged, |fs| {
+        fs.transact_data("copy_file_range", to.0, |op| {
+            space::copy_range(op, from.0, from.1, to.0, to.1, len)
+        })
     });
     match r {
         Ok(n) => reply.written(n as u32),

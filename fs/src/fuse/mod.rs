@@ -5,6 +5,7 @@
 mod attr;
 mod data;
 mod dir;
+pub mod mount;
 mod namespace;
 mod reply;
 mod requests;

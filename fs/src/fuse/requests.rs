@@ -328,7 +328,7 @@ impl Filesystem for RvmFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -336,7 +336,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        data::fallocate(self, ino.0, offset, length, mode, reply);
+        data::fallocate(self, ino.0, offset, length, mode, req.uid() != 0, reply);
     }
 
     fn lseek(
@@ -353,7 +353,7 @@ impl Filesystem for RvmFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -365,6 +365,6 @@ impl Filesystem for RvmFs {
         reply: ReplyWrite,
     ) {
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
-        data::copy_file_range(self, from, to, len, flags.is_empty(), reply);
+        data::copy_file_range(self, from, to, len, flags.is_empty(), req.uid() != 0, reply);
     }
 }

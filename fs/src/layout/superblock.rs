@@ -102,6 +102,18 @@ pub fn to_text_field<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// A volume label for the superblock (`mkfs -L`, `tune -L`).
+///
+/// Errors: longer than [`LABEL_LEN`] bytes or holding a NUL, as a message.
+pub fn parse_label(s: &str) -> Result<[u8; LABEL_LEN], String> {
+    to_text_field(s).ok_or_else(|| {
+        format!(
+            "label '{s}' is {} bytes; at most {LABEL_LEN} bytes, without NUL",
+            s.len()
+        )
+    })
+}
+
 impl Superblock {
     /// The volume label ("" if none).
     pub fn label(&self) -> String {
