@@ -1,4 +1,4 @@
-//! Locating the built binaries (`rvmfs`, `mkfs-rvmfs`, `fsck-rvmfs`) and running the
+//! Locating the built binaries (`rvmfs`, `mkfs-rvmfs`, `fsck-rvmfs`, `rvmfs-admin`) and running the
 //! offline tools on an image.
 //!
 //! [`bin_dir`] is `$RVMFS_BIN_DIR` if set, else whichever of `<target>/release` and
@@ -19,6 +19,8 @@ pub const RVMFS: &str = "rvmfs";
 pub const MKFS: &str = "mkfs-rvmfs";
 /// Name of the fsck binary as cargo builds it (installed as `fsck.rvmfs`).
 pub const FSCK: &str = "fsck-rvmfs";
+/// Name of the admin command (`rvmfs-admin dump`, `tune`, ...), built by the `admin` crate.
+pub const ADMIN: &str = "rvmfs-admin";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -161,6 +163,18 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 /// Run `mkfs-rvmfs ARGS IMAGE`.
 pub fn mkfs(image: &Path, args: &[&str]) -> Outcome {
     run_timeout(cmd(bin(MKFS), args).arg(image), Duration::from_secs(300))
+}
+
+/// Run `rvmfs-admin ARGS IMAGE` (ARGS starting with the subcommand, e.g. `["dump", "-h"]`).
+/// The binary is built with the others (`cargo build --release --workspace --bins`).
+pub fn admin(image: &Path, args: &[&str]) -> Outcome {
+    let exe = bin(ADMIN);
+    assert!(
+        exe.is_file(),
+        "{} is not built: cargo build --release -p admin",
+        exe.display()
+    );
+    run_timeout(cmd(exe, args).arg(image), Duration::from_secs(120))
 }
 
 /// Run `fsck-rvmfs ARGS IMAGE`; returns (exit code, stdout+stderr).

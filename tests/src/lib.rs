@@ -35,8 +35,8 @@ pub mod progress;
 pub use tempfile;
 
 pub use binaries::{
-    bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which, workspace_root, FSCK, MKFS,
-    RVMFS,
+    admin, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which, workspace_root,
+    ADMIN, FSCK, MKFS, RVMFS,
 };
 pub use content::{assert_file, bytes_diff, pattern};
 pub use corpus::{cp_a, python_stdlib, python_stdlib_entries, tar_pipe};
