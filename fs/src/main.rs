@@ -79,11 +79,8 @@ fn bound_heap() {
 
 fn main() {
     bound_heap();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
-    )
-    .init();
     let args = Args::parse();
+    rvmfs::fuse::logging::init(&args.image, "warn,fuser::session=error");
     if let Err(e) = run(args) {
         eprintln!("rvmfs: {e:#}");
         std::process::exit(1);

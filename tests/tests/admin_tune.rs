@@ -109,3 +109,30 @@ fn new_uuid_keeps_the_commits_of_a_killed_daemon() {
     }
     m.assert_fsck_clean();
 }
+
+#[test]
+fn stored_error_policy_applies_unless_the_command_line_says_otherwise() {
+    require_fuse!();
+    use std::io::Write;
+    let mut m = Mounted::unmounted(&["-s", "64M"]);
+    admin(m.image(), &["tune", "-e", "continue"]).ok("tune -e continue");
+    // The first write(2) of the image after the mount is the big file's data: it fails.
+    m.set_mount_options(&["sync", "inject_fault=write:0"]);
+    m.mount();
+    let data = vec![7u8; 1 << 20];
+    let mut f = fs::File::create(m.path("big")).unwrap();
+    assert!(f.write_all(&data).is_err());
+    f.write_all(&data).expect("errors=continue (stored) goes on after a data write error");
+    drop(f);
+    m.unmount_ok();
+    let (code, out) = m.fsck(&["-y"]);
+    assert!(code <= 1, "{out}");
+    // The command line's errors=remount-ro wins: the next change is refused.
+    m.set_mount_options(&["sync", "errors=remount-ro", "inject_fault=write:0"]);
+    m.mount();
+    let mut f = fs::File::create(m.path("big2")).unwrap();
+    assert!(f.write_all(&data).is_err());
+    assert!(f.write_all(&data).is_err(), "remount-ro refuses later changes");
+    drop(f);
+    m.unmount();
+}

@@ -5,6 +5,7 @@
 mod attr;
 mod data;
 mod dir;
+pub mod logging;
 pub mod mount;
 mod namespace;
 mod reply;

@@ -2,6 +2,7 @@
 //! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
 //! which runs one operation from `ops` under the lock and replies.
 
+use super::logging::RequestContext;
 use super::reply::{creds, to_time};
 use super::{attr, data, dir, namespace, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
@@ -34,10 +35,12 @@ impl Filesystem for RvmFs {
     // session ends (`main.rs`), and never on a read-only mount.
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _request = RequestContext::enter("lookup", parent.0);
         namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _request = RequestContext::enter("getattr", ino.0);
         attr::getattr(self, ino.0, reply);
     }
 
@@ -59,6 +62,7 @@ impl Filesystem for RvmFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _request = RequestContext::enter("setattr", ino.0);
         let set = SetAttr {
             mode,
             uid,
@@ -72,6 +76,7 @@ impl Filesystem for RvmFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _request = RequestContext::enter("readlink", ino.0);
         namespace::readlink(self, ino.0, reply);
     }
 
@@ -85,6 +90,7 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _request = RequestContext::enter("mknod", parent.0);
         let new = setgid::strip_on_create(self, req, parent.0, creds(req, mode, umask, rdev));
         namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
@@ -98,15 +104,18 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _request = RequestContext::enter("mkdir", parent.0);
         let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
         namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _request = RequestContext::enter("unlink", parent.0);
         namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _request = RequestContext::enter("rmdir", parent.0);
         namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
@@ -118,6 +127,7 @@ impl Filesystem for RvmFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _request = RequestContext::enter("symlink", parent.0);
         let new = NewInode {
             mode: libc::S_IFLNK | 0o777,
             uid: req.uid(),
@@ -138,6 +148,7 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("rename", parent.0);
         let (from, to) = (
             (parent.0, name.as_bytes()),
             (newparent.0, newname.as_bytes()),
@@ -153,10 +164,12 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _request = RequestContext::enter("link", ino.0);
         namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _request = RequestContext::enter("open", ino.0);
         // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
         let truncate = flags.0 & libc::O_TRUNC != 0;
         data::open(self, ino.0, truncate, req.uid() != 0, reply);
@@ -173,6 +186,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _request = RequestContext::enter("read", ino.0);
         data::read(self, ino.0, offset, size, reply);
     }
 
@@ -188,6 +202,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _request = RequestContext::enter("write", ino.0);
         data::write(self, ino.0, offset, data, req.uid() != 0, reply);
     }
 
@@ -199,6 +214,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("flush", _ino.0);
         data::flush(self, reply);
     }
 
@@ -212,6 +228,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("release", ino.0);
         data::release(self, ino.0, reply);
     }
 
@@ -223,10 +240,12 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("fsync", ino.0);
         data::fsync(self, ino.0, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _request = RequestContext::enter("opendir", ino.0);
         dir::opendir(self, ino.0, reply);
     }
 
@@ -238,6 +257,7 @@ impl Filesystem for RvmFs {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        let _request = RequestContext::enter("readdir", ino.0);
         dir::readdir(self, ino.0, offset, reply);
     }
 
@@ -249,6 +269,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("releasedir", ino.0);
         dir::releasedir(self, ino.0, reply);
     }
 
@@ -260,10 +281,12 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("fsyncdir", ino.0);
         dir::fsyncdir(self, ino.0, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _request = RequestContext::enter("statfs", _ino.0);
         attr::statfs(self, reply);
     }
 
@@ -277,22 +300,27 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("setxattr", ino.0);
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _request = RequestContext::enter("getxattr", ino.0);
         attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _request = RequestContext::enter("listxattr", ino.0);
         attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _request = RequestContext::enter("removexattr", ino.0);
         attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _request = RequestContext::enter("access", ino.0);
         attr::access(self, ino.0, reply);
     }
 
@@ -307,6 +335,7 @@ impl Filesystem for RvmFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        let _request = RequestContext::enter("ioctl", _ino.0);
         // No device controls: "not a terminal", as ext4 answers unknown ones (isatty, TCGETS).
         reply.error(Errno::ENOTTY);
     }
@@ -321,6 +350,7 @@ impl Filesystem for RvmFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let _request = RequestContext::enter("create", parent.0);
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
         let new = setgid::strip_on_create(self, req, parent.0, new);
         namespace::create(self, parent.0, name.as_bytes(), new, reply);
@@ -336,6 +366,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _request = RequestContext::enter("fallocate", ino.0);
         data::fallocate(self, ino.0, offset, length, mode, req.uid() != 0, reply);
     }
 
@@ -348,6 +379,7 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _request = RequestContext::enter("lseek", ino.0);
         data::lseek(self, ino.0, offset, whence, reply);
     }
 
@@ -364,6 +396,7 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _request = RequestContext::enter("copy_file_range", ino_in.0);
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
         data::copy_file_range(self, from, to, len, flags.is_empty(), req.uid() != 0, reply);
     }
