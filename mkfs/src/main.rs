@@ -191,12 +191,11 @@ fn report(args: &Args, header: &Header, inodes: u64, uuid: &uuid::Uuid) {
         "{reserved} blocks ({:.1}%) reserved for the super user",
         settings(args).reserved_permille as f64 / 10.0
     );
+    // "N MiB log" and "N MiB metadata region" are read by scripts (bench, tests/host_full).
     println!(
-        "Redo log: {} MiB at offset {}; metadata region: {} KiB at offset {}; data area at offset {}",
+        "Layout: {} MiB metadata region, {} MiB log, data area at image offset {}",
+        header.segment_len >> 20,
         header.log_len >> 20,
-        header.log_offset,
-        header.segment_len >> 10,
-        header.segment_offset,
         header.data_offset
     );
 }

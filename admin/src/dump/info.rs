@@ -81,13 +81,10 @@ pub struct SuperblockInfo {
 pub struct ErrorInfo {
     /// "none", "recorded" or "damaged".
     pub state: &'static str,
-    pub count: u32,
-    pub errno: u32,
-    pub first_time: i64,
-    pub last_time: i64,
-    pub inode: u64,
-    pub op: String,
-    pub message: String,
+    /// The record, when one is recorded.
+    pub record: Option<ErrorRecord>,
+    /// Why the record's bytes are not a valid record (state "damaged").
+    pub damage: Option<String>,
 }
 
 /// The redo log as recovery found it (positions are logical log positions, bytes).
@@ -185,33 +182,15 @@ fn superblock_info(sb: &Superblock) -> SuperblockInfo {
 }
 
 fn error_info(img: &Image) -> ErrorInfo {
-    let (state, r) = match ErrorRecord::read(&*img.storage) {
-        Ok(None) => ("none", None),
-        Ok(Some(r)) => ("recorded", Some(r)),
-        Err(e) => ("damaged", Some(damaged(e.to_string()))),
+    let (state, record, damage) = match ErrorRecord::read(&*img.storage) {
+        Ok(None) => ("none", None, None),
+        Ok(Some(r)) => ("recorded", Some(r), None),
+        Err(e) => ("damaged", None, Some(e.to_string())),
     };
-    let r = r.unwrap_or_else(|| damaged(String::new()));
     ErrorInfo {
         state,
-        count: r.count,
-        errno: r.errno,
-        first_time: r.first_time,
-        last_time: r.last_time,
-        inode: r.inode,
-        op: r.op,
-        message: r.message,
-    }
-}
-
-fn damaged(message: String) -> ErrorRecord {
-    ErrorRecord {
-        count: 0,
-        errno: 0,
-        first_time: 0,
-        last_time: 0,
-        inode: 0,
-        op: String::new(),
-        message,
+        record,
+        damage,
     }
 }
 

@@ -91,18 +91,18 @@ pub fn print(info: &Info) {
 
 fn print_error(info: &Info) {
     let e = &info.error;
-    match e.state {
-        "none" => line("Error state", "no errors recorded"),
-        "damaged" => line("Error state", format!("error record damaged: {}", e.message)),
-        _ => {
-            line("Error state", format!("{} error(s) recorded", e.count));
-            line("First error time", time(e.first_time));
-            line("Last error time", time(e.last_time));
+    match (&e.record, &e.damage) {
+        (Some(r), _) => {
+            line("Error state", format!("{} error(s) recorded", r.count));
+            line("First error time", time(r.first_time));
+            line("Last error time", time(r.last_time));
             line(
                 "First error",
-                format!("{} on inode {} (errno {}): {}", e.op, e.inode, e.errno, e.message),
+                format!("{} on inode {} (errno {}): {}", r.op, r.inode, r.errno, r.message),
             );
         }
+        (None, Some(damage)) => line("Error state", format!("error record damaged: {damage}")),
+        (None, None) => line("Error state", "no errors recorded"),
     }
 }
 
