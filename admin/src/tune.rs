@@ -89,7 +89,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             return Ok(code);
         }
     } else if !args.list {
-        exit::say("tune", &args.image, "nothing to change (see rvmfs-admin tune --help)");
+        exit::say(
+            "tune",
+            &args.image,
+            "nothing to change (see rvmfs-admin tune --help)",
+        );
         return Ok(exit::USAGE);
     }
     if args.list {
@@ -109,7 +113,11 @@ fn change(args: &Args) -> Option<i32> {
         Ok(img) => img,
         Err(e @ ImageError::Busy { .. }) => {
             exit::open_failed("tune", &args.image, &e);
-            exit::say("tune", &args.image, "unmount it first: tune changes only an unmounted image");
+            exit::say(
+                "tune",
+                &args.image,
+                "unmount it first: tune changes only an unmounted image",
+            );
             return Some(exit::OPERATIONAL);
         }
         Err(e) => return Some(exit::open_failed("tune", &args.image, &e)),

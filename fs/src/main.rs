@@ -20,6 +20,11 @@ use std::time::Duration;
 /// it at MOUNTPOINT until `fusermount3 -u MOUNTPOINT`, SIGINT or SIGTERM, then unmounts
 /// cleanly. Every answered request survives `kill -9` of the daemon; fsync/fdatasync/syncfs
 /// (or `-o sync`) make changes survive a power loss too.
+///
+/// Default mount options, commit interval and error policy stored in the image
+/// (`rvmfs-admin tune -o`, `-c`, `-e`) apply first; the command line's options win. The mount
+/// shows as type fuse.rvmfs with the image as its source; `mount -t rvmfs` works through the
+/// mount.rvmfs helper.
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs", version, verbatim_doc_comment)]
 struct Args {
@@ -269,7 +274,11 @@ fn with_stored_defaults(args: &Args, img: &image::Image) -> Result<MountOptions>
     let sb = rvmfs::store::superblock(img.region.bytes())?;
     let mut list = options::stored(&sb);
     if !list.is_empty() {
-        log::info!("{}: stored default mount options: {}", args.image.display(), list.join(","));
+        log::info!(
+            "{}: stored default mount options: {}",
+            args.image.display(),
+            list.join(",")
+        );
     }
     list.extend(args.options.iter().cloned());
     options::parse_options(&list).or_else(|e| {

@@ -30,7 +30,11 @@ fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32), String> {
         Some("durable_write") => FaultOp::DurableWrite,
         Some("sync") => FaultOp::Sync,
         Some("any") => FaultOp::Any,
-        _ => return Err(format!("inject_fault={v}: OP is write, durable_write, sync or any")),
+        _ => {
+            return Err(format!(
+                "inject_fault={v}: OP is write, durable_write, sync or any"
+            ))
+        }
     };
     let n = parts
         .next()
@@ -39,7 +43,11 @@ fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32), String> {
     let errno = match parts.next() {
         None | Some("eio") => libc::EIO,
         Some("enospc") => libc::ENOSPC,
-        Some(e) => return Err(format!("inject_fault={v}: unknown errno {e} (eio or enospc)")),
+        Some(e) => {
+            return Err(format!(
+                "inject_fault={v}: unknown errno {e} (eio or enospc)"
+            ))
+        }
     };
     Ok((op, n, errno))
 }
@@ -107,19 +115,12 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
             "nodatasum" => o.nodatasum = true,
             "datasum" => o.nodatasum = false,
             "rw" => o.read_only = false,
-            "default_permissions"
-            | "defaults"
-            | "dev"
-            | "suid"
-            | "exec"
-            | "atime"
-            | "noatime" => {}
+            "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
             _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
         }
     }
     Ok(o)
 }
-
 
 /// Options that only the mount command line may give, never the superblock's defaults
 /// (`tune -o` refuses them): they decide how the image is opened, before its superblock is

@@ -185,7 +185,10 @@ fn report(args: &Args, header: &Header, inodes: u64, uuid: &uuid::Uuid) {
     println!("Filesystem UUID: {}", uuid.hyphenated());
     println!(
         "Filesystem volume name: {}",
-        args.label.as_deref().filter(|l| !l.is_empty()).unwrap_or("<none>")
+        args.label
+            .as_deref()
+            .filter(|l| !l.is_empty())
+            .unwrap_or("<none>")
     );
     println!(
         "{reserved} blocks ({:.1}%) reserved for the super user",
@@ -204,11 +207,14 @@ fn report(args: &Args, header: &Header, inodes: u64, uuid: &uuid::Uuid) {
 fn dry_run(args: &Args, exists: bool) -> Result<()> {
     let path = &args.image;
     let (current, is_block) = if exists {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot stat {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
         let mut file =
             File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        (file.seek(SeekFrom::End(0))?, meta.file_type().is_block_device())
+        (
+            file.seek(SeekFrom::End(0))?,
+            meta.file_type().is_block_device(),
+        )
     } else {
         (0, false)
     };

@@ -107,7 +107,9 @@ fn parse_percent(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a percentage"))?;
     if !(0.0..=50.0).contains(&p) {
-        return Err(format!("reserved blocks percent {s} is not between 0 and 50"));
+        return Err(format!(
+            "reserved blocks percent {s} is not between 0 and 50"
+        ));
     }
     Ok((p * 10.0).round() as u64)
 }

@@ -51,7 +51,9 @@ fn dump_of_a_mounted_image_and_of_a_log_to_replay() {
     assert_eq!(j["in_use"], true, "{j}");
     assert_eq!(j["superblock"]["state"], "not clean");
     assert_eq!(j["superblock"]["mount_count"], 1);
-    let text = admin(m.image(), &["dump", "-h"]).ok("dump -h of a mounted image").stdout;
+    let text = admin(m.image(), &["dump", "-h"])
+        .ok("dump -h of a mounted image")
+        .stdout;
     assert!(text.contains("in use"), "{text}");
     // Killed: the commits wait in the log (and spool); dump replays them in memory.
     let f = fs::File::open(m.path("a")).unwrap();
@@ -60,11 +62,21 @@ fn dump_of_a_mounted_image_and_of_a_log_to_replay() {
     m.kill9();
     let before = fs::read(m.image()).unwrap();
     let j = dump_json(&m, &[]);
-    assert_eq!(fs::read(m.image()).unwrap(), before, "dump wrote to the image");
+    assert_eq!(
+        fs::read(m.image()).unwrap(),
+        before,
+        "dump wrote to the image"
+    );
     let log = &j["log"];
     assert!(log["live_records"].as_u64().unwrap() > 0, "{log}");
-    assert!(log["tail"].as_u64().unwrap() > log["head"].as_u64().unwrap(), "{log}");
-    assert_eq!(j["superblock"]["inodes_used"], 3, "root, a and b after replay: {j}");
+    assert!(
+        log["tail"].as_u64().unwrap() > log["head"].as_u64().unwrap(),
+        "{log}"
+    );
+    assert_eq!(
+        j["superblock"]["inodes_used"], 3,
+        "root, a and b after replay: {j}"
+    );
     let used = j["superblock"]["blocks_used"].as_u64().unwrap();
     assert!(used >= 300_000 / 4096 + 2, "blocks used {used}");
     assert_eq!(

@@ -26,10 +26,27 @@ fn tune_changes_show_in_dump_and_fsck_stays_clean() {
     let m = Mounted::unmounted(&["-s", "64M"]);
     let o = admin(
         m.image(),
-        &["tune", "-L", "photos", "-o", "nodiscard,threads=3", "-c", "2", "-e", "panic", "-m", "5", "-l"],
+        &[
+            "tune",
+            "-L",
+            "photos",
+            "-o",
+            "nodiscard,threads=3",
+            "-c",
+            "2",
+            "-e",
+            "panic",
+            "-m",
+            "5",
+            "-l",
+        ],
     )
     .ok("tune");
-    assert!(o.stdout.contains("Filesystem volume name:     photos"), "-l prints the header:\n{}", o.stdout);
+    assert!(
+        o.stdout.contains("Filesystem volume name:     photos"),
+        "-l prints the header:\n{}",
+        o.stdout
+    );
     let sb = superblock(m.image());
     assert_eq!(sb["label"], "photos");
     assert_eq!(sb["mount_opts"], "nodiscard,threads=3");
@@ -41,10 +58,18 @@ fn tune_changes_show_in_dump_and_fsck_stays_clean() {
     // Clearing works; what is not asked for stays.
     admin(m.image(), &["tune", "-L", "", "-o", ""]).ok("tune -L '' -o ''");
     let sb = superblock(m.image());
-    assert_eq!((sb["label"].as_str(), sb["mount_opts"].as_str()), (Some(""), Some("")));
+    assert_eq!(
+        (sb["label"].as_str(), sb["mount_opts"].as_str()),
+        (Some(""), Some(""))
+    );
     assert_eq!(sb["errors"], "panic");
     // Bad values are usage errors, and change nothing.
-    for bad in [&["-o", "ro"][..], &["-o", "bogus"], &["-e", "explode"], &["-L", &"x".repeat(33)]] {
+    for bad in [
+        &["-o", "ro"][..],
+        &["-o", "bogus"],
+        &["-e", "explode"],
+        &["-L", &"x".repeat(33)],
+    ] {
         let mut args = vec!["tune"];
         args.extend_from_slice(bad);
         let o = admin(m.image(), &args);
@@ -67,13 +92,17 @@ fn mount_applies_the_stored_defaults_and_the_command_line_wins() {
     assert!(o.stderr.contains("unmount it first"), "{}", o.output());
     m.unmount_ok();
     assert!(
-        m.daemon_log().contains("stored default mount options: nodatasum,errors=continue"),
+        m.daemon_log()
+            .contains("stored default mount options: nodatasum,errors=continue"),
         "{}",
         m.daemon_log()
     );
     let (code, out) = m.fsck(&["-n", "-c"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("1 files not checksummed"), "stored nodatasum applied:\n{out}");
+    assert!(
+        out.contains("1 files not checksummed"),
+        "stored nodatasum applied:\n{out}"
+    );
     // `-o datasum` on the command line overrides the stored nodatasum.
     m.set_mount_options(&["datasum"]);
     m.mount();
@@ -81,7 +110,10 @@ fn mount_applies_the_stored_defaults_and_the_command_line_wins() {
     m.unmount_ok();
     let (code, out) = m.fsck(&["-n", "-c"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("of 1 files verified") && out.contains("1 files not checksummed"), "{out}");
+    assert!(
+        out.contains("of 1 files verified") && out.contains("1 files not checksummed"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -93,7 +125,11 @@ fn new_uuid_keeps_the_commits_of_a_killed_daemon() {
     fs::create_dir(m.path("d")).unwrap();
     fs::write(m.path("d/kept"), pattern(3, 20_000)).unwrap();
     m.kill9(); // the commits wait in the spool, named by the old UUID
-    assert!(old_spool.exists(), "no spool {} after kill -9", old_spool.display());
+    assert!(
+        old_spool.exists(),
+        "no spool {} after kill -9",
+        old_spool.display()
+    );
     let new = "0e7a0b1c-2d3e-4f50-8a6b-7c8d9e0f1a2b";
     admin(m.image(), &["tune", "-U", new]).ok("tune -U");
     assert_eq!(header(m.image())["uuid"], new);
@@ -105,7 +141,11 @@ fn new_uuid_keeps_the_commits_of_a_killed_daemon() {
     for arg in ["random", "time", "clear"] {
         admin(m.image(), &["tune", "-U", arg]).ok(&format!("tune -U {arg}"));
         let uuid = header(m.image())["uuid"].as_str().unwrap().to_string();
-        assert_eq!(uuid == "00000000-0000-0000-0000-000000000000", arg == "clear", "{arg}: {uuid}");
+        assert_eq!(
+            uuid == "00000000-0000-0000-0000-000000000000",
+            arg == "clear",
+            "{arg}: {uuid}"
+        );
     }
     m.assert_fsck_clean();
 }
@@ -122,7 +162,8 @@ fn stored_error_policy_applies_unless_the_command_line_says_otherwise() {
     let data = vec![7u8; 1 << 20];
     let mut f = fs::File::create(m.path("big")).unwrap();
     assert!(f.write_all(&data).is_err());
-    f.write_all(&data).expect("errors=continue (stored) goes on after a data write error");
+    f.write_all(&data)
+        .expect("errors=continue (stored) goes on after a data write error");
     drop(f);
     m.unmount_ok();
     let (code, out) = m.fsck(&["-y"]);
@@ -132,7 +173,10 @@ fn stored_error_policy_applies_unless_the_command_line_says_otherwise() {
     m.mount();
     let mut f = fs::File::create(m.path("big2")).unwrap();
     assert!(f.write_all(&data).is_err());
-    assert!(f.write_all(&data).is_err(), "remount-ro refuses later changes");
+    assert!(
+        f.write_all(&data).is_err(),
+        "remount-ro refuses later changes"
+    );
     drop(f);
     m.unmount();
 }

@@ -9,9 +9,20 @@ use std::io::{Seek, SeekFrom, Write};
 
 /// "N/M files (P% non-contiguous)" of fsck's summary → (N, P).
 fn summary(out: &str) -> (u64, f64) {
-    let line = out.lines().find(|l| l.contains("non-contiguous")).expect("summary line");
-    let files = line.split(": ").nth(1).and_then(|s| s.split('/').next()).unwrap();
-    let pct = line.split('(').nth(1).and_then(|s| s.split('%').next()).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("non-contiguous"))
+        .expect("summary line");
+    let files = line
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap();
+    let pct = line
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .unwrap();
     (files.parse().unwrap(), pct.parse().unwrap())
 }
 
@@ -39,7 +50,10 @@ fn fsck_percentage_counts_non_contiguous_files() {
     assert_eq!(code, 0, "{out}");
     let (inodes, pct) = summary(&out);
     assert_eq!(inodes, 6, "root, four files, one contiguous file: {out}");
-    assert!((pct - 100.0 * 4.0 / 6.0).abs() < 0.1, "4 of 6 inodes non-contiguous: {out}");
+    assert!(
+        (pct - 100.0 * 4.0 / 6.0).abs() < 0.1,
+        "4 of 6 inodes non-contiguous: {out}"
+    );
 }
 
 #[test]
@@ -49,7 +63,10 @@ fn error_lines_name_the_image_the_operation_and_the_inode() {
     m.set_mount_options(&["sync", "inject_fault=write:0"]);
     m.mount();
     let mut f = fs::File::create(m.path("big")).unwrap();
-    assert!(f.write_all(&vec![7u8; 1 << 20]).is_err(), "the injected fault fails the write");
+    assert!(
+        f.write_all(&vec![7u8; 1 << 20]).is_err(),
+        "the injected fault fails the write"
+    );
     drop(f);
     let ino = {
         use std::os::unix::fs::MetadataExt;
@@ -62,10 +79,14 @@ fn error_lines_name_the_image_the_operation_and_the_inode() {
     assert!(!errors.is_empty(), "no error logged:\n{log}");
     for line in &errors {
         assert!(
-            line.contains(&m.image().display().to_string()) || line.contains(&image.display().to_string()),
+            line.contains(&m.image().display().to_string())
+                || line.contains(&image.display().to_string()),
             "error line without the image: {line}"
         );
     }
     let want = format!("write (inode {ino})");
-    assert!(errors.iter().any(|l| l.contains(&want)), "no line names {want:?}:\n{log}");
+    assert!(
+        errors.iter().any(|l| l.contains(&want)),
+        "no line names {want:?}:\n{log}"
+    );
 }

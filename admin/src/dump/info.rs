@@ -137,7 +137,10 @@ impl Info {
 
 fn names(word: Word, bits: u32) -> Vec<String> {
     let text = describe(word, bits);
-    text.split(", ").filter(|s| !s.is_empty()).map(String::from).collect()
+    text.split(", ")
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn header_info(img: &Image) -> HeaderInfo {
@@ -166,7 +169,11 @@ fn superblock_info(sb: &Superblock) -> SuperblockInfo {
         mount_opts: sb.mount_opts(),
         commit_interval: sb.commit_interval,
         errors: sb.errors_name(),
-        state: if sb.mounted == 0 { "clean" } else { "not clean" },
+        state: if sb.mounted == 0 {
+            "clean"
+        } else {
+            "not clean"
+        },
         inode_count: sb.inode_count,
         inodes_used: sb.inodes_used,
         data_blocks: sb.data_blocks,

@@ -65,13 +65,19 @@ pub fn print(info: &Info) {
             s => format!("{s} s"),
         },
     );
-    line("Errors behavior", sb.errors.unwrap_or("(default: remount-ro)"));
+    line(
+        "Errors behavior",
+        sb.errors.unwrap_or("(default: remount-ro)"),
+    );
     line("Filesystem created", time(h.created));
     line("Last mount time", time(sb.last_mount));
     line("Last checked", time(sb.last_check));
     line("Mount count", sb.mount_count);
     line("Next inode generation", sb.next_generation);
-    line("Log area", format!("offset {}, length {}", h.log_offset, mib(h.log_len)));
+    line(
+        "Log area",
+        format!("offset {}, length {}", h.log_offset, mib(h.log_len)),
+    );
     line(
         "Metadata region",
         format!("offset {}, length {}", h.segment_offset, mib(h.segment_len)),
@@ -82,7 +88,10 @@ pub fn print(info: &Info) {
     );
     line(
         "Heap",
-        format!("{}..{} (bump pointer {})", sb.heap_start, sb.heap_end, sb.heap_top),
+        format!(
+            "{}..{} (bump pointer {})",
+            sb.heap_start, sb.heap_end, sb.heap_top
+        ),
     );
     print_error(info);
     print_log(info);
@@ -98,7 +107,10 @@ fn print_error(info: &Info) {
             line("Last error time", time(r.last_time));
             line(
                 "First error",
-                format!("{} on inode {} (errno {}): {}", r.op, r.inode, r.errno, r.message),
+                format!(
+                    "{} on inode {} (errno {}): {}",
+                    r.op, r.inode, r.errno, r.message
+                ),
             );
         }
         (None, Some(damage)) => line("Error state", format!("error record damaged: {damage}")),
@@ -125,5 +137,8 @@ fn print_free(info: &Info) {
     line("Free blocks", f.free_blocks);
     line("Free inodes", f.free_inodes);
     line("Free extents", f.free_extents);
-    line("Largest free extent", format!("{} blocks", f.largest_free_extent));
+    line(
+        "Largest free extent",
+        format!("{} blocks", f.largest_free_extent),
+    );
 }

@@ -87,25 +87,24 @@ impl Log for Logger {
 /// again).
 pub fn init(image: &std::path::Path, default_filter: &str) {
     let image = image.display().to_string();
-    let inner = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(default_filter),
-    )
-    .format(move |buf, r| {
-        let message = r.args().to_string();
-        let prefix = if message.starts_with(&image) {
-            String::new()
-        } else {
-            format!("{image}: ")
-        };
-        writeln!(
-            buf,
-            "[{} {} {}] {prefix}{message}",
-            buf.timestamp(),
-            r.level(),
-            r.target()
-        )
-    })
-    .build();
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+            .format(move |buf, r| {
+                let message = r.args().to_string();
+                let prefix = if message.starts_with(&image) {
+                    String::new()
+                } else {
+                    format!("{image}: ")
+                };
+                writeln!(
+                    buf,
+                    "[{} {} {}] {prefix}{message}",
+                    buf.timestamp(),
+                    r.level(),
+                    r.target()
+                )
+            })
+            .build();
     let max = inner.filter();
     if log::set_boxed_logger(Box::new(Logger { inner })).is_ok() {
         log::set_max_level(max);
@@ -133,7 +132,9 @@ mod tests {
         assert!(!is_interrupted(libc::ENODEV));
         assert!(!is_interrupted(libc::EINVAL));
         let other = Record::builder()
-            .args(format_args!("Failed to send FUSE reply: No such file or directory"))
+            .args(format_args!(
+                "Failed to send FUSE reply: No such file or directory"
+            ))
             .target("rvmfs::fuse")
             .build();
         assert!(!interrupted_reply(&other), "only fuser's reply module");

@@ -100,9 +100,16 @@ fn mount_direct(
     if read_only {
         flags |= libc::MS_RDONLY;
     }
-    let cstr = |s: &[u8]| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
-    let (source, target) = (cstr(fsname.as_bytes())?, cstr(mountpoint.as_os_str().as_bytes())?);
-    let (fstype, data) = (cstr(format!("fuse.{SUBTYPE}").as_bytes())?, cstr(data.as_bytes())?);
+    let cstr =
+        |s: &[u8]| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let (source, target) = (
+        cstr(fsname.as_bytes())?,
+        cstr(mountpoint.as_os_str().as_bytes())?,
+    );
+    let (fstype, data) = (
+        cstr(format!("fuse.{SUBTYPE}").as_bytes())?,
+        cstr(data.as_bytes())?,
+    );
     // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
     let r = unsafe {
         libc::mount(
