@@ -36,7 +36,7 @@ def decode(name, rows, base, total):
 H = decode('header', table('# 2. Header'), 0, 0x90)
 E = decode('error record', table('## 2.1 Error record'), 0x100, 256)
 assert not any(img[0x100:0x200]), 'a fresh image records no error'
-S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x128)
+S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x198)
 ino = 1
 I = decode('root inode', table('## 5.3 Inode'), H['segment_offset'] + S['inode_table'] + (ino - 1) * 128, 128)
 # The geometry of section 1, recomputed from the image size alone.
@@ -50,7 +50,8 @@ want = dict(log_offset=4096, log_len=log_len, segment_offset=so, segment_len=he,
 for k, v in want.items(): assert H[k] == v, (k, H[k], v)
 for k, v in dict(inode_count=inodes, inode_bitmap=ib, inode_table=it, data_bitmap=db, csum_table=ct, heap_start=hs,
                  heap_end=he, heap_top=hs, data_blocks=H['data_blocks'], inodes_used=1,
-                 next_generation=2, last_check=H['created'], version=2, mounted=0).items():
+                 next_generation=2, last_check=H['created'], version=2, mounted=0,
+                 reserved_blocks=0, commit_interval=0, errors=0).items():
     assert S[k] == v, (k, S[k], v)
 assert bytes.fromhex(H['magic']) == b'RVMFS\0\x01\x00' and S['magic'] == int.from_bytes(b'RVMFSSB1', 'little')
 assert I['mode'] == 0o40755 and I['nlink'] == 2 and I['parent_or_target'] == 1 and I['generation'] == 1
@@ -64,6 +65,7 @@ assert crc32c(img[:0x78]) == H['crc'] and crc32c(img[0x80:0x8C]) == H['features_
 for w in ('compat', 'ro_compat', 'incompat'): assert S[w] == H[w], (w, S[w], H[w])
 assert H['incompat'] & ~1 == 0 and H['ro_compat'] == 1 and H['compat'] == 0  # section 9's bits; mkfs sets data_csum
 assert (S['hash_key'] != '00' * 16) == bool(H['incompat'] & 1)   # keyed_hash has a key
+assert S['label'] == '00' * 32 and S['mount_opts'] == '00' * 64   # made without -L; no defaults stored
 for copy in (0, 1):
     base = H['log_offset'] + copy * 4096
     st = decode(f'status copy {copy}', table('## 3.1 Status block'), base, 52)

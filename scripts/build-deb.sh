@@ -19,7 +19,12 @@ chmod 0755 "$tree"
 
 DESTDIR="$tree" bash scripts/install.sh /usr >/dev/null
 # Debian ships binaries without their debugging symbols (the release profile keeps them).
-strip --strip-unneeded "$tree"/usr/bin/* "$tree"/usr/sbin/*
+# Only the ELF binaries: mount.rvmfs is a shell script.
+elf=()
+for f in "$tree"/usr/bin/* "$tree"/usr/sbin/*; do
+    if [[ $(head -c 4 "$f" | tail -c 3) == ELF ]]; then elf+=("$f"); fi
+done
+strip --strip-unneeded "${elf[@]}"
 doc="$tree/usr/share/doc/rvmfs"
 install -d "$doc" "$tree/DEBIAN"
 install -m 0644 packaging/debian/README.Debian "$doc/README.Debian"
@@ -35,7 +40,7 @@ chmod 0644 "$doc/copyright" "$doc/changelog.gz"
 
 # The C libraries the binaries link (libc, libgcc_s), as dpkg-shlibdeps would name them:
 # the package that owns each library, at least the version installed here.
-libs=$(for f in "$tree"/usr/bin/* "$tree"/usr/sbin/*; do ldd "$f"; done |
+libs=$(for f in "${elf[@]}"; do ldd "$f"; done |
     awk '$3 ~ /^\// { print $3 }' | sort -u)
 depends="fuse3"
 for lib in $libs; do

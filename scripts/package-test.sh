@@ -42,7 +42,7 @@ say "installed: $(dpkg-query -W -f='${Package} ${Version} ${Architecture}' rvmfs
 
 # Only the system's directories: what the package installed, not a /usr/local copy.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-for tool in rvmfs mkfs.rvmfs fsck.rvmfs; do
+for tool in rvmfs mkfs.rvmfs fsck.rvmfs rvmfs-admin; do
     where=$(command -v "$tool") || fail "$tool is not in PATH"
     [[ $where == /usr/* ]] || fail "$tool found at $where"
     man -w "$tool" >/dev/null || fail "man does not find $tool(8)"
@@ -51,18 +51,21 @@ done
 
 mkdir "$mnt"
 mkfs.rvmfs -s 128M "$work/disk.img"
-rvmfs "$work/disk.img" "$mnt"
-grep -q " $mnt " /proc/mounts || fail "rvmfs returned but $mnt is not mounted"
+# Through mount(8) and the package's mount.rvmfs helper; the mount's type is fuse.rvmfs.
+mount -t rvmfs "$work/disk.img" "$mnt"
+grep -q " $mnt fuse.rvmfs " /proc/mounts || fail "mount -t rvmfs returned but $mnt is not mounted as fuse.rvmfs"
 cp -a docs scripts "$mnt/"
 diff -r docs "$mnt/docs" && diff -r scripts "$mnt/scripts" || fail "the copy differs"
 fusermount3 -u "$mnt"
 # The daemon finishes its clean unmount after the kernel lets go: wait for the image's lock.
 for _ in $(seq 50); do flock -n "$work/disk.img" true && break; sleep 0.1; done
 fsck.rvmfs -n "$work/disk.img" || fail "fsck.rvmfs -n exit $?"
+rvmfs-admin dump -h "$work/disk.img" >/dev/null || fail "rvmfs-admin dump -h exit $?"
 
 dpkg -r rvmfs >/dev/null
-for path in /usr/bin/rvmfs /usr/sbin/mkfs.rvmfs /usr/sbin/fsck.rvmfs \
+for path in /usr/bin/rvmfs /usr/sbin/mkfs.rvmfs /usr/sbin/fsck.rvmfs /usr/sbin/rvmfs-admin \
+    /usr/sbin/mount.rvmfs \
     /usr/share/man/man8/rvmfs.8.gz /usr/share/bash-completion/completions/rvmfs; do
     [[ ! -e $path ]] || fail "dpkg -r left $path"
 done
-say "passed: installed, mkfs, mount, copy, unmount, fsck from PATH, removed"
+say "passed: installed, mkfs, mount -t rvmfs, copy, unmount, fsck, dump from PATH, removed"

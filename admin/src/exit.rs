@@ -18,12 +18,15 @@ pub fn say(sub: &str, image: &Path, what: impl std::fmt::Display) {
     eprintln!("rvmfs-admin {sub}: {}: {what}", image.display());
 }
 
-/// Say why `image` could not be opened (the `ImageError` text without its leading path) and
+/// Say why `image` could not be opened (the `ImageError` text without the path it names) and
 /// return the exit code: 8, operational.
 pub fn open_failed(sub: &str, image: &Path, e: &ImageError) -> i32 {
     let text = e.to_string();
-    let prefix = format!("{}: ", image.display());
-    let what = text.strip_prefix(&prefix).unwrap_or(&text);
+    let path = image.display().to_string();
+    let what = match text.strip_prefix(&path) {
+        Some(rest) => rest.trim_start_matches(':').trim_start().to_string(),
+        None => text.replacen(&format!(" {path}"), "", 1),
+    };
     say(sub, image, what);
     OPERATIONAL
 }

@@ -1,23 +1,28 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
-//! does in separate tools: `logdump` (debugfs logdump, Coda's rvmutl), `debug` (debugfs),
-//! `rdump` (debugfs rdump), ... Each subcommand lives in its own module with
-//! `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit code); this
-//! file is only the table and the dispatch.
+//! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `logdump` (debugfs logdump,
+//! Coda's rvmutl), `debug` (debugfs), `rdump` (debugfs rdump). Each subcommand lives in its
+//! own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit
+//! code); this file is only the table and the dispatch.
 
 mod debug;
+mod dump;
 mod exit;
 mod image;
 mod logdump;
 mod rdump;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
 /// Inspect and administer rvmfs images.
 ///
-/// Exit status (as e2fsprogs): 0 success, 1 error, 8 operational error (the image cannot be
-/// opened, or is mounted and the operation refuses a mounted image), 16 usage error.
+/// One command with a subcommand for each tool: dump (the header, geometry and counters),
+/// tune (label, UUID, stored mount defaults), logdump (the redo log's records), debug
+/// (debugfs's ls, stat, cat, extents, xattrs, ncheck, icheck) and rdump (copy a subtree out
+/// of an image, also one that no longer mounts).
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs-admin", version, verbatim_doc_comment)]
+#[command(after_long_help = include_str!("after_help.txt"))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Dump(dump::Args),
+    Tune(tune::Args),
     Logdump(logdump::Args),
     Debug(debug::Args),
     Rdump(rdump::Args),
@@ -32,6 +39,8 @@ enum Command {
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
+        Command::Dump(args) => dump::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Logdump(args) => logdump::run(args),
         Command::Debug(args) => debug::run(args),
         Command::Rdump(args) => rdump::run(args),
@@ -39,6 +48,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    cli_docs::generate_if_asked::<Cli>();
     // Die quietly on a closed pipe (`rvmfs-admin dump img | head`), as C tools do.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

@@ -6,7 +6,7 @@ use crate::layout::geometry::{plan, Plan, PlanError};
 use crate::layout::header::Header;
 use crate::layout::inode::{now, Inode};
 use crate::layout::pod;
-use crate::layout::superblock::{Superblock, ROOT_INO};
+use crate::layout::superblock::{Superblock, LABEL_LEN, ROOT_INO};
 use crate::store::bitmap;
 use rvm_core::{CommitMode, RestoreMode, Rvm, RvmOptions, Storage};
 use std::sync::Arc;
@@ -43,6 +43,15 @@ fn random_key() -> std::io::Result<[u8; 16]> {
     Ok(key)
 }
 
+/// What mkfs sets in a new superblock besides the geometry (`mkfs -L`, `-m`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Volume label, NUL-padded (`Superblock::label`).
+    pub label: [u8; LABEL_LEN],
+    /// Per mille of the data blocks reserved for root (`mkfs -m 5` = 50; 0 = none).
+    pub reserved_permille: u64,
+}
+
 /// Format `storage` (a file or device of `p.size` bytes whose log and segment areas read as
 /// zeros; `rvm_core::FileStorage` for a real image) as an rvmfs image. The header is written
 /// last, so a format cut short leaves no valid image.
@@ -52,8 +61,21 @@ pub fn format(
     uuid: [u8; 16],
     root_owner: (u32, u32),
 ) -> Result<Header, FormatError> {
+    format_with(storage, p, uuid, root_owner, Settings::default())
+}
+
+/// As [`format`], with a label and a root reserve (`Settings`).
+pub fn format_with(
+    storage: Arc<dyn Storage>,
+    p: Plan,
+    uuid: [u8; 16],
+    root_owner: (u32, u32),
+    settings: Settings,
+) -> Result<Header, FormatError> {
     let sec = now().0;
     let (header, mut sb) = plan(p, uuid, sec)?;
+    sb.label = settings.label;
+    sb.reserved_blocks = sb.data_blocks * settings.reserved_permille / 1000;
     if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
         sb.hash_key = random_key()?;
     }

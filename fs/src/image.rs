@@ -126,6 +126,18 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header, ImageError> {
     })
 }
 
+/// Rewrite the header of an opened image (its first 0x90 bytes, CRCs recomputed; the error
+/// record after them is left alone) and sync: `rvmfs-admin tune -U`, whose UUID lives in the
+/// header, outside the region and its log. The header fits in one sector, so the write is
+/// all or nothing on any device that writes sectors atomically.
+///
+/// Errors: the write's or the sync's I/O error.
+pub fn write_header(storage: &dyn Storage, header: &Header) -> std::io::Result<()> {
+    let block = header.encode();
+    storage.write_at(&block[..std::mem::size_of::<Header>()], 0)?;
+    storage.sync()
+}
+
 /// Refuse `features` with an unknown incompat bit, and a writable open of an unknown ro-compat
 /// bit (docs/format.md section 9).
 pub fn check_features(features: &Features, mode: OpenMode, path: &Path) -> Result<(), ImageError> {
@@ -253,6 +265,22 @@ pub fn open_shared(path: &Path) -> Result<Image, ImageError> {
         commit_interval: None,
     };
     open_locked(path, mode, false, |storage| storage)
+}
+
+/// Open the image at `path` read-only to look at it (`rvmfs-admin dump`, like dumpe2fs): as
+/// [`open`] with `read_only`, and if another process holds the image's lock (a mount, an
+/// fsck), as [`open_shared`]. Returns the image and whether it is in use.
+///
+/// Errors: as [`open`], never `ImageError::Busy`.
+pub fn open_inspect(path: &Path) -> Result<(Image, bool), ImageError> {
+    let mode = OpenMode {
+        read_only: true,
+        commit_interval: None,
+    };
+    match open_locked(path, mode, true, |storage| storage) {
+        Err(ImageError::Busy { .. }) => Ok((open_shared(path)?, true)),
+        other => other.map(|img| (img, false)),
+    }
 }
 
 /// [`open_with`], taking the image's lock if `take_lock`.

@@ -20,6 +20,7 @@ pub mod fuse;
 pub mod image;
 pub mod layout;
 pub mod ops;
+pub mod options;
 pub mod store;
 
 pub use error::{FsError, FsResult};

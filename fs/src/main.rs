@@ -2,12 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rvm_core::FaultOp;
 use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
-use rvmfs::ops::{Discard, Durability, ErrorPolicy, Fs};
+use rvmfs::ops::{Discard, Durability, Fs};
+use rvmfs::options::{self, parse_options, MountOptions};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -20,6 +20,11 @@ use std::time::Duration;
 /// it at MOUNTPOINT until `fusermount3 -u MOUNTPOINT`, SIGINT or SIGTERM, then unmounts
 /// cleanly. Every answered request survives `kill -9` of the daemon; fsync/fdatasync/syncfs
 /// (or `-o sync`) make changes survive a power loss too.
+///
+/// Default mount options, commit interval and error policy stored in the image
+/// (`rvmfs-admin tune -o`, `-c`, `-e`) apply first; the command line's options win. The mount
+/// shows as type fuse.rvmfs with the image as its source; `mount -t rvmfs` works through the
+/// mount.rvmfs helper.
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs", version, verbatim_doc_comment)]
 #[command(after_long_help = include_str!("after_help.txt"))]
@@ -63,123 +68,6 @@ struct Args {
     mountpoint: PathBuf,
 }
 
-struct MountOptions {
-    sync: bool,
-    commit: Option<Duration>,
-    threads: usize,
-    clone_fd: bool,
-    allow_other: bool,
-    read_only: bool,
-    errors: ErrorPolicy,
-    /// `inject_fault=`: (call kind, calls that succeed first, errno).
-    fault: Option<(FaultOp, u64, i32)>,
-    /// `inject_stall=`: the gate file (`image::stall`).
-    stall: Option<std::path::PathBuf>,
-    discard: bool,
-    checked: bool,
-    nodatasum: bool,
-}
-
-/// Parse `inject_fault=OP:N[:enospc|eio]`.
-fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32)> {
-    let mut parts = v.split(':');
-    let op = match parts.next() {
-        Some("write") => FaultOp::Write,
-        Some("durable_write") => FaultOp::DurableWrite,
-        Some("sync") => FaultOp::Sync,
-        Some("any") => FaultOp::Any,
-        _ => bail!("inject_fault={v}: OP is write, durable_write, sync or any"),
-    };
-    let n = parts
-        .next()
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("inject_fault={v}: N is a number"))?;
-    let errno = match parts.next() {
-        None | Some("eio") => libc::EIO,
-        Some("enospc") => libc::ENOSPC,
-        Some(e) => bail!("inject_fault={v}: unknown errno {e} (eio or enospc)"),
-    };
-    Ok((op, n, errno))
-}
-
-fn parse_options(list: &[String]) -> Result<MountOptions> {
-    // SAFETY: getuid has no preconditions.
-    let root = unsafe { libc::getuid() } == 0;
-    let mut o = MountOptions {
-        sync: false,
-        commit: Some(Duration::from_secs(5)),
-        threads: 2,
-        // Needs a /dev/fuse we can open ourselves (fusermount3 passes us only its descriptor).
-        clone_fd: std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-            .is_ok(),
-        allow_other: root,
-        read_only: false,
-        errors: ErrorPolicy::default(),
-        fault: None,
-        stall: None,
-        discard: true,
-        checked: false,
-        nodatasum: false,
-    };
-    for opt in list
-        .iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.is_empty())
-    {
-        let (key, value) = opt
-            .split_once('=')
-            .map_or((opt, None), |(k, v)| (k, Some(v)));
-        let number = |v: Option<&str>| -> Result<u64> {
-            v.with_context(|| format!("mount option {key} needs a value"))?
-                .parse()
-                .with_context(|| format!("mount option {key}: not a number"))
-        };
-        match key {
-            "sync" => o.sync = true,
-            "async" => o.sync = false,
-            "commit" => {
-                o.commit = Some(number(value)?)
-                    .filter(|&s| s > 0)
-                    .map(Duration::from_secs)
-            }
-            "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
-            "noclone_fd" => o.clone_fd = false,
-            "allow_other" => o.allow_other = true,
-            "noallow_other" => o.allow_other = false,
-            "ro" => o.read_only = true,
-            "errors" => {
-                let v = value.context("mount option errors needs a value")?;
-                o.errors = v.parse().map_err(anyhow::Error::msg)?;
-            }
-            "inject_fault" => {
-                o.fault = Some(parse_fault(value.unwrap_or_default())?);
-            }
-            "inject_stall" => {
-                let v = value.context("mount option inject_stall needs a path")?;
-                o.stall = Some(v.into());
-            }
-            "discard" => o.discard = true,
-            "nodiscard" => o.discard = false,
-            "checked" => o.checked = true,
-            "nodatasum" => o.nodatasum = true,
-            "datasum" => o.nodatasum = false,
-            "rw"
-            | "default_permissions"
-            | "defaults"
-            | "dev"
-            | "suid"
-            | "exec"
-            | "atime"
-            | "noatime" => {}
-            _ => bail!("unknown mount option '{opt}' (see rvmfs --help)"),
-        }
-    }
-    Ok(o)
-}
-
 /// Keep the daemon's heap from holding on to the memory of its bursts (a truncation gathers
 /// 4 MiB of ranges): glibc raises its mmap threshold after such a block is freed, and later
 /// ones then come from the thread's arena, which keeps them resident. A fixed mmap threshold
@@ -200,11 +88,8 @@ fn bound_heap() {
 fn main() {
     cli_docs::generate_if_asked::<Args>();
     bound_heap();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
-    )
-    .init();
     let args = Args::parse();
+    rvmfs::fuse::logging::init(&args.image, "warn,fuser::session=error");
     if let Err(e) = run(args) {
         eprintln!("rvmfs: {e:#}");
         std::process::exit(1);
@@ -212,7 +97,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let opts = parse_options(&args.options)?;
+    let opts = parse_options(&args.options).map_err(anyhow::Error::msg)?;
     if !args.mountpoint.is_dir() {
         bail!(
             "mount point {} is not a directory",
@@ -274,13 +159,20 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         libc::sigaddset(&mut signals, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
     }
-    let (fs, read_only) = open_fs(args, opts)?;
+    let (fs, read_only, opts) = open_fs(args, opts)?;
+    let opts = &opts;
     let state = Arc::new(RwLock::new(fs));
     let config = fuse_config(args, opts, read_only)?;
-    let mut session = fuser::Session::new(RvmFs::new(state.clone()), &args.mountpoint, &config)
-        .map_err(rvmfs::fuse::rootless::explain_mount_error)
-        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
+    let fsname = std::fs::canonicalize(&args.image)?.display().to_string();
+    let (session, mut unmounter) = rvmfs::fuse::mount::mount(
+        RvmFs::new(state.clone()),
+        &args.mountpoint,
+        &config,
+        &fsname,
+        read_only,
+    )
+    .map_err(rvmfs::fuse::rootless::explain_mount_error)
+    .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
     std::thread::spawn(move || {
         let mut sig = 0;
         // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
@@ -309,12 +201,21 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
 
 /// Open, recover and set up the filesystem for `serve` (mount options, error policy, discard,
 /// the orphans a crash left); returns it and whether it is mounted read-only.
-fn open_fs(args: &Args, opts: &MountOptions) -> Result<(Fs, bool)> {
+/// Returns also the options in force: the superblock's stored defaults (`rvmfs-admin tune`),
+/// overridden by the command line's.
+fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> {
     let started = std::time::Instant::now();
-    let commit = if opts.sync { None } else { opts.commit };
     // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
     // visible): the image is opened O_RDONLY and its log replayed into memory only.
-    let (img, read_only, fault) = open_image(args, opts, commit)?;
+    let (img, read_only, fault) = open_image(args, cli, options::commit_interval(cli))?;
+    let opts = with_stored_defaults(args, &img)?;
+    if options::commit_interval(&opts) != options::commit_interval(cli) {
+        let tunables = img.rvm.query_options();
+        img.rvm.set_options(rvm_core::Tunables {
+            commit_interval: options::commit_interval(&opts),
+            ..tunables
+        })?;
+    }
     if opts.checked {
         let tunables = img.rvm.query_options();
         img.rvm.set_options(rvm_core::Tunables {
@@ -369,7 +270,29 @@ fn open_fs(args: &Args, opts: &MountOptions) -> Result<(Fs, bool)> {
         f.fail_after(op, n, errno, false);
     }
     log::info!("image opened and recovered in {:?}", started.elapsed());
-    Ok((fs, read_only))
+    Ok((fs, read_only, opts))
+}
+
+/// The options in force: the image's stored defaults (superblock), then the command line's.
+/// Stored defaults this build does not understand are ignored with a warning.
+fn with_stored_defaults(args: &Args, img: &image::Image) -> Result<MountOptions> {
+    let sb = rvmfs::store::superblock(img.region.bytes())?;
+    let mut list = options::stored(&sb);
+    if !list.is_empty() {
+        log::info!(
+            "{}: stored default mount options: {}",
+            args.image.display(),
+            list.join(",")
+        );
+    }
+    list.extend(args.options.iter().cloned());
+    options::parse_options(&list).or_else(|e| {
+        log::warn!(
+            "{}: ignoring the stored default mount options ({e})",
+            args.image.display()
+        );
+        parse_options(&args.options).map_err(anyhow::Error::msg)
+    })
 }
 
 /// The FUSE session's configuration: mount options (source, subtype, permissions, ro),
@@ -377,7 +300,7 @@ fn open_fs(args: &Args, opts: &MountOptions) -> Result<(Fs, bool)> {
 fn fuse_config(args: &Args, opts: &MountOptions, read_only: bool) -> Result<fuser::Config> {
     let mut mount_options = vec![
         fuser::MountOption::FSName(std::fs::canonicalize(&args.image)?.display().to_string()),
-        fuser::MountOption::Subtype("rvmfs".into()),
+        fuser::MountOption::Subtype(rvmfs::fuse::mount::SUBTYPE.into()),
         fuser::MountOption::DefaultPermissions,
     ];
     if read_only {

@@ -73,6 +73,8 @@ pub struct Report {
     pub files: u64,
     pub dirs: u64,
     pub extents: u64,
+    /// Regular files whose extents are not physically contiguous (each counted once): the
+    /// summary line's "% non-contiguous" is these over the inodes in use, as e2fsck's.
     pub fragmented: u64,
     pub blocks_used: u64,
     pub orphans: u64,

@@ -2,61 +2,17 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rvmfs::format::format;
+mod options;
+
+use options::Args;
+use rvmfs::format::{format_with, Settings};
 use rvmfs::image::{read_header, ImageError};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HeaderError};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
-
-/// Create an rvmfs filesystem image.
-///
-/// IMAGE is a regular file (created, or extended to SIZE) or a block device. The image holds
-/// a header, the RVM redo log, the metadata region (superblock, inode table, bitmaps,
-/// recoverable heap) and the data area. An existing rvmfs image or a non-empty file is never
-/// overwritten without -f.
-#[derive(Parser, Debug)]
-#[command(name = "mkfs.rvmfs", version, verbatim_doc_comment)]
-#[command(after_long_help = include_str!("after_help.txt"))]
-struct Args {
-    /// Image size, with an optional K, M, G or T suffix (powers of 1024). Required for a new
-    /// file; defaults to the size of an existing file or device.
-    #[arg(short = 's', long = "size", value_name = "SIZE", value_parser = parse_size)]
-    size: Option<u64>,
-    /// Number of inodes (default: one per 16 KiB of image).
-    #[arg(short = 'N', long = "inodes", value_name = "INODES")]
-    inodes: Option<u64>,
-    /// Size of the redo log, with an optional suffix (default: SIZE/32, 4 MiB to 256 MiB).
-    #[arg(short = 'L', long = "log-size", value_name = "LOG_SIZE", value_parser = parse_size)]
-    log_size: Option<u64>,
-    /// Overwrite an existing image or a non-empty file.
-    #[arg(short = 'f', long = "force")]
-    force: bool,
-    /// Print nothing but errors.
-    #[arg(short = 'q', long = "quiet")]
-    quiet: bool,
-    /// The file or block device to format.
-    image: PathBuf,
-}
-
-/// Parse "64M", "1G", "4096": bytes, suffixes K/M/G/T in powers of 1024.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&s[..s.len() - 1], 10),
-        Some('M') => (&s[..s.len() - 1], 20),
-        Some('G') => (&s[..s.len() - 1], 30),
-        Some('T') => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (examples: 4096, 64M, 2G)"))?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size '{s}' is too large"))
-}
+use std::path::Path;
 
 fn main() {
     cli_docs::generate_if_asked::<Args>();
@@ -185,40 +141,10 @@ fn allocate_metadata(file: &File, layout: &Header, path: &Path) -> Result<()> {
     write_zeros(file, layout.log_offset, layout.log_len).map_err(no_room)
 }
 
-fn run(args: &Args) -> Result<()> {
+/// The image size to make, bytes (a multiple of 4096): `-s`, else the file's or device's
+/// `current` size.
+fn image_size(args: &Args, current: u64, is_block: bool) -> Result<u64> {
     let path = &args.image;
-    let exists = check_path(args)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    rvmfs::image::lock(&file, path)?;
-    let meta = file.metadata()?;
-    let is_block = meta.file_type().is_block_device();
-    let current = (&file).seek(SeekFrom::End(0))?;
-    if exists && !args.force {
-        match read_header(&file, path) {
-            Ok(_) => bail!(
-                "{} already holds an rvmfs image; use -f to overwrite it",
-                path.display()
-            ),
-            // An image of a newer format is still an image: say so, not "not empty".
-            Err(ImageError::Header {
-                source: e @ (HeaderError::Incompat(_) | HeaderError::Version(_)),
-                ..
-            }) => bail!(
-                "{} already holds an rvmfs image ({e}); use -f to overwrite it",
-                path.display()
-            ),
-            Err(_) => {}
-        }
-        if current > 0 && has_contents(&file)? {
-            bail!("{} is not empty; use -f to overwrite it", path.display());
-        }
-    }
     let size = match (args.size, is_block) {
         (Some(s), true) if s > current => bail!(
             "{} is only {current} bytes; cannot make a {s}-byte image",
@@ -230,31 +156,132 @@ fn run(args: &Args) -> Result<()> {
             "{} is empty: give the image size with -s SIZE",
             path.display()
         ),
-    } / 4096
-        * 4096;
-    let plan = Plan {
+    };
+    Ok(size / 4096 * 4096)
+}
+
+fn plan_of(args: &Args, size: u64) -> Plan {
+    Plan {
         size,
         inodes: args.inodes,
-        log: args.log_size,
+        log: args.log(),
+    }
+}
+
+fn settings(args: &Args) -> Settings {
+    let label = args.label.as_deref().unwrap_or("");
+    Settings {
+        label: rvmfs::layout::superblock::to_text_field(label).unwrap_or_default(),
+        reserved_permille: args.reserved_permille.unwrap_or(0),
+    }
+}
+
+/// Print the layout as mke2fs does (blocks and inodes, UUID, label, log, reserve).
+fn report(args: &Args, header: &Header, inodes: u64, uuid: &uuid::Uuid) {
+    let reserved = header.data_blocks * settings(args).reserved_permille / 1000;
+    println!(
+        "Creating filesystem with {} 4k blocks and {inodes} inodes",
+        header.data_blocks
+    );
+    println!("Filesystem UUID: {}", uuid.hyphenated());
+    println!(
+        "Filesystem volume name: {}",
+        args.label
+            .as_deref()
+            .filter(|l| !l.is_empty())
+            .unwrap_or("<none>")
+    );
+    println!(
+        "{reserved} blocks ({:.1}%) reserved for the super user",
+        settings(args).reserved_permille as f64 / 10.0
+    );
+    // "N MiB log" and "N MiB metadata region" are read by scripts (bench, tests/host_full).
+    println!(
+        "Layout: {} MiB metadata region, {} MiB log, data area at image offset {}",
+        header.segment_len >> 20,
+        header.log_len >> 20,
+        header.data_offset
+    );
+}
+
+/// -n: plan the image and print its layout; create, open for writing or change nothing.
+fn dry_run(args: &Args, exists: bool) -> Result<()> {
+    let path = &args.image;
+    let (current, is_block) = if exists {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        (
+            file.seek(SeekFrom::End(0))?,
+            meta.file_type().is_block_device(),
+        )
+    } else {
+        (0, false)
     };
-    let (layout, _) = rvmfs::layout::geometry::plan(plan, [0; 16], 0)?;
+    let size = image_size(args, current, is_block)?;
+    let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
+    let (layout, sb) = rvmfs::layout::geometry::plan(plan_of(args, size), *uuid.as_bytes(), 0)?;
+    report(args, &layout, sb.inode_count, &uuid);
+    println!("(-n: nothing was written to {})", path.display());
+    Ok(())
+}
+
+/// Refuse to overwrite an rvmfs image or a non-empty file without -f.
+fn refuse_overwrite(args: &Args, file: &File, current: u64) -> Result<()> {
+    let path = &args.image;
+    match read_header(file, path) {
+        Ok(_) => bail!(
+            "{} already holds an rvmfs image; use -f to overwrite it",
+            path.display()
+        ),
+        // An image of a newer format is still an image: say so, not "not empty".
+        Err(ImageError::Header {
+            source: e @ (HeaderError::Incompat(_) | HeaderError::Version(_)),
+            ..
+        }) => bail!(
+            "{} already holds an rvmfs image ({e}); use -f to overwrite it",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    if current > 0 && has_contents(file)? {
+        bail!("{} is not empty; use -f to overwrite it", path.display());
+    }
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<()> {
+    let path = &args.image;
+    let exists = check_path(args)?;
+    if args.dry_run {
+        return dry_run(args, exists);
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    rvmfs::image::lock(&file, path)?;
+    let is_block = file.metadata()?.file_type().is_block_device();
+    let current = (&file).seek(SeekFrom::End(0))?;
+    if exists && !args.force {
+        refuse_overwrite(args, &file, current)?;
+    }
+    let size = image_size(args, current, is_block)?;
+    let plan = plan_of(args, size);
+    let (layout, sb) = rvmfs::layout::geometry::plan(plan, [0; 16], 0)?;
     prepare(&file, is_block, &layout, size, path)?;
-    let uuid = *uuid::Uuid::new_v4().as_bytes();
+    let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
     // SAFETY: getuid/getgid have no preconditions.
     let owner = unsafe { (libc::getuid(), libc::getgid()) };
     let storage = std::sync::Arc::new(rvm_core::FileStorage::new(file.try_clone()?));
-    let header = format(storage, plan, uuid, owner)
+    let header = format_with(storage, plan, *uuid.as_bytes(), owner, settings(args))
         .with_context(|| format!("cannot format {}", path.display()))?;
     if !args.quiet {
-        println!(
-            "Created rvmfs image {}: {} MiB, {} data blocks of 4 KiB, {} MiB log, {} MiB metadata region\nUUID: {}",
-            path.display(),
-            size >> 20,
-            header.data_blocks,
-            header.log_len >> 20,
-            header.segment_len >> 20,
-            header.uuid_string()
-        );
+        report(args, &header, sb.inode_count, &uuid);
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ pub const RVMFS: &str = "rvmfs";
 pub const MKFS: &str = "mkfs-rvmfs";
 /// Name of the fsck binary as cargo builds it (installed as `fsck.rvmfs`).
 pub const FSCK: &str = "fsck-rvmfs";
-/// Name of the admin command (`rvmfs-admin logdump|debug|rdump|...`).
+/// Name of the admin command (`rvmfs-admin dump`, `tune`, `logdump`, `debug`, `rdump`), built
+/// by the `admin` crate.
 pub const ADMIN: &str = "rvmfs-admin";
 
 /// The workspace root (the parent of this crate).
@@ -168,6 +169,11 @@ pub fn mkfs(image: &Path, args: &[&str]) -> Outcome {
 /// Run `rvmfs-admin ARGS` (the image is among `args`, where the subcommand wants it).
 pub fn admin(args: &[&str]) -> Outcome {
     run_timeout(&mut cmd(bin(ADMIN), args), Duration::from_secs(300))
+}
+
+/// Run `rvmfs-admin ARGS IMAGE` (ARGS starting with the subcommand, e.g. `["dump", "-h"]`).
+pub fn admin_on(image: &Path, args: &[&str]) -> Outcome {
+    run_timeout(cmd(bin(ADMIN), args).arg(image), Duration::from_secs(300))
 }
 
 /// Run `fsck-rvmfs ARGS IMAGE`; returns (exit code, stdout+stderr).

@@ -40,8 +40,8 @@ pub use tempfile;
 
 pub use admin_tree::{assert_same_links_and_xattrs, small_tree, xattrs_of};
 pub use binaries::{
-    admin, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which, workspace_root,
-    ADMIN, FSCK, MKFS, RVMFS,
+    admin, admin_on, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which,
+    workspace_root, ADMIN, FSCK, MKFS, RVMFS,
 };
 pub use content::{assert_file, bytes_diff, pattern};
 pub use corpus::{cp_a, python_stdlib, python_stdlib_entries, tar_pipe};

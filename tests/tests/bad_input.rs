@@ -196,8 +196,8 @@ fn mkfs_sizes_and_bad_arguments() {
     // An existing empty file is extended.
     let img2 = dir.path().join("b.img");
     fs::write(&img2, b"").unwrap();
-    mkfs(&img2, &["-s", "1G", "-N", "1000", "-L", "16M"])
-        .ok("mkfs -s 1G -N 1000 -L 16M on an empty file");
+    mkfs(&img2, &["-s", "1G", "-N", "1000", "-J", "size=16M"])
+        .ok("mkfs -s 1G -N 1000 -J size=16M on an empty file");
     assert_eq!(fs::metadata(&img2).unwrap().len(), 1 << 30);
     assert_eq!(fsck(&img2, &["-n"]).0, 0);
     for bad in [

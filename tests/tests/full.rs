@@ -362,7 +362,7 @@ fn storm_files(m: &Mounted) -> StormModel {
 #[test]
 fn metadata_storm_wraps_a_small_log_and_loses_nothing_at_kill9() {
     require_fuse!();
-    let mut m = Mounted::with_mkfs(&["-s", "256M", "-L", "1M", "-N", "65536"]);
+    let mut m = Mounted::with_mkfs(&["-s", "256M", "-J", "size=1M", "-N", "65536"]);
     let (head0, cap) = log_status(m.image());
     let ops: u64 = std::env::var("STORM_OPS")
         .ok()

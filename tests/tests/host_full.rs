@@ -73,7 +73,7 @@ fn allocated(path: &Path) -> u64 {
     fs::metadata(path).expect("stat").blocks() * 512
 }
 
-/// "... 8 MiB log, 18 MiB metadata region": the MiB before `what` in mkfs's output.
+/// "Layout: 18 MiB metadata region, 8 MiB log, ...": the MiB before `what` in mkfs's output.
 fn mib_before(out: &str, what: &str) -> u64 {
     let head = &out[..out.find(what).expect("mkfs output")];
     let n = head.rsplit(" ").next().expect("number");

@@ -44,11 +44,16 @@ pub(super) fn write(
     ino: u64,
     offset: u64,
     data: &[u8],
-    kill_setid: bool,
+    (kill_setid, unprivileged): (bool, bool),
     reply: ReplyWrite,
 ) {
-    let r = fs.transact_data("write", ino, |op| {
-        file::write(op, ino, offset, data, kill_setid)
+    // Not root: also kept away from the blocks reserved for root.
+    let r = fs.change("write", ino, |f| {
+        f.as_caller(unprivileged, |f| {
+            f.transact_data("write", ino, |op| {
+                file::write(op, ino, offset, data, kill_setid)
+            })
+        })
     });
     match r {
         Ok(_) => reply.written(data.len() as u32),
@@ -75,18 +80,25 @@ pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
     reply_empty(reply, fs.flush_log("fsync", ino));
 }
 
-/// fallocate of (offset, length) bytes; `kill_setid`: clear the set-ID bits (killpriv.rs).
+/// fallocate of (offset, length) bytes; `unprivileged`: the caller is not root (set-ID bits
+/// cleared, as killpriv.rs; the blocks reserved for root kept).
 pub(super) fn fallocate(
     fs: &RvmFs,
     ino: u64,
     (offset, length): (u64, u64),
     mode: i32,
-    kill_setid: bool,
+    unprivileged: bool,
     reply: ReplyEmpty,
 ) {
-    let r = fs.transact("fallocate", ino, |op| {
-        space::fallocate(op, ino, offset, length, mode)?;
-        killpriv::clear_setid_if(op, ino, kill_setid)
+    // Not root: set-ID bits cleared (killpriv.rs), and kept away from the blocks reserved
+    // for root.
+    let r = fs.change("fallocate", ino, |f| {
+        f.as_caller(unprivileged, |f| {
+            f.transact_on("fallocate", ino, |op| {
+                space::fallocate(op, ino, offset, length, mode)?;
+                killpriv::clear_setid_if(op, ino, unprivileged)
+            })
+        })
     });
     reply_empty(reply, r.map(|_| ()));
 }
@@ -112,21 +124,26 @@ pub(super) fn lseek(fs: &RvmFs, ino: u64, offset: i64, whence: i32, reply: Reply
 }
 
 /// copy_file_range: (inode, offset) in and out, and the length in bytes; no flags are
-/// defined; `kill_setid`: clear the set-ID bits of the destination (killpriv.rs).
+/// defined; `unprivileged`: the caller is not root (set-ID bits of the destination cleared,
+/// as killpriv.rs; the blocks reserved for root kept).
 pub(super) fn copy_file_range(
     fs: &RvmFs,
     (from, to, len): ((u64, u64), (u64, u64), u64),
     no_flags: bool,
-    kill_setid: bool,
+    unprivileged: bool,
     reply: ReplyWrite,
 ) {
     if !no_flags {
         return reply.error(Errno::EINVAL);
     }
-    let r = fs.transact_data("copy_file_range", to.0, |op| {
-        let n = space::copy_range(op, from.0, from.1, to.0, to.1, len)?;
-        killpriv::clear_setid_if(op, to.0, kill_setid)?;
-        Ok(n)
+    let r = fs.change("copy_file_range", to.0, |f| {
+        f.as_caller(unprivileged, |f| {
+            f.transact_data("copy_file_range", to.0, |op| {
+                let n = space::copy_range(op, from.0, from.1, to.0, to.1, len)?;
+                killpriv::clear_setid_if(op, to.0, unprivileged)?;
+                Ok(n)
+            })
+        })
     });
     match r {
         Ok(n) => reply.written(n as u32),

@@ -15,6 +15,8 @@ mod dir;
 mod dirplus;
 mod init;
 mod killpriv;
+pub mod logging;
+pub mod mount;
 mod namespace;
 mod opcodes;
 mod reply;
@@ -89,7 +91,17 @@ fn is_virtual_xattr(name: &[u8]) -> bool {
     [COUNTERS_XATTR, REQUESTS_XATTR, LATENCY_XATTR].contains(&name)
 }
 
+/// What a handler holds while it serves one request: the latency timer of its opcode
+/// (`opcodes.rs`) and the context its log lines name (`logging.rs`); dropped after the reply.
+type InRequest<'a> = (opcodes::Timer<'a>, logging::RequestContext);
+
 impl RvmFs {
+    /// Count request `op` on inode `ino`, time it, and name it in log lines until dropped.
+    fn begin(&self, op: Op, ino: u64) -> InRequest<'_> {
+        let context = logging::RequestContext::enter(opcodes::NAMES[op as usize], ino);
+        (self.ops.start(op), context)
+    }
+
     /// The value of virtual attribute `name`, or None for a stored one.
     fn virtual_xattr(&self, name: &[u8]) -> Option<Vec<u8>> {
         match name {

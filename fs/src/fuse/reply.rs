@@ -59,7 +59,7 @@ pub(crate) fn attr(ino: u64, node: &Inode) -> FileAttr {
 
 pub(crate) fn to_errno(e: &FsError) -> Errno {
     if !matches!(e, FsError::Errno(_)) {
-        log::error!("request failed: {e}");
+        log::error!("{} failed: {e}", super::logging::current_request());
     }
     Errno::from_i32(e.errno())
 }

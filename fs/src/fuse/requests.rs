@@ -2,6 +2,7 @@
 //! arguments and hands them to its family's handler (`namespace`, `data`, `dir`, `attr`),
 //! which runs one operation from `ops` under the lock and replies.
 
+use super::logging::RequestContext;
 use super::opcodes::Op;
 use super::reply::{creds, to_time};
 use super::{attr, data, dir, dirplus, init, namespace, setgid, RvmFs};
@@ -34,12 +35,12 @@ impl Filesystem for RvmFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _t = self.ops.start(Op::Lookup);
+        let _r = self.begin(Op::Lookup, parent.0);
         namespace::lookup(self, parent.0, name.as_bytes(), reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _t = self.ops.start(Op::Getattr);
+        let _r = self.begin(Op::Getattr, ino.0);
         attr::getattr(self, ino.0, reply);
     }
 
@@ -62,7 +63,7 @@ impl Filesystem for RvmFs {
         kill_suid_gid: bool,
         reply: ReplyAttr,
     ) {
-        let _t = self.ops.start(Op::Setattr);
+        let _r = self.begin(Op::Setattr, ino.0);
         let set = SetAttr {
             mode,
             uid,
@@ -77,7 +78,7 @@ impl Filesystem for RvmFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let _t = self.ops.start(Op::Readlink);
+        let _r = self.begin(Op::Readlink, ino.0);
         namespace::readlink(self, ino.0, reply);
     }
 
@@ -91,7 +92,7 @@ impl Filesystem for RvmFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let _t = self.ops.start(Op::Mknod);
+        let _r = self.begin(Op::Mknod, parent.0);
         let new = setgid::strip_on_create(self, req, parent.0, creds(req, mode, umask, rdev));
         namespace::mknod(self, parent.0, name.as_bytes(), new, reply);
     }
@@ -105,18 +106,18 @@ impl Filesystem for RvmFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let _t = self.ops.start(Op::Mkdir);
+        let _r = self.begin(Op::Mkdir, parent.0);
         let new = creds(req, libc::S_IFDIR | (mode & 0o7777), umask, 0);
         namespace::mkdir(self, parent.0, name.as_bytes(), new, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _t = self.ops.start(Op::Unlink);
+        let _r = self.begin(Op::Unlink, parent.0);
         namespace::unlink(self, parent.0, name.as_bytes(), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _t = self.ops.start(Op::Rmdir);
+        let _r = self.begin(Op::Rmdir, parent.0);
         namespace::rmdir(self, parent.0, name.as_bytes(), reply);
     }
 
@@ -128,7 +129,7 @@ impl Filesystem for RvmFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let _t = self.ops.start(Op::Symlink);
+        let _r = self.begin(Op::Symlink, parent.0);
         let new = NewInode {
             mode: libc::S_IFLNK | 0o777,
             uid: req.uid(),
@@ -149,7 +150,7 @@ impl Filesystem for RvmFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Rename);
+        let _r = self.begin(Op::Rename, parent.0);
         let (from, to) = (
             (parent.0, name.as_bytes()),
             (newparent.0, newname.as_bytes()),
@@ -165,7 +166,7 @@ impl Filesystem for RvmFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let _t = self.ops.start(Op::Link);
+        let _r = self.begin(Op::Link, ino.0);
         namespace::link(self, ino.0, newparent.0, newname.as_bytes(), reply);
     }
 
@@ -195,7 +196,7 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let _t = self.ops.start(Op::Read);
+        let _r = self.begin(Op::Read, ino.0);
         data::read(self, ino.0, offset, size, reply);
     }
 
@@ -211,10 +212,10 @@ impl Filesystem for RvmFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let _t = self.ops.start(Op::Write);
+        let _r = self.begin(Op::Write, ino.0);
         let flagged = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         let kill = self.kill_setid(flagged, req.uid());
-        data::write(self, ino.0, offset, data, kill, reply);
+        data::write(self, ino.0, offset, data, (kill, req.uid() != 0), reply);
     }
 
     fn flush(
@@ -225,7 +226,7 @@ impl Filesystem for RvmFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Flush);
+        let _r = self.begin(Op::Flush, _ino.0);
         data::flush(self, reply);
     }
 
@@ -239,7 +240,7 @@ impl Filesystem for RvmFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Release);
+        let _r = self.begin(Op::Release, ino.0);
         data::release(self, ino.0, reply);
     }
 
@@ -251,12 +252,12 @@ impl Filesystem for RvmFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Fsync);
+        let _r = self.begin(Op::Fsync, ino.0);
         data::fsync(self, ino.0, datasync, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let _t = self.ops.start(Op::Opendir);
+        let _r = self.begin(Op::Opendir, ino.0);
         dir::opendir(self, ino.0, reply);
     }
 
@@ -268,7 +269,7 @@ impl Filesystem for RvmFs {
         offset: u64,
         reply: ReplyDirectory,
     ) {
-        let _t = self.ops.start(Op::Readdir);
+        let _r = self.begin(Op::Readdir, ino.0);
         dir::readdir(self, ino.0, offset, reply);
     }
 
@@ -292,7 +293,7 @@ impl Filesystem for RvmFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Releasedir);
+        let _r = self.begin(Op::Releasedir, ino.0);
         dir::releasedir(self, ino.0, reply);
     }
 
@@ -304,12 +305,12 @@ impl Filesystem for RvmFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Fsyncdir);
+        let _r = self.begin(Op::Fsyncdir, ino.0);
         dir::fsyncdir(self, ino.0, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let _t = self.ops.start(Op::Statfs);
+        let _r = self.begin(Op::Statfs, _ino.0);
         attr::statfs(self, reply);
     }
 
@@ -323,27 +324,28 @@ impl Filesystem for RvmFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Setxattr);
+        let _r = self.begin(Op::Setxattr, ino.0);
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let _t = (!super::is_virtual_xattr(name.as_bytes())).then(|| self.ops.start(Op::Getxattr));
+        let _c = RequestContext::enter("getxattr", ino.0);
         attr::getxattr(self, ino.0, name.as_bytes(), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let _t = self.ops.start(Op::Listxattr);
+        let _r = self.begin(Op::Listxattr, ino.0);
         attr::listxattr(self, ino.0, size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _t = self.ops.start(Op::Removexattr);
+        let _r = self.begin(Op::Removexattr, ino.0);
         attr::removexattr(self, ino.0, name.as_bytes(), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        let _t = self.ops.start(Op::Access);
+        let _r = self.begin(Op::Access, ino.0);
         attr::access(self, ino.0, reply);
     }
 
@@ -358,7 +360,7 @@ impl Filesystem for RvmFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        let _t = self.ops.start(Op::Ioctl);
+        let _r = self.begin(Op::Ioctl, _ino.0);
         // No device controls: "not a terminal", as ext4 answers unknown ones (isatty, TCGETS).
         reply.error(Errno::ENOTTY);
     }
@@ -374,7 +376,7 @@ impl Filesystem for RvmFs {
         _kill_suid_gid: bool, // only for an existing file, and CREATE makes a new one
         reply: ReplyCreate,
     ) {
-        let _t = self.ops.start(Op::Create);
+        let _r = self.begin(Op::Create, parent.0);
         let new = creds(req, libc::S_IFREG | (mode & 0o7777), umask, 0);
         let new = setgid::strip_on_create(self, req, parent.0, new);
         namespace::create(self, parent.0, name.as_bytes(), new, reply);
@@ -390,7 +392,7 @@ impl Filesystem for RvmFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let _t = self.ops.start(Op::Fallocate);
+        let _r = self.begin(Op::Fallocate, ino.0);
         let kill = self.kill_setid_unflagged(req.uid());
         data::fallocate(self, ino.0, (offset, length), mode, kill, reply);
     }
@@ -404,7 +406,7 @@ impl Filesystem for RvmFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        let _t = self.ops.start(Op::Lseek);
+        let _r = self.begin(Op::Lseek, ino.0);
         data::lseek(self, ino.0, offset, whence, reply);
     }
 
@@ -421,7 +423,7 @@ impl Filesystem for RvmFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        let _t = self.ops.start(Op::CopyFileRange);
+        let _r = self.begin(Op::CopyFileRange, ino_in.0);
         let (from, to) = ((ino_in.0, offset_in), (ino_out.0, offset_out));
         let kill = self.kill_setid_unflagged(req.uid());
         data::copy_file_range(self, (from, to, len), flags.is_empty(), kill, reply);

@@ -27,6 +27,7 @@ const CRC_AT: usize = 0xF8;
 /// The first error of an image's error state, and how many errors were reported since the
 /// record was last cleared.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ErrorRecord {
     /// Errors reported (the first one, plus each one `errors=continue` went on after, and the
     /// first of each later mount that failed again).

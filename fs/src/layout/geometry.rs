@@ -137,6 +137,11 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         _pad: 0,
         hash_key: [0; 16],
         csum_table,
+        reserved_blocks: 0,
+        commit_interval: 0,
+        errors: 0,
+        label: [0; super::superblock::LABEL_LEN],
+        mount_opts: [0; super::superblock::MOUNT_OPTS_LEN],
     };
     Ok((header, sb))
 }

@@ -191,6 +191,20 @@ impl Header {
     }
 }
 
+/// Parse a UUID as mke2fs -U and tune2fs -U take it: a UUID, or `random` (version 4),
+/// `time` (version 7) or `clear` (the nil UUID).
+///
+/// Errors: anything else, as a message.
+pub fn parse_uuid(s: &str) -> Result<uuid::Uuid, String> {
+    match s {
+        "random" => Ok(uuid::Uuid::new_v4()),
+        "time" => Ok(uuid::Uuid::now_v7()),
+        "clear" => Ok(uuid::Uuid::nil()),
+        _ => uuid::Uuid::parse_str(s)
+            .map_err(|e| format!("'{s}' is not a UUID ({e}); give one, or random, time or clear")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

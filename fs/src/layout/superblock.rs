@@ -16,7 +16,7 @@ pub const SB_SIZE: u64 = 4096;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
-/// The superblock (region offset 0; 0x120 bytes, little-endian `repr(C)`).
+/// The superblock (region offset 0; 0x198 bytes, little-endian `repr(C)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Superblock {
@@ -56,6 +56,79 @@ pub struct Superblock {
     /// Region offset of the data checksum table (0x120; `store::csum`): meaningful with the
     /// ro-compat feature `data_csum`, else 0 (images made before checksums).
     pub csum_table: u64,
+    /// Data blocks only root may allocate (0x128; `mkfs -m`, as ext4's `s_r_blocks_count`):
+    /// statfs's `bavail` leaves them out, unprivileged writes get ENOSPC when only they are
+    /// left. 0 (older images): no reserve.
+    pub reserved_blocks: u64,
+    /// Default commit interval, seconds (0x130; `tune -c`), applied when the mount command
+    /// line gives no `commit=`; 0: the daemon's default (5 s).
+    pub commit_interval: u32,
+    /// Default error policy (0x134; `tune -e`, as ext4's `s_errors`): [`ERRORS_DEFAULT`],
+    /// [`ERRORS_CONTINUE`], [`ERRORS_REMOUNT_RO`], [`ERRORS_PANIC`]; `-o errors=` overrides.
+    pub errors: u32,
+    /// Volume label (0x138; `mkfs -L`, `tune -L`), UTF-8, NUL-padded; all zero: none.
+    pub label: [u8; LABEL_LEN],
+    /// Default mount options (0x158; `tune -o`, as ext4's `s_mount_opts`), comma-separated
+    /// text, NUL-padded; applied before the mount command line's.
+    pub mount_opts: [u8; MOUNT_OPTS_LEN],
+}
+
+/// Bytes of the volume label (longer labels are refused; ext4 has 16, XFS 12).
+pub const LABEL_LEN: usize = 32;
+/// Bytes of the default mount options (ext4's `s_mount_opts` has 64 too).
+pub const MOUNT_OPTS_LEN: usize = 64;
+/// `errors`: no policy stored, the daemon's default (remount-ro).
+pub const ERRORS_DEFAULT: u32 = 0;
+pub const ERRORS_CONTINUE: u32 = 1;
+pub const ERRORS_REMOUNT_RO: u32 = 2;
+pub const ERRORS_PANIC: u32 = 3;
+/// The names of `errors` values 1..=3, as `-o errors=` spells them.
+pub const ERRORS_NAMES: [&str; 3] = ["continue", "remount-ro", "panic"];
+
+/// A NUL-padded text field (label, mount options) as a string: the bytes before the first
+/// NUL, invalid UTF-8 replaced.
+pub fn text_field(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// `text` as a NUL-padded field of `N` bytes; None if it is longer or holds a NUL.
+pub fn to_text_field<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() > N || text.contains('\0') {
+        return None;
+    }
+    let mut out = [0u8; N];
+    out[..text.len()].copy_from_slice(text.as_bytes());
+    Some(out)
+}
+
+/// A volume label for the superblock (`mkfs -L`, `tune -L`).
+///
+/// Errors: longer than [`LABEL_LEN`] bytes or holding a NUL, as a message.
+pub fn parse_label(s: &str) -> Result<[u8; LABEL_LEN], String> {
+    to_text_field(s).ok_or_else(|| {
+        format!(
+            "label '{s}' is {} bytes; at most {LABEL_LEN} bytes, without NUL",
+            s.len()
+        )
+    })
+}
+
+impl Superblock {
+    /// The volume label ("" if none).
+    pub fn label(&self) -> String {
+        text_field(&self.label)
+    }
+    /// The default mount options ("" if none).
+    pub fn mount_opts(&self) -> String {
+        text_field(&self.mount_opts)
+    }
+    /// The stored error policy's name, None for [`ERRORS_DEFAULT`] (or an unknown value).
+    pub fn errors_name(&self) -> Option<&'static str> {
+        (self.errors as usize)
+            .checked_sub(1)
+            .and_then(|i| ERRORS_NAMES.get(i).copied())
+    }
 }
 
 /// Region offsets of superblock fields, for transactions that change one field.
@@ -76,4 +149,9 @@ pub mod field {
     pub const LAST_CHECK: u64 = offset_of!(Superblock, last_check) as u64;
     pub const FEATURES: u64 = offset_of!(Superblock, features) as u64;
     pub const HASH_KEY: u64 = offset_of!(Superblock, hash_key) as u64;
+    pub const RESERVED_BLOCKS: u64 = offset_of!(Superblock, reserved_blocks) as u64;
+    pub const COMMIT_INTERVAL: u64 = offset_of!(Superblock, commit_interval) as u64;
+    pub const ERRORS: u64 = offset_of!(Superblock, errors) as u64;
+    pub const LABEL: u64 = offset_of!(Superblock, label) as u64;
+    pub const MOUNT_OPTS: u64 = offset_of!(Superblock, mount_opts) as u64;
 }

@@ -64,7 +64,7 @@ impl Errors {
     /// logged and counts as none); `read_only`: never write it.
     pub fn new(storage: Arc<dyn Storage>, read_only: bool) -> Errors {
         let record = ErrorRecord::read(&*storage).unwrap_or_else(|e| {
-            log::warn!("the image's error record cannot be read: {e}");
+            log::warn!("open: the image's error record cannot be read: {e}");
             None
         });
         Errors {

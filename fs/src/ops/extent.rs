@@ -88,9 +88,19 @@ fn keep_outside(op: &mut Op<'_>, ino: u64, e: &Extent, from: u64, to: u64) -> Fs
 }
 
 /// Allocate up to `want` contiguous data blocks (at least one); ENOSPC when none is free.
+/// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
+/// `reserved_blocks` are left.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
-    let want = want.clamp(1, MAX_EXTENT);
+    let free = sb.data_blocks.saturating_sub(sb.blocks_used);
+    let available = match op.hints.unprivileged {
+        true => free.saturating_sub(sb.reserved_blocks),
+        false => free,
+    };
+    if available == 0 {
+        return errno(libc::ENOSPC);
+    }
+    let want = want.clamp(1, MAX_EXTENT).min(available);
     let run = bitmap::find_clear_run(
         op.bytes(),
         sb.data_bitmap,

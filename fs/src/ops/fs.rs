@@ -139,6 +139,16 @@ impl Fs {
         self.region.bytes()
     }
 
+    /// Run `f` for a request of a caller who is root (`unprivileged` false) or not: data
+    /// blocks reserved for root (`mkfs -m`) are only given to root (as ext4's
+    /// `s_r_blocks_count`).
+    pub fn as_caller<T>(&mut self, unprivileged: bool, f: impl FnOnce(&mut Fs) -> T) -> T {
+        self.hints.unprivileged = unprivileged;
+        let r = f(self);
+        self.hints.unprivileged = false;
+        r
+    }
+
     /// Run `f` as one transaction: commit on Ok, abort (restoring every byte) on Err. See
     /// [`Fs::transact_on`], for a request with no name.
     pub fn transact<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {

@@ -88,4 +88,8 @@ impl Geo {
 pub struct Hints {
     pub next_block: u64,
     pub next_inode: u64,
+    /// The request being served is not root's: data block allocation leaves the
+    /// superblock's `reserved_blocks` alone (ENOSPC instead). False (root, fsck, tools)
+    /// unless the FUSE layer sets it for one request ([`crate::ops::Fs::as_caller`]).
+    pub unprivileged: bool,
 }

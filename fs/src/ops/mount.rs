@@ -13,14 +13,14 @@ use crate::store::orphan as orphan_list;
 /// is logged and left for fsck: it does not keep the rest of the image from mounting.
 pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
     let orphans = orphan_list::list(fs.bytes()).unwrap_or_else(|e| {
-        log::error!("the orphan list is unreadable, its inodes stay for fsck: {e}");
+        log::error!("mount: the orphan list is unreadable, its inodes stay for fsck: {e}");
         Vec::new()
     });
     let mut freed = 0;
     for &ino in &orphans {
         match fs.transact(|op| orphan::reclaim(op, ino)) {
             Ok(()) => freed += 1,
-            Err(e) => log::error!("orphan inode {ino} not freed (run fsck.rvmfs): {e}"),
+            Err(e) => log::error!("mount: orphan inode {ino} not freed (run fsck.rvmfs): {e}"),
         }
     }
     let now = now().0;

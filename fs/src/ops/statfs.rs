@@ -10,7 +10,7 @@ use crate::store::superblock;
 pub struct StatFs {
     pub blocks: u64,
     pub bfree: u64,
-    /// Free blocks for unprivileged users: all of them (no reserve).
+    /// Free blocks for unprivileged users: `bfree` less the blocks reserved for root.
     pub bavail: u64,
     pub files: u64,
     pub ffree: u64,
@@ -30,7 +30,7 @@ pub fn statfs(bytes: &[u8]) -> FsResult<StatFs> {
     Ok(StatFs {
         blocks: sb.data_blocks,
         bfree,
-        bavail: bfree,
+        bavail: bfree.saturating_sub(sb.reserved_blocks),
         files: sb.inode_count,
         ffree: sb.inode_count.saturating_sub(sb.inodes_used),
         bsize,

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 /// Run pass 1b; fills `s.owned` and `s.blocks_of`.
 pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResult<()> {
     progress("Pass 1b: extents", 0, 1);
-    // ino -> (last file block, physical end) of its previous extent, to count fragmentation.
-    let mut last_of: HashMap<u64, (u64, u64)> = HashMap::new();
+    // ino -> (physical end of its previous extent, counted as non-contiguous already).
+    let mut last_of: HashMap<u64, (u64, bool)> = HashMap::new();
     let mut extent_problems = Vec::new();
     let bytes = s.bytes;
     EXTENTS.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, v| {
@@ -34,12 +34,18 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
             s.claim(b);
         }
         *s.blocks_of.entry(ino).or_default() += e.len();
-        if let Some(&(prev_last, prev_end)) = last_of.get(&ino) {
-            if prev_last + 1 != e.first || prev_end != e.phys {
+        // A file is non-contiguous (counted once) when an extent does not start where the
+        // previous one ended on disk, as e2fsck counts it (physical blocks only: a hole
+        // between physically adjacent extents is no fragmentation).
+        let counted = match last_of.get(&ino) {
+            Some(&(prev_end, counted)) if !counted && prev_end != e.phys => {
                 s.report.fragmented += 1;
+                true
             }
-        }
-        last_of.insert(ino, (e.last, e.phys + e.len()));
+            Some(&(_, counted)) => counted,
+            None => false,
+        };
+        last_of.insert(ino, (e.phys + e.len(), counted));
         Ok(true)
     })?;
     for (what, fix) in extent_problems {

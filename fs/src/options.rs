@@ -1,0 +1,174 @@
+//! The daemon's mount options (`rvmfs -o`, also stored in the superblock by
+//! `rvmfs-admin tune -o`, which checks them with the same parser): parsed from
+//! comma-separated lists, later options winning, as mount(8) reads them.
+
+use crate::ops::ErrorPolicy;
+use rvm_core::FaultOp;
+use std::time::Duration;
+
+/// What the mount options ask for.
+pub struct MountOptions {
+    pub sync: bool,
+    pub commit: Option<Duration>,
+    pub threads: usize,
+    pub clone_fd: bool,
+    pub allow_other: bool,
+    pub read_only: bool,
+    pub errors: ErrorPolicy,
+    /// `inject_fault=`: (call kind, calls that succeed first, errno).
+    pub fault: Option<(FaultOp, u64, i32)>,
+    /// `inject_stall=`: the gate file (`image::stall`).
+    pub stall: Option<std::path::PathBuf>,
+    pub discard: bool,
+    pub checked: bool,
+    pub nodatasum: bool,
+}
+
+/// Parse `inject_fault=OP:N[:enospc|eio]`.
+fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32), String> {
+    let mut parts = v.split(':');
+    let op = match parts.next() {
+        Some("write") => FaultOp::Write,
+        Some("durable_write") => FaultOp::DurableWrite,
+        Some("sync") => FaultOp::Sync,
+        Some("any") => FaultOp::Any,
+        _ => {
+            return Err(format!(
+                "inject_fault={v}: OP is write, durable_write, sync or any"
+            ))
+        }
+    };
+    let n = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("inject_fault={v}: N is a number"))?;
+    let errno = match parts.next() {
+        None | Some("eio") => libc::EIO,
+        Some("enospc") => libc::ENOSPC,
+        Some(e) => {
+            return Err(format!(
+                "inject_fault={v}: unknown errno {e} (eio or enospc)"
+            ))
+        }
+    };
+    Ok((op, n, errno))
+}
+
+/// Parse comma-separated option lists, in order (a later option overrides an earlier one).
+///
+/// Errors: the first unknown option or bad value, as a message.
+pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let mut o = MountOptions {
+        sync: false,
+        commit: Some(Duration::from_secs(5)),
+        threads: 2,
+        // Needs a /dev/fuse we can open ourselves (fusermount3 passes us only its descriptor).
+        clone_fd: std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .is_ok(),
+        allow_other: root,
+        read_only: false,
+        errors: ErrorPolicy::default(),
+        fault: None,
+        stall: None,
+        discard: true,
+        checked: false,
+        nodatasum: false,
+    };
+    for opt in list
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = opt
+            .split_once('=')
+            .map_or((opt, None), |(k, v)| (k, Some(v)));
+        let number = |v: Option<&str>| -> Result<u64, String> {
+            v.ok_or_else(|| format!("mount option {key} needs a value"))?
+                .parse()
+                .map_err(|_| format!("mount option {key}: not a number"))
+        };
+        match key {
+            "sync" => o.sync = true,
+            "async" => o.sync = false,
+            "commit" => {
+                o.commit = Some(number(value)?)
+                    .filter(|&s| s > 0)
+                    .map(Duration::from_secs)
+            }
+            "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
+            "noclone_fd" => o.clone_fd = false,
+            "allow_other" => o.allow_other = true,
+            "noallow_other" => o.allow_other = false,
+            "ro" => o.read_only = true,
+            "errors" => {
+                let v = value.ok_or("mount option errors needs a value")?;
+                o.errors = v.parse()?;
+            }
+            "inject_fault" => {
+                o.fault = Some(parse_fault(value.unwrap_or_default())?);
+            }
+            "inject_stall" => {
+                let v = value.ok_or("mount option inject_stall needs a path")?;
+                o.stall = Some(v.into());
+            }
+            "discard" => o.discard = true,
+            "nodiscard" => o.discard = false,
+            "checked" => o.checked = true,
+            "nodatasum" => o.nodatasum = true,
+            "datasum" => o.nodatasum = false,
+            "rw" => o.read_only = false,
+            "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
+            _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
+        }
+    }
+    Ok(o)
+}
+
+/// Options that only the mount command line may give, never the superblock's defaults
+/// (`tune -o` refuses them): they decide how the image is opened, before its superblock is
+/// read, or are for tests.
+pub const COMMAND_LINE_ONLY: [&str; 4] = ["ro", "rw", "inject_fault", "inject_stall"];
+
+/// The superblock's stored defaults as an option list (default mount options, then
+/// `commit=` and `errors=` if stored), to be parsed before the command line's.
+pub fn stored(sb: &crate::layout::superblock::Superblock) -> Vec<String> {
+    let mut list = vec![sb.mount_opts()];
+    if sb.commit_interval > 0 {
+        list.push(format!("commit={}", sb.commit_interval));
+    }
+    if let Some(name) = sb.errors_name() {
+        list.push(format!("errors={name}"));
+    }
+    list.retain(|o| !o.is_empty());
+    list
+}
+
+/// The commit interval `o` asks for (None: commit only on fsync; `sync` never spools).
+pub fn commit_interval(o: &MountOptions) -> Option<Duration> {
+    if o.sync {
+        None
+    } else {
+        o.commit
+    }
+}
+
+/// Check a default mount option list for the superblock (`tune -o`): each option known to
+/// the daemon, none of [`COMMAND_LINE_ONLY`].
+///
+/// Errors: the first bad option, as a message.
+pub fn check_stored(list: &str) -> Result<(), String> {
+    for opt in list.split(',').filter(|s| !s.is_empty()) {
+        let key = opt.split_once('=').map_or(opt, |(k, _)| k);
+        if COMMAND_LINE_ONLY.contains(&key) {
+            return Err(format!(
+                "'{opt}' can only be given on the mount command line, not stored as a default"
+            ));
+        }
+    }
+    parse_options(&[list.to_string()]).map(|_| ())
+}

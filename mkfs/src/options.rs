@@ -1,0 +1,114 @@
+//! mkfs.rvmfs's command line, with mke2fs's option letters: `-L` label, `-U` UUID,
+//! `-J size=` log size, `-m` reserved percentage, `-n` dry run, `-N` inodes, `-q`, `-f`.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Create an rvmfs filesystem image.
+///
+/// IMAGE is a regular file (created, or extended to SIZE) or a block device. The image holds
+/// a header, the RVM redo log, the metadata region (superblock, inode table, bitmaps,
+/// recoverable heap) and the data area. An existing rvmfs image or a non-empty file is never
+/// overwritten without -f. Unless -q, prints the layout, the label and the UUID as mke2fs
+/// does; -n prints them and writes nothing.
+#[derive(Parser, Debug)]
+#[command(name = "mkfs.rvmfs", version, verbatim_doc_comment)]
+#[command(after_long_help = include_str!("after_help.txt"))]
+pub struct Args {
+    /// Image size, with an optional K, M, G or T suffix (powers of 1024). Required for a new
+    /// file; defaults to the size of an existing file or device.
+    #[arg(short = 's', long = "size", value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Number of inodes (default: one per 16 KiB of image).
+    #[arg(short = 'N', long = "inodes", value_name = "INODES")]
+    pub inodes: Option<u64>,
+    /// Volume label, at most 32 bytes (shown by rvmfs-admin dump, changed by rvmfs-admin tune -L).
+    #[arg(short = 'L', long = "label", value_name = "LABEL", value_parser = parse_label)]
+    pub label: Option<String>,
+    /// The filesystem UUID: a UUID, or `random` (the default, version 4), `time` (version 7)
+    /// or `clear` (the nil UUID), as mke2fs -U.
+    #[arg(short = 'U', long = "uuid", value_name = "UUID", value_parser = rvmfs::layout::header::parse_uuid)]
+    pub uuid: Option<uuid::Uuid>,
+    /// Redo log options, as mke2fs -J: `size=SIZE`, in MiB unless SIZE has a K, M, G or T
+    /// suffix (default: image size / 32, 4 MiB to 256 MiB; at least 1 MiB).
+    #[arg(short = 'J', value_name = "size=SIZE", value_parser = parse_log_option)]
+    pub log_option: Option<u64>,
+    /// Size of the redo log in bytes, with an optional suffix (the same as -J size=SIZE,
+    /// kept for older scripts).
+    #[arg(long = "log-size", value_name = "LOG_SIZE", value_parser = parse_size, conflicts_with = "log_option")]
+    pub log_size: Option<u64>,
+    /// Percentage of the data blocks reserved for root (0 to 50, fractions allowed, as
+    /// mke2fs -m; default 0: an image is mostly mounted by its owner, whom a reserve would
+    /// only keep away from their own space). Unprivileged writes get ENOSPC when only the
+    /// reserve is left; statfs reports it as the difference of free and available blocks.
+    #[arg(short = 'm', value_name = "PERCENT", value_parser = parse_percent)]
+    pub reserved_permille: Option<u64>,
+    /// Print what would be made (the layout), and write nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Overwrite an existing image or a non-empty file.
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Print nothing but errors.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// The file or block device to format.
+    pub image: PathBuf,
+}
+
+impl Args {
+    /// The log size asked for (-J size= or --log-size), bytes.
+    pub fn log(&self) -> Option<u64> {
+        self.log_option.or(self.log_size)
+    }
+}
+
+/// Parse "64M", "1G", "4096": bytes, suffixes K/M/G/T in powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size_unit(s, 0)
+}
+
+/// As [`parse_size`], a bare number counting units of `1 << shift` bytes.
+fn parse_size_unit(s: &str, bare_shift: u32) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 10),
+        Some('M') => (&s[..s.len() - 1], 20),
+        Some('G') => (&s[..s.len() - 1], 30),
+        Some('T') => (&s[..s.len() - 1], 40),
+        _ => (s, bare_shift),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4096, 64M, 2G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Parse `-J size=SIZE` (MiB unless suffixed, as mke2fs).
+fn parse_log_option(s: &str) -> Result<u64, String> {
+    match s.split_once('=') {
+        Some(("size", v)) => parse_size_unit(v, 20),
+        _ => Err(format!(
+            "unknown log option '{s}' (the only one is size=SIZE, e.g. -J size=16M)"
+        )),
+    }
+}
+
+fn parse_label(s: &str) -> Result<String, String> {
+    rvmfs::layout::superblock::parse_label(s).map(|_| s.to_string())
+}
+
+/// Parse `-m PERCENT` (0..=50, fractions allowed) into per mille.
+fn parse_percent(s: &str) -> Result<u64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage"))?;
+    if !(0.0..=50.0).contains(&p) {
+        return Err(format!(
+            "reserved blocks percent {s} is not between 0 and 50"
+        ));
+    }
+    Ok((p * 10.0).round() as u64)
+}
