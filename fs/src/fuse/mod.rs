@@ -178,16 +178,6 @@ impl RvmFs {
         self.change(op, ino, |fs| fs.transact_on(op, ino, f))
     }
 
-    /// [`Fs::transact_data`] through [`RvmFs::change`].
-    fn transact_data<T>(
-        &self,
-        op: &str,
-        ino: u64,
-        f: impl FnMut(&mut crate::ops::Op<'_>) -> FsResult<T>,
-    ) -> FsResult<T> {
-        self.change(op, ino, |fs| fs.transact_data(op, ino, f))
-    }
-
     /// release/releasedir of `ino`: drop the handle under the shared lock; free an orphan at
     /// its last handle under the exclusive one.
     fn release(&self, ino: u64) -> FsResult<()> {
