@@ -5,6 +5,7 @@
 
 mod dump;
 mod exit;
+mod resize;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +25,14 @@ struct Cli {
 enum Command {
     Dump(dump::Args),
     Tune(tune::Args),
+    Resize(resize::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Dump(args) => dump::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::Resize(args) => resize::run(args),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod mount;
 mod namespace;
 mod reply;
 mod requests;
+mod resize;
 mod setgid;
 
 use crate::error::FsResult;

@@ -4,7 +4,7 @@
 
 use super::logging::RequestContext;
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, namespace, setgid, RvmFs};
+use super::{attr, data, dir, namespace, resize, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
 use fuser::{
@@ -292,7 +292,7 @@ impl Filesystem for RvmFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -301,6 +301,9 @@ impl Filesystem for RvmFs {
         reply: ReplyEmpty,
     ) {
         let _request = RequestContext::enter("setxattr", ino.0);
+        if name.as_bytes() == resize::RESIZE_XATTR {
+            return resize::setxattr(self, req.uid(), ino.0, value, reply);
+        }
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 
