@@ -150,3 +150,31 @@ fn shrink_only_when_free_and_grow_only_within_the_reserve() {
     m.unmount_ok();
     m.assert_fsck_clean();
 }
+
+/// An image made before mkfs reserved room for growth (the version-1 fixture, 6 MiB) grows
+/// within what its layout left, and no further, with files and fsck intact.
+#[test]
+fn old_image_grows_within_its_layout() {
+    require_fuse!();
+    let mut m = Mounted::empty();
+    let gz = workspace_root().join("tests/fixtures/v1.img.gz");
+    let unpack = format!("gzip -dc '{}' > '{}'", gz.display(), m.image().display());
+    run(&mut cmd("sh", &["-c", &unpack])).ok("gzip -dc");
+    let o = admin(m.image(), &["dump", "-h", "--json"]).ok("dump -h --json");
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("dump --json is JSON");
+    let uuid = j["header"]["uuid"].as_str().expect("uuid").to_string();
+    // A spool a killed run of another test left for the same fixture.
+    let _ = fs::remove_file(format!("/dev/shm/rvmfs-{uuid}.spool"));
+    m.mount();
+    let files = manifest(m.mnt());
+    m.unmount_ok();
+    let o = resize(m.image(), "1G");
+    assert_eq!(o.code(), 1, "{}", o.output());
+    assert!(o.stderr.contains("made before mkfs reserved room"), "{}", o.output());
+    resize(m.image(), "64M").ok("resize 64M");
+    m.assert_fsck_clean();
+    m.mount();
+    assert_eq!(statvfs(m.mnt()).f_blocks, data_blocks(m.image()));
+    assert!(statvfs(m.mnt()).f_blocks > 60 * MIB / 4096, "df after growing the old image");
+    assert_manifests_equal(&files, &manifest(m.mnt()), Compare::ALL, "the fixture's files");
+}
