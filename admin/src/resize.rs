@@ -222,7 +222,11 @@ fn online(args: &Args, image: &Path, mountpoint: &Path) -> anyhow::Result<i32> {
     }
     // SAFETY: geteuid has no arguments and cannot fail.
     if blocks > sb.data_blocks && unsafe { libc::geteuid() } != 0 {
-        exit::say("resize", image, "on-line resizing needs root (the daemon accepts it from root only)");
+        exit::say(
+            "resize",
+            image,
+            "on-line resizing needs root (the daemon accepts it from root only)",
+        );
         return Ok(exit::ERROR);
     }
     if blocks > sb.data_blocks {

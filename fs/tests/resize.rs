@@ -58,7 +58,10 @@ fn grow_and_shrink_are_used_and_survive_a_reopen() {
     let mem = disk(32 * MIB);
     let mut fs = open(mem.clone(), 32 * MIB);
     let before = statfs::statfs(fs.bytes()).unwrap().blocks;
-    assert!(write_file(&mut fs, b"big", 12 << 20).is_err(), "12 MiB fit in 8");
+    assert!(
+        write_file(&mut fs, b"big", 12 << 20).is_err(),
+        "12 MiB fit in 8"
+    );
     let c = resize(&mut fs, 24 * MIB).unwrap();
     assert_eq!((c.old_blocks, c.new_size), (before, 24 * MIB));
     assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, c.new_blocks);
@@ -67,13 +70,26 @@ fn grow_and_shrink_are_used_and_survive_a_reopen() {
     assert!(matches!(err, ResizeError::InUse { .. }), "{err}");
     // 8x an 8 MiB image (its data bitmap and checksum table hold 16384 blocks) and a bit.
     let err = resize(&mut fs, 80 * MIB).unwrap_err();
-    assert!(matches!(err, ResizeError::PastCapacity { capacity: 16384, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ResizeError::PastCapacity {
+                capacity: 16384,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(fs.geo.data_blocks, c.new_blocks, "refusals change nothing");
     fs.rvm.flush().unwrap();
     drop(fs);
     let mut fs = open(mem.clone(), 32 * MIB);
-    assert_eq!((fs.header.data_blocks, fs.geo.data_blocks), (c.new_blocks, c.new_blocks));
-    fs.transact(|op| namespace::unlink(op, ROOT_INO, b"big2")).unwrap();
+    assert_eq!(
+        (fs.header.data_blocks, fs.geo.data_blocks),
+        (c.new_blocks, c.new_blocks)
+    );
+    fs.transact(|op| namespace::unlink(op, ROOT_INO, b"big2"))
+        .unwrap();
     let s = resize(&mut fs, 8 * MIB).unwrap();
     assert_eq!(s.new_blocks, before);
     drop(fs);
@@ -91,7 +107,10 @@ fn a_failed_header_write_changes_nothing() {
     let err = resize(&mut fs, 16 * MIB).unwrap_err();
     assert!(matches!(err, ResizeError::Header(_)), "{err}");
     assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, before);
-    assert_eq!((fs.geo.data_blocks, fs.header.data_blocks), (before, before));
+    assert_eq!(
+        (fs.geo.data_blocks, fs.header.data_blocks),
+        (before, before)
+    );
     drop(fs);
     let fs = open(mem, 32 * MIB);
     assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, before);

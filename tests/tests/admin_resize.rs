@@ -34,7 +34,9 @@ fn resize(target: &Path, size: &str) -> Outcome {
 fn data_blocks(image: &Path) -> u64 {
     let o = admin(image, &["dump", "-h", "--json"]).ok("dump -h --json");
     let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("dump --json is JSON");
-    j["superblock"]["data_blocks"].as_u64().expect("data_blocks")
+    j["superblock"]["data_blocks"]
+        .as_u64()
+        .expect("data_blocks")
 }
 
 /// Write files of `chunk` bytes named `prefix.N` until ENOSPC or `limit` bytes; returns the
@@ -71,10 +73,18 @@ fn grow_offline_after_enospc_then_online_while_writing() {
     assert_eq!(fs::metadata(m.image()).unwrap().len(), 48 * MIB);
     m.assert_fsck_clean();
     let grown = data_blocks(m.image());
-    assert!(grown > before + 32 * MIB / 4096 - 1, "{grown} blocks after growing from {before}");
+    assert!(
+        grown > before + 32 * MIB / 4096 - 1,
+        "{grown} blocks after growing from {before}"
+    );
     m.mount();
     assert_eq!(statvfs(m.mnt()).f_blocks, grown, "df shows the new size");
-    assert_manifests_equal(&full, &manifest(m.mnt()), Compare::CONTENT, "after the offline grow");
+    assert_manifests_equal(
+        &full,
+        &manifest(m.mnt()),
+        Compare::CONTENT,
+        "after the offline grow",
+    );
     let more = fill(m.mnt(), "b", 256 << 10, 24 * MIB);
     assert_eq!(more, 24 * MIB, "the grown area takes writes");
 
@@ -83,21 +93,41 @@ fn grow_offline_after_enospc_then_online_while_writing() {
     let writer = std::thread::spawn(move || fill(&dir, "c", 64 << 10, 4 * MIB));
     let o = resize(m.mnt(), "96M").ok("resize MOUNTPOINT 96M");
     assert!(o.stdout.contains("on-line"), "{}", o.output());
-    assert_eq!(writer.join().expect("writer"), 4 * MIB, "the writer during the resize");
+    assert_eq!(
+        writer.join().expect("writer"),
+        4 * MIB,
+        "the writer during the resize"
+    );
     let online = statvfs(m.mnt()).f_blocks;
-    assert!(online >= grown + 48 * MIB / 4096, "df after the online grow: {online} blocks");
-    assert_eq!(fill(m.mnt(), "d", 1 << 20, 40 * MIB), 40 * MIB, "writes into the online growth");
+    assert!(
+        online >= grown + 48 * MIB / 4096,
+        "df after the online grow: {online} blocks"
+    );
+    assert_eq!(
+        fill(m.mnt(), "d", 1 << 20, 40 * MIB),
+        40 * MIB,
+        "writes into the online growth"
+    );
     // Online shrinking is refused, the image as it was.
     let o = resize(m.image(), "64M");
     assert_eq!(o.code(), 1, "{}", o.output());
-    assert!(o.stderr.contains("on-line shrinking is not supported"), "{}", o.output());
+    assert!(
+        o.stderr.contains("on-line shrinking is not supported"),
+        "{}",
+        o.output()
+    );
     let all = manifest(m.mnt());
     m.unmount_ok();
     m.assert_fsck_clean();
     assert_eq!(data_blocks(m.image()), online);
     assert_eq!(fs::metadata(m.image()).unwrap().len(), 96 * MIB);
     m.mount();
-    assert_manifests_equal(&all, &manifest(m.mnt()), Compare::CONTENT, "after the online grow");
+    assert_manifests_equal(
+        &all,
+        &manifest(m.mnt()),
+        Compare::CONTENT,
+        "after the online grow",
+    );
 }
 
 #[test]
@@ -113,13 +143,21 @@ fn shrink_only_when_free_and_grow_only_within_the_reserve() {
     // "last" lies past 32 MiB: refused, nothing changed.
     let o = resize(m.image(), "32M");
     assert_eq!(o.code(), 1, "{}", o.output());
-    assert!(o.stderr.contains("1024 blocks in use past the new end"), "{}", o.output());
+    assert!(
+        o.stderr.contains("1024 blocks in use past the new end"),
+        "{}",
+        o.output()
+    );
     assert_eq!(fs::metadata(m.image()).unwrap().len(), 64 * MIB);
     assert_eq!(data_blocks(m.image()), blocks);
     // Past what mkfs reserved (8x), and below the metadata: refused, with the limits.
     let o = resize(m.image(), "1G");
     assert_eq!(o.code(), 1, "{}", o.output());
-    assert!(o.stderr.contains("past the growth this image has room for"), "{}", o.output());
+    assert!(
+        o.stderr.contains("past the growth this image has room for"),
+        "{}",
+        o.output()
+    );
     let o = resize(m.image(), "1M");
     assert_eq!(o.code(), 1, "{}", o.output());
     assert!(o.stderr.contains("the smallest size is"), "{}", o.output());
@@ -137,7 +175,10 @@ fn shrink_only_when_free_and_grow_only_within_the_reserve() {
     assert_eq!(fs::metadata(m.image()).unwrap().len(), 32 * MIB);
     m.assert_fsck_clean();
     let shrunk = data_blocks(m.image());
-    assert!(shrunk < blocks - 8000, "{shrunk} blocks after shrinking from {blocks}");
+    assert!(
+        shrunk < blocks - 8000,
+        "{shrunk} blocks after shrinking from {blocks}"
+    );
     m.mount();
     assert_eq!(statvfs(m.mnt()).f_blocks, shrunk, "df shows the new size");
     assert_file(m.path("kept"), &kept);
@@ -170,11 +211,23 @@ fn old_image_grows_within_its_layout() {
     m.unmount_ok();
     let o = resize(m.image(), "1G");
     assert_eq!(o.code(), 1, "{}", o.output());
-    assert!(o.stderr.contains("made before mkfs reserved room"), "{}", o.output());
+    assert!(
+        o.stderr.contains("made before mkfs reserved room"),
+        "{}",
+        o.output()
+    );
     resize(m.image(), "64M").ok("resize 64M");
     m.assert_fsck_clean();
     m.mount();
     assert_eq!(statvfs(m.mnt()).f_blocks, data_blocks(m.image()));
-    assert!(statvfs(m.mnt()).f_blocks > 60 * MIB / 4096, "df after growing the old image");
-    assert_manifests_equal(&files, &manifest(m.mnt()), Compare::ALL, "the fixture's files");
+    assert!(
+        statvfs(m.mnt()).f_blocks > 60 * MIB / 4096,
+        "df after growing the old image"
+    );
+    assert_manifests_equal(
+        &files,
+        &manifest(m.mnt()),
+        Compare::ALL,
+        "the fixture's files",
+    );
 }
