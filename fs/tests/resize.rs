@@ -115,3 +115,29 @@ fn a_failed_header_write_changes_nothing() {
     let fs = open(mem, 32 * MIB);
     assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, before);
 }
+
+/// A grow cut short after its header write (the header counts more blocks than the
+/// superblock): the image opens with the superblock's count, its layout checks, and the
+/// resize asked again completes.
+#[test]
+fn a_grow_cut_after_the_header_opens_and_completes() {
+    let mem = disk(32 * MIB);
+    let fs = open(mem.clone(), 32 * MIB);
+    let before = fs.geo.data_blocks;
+    let header = Header {
+        data_blocks: before + 1000,
+        ..fs.header
+    };
+    rvmfs::image::write_header(&*fs.geo.image, &header).unwrap();
+    drop(fs);
+    let mut fs = open(mem.clone(), 32 * MIB);
+    let sb = rvmfs::store::superblock(fs.bytes()).unwrap();
+    rvmfs::store::check_layout(fs.bytes(), &sb, fs.header.data_blocks).unwrap();
+    assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, before);
+    let size = rvmfs::resize::size_of(&fs.header, before + 1000);
+    let c = resize(&mut fs, size).unwrap();
+    assert_eq!((c.old_blocks, c.new_blocks), (before, before + 1000));
+    drop(fs);
+    let fs = open(mem, 32 * MIB);
+    assert_eq!(statfs::statfs(fs.bytes()).unwrap().blocks, before + 1000);
+}
