@@ -36,14 +36,15 @@ def decode(name, rows, base, total):
 H = decode('header', table('# 2. Header'), 0, 0x90)
 E = decode('error record', table('## 2.1 Error record'), 0x100, 256)
 assert not any(img[0x100:0x200]), 'a fresh image records no error'
-S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x198)
+S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x1a0)
 ino = 1
 I = decode('root inode', table('## 5.3 Inode'), H['segment_offset'] + S['inode_table'] + (ino - 1) * 128, 128)
 # The geometry of section 1, recomputed from the image size alone.
 size = len(img); ru = lambda v, t: -(-v // t) * t
 inodes = max(16, min(size // 16384, 1 << 32)); log_len = ru(max(4 << 20, min(size // 32, 256 << 20)), 4096)
 ib = 4096; it = ib + ru(-(-inodes // 8), 4096); db = it + ru(inodes * 128, 4096)
-ct = db + ru(-(-(size // 4096) // 8), 4096); hs = ct + ru(size // 4096 * 4, 4096); he = hs + max(ru(inodes * 1024, 4096), 1 << 20)
+cap = max(size // 4096, min(size // 4096 * 8, 1 << 32))   # room for resize (section 1.1)
+ct = db + ru(-(-cap // 8), 4096); hs = ct + ru(cap * 4, 4096); he = hs + max(ru(inodes * 1024, 4096), 1 << 20)
 so = 4096 + log_len; do = so + he
 want = dict(log_offset=4096, log_len=log_len, segment_offset=so, segment_len=he, data_offset=do,
             data_blocks=(size - do) // 4096, version=2, block_size=4096)
@@ -51,7 +52,7 @@ for k, v in want.items(): assert H[k] == v, (k, H[k], v)
 for k, v in dict(inode_count=inodes, inode_bitmap=ib, inode_table=it, data_bitmap=db, csum_table=ct, heap_start=hs,
                  heap_end=he, heap_top=hs, data_blocks=H['data_blocks'], inodes_used=1,
                  next_generation=2, last_check=H['created'], version=2, mounted=0,
-                 reserved_blocks=0, commit_interval=0, errors=0).items():
+                 reserved_blocks=0, commit_interval=0, errors=0, data_blocks_max=cap).items():
     assert S[k] == v, (k, S[k], v)
 assert bytes.fromhex(H['magic']) == b'RVMFS\0\x01\x00' and S['magic'] == int.from_bytes(b'RVMFSSB1', 'little')
 assert I['mode'] == 0o40755 and I['nlink'] == 2 and I['parent_or_target'] == 1 and I['generation'] == 1

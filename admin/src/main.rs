@@ -1,6 +1,7 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
-//! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `logdump` (debugfs logdump,
-//! Coda's rvmutl), `debug` (debugfs), `rdump` (debugfs rdump). Each subcommand lives in its
+//! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `resize` (resize2fs,
+//! xfs_growfs), `logdump` (debugfs logdump, Coda's rvmutl), `debug` (debugfs), `rdump`
+//! (debugfs rdump). Each subcommand lives in its
 //! own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit
 //! code); this file is only the table and the dispatch.
 
@@ -10,6 +11,7 @@ mod exit;
 mod image;
 mod logdump;
 mod rdump;
+mod resize;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -17,7 +19,8 @@ use clap::{Parser, Subcommand};
 /// Inspect and administer rvmfs images.
 ///
 /// One command with a subcommand for each tool: dump (the header, geometry and counters),
-/// tune (label, UUID, stored mount defaults), logdump (the redo log's records), debug
+/// tune (label, UUID, stored mount defaults), resize (grow offline or mounted, shrink
+/// offline), logdump (the redo log's records), debug
 /// (debugfs's ls, stat, cat, extents, xattrs, ncheck, icheck) and rdump (copy a subtree out
 /// of an image, also one that no longer mounts).
 #[derive(Parser, Debug)]
@@ -32,6 +35,7 @@ struct Cli {
 enum Command {
     Dump(dump::Args),
     Tune(tune::Args),
+    Resize(resize::Args),
     Logdump(logdump::Args),
     Debug(debug::Args),
     Rdump(rdump::Args),
@@ -41,6 +45,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Dump(args) => dump::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::Resize(args) => resize::run(args),
         Command::Logdump(args) => logdump::run(args),
         Command::Debug(args) => debug::run(args),
         Command::Rdump(args) => rdump::run(args),

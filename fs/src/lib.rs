@@ -9,7 +9,7 @@
 //!   (dentries, extent maps, xattrs, orphans).
 //! - `layout/` byte layouts: image header, superblock, inode; planning an image's geometry.
 //! - `image.rs` opens an image: header, lock, RVM recovery, region mapping; `format.rs` makes
-//!   one.
+//!   one; `resize.rs` grows or shrinks its data area.
 //!
 //! fsck and mkfs read the format through `layout` and `store` alone.
 
@@ -21,6 +21,7 @@ pub mod image;
 pub mod layout;
 pub mod ops;
 pub mod options;
+pub mod resize;
 pub mod store;
 
 pub use error::{FsError, FsResult};

@@ -21,6 +21,7 @@ mod namespace;
 mod opcodes;
 mod reply;
 mod requests;
+mod resize;
 pub mod rootless;
 mod setgid;
 

@@ -5,7 +5,7 @@
 use super::logging::RequestContext;
 use super::opcodes::Op;
 use super::reply::{creds, to_time};
-use super::{attr, data, dir, dirplus, init, namespace, setgid, RvmFs};
+use super::{attr, data, dir, dirplus, init, namespace, resize, setgid, RvmFs};
 use crate::ops::attr::SetAttr;
 use crate::ops::inode::NewInode;
 use fuser::{
@@ -316,7 +316,7 @@ impl Filesystem for RvmFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -325,6 +325,9 @@ impl Filesystem for RvmFs {
         reply: ReplyEmpty,
     ) {
         let _r = self.begin(Op::Setxattr, ino.0);
+        if name.as_bytes() == resize::RESIZE_XATTR {
+            return resize::setxattr(self, req.uid(), ino.0, value, reply);
+        }
         attr::setxattr(self, ino.0, name.as_bytes(), value, flags, reply);
     }
 

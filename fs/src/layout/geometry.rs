@@ -11,6 +11,22 @@ use super::BLOCK_SIZE;
 pub const HEAP_PER_INODE: u64 = 1024;
 /// Smallest image mkfs accepts, bytes.
 pub const MIN_IMAGE: u64 = 4 << 20;
+/// How many times its size an image can grow (`rvmfs-admin resize`): mkfs sizes the data
+/// bitmap and the checksum table for this many times the image's blocks (1 bit + 4 bytes per
+/// 4 KiB block: 0.1 % of the image per unit of growth), as mke2fs reserves GDT blocks for
+/// resize2fs. The heap follows them and holds region offsets, so they cannot grow later.
+pub const GROWTH_FACTOR: u64 = 8;
+/// The reserve stops at this many data blocks (16 TiB, mke2fs's limit for its reserve too):
+/// images of 16 TiB or more reserve no growth.
+pub const GROWTH_LIMIT_BLOCKS: u64 = 1 << 32;
+
+/// Data blocks the free-space map of an image of `max_blocks` blocks is sized for.
+pub fn growth_capacity(max_blocks: u64) -> u64 {
+    max_blocks
+        .saturating_mul(GROWTH_FACTOR)
+        .min(GROWTH_LIMIT_BLOCKS)
+        .max(max_blocks)
+}
 
 /// What mkfs asks for.
 #[derive(Clone, Copy, Debug)]
@@ -69,13 +85,14 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         return Err(PlanError::LogTooSmall);
     }
     // Data blocks are what remains after header, log and segment; the segment's data bitmap
-    // depends on the data block count, so bound it by the whole image.
-    let max_blocks = p.size / BLOCK_SIZE;
+    // depends on the data block count, so bound it by the whole image, times the growth
+    // `resize` may ask for.
+    let capacity = growth_capacity(p.size / BLOCK_SIZE);
     let inode_bitmap = SB_SIZE;
     let inode_table = inode_bitmap + round_up(inodes.div_ceil(8), 4096);
     let data_bitmap = inode_table + round_up(inodes * INODE_SIZE, 4096);
-    let csum_table = data_bitmap + round_up(max_blocks.div_ceil(8), 4096);
-    let heap_start = csum_table + crate::store::csum::table_len(max_blocks);
+    let csum_table = data_bitmap + round_up(capacity.div_ceil(8), 4096);
+    let heap_start = csum_table + crate::store::csum::table_len(capacity);
     let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
     let segment_len = heap_end;
     let log_offset = HEADER_SIZE;
@@ -142,6 +159,7 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         errors: 0,
         label: [0; super::superblock::LABEL_LEN],
         mount_opts: [0; super::superblock::MOUNT_OPTS_LEN],
+        data_blocks_max: capacity,
     };
     Ok((header, sb))
 }

@@ -16,7 +16,7 @@ pub const SB_SIZE: u64 = 4096;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
-/// The superblock (region offset 0; 0x198 bytes, little-endian `repr(C)`).
+/// The superblock (region offset 0; 0x1A0 bytes, little-endian `repr(C)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Superblock {
@@ -71,6 +71,11 @@ pub struct Superblock {
     /// Default mount options (0x158; `tune -o`, as ext4's `s_mount_opts`), comma-separated
     /// text, NUL-padded; applied before the mount command line's.
     pub mount_opts: [u8; MOUNT_OPTS_LEN],
+    /// Data blocks the data bitmap and the checksum table have room for (0x198; `resize`
+    /// grows `data_blocks` up to it, as mke2fs's reserved GDT blocks bound resize2fs): mkfs
+    /// sizes both for [`crate::layout::geometry::GROWTH_FACTOR`] x the image. 0 (older
+    /// images): what the layout leaves room for ([`crate::resize::capacity`]).
+    pub data_blocks_max: u64,
 }
 
 /// Bytes of the volume label (longer labels are refused; ext4 has 16, XFS 12).
@@ -154,4 +159,6 @@ pub mod field {
     pub const ERRORS: u64 = offset_of!(Superblock, errors) as u64;
     pub const LABEL: u64 = offset_of!(Superblock, label) as u64;
     pub const MOUNT_OPTS: u64 = offset_of!(Superblock, mount_opts) as u64;
+    pub const DATA_BLOCKS: u64 = offset_of!(Superblock, data_blocks) as u64;
+    pub const DATA_BLOCKS_MAX: u64 = offset_of!(Superblock, data_blocks_max) as u64;
 }
