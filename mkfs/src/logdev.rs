@@ -47,8 +47,8 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
         .truncate(false)
         .open(&path)
         .with_context(|| format!("cannot open the external log {}", path.display()))?;
+    refuse(args, &path, &file, image)?; // before the lock: the image's own is taken
     rvmfs::image::lock(&file, &path)?;
-    refuse(args, &path, &file, image)?;
     let is_block = file.metadata()?.file_type().is_block_device();
     let current = (&file).seek(SeekFrom::End(0))?;
     let len = match (args.log(), is_block) {
