@@ -8,6 +8,7 @@
 //! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3.
 
 mod datasum;
+mod logdev;
 mod mounts;
 mod report;
 mod workloads;
@@ -111,8 +112,8 @@ struct Args {
     reps: Option<usize>,
 }
 
-const WORKLOADS: [&str; 9] = [
-    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "scaling",
+const WORKLOADS: [&str; 10] = [
+    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "scaling", "logdev",
 ];
 
 fn usage() -> ! {
@@ -462,6 +463,11 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && on("datasum") {
         eprintln!("== rvmfs: data checksums' cost (sums vs -o nodatasum)");
         r.datasum = Some(datasum::measure(&bin, &work, reps.max(2))?);
+    }
+
+    if sys_on("rvmfs") && on("logdev") {
+        eprintln!("== rvmfs: 1,000 x (4 KiB write + fsync) by where the redo log is");
+        logdev::measure(&bin, &work, &args.out, reps.max(3))?;
     }
 
     // JuiceFS.
