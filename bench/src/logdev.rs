@@ -126,12 +126,22 @@ fn markdown(all: &[Samples]) -> String {
     let med = |s: &Samples| median(&s.files_per_s).unwrap_or(f64::NAN);
     let base = all.first().map(med).unwrap_or(f64::NAN);
     let mut s = String::new();
-    let _ = writeln!(s, "\n### 1,000 x (4 KiB write + fsync), by where the redo log is\n");
-    let _ = writeln!(s, "| log | files/s, median (min–max) | vs log in the image |");
+    let _ = writeln!(
+        s,
+        "\n### 1,000 x (4 KiB write + fsync), by where the redo log is\n"
+    );
+    let _ = writeln!(
+        s,
+        "| log | files/s, median (min–max) | vs log in the image |"
+    );
     let _ = writeln!(s, "|---|---|---|");
     for x in all {
         let min = x.files_per_s.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = x.files_per_s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let max = x
+            .files_per_s
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         let (m, n) = (med(x), x.files_per_s.len());
         let _ = writeln!(
             s,

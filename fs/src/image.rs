@@ -294,7 +294,10 @@ pub fn open_inspect(path: &Path) -> Result<(Image, bool), ImageError> {
 /// As [`open_inspect`], with the external log at `logdev` instead of its recorded path.
 ///
 /// Errors: as [`open`], never `ImageError::Busy`.
-pub fn open_inspect_with(path: &Path, logdev: Option<PathBuf>) -> Result<(Image, bool), ImageError> {
+pub fn open_inspect_with(
+    path: &Path,
+    logdev: Option<PathBuf>,
+) -> Result<(Image, bool), ImageError> {
     let mode = OpenMode {
         read_only: true,
         commit_interval: None,

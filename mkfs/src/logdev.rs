@@ -22,10 +22,16 @@ fn default_len(image_size: u64) -> u64 {
 fn refuse(args: &Args, dev: &Path, file: &File, image: &File) -> Result<()> {
     let (a, b) = (file.metadata()?, image.metadata()?);
     if a.dev() == b.dev() && a.ino() == b.ino() {
-        bail!("{} is the image itself: the external log must be another file or device", dev.display());
+        bail!(
+            "{} is the image itself: the external log must be another file or device",
+            dev.display()
+        );
     }
     if !args.force && crate::has_contents(file)? {
-        bail!("{} is not empty (an external log of another image?); use -f to overwrite it", dev.display());
+        bail!(
+            "{} is not empty (an external log of another image?); use -f to overwrite it",
+            dev.display()
+        );
     }
     Ok(())
 }
@@ -39,7 +45,8 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
     let Some(dev) = args.log_device() else {
         return Ok(None);
     };
-    let path = std::path::absolute(dev).with_context(|| format!("bad log path {}", dev.display()))?;
+    let path =
+        std::path::absolute(dev).with_context(|| format!("bad log path {}", dev.display()))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -53,7 +60,10 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
     let current = (&file).seek(SeekFrom::End(0))?;
     let len = match (args.log(), is_block) {
         (Some(s), true) if s > current => {
-            bail!("{} is only {current} bytes; cannot make a {s}-byte log", path.display())
+            bail!(
+                "{} is only {current} bytes; cannot make a {s}-byte log",
+                path.display()
+            )
         }
         (Some(s), _) => s,
         (None, _) if current > 0 => current,

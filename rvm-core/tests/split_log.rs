@@ -41,7 +41,10 @@ fn commits_go_to_the_log_storage_and_truncation_to_the_segment() {
         let rvm = Rvm::initialize_with_log(seg.clone(), log.clone(), opts()).unwrap();
         commit(&rvm, 100, b"external log").unwrap();
         let s = seg.snapshot();
-        assert!(s.iter().all(|&b| b == 0), "a commit wrote the segment storage");
+        assert!(
+            s.iter().all(|&b| b == 0),
+            "a commit wrote the segment storage"
+        );
         assert!(log.snapshot()[(LOG.offset + 8192) as usize..]
             .windows(12)
             .any(|w| w == b"external log"));

@@ -61,8 +61,13 @@ fn kill9_and_remount_keep_fsynced_data_fsck_and_dump_find_the_log() {
     let dump = admin(m.image(), &["dump"]).ok("dump");
     let out = dump.output();
     assert!(out.contains("external_log"), "features: {out}");
-    assert!(out.contains(&format!("External log:               {}", log.display())), "{out}");
-    let json = admin(m.image(), &["dump", "--json"]).ok("dump --json").output();
+    assert!(
+        out.contains(&format!("External log:               {}", log.display())),
+        "{out}"
+    );
+    let json = admin(m.image(), &["dump", "--json"])
+        .ok("dump --json")
+        .output();
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     let x = &v["header"]["external_log"];
     assert_eq!(x["path"], log.display().to_string());
@@ -78,11 +83,19 @@ fn a_log_of_another_image_is_refused() {
     mkfs_external(&other, &other_log);
     let before = fs::read(&other_log).expect("read log");
     let o = mount_refused(&m, &format!("logdev={}", other_log.display()));
-    assert!(o.output().contains("is not this image's external log"), "{}", o.output());
+    assert!(
+        o.output().contains("is not this image's external log"),
+        "{}",
+        o.output()
+    );
     let (code, out) = m.fsck(&["-n", "-l", other_log.to_str().expect("utf-8")]);
     assert_eq!(code, 8, "{out}");
     assert!(out.contains("is not this image's external log"), "{out}");
-    assert_eq!(fs::read(&other_log).expect("read log"), before, "the foreign log was written");
+    assert_eq!(
+        fs::read(&other_log).expect("read log"),
+        before,
+        "the foreign log was written"
+    );
     // Its own log still works.
     m.assert_fsck_clean();
 }
@@ -101,7 +114,10 @@ fn a_missing_log_is_refused_and_logdev_finds_a_moved_one() {
     assert!(o.output().contains("does not exist"), "{}", o.output());
     let (code, out) = m.fsck(&["-n"]);
     assert_eq!(code, 8, "{out}");
-    assert!(out.contains("external log") && out.contains("does not exist"), "{out}");
+    assert!(
+        out.contains("external log") && out.contains("does not exist"),
+        "{out}"
+    );
     let (code, out) = m.fsck(&["-n", "--logdev", moved.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{out}");
     let mut m = m;
@@ -122,8 +138,16 @@ fn the_log_path_must_not_be_the_image_and_a_used_log_needs_force() {
     let other = m.dir().join("other.img");
     let dev = format!("device={}", log.display());
     let o = mkfs(&other, &["-s", "64M", "-J", &dev]);
-    assert!(!o.success() && o.output().contains("use -f"), "{}", o.output());
+    assert!(
+        !o.success() && o.output().contains("use -f"),
+        "{}",
+        o.output()
+    );
     let own = format!("device={}", other.display());
     let o = mkfs(&other, &["-f", "-s", "64M", "-J", &own]);
-    assert!(!o.success() && o.output().contains("the image itself"), "{}", o.output());
+    assert!(
+        !o.success() && o.output().contains("the image itself"),
+        "{}",
+        o.output()
+    );
 }

@@ -179,7 +179,10 @@ impl LogHeader {
             len: u64_at(b, 0x38),
         };
         let fits = log.offset >= LOG_HEADER_SIZE
-            && log.offset.checked_add(log.len).is_some_and(|e| e <= device_len);
+            && log
+                .offset
+                .checked_add(log.len)
+                .is_some_and(|e| e <= device_len);
         if log.offset % 4096 != 0 || log.len % 4096 != 0 || log.len < 12 << 10 || !fits {
             return Err(ExternalLogError::Area(log.offset, log.len));
         }
@@ -216,9 +219,18 @@ mod tests {
         assert_eq!(h.log.len, (4 << 20) - 4096);
         let mut bytes = h.encode();
         assert_eq!(LogHeader::decode(&bytes, 4 << 20), Ok(h));
-        assert!(matches!(LogHeader::decode(&bytes, 1 << 20), Err(ExternalLogError::Area(..))));
+        assert!(matches!(
+            LogHeader::decode(&bytes, 1 << 20),
+            Err(ExternalLogError::Area(..))
+        ));
         bytes[0x11] ^= 1;
-        assert_eq!(LogHeader::decode(&bytes, 4 << 20), Err(ExternalLogError::Checksum));
-        assert_eq!(LogHeader::decode(&[0; 4096], 4 << 20), Err(ExternalLogError::NotALog));
+        assert_eq!(
+            LogHeader::decode(&bytes, 4 << 20),
+            Err(ExternalLogError::Checksum)
+        );
+        assert_eq!(
+            LogHeader::decode(&[0; 4096], 4 << 20),
+            Err(ExternalLogError::NotALog)
+        );
     }
 }
