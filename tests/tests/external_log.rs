@@ -151,3 +151,25 @@ fn the_log_path_must_not_be_the_image_and_a_used_log_needs_force() {
         o.output()
     );
 }
+
+#[test]
+fn a_small_external_log_wraps_through_truncations_and_recovers() {
+    let mut m = Mounted::empty();
+    let log = log_in(&m, "small.log");
+    let dev = format!("size=2M,device={}", log.display());
+    mkfs(m.image(), &["-s", "256M", "-J", &dev]).ok("mkfs -J size=2M,device=");
+    assert_eq!(fs::metadata(&log).expect("log").len(), 2 << 20);
+    m.mount();
+    // Several times the log's capacity in fsynced commits: truncations must apply them to
+    // the image and let the external log wrap.
+    for i in 0..300u64 {
+        write_synced(&m.path(format!("f{i}")), &pattern(i, 16 << 10));
+    }
+    m.kill9();
+    m.mount();
+    for i in 0..300u64 {
+        assert_file(m.path(format!("f{i}")), pattern(i, 16 << 10));
+    }
+    m.unmount_ok();
+    m.assert_fsck_clean();
+}
