@@ -121,7 +121,8 @@ fn change(args: &Args) -> Option<i32> {
     if args.uuid.is_some() && img.log_device.is_some() {
         // Two headers on two devices cannot change in one atomic write: a crash between them
         // would leave the image and its log refusing each other.
-        exit::say("tune", &args.image, "the image has an external log: -U cannot change its UUID (the log is bound to it)");
+        let why = "the image has an external log: -U cannot change its UUID (the log is bound to it)";
+        exit::say("tune", &args.image, why);
         return Some(exit::OPERATIONAL);
     }
     let mut fs = match Fs::new(img.region, img.rvm, img.header, img.storage) {

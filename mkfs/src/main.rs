@@ -224,6 +224,12 @@ fn dry_run(args: &Args, exists: bool) -> Result<()> {
     let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
     let (layout, sb) = rvmfs::layout::geometry::plan(plan_of(args, size), *uuid.as_bytes(), 0)?;
     report(args, &layout, sb.inode_count, &uuid);
+    if let Some(dev) = args.log_device() {
+        println!(
+            "External log: {} (its own log area; the image's 1 MiB one stays unused)",
+            dev.display()
+        );
+    }
     println!("(-n: nothing was written to {})", path.display());
     Ok(())
 }
@@ -280,12 +286,19 @@ fn run(args: &Args) -> Result<()> {
     let owner = unsafe { (libc::getuid(), libc::getgid()) };
     let external = logdev::prepare(args, size, &file)?;
     let log_line = external.as_ref().map(|x| {
-        let u = uuid::Uuid::from_bytes(x.log_uuid);
-        format!("External log: {} ({} MiB), log UUID {}", x.path, x.device_len >> 20, u.hyphenated())
+        let u = uuid::Uuid::from_bytes(x.log_uuid).hyphenated();
+        format!("External log: {} ({} MiB), log UUID {u}", x.path, x.device_len >> 20)
     });
     let storage = std::sync::Arc::new(rvm_core::FileStorage::new(file.try_clone()?));
-    let header = format_external(storage, plan, *uuid.as_bytes(), owner, settings(args), external)
-        .with_context(|| format!("cannot format {}", path.display()))?;
+    let header = format_external(
+        storage,
+        plan,
+        *uuid.as_bytes(),
+        owner,
+        settings(args),
+        external,
+    )
+    .with_context(|| format!("cannot format {}", path.display()))?;
     if !args.quiet {
         report(args, &header, sb.inode_count, &uuid);
         if let Some(line) = log_line {

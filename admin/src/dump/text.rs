@@ -74,10 +74,12 @@ pub fn print(info: &Info) {
     match &h.external_log {
         None => line("Log area", format!("offset {}, length {}", h.log_offset, mib(h.log_len))),
         Some(x) => {
-            line("Log area", format!("external (unused in the image: offset {}, length {})", h.log_offset, mib(h.log_len)));
+            let unused = format!("offset {}, length {}", h.log_offset, mib(h.log_len));
+            line("Log area", format!("external (unused in the image: {unused})"));
             line("External log", &x.path);
             line("External log UUID", &x.log_uuid);
-            line("External log area", format!("offset {}, length {}", x.log_offset, mib(x.log_len)));
+            let area = format!("offset {}, length {}", x.log_offset, mib(x.log_len));
+            line("External log area", area);
         }
     }
     line(
