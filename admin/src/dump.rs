@@ -29,6 +29,9 @@ pub struct Args {
     /// Print the data as one JSON object (the same fields, times as seconds since the epoch).
     #[arg(long = "json")]
     pub json: bool,
+    /// The image's external log, if it is no longer where the image records it.
+    #[arg(short = 'l', long = "logdev", value_name = "LOGDEV")]
+    pub logdev: Option<PathBuf>,
     /// Print help.
     #[arg(long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -42,6 +45,7 @@ impl Args {
         Args {
             header_only: true,
             json: false,
+            logdev: None,
             help: None,
             image,
         }
@@ -49,7 +53,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let info = match Info::gather(&args.image, args.header_only) {
+    let info = match Info::gather(&args.image, args.header_only, args.logdev.clone()) {
         Ok(info) => info,
         Err(info::Failed::Open(e)) => return Ok(exit::open_failed("dump", &args.image, &e)),
         Err(info::Failed::Read(what)) => {

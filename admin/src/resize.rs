@@ -142,9 +142,11 @@ fn refused(image: &Path, e: &ResizeError) -> i32 {
 /// Resize an unmounted image: extend the file first when growing, cut it last when shrinking.
 fn offline(args: &Args) -> anyhow::Result<i32> {
     let image = args.target.as_path();
+    // An external log is found at its recorded path.
     let mode = OpenMode {
         read_only: false,
         commit_interval: None,
+        logdev: None,
     };
     let img = match image::open(image, mode) {
         Ok(img) => img,

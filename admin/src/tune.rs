@@ -107,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 fn change(args: &Args) -> Option<i32> {
     let mode = OpenMode {
         read_only: false,
-        commit_interval: None,
+        ..OpenMode::default()
     };
     let img = match image::open(&args.image, mode) {
         Ok(img) => img,
@@ -126,6 +126,14 @@ fn change(args: &Args) -> Option<i32> {
         exit::say("tune", &args.image, format!("{what}: {e}"));
         Some(exit::ERROR)
     };
+    if args.uuid.is_some() && img.log_device.is_some() {
+        // Two headers on two devices cannot change in one atomic write: a crash between them
+        // would leave the image and its log refusing each other.
+        let why =
+            "the image has an external log: -U cannot change its UUID (the log is bound to it)";
+        exit::say("tune", &args.image, why);
+        return Some(exit::OPERATIONAL);
+    }
     let mut fs = match Fs::new(img.region, img.rvm, img.header, img.storage) {
         Ok(fs) => fs,
         Err(e) => return failed("reading the superblock", &e),

@@ -12,6 +12,7 @@
 
 mod datasum;
 mod fuse2fs;
+mod logdev;
 mod mounts;
 mod parallel;
 mod peers;
@@ -125,8 +126,9 @@ struct Args {
     reps: Option<usize>,
 }
 
-const WORKLOADS: [&str; 10] = [
+const WORKLOADS: [&str; 11] = [
     "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "parallel", "scaling",
+    "logdev",
 ];
 
 fn usage() -> ! {
@@ -485,6 +487,11 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && on("parallel") {
         eprintln!("== rvmfs: concurrent requests (N threads vs 1)");
         r.parallel = Some(parallel::measure(&bin, &work, reps.max(2))?);
+    }
+
+    if sys_on("rvmfs") && on("logdev") {
+        eprintln!("== rvmfs: 1,000 x (4 KiB write + fsync) by where the redo log is");
+        logdev::measure(&bin, &work, &args.out, reps.max(3))?;
     }
 
     // Scaling: one directory grows; mount time and RSS at each size; recovery after kill -9.

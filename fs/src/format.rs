@@ -1,7 +1,10 @@
 //! Formatting: lay out a new image (mkfs.rvmfs's work, as a library call).
 
 use crate::error::FsError;
-use crate::layout::features::INCOMPAT_KEYED_HASH;
+use crate::layout::external_log::{
+    ExternalLogError, LogBinding, LogHeader, BINDING_OFFSET, LOG_HEADER_SIZE,
+};
+use crate::layout::features::{INCOMPAT_EXTERNAL_LOG, INCOMPAT_KEYED_HASH};
 use crate::layout::geometry::{plan, Plan, PlanError};
 use crate::layout::header::Header;
 use crate::layout::inode::{now, Inode};
@@ -22,6 +25,22 @@ pub enum FormatError {
     Rvm(#[from] rvm_core::RvmError),
     #[error("initializing the metadata region: {0}")]
     Fs(#[from] FsError),
+    #[error("the external log: {0}")]
+    ExternalLog(#[from] ExternalLogError),
+    #[error("the external log must be at least 1 MiB (it is {0} bytes)")]
+    LogTooSmall(u64),
+}
+
+/// An external log to format with the image (`mkfs.rvmfs -J device=`): a file or device of
+/// `device_len` bytes whose first 4 KiB and log area the format overwrites.
+pub struct ExternalLog {
+    pub storage: Arc<dyn Storage>,
+    /// Bytes of the log file or device (a 4 KiB header, then the RVM log).
+    pub device_len: u64,
+    /// The path recorded in the image (absolute).
+    pub path: String,
+    /// The log's own UUID.
+    pub log_uuid: [u8; 16],
 }
 
 /// A secret key for the keyed name hash: 16 bytes from the kernel's CSPRNG (getrandom(2)).
@@ -72,8 +91,39 @@ pub fn format_with(
     root_owner: (u32, u32),
     settings: Settings,
 ) -> Result<Header, FormatError> {
+    format_external(storage, p, uuid, root_owner, settings, None)
+}
+
+/// As [`format_with`], with the redo log on `external` if given: the log device gets its
+/// header (bound to `uuid`) and an empty log, the image the `external_log` feature and the
+/// log binding (docs/format.md sections 2.2, 3.5); the image's own log area stays unused.
+///
+/// Errors: as [`format_with`]; `LogTooSmall` under 1 MiB; `ExternalLog` for a path too long.
+pub fn format_external(
+    storage: Arc<dyn Storage>,
+    p: Plan,
+    uuid: [u8; 16],
+    root_owner: (u32, u32),
+    settings: Settings,
+    external: Option<ExternalLog>,
+) -> Result<Header, FormatError> {
     let sec = now().0;
-    let (header, mut sb) = plan(p, uuid, sec)?;
+    let (mut header, mut sb) = plan(p, uuid, sec)?;
+    let binding = match &external {
+        Some(x) => {
+            if x.device_len < LOG_HEADER_SIZE + (1 << 20) {
+                return Err(FormatError::LogTooSmall(x.device_len));
+            }
+            header.features.incompat |= INCOMPAT_EXTERNAL_LOG;
+            sb.features.incompat |= INCOMPAT_EXTERNAL_LOG;
+            let b = LogBinding {
+                log_uuid: x.log_uuid,
+                path: x.path.clone(),
+            };
+            Some(b.encode()?)
+        }
+        None => None,
+    };
     sb.label = settings.label;
     sb.reserved_blocks = sb.data_blocks * settings.reserved_permille / 1000;
     if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
@@ -81,11 +131,20 @@ pub fn format_with(
     }
     // Overwrite any old header first: until the new one is written, this is no image.
     storage.write_at(&[0u8; 4096], 0)?;
-    Rvm::create_log(&*storage, header.log_area())?;
-    let rvm = Rvm::initialize(
+    let (log_storage, log_area) = match &external {
+        Some(x) => {
+            let lh = LogHeader::new(uuid, x.log_uuid, x.device_len, sec);
+            x.storage.write_at(&lh.encode(), 0)?;
+            (x.storage.clone(), lh.log)
+        }
+        None => (storage.clone(), header.log_area()),
+    };
+    Rvm::create_log(&*log_storage, log_area)?;
+    let rvm = Rvm::initialize_with_log(
         storage.clone(),
+        log_storage,
         RvmOptions {
-            log: header.log_area(),
+            log: log_area,
             ..RvmOptions::default()
         },
     )?;
@@ -109,7 +168,13 @@ pub fn format_with(
     rvm.truncate()?;
     drop(region);
     drop(rvm);
-    storage.write_at(&header.encode(), 0)?;
+    // One write of the header block, with the log binding in it (a sector-atomic write).
+    let mut block = header.encode();
+    if let Some(b) = binding {
+        let at = BINDING_OFFSET as usize;
+        block[at..at + b.len()].copy_from_slice(&b);
+    }
+    storage.write_at(&block, 0)?;
     storage.sync()?;
     Ok(header)
 }

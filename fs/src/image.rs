@@ -1,11 +1,13 @@
 //! Opening an image: the file, its exclusive lock, the header, RVM recovery, the region.
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
+pub mod log_device;
 pub mod read_only;
 pub mod stall;
 
 use crate::error::FsError;
-use crate::layout::features::{describe, Features, Word};
+use crate::layout::external_log::{ExternalLogError, LogHeader};
+use crate::layout::features::{describe, Features, Word, INCOMPAT_EXTERNAL_LOG};
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
 use crate::store::superblock;
 use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions, Storage};
@@ -55,6 +57,28 @@ pub enum ImageError {
         need_mib: u64,
         source: std::io::Error,
     },
+    #[error(
+        "{path}: its external log {} does not exist (give where it is now with -o logdev=PATH \
+         to mount, -l PATH to fsck.rvmfs)", log.display()
+    )]
+    LogMissing { path: PathBuf, log: PathBuf },
+    #[error(
+        "{path}: {} is not this image's external log: it belongs to image/log {found}, the \
+         image wants {want} (give the right one with -o logdev=PATH, fsck.rvmfs -l PATH)",
+        log.display()
+    )]
+    LogMismatch {
+        path: PathBuf,
+        log: PathBuf,
+        want: String,
+        found: String,
+    },
+    #[error("{path}: external log {}: {source}", log.display())]
+    LogHeader {
+        path: PathBuf,
+        log: PathBuf,
+        source: ExternalLogError,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -63,12 +87,15 @@ pub enum ImageError {
 }
 
 /// How to open.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct OpenMode {
     /// Write nothing: recovery replays into memory only (`fsck -n`).
     pub read_only: bool,
     /// Background flush of spooled commits, like ext4's `commit=` (None = only on fsync).
     pub commit_interval: Option<Duration>,
+    /// Where the external log is, instead of the path the image records (`-o logdev=`,
+    /// `fsck.rvmfs -l`); ignored for an image whose log is inside it.
+    pub logdev: Option<PathBuf>,
 }
 
 /// An opened, recovered image.
@@ -78,6 +105,8 @@ pub struct Image {
     pub header: Header,
     pub rvm: Arc<Rvm>,
     pub region: Region,
+    /// The external log (path opened, its header), if the image has one.
+    pub log_device: Option<(PathBuf, LogHeader)>,
 }
 
 /// Where an image's spool lives: shared memory, so spooled commits survive the daemon's death
@@ -140,7 +169,7 @@ pub fn write_header(storage: &dyn Storage, header: &Header) -> std::io::Result<(
 
 /// Refuse `features` with an unknown incompat bit, and a writable open of an unknown ro-compat
 /// bit (docs/format.md section 9).
-pub fn check_features(features: &Features, mode: OpenMode, path: &Path) -> Result<(), ImageError> {
+pub fn check_features(features: &Features, mode: &OpenMode, path: &Path) -> Result<(), ImageError> {
     if features.unknown_incompat() != 0 {
         return Err(ImageError::Features {
             path: path.into(),
@@ -263,6 +292,7 @@ pub fn open_shared(path: &Path) -> Result<Image, ImageError> {
     let mode = OpenMode {
         read_only: true,
         commit_interval: None,
+        logdev: None,
     };
     open_locked(path, mode, false, |storage| storage)
 }
@@ -273,12 +303,25 @@ pub fn open_shared(path: &Path) -> Result<Image, ImageError> {
 ///
 /// Errors: as [`open`], never `ImageError::Busy`.
 pub fn open_inspect(path: &Path) -> Result<(Image, bool), ImageError> {
+    open_inspect_with(path, None)
+}
+
+/// As [`open_inspect`], with the external log at `logdev` instead of its recorded path.
+///
+/// Errors: as [`open`], never `ImageError::Busy`.
+pub fn open_inspect_with(
+    path: &Path,
+    logdev: Option<PathBuf>,
+) -> Result<(Image, bool), ImageError> {
     let mode = OpenMode {
         read_only: true,
         commit_interval: None,
+        logdev,
     };
-    match open_locked(path, mode, true, |storage| storage) {
-        Err(ImageError::Busy { .. }) => Ok((open_shared(path)?, true)),
+    match open_locked(path, mode.clone(), true, |storage| storage) {
+        Err(ImageError::Busy { .. }) => {
+            Ok((open_locked(path, mode, false, |storage| storage)?, true))
+        }
         other => other.map(|img| (img, false)),
     }
 }
@@ -295,7 +338,7 @@ fn open_locked(
         lock(&file, path)?;
     }
     let header = read_header(&file, path)?;
-    check_features(&header.features, mode, path)?;
+    check_features(&header.features, &mode, path)?;
     let io = |source| ImageError::Io {
         path: path.into(),
         source,
@@ -305,8 +348,19 @@ fn open_locked(
     }
     let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file.try_clone().map_err(io)?));
     let storage = wrap(storage);
+    let device = match header.features.has_incompat(INCOMPAT_EXTERNAL_LOG) {
+        true => {
+            let binding = log_device::read_binding(&file, path)?;
+            Some(log_device::open(path, &header, &binding, &mode, take_lock)?)
+        }
+        false => None,
+    };
+    let (log_storage, log_area) = match &device {
+        Some(d) => (d.storage.clone(), d.area()),
+        None => (storage.clone(), header.log_area()),
+    };
     let options = RvmOptions {
-        log: header.log_area(),
+        log: log_area,
         spool: spool_path(&header),
         commit_interval: mode.commit_interval,
         ordered: true,
@@ -318,7 +372,7 @@ fn open_locked(
         path: path.into(),
         source,
     };
-    let rvm = Rvm::initialize(storage.clone(), options).map_err(recovery)?;
+    let rvm = Rvm::initialize_with_log(storage.clone(), log_storage, options).map_err(recovery)?;
     let region = rvm.map(header.segment_area()).map_err(recovery)?;
     match superblock(region.bytes()) {
         Err(e) => {
@@ -328,7 +382,7 @@ fn open_locked(
             })
         }
         // The superblock mirrors the header's words; refuse what either says we cannot do.
-        Ok(sb) => check_features(&sb.features, mode, path)?,
+        Ok(sb) => check_features(&sb.features, &mode, path)?,
     }
     drop(file); // the lock stays: flock belongs to the open file description the storage shares
     let storage: Arc<dyn Storage> = if mode.read_only {
@@ -348,5 +402,6 @@ fn open_locked(
         header,
         rvm: Arc::new(rvm),
         region,
+        log_device: device.map(|d| (d.path, d.header)),
     })
 }

@@ -49,6 +49,8 @@ struct Args {
     ///                   change answers EIO, reads go on), continue (go on after a failed
     ///                   file data write; log and metadata errors always act as remount-ro),
     ///                   panic (log, record and abort the daemon at once)
+    ///   logdev=PATH     the image's external log (mkfs.rvmfs -J device=) is at PATH, not
+    ///                   where the image records it; its UUIDs must match the image's
     ///   inject_fault=OP:N[:enospc]  debugging and tests only: once mounted, the Nth (from 0)
     ///                   later call of OP (write, durable_write, sync, any) on the image
     ///                   fails with EIO (or ENOSPC), once
@@ -350,6 +352,7 @@ fn open_image(
         let mode = OpenMode {
             read_only,
             commit_interval: commit,
+            logdev: opts.logdev.clone(),
         };
         image::open_with(&args.image, mode, |storage| {
             let storage: Arc<dyn rvm_core::Storage> = match &opts.stall {

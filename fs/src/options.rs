@@ -22,6 +22,8 @@ pub struct MountOptions {
     pub discard: bool,
     pub checked: bool,
     pub nodatasum: bool,
+    /// `logdev=PATH`: the external log is here, not where the image records it.
+    pub logdev: Option<std::path::PathBuf>,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -78,6 +80,7 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         discard: true,
         checked: false,
         nodatasum: false,
+        logdev: None,
     };
     for opt in list
         .iter()
@@ -120,6 +123,10 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
             "nodiscard" => o.discard = false,
             "checked" => o.checked = true,
             "nodatasum" => o.nodatasum = true,
+            "logdev" => match value {
+                Some(v) if !v.is_empty() => o.logdev = Some(v.into()),
+                _ => return Err("mount option logdev needs a path (logdev=PATH)".into()),
+            },
             "datasum" => o.nodatasum = false,
             "rw" => o.read_only = false,
             "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
@@ -132,7 +139,7 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
 /// Options that only the mount command line may give, never the superblock's defaults
 /// (`tune -o` refuses them): they decide how the image is opened, before its superblock is
 /// read, or are for tests.
-pub const COMMAND_LINE_ONLY: [&str; 4] = ["ro", "rw", "inject_fault", "inject_stall"];
+pub const COMMAND_LINE_ONLY: [&str; 5] = ["ro", "rw", "inject_fault", "inject_stall", "logdev"];
 
 /// The superblock's stored defaults as an option list (default mount options, then
 /// `commit=` and `errors=` if stored), to be parsed before the command line's.

@@ -57,6 +57,15 @@ struct Args {
     /// Verbose: print every check pass and totals.
     #[arg(short = 'v')]
     verbose: bool,
+    /// The image's external log device or file, if it is no longer where the image
+    /// records it (xfs_repair -l; e2fsck's -j is accepted too).
+    #[arg(
+        short = 'l',
+        long = "logdev",
+        visible_short_alias = 'j',
+        value_name = "LOGDEV"
+    )]
+    logdev: Option<PathBuf>,
     /// The image file or block device.
     image: PathBuf,
 }
@@ -203,7 +212,7 @@ fn scrub(args: &Args, fs: &Fs) -> usize {
 /// Open the image and replay its log (see `fsck::pass::replay`); returns the filesystem and
 /// how many transactions were replayed, or the exit code after saying why it cannot be opened.
 fn open(args: &Args) -> Result<(Fs, u64), u8> {
-    let replayed = match replay::replay(&args.image, args.no) {
+    let replayed = match replay::replay(&args.image, args.no, args.logdev.as_deref()) {
         Ok(replayed) => replayed,
         Err(e @ ImageError::Busy { .. }) => {
             eprintln!("fsck.rvmfs: {e}\nfsck.rvmfs: unmount it first; checking a mounted image is not safe.");

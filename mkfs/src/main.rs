@@ -2,10 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+mod logdev;
 mod options;
 
 use options::Args;
-use rvmfs::format::{format_with, Settings};
+use rvmfs::format::{format_external, Settings};
 use rvmfs::image::{read_header, ImageError};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HeaderError};
@@ -25,7 +26,7 @@ fn main() {
 }
 
 /// Is there anything in `file` (a non-zero byte in its first 64 KiB)?
-fn has_contents(mut file: &File) -> Result<bool> {
+pub(crate) fn has_contents(mut file: &File) -> Result<bool> {
     let mut buf = vec![0u8; 64 << 10];
     file.seek(SeekFrom::Start(0))?;
     let n = file.read(&mut buf)?;
@@ -34,7 +35,7 @@ fn has_contents(mut file: &File) -> Result<bool> {
 
 /// Make [offset, offset+len) of a block device read as zeros: FALLOC_FL_ZERO_RANGE (the
 /// device zeroes it, often without writing), else plain writes of zeros.
-fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+pub(crate) fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: fallocate on a valid descriptor with plain integer arguments.
     let r = unsafe {
@@ -160,11 +161,17 @@ fn image_size(args: &Args, current: u64, is_block: bool) -> Result<u64> {
     Ok(size / 4096 * 4096)
 }
 
+/// The image's geometry: with an external log, the image keeps only the smallest log area
+/// (1 MiB, unused: docs/format.md section 2.2).
 fn plan_of(args: &Args, size: u64) -> Plan {
+    let log = match args.log_device() {
+        Some(_) => Some(1 << 20),
+        None => args.log(),
+    };
     Plan {
         size,
         inodes: args.inodes,
-        log: args.log(),
+        log,
     }
 }
 
@@ -223,6 +230,12 @@ fn dry_run(args: &Args, exists: bool) -> Result<()> {
     let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
     let (layout, sb) = rvmfs::layout::geometry::plan(plan_of(args, size), *uuid.as_bytes(), 0)?;
     report(args, &layout, sb.inode_count, &uuid);
+    if let Some(dev) = args.log_device() {
+        println!(
+            "External log: {} (its own log area; the image's 1 MiB one stays unused)",
+            dev.display()
+        );
+    }
     println!("(-n: nothing was written to {})", path.display());
     Ok(())
 }
@@ -277,11 +290,30 @@ fn run(args: &Args) -> Result<()> {
     let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
     // SAFETY: getuid/getgid have no preconditions.
     let owner = unsafe { (libc::getuid(), libc::getgid()) };
+    let external = logdev::prepare(args, size, &file)?;
+    let log_line = external.as_ref().map(|x| {
+        let u = uuid::Uuid::from_bytes(x.log_uuid).hyphenated();
+        format!(
+            "External log: {} ({} MiB), log UUID {u}",
+            x.path,
+            x.device_len >> 20
+        )
+    });
     let storage = std::sync::Arc::new(rvm_core::FileStorage::new(file.try_clone()?));
-    let header = format_with(storage, plan, *uuid.as_bytes(), owner, settings(args))
-        .with_context(|| format!("cannot format {}", path.display()))?;
+    let header = format_external(
+        storage,
+        plan,
+        *uuid.as_bytes(),
+        owner,
+        settings(args),
+        external,
+    )
+    .with_context(|| format!("cannot format {}", path.display()))?;
     if !args.quiet {
         report(args, &header, sb.inode_count, &uuid);
+        if let Some(line) = log_line {
+            println!("{line}");
+        }
     }
     Ok(())
 }

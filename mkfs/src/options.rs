@@ -29,10 +29,14 @@ pub struct Args {
     /// or `clear` (the nil UUID), as mke2fs -U.
     #[arg(short = 'U', long = "uuid", value_name = "UUID", value_parser = rvmfs::layout::header::parse_uuid)]
     pub uuid: Option<uuid::Uuid>,
-    /// Redo log options, as mke2fs -J: `size=SIZE`, in MiB unless SIZE has a K, M, G or T
-    /// suffix (default: image size / 32, 4 MiB to 256 MiB; at least 1 MiB).
-    #[arg(short = 'J', value_name = "size=SIZE", value_parser = parse_log_option)]
-    pub log_option: Option<u64>,
+    /// Redo log options, comma-separated, as mke2fs -J: `size=SIZE`, in MiB unless SIZE has
+    /// a K, M, G or T suffix (default: image size / 32, 4 MiB to 256 MiB; at least 1 MiB);
+    /// `device=PATH`, the log on another file or block device (mke2fs -J device=, mkfs.xfs
+    /// -l logdev=), formatted here and bound to the image by UUID; its size is SIZE, else
+    /// the device's or existing file's, else the default. The image records PATH (made
+    /// absolute); mount -o logdev= and fsck.rvmfs -l find it elsewhere.
+    #[arg(short = 'J', value_name = "size=SIZE,device=PATH", value_parser = parse_log_option)]
+    pub log_option: Option<LogOptions>,
     /// Size of the redo log in bytes, with an optional suffix (the same as -J size=SIZE,
     /// kept for older scripts).
     #[arg(long = "log-size", value_name = "LOG_SIZE", value_parser = parse_size, conflicts_with = "log_option")]
@@ -59,8 +63,25 @@ pub struct Args {
 impl Args {
     /// The log size asked for (-J size= or --log-size), bytes.
     pub fn log(&self) -> Option<u64> {
-        self.log_option.or(self.log_size)
+        self.log_option
+            .as_ref()
+            .and_then(|o| o.size)
+            .or(self.log_size)
     }
+
+    /// The external log device asked for (-J device=).
+    pub fn log_device(&self) -> Option<&std::path::Path> {
+        self.log_option.as_ref().and_then(|o| o.device.as_deref())
+    }
+}
+
+/// What -J asks for.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// `size=`, bytes.
+    pub size: Option<u64>,
+    /// `device=`.
+    pub device: Option<PathBuf>,
 }
 
 /// Parse "64M", "1G", "4096": bytes, suffixes K/M/G/T in powers of 1024.
@@ -85,14 +106,22 @@ fn parse_size_unit(s: &str, bare_shift: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
-/// Parse `-J size=SIZE` (MiB unless suffixed, as mke2fs).
-fn parse_log_option(s: &str) -> Result<u64, String> {
-    match s.split_once('=') {
-        Some(("size", v)) => parse_size_unit(v, 20),
-        _ => Err(format!(
-            "unknown log option '{s}' (the only one is size=SIZE, e.g. -J size=16M)"
-        )),
+/// Parse `-J size=SIZE,device=PATH` (SIZE in MiB unless suffixed, as mke2fs).
+fn parse_log_option(s: &str) -> Result<LogOptions, String> {
+    let mut o = LogOptions::default();
+    for opt in s.split(',').filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("size", v)) => o.size = Some(parse_size_unit(v, 20)?),
+            Some(("device", v)) if !v.is_empty() => o.device = Some(PathBuf::from(v)),
+            _ => {
+                return Err(format!(
+                    "unknown log option '{opt}' (they are size=SIZE and device=PATH, e.g. -J \
+                     size=16M or -J device=/dev/sdb1)"
+                ))
+            }
+        }
     }
+    Ok(o)
 }
 
 fn parse_label(s: &str) -> Result<String, String> {

@@ -125,7 +125,9 @@ impl LogRecords {
     /// capacity does not match `area`, `InvalidArgument` for a bad area, `Io`.
     pub fn open(storage: Arc<dyn Storage>, area: Area) -> Result<LogRecords> {
         let status = status::read_status(&*storage, area)?;
+        // Only read here: the segment (where records are applied) is never touched.
         let log = Log {
+            segment: storage.clone(),
             storage,
             area,
             capacity: status.capacity,

@@ -17,7 +17,10 @@ use crate::storage::{Area, Storage};
 
 /// Geometry of the on-disk log (immutable) and its I/O helpers.
 pub(crate) struct Log {
+    /// The storage holding the log area (the segment's own, or a separate log device).
     pub storage: Arc<dyn Storage>,
+    /// The storage the records' ranges are applied to (the segments and external ranges).
+    pub segment: Arc<dyn Storage>,
     pub area: Area,
     pub capacity: u64,
     pub log_id: u64,
@@ -117,7 +120,7 @@ impl Log {
         Ok((p, n))
     }
 
-    /// Apply the durable records `[p.head_pos, p.tail_pos)` to the storage (no sync). The
+    /// Apply the durable records `[p.head_pos, p.tail_pos)` to the segment storage (no sync). The
     /// records' ranges are gathered into an [`Overlay`] (later value wins) and written as
     /// their union, a few MiB of records at a time, so a rewrite-heavy log costs few writes.
     pub fn apply(&self, p: &Positions) -> Result<()> {
@@ -168,7 +171,7 @@ impl Log {
             return Ok(());
         }
         let u = ov.union();
-        crate::overlay::write_union(&*self.storage, &u)?;
+        crate::overlay::write_union(&*self.segment, &u)?;
         Ok(())
     }
 

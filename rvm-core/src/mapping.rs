@@ -26,7 +26,7 @@ impl Shared {
                 "segment {segment:?} must be non-empty and 4096-aligned"
             )));
         }
-        if segment.overlaps(&self.opts.log) {
+        if self.overlaps_log(&segment) {
             return Err(RvmError::InvalidArgument(format!(
                 "segment {segment:?} overlaps the log {:?}",
                 self.opts.log

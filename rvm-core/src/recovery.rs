@@ -117,10 +117,15 @@ impl Gather<'_> {
 /// Errors: [`RvmError::CorruptStatus`] if neither status copy is valid or the capacity
 /// does not match `options.log`; `CorruptLog` for a spool record larger than the log;
 /// `InvalidArgument` for a bad log area or one too small for the sequence jump; `Io`.
-pub(crate) fn recover(storage: &Arc<dyn Storage>, options: &RvmOptions) -> Result<Recovered> {
-    let st = status::read_status(&**storage, options.log)?;
+pub(crate) fn recover(
+    storage: &Arc<dyn Storage>,
+    log_storage: &Arc<dyn Storage>,
+    options: &RvmOptions,
+) -> Result<Recovered> {
+    let st = status::read_status(&**log_storage, options.log)?;
     let log = Log {
-        storage: storage.clone(),
+        storage: log_storage.clone(),
+        segment: storage.clone(),
         area: options.log,
         capacity: st.capacity,
         log_id: st.log_id,

@@ -111,8 +111,24 @@ impl Rvm {
     /// Errors: [`RvmError::CorruptStatus`] if neither status copy is valid or the capacity
     /// does not match `options.log`; `InvalidArgument` for a bad log area; `Io`.
     pub fn initialize(storage: Arc<dyn Storage>, options: RvmOptions) -> Result<Rvm> {
+        Self::initialize_with_log(storage.clone(), storage, options)
+    }
+
+    /// As [`Rvm::initialize`], with the log on its own storage (an external log device,
+    /// ext4's `mke2fs -J device=`, XFS's `-l logdev=`; LRVM's experience paper asks for a
+    /// faster log device): `options.log` is an area of `log_storage`, formatted by
+    /// [`Rvm::create_log`] on it; the segments and every record's ranges are in `storage`.
+    /// A commit writes and syncs `log_storage` only; `ordered` syncs `storage` before it; a
+    /// truncation applies to `storage` and syncs it before the log's status moves on.
+    ///
+    /// Errors: as [`Rvm::initialize`].
+    pub fn initialize_with_log(
+        storage: Arc<dyn Storage>,
+        log_storage: Arc<dyn Storage>,
+        options: RvmOptions,
+    ) -> Result<Rvm> {
         let read_only = options.read_only;
-        let rec = recovery::recover(&storage, &options)?;
+        let rec = recovery::recover(&storage, &log_storage, &options)?;
         let live_bytes = rec.live_bytes();
         let shared = Arc::new(Shared::recovered(storage, options, rec)?);
         let mut threads = Vec::new();
@@ -365,9 +381,15 @@ impl Rvm {
         self.sh().stats()
     }
 
-    /// The storage under this instance.
+    /// The storage under the segments (and, unless it has its own, the log).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.sh().storage
+    }
+
+    /// The storage holding the log ([`Rvm::storage`] unless opened with
+    /// [`Rvm::initialize_with_log`]).
+    pub fn log_storage(&self) -> &Arc<dyn Storage> {
+        &self.sh().log.storage
     }
 
     /// The options this instance was opened with.

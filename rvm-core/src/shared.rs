@@ -88,6 +88,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether `area` of the segment storage overlaps the log (never, when the log has a
+    /// storage of its own).
+    pub(crate) fn overlaps_log(&self, area: &Area) -> bool {
+        Arc::ptr_eq(&self.storage, &self.log.storage) && area.overlaps(&self.opts.log)
+    }
+}
+
+impl Shared {
     /// Every Lsn below this one was applied to the segments by truncation.
     pub(crate) fn applied_seq(&self) -> Lsn {
         lock(&self.pos).head_seq

@@ -114,7 +114,7 @@ impl<'r> Transaction<'r> {
             len: data.len() as u64,
         };
         let end = storage_offset.checked_add(data.len() as u64);
-        let bad = end.is_none() || area.overlaps(&sh.opts.log) || sh.overlaps_mapped(&area);
+        let bad = end.is_none() || sh.overlaps_log(&area) || sh.overlaps_mapped(&area);
         if bad {
             return Err(RvmError::InvalidArgument(format!(
                 "external range {area:?} overlaps the log or a mapped region"

@@ -26,7 +26,7 @@ fn return_free_memory() {
 /// the live records to the segments, sync, status head = tail, sync (the old, eager way).
 pub(crate) fn truncate_eagerly(log: &Log, pos: &mut Positions, generation: &mut u64) -> Result<()> {
     log.apply(pos)?;
-    log.storage.sync()?;
+    log.segment.sync()?;
     *generation += 1;
     log.write_status(*generation, pos.tail_pos, pos.tail_seq)?;
     log.storage.sync()?;
@@ -68,12 +68,12 @@ impl Shared {
         }
         let _done = Done(&self.truncating);
         self.log.apply(&p)?;
-        self.storage.sync()?;
+        self.log.segment.sync()?;
         self.healthy()?;
         self.log
             .write_status(*generation + 1, p.tail_pos, p.tail_seq)?;
         *generation += 1;
-        self.storage.sync()?;
+        self.log.storage.sync()?;
         self.healthy()?;
         {
             let mut q = lock(&self.pos);

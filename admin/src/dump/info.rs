@@ -7,7 +7,7 @@ use rvmfs::layout::features::{describe, Word};
 use rvmfs::layout::superblock::Superblock;
 use rvmfs::store::{self, bitmap};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why nothing could be shown.
 pub enum Failed {
@@ -48,6 +48,18 @@ pub struct HeaderInfo {
     pub segment_len: u64,
     pub data_offset: u64,
     pub data_blocks: u64,
+    /// The external log (`mkfs -J device=`), if the image has one.
+    pub external_log: Option<ExternalLogInfo>,
+}
+
+/// An external log device as opened (the recorded path, or `--logdev`).
+#[derive(Serialize)]
+pub struct ExternalLogInfo {
+    pub path: String,
+    pub log_uuid: String,
+    /// The RVM log area inside the device.
+    pub log_offset: u64,
+    pub log_len: u64,
 }
 
 #[derive(Serialize)]
@@ -113,8 +125,9 @@ pub struct FreeSpace {
 impl Info {
     /// Open `path` read-only (even if mounted) and gather what to show; `header_only` skips
     /// the log and free-space details.
-    pub fn gather(path: &Path, header_only: bool) -> Result<Info, Failed> {
-        let (img, in_use) = image::open_inspect(path).map_err(Failed::Open)?;
+    /// `logdev`: the external log's place, instead of the recorded path.
+    pub fn gather(path: &Path, header_only: bool, logdev: Option<PathBuf>) -> Result<Info, Failed> {
+        let (img, in_use) = image::open_inspect_with(path, logdev).map_err(Failed::Open)?;
         let bytes = img.region.bytes();
         let sb = store::superblock(bytes).map_err(|e| Failed::Read(e.to_string()))?;
         let (log, free_space) = if header_only {
@@ -159,6 +172,12 @@ fn header_info(img: &Image) -> HeaderInfo {
         segment_len: h.segment_len,
         data_offset: h.data_offset,
         data_blocks: h.data_blocks,
+        external_log: img.log_device.as_ref().map(|(path, lh)| ExternalLogInfo {
+            path: path.display().to_string(),
+            log_uuid: uuid::Uuid::from_bytes(lh.log_uuid).hyphenated().to_string(),
+            log_offset: lh.log.offset,
+            log_len: lh.log.len,
+        }),
     }
 }
 
@@ -202,7 +221,11 @@ fn error_info(img: &Image) -> ErrorInfo {
 }
 
 fn log_info(img: &Image) -> Result<LogInfo, Failed> {
-    let status = rvm_core::status::read_status(&*img.storage, img.header.log_area())
+    let area = img
+        .log_device
+        .as_ref()
+        .map_or(img.header.log_area(), |(_, lh)| lh.log);
+    let status = rvm_core::status::read_status(&**img.rvm.log_storage(), area)
         .map_err(|e| Failed::Read(format!("reading the log's status block: {e}")))?;
     let s = img.rvm.stats();
     Ok(LogInfo {

@@ -74,10 +74,23 @@ pub fn print(info: &Info) {
     line("Last checked", time(sb.last_check));
     line("Mount count", sb.mount_count);
     line("Next inode generation", sb.next_generation);
-    line(
-        "Log area",
-        format!("offset {}, length {}", h.log_offset, mib(h.log_len)),
-    );
+    match &h.external_log {
+        None => line(
+            "Log area",
+            format!("offset {}, length {}", h.log_offset, mib(h.log_len)),
+        ),
+        Some(x) => {
+            let unused = format!("offset {}, length {}", h.log_offset, mib(h.log_len));
+            line(
+                "Log area",
+                format!("external (unused in the image: {unused})"),
+            );
+            line("External log", &x.path);
+            line("External log UUID", &x.log_uuid);
+            let area = format!("offset {}, length {}", x.log_offset, mib(x.log_len));
+            line("External log area", area);
+        }
+    }
     line(
         "Metadata region",
         format!("offset {}, length {}", h.segment_offset, mib(h.segment_len)),

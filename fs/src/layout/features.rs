@@ -21,6 +21,10 @@ use bytemuck::{Pod, Zeroable};
 /// the superblock's 128-bit `hash_key` instead of FNV-1a (docs/format.md section 7.1). Old code
 /// would look names up under the wrong hash.
 pub const INCOMPAT_KEYED_HASH: u32 = 1 << 0;
+/// INCOMPAT bit 1, `external_log`: the redo log is on another file or device (the header
+/// block's log binding at 0x200 names it, `layout::external_log`); the image's own log area
+/// is unused. Old code would replay and write the wrong log.
+pub const INCOMPAT_EXTERNAL_LOG: u32 = 1 << 1;
 /// RO_COMPAT bit 0, `data_csum`: a CRC32C per data block in the metadata. Old code reads the
 /// data correctly but would write blocks without updating their checksums.
 pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
@@ -30,7 +34,7 @@ pub const SUPPORTED_COMPAT: u32 = 0;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
-pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH;
+pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: 0,
@@ -41,6 +45,7 @@ pub const MKFS_DEFAULT: Features = Features {
 /// Names of the defined bits, for messages: (word, bit, name).
 pub const NAMES: &[(Word, u32, &str)] = &[
     (Word::Incompat, INCOMPAT_KEYED_HASH, "keyed_hash"),
+    (Word::Incompat, INCOMPAT_EXTERNAL_LOG, "external_log"),
     (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
 ];
 

@@ -7,6 +7,7 @@
 //! the log, is encoded with explicit `to_le_bytes`/`from_le_bytes`).
 
 pub mod error_record;
+pub mod external_log;
 pub mod features;
 pub mod geometry;
 pub mod header;

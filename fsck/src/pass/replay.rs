@@ -15,16 +15,18 @@ pub struct Replayed {
     pub fs: FsResult<Fs>,
 }
 
-/// Open the image at `path` (read-only if `read_only`) and replay its log.
+/// Open the image at `path` (read-only if `read_only`; its external log at `logdev` instead
+/// of the recorded path if given) and replay its log.
 ///
 /// Errors: `ImageError::Busy` if a daemon has it open, `ImageError::Region` if the log or the
 /// region cannot be recovered, other `ImageError`s if the image cannot be opened at all.
-pub fn replay(path: &Path, read_only: bool) -> Result<Replayed, ImageError> {
+pub fn replay(path: &Path, read_only: bool, logdev: Option<&Path>) -> Result<Replayed, ImageError> {
     let img = image::open(
         path,
         OpenMode {
             read_only,
             commit_interval: None,
+            logdev: logdev.map(Path::to_path_buf),
         },
     )?;
     let recovered = img.rvm.stats().records_recovered;

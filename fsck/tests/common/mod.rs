@@ -109,7 +109,7 @@ pub fn file_image(path: &Path, plan: Plan, uuid: [u8; 16]) -> Fs {
         path,
         OpenMode {
             read_only: false,
-            commit_interval: None,
+            ..OpenMode::default()
         },
     )
     .unwrap();
