@@ -3,6 +3,7 @@
 
 use super::reply::{reply_empty, to_errno};
 use super::{Counters, RvmFs};
+use crate::ops::datasum::WriteSums;
 use crate::ops::{file, open, space};
 use fuser::{
     Errno, FileHandle, FopenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite,
@@ -43,8 +44,9 @@ pub(super) fn write(
     kill_setid: bool,
     reply: ReplyWrite,
 ) {
+    let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
     match fs.fs().transact_data("write", ino, |op| {
-        file::write(op, ino, offset, data, kill_setid)
+        file::write_summed(op, ino, offset, data, kill_setid, &sums)
     }) {
         Ok(_) => reply.written(data.len() as u32),
         Err(e) => reply.error(to_errno(&e)),

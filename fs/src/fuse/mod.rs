@@ -28,6 +28,8 @@ pub struct RvmFs {
     state: Arc<Mutex<Fs>>,
     rvm: Arc<Rvm>,
     counters: Counters,
+    /// The mount keeps data checksums (writes compute them before taking the lock).
+    datasum: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -65,11 +67,15 @@ impl Counters {
 impl RvmFs {
     /// Serve `state`; `rvm` is its RVM instance (flushes happen outside the lock).
     pub fn new(state: Arc<Mutex<Fs>>) -> RvmFs {
-        let rvm = lock(&state).rvm.clone();
+        let (rvm, datasum) = {
+            let fs = lock(&state);
+            (fs.rvm.clone(), fs.geo.csums.is_some() && !fs.geo.nodatasum)
+        };
         RvmFs {
             state,
             rvm,
             counters: Counters::default(),
+            datasum,
         }
     }
 
