@@ -113,6 +113,8 @@ struct Spool {
     in_log: u64,
     beyond_log: u64,
     beyond_bytes: u64,
+    /// The daemon that wrote it met a storage error: a mount discards these records.
+    poisoned: bool,
     /// The records beyond the log (as the filters select them); `offset` is in the spool file.
     beyond: Vec<Record>,
 }
@@ -170,6 +172,7 @@ fn report(
             in_log: s.in_log,
             beyond_log: s.beyond_log,
             beyond_bytes: s.beyond_bytes,
+            poisoned: s.poisoned,
             beyond: selected(args, &s.beyond, namer),
         })
     });
@@ -307,6 +310,12 @@ fn print(r: &Report) {
         "Spool {}: {} records, {} beyond the log ({} bytes), {} already in the log",
         s.path, s.records, s.beyond_log, s.beyond_bytes, s.in_log
     );
+    if s.poisoned {
+        println!(
+            "The spool is poisoned: its daemon met a storage error, so the next mount or fsck \
+             discards these records instead of replaying them"
+        );
+    }
     for rec in &s.beyond {
         print_record(rec, "spool offset");
     }

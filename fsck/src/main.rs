@@ -228,6 +228,16 @@ fn open(args: &Args) -> Result<(Fs, u64), u8> {
         }
     };
     let recovered = replayed.recovered;
+    if let Ok(fs) = &replayed.fs {
+        let discarded = fs.rvm.stats().spool_records_discarded;
+        if discarded > 0 {
+            println!(
+                "{}: the spool of a daemon that met a storage error held {discarded} \
+                 transactions never made durable: not replayed (their data may be lost)",
+                name(args)
+            );
+        }
+    }
     if recovered > 0 {
         println!(
             "{}: recovering the log: {recovered} committed transactions replayed",

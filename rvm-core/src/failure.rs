@@ -31,6 +31,21 @@ pub enum FailedOp {
     DataWrite,
 }
 
+impl FailedOp {
+    /// The code of this operation in a poisoned spool's header (`spool`), 1 to 5.
+    pub(crate) fn code(self) -> u32 {
+        self as u32 + 1
+    }
+
+    /// The operation of a spool header's code, if it names one.
+    pub(crate) fn from_code(code: u32) -> Option<FailedOp> {
+        use FailedOp::*;
+        [LogWrite, DataSync, Truncation, ExternalWrite, DataWrite]
+            .into_iter()
+            .find(|op| op.code() == code)
+    }
+}
+
 impl std::fmt::Display for FailedOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -72,6 +87,21 @@ impl std::fmt::Display for Failure {
 }
 
 impl Shared {
+    /// The instance just failed: mark its spool poisoned, so the next recovery does not
+    /// replay records that may point at data the failed I/O lost (`spool`'s module docs).
+    fn poison_spool(&self, op: FailedOp) {
+        let Some(file) = &self.spool_file else {
+            return;
+        };
+        match crate::spool::poison(file, op.code()) {
+            Ok(()) => log::error!(
+                "rvm: the records still in the spool will not be replayed (their data may \
+                 not have reached the disk)"
+            ),
+            Err(e) => log::error!("rvm: marking the spool poisoned failed: {e}"),
+        }
+    }
+
     /// `Err(RvmError::Failed)` once the instance has failed (one atomic load otherwise).
     pub(crate) fn healthy(&self) -> Result<()> {
         match self.failure.get() {
@@ -108,6 +138,7 @@ impl Shared {
                      truncation is refused (mapped regions stay readable)"
                 );
             }
+            self.poison_spool(op);
         }
         match self.failure.get() {
             Some(f) => RvmError::Failed(f.clone()),

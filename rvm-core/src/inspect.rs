@@ -202,6 +202,9 @@ pub struct SpoolSummary {
     pub beyond_log: u64,
     /// Bytes of the records beyond the log.
     pub beyond_bytes: u64,
+    /// The instance that wrote the spool met a storage error: recovery discards its records
+    /// instead of replaying them (they may point at data that never reached the disk).
+    pub poisoned: bool,
     /// The records beyond the log, in order (`pos` counts record bytes from the first
     /// record of the spool, `offset` is the byte offset in the spool file).
     pub beyond: Vec<LogRecord>,
@@ -218,10 +221,14 @@ pub fn read_spool(
     log_id: u64,
     tail_seq: u64,
 ) -> std::io::Result<Option<SpoolSummary>> {
-    let Some(bytes) = crate::spool::read_spool(path, log_id)? else {
+    let Some(spool) = crate::spool::read_spool(path, log_id)? else {
         return Ok(None);
     };
-    let mut s = SpoolSummary::default();
+    let bytes = spool.records;
+    let mut s = SpoolSummary {
+        poisoned: spool.poisoned.is_some(),
+        ..SpoolSummary::default()
+    };
     let (mut at, mut next) = (0usize, tail_seq);
     while at + HEADER_LEN <= bytes.len() {
         let Ok(rec) = record::decode(&bytes[at..]) else {

@@ -46,6 +46,8 @@ pub(crate) struct Recovered {
     next_seq: u64,
     /// Records recovered (log + spool; those holding ranges, not recovery's jumps).
     records: u64,
+    /// Records of a poisoned spool not replayed.
+    discarded: u64,
     /// read_only: the recovered ranges (offset, bytes) in order, applied by `map`.
     ranges: Vec<(u64, Vec<u8>)>,
     /// When recovery started (for `Stats::recovery_time`).
@@ -145,6 +147,7 @@ pub(crate) fn recover(
             bytes: Vec::new(),
             next_seq: pos.tail_seq,
             records: 0,
+            discarded: 0,
         },
     };
     records += spooled.records;
@@ -171,6 +174,7 @@ pub(crate) fn recover(
         generation,
         next_seq,
         records,
+        discarded: spooled.discarded,
         ranges: gather.recovered,
         started,
     })
@@ -195,6 +199,8 @@ struct Spooled {
     /// Seq after the last of them (the log's tail seq if there are none).
     next_seq: u64,
     records: u64,
+    /// Records that would have continued the log, not replayed: the spool is poisoned.
+    discarded: u64,
 }
 
 /// Step 2: the records of the spool at `path` that continue the log's sequence from
@@ -207,31 +213,51 @@ fn read_spool(
     gather: &mut Gather<'_>,
 ) -> Result<Spooled> {
     let mut spooled = Vec::new();
-    let mut records = 0u64;
-    if let Some(bytes) = spool::read_spool(path, log_id)? {
-        let mut at = 0usize;
-        while at + HEADER_LEN <= bytes.len() {
-            let Ok(rec) = record::decode(&bytes[at..]) else {
-                break;
-            };
-            let h = rec.header;
-            if h.log_id != log_id || h.seq > next_seq {
-                log::warn!("spool record seq {} does not continue the log", h.seq);
-                break;
-            }
-            if h.seq == next_seq {
+    let (mut records, mut discarded) = (0u64, 0u64);
+    let file = spool::read_spool(path, log_id)?;
+    let poisoned = file.as_ref().and_then(|f| f.poisoned);
+    let bytes = file.map(|f| f.records).unwrap_or_default();
+    // Seq the next spool record must have to continue the log (`next_seq` follows it only
+    // while records are taken: a poisoned spool's are counted, not taken).
+    let mut expect = next_seq;
+    let mut at = 0usize;
+    while at + HEADER_LEN <= bytes.len() {
+        let Ok(rec) = record::decode(&bytes[at..]) else {
+            break;
+        };
+        let h = rec.header;
+        if h.log_id != log_id || h.seq > expect {
+            log::warn!("spool record seq {} does not continue the log", h.seq);
+            break;
+        }
+        if h.seq == expect {
+            expect = h.next_seq();
+            if poisoned.is_some() {
+                discarded += 1;
+            } else {
                 spooled.extend_from_slice(&bytes[at..at + h.total_len as usize]);
-                next_seq = h.next_seq();
+                next_seq = expect;
                 records += 1;
                 gather.add(&rec)?;
             }
-            at += h.total_len as usize;
         }
+        at += h.total_len as usize;
+    }
+    if let (Some(code), true) = (poisoned, discarded > 0) {
+        let op = crate::failure::FailedOp::from_code(code)
+            .map_or_else(|| format!("code {code}"), |op| op.to_string());
+        log::warn!(
+            "spool {}: {discarded} records not replayed: the instance that wrote them failed \
+             ({op} failed) before they were durable, and their data may never have reached \
+             the disk",
+            path.display()
+        );
     }
     Ok(Spooled {
         bytes: spooled,
         next_seq,
         records,
+        discarded,
     })
 }
 
@@ -319,6 +345,10 @@ impl Shared {
                 limit: options.spool_size,
             },
         };
+        let spool_file = match &pending {
+            Pending::Spool(s) => Some(s.file()?),
+            Pending::Mem { .. } => None,
+        };
         let counters = Counters::default();
         counters
             .records_recovered
@@ -326,6 +356,9 @@ impl Shared {
         counters
             .bytes_recovered
             .store(rec.live_bytes(), Ordering::Relaxed);
+        counters
+            .spool_records_discarded
+            .store(rec.discarded, Ordering::Relaxed);
         let threshold = options.truncate_threshold.unwrap_or(0).min(100) as u64;
         counters
             .recovery_ns
@@ -355,6 +388,7 @@ impl Shared {
             unlogged_noted: AtomicU64::new(0),
             unlogged_synced: AtomicU64::new(0),
             failure: OnceLock::new(),
+            spool_file,
             intra: AtomicBool::new(true),
             inter: AtomicBool::new(true),
             opts: options,

@@ -17,6 +17,7 @@ use crate::options::{RegionInfo, RvmOptions, Tunables};
 use crate::recovery;
 use crate::region::Region;
 use crate::shared::{lock, Shared};
+use crate::spool::Pending;
 use crate::stats::{inc, Stats};
 use crate::status::{self, Status};
 use crate::storage::{Area, Storage};
@@ -351,6 +352,31 @@ impl Rvm {
     /// Whether a truncation is running right now (one atomic load).
     pub fn is_truncating(&self) -> bool {
         self.sh().truncating.load(Ordering::Relaxed)
+    }
+
+    /// At a clean shutdown, once every record is in the log: remove the spool file, so no
+    /// stale spool stays behind (in `/dev/shm` for rvmfs). No-flush commits after this wait
+    /// in process memory. Returns whether a file was removed: nothing is on a read-only or
+    /// failed instance, nor while records wait only in the spool (a crashed or failed
+    /// daemon's spool stays for the next recovery). Errors: `Failed`; `Io` from the removal.
+    pub fn remove_spool(&self) -> Result<bool> {
+        let sh = self.sh();
+        let Some(path) = sh.opts.spool.as_ref().filter(|_| !sh.opts.read_only) else {
+            return Ok(false);
+        };
+        sh.healthy()?;
+        let mut g = lock(&sh.inner);
+        // A flush leader's records stay in the spool until durable: none is under way.
+        if !matches!(g.pending, Pending::Spool(_)) || !g.pending.unflushed().is_empty() {
+            return Ok(false);
+        }
+        g.pending = Pending::Mem {
+            buf: Vec::new(),
+            limit: sh.opts.spool_size,
+        };
+        drop(g);
+        std::fs::remove_file(path)?;
+        Ok(true)
     }
 
     /// Flush, then drop this handle.

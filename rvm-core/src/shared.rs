@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) unlogged_synced: AtomicU64,
     /// The first storage error; set once, then every modifying request is refused.
     pub(crate) failure: OnceLock<Failure>,
+    /// The spool file (another descriptor), poisoned at the first failure (`spool`).
+    pub(crate) spool_file: Option<std::fs::File>,
 }
 
 impl Shared {

@@ -7,8 +7,13 @@
 //! 24 crc32c u32 of [0,24) | 28 reserved u32
 //! 32 used u64   bytes of records after the header (updated by an aligned atomic store
 //!               after the record bytes are in place, so a kill never exposes a torn one)
+//! 40 poisoned u32  1 once the instance failed (a storage error, `failure`): recovery does
+//!               not replay the records | 44 failed_op u32 (`FailedOp` code, 0 = none)
 //! 64 records, encoded exactly as in the log, seq base_seq, base_seq+1, ...
 //! ```
+//! Why poisoned: the log, the segment and file data share one image file, and after a
+//! failed sync the kernel may have dropped any of its dirty pages (PostgreSQL's "fsyncgate",
+//! 2018), so a record left in the spool may point at file data that never reached the disk.
 //! With no spool configured, the same bytes live in a `Vec<u8>` in process memory.
 
 /// Spent spool bytes above which `reset` returns their memory to tmpfs.
@@ -29,9 +34,20 @@ pub(crate) const SPOOL_VERSION: u32 = 1;
 /// Bytes of the spool header; records start here.
 pub const SPOOL_HEADER_LEN: u64 = 64;
 
-/// Read a spool file for recovery without changing it. Returns the record bytes
-/// (`[64, 64+used)`) when the file exists, has a valid header and belongs to log `log_id`.
-pub(crate) fn read_spool(path: &Path, log_id: u64) -> io::Result<Option<Vec<u8>>> {
+/// Byte offset of the `poisoned` flag (u32) and of the failed operation's code (u32).
+const POISONED_AT: usize = 40;
+
+/// A spool file as recovery reads it.
+pub(crate) struct SpoolFile {
+    /// The record bytes, `[64, 64 + used)`.
+    pub records: Vec<u8>,
+    /// The instance that wrote it failed (see the module docs): `Some(FailedOp code)`.
+    pub poisoned: Option<u32>,
+}
+
+/// Read a spool file for recovery without changing it, when the file exists, has a valid
+/// header and belongs to log `log_id`.
+pub(crate) fn read_spool(path: &Path, log_id: u64) -> io::Result<Option<SpoolFile>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -51,7 +67,21 @@ pub(crate) fn read_spool(path: &Path, log_id: u64) -> io::Result<Option<Vec<u8>>
     }
     let used = rd_u64(&bytes, 32);
     let end = (SPOOL_HEADER_LEN.saturating_add(used)).min(bytes.len() as u64) as usize;
-    Ok(Some(bytes[SPOOL_HEADER_LEN as usize..end].to_vec()))
+    let poisoned = (rd_u32(&bytes, POISONED_AT) != 0).then(|| rd_u32(&bytes, POISONED_AT + 4));
+    Ok(Some(SpoolFile {
+        records: bytes[SPOOL_HEADER_LEN as usize..end].to_vec(),
+        poisoned,
+    }))
+}
+
+/// Mark the spool `file` poisoned by a failure of operation `op_code` (see the module docs):
+/// one write of its header, through the file (the mapping is `MAP_SHARED`, so it sees it).
+pub(crate) fn poison(file: &File, op_code: u32) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut field = [0u8; 8];
+    field[..4].copy_from_slice(&1u32.to_le_bytes());
+    field[4..].copy_from_slice(&op_code.to_le_bytes());
+    file.write_all_at(&field, POISONED_AT as u64)
 }
 
 /// An open, mapped spool file.
@@ -91,6 +121,12 @@ impl Spool {
         Ok(s)
     }
 
+    /// Another descriptor of the spool file (for [`poison`], which must not wait for the
+    /// lock the spool lives under).
+    pub fn file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     fn used_cell(&self) -> &AtomicU64 {
         // SAFETY: offset 32 of a page-aligned mapping is 8-byte aligned and inside it; the
         // mapping lives as long as `self`.
@@ -115,9 +151,10 @@ impl Spool {
         h[16..24].copy_from_slice(&base_seq.to_le_bytes());
         let crc = crc32c::crc32c(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_le_bytes());
-        // Give the memory of a large spent spool back to tmpfs (its records are stale now
-        // that the header says the spool is empty), so a burst of commits does not keep the
-        // spool's high-water mark resident.
+        h[POISONED_AT..POISONED_AT + 8].fill(0); // a new instance: healthy
+                                                 // Give the memory of a large spent spool back to tmpfs (its records are stale now
+                                                 // that the header says the spool is empty), so a burst of commits does not keep the
+                                                 // spool's high-water mark resident.
         let spent = (SPOOL_HEADER_LEN + old_used).next_multiple_of(PAGE_SIZE as u64);
         if spent > PUNCH_ABOVE {
             use std::os::fd::AsRawFd;

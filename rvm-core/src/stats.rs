@@ -48,6 +48,9 @@ pub struct Stats {
     pub records_recovered: u64,
     /// Live log bytes right after recovery (what truncation still had to apply).
     pub bytes_recovered: u64,
+    /// Records of a poisoned spool (its instance failed before they were durable) that
+    /// `initialize` did not replay.
+    pub spool_records_discarded: u64,
     /// Flush requests: `Rvm::flush` calls and `end(Flush)` commits (group commit: see
     /// `log_writes` and `flush_syncs` for the I/O they took).
     pub flushes: u64,
@@ -93,6 +96,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_truncated: AtomicU64,
     pub(crate) records_recovered: AtomicU64,
     pub(crate) bytes_recovered: AtomicU64,
+    pub(crate) spool_records_discarded: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) log_full_waits: AtomicU64,
     pub(crate) maps: AtomicU64,
@@ -134,6 +138,7 @@ impl Shared {
             bytes_truncated: ld(&c.bytes_truncated),
             records_recovered: ld(&c.records_recovered),
             bytes_recovered: ld(&c.bytes_recovered),
+            spool_records_discarded: ld(&c.spool_records_discarded),
             flushes: ld(&c.flushes),
             log_full_waits: ld(&c.log_full_waits),
             maps: ld(&c.maps),

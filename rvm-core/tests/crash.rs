@@ -130,6 +130,11 @@ fn check(
     };
     if let Ok(rvm) = init(&sim, &o) {
         workload(&rvm, &sim, &mut rng, nops, &mut m);
+        // The simulated crash fails I/O first: an instance that saw the error poisoned its
+        // spool, so only what was durable survives even a process crash.
+        if rvm.failure().is_some() {
+            m.committed = m.durable;
+        }
     } // dropping joins the background threads: nothing runs after this point
     sim.crash_now();
     // The crash: a power loss (unsynced writes dropped/torn, spool gone) or a process crash.
@@ -165,6 +170,9 @@ fn check(
                     );
                 }
                 workload(&rvm, &sim2, &mut rng, nops / 2, &mut model);
+                if rvm.failure().is_some() {
+                    model.committed = model.durable; // a poisoned spool
+                }
                 m2 = Some(model);
             }
         }
@@ -351,6 +359,9 @@ fn check_mt(
             hist[k] = h;
             durable = durable.max(d);
             committed = committed.max(c);
+        }
+        if rvm.failure().is_some() {
+            committed = durable; // a poisoned spool, as in `check`
         }
     }
     sim.crash_now();

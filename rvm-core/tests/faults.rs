@@ -34,6 +34,7 @@ fn single_thread_case(op: FaultOp, n: u64, case: u64, truncate: bool) {
         Some(e) => {
             assert!(matches!(e, RvmError::Failed(_)), "{what}: {e}");
             assert_refused(&rvm, Some(&mut r), &fault, errno);
+            m.failed = true;
         }
     }
     drop(r);
@@ -413,4 +414,60 @@ fn a_callers_data_write_failure_fails_the_instance() {
     let e = rvm.fail(std::io::Error::from_raw_os_error(libc::EIO));
     assert!(matches!(&e, RvmError::Failed(f) if f.errno == Some(libc::ENOSPC)));
     assert_eq!(&r.bytes()[..7], b"durable", "reads go on");
+}
+
+/// A failed data sync poisons the spool (fsyncgate): the records left in it may point at
+/// file data the kernel dropped, so the next recovery does not replay them (it counts them
+/// in `Stats::spool_records_discarded`). The same run without the fault replays them.
+#[test]
+fn a_failed_data_sync_poisons_the_spool() {
+    for fail in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("poison.spool");
+        let mut o = opts(Some(&spool));
+        o.ordered = true;
+        let (sim, fault, rvm) = setup(&o);
+        rvm.set_ordered_on_demand(true);
+        let mut r = rvm.map(SEG).unwrap();
+        // File data in place (not logged), then a no-flush record pointing at it.
+        rvm.storage()
+            .write_at(&7u64.to_le_bytes().repeat(8), DATA.offset)
+            .unwrap();
+        rvm.note_unlogged_data();
+        let mut t = r.begin_transaction(RestoreMode::Restore);
+        t.write(0, &7u64.to_le_bytes()).unwrap();
+        t.end(CommitMode::NoFlush).unwrap();
+        if fail {
+            fault.fail_after(FaultOp::Sync, 0, libc::EIO, false);
+            let e = rvm.flush().expect_err("the data sync fails");
+            assert!(
+                matches!(&e, RvmError::Failed(f) if f.op == FailedOp::DataSync),
+                "{e}"
+            );
+        }
+        // kill -9: the spool survives; the failed sync's data never reached the disk.
+        std::mem::forget(r);
+        std::mem::forget(rvm);
+        let img = if fail {
+            sim.durable_image()
+        } else {
+            sim.image()
+        };
+        let st = Arc::new(SimStorage::from_bytes(img));
+        let rvm = Rvm::initialize(st.clone(), opts(Some(&spool))).unwrap();
+        let r = rvm.map(SEG).unwrap();
+        let entry = u64::from_le_bytes(r.bytes()[..8].try_into().unwrap());
+        let discarded = rvm.stats().spool_records_discarded;
+        if fail {
+            assert_eq!(entry, 0, "a record of the poisoned spool was replayed");
+            assert_eq!(discarded, 1);
+        } else {
+            assert_eq!((entry, discarded), (7, 0), "a healthy spool is replayed");
+        }
+        // The next recovery finds a fresh spool: nothing more to replay or discard.
+        drop(r);
+        drop(rvm);
+        let rvm = Rvm::initialize(st, opts(Some(&spool))).unwrap();
+        assert_eq!(rvm.stats().spool_records_discarded, 0);
+    }
 }

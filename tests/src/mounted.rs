@@ -95,6 +95,22 @@ impl Mounted {
     pub fn mnt(&self) -> &Path {
         &self.mnt
     }
+    /// Where the daemon keeps the image's spool: `/dev/shm/rvmfs-<uuid>.spool`, named by the
+    /// UUID in the image's header (bytes 16..32). Panics if the image cannot be read.
+    pub fn spool_path(&self) -> PathBuf {
+        let mut head = [0u8; 32];
+        let mut f = fs::File::open(&self.image).expect("open the image");
+        std::io::Read::read_exact(&mut f, &mut head).expect("read the image header");
+        let hex: String = head[16..32].iter().map(|b| format!("{b:02x}")).collect();
+        PathBuf::from(format!(
+            "/dev/shm/rvmfs-{}-{}-{}-{}-{}.spool",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ))
+    }
     /// A path inside the mount.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.mnt.join(rel)

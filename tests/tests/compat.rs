@@ -30,17 +30,7 @@ fn unpack_fixture(m: &Mounted) {
         .status()
         .expect("run gzip");
     assert!(st.success(), "gzip -dc {} failed", gz.display());
-    let head = fs::read(m.image()).expect("read image");
-    let uuid: String = head[16..32].iter().map(|b| format!("{b:02x}")).collect();
-    let text = format!(
-        "{}-{}-{}-{}-{}",
-        &uuid[..8],
-        &uuid[8..12],
-        &uuid[12..16],
-        &uuid[16..20],
-        &uuid[20..]
-    );
-    let _ = fs::remove_file(format!("/dev/shm/rvmfs-{text}.spool"));
+    let _ = fs::remove_file(m.spool_path());
 }
 
 /// An xattr of `path` (not following symlinks), or None.

@@ -4,6 +4,7 @@
 
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
+use crate::ops::datasum::WriteSums;
 use crate::ops::{file, open, space};
 use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
@@ -47,11 +48,12 @@ pub(super) fn write(
     (kill_setid, unprivileged): (bool, bool),
     reply: ReplyWrite,
 ) {
-    // Not root: also kept away from the blocks reserved for root.
+    let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
+                                                        // Not root: also kept away from the blocks reserved for root.
     let r = fs.change("write", ino, |f| {
         f.as_caller(unprivileged, |f| {
             f.transact_data("write", ino, |op| {
-                file::write(op, ino, offset, data, kill_setid)
+                file::write_summed(op, ino, offset, data, kill_setid, &sums)
             })
         })
     });

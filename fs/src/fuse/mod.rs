@@ -51,6 +51,8 @@ pub struct RvmFs {
     /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: the daemon clears set-ID bits when the kernel
     /// says so (`killpriv.rs`).
     killpriv_v2: bool,
+    /// The mount keeps data checksums (writes compute them before taking the lock).
+    datasum: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -117,10 +119,11 @@ impl RvmFs {
     /// mount's commits are flushed by the handlers after the lock is released
     /// (`Fs::flush_by_caller`).
     pub fn new(state: Arc<RwLock<Fs>>) -> RvmFs {
-        let (rvm, sync) = {
+        let (rvm, sync, datasum) = {
             let mut fs = lock(&state);
             fs.flush_by_caller = true;
-            (fs.rvm.clone(), fs.durability == Durability::Sync)
+            let datasum = fs.geo.csums.is_some() && !fs.geo.nodatasum;
+            (fs.rvm.clone(), fs.durability == Durability::Sync, datasum)
         };
         RvmFs {
             state,
@@ -129,6 +132,7 @@ impl RvmFs {
             sync,
             ops: OpStats::default(),
             killpriv_v2: false,
+            datasum,
         }
     }
 

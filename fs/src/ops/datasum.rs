@@ -4,7 +4,7 @@
 //!
 //! | path | blocks | sum |
 //! |---|---|---|
-//! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums`] of that buffer |
+//! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums_with`] of that buffer: the request's whole blocks summed before the lock ([`WriteSums::of`]), the edge blocks under it |
 //! | append into the last, partly filled block; growing past it (truncate, fallocate) | copied on write: a state not yet durable may have shrunk the file, so its bytes past the end of file are not free to change in place | [`Op::put_sums`] |
 //! | truncate to the middle of a block | the new last block, masked at the new size | [`Op::resum_block`] |
 //! | punch hole / zero range, partial blocks | the block after its bytes were zeroed | [`Op::resum_block`] |
@@ -17,7 +17,44 @@ use super::Op;
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
-use crate::store::csum::{self, block_sum, sums_of, valid_len, NODATASUM};
+use crate::store::csum::{self, block_sum, valid_len, NODATASUM};
+
+/// The sums of the whole blocks a write request's buffer covers, computed from the request
+/// before the filesystem lock is taken (`WriteSums::of`): logical blocks from `first` on.
+/// [`Op::put_sums_with`] takes a block's sum from here when the block it stores is one of
+/// these (whole blocks of the request hold the request's bytes whatever the path).
+#[derive(Default)]
+pub struct WriteSums {
+    first: u64,
+    sums: Vec<u32>,
+}
+
+impl WriteSums {
+    /// The sums of the whole blocks of `data`, to be written at byte `offset` of a file;
+    /// nothing when `on` is false (the mount keeps no checksums).
+    pub fn of(on: bool, offset: u64, data: &[u8]) -> WriteSums {
+        let first = offset.div_ceil(BLOCK_SIZE);
+        let lead = first
+            .checked_mul(BLOCK_SIZE)
+            .map(|start| (start - offset) as usize);
+        match lead {
+            Some(lead) if on && lead < data.len() => WriteSums {
+                first,
+                sums: data[lead..]
+                    .chunks_exact(BLOCK_SIZE as usize)
+                    .map(|blk| block_sum(blk, BLOCK_SIZE as usize))
+                    .collect(),
+            },
+            _ => WriteSums::default(),
+        }
+    }
+
+    /// The sum of logical block `b`, if the request covers it whole.
+    fn get(&self, b: u64) -> Option<u32> {
+        let i = usize::try_from(b.checked_sub(self.first)?).ok()?;
+        self.sums.get(i).copied()
+    }
+}
 
 /// A planned read's checksums for one piece: its blocks' image offset, first logical and
 /// physical block, and the stored sum of each block.
@@ -53,10 +90,32 @@ impl Op<'_> {
         data: &[u8],
         size: u64,
     ) -> FsResult<()> {
-        match self.geo.sums_for(node) {
-            Some(t) => t.put(&mut self.tx, phys, &sums_of(data, b, size)),
-            None => Ok(()),
-        }
+        self.put_sums_with(node, phys, b, data, size, &WriteSums::default())
+    }
+
+    /// [`Op::put_sums`], taking the sums of the blocks `pre` holds from there (computed
+    /// before the lock) and computing only the others (the partly written edge blocks).
+    pub fn put_sums_with(
+        &mut self,
+        node: &Inode,
+        phys: u64,
+        b: u64,
+        data: &[u8],
+        size: u64,
+        pre: &WriteSums,
+    ) -> FsResult<()> {
+        let Some(t) = self.geo.sums_for(node) else {
+            return Ok(());
+        };
+        let sums: Vec<u32> = data
+            .chunks(BLOCK_SIZE as usize)
+            .zip(b..)
+            .map(|(blk, lb)| {
+                pre.get(lb)
+                    .unwrap_or_else(|| block_sum(blk, valid_len(size, lb)))
+            })
+            .collect();
+        t.put(&mut self.tx, phys, &sums)
     }
 
     /// Recompute the sum of logical block `b` (physical `phys`) of file `node`, `size` bytes
@@ -95,5 +154,29 @@ pub fn verify(ino: u64, size: u64, s: &PieceSums, data: &[u8]) -> FsResult<()> {
             );
             errno(libc::EIO)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_sums_cover_exactly_the_whole_blocks_of_the_request() {
+        let bs = BLOCK_SIZE as usize;
+        let data: Vec<u8> = (0..3 * bs + 5).map(|i| (i * 7 % 253) as u8).collect();
+        // Bytes 1000.. of the file: block 0 and block 3 are partly written, 1 and 2 whole.
+        let w = WriteSums::of(true, 1000, &data);
+        let lead = bs - 1000;
+        assert_eq!(w.get(0), None);
+        assert_eq!(w.get(1), Some(block_sum(&data[lead..lead + bs], bs)));
+        assert_eq!(
+            w.get(2),
+            Some(block_sum(&data[lead + bs..lead + 2 * bs], bs))
+        );
+        assert_eq!(w.get(3), None);
+        assert_eq!(WriteSums::of(false, 0, &data).get(0), None, "off: none");
+        assert_eq!(WriteSums::of(true, 4096, &data[..100]).get(1), None);
+        assert_eq!(WriteSums::of(true, u64::MAX - 10, &data).get(0), None);
     }
 }

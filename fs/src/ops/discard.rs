@@ -14,6 +14,12 @@
 //!
 //! So a punched block is free in every state recovery can reach. The queue lives in memory: a
 //! crash before the punch only leaves the host space in use (never wrong data).
+//!
+//! The same queue holds freed runs back from the allocator, discard on or off
+//! (`extent::alloc_blocks`, [`Discard::first_held`]): a run whose freeing record is not
+//! durable yet still belongs to its old file in the state a power cut brings back, so
+//! another file's data written into it would show in the old file. With discard off a run
+//! leaves the queue as soon as its free is durable.
 //! On a block device nothing is discarded (no BLKDISCARD: a device's discard can be slow,
 //! and some devices read back garbage after it).
 
@@ -38,7 +44,8 @@ pub enum RunEvent {
     Allocated(u64, u64),
 }
 
-/// The discard queue: freed runs waiting for their commit to become durable.
+/// The discard queue: freed runs waiting for their commit to become durable (held back from
+/// the allocator until then), and with discard on, to be punched.
 #[derive(Default)]
 pub struct Discard {
     /// The image file to punch (None: discard off).
@@ -84,7 +91,7 @@ impl Discard {
     /// After a commit at `lsn` (None: it failed, nothing changed) with `events`: drop runs
     /// allocated again from the queue and queue the runs this transaction left free.
     pub(super) fn note_commit(&mut self, lsn: Option<Lsn>, events: Vec<RunEvent>) {
-        let (Some(lsn), true) = (lsn, self.enabled()) else {
+        let Some(lsn) = lsn else {
             return;
         };
         let mut freed: BTreeMap<u64, (u64, Lsn)> = BTreeMap::new();
@@ -130,6 +137,28 @@ impl Discard {
         }
     }
 
+    /// The first queued run overlapping blocks [start, start+len) whose free is not durable
+    /// (its Lsn at or above `durable`, `Rvm::durable_lsn`): (first block, blocks).
+    pub(super) fn first_held(&self, start: u64, len: u64, durable: Lsn) -> Option<(u64, u64)> {
+        let before = self.queue.range(..start).next_back();
+        let before = before.filter(|(&s, &(l, _))| s + l > start);
+        before
+            .into_iter()
+            .chain(self.queue.range(start..start.saturating_add(len)))
+            .find(|(_, &(_, lsn))| lsn >= durable)
+            .map(|(&s, &(l, _))| (s, l))
+    }
+
+    /// Whether some queued run's free is not durable yet (see [`Discard::first_held`]).
+    pub(super) fn any_held(&self, durable: Lsn) -> bool {
+        self.queue.values().any(|&(_, lsn)| lsn >= durable)
+    }
+
+    /// Discard off: forget the runs whose free is durable (nothing to punch, nothing to hold).
+    fn release_durable(&mut self, durable: Lsn) {
+        self.queue.retain(|_, &mut (_, lsn)| lsn >= durable);
+    }
+
     /// Queue [start, start+len) freed at `lsn`, merged with a run ending where it starts.
     fn insert(&mut self, start: u64, len: u64, lsn: Lsn) {
         if let Some((&s, &(l, old))) = self.queue.range(..start).next_back() {
@@ -154,7 +183,15 @@ impl Discard {
         hot: &DataLog,
         force: bool,
     ) -> u64 {
-        if self.queue.is_empty() || (!force && durable == self.tried_at) || applied < self.floor {
+        if self.queue.is_empty() || (!force && durable == self.tried_at) {
+            return 0;
+        }
+        if !self.enabled() {
+            self.tried_at = durable;
+            self.release_durable(durable);
+            return 0;
+        }
+        if applied < self.floor {
             return 0;
         }
         let live: BTreeSet<u64> = hot
@@ -182,7 +219,7 @@ impl Discard {
             if let Err(e) = self.punch(start, len) {
                 log::warn!("discard: punching blocks {start}+{len} failed ({e}); discard is off");
                 self.file = None;
-                self.queue.clear();
+                self.release_durable(durable); // the others are still held from reuse
                 break;
             }
             done += len;
@@ -259,7 +296,7 @@ impl Fs {
     /// if their blocks are still carried by live records, apply those (a truncation), and
     /// punch. Returns whether any host space came back.
     pub fn make_room(&mut self) -> FsResult<bool> {
-        if self.discard.pending() == 0 {
+        if !self.discard.enabled() || self.discard.pending() == 0 {
             return Ok(false);
         }
         self.rvm.flush()?;
@@ -334,6 +371,34 @@ mod tests {
         assert!(runs(&d).is_empty());
         d.note_commit(None, vec![RunEvent::Freed(1, 4)]);
         assert!(runs(&d).is_empty(), "a failed commit frees nothing");
+    }
+
+    #[test]
+    fn runs_are_held_until_their_free_is_durable_discard_on_or_off() {
+        for mut d in [on(), Discard::default()] {
+            d.note_commit(
+                Some(4),
+                vec![RunEvent::Freed(10, 5), RunEvent::Freed(30, 2)],
+            );
+            d.note_commit(Some(7), vec![RunEvent::Freed(20, 5)]);
+            assert_eq!(d.first_held(0, 12, 4), Some((10, 5)));
+            assert_eq!(
+                d.first_held(12, 100, 5),
+                Some((20, 5)),
+                "10+5 and 30+2 durable"
+            );
+            assert_eq!(d.first_held(15, 5, 4), None);
+            assert!(d.any_held(7) && !d.any_held(8));
+        }
+        let mut off = Discard::default();
+        off.note_commit(Some(4), vec![RunEvent::Freed(10, 5)]);
+        off.note_commit(Some(7), vec![RunEvent::Freed(20, 5)]);
+        assert_eq!(off.punch_ready(5, 5, &DataLog::default(), false), 0);
+        assert_eq!(
+            runs(&off),
+            vec![(20, 5, 7)],
+            "discard off: durable runs are let go"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::discard::RunEvent;
 use super::Op;
 use crate::error::{corrupt, errno, FsResult};
 use crate::layout::pod;
-use crate::layout::superblock::field;
+use crate::layout::superblock::{field, Superblock};
 use crate::store::bitmap;
 use crate::store::extent_map::{self, Extent};
 
@@ -89,7 +89,10 @@ fn keep_outside(op: &mut Op<'_>, ino: u64, e: &Extent, from: u64, to: u64) -> Fs
 
 /// Allocate up to `want` contiguous data blocks (at least one); ENOSPC when none is free.
 /// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
-/// `reserved_blocks` are left.
+/// `reserved_blocks` are left. Blocks whose free is not durable yet are skipped
+/// ([`first_held`]); when only such blocks are left, the log is flushed first (making those
+/// frees durable), so that is no ENOSPC.
+/// Errors: ENOSPC; the flush's storage error.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
     let free = sb.data_blocks.saturating_sub(sb.blocks_used);
@@ -101,13 +104,11 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     }
     let want = want.clamp(1, MAX_EXTENT).min(available);
-    let run = bitmap::find_clear_run(
-        op.bytes(),
-        sb.data_bitmap,
-        sb.data_blocks,
-        op.hints.next_block,
-        want,
-    )?;
+    let mut run = find_reusable(op, &sb, want)?;
+    if run.is_none() && op.frees.any_held(op.rvm.durable_lsn()) {
+        op.rvm.flush()?;
+        run = find_reusable(op, &sb, want)?;
+    }
     let Some((start, len)) = run else {
         return errno(libc::ENOSPC);
     };
@@ -120,6 +121,43 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     op.hints.next_block = start + len;
     op.runs.push(RunEvent::Allocated(start, len));
     Ok((start, len))
+}
+
+/// The first free run of up to `want` blocks from the allocation hint on that holds no
+/// held block ([`first_held`]), or None.
+fn find_reusable(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u64, u64)>> {
+    let mut goal = op.hints.next_block;
+    // Each round skips one held run; more rounds than there are held runs means the scan
+    // came round again: every free block is held.
+    let rounds = op.frees.pending() + op.runs.len() + 1;
+    for _ in 0..rounds {
+        let found = bitmap::find_clear_run(op.bytes(), sb.data_bitmap, sb.data_blocks, goal, want)?;
+        let Some((start, len)) = found else {
+            return Ok(None);
+        };
+        match first_held(op, start, len) {
+            None => return Ok(Some((start, len))),
+            Some((s, _)) if s > start => return Ok(Some((start, s - start))),
+            Some((s, l)) => goal = s + l,
+        }
+    }
+    Ok(None)
+}
+
+/// The first run overlapping free blocks [start, start+len) that must not be reused yet:
+/// freed by this transaction, or by one whose record is not durable (`Discard`). In a state
+/// a crash or power cut brings back, its old file still owns it, and data written into it
+/// now would show in that file.
+fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
+    let end = start + len;
+    let mine = op.runs.iter().filter_map(|ev| match *ev {
+        RunEvent::Freed(s, l) if s < end && s + l > start => {
+            Some((s.max(start), s + l - s.max(start)))
+        }
+        _ => None,
+    });
+    let queued = op.frees.first_held(start, len, op.rvm.durable_lsn());
+    mine.chain(queued).min()
 }
 
 /// Return data blocks [start, start+len) to the free-space map.

@@ -4,12 +4,12 @@
 //! (design-notes §2, ordered data): no inode ever points at unwritten blocks, and a write the
 //! daemon never answered is all or nothing.
 
-use super::datasum::{self, PieceSums};
+use super::datasum::{self, PieceSums, WriteSums};
 use super::{extent, inode, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
-use crate::store::extent_map::{self, UNWRITTEN};
+use crate::store::extent_map::{self, Extent, UNWRITTEN};
 
 /// Largest file size, bytes (16 TiB; block numbers stay far from overflow).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
@@ -120,6 +120,19 @@ pub fn write(
     data: &[u8],
     kill_setid: bool,
 ) -> FsResult<Inode> {
+    write_summed(op, ino, offset, data, kill_setid, &WriteSums::default())
+}
+
+/// [`write`] with the checksums of the request's whole blocks computed beforehand, outside
+/// the filesystem lock (`WriteSums::of`).
+pub fn write_summed(
+    op: &mut Op<'_>,
+    ino: u64,
+    offset: u64,
+    data: &[u8],
+    kill_setid: bool,
+    sums: &WriteSums,
+) -> FsResult<Inode> {
     let mut node = op.inode(ino)?;
     if !node.is_reg() {
         return errno(if node.is_dir() {
@@ -139,90 +152,18 @@ pub fn write(
         zero_past_eof(op, ino, node.size, offset)?;
     }
     op.note_data_write(&mut node);
-    let new_size = node.size.max(end);
-    let small = data.len() <= super::DATA_LOG_MAX_WRITE;
+    let w = Request {
+        ino,
+        offset,
+        end,
+        data,
+        small: data.len() <= super::DATA_LOG_MAX_WRITE,
+        new_size: node.size.max(end),
+        sums,
+    };
     let mut pos = offset;
     while pos < end {
-        let b = pos / BLOCK_SIZE;
-        let src = |from: u64, to: u64| &data[(from - offset) as usize..(to - offset) as usize];
-        match extent_map::find(op.bytes(), ino, b)? {
-            Some(e)
-                if e.first <= b
-                    && e.flags & UNWRITTEN == 0
-                    && pos >= node.size
-                    && op.geo.sums_for(&node).is_none() =>
-            {
-                // Past the end of the file in its last block (an append): no committed state
-                // shows these bytes, so they go in place, ordered before the commit like new
-                // blocks (logged when small, else the next flush syncs data first). With
-                // checksums the block is copied on write instead (next arm): a state not yet
-                // durable may have shrunk the file, and the durable one's checksum covers
-                // these bytes.
-                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                let at = data_pos(op.geo, e.phys_of(b), pos % BLOCK_SIZE);
-                op.write_data(at, src(pos, seg_end), true, small)?;
-                pos = seg_end;
-            }
-            Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
-                // Overwrite: copy on write. Visible bytes never change before the commit, so
-                // a crash before it leaves the old contents whole (an unanswered write is
-                // all or nothing). New blocks get the merged contents; the old ones are freed
-                // in the same transaction.
-                let last = e.last.min((end - 1) / BLOCK_SIZE);
-                let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
-                let last = b + n - 1;
-                let seg_end = end.min((last + 1) * BLOCK_SIZE);
-                let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
-                let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
-                if !pos.is_multiple_of(BLOCK_SIZE) {
-                    op.geo
-                        .image
-                        .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
-                }
-                if !seg_end.is_multiple_of(BLOCK_SIZE)
-                    && (last > b || pos.is_multiple_of(BLOCK_SIZE))
-                {
-                    let tail = ((n - 1) * BLOCK_SIZE) as usize;
-                    op.geo.image.read_at(&mut buf[tail..], old(last))?;
-                }
-                let lead = (pos - b * BLOCK_SIZE) as usize;
-                buf[lead..lead + (seg_end - pos) as usize].copy_from_slice(src(pos, seg_end));
-                op.put_sums(&node, phys, b, &buf, new_size)?;
-                op.write_data(data_pos(op.geo, phys, 0), &buf, true, small)?;
-                extent::punch(op, ino, b, last)?;
-                extent::insert(op, ino, b, n, phys, 0)?;
-                pos = seg_end;
-            }
-            Some(e) if e.first <= b => {
-                // Unwritten (preallocated) blocks: write whole blocks, zero-filled, then mark
-                // this part written.
-                let last = e.last.min((end - 1) / BLOCK_SIZE);
-                let seg_end = end.min((last + 1) * BLOCK_SIZE);
-                let sum = (&node, new_size);
-                write_blocks(op, e.phys_of(b), b, pos, src(pos, seg_end), small, sum)?;
-                extent::punch_keep_blocks(op, ino, b, last)?;
-                extent::insert(op, ino, b, last - b + 1, e.phys_of(b), 0)?;
-                pos = seg_end;
-            }
-            next => {
-                let hole_end = next.map_or(u64::MAX, |e| e.first); // first mapped block after
-                let last = ((end - 1) / BLOCK_SIZE).min(hole_end - 1);
-                let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
-                let seg_end = end.min((b + n) * BLOCK_SIZE);
-                write_blocks(
-                    op,
-                    phys,
-                    b,
-                    pos,
-                    src(pos, seg_end),
-                    small,
-                    (&node, new_size),
-                )?;
-                extent::insert(op, ino, b, n, phys, 0)?;
-                node.blocks += n;
-                pos = seg_end;
-            }
-        }
+        pos = write_segment(op, &w, &mut node, pos)?;
     }
     node.size = node.size.max(end);
     inode::touch(&mut node, true);
@@ -231,6 +172,110 @@ pub fn write(
     }
     op.put_inode(ino, &node)?;
     Ok(node)
+}
+
+/// One write request as its segments see it.
+struct Request<'a> {
+    ino: u64,
+    offset: u64,
+    end: u64,
+    data: &'a [u8],
+    /// A small request (its new blocks' data may be logged, see `DataLog`).
+    small: bool,
+    /// The file's size once the write is done (what the checksums cover).
+    new_size: u64,
+    sums: &'a WriteSums,
+}
+
+impl Request<'_> {
+    /// The request's bytes for file bytes [from, to).
+    fn src(&self, from: u64, to: u64) -> &[u8] {
+        &self.data[(from - self.offset) as usize..(to - self.offset) as usize]
+    }
+}
+
+/// Write the segment of `w` that starts at byte `pos` (up to the end of the extent or hole
+/// holding it); returns where the next segment starts.
+fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -> FsResult<u64> {
+    let b = pos / BLOCK_SIZE;
+    match extent_map::find(op.bytes(), w.ino, b)? {
+        Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
+            if pos >= node.size && op.geo.sums_for(node).is_none() {
+                append_in_place(op, w, &e, pos)
+            } else {
+                overwrite(op, w, node, &e, pos)
+            }
+        }
+        Some(e) if e.first <= b => {
+            // Unwritten (preallocated) blocks: write whole blocks, zero-filled, then mark
+            // this part written.
+            let last = e.last.min((w.end - 1) / BLOCK_SIZE);
+            let seg_end = w.end.min((last + 1) * BLOCK_SIZE);
+            write_blocks(op, w, node, e.phys_of(b), pos, seg_end)?;
+            extent::punch_keep_blocks(op, w.ino, b, last)?;
+            extent::insert(op, w.ino, b, last - b + 1, e.phys_of(b), 0)?;
+            Ok(seg_end)
+        }
+        next => {
+            // A hole: new blocks.
+            let hole_end = next.map_or(u64::MAX, |e| e.first); // first mapped block after
+            let last = ((w.end - 1) / BLOCK_SIZE).min(hole_end - 1);
+            let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
+            let seg_end = w.end.min((b + n) * BLOCK_SIZE);
+            write_blocks(op, w, node, phys, pos, seg_end)?;
+            extent::insert(op, w.ino, b, n, phys, 0)?;
+            node.blocks += n;
+            Ok(seg_end)
+        }
+    }
+}
+
+/// Past the end of the file in its last block (an append), without checksums: no committed
+/// state shows these bytes, so they go in place, ordered before the commit like new blocks
+/// (logged when small, else the next flush syncs data first). With checksums the block is
+/// copied on write instead ([`overwrite`]): a state not yet durable may have shrunk the file,
+/// and the durable one's checksum covers these bytes.
+fn append_in_place(op: &mut Op<'_>, w: &Request<'_>, e: &Extent, pos: u64) -> FsResult<u64> {
+    let seg_end = w.end.min((e.last + 1) * BLOCK_SIZE);
+    let at = data_pos(op.geo, e.phys_of(pos / BLOCK_SIZE), pos % BLOCK_SIZE);
+    op.write_data(at, w.src(pos, seg_end), true, w.small)?;
+    Ok(seg_end)
+}
+
+/// Overwrite of written blocks: copy on write. Visible bytes never change before the commit,
+/// so a crash before it leaves the old contents whole (an unanswered write is all or
+/// nothing). New blocks get the merged contents; the old ones are freed in the same
+/// transaction.
+fn overwrite(
+    op: &mut Op<'_>,
+    w: &Request<'_>,
+    node: &Inode,
+    e: &Extent,
+    pos: u64,
+) -> FsResult<u64> {
+    let b = pos / BLOCK_SIZE;
+    let last = e.last.min((w.end - 1) / BLOCK_SIZE);
+    let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
+    let last = b + n - 1;
+    let seg_end = w.end.min((last + 1) * BLOCK_SIZE);
+    let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
+    let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
+    if !pos.is_multiple_of(BLOCK_SIZE) {
+        op.geo
+            .image
+            .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
+    }
+    if !seg_end.is_multiple_of(BLOCK_SIZE) && (last > b || pos.is_multiple_of(BLOCK_SIZE)) {
+        let tail = ((n - 1) * BLOCK_SIZE) as usize;
+        op.geo.image.read_at(&mut buf[tail..], old(last))?;
+    }
+    let lead = (pos - b * BLOCK_SIZE) as usize;
+    buf[lead..lead + (seg_end - pos) as usize].copy_from_slice(w.src(pos, seg_end));
+    op.put_sums_with(node, phys, b, &buf, w.new_size, w.sums)?;
+    op.write_data(data_pos(op.geo, phys, 0), &buf, true, w.small)?;
+    extent::punch(op, w.ino, b, last)?;
+    extent::insert(op, w.ino, b, n, phys, 0)?;
+    Ok(seg_end)
 }
 
 /// A file grows from `old_size` to at least `upto` without data for the gap: the bytes after the
@@ -267,32 +312,29 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
     Ok(())
 }
 
-/// Write `chunk` (starting at byte `pos`, inside logical block `b`) into freshly allocated or
-/// unwritten blocks at `phys`: whole blocks, zero outside the chunk. `sum`: the file and its
-/// size after the write, for the blocks' checksums.
+/// Write the request's bytes [pos, seg_end) into freshly allocated or unwritten blocks from
+/// `phys` on (the first holding byte `pos`): whole blocks, zero outside the request.
 fn write_blocks(
     op: &mut Op<'_>,
+    w: &Request<'_>,
+    node: &Inode,
     phys: u64,
-    b: u64,
     pos: u64,
-    chunk: &[u8],
-    small: bool,
-    sum: (&Inode, u64),
+    seg_end: u64,
 ) -> FsResult<()> {
+    let (b, chunk) = (pos / BLOCK_SIZE, w.src(pos, seg_end));
     let lead = pos - b * BLOCK_SIZE;
     let at = data_pos(op.geo, phys, 0);
     if lead == 0 && (chunk.len() as u64).is_multiple_of(BLOCK_SIZE) {
         // Whole blocks (large sequential writes): no zero padding, no copy.
-        op.put_sums(sum.0, phys, b, chunk, sum.1)?;
-        op.write_data(at, chunk, true, small)?;
-        return Ok(());
+        op.put_sums_with(node, phys, b, chunk, w.new_size, w.sums)?;
+        return op.write_data(at, chunk, true, w.small);
     }
     let total = (lead + chunk.len() as u64).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
     let mut buf = vec![0u8; total as usize];
     buf[lead as usize..lead as usize + chunk.len()].copy_from_slice(chunk);
-    op.put_sums(sum.0, phys, b, &buf, sum.1)?;
-    op.write_data(at, &buf, true, small)?;
-    Ok(())
+    op.put_sums_with(node, phys, b, &buf, w.new_size, w.sums)?;
+    op.write_data(at, &buf, true, w.small)
 }
 
 /// After truncating file `node` to `size` in the middle of a block: that block's checksum

@@ -30,6 +30,9 @@ pub struct Op<'a> {
     pub(super) applied: Option<Lsn>,
     /// Data block runs this transaction freed and allocated, in order (for `Discard`).
     pub(super) runs: Vec<RunEvent>,
+    /// Runs freed by earlier transactions: the allocator skips those whose free is not
+    /// durable yet (`extent::alloc_blocks`).
+    pub(super) frees: &'a Discard,
 }
 
 impl Op<'_> {
@@ -178,7 +181,9 @@ impl Fs {
             Durability::Sync if !self.flush_by_caller => CommitMode::Flush,
             _ => CommitMode::NoFlush,
         };
-        let result = {
+        // The runs the transaction freed and allocated, and how it ended: committed at an
+        // Lsn, failed to commit (None), or aborted (Err: whether for want of host space).
+        let (result, runs, ended) = {
             let open = lock_open(&self.open);
             let mut op = Op {
                 tx: self.region.begin_transaction(RestoreMode::Restore),
@@ -190,6 +195,7 @@ impl Fs {
                 logged: Vec::new(),
                 applied: None,
                 runs: Vec::new(),
+                frees: &self.discard,
             };
             match f(&mut op) {
                 Ok(value) => {
@@ -203,24 +209,28 @@ impl Fs {
                         ..
                     } = op;
                     let lsn = tx.end(mode);
-                    d.note_commit(logged, lsn.as_ref().ok().copied(), applied, rvm);
-                    self.discard.note_commit(lsn.as_ref().ok().copied(), runs);
-                    lsn?;
-                    self.unflushed |=
-                        mode == CommitMode::NoFlush && self.durability == Durability::Sync;
-                    Ok(value)
+                    let at = lsn.as_ref().ok().copied();
+                    d.note_commit(logged, at, applied, rvm);
+                    (lsn.map(|_| value).map_err(Into::into), runs, Ok(at))
                 }
                 Err(e) => {
                     if let Err(abort) = op.tx.abort() {
                         log::error!("abort after {e} failed: {abort}");
                     }
-                    if super::discard::host_full(&e) {
-                        self.discard.note_abort(op.runs);
-                    }
-                    Err(e)
+                    let full = super::discard::host_full(&e);
+                    (Err(e), std::mem::take(&mut op.runs), Err(full))
                 }
             }
         };
+        if matches!(ended, Ok(Some(_))) {
+            // A `-o sync` commit left in the spool: the caller flushes it after the lock.
+            self.unflushed |= mode == CommitMode::NoFlush && self.durability == Durability::Sync;
+        }
+        match ended {
+            Ok(at) => self.discard.note_commit(at, runs),
+            Err(true) => self.discard.note_abort(runs),
+            Err(false) => {}
+        }
         self.commits += 1;
         self.discard_ready();
         if self.commits.is_multiple_of(RELEASE_EVERY) {

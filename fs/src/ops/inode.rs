@@ -16,16 +16,28 @@ pub struct NewInode {
 }
 
 /// Allocate and initialize an inode (nlink 1, or 2 for a directory); ENOSPC when none is free.
+/// A slot the bitmap calls free but that holds a live inode (a damaged bitmap) is logged and
+/// skipped, never overwritten: fsck repairs the bitmap.
 pub fn alloc(op: &mut Op<'_>, new: NewInode) -> FsResult<(u64, Inode)> {
     let sb = op.superblock()?;
-    let Some((bit, _)) = bitmap::find_clear_run(
-        op.bytes(),
-        sb.inode_bitmap,
-        sb.inode_count,
-        op.hints.next_inode,
-        1,
-    )?
-    else {
+    let mut goal = op.hints.next_inode;
+    let mut found = None;
+    // Each round skips one live slot; more rounds than slots means none is really free.
+    for _ in 0..sb.inode_count.min(1 << 20) {
+        let clear = bitmap::find_clear_run(op.bytes(), sb.inode_bitmap, sb.inode_count, goal, 1)?;
+        let Some((bit, _)) = clear else { break };
+        let slot: Inode = pod::get(op.bytes(), op.geo.inode_offset(bit + 1)?)?;
+        if slot.is_free() {
+            found = Some(bit);
+            break;
+        }
+        log::error!(
+            "inode {} is in use but free in the inode bitmap (run fsck.rvmfs): not reused",
+            bit + 1
+        );
+        goal = bit + 1;
+    }
+    let Some(bit) = found else {
         return errno(libc::ENOSPC);
     };
     bitmap::set_run(&mut op.tx, sb.inode_bitmap, bit, 1, true)?;

@@ -1,5 +1,5 @@
 //! Mount and clean unmount, inside the region: free the orphans a crash left behind and mark
-//! the image mounted; at unmount mark it clean and apply the log.
+//! the image mounted; at unmount mark it clean, apply the log and remove the spool.
 
 use super::{orphan, Fs};
 use crate::error::FsResult;
@@ -45,5 +45,7 @@ pub fn on_unmount(fs: &mut Fs) -> FsResult<()> {
     fs.rvm.flush()?;
     fs.rvm.truncate()?;
     fs.discard_now();
+    // Everything is in the log and applied: the spool in /dev/shm has nothing left to keep.
+    fs.rvm.remove_spool()?;
     Ok(())
 }

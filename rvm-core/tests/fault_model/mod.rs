@@ -76,6 +76,9 @@ pub struct Model {
     pub committed: usize,
     pub ext: Vec<u64>,
     pub version: u64,
+    /// The instance failed (a storage error): its spool is poisoned, so a process crash
+    /// keeps only what was durable (`spool`: records after a failure are not replayed).
+    pub failed: bool,
 }
 
 impl Model {
@@ -89,6 +92,7 @@ impl Model {
             committed: 0,
             ext: vec![0; SLOTS],
             version: 0,
+            failed: false,
         }
     }
     pub fn push(&mut self, r: &Region) -> usize {
@@ -216,7 +220,7 @@ pub fn check_restart(
     } else {
         sim.image()
     };
-    let must = if !power_loss && spool.is_some() {
+    let must = if !power_loss && spool.is_some() && !m.failed {
         m.committed
     } else {
         m.durable
