@@ -124,11 +124,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Ok(img) => img,
         Err(code) => return Ok(code),
     };
-    // The log as it lies in the file, not as the read-only open replayed it.
-    let file = std::fs::File::open(&args.image)
-        .with_context(|| format!("logdump: {}", args.image.display()))?;
+    // The log as it lies in the file (the image's, or the external log device's), not as
+    // the read-only open replayed it.
+    let (log_path, area) = match &img.log_device {
+        Some((path, log_header)) => (path.as_path(), log_header.log),
+        None => (args.image.as_path(), img.header.log_area()),
+    };
+    let file = std::fs::File::open(log_path)
+        .with_context(|| format!("logdump: {}", log_path.display()))?;
     let raw: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
-    let records = match LogRecords::open(raw, img.header.log_area()) {
+    let records = match LogRecords::open(raw, area) {
         Ok(r) => r,
         Err(e) => {
             exit::say(
@@ -140,7 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     };
     let namer = Namer::new(img.header, img.region.bytes());
-    let report = report(&args, &img.header, records, &namer);
+    let log = LogPlace {
+        name: log_path.display().to_string(),
+        area,
+    };
+    let report = report(&args, &img.header, &log, records, &namer);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -153,9 +162,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     })
 }
 
+/// Where the log lies: the image itself, or its external log device (`mkfs -J device=`).
+struct LogPlace {
+    name: String,
+    area: rvm_core::Area,
+}
+
 fn report(
     args: &Args,
     header: &rvmfs::layout::header::Header,
+    log: &LogPlace,
     records: LogRecords,
     namer: &Namer<'_>,
 ) -> Report {
@@ -177,9 +193,9 @@ fn report(
         })
     });
     Report {
-        image: args.image.display().to_string(),
-        log_offset: header.log_offset,
-        log_len: header.log_len,
+        image: log.name.clone(),
+        log_offset: log.area.offset,
+        log_len: log.area.len,
         log_id: format!("{:#018x}", status.log_id),
         generation: status.generation,
         head_pos: status.head_pos,

@@ -72,6 +72,13 @@ fn kill9_and_remount_keep_fsynced_data_fsck_and_dump_find_the_log() {
     let x = &v["header"]["external_log"];
     assert_eq!(x["path"], log.display().to_string());
     assert_eq!(x["log_uuid"].as_str().map(str::len), Some(36), "{x}");
+    // logdump reads the records where they are: on the log device, not in the image.
+    let logdump = admin_on(m.image(), &["logdump"]).ok("logdump").output();
+    assert!(
+        logdump.contains(&format!("Log of {}:", log.display())),
+        "{logdump}"
+    );
+    assert!(logdump.contains("end of the written log"), "{logdump}");
 }
 
 #[test]
