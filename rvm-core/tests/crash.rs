@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{crash_during_recovery, must_survive, Rng};
+use common::{crash_during_recovery, must_survive, poisoned, Rng};
 use proptest::prelude::*;
 use rvm_core::sim::{Crash, SimStorage};
 use rvm_core::*;
@@ -130,12 +130,13 @@ fn check(
     };
     if let Ok(rvm) = init(&sim, &o) {
         workload(&rvm, &sim, &mut rng, nops, &mut m);
-        // The simulated crash fails I/O first: an instance that saw the error poisoned its
-        // spool, so only what was durable survives even a process crash.
-        if rvm.failure().is_some() {
-            m.committed = m.durable;
-        }
     } // dropping joins the background threads: nothing runs after this point
+    // The simulated crash fails I/O first: an instance that met the error (in a request or
+    // in a background flush, also one still running while it was dropped) poisoned its
+    // spool, so only what was durable survives even a process crash.
+    if poisoned(&spool) {
+        m.committed = m.durable;
+    }
     sim.crash_now();
     // The crash: a power loss (unsynced writes dropped/torn, spool gone) or a process crash.
     let (crash, img) = sim.random_crash(rng.next());
@@ -170,11 +171,11 @@ fn check(
                     );
                 }
                 workload(&rvm, &sim2, &mut rng, nops / 2, &mut model);
-                if rvm.failure().is_some() {
-                    model.committed = model.durable; // a poisoned spool
-                }
                 m2 = Some(model);
             }
+        }
+        if let Some(model) = m2.as_mut().filter(|_| poisoned(&spool)) {
+            model.committed = model.durable; // as after the first session
         }
         sim2.crash_now();
         let (crash2, img2) = sim2.random_crash(rng.next());
@@ -360,9 +361,9 @@ fn check_mt(
             durable = durable.max(d);
             committed = committed.max(c);
         }
-        if rvm.failure().is_some() {
-            committed = durable; // a poisoned spool, as in `check`
-        }
+    }
+    if poisoned(&spool) {
+        committed = durable; // as in `check`
     }
     sim.crash_now();
     let mut rng = Rng(seed | 1);

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{crash_during_recovery, must_survive, Rng};
+use common::{crash_during_recovery, must_survive, poisoned, Rng};
 use proptest::prelude::*;
 use rvm_core::sim::SimStorage;
 use rvm_core::*;
@@ -155,11 +155,10 @@ fn check(
     };
     if let Ok(rvm) = init(&sim, &o, threshold) {
         workload(&rvm, &sim, &mut rng, nops, &mut m);
-        // The simulated crash fails I/O first: an instance that saw the error poisoned its
-        // spool, so only what was durable survives even a process crash.
-        if rvm.failure().is_some() {
-            m.committed = m.durable;
-        }
+    } // dropping joins the background threads
+    // As in crash.rs: a poisoned spool (checked after the drop) keeps only what was durable.
+    if poisoned(&spool) {
+        m.committed = m.durable;
     }
     sim.crash_now();
     let (crash, mut img) = sim.random_crash(rng.next());

@@ -127,3 +127,13 @@ pub fn crash_during_recovery(
     }
     (power_loss, img)
 }
+
+/// Whether the instance that used `spool` failed and poisoned it (rvm-core/src/spool.rs: the
+/// u32 flag at byte 40 of the header), read after the instance was dropped so that a failure
+/// of a background flush during the drop counts too.
+pub fn poisoned(spool: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(spool) else {
+        return false;
+    };
+    bytes.get(40..44).is_some_and(|b| b != [0u8; 4])
+}
