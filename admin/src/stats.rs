@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 ///
 /// Each line covers one interval: commits, flush requests and the syncs they took, fsyncs,
 /// bytes written to the redo log, log fill (live bytes of its capacity) at the end of the
-/// interval, truncations, file data read and written; then the busiest FUSE requests with
+/// interval, truncations, spool fill (no-flush record bytes not yet in the log, of its
+/// room) at the end of the interval, file data read and written; then the busiest FUSE requests with
 /// their count and latency (p50 and p99, upper bounds of log2 buckets). Reads the virtual
 /// attributes rvmfs.counters, rvmfs.requests and rvmfs.latency of MOUNTPOINT.
 ///
@@ -85,11 +86,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// One interval as two lines: the counters, then the busiest `ops` requests.
 fn text(i: &Interval, ops: usize) -> String {
     let c = |k: &str| i.counters.get(k).copied().unwrap_or(0);
-    let fill = 100.0 * i.log_live as f64 / i.log_capacity.max(1) as f64;
+    let pct = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+    let fill = pct(i.log_live, i.log_capacity);
+    let spool = pct(i.spool_bytes, i.spool_capacity);
     let when = jiff::Timestamp::now().strftime("%H:%M:%S");
     let mut s = format!(
         "{when} commits {} flushes {} syncs {} fsyncs {} logged {} log {fill:.1}% of {} \
-         truncations {} read {} written {}\n        ",
+         truncations {} spool {spool:.1}% read {} written {}\n        ",
         c("commits"),
         c("flushes"),
         c("flush_syncs"),

@@ -1,7 +1,7 @@
 //! `rvmfs-admin stats` (issue 13, item 8), as iostat and juicefs stats are used: while a
 //! writer creates, writes, fsyncs and reads back files on a real mount, `stats -i 1 -c 3
 //! --json` prints three intervals whose deltas show the writes, the bytes written and read,
-//! commits, bytes logged, lookups and write latency; the text form names the same things; a
+//! commits, bytes logged, log and spool fill, lookups and write latency; the text form names the same things; a
 //! path that is not on an rvmfs mount exits 8 with a clear message.
 
 use rvmfs_tests::*;
@@ -67,6 +67,7 @@ fn intervals_show_what_a_writer_does() {
         assert!(secs >= 1.0, "an interval of {secs} s: {i}");
         assert!(i["log_capacity"].as_u64() > Some(0), "{i}");
         assert!(i["log_live"].as_u64() <= i["log_capacity"].as_u64(), "{i}");
+        assert!(i["spool_capacity"].as_u64() > Some(0), "{i}");
     }
     let all = json.stdout.as_str();
     assert!(total(&intervals, "requests", "write") > 0, "{all}");
@@ -84,7 +85,7 @@ fn intervals_show_what_a_writer_does() {
     assert!(l["p99_ns"].as_u64() <= l["max_ns"].as_u64(), "{l}");
 
     let t = text.stdout;
-    for word in ["commits", "logged", "log ", "written", "create "] {
+    for word in ["commits", "logged", "log ", "spool ", "written", "create "] {
         assert!(t.contains(word), "no {word:?} in the text form:\n{t}");
     }
 }

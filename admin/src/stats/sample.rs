@@ -39,6 +39,10 @@ pub struct Interval {
     /// Live log bytes and the log's capacity at the end of the interval (bytes).
     pub log_live: u64,
     pub log_capacity: u64,
+    /// No-flush record bytes not yet in the log, and the spool's room for them, at the end
+    /// of the interval (bytes).
+    pub spool_bytes: u64,
+    pub spool_capacity: u64,
     /// Requests received in the interval, opcodes with none left out.
     pub requests: BTreeMap<String, u64>,
     /// Latency of the requests answered in the interval, by opcode.
@@ -46,7 +50,7 @@ pub struct Interval {
 }
 
 /// Counters that are levels, not counts: reported as they are at the end of an interval.
-const LEVELS: [&str; 2] = ["log_live", "log_capacity"];
+const LEVELS: [&str; 4] = ["log_live", "log_capacity", "spool_bytes", "spool_capacity"];
 
 /// Read virtual attribute `name` of `path`; the error names the attribute and the errno.
 fn getxattr(path: &Path, name: &str) -> anyhow::Result<String> {
@@ -113,6 +117,8 @@ impl Sample {
             counters: delta(&self.counters, &before.counters),
             log_live: level("log_live"),
             log_capacity: level("log_capacity"),
+            spool_bytes: level("spool_bytes"),
+            spool_capacity: level("spool_capacity"),
             requests,
             latency: self.latency_since(before),
         }

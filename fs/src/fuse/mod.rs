@@ -71,10 +71,11 @@ pub struct Counters {
 /// Name of the read-only virtual attribute holding the counters as text
 /// ("fsync=N fdatasync=N fsyncdir=N flush=N read_bytes=N written_bytes=N", then rvm-core's
 /// "commits=N records_logged=N log_writes=N flush_syncs=N flushes=N bytes_logged=N
-/// truncations=N bytes_truncated=N log_live=N log_capacity=N": transactions committed,
-/// records written to the log, batches a group-commit leader wrote, syncs flushes made,
-/// flush requests, log bytes written, truncations and the bytes they applied, live log bytes
-/// and the log's capacity; byte counts in bytes). `rvmfs-admin stats` reads it. It has no namespace prefix, so it can
+/// truncations=N bytes_truncated=N log_live=N log_capacity=N spool_bytes=N spool_capacity=N":
+/// transactions committed, records written to the log, batches a group-commit leader wrote,
+/// syncs flushes made, flush requests, log bytes written, truncations and the bytes they
+/// applied, live log bytes and the log's capacity, no-flush record bytes not yet in the log
+/// and the spool's room for them; byte counts in bytes). `rvmfs-admin stats` reads it. It has no namespace prefix, so it can
 /// never be set, is never listed, and cannot collide with a stored attribute.
 pub const COUNTERS_XATTR: &[u8] = b"rvmfs.counters";
 
@@ -214,7 +215,8 @@ impl RvmFs {
         text.extend_from_slice(
             format!(
                 " commits={} records_logged={} log_writes={} flush_syncs={} flushes={} \
-                 bytes_logged={} truncations={} bytes_truncated={} log_live={} log_capacity={}",
+                 bytes_logged={} truncations={} bytes_truncated={} log_live={} log_capacity={} \
+                 spool_bytes={} spool_capacity={}",
                 s.commits_flush + s.commits_no_flush,
                 s.records_logged,
                 s.log_writes,
@@ -224,7 +226,9 @@ impl RvmFs {
                 s.truncations,
                 s.bytes_truncated,
                 s.log_tail.saturating_sub(s.log_head),
-                s.log_capacity
+                s.log_capacity,
+                s.spool_bytes,
+                s.spool_capacity
             )
             .as_bytes(),
         );
