@@ -1,9 +1,9 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
 //! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `resize` (resize2fs,
 //! xfs_growfs), `logdump` (debugfs logdump, Coda's rvmutl), `debug` (debugfs), `rdump`
-//! (debugfs rdump), `stats` (juicefs stats, iostat: a mounted rvmfs, live). Each subcommand lives in its
-//! own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit
-//! code); this file is only the table and the dispatch.
+//! (debugfs rdump), `stats` (juicefs stats, iostat: a mounted rvmfs, live). Each subcommand
+//! lives in its own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>`
+//! (the exit code); this file is only the table and the dispatch.
 
 mod debug;
 mod dump;

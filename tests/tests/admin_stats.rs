@@ -29,7 +29,9 @@ fn writer(dir: &Path, stop: &AtomicBool) {
         let p = dir.join(format!("w.{n}"));
         let data = pattern(n, 64 << 10);
         let mut f = fs::File::create(&p).expect("create");
-        f.write_all(&data).and_then(|_| f.sync_all()).expect("write");
+        f.write_all(&data)
+            .and_then(|_| f.sync_all())
+            .expect("write");
         drop(f);
         assert_eq!(fs::read(&p).expect("read back"), data, "{}", p.display());
         std::thread::sleep(Duration::from_millis(20));
@@ -72,7 +74,10 @@ fn intervals_show_what_a_writer_does() {
     let all = json.stdout.as_str();
     assert!(total(&intervals, "requests", "write") > 0, "{all}");
     assert!(total(&intervals, "requests", "lookup") > 0, "{all}");
-    assert!(total(&intervals, "counters", "written_bytes") >= 64 << 10, "{all}");
+    assert!(
+        total(&intervals, "counters", "written_bytes") >= 64 << 10,
+        "{all}"
+    );
     assert!(total(&intervals, "counters", "commits") > 0, "{all}");
     assert!(total(&intervals, "counters", "bytes_logged") > 0, "{all}");
     assert!(total(&intervals, "counters", "fsync") > 0, "{all}");
@@ -97,6 +102,10 @@ fn a_path_not_on_rvmfs_exits_8() {
         let o = stats(&["-c", "1"], &target);
         assert_eq!(o.code(), 8, "{}", o.output());
         assert!(o.stderr.contains("not an rvmfs mount"), "{}", o.stderr);
-        assert!(o.stderr.contains(&target.display().to_string()), "{}", o.stderr);
+        assert!(
+            o.stderr.contains(&target.display().to_string()),
+            "{}",
+            o.stderr
+        );
     }
 }

@@ -13,8 +13,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::latency::{bucket, quantile};
 pub use crate::latency::BUCKETS;
+use crate::latency::{bucket, quantile};
 
 /// The kernel requests rvmfs answers itself (the ones fuser answers without the filesystem,
 /// INIT, DESTROY, INTERRUPT, are not counted).
