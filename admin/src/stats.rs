@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 /// Show what a mounted rvmfs does, once an interval (as iostat and juicefs stats).
 ///
-/// Each line covers one interval: commits, flush requests and the syncs they took, fsyncs,
-/// bytes written to the redo log, log fill (live bytes of its capacity) at the end of the
-/// interval, truncations, spool fill (no-flush record bytes not yet in the log, of its
-/// room) at the end of the interval, file data read and written; then the busiest FUSE requests with
-/// their count and latency (p50 and p99, upper bounds of log2 buckets). Reads the virtual
-/// attributes rvmfs.counters, rvmfs.requests and rvmfs.latency of MOUNTPOINT.
+/// Each report covers one interval: commits, flush requests (fsync, syncfs, a sync mount's
+/// commits), storage syncs (theirs and the commit timer's), fsync/fdatasync/fsyncdir
+/// requests, bytes written to the redo log, log fill (live bytes of its capacity),
+/// truncations, spool fill (no-flush record bytes not yet in the log, of its room), file
+/// data read and written; then the busiest FUSE requests with their count and latency (p50
+/// and p99, upper bounds of log2 buckets). Fills are as at the end of the interval. Reads
+/// the virtual attributes rvmfs.counters, rvmfs.requests and rvmfs.latency of MOUNTPOINT.
 ///
 /// Exit status: 0 success, 1 the mount went away while watching, 8 MOUNTPOINT is not on an
 /// rvmfs mount, 16 usage error.
