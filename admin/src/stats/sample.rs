@@ -53,18 +53,32 @@ pub struct Interval {
 const LEVELS: [&str; 4] = ["log_live", "log_capacity", "spool_bytes", "spool_capacity"];
 
 /// Read virtual attribute `name` of `path`; the error names the attribute and the errno.
+/// The value is made anew at each read and may grow between asking its size and reading it
+/// (counts gain digits), hence the slack and the retries on ERANGE.
 fn getxattr(path: &Path, name: &str) -> anyhow::Result<String> {
     let p = CString::new(path.as_os_str().as_bytes())?;
     let n = CString::new(name)?;
-    let mut buf = vec![0u8; 64 << 10];
-    // SAFETY: valid C strings and a buffer of the length passed.
-    let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len < 0 {
+    let failed = |e: std::io::Error| anyhow::anyhow!("cannot read attribute {name}: {e}");
+    for _ in 0..4 {
+        // SAFETY: valid C strings; a null buffer of length 0 asks for the value's size.
+        let size = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            return Err(failed(std::io::Error::last_os_error()));
+        }
+        let mut buf = vec![0u8; size as usize + 4096];
+        // SAFETY: valid C strings and a buffer of the length passed.
+        let len =
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if len >= 0 {
+            buf.truncate(len as usize);
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
         let e = std::io::Error::last_os_error();
-        anyhow::bail!("cannot read attribute {name}: {e}");
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(failed(e));
+        }
     }
-    buf.truncate(len as usize);
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Err(failed(std::io::Error::from_raw_os_error(libc::ERANGE)))
 }
 
 /// "a=1 b=2" -> {a: 1, b: 2}; tokens that are not name=number are skipped.
