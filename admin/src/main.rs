@@ -1,9 +1,9 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
 //! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `resize` (resize2fs,
 //! xfs_growfs), `logdump` (debugfs logdump, Coda's rvmutl), `debug` (debugfs), `rdump`
-//! (debugfs rdump). Each subcommand lives in its
-//! own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>` (the exit
-//! code); this file is only the table and the dispatch.
+//! (debugfs rdump), `stats` (juicefs stats, iostat: a mounted rvmfs, live). Each subcommand
+//! lives in its own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>`
+//! (the exit code); this file is only the table and the dispatch.
 
 mod debug;
 mod dump;
@@ -12,6 +12,7 @@ mod image;
 mod logdump;
 mod rdump;
 mod resize;
+mod stats;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -21,8 +22,9 @@ use clap::{Parser, Subcommand};
 /// One command with a subcommand for each tool: dump (the header, geometry and counters),
 /// tune (label, UUID, stored mount defaults), resize (grow offline or mounted, shrink
 /// offline), logdump (the redo log's records), debug
-/// (debugfs's ls, stat, cat, extents, xattrs, ncheck, icheck) and rdump (copy a subtree out
-/// of an image, also one that no longer mounts).
+/// (debugfs's ls, stat, cat, extents, xattrs, ncheck, icheck), rdump (copy a subtree out
+/// of an image, also one that no longer mounts) and stats (what a mounted rvmfs does, once
+/// a second).
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs-admin", version, verbatim_doc_comment)]
 #[command(after_long_help = include_str!("after_help.txt"))]
@@ -39,6 +41,7 @@ enum Command {
     Logdump(logdump::Args),
     Debug(debug::Args),
     Rdump(rdump::Args),
+    Stats(stats::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
@@ -49,6 +52,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Logdump(args) => logdump::run(args),
         Command::Debug(args) => debug::run(args),
         Command::Rdump(args) => rdump::run(args),
+        Command::Stats(args) => stats::run(args),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod format;
 #[cfg(feature = "fuse")]
 pub mod fuse;
 pub mod image;
+pub mod latency;
 pub mod layout;
 pub mod ops;
 pub mod options;

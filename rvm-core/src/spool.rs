@@ -262,6 +262,14 @@ impl Pending {
             Pending::Spool(s) => s.append(rec),
         }
     }
+    /// Bytes the pending records may take before a commit must grow the spool (or, in
+    /// memory, force a flush).
+    pub fn capacity(&self) -> u64 {
+        match self {
+            Pending::Mem { limit, .. } => *limit,
+            Pending::Spool(s) => s.capacity(),
+        }
+    }
     pub fn unflushed(&self) -> &[u8] {
         match self {
             Pending::Mem { buf, .. } => buf,

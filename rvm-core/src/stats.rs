@@ -73,6 +73,11 @@ pub struct Stats {
     pub next_lsn: Lsn,
     /// Every Lsn below this one is durable in the log.
     pub durable_lsn: Lsn,
+    /// Bytes of no-flush records committed and not yet written to the log (in the spool, or
+    /// in memory without one), and the bytes they may take before the spool grows (or a
+    /// commit forces a flush): the spool's fill.
+    pub spool_bytes: u64,
+    pub spool_capacity: u64,
 }
 
 /// The live counters behind [`Stats`] (same names; times in nanoseconds), bumped with
@@ -115,9 +120,10 @@ impl Shared {
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (next_lsn, durable_lsn) = {
+        let (next_lsn, durable_lsn, spool_bytes, spool_capacity) = {
             let g = lock(&self.inner);
-            (g.next_seq, g.durable_seq)
+            let spool = (g.pending.unflushed().len() as u64, g.pending.capacity());
+            (g.next_seq, g.durable_seq, spool.0, spool.1)
         };
         let p = *lock(&self.pos);
         Stats {
@@ -151,6 +157,8 @@ impl Shared {
             log_capacity: self.log.capacity,
             next_lsn,
             durable_lsn,
+            spool_bytes,
+            spool_capacity,
         }
     }
 }

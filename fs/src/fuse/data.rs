@@ -25,6 +25,7 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
 pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyData) {
     // Plan under the lock, copy without it: reads of different requests (readahead
     // keeps several in flight) overlap each other and the other requests.
+    let fs_counters = &fs.counters;
     let fs = fs.read();
     let plan = file::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);
     let image = fs.geo.image.clone();
@@ -34,7 +35,10 @@ pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyDat
     let r = plan.and_then(|p| file::read_planned(&*image, &p));
     drop(shared);
     match r {
-        Ok(data) => reply.data(&data),
+        Ok(data) => {
+            Counters::add(&fs_counters.read_bytes, data.len() as u64);
+            reply.data(&data)
+        }
         Err(e) => reply.error(to_errno(&e)),
     }
 }
@@ -58,7 +62,10 @@ pub(super) fn write(
         })
     });
     match r {
-        Ok(_) => reply.written(data.len() as u32),
+        Ok(_) => {
+            Counters::add(&fs.counters.written_bytes, data.len() as u64);
+            reply.written(data.len() as u32)
+        }
         Err(e) => reply.error(to_errno(&e)),
     }
 }

@@ -63,27 +63,40 @@ pub struct Counters {
     pub fdatasync: AtomicU64,
     pub fsyncdir: AtomicU64,
     pub flush: AtomicU64,
+    /// File data bytes answered to read requests and accepted by write requests (bytes).
+    pub read_bytes: AtomicU64,
+    pub written_bytes: AtomicU64,
 }
 
 /// Name of the read-only virtual attribute holding the counters as text
-/// ("fsync=N fdatasync=N fsyncdir=N flush=N", then rvm-core's "commits=N records_logged=N
-/// log_writes=N flush_syncs=N": transactions committed, records written to the log, batches
-/// a group-commit leader wrote, syncs flushes made). It has no namespace prefix, so it can
+/// ("fsync=N fdatasync=N fsyncdir=N flush=N read_bytes=N written_bytes=N", then rvm-core's
+/// "commits=N records_logged=N log_writes=N flush_syncs=N flushes=N bytes_logged=N
+/// truncations=N bytes_truncated=N log_live=N log_capacity=N spool_bytes=N spool_capacity=N":
+/// transactions committed, records written to the log, batches a group-commit leader wrote,
+/// syncs flushes made, flush requests, log bytes written, truncations and the bytes they
+/// applied, live log bytes and the log's capacity, no-flush record bytes not yet in the log
+/// and the spool's room for them; byte counts in bytes). `rvmfs-admin stats` reads it. It has no namespace prefix, so it can
 /// never be set, is never listed, and cannot collide with a stored attribute.
 pub const COUNTERS_XATTR: &[u8] = b"rvmfs.counters";
 
 impl Counters {
     fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Counters::add(counter, 1);
+    }
+    /// Add `n` (bytes) to `counter`.
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
     fn text(&self) -> Vec<u8> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "fsync={} fdatasync={} fsyncdir={} flush={}",
+            "fsync={} fdatasync={} fsyncdir={} flush={} read_bytes={} written_bytes={}",
             get(&self.fsync),
             get(&self.fdatasync),
             get(&self.fsyncdir),
-            get(&self.flush)
+            get(&self.flush),
+            get(&self.read_bytes),
+            get(&self.written_bytes)
         )
         .into_bytes()
     }
@@ -201,11 +214,21 @@ impl RvmFs {
         let mut text = self.counters.text();
         text.extend_from_slice(
             format!(
-                " commits={} records_logged={} log_writes={} flush_syncs={}",
+                " commits={} records_logged={} log_writes={} flush_syncs={} flushes={} \
+                 bytes_logged={} truncations={} bytes_truncated={} log_live={} log_capacity={} \
+                 spool_bytes={} spool_capacity={}",
                 s.commits_flush + s.commits_no_flush,
                 s.records_logged,
                 s.log_writes,
-                s.flush_syncs
+                s.flush_syncs,
+                s.flushes,
+                s.bytes_logged,
+                s.truncations,
+                s.bytes_truncated,
+                s.log_tail.saturating_sub(s.log_head),
+                s.log_capacity,
+                s.spool_bytes,
+                s.spool_capacity
             )
             .as_bytes(),
         );

@@ -13,6 +13,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+pub use crate::latency::BUCKETS;
+use crate::latency::{bucket, quantile};
+
 /// The kernel requests rvmfs answers itself (the ones fuser answers without the filesystem,
 /// INIT, DESTROY, INTERRUPT, are not counted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,9 +107,6 @@ pub const REQUESTS_XATTR: &[u8] = b"rvmfs.requests";
 /// upper bounds of log2 buckets, in ns; `hist` has [`BUCKETS`] counts).
 pub const LATENCY_XATTR: &[u8] = b"rvmfs.latency";
 
-/// Log2 buckets per opcode: the last one also holds everything of 2^39 ns (~9 min) or more.
-pub const BUCKETS: usize = 40;
-
 /// The counts and latency histograms of every opcode.
 pub struct OpStats {
     count: [AtomicU64; OPS],
@@ -134,11 +134,6 @@ impl Drop for Timer<'_> {
         let ns = self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
         self.stats.hist[self.op as usize][bucket(ns)].fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// The log2 bucket of a duration of `ns` nanoseconds.
-fn bucket(ns: u64) -> usize {
-    (63 - ns.max(1).leading_zeros() as usize).min(BUCKETS - 1)
 }
 
 impl OpStats {
@@ -195,30 +190,14 @@ impl OpStats {
     }
 }
 
-/// The upper bound (ns) of the bucket holding the `q` quantile of `n` recorded durations.
-fn quantile(hist: &[u64], n: u64, q: f64) -> u64 {
-    let rank = ((n as f64 * q).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (i, &b) in hist.iter().enumerate() {
-        seen += b;
-        if seen >= rank {
-            return (1u64 << (i + 1)) - 1;
-        }
-    }
-    u64::MAX
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_opcode_has_a_name_and_buckets_are_log2() {
+    fn every_opcode_has_a_name() {
         assert_eq!(NAMES[Op::Lookup as usize], "lookup");
         assert_eq!(NAMES[Op::CopyFileRange as usize], "copy_file_range");
-        assert_eq!((bucket(0), bucket(1), bucket(2), bucket(3)), (0, 0, 1, 1));
-        assert_eq!(bucket(1 << 20), 20);
-        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
     }
 
     #[test]
@@ -237,15 +216,5 @@ mod tests {
             1,
             "forget is counted, not timed: {lat}"
         );
-    }
-
-    #[test]
-    fn quantiles_are_bucket_upper_bounds() {
-        let mut hist = [0u64; BUCKETS];
-        hist[10] = 99;
-        hist[20] = 1;
-        assert_eq!(quantile(&hist, 100, 0.5), (1 << 11) - 1);
-        assert_eq!(quantile(&hist, 100, 0.99), (1 << 11) - 1);
-        assert_eq!(quantile(&hist, 100, 1.0), (1 << 21) - 1);
     }
 }
