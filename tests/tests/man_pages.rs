@@ -15,6 +15,7 @@ const TOOLS: &[(&str, &str)] = &[
     (RVMFS, "rvmfs"),
     (MKFS, "mkfs.rvmfs"),
     (FSCK, "fsck.rvmfs"),
+    (ADMIN, "rvmfs-admin"),
 ];
 
 const SECTIONS: &[&str] = &[
