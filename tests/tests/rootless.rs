@@ -156,14 +156,19 @@ impl Drop for Rootless {
 const WAIT_FOR_DAEMON: &str =
     "i=0; until flock -n \"$W/img\" true; do i=$((i+1)); [ $i -gt 100 ] && exit 9; sleep 0.05; done";
 
-/// The options field of the mount at `mnt` in /proc/mounts.
-fn mount_options(mnt: &Path) -> String {
+/// Field `n` of the mount at `mnt` in /proc/mounts (2: the type, 3: the options).
+fn mount_field(mnt: &Path, n: usize) -> String {
     let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
     let want = format!(" {} ", mnt.display());
     let line = mounts.lines().rfind(|l| l.contains(&want));
-    line.and_then(|l| l.split(' ').nth(3))
+    line.and_then(|l| l.split(' ').nth(n))
         .unwrap_or_default()
         .to_string()
+}
+
+/// The options field of the mount at `mnt` in /proc/mounts.
+fn mount_options(mnt: &Path) -> String {
+    mount_field(mnt, 3)
 }
 
 fn user_allow_other() -> bool {
@@ -211,6 +216,8 @@ fn an_unprivileged_user_formats_mounts_uses_and_unmounts_an_image_in_their_home(
     check_allow_other(&r);
     r.sh("mkdir \"$W/mnt\" && \"$RVMFS\" \"$W/img\" \"$W/mnt\"")
         .ok("rvmfs as the user");
+    // The type is fuse.rvmfs for a user's mount too (fusermount3 gets the subtype).
+    assert_eq!(mount_field(&r.mnt(), 2), "fuse.rvmfs");
     let opts = mount_options(&r.mnt());
     assert!(
         opts.contains(&format!("user_id={}", r.uid)),
