@@ -74,10 +74,17 @@ pub fn getxattr_cap(p: &Path, name: &str, cap: usize) -> io::Result<(Vec<u8>, us
     Ok((buf, len))
 }
 
-/// The whole value of attribute `name`.
+/// The whole value of attribute `name`: its size, then the value; asked again if it grew in
+/// between (ERANGE), as getfattr does (the daemon's virtual counters change all the time).
 pub fn getxattr(p: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let (_, len) = getxattr_cap(p, name, 0)?;
-    Ok(getxattr_cap(p, name, len)?.0)
+    let mut tries = 0;
+    loop {
+        let (_, len) = getxattr_cap(p, name, 0)?;
+        match getxattr_cap(p, name, len) {
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) && tries < 10 => tries += 1,
+            r => return Ok(r?.0),
+        }
+    }
 }
 
 /// listxattr with a buffer of `cap` bytes, as a list of names.
