@@ -131,9 +131,9 @@ fn check(
     if let Ok(rvm) = init(&sim, &o) {
         workload(&rvm, &sim, &mut rng, nops, &mut m);
     } // dropping joins the background threads: nothing runs after this point
-    // The simulated crash fails I/O first: an instance that met the error (in a request or
-    // in a background flush, also one still running while it was dropped) poisoned its
-    // spool, so only what was durable survives even a process crash.
+      // The simulated crash fails I/O first: an instance that met the error (in a request or
+      // in a background flush, also one still running while it was dropped) poisoned its
+      // spool, so only what was durable survives even a process crash.
     if poisoned(&spool) {
         m.committed = m.durable;
     }

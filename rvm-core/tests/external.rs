@@ -156,7 +156,7 @@ fn check(
     if let Ok(rvm) = init(&sim, &o, threshold) {
         workload(&rvm, &sim, &mut rng, nops, &mut m);
     } // dropping joins the background threads
-    // As in crash.rs: a poisoned spool (checked after the drop) keeps only what was durable.
+      // As in crash.rs: a poisoned spool (checked after the drop) keeps only what was durable.
     if poisoned(&spool) {
         m.committed = m.durable;
     }
