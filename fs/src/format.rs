@@ -80,25 +80,15 @@ pub fn format(
     uuid: [u8; 16],
     root_owner: (u32, u32),
 ) -> Result<Header, FormatError> {
-    format_with(storage, p, uuid, root_owner, Settings::default())
+    format_external(storage, p, uuid, root_owner, Settings::default(), None)
 }
 
-/// As [`format`], with a label and a root reserve (`Settings`).
-pub fn format_with(
-    storage: Arc<dyn Storage>,
-    p: Plan,
-    uuid: [u8; 16],
-    root_owner: (u32, u32),
-    settings: Settings,
-) -> Result<Header, FormatError> {
-    format_external(storage, p, uuid, root_owner, settings, None)
-}
-
-/// As [`format_with`], with the redo log on `external` if given: the log device gets its
-/// header (bound to `uuid`) and an empty log, the image the `external_log` feature and the
-/// log binding (docs/format.md sections 2.2, 3.5); the image's own log area stays unused.
+/// As [`format`], with a label and a root reserve (`settings`), and the redo log on
+/// `external` if given: the log device gets its header (bound to `uuid`) and an empty log,
+/// the image the `external_log` feature and the log binding (docs/format.md sections 2.2,
+/// 3.5); the image's own log area stays unused.
 ///
-/// Errors: as [`format_with`]; `LogTooSmall` under 1 MiB; `ExternalLog` for a path too long.
+/// Errors: as [`format`]; `LogTooSmall` under 1 MiB; `ExternalLog` for a path too long.
 pub fn format_external(
     storage: Arc<dyn Storage>,
     p: Plan,

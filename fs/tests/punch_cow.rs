@@ -3,31 +3,21 @@
 //! crash before the commit leaves the file as it was (the end-to-end kill -9 test is
 //! `tests/tests/loose_ends.rs`).
 
-use rvm_core::{MemStorage, Rvm, RvmOptions, Storage};
+use rvm_core::MemStorage;
 use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::space::{fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
 use rvmfs::ops::{file, namespace, Fs};
 use std::sync::Arc;
 
+mod mem_image;
+
 const IMAGE: u64 = 8 << 20;
 
 fn open(disk: Arc<MemStorage>) -> Fs {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    disk.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, IMAGE).unwrap();
-    let storage: Arc<dyn Storage> = disk;
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    Fs::new(region, Arc::new(rvm), header, storage).unwrap()
+    mem_image::open(disk, IMAGE)
 }
 
 #[test]

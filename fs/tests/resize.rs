@@ -2,31 +2,20 @@
 //! growing into a larger storage and shrinking are visible to allocation and survive a
 //! reopen; a refused or failed resize changes nothing (fault injected through `Storage`).
 
-use rvm_core::{FaultOp, FaultStorage, MemStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{FaultOp, FaultStorage, MemStorage};
 use rvmfs::format::format;
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
+use rvmfs::layout::header::Header;
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{file, namespace, statfs, Fs};
 use rvmfs::resize::{resize, ResizeError};
 use std::sync::Arc;
 
-const MIB: u64 = 1 << 20;
+mod mem_image;
+use mem_image::open;
 
-fn open(storage: Arc<dyn Storage>, len: u64) -> Fs {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, len).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    Fs::new(region, Arc::new(rvm), header, storage).unwrap()
-}
+const MIB: u64 = 1 << 20;
 
 /// An 8 MiB image on a `len`-byte memory disk.
 fn disk(len: u64) -> Arc<MemStorage> {
