@@ -245,3 +245,89 @@ fn ls_l_of_a_fresh_directory_needs_no_lookups() {
         "a LOOKUP per entry: {d:?}"
     );
 }
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Declined OPENDIR: walking a tree sends no OPENDIR or RELEASEDIR (after the first,
+/// declined one), a second walk reads the entries from the kernel's directory cache, and every
+/// change through the mount shows at once in the next listing.
+#[test]
+fn directories_open_without_requests_and_listings_stay_right() {
+    require_fuse!();
+    let mut m = Mounted::new();
+    for d in ["a", "b"] {
+        fs::create_dir(m.path(d)).unwrap();
+        for i in 0..40 {
+            fs::write(m.path(format!("{d}/f{i:02}")), b"x").unwrap();
+        }
+    }
+    m.remount();
+    let base = requests(m.mnt());
+    let find = |m: &Mounted| {
+        let out = std::process::Command::new("find")
+            .arg(m.mnt())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(find(&m), 1 + 2 + 80);
+    let first = requests_since(m.mnt(), &base);
+    let n = |d: &std::collections::BTreeMap<String, u64>, k: &str| d.get(k).copied().unwrap_or(0);
+    assert!(n(&first, "opendir") <= 1, "{first:?}");
+    assert_eq!(n(&first, "releasedir"), 0, "{first:?}");
+    let again = requests(m.mnt());
+    assert_eq!(find(&m), 1 + 2 + 80);
+    let second = requests_since(m.mnt(), &again);
+    assert_eq!(
+        n(&second, "readdir") + n(&second, "readdirplus"),
+        0,
+        "{second:?}"
+    );
+    // Changes through the mount drop the cached listing.
+    fs::write(m.path("a/new"), b"n").unwrap();
+    fs::remove_file(m.path("a/f00")).unwrap();
+    fs::rename(m.path("a/f01"), m.path("b/moved")).unwrap();
+    fs::create_dir(m.path("a/sub")).unwrap();
+    let a = names(&m.path("a"));
+    assert!(
+        a.contains(&"new".into()) && a.contains(&"sub".into()),
+        "{a:?}"
+    );
+    assert!(
+        !a.contains(&"f00".into()) && !a.contains(&"f01".into()),
+        "{a:?}"
+    );
+    assert_eq!(a.len(), 40, "{a:?}");
+    let b = names(&m.path("b"));
+    assert!(b.contains(&"moved".into()) && b.len() == 41, "{b:?}");
+    // A directory removed while open holds no handle in the daemon: its descriptor lists
+    // nothing (the VFS answers for a dead directory) and its inode is free for reuse.
+    let open = fs::File::open(m.path("a/sub")).unwrap();
+    fs::remove_dir(m.path("a/sub")).unwrap();
+    fs::create_dir(m.path("a/other")).unwrap();
+    fs::write(m.path("a/other/inside"), b"i").unwrap();
+    let mut buf = [0u8; 4096];
+    // SAFETY: getdents64 into a buffer of the given length, on a descriptor this test owns.
+    let got = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::syscall(
+            libc::SYS_getdents64,
+            open.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    assert!(got <= 0, "a removed directory lists nothing: {got}");
+    drop(open);
+    assert_eq!(names(&m.path("a/other")), vec!["inside".to_string()]);
+    m.unmount_ok();
+    m.assert_fsck_clean();
+}

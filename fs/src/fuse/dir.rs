@@ -1,19 +1,21 @@
-//! Requests on open directories: opendir, readdir, releasedir, fsyncdir. opendir, readdir
-//! and a releasedir that frees nothing share the filesystem lock; fsyncdir takes none.
+//! Requests on open directories: opendir, readdir, releasedir, fsyncdir. readdir and a
+//! releasedir that frees nothing share the filesystem lock; fsyncdir takes none; opendir
+//! takes nothing (it is declined once, see [`opendir`]).
 
 use super::reply::{file_type, reply_empty, to_errno};
 use super::{Counters, RvmFs};
-use crate::ops::{lookup, open};
-use fuser::{FileHandle, FopenFlags, INodeNo, ReplyDirectory, ReplyEmpty, ReplyOpen};
+use crate::ops::lookup;
+use fuser::{Errno, INodeNo, ReplyDirectory, ReplyEmpty, ReplyOpen};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-pub(super) fn opendir(fs: &RvmFs, ino: u64, reply: ReplyOpen) {
-    let r = open::opendir(&fs.read(), ino);
-    match r {
-        Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-        Err(e) => reply.error(to_errno(&e)),
-    }
+/// opendir: answered ENOSYS, so the kernel sends no OPENDIR or RELEASEDIR again on this
+/// connection ("no_opendir", fs/fuse/file.c `fuse_file_open`) and caches the entries it reads
+/// (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, dropped when the directory changes through this
+/// mount). An open directory holds no handle here: the VFS answers a readdir of a removed
+/// directory itself (ENOENT), and nothing else reads its inode after rmdir.
+pub(super) fn opendir(reply: ReplyOpen) {
+    reply.error(Errno::ENOSYS);
 }
 
 /// readdir: the entries after cookie `offset`, as many as the reply holds.

@@ -258,7 +258,7 @@ impl Filesystem for RvmFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _r = self.begin(Op::Opendir, ino.0);
-        dir::opendir(self, ino.0, reply);
+        dir::opendir(reply);
     }
 
     fn readdir(

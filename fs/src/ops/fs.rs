@@ -69,7 +69,7 @@ pub struct Fs {
     pub header: Header,
     pub geo: Geo,
     pub hints: Hints,
-    /// Open handles per inode; opendir and open without O_TRUNC change it under a shared
+    /// Open handles per inode (files only); open without O_TRUNC and release change it under a shared
     /// filesystem lock, so it has its own (innermost) mutex.
     pub open: Mutex<HashMap<u64, u32>>,
     pub durability: Durability,

@@ -1,4 +1,5 @@
-//! Open handles: open (with O_TRUNC), create-and-open, opendir, release. The handle count of
+//! Open handles: open (with O_TRUNC), create-and-open, release (directories hold none: the
+//! daemon declines OPENDIR, `fuse::dir::opendir`). The handle count of
 //! each inode is volatile (`Fs::open`); an inode unlinked while open becomes an orphan and is
 //! freed at its last release. Counting a handle needs only a shared filesystem lock (the
 //! counts have their own mutex); truncating and freeing an orphan need the exclusive one.
@@ -44,15 +45,6 @@ pub fn create(fs: &mut Fs, parent: u64, name: &[u8], new: NewInode) -> FsResult<
     })?;
     add_handle(fs, ino);
     Ok((ino, node))
-}
-
-/// Open directory `ino` (a shared lock is enough); ENOTDIR when it is not one.
-pub fn opendir(fs: &Fs, ino: u64) -> FsResult<()> {
-    if !fs.inode(ino)?.is_dir() {
-        return errno(libc::ENOTDIR);
-    }
-    add_handle(fs, ino);
-    Ok(())
 }
 
 /// Drop one open handle of `ino` (a shared lock is enough). Returns whether it was the last
