@@ -17,7 +17,7 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
         open::open_shared(&fs.read(), ino)
     };
     match r {
-        Ok(()) => reply.opened(FileHandle(0), super::init::FILE_OPEN_FLAGS),
+        Ok(()) => reply.opened(FileHandle(0), fs.file_open_flags()),
         Err(e) => reply.error(to_errno(&e)),
     }
 }

@@ -53,6 +53,9 @@ pub struct RvmFs {
     killpriv_v2: bool,
     /// The mount keeps data checksums (writes compute them before taking the lock).
     datasum: bool,
+    /// `-o writeback` asked for the kernel's writeback cache; after FUSE_INIT, whether the
+    /// kernel granted it (`init.rs`).
+    writeback: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -146,7 +149,14 @@ impl RvmFs {
             ops: OpStats::default(),
             killpriv_v2: false,
             datasum,
+            writeback: false,
         }
+    }
+
+    /// Ask the kernel for its writeback cache at FUSE_INIT (`-o writeback`, `init.rs`).
+    pub fn with_writeback(mut self, on: bool) -> RvmFs {
+        self.writeback = on;
+        self
     }
 
     /// The filesystem, shared, for read-only requests. A failure of rvm-core since the last
