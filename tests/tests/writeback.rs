@@ -1,0 +1,110 @@
+//! `-o writeback` (the kernel's writeback cache, issue 12 item 3): the kernel merges writes
+//! and holds them until close or fsync; it owns a written file's size, mtime and ctime and
+//! sends them in a SETATTR, which must be what a remount shows; `sync` and `writeback`
+//! together are refused. The promise after `kill -9` is checked by tests/torture_writeback.
+
+use rvmfs_tests::*;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+/// The daemon's WRITE requests so far (its `rvmfs.requests` counters).
+fn write_requests(m: &Mounted) -> u64 {
+    let text = String::from_utf8(xattr_value(m.mnt(), "rvmfs.requests")).unwrap();
+    text.split(' ')
+        .find_map(|kv| kv.strip_prefix("write="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no write= in {text}"))
+}
+
+fn xattr_value(p: &std::path::Path, name: &str) -> Vec<u8> {
+    let (c, n) = (
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap(),
+        std::ffi::CString::new(name).unwrap(),
+    );
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and name; buf has buf.len() bytes.
+    let len = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(
+        len >= 0,
+        "getxattr {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    buf.truncate(len as usize);
+    buf
+}
+
+#[test]
+fn small_writes_are_merged_and_the_kernels_times_are_kept() {
+    require_fuse!();
+    let mut m = Mounted::unmounted(&["-s", "256M"]);
+    m.set_mount_options(&["writeback"]);
+    m.mount();
+    // 256 appends of 4 KiB through O_WRONLY (the kernel opens it O_RDWR), then close.
+    let want = pattern(1, 1 << 20);
+    let before = write_requests(&m);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.path("f"))
+        .unwrap();
+    for chunk in want.chunks(4096) {
+        f.write_all(chunk).unwrap();
+    }
+    // The kernel's size while the pages are dirty.
+    assert_eq!(f.metadata().unwrap().len(), 1 << 20);
+    drop(f);
+    let writes = write_requests(&m) - before;
+    assert!(
+        writes <= 16,
+        "256 write calls of 4 KiB reached the daemon as {writes} WRITE requests: not merged"
+    );
+    let seen = fs::metadata(m.path("f")).unwrap();
+    // The file the kernel wrote back, then a clean remount: the same contents and times.
+    m.remount();
+    assert_file(m.path("f"), &want);
+    let after = fs::metadata(m.path("f")).unwrap();
+    assert_eq!(
+        (
+            after.mtime(),
+            after.mtime_nsec(),
+            after.ctime(),
+            after.ctime_nsec()
+        ),
+        (
+            seen.mtime(),
+            seen.mtime_nsec(),
+            seen.ctime(),
+            seen.ctime_nsec()
+        ),
+        "mtime and ctime as the kernel showed them before the remount"
+    );
+    // Closed, then kill -9: the file is intact (close-to-open).
+    fs::write(m.path("g"), &want[..300_000]).unwrap();
+    m.kill9();
+    m.mount();
+    assert_file(m.path("g"), &want[..300_000]);
+    m.unmount_ok();
+    m.assert_fsck_clean();
+}
+
+#[test]
+fn sync_and_writeback_are_refused_together() {
+    require_fuse!();
+    let m = Mounted::unmounted(&["-s", "64M"]);
+    let o = run_timeout(
+        cmd(bin("rvmfs"), &["-o", "sync,writeback"])
+            .arg(m.image())
+            .arg(m.mnt()),
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.code(), 1, "{}", o.output());
+    assert!(
+        o.stderr.contains("sync and writeback conflict"),
+        "{}",
+        o.output()
+    );
+    assert!(!is_fuse_mounted(m.mnt()));
+}
