@@ -73,7 +73,10 @@ pub(super) fn write(
 pub(super) fn flush(fs: &RvmFs, reply: ReplyEmpty) {
     // Every answered write is already committed to the spool: nothing is buffered here.
     Counters::bump(&fs.counters.flush);
-    reply.ok();
+    match fs.flush_answer() {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
 }
 
 pub(super) fn release(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {

@@ -2,7 +2,7 @@
 //! the open flags that follow from them.
 
 use super::RvmFs;
-use fuser::{FopenFlags, InitFlags, KernelConfig};
+use fuser::{Errno, FopenFlags, InitFlags, KernelConfig};
 
 /// Negotiate with the kernel; `fs` records the features it must honor itself.
 pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
@@ -73,6 +73,21 @@ impl RvmFs {
             FopenFlags::empty()
         } else {
             FopenFlags::FOPEN_NOFLUSH
+        }
+    }
+
+    /// The answer to FLUSH (sent at every close of a file opened without FOPEN_NOFLUSH).
+    /// The daemon holds nothing to flush, so: ok in the default mode; ENOSYS under the
+    /// writeback cache, which makes the kernel stop sending FLUSH for the rest of the mount
+    /// (`fc->no_flush`) and saves a round trip per close, while close stays close-to-open:
+    /// `fuse_flush` writes the file's dirty pages back and waits for their WRITEs
+    /// (`write_inode_now`, `fuse_sync_writes`) before it looks at `no_flush`, and it turns
+    /// the ENOSYS into success for the close.
+    pub(super) fn flush_answer(&self) -> Result<(), Errno> {
+        if self.writeback {
+            Err(Errno::ENOSYS)
+        } else {
+            Ok(())
         }
     }
 }
