@@ -121,3 +121,41 @@ fn sync_and_writeback_are_refused_together() {
     );
     assert!(!is_fuse_mounted(m.mnt()));
 }
+
+/// SEEK_DATA and SEEK_HOLE on a file whose data is still only in the kernel's page cache
+/// must still see it (the daemon's extent map does not have it yet).
+#[test]
+fn seek_data_sees_data_not_yet_written_back() {
+    require_fuse!();
+    let mut m = Mounted::unmounted(&["-s", "64M"]);
+    m.set_mount_options(&["writeback"]);
+    m.mount();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.path("sparse"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &pattern(3, 4096), 1 << 20).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: lseek on a descriptor we hold open.
+    let (data, hole) = unsafe {
+        (
+            libc::lseek(fd, 0, libc::SEEK_DATA),
+            libc::lseek(fd, 0, libc::SEEK_HOLE),
+        )
+    };
+    assert!(
+        (0..=1 << 20).contains(&data),
+        "SEEK_DATA from 0 answered {data} ({}), the data is at 1 MiB",
+        std::io::Error::last_os_error()
+    );
+    // Either precise (the hole at 0, the data at 1 MiB) or all data up to the end.
+    assert!(
+        (data == 1 << 20 && hole == 0) || hole == (1 << 20) + 4096,
+        "SEEK_HOLE from 0 answered {hole}"
+    );
+    drop(f);
+    m.unmount_ok();
+}

@@ -1,6 +1,7 @@
 //! Requests on file contents: open, read, write, flush, release, fsync, fallocate, lseek,
-//! copy_file_range. open without O_TRUNC, read planning and lseek share the filesystem
-//! lock; fsync takes none; every reply is sent after the lock is released.
+//! copy_file_range (flush and lseek answer ENOSYS under `-o writeback`: writeback.rs).
+//! open without O_TRUNC, read planning and lseek share the filesystem lock; fsync takes
+//! none; every reply is sent after the lock is released.
 
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
@@ -117,6 +118,9 @@ pub(super) fn fallocate(
 
 /// lseek: only SEEK_DATA and SEEK_HOLE reach the filesystem.
 pub(super) fn lseek(fs: &RvmFs, ino: u64, offset: i64, whence: i32, reply: ReplyLseek) {
+    if let Err(e) = fs.lseek_answer() {
+        return reply.error(e);
+    }
     let data = match whence {
         libc::SEEK_DATA => true,
         libc::SEEK_HOLE => false,

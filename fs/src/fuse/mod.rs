@@ -24,6 +24,7 @@ mod requests;
 mod resize;
 pub mod rootless;
 mod setgid;
+mod writeback;
 
 use crate::error::FsResult;
 use crate::ops::{Durability, Fs};
@@ -54,7 +55,7 @@ pub struct RvmFs {
     /// The mount keeps data checksums (writes compute them before taking the lock).
     datasum: bool,
     /// `-o writeback` asked for the kernel's writeback cache; after FUSE_INIT, whether the
-    /// kernel granted it (`init.rs`).
+    /// kernel granted it (`writeback.rs`).
     writeback: bool,
 }
 
@@ -153,7 +154,7 @@ impl RvmFs {
         }
     }
 
-    /// Ask the kernel for its writeback cache at FUSE_INIT (`-o writeback`, `init.rs`).
+    /// Ask the kernel for its writeback cache at FUSE_INIT (`-o writeback`, `writeback.rs`).
     pub fn with_writeback(mut self, on: bool) -> RvmFs {
         self.writeback = on;
         self
