@@ -26,13 +26,15 @@
 //! default).
 
 mod model;
+#[path = "../posix_common.rs"]
+mod posix_common;
 #[path = "../torture/rng.rs"]
 mod rng;
 mod workload;
 
 use crate::model::{Model, Node};
 use crate::rng::Rng;
-use crate::workload::{cpath, Workload};
+use crate::workload::Workload;
 use rvmfs_tests::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -63,21 +65,12 @@ struct Tally {
     write_requests: u64,
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-    })
-}
-
 /// The run: `writeback` mounts with `-o writeback`.
 fn run(writeback: bool) {
-    let seed = env_u64("TORTURE_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        t.map_or(1, |t| t.as_nanos() as u64) ^ u64::from(std::process::id()) << 32
-    });
-    let cycles = env_u64("TORTURE_CYCLES").unwrap_or(8);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let default_seed = now.map_or(1, |t| t.as_nanos() as u64) ^ u64::from(std::process::id()) << 32;
+    let seed = posix_common::env_count("TORTURE_SEED", default_seed);
+    let cycles = posix_common::env_count("TORTURE_CYCLES", 8);
     let mode = if writeback {
         "-o writeback"
     } else {
@@ -133,28 +126,7 @@ fn run(writeback: bool) {
 
 /// The WRITE requests the mounted daemon received (its `rvmfs.requests` counters).
 fn write_requests(m: &Mounted) -> u64 {
-    let name = std::ffi::CString::new("rvmfs.requests").unwrap();
-    let mut buf = vec![0u8; 4096];
-    let c = cpath(m.mnt());
-    // SAFETY: NUL-terminated path and name; buf has buf.len() bytes.
-    let n = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert!(
-        n > 0,
-        "getxattr rvmfs.requests: {}",
-        std::io::Error::last_os_error()
-    );
-    let text = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-    text.split(' ')
-        .find_map(|kv| kv.strip_prefix("write="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no write= in rvmfs.requests: {text}"))
+    posix_common::requests(m.mnt())["write"]
 }
 
 /// After the kill: `fsck -n` finds nothing to fix (exit 0), `fsck -p` exits 0 or 1 (a

@@ -6,12 +6,10 @@
 use crate::model::{FileState, Model, Node, DIRS};
 use crate::rng::Rng;
 use rvmfs_tests::pattern;
-use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Offsets of writes stay below this (bytes); each write is at most [`MAX_WRITE`] bytes.
 const MAX_OFFSET: u64 = 192 << 10;
@@ -209,11 +207,9 @@ impl Workload {
             return Ok(());
         };
         let size = rng.below(MAX_OFFSET + MAX_WRITE);
-        let c = cpath(&self.abs(&path));
+        let c = crate::posix_common::c(self.abs(&path));
         // SAFETY: a NUL-terminated path.
-        if unsafe { libc::truncate(c.as_ptr(), size as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::posix_common::sys(unsafe { libc::truncate(c.as_ptr(), size as libc::off_t) })?;
         self.model.truncated(id, size as usize);
         self.log.push(format!("truncate {path} to {size}"));
         Ok(())
@@ -260,27 +256,9 @@ impl Workload {
             return Ok(());
         };
         let value = pattern(rng.next(), rng.range(1, 64) as usize);
-        let (c, name) = (cpath(&self.abs(&path)), CString::new("user.k").unwrap());
-        // SAFETY: NUL-terminated path and name; value points at value.len() bytes.
-        let r = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::posix_common::setxattr(&self.abs(&path), "user.k", &value, 0)?;
         self.model.files[id].xattr = Some(value);
         self.log.push(format!("setxattr {path} user.k"));
         Ok(())
     }
-}
-
-/// `p` as a C string (test paths never hold a NUL).
-pub fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
 }
