@@ -8,7 +8,8 @@
 # posix_fallocate, punch hole, copy_file_range, sendfile, posix_fadvise), and once without
 # mmap (so the plain read/write path is exercised on its own). Installs fsx with
 # `cargo install fsx` if missing. Binaries: $RVMFS_BIN_DIR, else $CARGO_TARGET_DIR/release
-# (built if missing). Exits non-zero on any miscompare or error; fsck -n must then be clean.
+# (built if missing). RVMFS_MOUNT_OPTIONS=OPTS mounts with -o OPTS (e.g. writeback). Exits
+# non-zero on any miscompare or error; fsck -n must then be clean.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -81,7 +82,7 @@ write_config "$work/nommap.toml" 0
 
 mkdir "$mnt"
 "$BIN/mkfs-rvmfs" -s 2G "$work/image" >/dev/null
-"$BIN/rvmfs" -f "$work/image" "$mnt" 2>"$work/daemon.log" &
+"$BIN/rvmfs" -f ${RVMFS_MOUNT_OPTIONS:+-o "$RVMFS_MOUNT_OPTIONS"} "$work/image" "$mnt" 2>"$work/daemon.log" &
 pid=$!
 for _ in $(seq 200); do
     grep -q " $mnt fuse" /proc/mounts && break
@@ -114,5 +115,5 @@ if ! "$BIN/fsck-rvmfs" -n "$work/image" >"$work/fsck.log" 2>&1; then
     cat "$work/fsck.log" >&2
     fails=$((fails + 1))
 fi
-log "$((runs - fails < 0 ? 0 : runs - fails))/$runs runs clean (${#seeds[@]} seeds x $ops ops, with and without mmap)"
+log "${RVMFS_MOUNT_OPTIONS:+-o $RVMFS_MOUNT_OPTIONS: }$((runs - fails < 0 ? 0 : runs - fails))/$runs runs clean (${#seeds[@]} seeds x $ops ops, with and without mmap)"
 ((fails == 0)) || exit 1

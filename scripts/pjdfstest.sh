@@ -9,6 +9,7 @@
 # - config: $PJDFSTEST_CONFIG, else ../shared/pjdfstest.toml next to the repository, else an
 #   identical copy written to a temporary file;
 # - binaries: $RVMFS_BIN_DIR, else $CARGO_TARGET_DIR/release (built if missing);
+# - RVMFS_MOUNT_OPTIONS=OPTS mounts rvmfs with -o OPTS (e.g. writeback);
 # - prints both summaries; exits non-zero if rvmfs has any failure (or the suite cannot run).
 # Must run as root (the suite switches to the dummy users). Unmounts and waits for the daemon
 # it started (by PID) on every exit path.
@@ -109,7 +110,7 @@ fi
 # --- rvmfs ----------------------------------------------------------------------------------------
 mkdir "$mnt"
 "$BIN/mkfs-rvmfs" -s 2G "$work/image" >/dev/null
-"$BIN/rvmfs" -f "$work/image" "$mnt" 2>"$work/daemon.log" &
+"$BIN/rvmfs" -f ${RVMFS_MOUNT_OPTIONS:+-o "$RVMFS_MOUNT_OPTIONS"} "$work/image" "$mnt" 2>"$work/daemon.log" &
 pid=$!
 for _ in $(seq 200); do
     grep -q " $mnt fuse" /proc/mounts && break
@@ -122,7 +123,7 @@ status=0
 (cd "$mnt" && "$PJD" -c "$config" -p "$mnt" "$@") >"$work/rvmfs.log" 2>&1 || status=$?
 # Show what did not pass (failures with their messages, and skips).
 grep -v -E ' ok$|^\s*$' "$work/rvmfs.log" | sed 's/\x1b\[[0-9;]*m//g' || true
-log "rvmfs: $(summary "$work/rvmfs.log")"
+log "rvmfs${RVMFS_MOUNT_OPTIONS:+ -o $RVMFS_MOUNT_OPTIONS}: $(summary "$work/rvmfs.log")"
 failed=$(summary "$work/rvmfs.log" | sed -n 's/^Summary: \([0-9]*\) failed.*/\1/p')
 if [[ $status -ne 0 || -z $failed || $failed -ne 0 ]]; then
     log "FAILED (exit $status)" >&2

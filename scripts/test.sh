@@ -20,12 +20,16 @@ echo "[test] cargo build --release --workspace"
 cargo build --release --workspace
 # POSIX conformance (pjdfstest: ext4 baseline and rvmfs, same config) and the data-path
 # exerciser (fsx: 3 seeds x 20,000 ops, with and without mmap). Both install their tool with
-# cargo when missing, so the posix_tools tests below find them too.
+# cargo when missing, so the posix_tools tests below find them too. Then both under the
+# kernel's writeback cache (-o writeback): pjdfstest without the baseline, fsx with seed 1.
 tools_rc=0
 echo "[test] scripts/pjdfstest.sh"
 bash scripts/pjdfstest.sh || tools_rc=$?
 echo "[test] scripts/fsx.sh"
 bash scripts/fsx.sh || tools_rc=$?
+echo "[test] scripts/pjdfstest.sh and scripts/fsx.sh under -o writeback"
+RVMFS_MOUNT_OPTIONS=writeback bash scripts/pjdfstest.sh --no-baseline || tools_rc=$?
+RVMFS_MOUNT_OPTIONS=writeback bash scripts/fsx.sh 20000 1 || tools_rc=$?
 
 echo "[test] cargo test --release --workspace"
 # Run the main job even when a test failed, so one run shows everything; fail at the end.

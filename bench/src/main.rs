@@ -20,6 +20,7 @@ mod random_read;
 mod report;
 mod requests;
 mod workloads;
+mod writeback;
 
 use anyhow::{bail, Context, Result};
 use mounts::Rvmfs;
@@ -30,7 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 use workloads as w;
 
-pub const SYSTEMS: [&str; 4] = ["rvmfs", "fuse2fs", "juicefs", "ext4"];
+pub const SYSTEMS: [&str; 5] = ["rvmfs", writeback::SYSTEM, "fuse2fs", "juicefs", "ext4"];
 
 #[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Class {
@@ -134,7 +135,7 @@ const WORKLOADS: [&str; 11] = [
 fn usage() -> ! {
     eprintln!(
         "usage: rvmfs-bench [--quick] [--out DIR] [--work DIR] [--bin-dir DIR] [--reps N]\n\
-         \x20                  [--systems rvmfs,fuse2fs,juicefs,ext4] [--workloads {}]\n\
+         \x20                  [--systems rvmfs,rvmfs-writeback,fuse2fs,juicefs,ext4] [--workloads {}]\n\
          --quick      one repetition, smaller scaling run (a fast check)\n\
          --out DIR    where results.md, results.json, chart.png go (default results/latest)\n\
          --work DIR   scratch directory on the disk under test (default target/bench-work)\n\

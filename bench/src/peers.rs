@@ -1,6 +1,6 @@
 //! The systems of the short workloads, mounted at once for the whole run so their
 //! repetitions can be interleaved: rvmfs (fresh image, and the FUSE floor measured on it while
-//! idle), fuse2fs, JuiceFS, and a plain directory of the disk (ext4). Unmounted in
+//! idle), rvmfs -o writeback (writeback.rs), fuse2fs, JuiceFS, and a plain directory of the disk (ext4). Unmounted in
 //! [`Peers::unmount`], or by their guards on an error.
 
 use crate::fuse2fs::{self, Fuse2fs};
@@ -13,6 +13,7 @@ pub struct Peers {
     /// (system, directory the workloads run in), in the order of `SYSTEMS`.
     pub systems: Vec<(&'static str, PathBuf)>,
     rvmfs: Option<(Rvmfs, PathBuf)>,
+    writeback: Option<(Rvmfs, PathBuf)>,
     fuse2fs: Option<(Fuse2fs, PathBuf)>,
     juicefs: Option<(JuiceFs, PathBuf)>,
     ext4: Option<PathBuf>,
@@ -25,6 +26,7 @@ impl Peers {
         let mut p = Peers {
             systems: Vec::new(),
             rvmfs: None,
+            writeback: None,
             fuse2fs: None,
             juicefs: None,
             ext4: None,
@@ -43,6 +45,11 @@ impl Peers {
             );
             p.systems.push(("rvmfs", m.mnt.clone()));
             p.rvmfs = Some((m, image));
+        }
+        if on.contains(&crate::writeback::SYSTEM) {
+            let (m, image) = crate::writeback::mount(bin, work, "8G")?;
+            p.systems.push((crate::writeback::SYSTEM, m.mnt.clone()));
+            p.writeback = Some((m, image));
         }
         if on.contains(&"fuse2fs") {
             if let Some(fbin) = fuse2fs::binary(&mut r.notes) {
@@ -82,6 +89,10 @@ impl Peers {
         if let Some((m, image)) = self.rvmfs {
             let rss = m.rss_mib();
             eprintln!("  rvmfs daemon RSS after the short workloads: {rss:.1} MiB");
+            m.unmount()?;
+            std::fs::remove_file(&image)?;
+        }
+        if let Some((m, image)) = self.writeback {
             m.unmount()?;
             std::fs::remove_file(&image)?;
         }

@@ -65,12 +65,12 @@ fn pow10_label(x: f64) -> String {
     }
 }
 
-fn cell(v: Option<f64>) -> String {
+pub(crate) fn cell(v: Option<f64>) -> String {
     v.map_or("–".into(), fmt_num)
 }
 
 /// (max - min) / median of the samples, percent; "–" with fewer than two.
-fn spread_cell(v: Option<&Vec<f64>>) -> String {
+pub(crate) fn spread_cell(v: Option<&Vec<f64>>) -> String {
     let Some(v) = v.filter(|v| v.len() >= 2) else {
         return "–".into();
     };
@@ -80,7 +80,7 @@ fn spread_cell(v: Option<&Vec<f64>>) -> String {
     median(v).map_or("–".into(), |m| format!("±{:.0}%", (hi - lo) / m * 50.0))
 }
 
-fn ratio_cell(v: Option<f64>) -> String {
+pub(crate) fn ratio_cell(v: Option<f64>) -> String {
     v.map_or("–".into(), |r| {
         if r >= 10.0 {
             format!("{r:.0}x")
@@ -200,6 +200,7 @@ pub fn checks(r: &Results) -> Vec<Check> {
                 }),
         );
     }
+    out.extend(crate::writeback::checks(r));
     if let Some(rec) = &r.recovery {
         out.push(Check {
             what: "recovery (mount after kill -9, full log)".into(),
@@ -327,6 +328,7 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.parallel {
         crate::parallel::table(&mut s, p);
     }
+    crate::writeback::markdown(&mut s, r);
     s += &crate::requests::markdown(r);
     let cs = checks(r);
     if !cs.is_empty() {

@@ -62,6 +62,13 @@ struct Args {
     ///   nodiscard       keep freed blocks' host space (the image file only grows)
     ///   nodatasum       neither verify nor compute data checksums (files written become
     ///                   unchecksummed); datasum (default) keeps them
+    ///   writeback       the kernel's writeback cache: write(2) returns once the data is in
+    ///                   the kernel's page cache, which sends it merged at close, fsync or
+    ///                   its own writeback (faster small writes). Promise after kill -9 of
+    ///                   the daemon: every answered metadata request and every file closed
+    ///                   or fsynced before the kill is intact (close-to-open); data written
+    ///                   to a file not yet closed or fsynced may be lost. Not with sync;
+    ///                   nowriteback (default) answers every write(2) itself
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -167,7 +174,7 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     let config = fuse_config(args, opts, read_only)?;
     let fsname = std::fs::canonicalize(&args.image)?.display().to_string();
     let (session, mut unmounter) = rvmfs::fuse::mount::mount(
-        RvmFs::new(state.clone()),
+        RvmFs::new(state.clone()).with_writeback(opts.writeback && !read_only),
         &args.mountpoint,
         &config,
         &fsname,

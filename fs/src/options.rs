@@ -24,6 +24,11 @@ pub struct MountOptions {
     pub nodatasum: bool,
     /// `logdev=PATH`: the external log is here, not where the image records it.
     pub logdev: Option<std::path::PathBuf>,
+    /// `writeback`: the kernel's writeback cache (FUSE_WRITEBACK_CACHE): write() returns once
+    /// the data is in the kernel's page cache; the daemon gets merged WRITEs at close, fsync
+    /// or the kernel's writeback. Weakens the daemon-crash promise to close-to-open (README,
+    /// "The promises").
+    pub writeback: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -81,6 +86,7 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         checked: false,
         nodatasum: false,
         logdev: None,
+        writeback: false,
     };
     for opt in list
         .iter()
@@ -128,10 +134,17 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
                 _ => return Err("mount option logdev needs a path (logdev=PATH)".into()),
             },
             "datasum" => o.nodatasum = false,
+            "writeback" => o.writeback = true,
+            "nowriteback" => o.writeback = false,
             "rw" => o.read_only = false,
             "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
             _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
         }
+    }
+    if o.sync && o.writeback {
+        // sync promises every write durable when it returns; under the writeback cache a
+        // write returns before the daemon has seen it.
+        return Err("mount options sync and writeback conflict (choose one)".into());
     }
     Ok(o)
 }

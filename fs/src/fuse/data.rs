@@ -1,6 +1,7 @@
 //! Requests on file contents: open, read, write, flush, release, fsync, fallocate, lseek,
-//! copy_file_range. open without O_TRUNC, read planning and lseek share the filesystem
-//! lock; fsync takes none; every reply is sent after the lock is released.
+//! copy_file_range (flush and lseek answer ENOSYS under `-o writeback`: writeback.rs).
+//! open without O_TRUNC, read planning and lseek share the filesystem lock; fsync takes
+//! none; every reply is sent after the lock is released.
 
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
@@ -17,7 +18,7 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
         open::open_shared(&fs.read(), ino)
     };
     match r {
-        Ok(()) => reply.opened(FileHandle(0), super::init::FILE_OPEN_FLAGS),
+        Ok(()) => reply.opened(FileHandle(0), fs.file_open_flags()),
         Err(e) => reply.error(to_errno(&e)),
     }
 }
@@ -73,7 +74,10 @@ pub(super) fn write(
 pub(super) fn flush(fs: &RvmFs, reply: ReplyEmpty) {
     // Every answered write is already committed to the spool: nothing is buffered here.
     Counters::bump(&fs.counters.flush);
-    reply.ok();
+    match fs.flush_answer() {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
 }
 
 pub(super) fn release(fs: &RvmFs, ino: u64, reply: ReplyEmpty) {
@@ -114,6 +118,9 @@ pub(super) fn fallocate(
 
 /// lseek: only SEEK_DATA and SEEK_HOLE reach the filesystem.
 pub(super) fn lseek(fs: &RvmFs, ino: u64, offset: i64, whence: i32, reply: ReplyLseek) {
+    if let Err(e) = fs.lseek_answer() {
+        return reply.error(e);
+    }
     let data = match whence {
         libc::SEEK_DATA => true,
         libc::SEEK_HOLE => false,

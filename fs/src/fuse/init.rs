@@ -1,13 +1,7 @@
 //! FUSE_INIT: the protocol features rvmfs asks the kernel for, and what it was granted.
 
 use super::RvmFs;
-use fuser::{FopenFlags, InitFlags, KernelConfig};
-
-/// How every regular file is opened (open and create replies). FOPEN_NOFLUSH: the kernel
-/// sends no FLUSH at close, since there is nothing to flush: every answered write is already
-/// committed (the daemon buffers nothing, and POSIX locks are the kernel's own). The kernel
-/// ignores it under a writeback cache (fs/fuse/file.c, `fuse_flush`).
-pub(super) const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+use fuser::{InitFlags, KernelConfig};
 
 /// Negotiate with the kernel; `fs` records the features it must honor itself.
 pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
@@ -27,4 +21,7 @@ pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
     fs.killpriv_v2 = config
         .add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2)
         .is_ok();
+    if fs.writeback {
+        fs.writeback = super::writeback::negotiate(config);
+    }
 }

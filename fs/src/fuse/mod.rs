@@ -24,6 +24,7 @@ mod requests;
 mod resize;
 pub mod rootless;
 mod setgid;
+mod writeback;
 
 use crate::error::FsResult;
 use crate::ops::{Durability, Fs};
@@ -53,6 +54,9 @@ pub struct RvmFs {
     killpriv_v2: bool,
     /// The mount keeps data checksums (writes compute them before taking the lock).
     datasum: bool,
+    /// `-o writeback` asked for the kernel's writeback cache; after FUSE_INIT, whether the
+    /// kernel granted it (`writeback.rs`).
+    writeback: bool,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -146,7 +150,14 @@ impl RvmFs {
             ops: OpStats::default(),
             killpriv_v2: false,
             datasum,
+            writeback: false,
         }
+    }
+
+    /// Ask the kernel for its writeback cache at FUSE_INIT (`-o writeback`, `writeback.rs`).
+    pub fn with_writeback(mut self, on: bool) -> RvmFs {
+        self.writeback = on;
+        self
     }
 
     /// The filesystem, shared, for read-only requests. A failure of rvm-core since the last

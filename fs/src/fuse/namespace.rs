@@ -66,7 +66,7 @@ pub(super) fn create(fs: &RvmFs, parent: u64, name: &[u8], new: NewInode, reply:
                 &attr(ino, &node),
                 Generation(node.generation),
                 FileHandle(0),
-                super::init::FILE_OPEN_FLAGS,
+                fs.file_open_flags(),
             );
         }
         Err(e) => reply.error(to_errno(&e)),
