@@ -42,8 +42,17 @@ fn every_request_is_counted_by_opcode() {
     // The old durability counters keep their format.
     assert_eq!(counters(m.mnt())["fsync"], 1);
     // Latency per opcode: one line per opcode received, with its count.
-    let (lat, _) = getxattr_cap(m.mnt(), "rvmfs.latency", 1 << 16).unwrap();
-    let lat = String::from_utf8(lat).unwrap();
+    // A request's latency is recorded when its handler returns, just after the reply: on a
+    // busy machine the reading can come first, so ask again for a moment.
+    let mut lat = String::new();
+    for _ in 0..100 {
+        let (v, _) = getxattr_cap(m.mnt(), "rvmfs.latency", 1 << 16).unwrap();
+        lat = String::from_utf8(v).unwrap();
+        if lat.lines().any(|l| l.starts_with("write n=3 ")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let write = lat.lines().find(|l| l.starts_with("write ")).expect(&lat);
     assert!(write.starts_with("write n=3 p50_ns="), "{lat}");
     assert_eq!(write.split("hist=").nth(1).unwrap().split(',').count(), 40);
