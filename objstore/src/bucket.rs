@@ -13,7 +13,10 @@ use crate::target::Target;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +153,21 @@ impl Bucket {
         let key = self.target.key(name);
         let path = Path::from(key.as_str());
         self.run("get", &key, self.store.get_range(&path, range))
+    }
+
+    /// The last `n` bytes of the object at `name`, and the object's whole size in bytes.
+    pub fn get_tail(&self, name: &str, n: u64) -> Result<(Bytes, u64)> {
+        let key = self.target.key(name);
+        let path = Path::from(key.as_str());
+        let opts = GetOptions {
+            range: Some(GetRange::Suffix(n)),
+            ..GetOptions::default()
+        };
+        self.run("get", &key, async {
+            let r = self.store.get_opts(&path, opts).await?;
+            let size = r.meta.size;
+            Ok((r.bytes().await?, size))
+        })
     }
 
     /// Delete the object at `name` (no error if it is already gone, as S3 does).

@@ -65,6 +65,12 @@ pub enum Error {
         holder: String,
         epoch: u64,
     },
+    /// A data object's bytes are not what rvmfs wrote (CRC, trailer, identity).
+    #[error("data object {key} is corrupt: {source}")]
+    CorruptObject {
+        key: String,
+        source: crate::object::ObjectError,
+    },
     /// The lease object does not hold a lease (not JSON of the expected shape).
     #[error("lease {key} is corrupt: {why}")]
     LeaseCorrupt { key: String, why: String },

@@ -12,13 +12,21 @@
 //! * [`probe`]: refuse a server that ignores conditional writes
 //!   ([`probe_conditional_writes`]).
 //! * [`lease`]: the single-writer lease with its epoch ([`Lease`]).
+//! * [`object_id`]: data objects' names and virtual block numbers ([`ObjectId`]).
+//! * [`object`]: a data object's bytes: blocks, CRC32Cs, trailer ([`object::pack`]).
+//! * [`data`]: uploading a data object, reading one block back checked.
+//! * [`leaks`]: leaked objects from a complete listing only ([`find_leaked`]).
 //! * [`error`]: the typed errors ([`Error`]).
 
 pub mod bucket;
 pub mod config;
 pub mod credentials;
+pub mod data;
 pub mod error;
+pub mod leaks;
 pub mod lease;
+pub mod object;
+pub mod object_id;
 pub mod probe;
 pub mod runtime;
 pub mod target;
@@ -26,7 +34,9 @@ pub mod target;
 pub use bucket::{Bucket, Listed, Put, Version};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use leaks::{delete_leaked, find_leaked, Sweep};
 pub use lease::{read_lease, Lease, LeaseState, LEASE_NAME};
+pub use object_id::ObjectId;
 pub use probe::probe_conditional_writes;
 pub use runtime::Runtime;
 pub use target::Target;

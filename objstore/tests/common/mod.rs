@@ -1,6 +1,8 @@
 //! What the object-store tests share: a [`Config`] pointing at the test SeaweedFS with its
 //! keys in a shared-credentials file (so that path is exercised too, and no test needs to set
-//! process-wide environment variables).
+//! process-wide environment variables), and [`faulty`], a store that injects faults.
+
+pub mod faulty;
 
 use objstore::{Bucket, Config};
 use rvmfs_tests::seaweed::{ACCESS_KEY, SECRET_KEY};

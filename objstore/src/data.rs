@@ -1,0 +1,94 @@
+//! Data objects in the bucket: upload one create-only ([`upload`]), read one block of one
+//! back with its CRC32C checked ([`read_trailer`], [`read_block`]). The daemon's uploader and
+//! cache and mkfs/fsck build on these (docs/format.md section 11.4, 11.5).
+
+use crate::bucket::{Bucket, Put};
+use crate::error::{Error, Result};
+use crate::object::{self, Trailer, BLOCK, TRAILER};
+use crate::object_id::ObjectId;
+use bytes::Bytes;
+
+/// Upload object `id` holding `blocks`, create-only: the key is new or the call fails with
+/// [`Error::AlreadyExists`] (an object is never rewritten). Returns the object's size in
+/// bytes. Only once this returns may a commit point at the object.
+pub fn upload(bucket: &Bucket, id: ObjectId, blocks: &[&[u8; BLOCK]]) -> Result<u64> {
+    let bytes = object::pack(id, blocks);
+    let len = bytes.len() as u64;
+    bucket.put(&id.name(), bytes, Put::Create)?;
+    Ok(len)
+}
+
+fn corrupt(bucket: &Bucket, id: ObjectId, e: object::ObjectError) -> Error {
+    Error::CorruptObject {
+        key: bucket.target().key(&id.name()),
+        source: e,
+    }
+}
+
+/// Read and check object `id`'s trailer (its last 24 bytes): how many blocks it has.
+/// Errors: [`Error::NotFound`], [`Error::CorruptObject`], the request's.
+pub fn read_trailer(bucket: &Bucket, id: ObjectId) -> Result<Trailer> {
+    let name = id.name();
+    let (tail, len) = bucket.get_tail(&name, TRAILER as u64)?;
+    let count = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let want_len = u64::from(count) * (BLOCK as u64 + 4) + TRAILER as u64;
+    if tail.len() != TRAILER || &tail[12..20] != object::MAGIC || want_len != len {
+        let e = object::ObjectError::Size {
+            count,
+            len: len as usize,
+        };
+        return Err(corrupt(bucket, id, e));
+    }
+    // The trailer's CRC covers the CRC array too: fetch it once, check both.
+    let crcs_at = u64::from(count) * BLOCK as u64;
+    let footer = bucket.get_range(&name, crcs_at..len)?;
+    if footer.len() as u64 != len - crcs_at {
+        let e = object::ObjectError::Size {
+            count,
+            len: len as usize,
+        };
+        return Err(corrupt(bucket, id, e));
+    }
+    let stored = u32::from_le_bytes([tail[20], tail[21], tail[22], tail[23]]);
+    let computed = crc32c::crc32c(&footer[..footer.len() - 4]);
+    if stored != computed {
+        return Err(corrupt(
+            bucket,
+            id,
+            object::ObjectError::TrailerCrc { stored, computed },
+        ));
+    }
+    let found = ObjectId {
+        epoch: u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]),
+        seq: u32::from_le_bytes([tail[8], tail[9], tail[10], tail[11]]),
+    };
+    if found != id {
+        return Err(corrupt(
+            bucket,
+            id,
+            object::ObjectError::Identity { found, want: id },
+        ));
+    }
+    Ok(Trailer { count, id })
+}
+
+/// Block `index` of object `id` (whose trailer is `t`), checked against its stored CRC32C.
+/// Errors: [`Error::CorruptObject`] for a block past the end or a CRC mismatch (never the
+/// wrong bytes), [`Error::NotFound`], the request's.
+pub fn read_block(bucket: &Bucket, t: &Trailer, index: u32) -> Result<Bytes> {
+    if index >= t.count {
+        let e = object::ObjectError::NoBlock {
+            index,
+            count: t.count,
+        };
+        return Err(corrupt(bucket, t.id, e));
+    }
+    let name = t.id.name();
+    let at = u64::from(index) * BLOCK as u64;
+    let block = bucket.get_range(&name, at..at + BLOCK as u64)?;
+    let crc_at = u64::from(t.count) * BLOCK as u64 + 4 * u64::from(index);
+    let crc = bucket.get_range(&name, crc_at..crc_at + 4)?;
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    object::check_block(&block, index, stored).map_err(|e| corrupt(bucket, t.id, e))?;
+    Ok(block)
+}
