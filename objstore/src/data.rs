@@ -30,46 +30,17 @@ fn corrupt(bucket: &Bucket, id: ObjectId, e: object::ObjectError) -> Error {
 pub fn read_trailer(bucket: &Bucket, id: ObjectId) -> Result<Trailer> {
     let name = id.name();
     let (tail, len) = bucket.get_tail(&name, TRAILER as u64)?;
-    let count = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let want_len = u64::from(count) * (BLOCK as u64 + 4) + TRAILER as u64;
-    if tail.len() != TRAILER || &tail[12..20] != object::MAGIC || want_len != len {
-        let e = object::ObjectError::Size {
-            count,
-            len: len as usize,
-        };
-        return Err(corrupt(bucket, id, e));
-    }
-    // The trailer's CRC covers the CRC array too: fetch it once, check both.
+    let count = object::trailer_count(&tail).map_err(|e| corrupt(bucket, id, e))?;
     let crcs_at = u64::from(count) * BLOCK as u64;
-    let footer = bucket.get_range(&name, crcs_at..len)?;
-    if footer.len() as u64 != len - crcs_at {
+    if crcs_at >= len {
         let e = object::ObjectError::Size {
             count,
             len: len as usize,
         };
         return Err(corrupt(bucket, id, e));
     }
-    let stored = u32::from_le_bytes([tail[20], tail[21], tail[22], tail[23]]);
-    let computed = crc32c::crc32c(&footer[..footer.len() - 4]);
-    if stored != computed {
-        return Err(corrupt(
-            bucket,
-            id,
-            object::ObjectError::TrailerCrc { stored, computed },
-        ));
-    }
-    let found = ObjectId {
-        epoch: u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]),
-        seq: u32::from_le_bytes([tail[8], tail[9], tail[10], tail[11]]),
-    };
-    if found != id {
-        return Err(corrupt(
-            bucket,
-            id,
-            object::ObjectError::Identity { found, want: id },
-        ));
-    }
-    Ok(Trailer { count, id })
+    let footer = bucket.get_range(&name, crcs_at..len)?;
+    object::check_footer(&footer, len as usize, id).map_err(|e| corrupt(bucket, id, e))
 }
 
 /// Block `index` of object `id` (whose trailer is `t`), checked against its stored CRC32C.

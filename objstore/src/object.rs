@@ -76,28 +76,41 @@ fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Check a whole object's bytes: the trailer (magic, CRC, size), that it is `want`, and
-/// every block's CRC32C. Returns the trailer.
-pub fn verify(bytes: &[u8], want: ObjectId) -> Result<Trailer, ObjectError> {
-    let len = bytes.len();
-    if len < TRAILER {
-        return Err(ObjectError::Short { len });
+/// The block count a trailer (the last [`TRAILER`] bytes of an object) gives, once its
+/// magic is checked.
+pub fn trailer_count(tail: &[u8]) -> Result<u32, ObjectError> {
+    if tail.len() < TRAILER {
+        return Err(ObjectError::Short { len: tail.len() });
     }
-    let t = &bytes[len - TRAILER..];
+    let t = &tail[tail.len() - TRAILER..];
     if &t[12..20] != MAGIC {
         return Err(ObjectError::Magic);
     }
-    let count = le32(t, 0);
-    let blocks_end = (count as usize).checked_mul(BLOCK);
-    let expect = (count as usize).checked_mul(BLOCK + 4).map(|v| v + TRAILER);
-    let (Some(blocks_end), Some(expect)) = (blocks_end, expect) else {
-        return Err(ObjectError::Size { count, len });
+    Ok(le32(t, 0))
+}
+
+/// Check an object's footer (its CRC array and trailer: the last `count * 4 + 24` bytes of an
+/// object of `object_len` bytes): magic, sizes, the trailer's CRC, and that it is `want`.
+pub fn check_footer(
+    footer: &[u8],
+    object_len: usize,
+    want: ObjectId,
+) -> Result<Trailer, ObjectError> {
+    let count = trailer_count(footer)?;
+    let size = ObjectError::Size {
+        count,
+        len: object_len,
     };
-    if expect != len {
-        return Err(ObjectError::Size { count, len });
+    let n = count as usize;
+    let expect = n
+        .checked_mul(BLOCK + 4)
+        .and_then(|v| v.checked_add(TRAILER));
+    if expect != Some(object_len) || footer.len() != n * 4 + TRAILER {
+        return Err(size);
     }
+    let t = &footer[footer.len() - TRAILER..];
     let stored = le32(t, 20);
-    let computed = crc32c::crc32c(&bytes[blocks_end..len - 4]);
+    let computed = crc32c::crc32c(&footer[..footer.len() - 4]);
     if stored != computed {
         return Err(ObjectError::TrailerCrc { stored, computed });
     }
@@ -108,11 +121,26 @@ pub fn verify(bytes: &[u8], want: ObjectId) -> Result<Trailer, ObjectError> {
     if found != want {
         return Err(ObjectError::Identity { found, want });
     }
-    for i in 0..count {
-        let b = &bytes[i as usize * BLOCK..(i as usize + 1) * BLOCK];
-        check_block(b, i, le32(bytes, blocks_end + 4 * i as usize))?;
-    }
     Ok(Trailer { count, id: found })
+}
+
+/// Check a whole object's bytes: its footer ([`check_footer`]) and every block's CRC32C.
+/// Returns the trailer.
+pub fn verify(bytes: &[u8], want: ObjectId) -> Result<Trailer, ObjectError> {
+    let count = trailer_count(bytes)? as usize;
+    let blocks_end = count.checked_mul(BLOCK).filter(|&e| e <= bytes.len());
+    let Some(blocks_end) = blocks_end else {
+        return Err(ObjectError::Size {
+            count: count as u32,
+            len: bytes.len(),
+        });
+    };
+    let t = check_footer(&bytes[blocks_end..], bytes.len(), want)?;
+    for i in 0..count {
+        let b = &bytes[i * BLOCK..(i + 1) * BLOCK];
+        check_block(b, i as u32, le32(bytes, blocks_end + 4 * i))?;
+    }
+    Ok(t)
 }
 
 /// Check one block's bytes against the CRC32C the object stores for it.
