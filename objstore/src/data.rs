@@ -18,6 +18,12 @@ pub fn upload(bucket: &Bucket, id: ObjectId, blocks: &[&[u8; BLOCK]]) -> Result<
     Ok(len)
 }
 
+/// Upload a sealed object create-only (see [`upload`]).
+pub fn upload_sealed(bucket: &Bucket, s: &crate::packer::Sealed) -> Result<()> {
+    bucket.put(&s.id.name(), s.bytes.clone(), Put::Create)?;
+    Ok(())
+}
+
 fn corrupt(bucket: &Bucket, id: ObjectId, e: object::ObjectError) -> Error {
     Error::CorruptObject {
         key: bucket.target().key(&id.name()),

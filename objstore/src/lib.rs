@@ -14,6 +14,7 @@
 //! * [`lease`]: the single-writer lease with its epoch ([`Lease`]).
 //! * [`object_id`]: data objects' names and virtual block numbers ([`ObjectId`]).
 //! * [`object`]: a data object's bytes: blocks, CRC32Cs, trailer ([`object::pack`]).
+//! * [`packer`]: dirty blocks packed into objects, each given its vblock ([`Packer`]).
 //! * [`data`]: uploading a data object, reading one block back checked.
 //! * [`leaks`]: leaked objects from a complete listing only ([`find_leaked`]).
 //! * [`error`]: the typed errors ([`Error`]).
@@ -27,6 +28,7 @@ pub mod leaks;
 pub mod lease;
 pub mod object;
 pub mod object_id;
+pub mod packer;
 pub mod probe;
 pub mod runtime;
 pub mod target;
@@ -37,6 +39,7 @@ pub use error::{Error, Result};
 pub use leaks::{delete_leaked, find_leaked, Sweep};
 pub use lease::{read_lease, Lease, LeaseState, LEASE_NAME};
 pub use object_id::ObjectId;
+pub use packer::{BlockRef, Packer, Sealed};
 pub use probe::probe_conditional_writes;
 pub use runtime::Runtime;
 pub use target::Target;

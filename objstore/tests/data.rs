@@ -6,9 +6,9 @@
 mod common;
 
 use common::faulty::{Fault, Faulty};
-use objstore::data::{read_block, read_trailer, upload};
+use objstore::data::{read_block, read_trailer, upload, upload_sealed};
 use objstore::object::BLOCK;
-use objstore::{delete_leaked, find_leaked, Bucket, Error, ObjectId, Put};
+use objstore::{delete_leaked, find_leaked, BlockRef, Bucket, Error, ObjectId, Packer, Put};
 use rvmfs_tests::require_seaweed;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -153,4 +153,46 @@ fn a_listing_that_fails_partway_deletes_nothing() {
         "an incomplete listing must fail the sweep: {r:?}"
     );
     assert_eq!(real.list("data").unwrap().len(), 4, "nothing deleted");
+}
+
+#[test]
+fn packed_blocks_are_read_back_from_the_bucket_by_vblock() {
+    let s = require_seaweed!("packed");
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::bucket(&s, dir.path(), "img");
+    let shift = 3; // 8 blocks an object
+    let mut p = Packer::new(4, shift).unwrap();
+    let data = blocks(11, 21);
+    let mut placed = Vec::new();
+    for (i, d) in data.iter().enumerate() {
+        let r = BlockRef {
+            ino: 2 + i as u64 % 3,
+            lblock: i as u64,
+        };
+        if let Some(sealed) = p.add(r, d).unwrap() {
+            upload_sealed(&b, &sealed).unwrap();
+            placed.extend(sealed.placed);
+        }
+    }
+    let last = p.seal().unwrap().expect("5 blocks left");
+    upload_sealed(&b, &last).unwrap();
+    placed.extend(last.placed);
+    assert_eq!(placed.len(), 21);
+    assert_eq!(
+        b.list("data").unwrap().len(),
+        3,
+        "21 blocks in objects of 8: 3 objects"
+    );
+    // Each block back from its vblock alone, as a read of an uncached block will.
+    for (r, vblock) in placed {
+        let (id, index) = ObjectId::of_vblock(vblock, shift);
+        let t = read_trailer(&b, id).unwrap();
+        let got = read_block(&b, &t, index).unwrap();
+        assert_eq!(
+            got.as_ref(),
+            &data[r.lblock as usize][..],
+            "lblock {}",
+            r.lblock
+        );
+    }
 }
