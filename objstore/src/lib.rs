@@ -12,6 +12,7 @@
 //! * [`probe`]: refuse a server that ignores conditional writes
 //!   ([`probe_conditional_writes`]).
 //! * [`lease`]: the single-writer lease with its epoch ([`Lease`]).
+//! * [`keeper`]: renewing the lease in a thread; may the writer commit ([`Keeper`]).
 //! * [`object_id`]: data objects' names and virtual block numbers ([`ObjectId`]).
 //! * [`object`]: a data object's bytes: blocks, CRC32Cs, trailer ([`object::pack`]).
 //! * [`packer`]: dirty blocks packed into objects, each given its vblock ([`Packer`]).
@@ -24,6 +25,7 @@ pub mod config;
 pub mod credentials;
 pub mod data;
 pub mod error;
+pub mod keeper;
 pub mod leaks;
 pub mod lease;
 pub mod object;
@@ -36,6 +38,7 @@ pub mod target;
 pub use bucket::{Bucket, Listed, Put, Version};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use keeper::{Keeper, Status};
 pub use leaks::{delete_leaked, find_leaked, Sweep};
 pub use lease::{read_lease, Lease, LeaseState, LEASE_NAME};
 pub use object_id::ObjectId;

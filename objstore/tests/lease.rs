@@ -5,7 +5,7 @@
 
 mod common;
 
-use objstore::{read_lease, Bucket, Error, Lease};
+use objstore::{read_lease, Bucket, Error, Keeper, Lease, Status};
 use rvmfs_tests::require_seaweed;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -74,7 +74,8 @@ fn a_holder_that_lost_the_lease_cannot_renew() {
     let dir = tempfile::tempdir().unwrap();
     let a = common::bucket(&s, dir.path(), "img");
     let b = common::bucket(&s, dir.path(), "img");
-    let ttl = Duration::from_millis(700);
+    // Long enough that b's first try surely falls inside it, even on a loaded machine.
+    let ttl = Duration::from_secs(2);
     let mut la = Lease::acquire(&a, "machine-a", ttl).unwrap();
     la.renew(&a).expect("the holder renews its own lease");
     assert_eq!(la.state().serial, 1);
@@ -142,4 +143,41 @@ fn a_corrupt_lease_object_is_an_error_not_a_free_lease() {
     let e = Lease::acquire(&a, "x", Duration::from_secs(5)).unwrap_err();
     assert!(matches!(e, Error::LeaseCorrupt { .. }), "{e}");
     assert!(e.to_string().contains("img/lease"), "{e}");
+}
+
+#[test]
+fn a_kept_lease_outlives_its_ttl_and_the_keeper_sees_a_takeover() {
+    let s = require_seaweed!("keeper");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Arc::new(common::bucket(&s, dir.path(), "img"));
+    let b = common::bucket(&s, dir.path(), "img");
+    let ttl = Duration::from_secs(2);
+    let lease = Lease::acquire(&a, "daemon-a", ttl).unwrap();
+    let keeper = Keeper::start(a.clone(), lease, ttl / 4);
+    // Past its ttl it is still held: the renewals ran, and nobody can take it.
+    std::thread::sleep(ttl + ttl / 2);
+    assert!(keeper.may_commit(), "{:?}", keeper.status());
+    assert!(matches!(
+        Lease::acquire(&b, "machine-b", ttl),
+        Err(Error::LeaseHeld { .. })
+    ));
+    // A forced takeover: within a renewal or two the keeper knows, and says no to commits.
+    let lb = Lease::take_over(&b, "machine-b", Duration::from_secs(30)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while keeper.may_commit() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!keeper.may_commit(), "the old writer must stop committing");
+    assert_eq!(
+        keeper.status(),
+        Status::Lost {
+            holder: "machine-b".into(),
+            epoch: lb.epoch()
+        }
+    );
+    assert!(keeper.stop().is_none(), "a lost lease is not handed back");
+    // A keeper stopped while holding hands the lease back for release.
+    let lb_keeper = Keeper::start(Arc::new(b), lb, Duration::from_secs(5));
+    let back = lb_keeper.stop().expect("still ours");
+    assert_eq!(back.epoch(), 2);
 }
