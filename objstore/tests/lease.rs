@@ -76,8 +76,11 @@ fn a_holder_that_lost_the_lease_cannot_renew() {
     let b = common::bucket(&s, dir.path(), "img");
     // Long enough that b's first try surely falls inside it, even on a loaded machine.
     let ttl = Duration::from_secs(2);
+    let t = std::time::Instant::now();
     let mut la = Lease::acquire(&a, "machine-a", ttl).unwrap();
+    let took = t.elapsed();
     la.renew(&a).expect("the holder renews its own lease");
+    eprintln!("lease: take {took:?}, renew {:?}", t.elapsed() - took);
     assert_eq!(la.state().serial, 1);
     match Lease::acquire(&b, "machine-b", ttl) {
         Err(Error::LeaseHeld {
