@@ -16,7 +16,10 @@ fn seaweedfs_enforces_conditional_writes() {
     let b = common::bucket(&s, dir.path(), "img");
     let t = std::time::Instant::now();
     probe_conditional_writes(&b).expect("SeaweedFS enforces If-None-Match and If-Match");
-    eprintln!("probe (4 conditional puts and a delete) took {:?}", t.elapsed());
+    eprintln!(
+        "probe (4 conditional puts and a delete) took {:?}",
+        t.elapsed()
+    );
     assert!(
         b.list("probe").unwrap().is_empty(),
         "the probe removes its scratch object"

@@ -8,7 +8,10 @@ use std::path::Path;
 fn weed_mini_starts_with_its_bucket_and_dies_with_the_guard() {
     let t = std::time::Instant::now();
     let s = require_seaweed!("guard-test");
-    eprintln!("weed mini answered S3 with its bucket after {:?}", t.elapsed());
+    eprintln!(
+        "weed mini answered S3 with its bucket after {:?}",
+        t.elapsed()
+    );
     assert!(
         s.endpoint.starts_with("http://127.0.0.1:"),
         "{}",
