@@ -14,14 +14,27 @@ use bytes::Bytes;
 pub fn upload(bucket: &Bucket, id: ObjectId, blocks: &[&[u8; BLOCK]]) -> Result<u64> {
     let bytes = object::pack(id, blocks);
     let len = bytes.len() as u64;
-    bucket.put(&id.name(), bytes, Put::Create)?;
+    put_once(bucket, id, bytes)?;
     Ok(len)
 }
 
 /// Upload a sealed object create-only (see [`upload`]).
 pub fn upload_sealed(bucket: &Bucket, s: &crate::packer::Sealed) -> Result<()> {
-    bucket.put(&s.id.name(), s.bytes.clone(), Put::Create)?;
-    Ok(())
+    put_once(bucket, s.id, s.bytes.clone())
+}
+
+/// A create-only put that is idempotent: a put whose answer was lost and which the client
+/// retried comes back "already exists" although it was applied; then the object is read
+/// back, and if it holds exactly these bytes the upload counts as done.
+fn put_once(bucket: &Bucket, id: ObjectId, bytes: Bytes) -> Result<()> {
+    let name = id.name();
+    match bucket.put(&name, bytes.clone(), Put::Create) {
+        Err(e @ Error::AlreadyExists { .. }) => match bucket.get(&name) {
+            Ok((there, _)) if there == bytes => Ok(()),
+            _ => Err(e),
+        },
+        r => r.map(|_| ()),
+    }
 }
 
 fn corrupt(bucket: &Bucket, id: ObjectId, e: object::ObjectError) -> Error {
