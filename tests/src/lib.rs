@@ -23,6 +23,8 @@
 //! * [`corpus`]: real trees to copy (the Python standard library), `cp -a`, `tar | tar`.
 //! * [`content`]: deterministic file contents ([`pattern`]) and byte-level comparison.
 //! * [`progress`]: how far a background writer got (statvfs) and MiB/s.
+//! * [`seaweed`]: a real S3 server for the object-store tests ([`Seaweed`]: `weed mini` on
+//!   free loopback ports with a bucket, killed by PID on drop; [`require_seaweed!`]).
 //!
 //! Nothing here kills a process it did not start, and nothing kills by name.
 
@@ -35,6 +37,7 @@ pub mod mounted;
 pub mod mounts;
 pub mod processes;
 pub mod progress;
+pub mod seaweed;
 
 pub use tempfile;
 
@@ -53,3 +56,4 @@ pub use mounted::{Mounted, EXIT_TIMEOUT, MOUNT_TIMEOUT};
 pub use mounts::{fusermount_u, is_fuse_mounted, mount_type, try_mount};
 pub use processes::{cmd, run, run_timeout, signal_pid, wait_timeout, ChildGuard, Outcome};
 pub use progress::{fs_used_bytes, mib_per_s, wait_for_progress};
+pub use seaweed::Seaweed;
