@@ -1,6 +1,7 @@
 //! Reading file contents: a read is planned under the filesystem lock (which extent pieces
-//! to copy, and their checksums) and copied from the image without it ([`read_planned`],
-//! see `Geo::read_gate`). Holes and unwritten extents read as zeros.
+//! to copy, and their checksums), copied from the image without it ([`copy_planned`], under
+//! `Geo::read_gate` only), and its checksums verified with no lock at all
+//! ([`verify_copied`]). Holes and unwritten extents read as zeros.
 
 use super::datasum::{self, PieceSums};
 use super::file::data_pos;
@@ -76,27 +77,59 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     Ok(plan)
 }
 
-/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`),
-/// verifying the checksums of checksummed pieces: EIO (logged) on a mismatch.
+/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`) and
+/// verify the checksums of checksummed pieces: EIO (logged) on a mismatch.
 pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Vec<u8>> {
+    verify_copied(plan, copy_planned(image, plan)?)
+}
+
+/// A planned read's bytes as copied from the image, not yet verified: `buf` holds every
+/// piece made of whole blocks (sequential reads) in place; `edges`, for each checksummed
+/// piece that starts or ends inside a block (by its index in the plan), its whole blocks.
+pub struct Copied {
+    buf: Vec<u8>,
+    edges: Vec<(usize, Vec<u8>)>,
+}
+
+/// The copy half of [`read_planned`]: the only part that must hold `Geo::read_gate`
+/// (blocks being read are not reused); [`verify_copied`] then needs no lock at all.
+pub fn copy_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Copied> {
     let mut buf = vec![0u8; plan.len];
-    for (&(at, pos, len), sums) in plan.pieces.iter().zip(&plan.sums) {
-        let Some(s) = sums else {
-            image.read_at(&mut buf[at..at + len], pos)?;
-            continue;
-        };
-        let whole = s.want.len() * BLOCK_SIZE as usize;
-        if pos == s.block_pos && len == whole {
-            // Whole blocks (sequential reads): verify in place, no copy.
-            image.read_at(&mut buf[at..at + len], pos)?;
-            datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?;
-        } else {
-            let mut blocks = vec![0u8; whole];
-            image.read_at(&mut blocks, s.block_pos)?;
-            datasum::verify(plan.ino, plan.size, s, &blocks)?;
-            let lead = (pos - s.block_pos) as usize;
-            buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
+    let mut edges = Vec::new();
+    for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
+        match sums {
+            Some(s) if !(pos == s.block_pos && len == whole_len(s)) => {
+                let mut blocks = vec![0u8; whole_len(s)];
+                image.read_at(&mut blocks, s.block_pos)?;
+                edges.push((i, blocks));
+            }
+            _ => image.read_at(&mut buf[at..at + len], pos)?,
+        }
+    }
+    Ok(Copied { buf, edges })
+}
+
+/// The verify half of [`read_planned`]: check each checksummed piece of `copied` against
+/// its sums (whole blocks in place, no copy), then take the edge pieces' bytes from their
+/// blocks. Returns the read's bytes; EIO (logged) on a mismatch.
+pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
+    let Copied { mut buf, edges } = copied;
+    let mut edges = edges.into_iter().peekable();
+    for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
+        let Some(s) = sums else { continue };
+        match edges.next_if(|(j, _)| *j == i) {
+            Some((_, blocks)) => {
+                datasum::verify(plan.ino, plan.size, s, &blocks)?;
+                let lead = (pos - s.block_pos) as usize;
+                buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
+            }
+            None => datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?,
         }
     }
     Ok(buf)
+}
+
+/// Bytes of the whole blocks a checksummed piece lies in.
+fn whole_len(s: &PieceSums) -> usize {
+    s.want.len() * BLOCK_SIZE as usize
 }
