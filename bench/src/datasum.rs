@@ -21,6 +21,9 @@ pub struct Pass {
     pub sums: bool,
     pub write_mib_s: f64,
     pub read_mib_s: f64,
+    /// CPU time the daemon spent over the pass (user + system), s: the sums' own cost,
+    /// which the disk's swings do not blur as they blur throughput.
+    pub daemon_cpu_s: f64,
 }
 
 /// The passes, in run order.
@@ -34,6 +37,8 @@ pub struct DatasumCost {
 pub enum Io {
     Write,
     Read,
+    /// The daemon's CPU time over the whole pass (lower is better).
+    Cpu,
 }
 
 /// Median and spread (min, max) of one configuration's samples, MiB/s.
@@ -59,6 +64,7 @@ impl DatasumCost {
         let pick = |p: &Pass| match io {
             Io::Write => p.write_mib_s,
             Io::Read => p.read_mib_s,
+            Io::Cpu => p.daemon_cpu_s,
         };
         self.passes
             .iter()
@@ -71,11 +77,15 @@ impl DatasumCost {
         Summary::of(&self.samples(sums, io))
     }
 
-    /// Throughput lost to the sums, percent of the `nodatasum` median (> 0: sums slower).
+    /// Throughput lost (CPU time added) by the sums, percent of the `nodatasum` median
+    /// (> 0: sums slower).
     pub fn cost_percent(&self, io: Io) -> Option<f64> {
         let with = self.summary(true, io)?.median;
         let without = self.summary(false, io)?.median;
-        Some(100.0 * (without - with) / without)
+        Some(match io {
+            Io::Cpu => 100.0 * (with - without) / without,
+            Io::Write | Io::Read => 100.0 * (without - with) / without,
+        })
     }
 }
 
@@ -106,17 +116,41 @@ pub fn measure(bin: &Path, work: &Path, pairs: usize) -> Result<DatasumCost> {
                 &work.join("rvmfs-datasum.log"),
                 (!sums).then_some("nodatasum"),
             )?;
+            let cpu = cpu_seconds(m.pid());
             let res = w::sequential(&m.mnt.join(format!("{name}{pair}")), 1 << 30);
+            let cpu = cpu_seconds(m.pid()) - cpu;
             m.unmount()?;
             let (wr, rd) = res?;
-            eprintln!("  {name:>9}: seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s");
+            eprintln!(
+                "  {name:>9}: seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s  daemon CPU {cpu:.2} s"
+            );
             cost.passes.push(Pass {
                 sums,
                 write_mib_s: wr,
                 read_mib_s: rd,
+                daemon_cpu_s: cpu,
             });
         }
     }
     std::fs::remove_file(&image)?;
     Ok(cost)
+}
+
+/// User + system CPU time of process `pid` so far, s (fields 14 and 15 of /proc/PID/stat,
+/// clock ticks of `sysconf(_SC_CLK_TCK)`); NaN if unreadable.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    match (tick(11), tick(12)) {
+        (Some(u), Some(s)) if hz > 0.0 => (u + s) / hz,
+        _ => f64::NAN,
+    }
 }

@@ -4,41 +4,18 @@
 //! `tests/tests/loose_ends.rs`).
 
 use rvm_core::MemStorage;
-use rvmfs::format::format;
-use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::superblock::ROOT_INO;
-use rvmfs::ops::inode::NewInode;
+use rvmfs::ops::file;
 use rvmfs::ops::space::{fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
-use rvmfs::ops::{file, namespace, Fs};
 use std::sync::Arc;
 
 mod mem_image;
 
 const IMAGE: u64 = 8 << 20;
 
-fn open(disk: Arc<MemStorage>) -> Fs {
-    mem_image::open(disk, IMAGE)
-}
-
 #[test]
 fn punch_hole_never_zeroes_visible_blocks_in_place() {
     let disk = Arc::new(MemStorage::new(IMAGE as usize));
-    let plan = Plan {
-        size: IMAGE,
-        inodes: Some(64),
-        log: Some(1 << 20),
-    };
-    format(disk.clone(), plan, [7; 16], (0, 0)).unwrap();
-    let mut fs = open(disk.clone());
-    let new = NewInode {
-        mode: libc::S_IFREG | 0o644,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-    };
-    let (ino, _) = fs
-        .transact(|op| namespace::create(op, ROOT_INO, b"f", new, None))
-        .unwrap();
+    let (mut fs, ino) = mem_image::with_empty_file(&disk, IMAGE);
     let old: Vec<u8> = (0..128u32 << 10).map(|i| (i % 251 + 1) as u8).collect();
     fs.transact(|op| file::write(op, ino, 0, &old, false))
         .unwrap();

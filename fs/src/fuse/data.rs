@@ -6,7 +6,7 @@
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
 use crate::ops::datasum::WriteSums;
-use crate::ops::{file, open, space};
+use crate::ops::{file, open, read, space};
 use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
@@ -24,17 +24,19 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
 }
 
 pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyData) {
-    // Plan under the lock, copy without it: reads of different requests (readahead
-    // keeps several in flight) overlap each other and the other requests.
+    // Plan under the lock, copy under the read gate only, verify the checksums with no
+    // lock: reads of different requests (readahead keeps several in flight) overlap each
+    // other and the other requests, and a free waits for no checksum.
     let fs_counters = &fs.counters;
     let fs = fs.read();
-    let plan = file::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);
+    let plan = read::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);
     let image = fs.geo.image.clone();
     let gate = fs.geo.read_gate.clone();
     let shared = gate.read().unwrap_or_else(|e| e.into_inner());
     drop(fs);
-    let r = plan.and_then(|p| file::read_planned(&*image, &p));
+    let copied = plan.and_then(|p| Ok((read::copy_planned(&*image, &p)?, p)));
     drop(shared);
+    let r = copied.and_then(|(c, p)| read::verify_copied(&p, c));
     match r {
         Ok(data) => {
             Counters::add(&fs_counters.read_bytes, data.len() as u64);

@@ -1,10 +1,10 @@
-//! File contents: read, write, truncate. Data goes to data-area extents; a write puts the bytes
-//! into blocks no committed state shows (new blocks: holes are filled and overwrites are
-//! copied on write) before the transaction that makes the inode point at them commits
-//! (design-notes §2, ordered data): no inode ever points at unwritten blocks, and a write the
-//! daemon never answered is all or nothing.
+//! File contents: write, truncate (reads are `super::read`'s, re-exported here). Data goes to
+//! data-area extents; a write puts the bytes into blocks no committed state shows (new
+//! blocks: holes are filled and overwrites are copied on write) before the transaction that
+//! makes the inode point at them commits (design-notes §2, ordered data): no inode ever
+//! points at unwritten blocks, and a write the daemon never answered is all or nothing.
 
-use super::datasum::{self, PieceSums, WriteSums};
+use super::datasum::WriteSums;
 use super::{extent, inode, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
@@ -18,97 +18,7 @@ pub(crate) fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
     geo.data_offset + phys_block * BLOCK_SIZE + within
 }
 
-/// Read up to `size` bytes at `offset` of file `ino` (holes and unwritten extents read as zeros).
-pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<Vec<u8>> {
-    let plan = plan_read(geo, bytes, ino, offset, size)?;
-    read_planned(&*geo.image, &plan)
-}
-
-/// What a read copies: its length and (offset in the buffer, image offset, length) of
-/// each written extent piece (the rest reads as zeros), with the sums of each piece's blocks
-/// when the file is checksummed (`sums`, parallel to `pieces`).
-pub struct ReadPlan {
-    pub len: usize,
-    pub pieces: Vec<(usize, u64, usize)>,
-    pub sums: Vec<Option<PieceSums>>,
-    /// The file and its size (sums cover the bytes before the end of file).
-    pub ino: u64,
-    pub size: u64,
-}
-
-/// Plan a read (under the lock): see [`read`].
-pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<ReadPlan> {
-    let inode = geo.inode(bytes, ino)?;
-    if inode.is_dir() {
-        return errno(libc::EISDIR);
-    }
-    let mut plan = ReadPlan {
-        len: 0,
-        pieces: Vec::new(),
-        sums: Vec::new(),
-        ino,
-        size: inode.size,
-    };
-    let table = geo.sums_for(&inode);
-    if offset >= inode.size {
-        return Ok(plan);
-    }
-    let end = inode.size.min(offset.saturating_add(size));
-    plan.len = (end - offset) as usize;
-    let mut pos = offset;
-    while pos < end {
-        let b = pos / BLOCK_SIZE;
-        match extent_map::find(bytes, ino, b)? {
-            Some(e) if e.first <= b => {
-                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                if e.flags & UNWRITTEN == 0 {
-                    let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
-                    plan.pieces
-                        .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
-                    let sums = table.map(|t| {
-                        let n = (seg_end - 1) / BLOCK_SIZE - b + 1;
-                        t.get(bytes, e.phys_of(b), n).map(|want| PieceSums {
-                            block_pos: data_pos(geo, e.phys_of(b), 0),
-                            first: b,
-                            phys: e.phys_of(b),
-                            want,
-                        })
-                    });
-                    plan.sums.push(sums.transpose()?);
-                }
-                pos = seg_end;
-            }
-            Some(e) => pos = end.min(e.first * BLOCK_SIZE),
-            None => pos = end,
-        }
-    }
-    Ok(plan)
-}
-
-/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`),
-/// verifying the checksums of checksummed pieces: EIO (logged) on a mismatch.
-pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Vec<u8>> {
-    let mut buf = vec![0u8; plan.len];
-    for (&(at, pos, len), sums) in plan.pieces.iter().zip(&plan.sums) {
-        let Some(s) = sums else {
-            image.read_at(&mut buf[at..at + len], pos)?;
-            continue;
-        };
-        let whole = s.want.len() * BLOCK_SIZE as usize;
-        if pos == s.block_pos && len == whole {
-            // Whole blocks (sequential reads): verify in place, no copy.
-            image.read_at(&mut buf[at..at + len], pos)?;
-            datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?;
-        } else {
-            let mut blocks = vec![0u8; whole];
-            image.read_at(&mut blocks, s.block_pos)?;
-            datasum::verify(plan.ino, plan.size, s, &blocks)?;
-            let lead = (pos - s.block_pos) as usize;
-            buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
-        }
-    }
-    Ok(buf)
-}
+pub use super::read::{plan_read, read, read_planned, ReadPlan};
 
 /// Write `data` at `offset` of file `ino`; returns the updated inode. `kill_setid`: the writer
 /// lacks CAP_FSETID, so set-user-ID (and set-group-ID with group execute) are cleared; a

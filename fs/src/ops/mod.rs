@@ -18,6 +18,7 @@ pub mod mount;
 pub mod namespace;
 pub mod open;
 pub mod orphan;
+pub mod read;
 pub mod space;
 pub mod statfs;
 pub mod xattr;

@@ -1,0 +1,135 @@
+//! Reading file contents: a read is planned under the filesystem lock (which extent pieces
+//! to copy, and their checksums), copied from the image without it ([`copy_planned`], under
+//! `Geo::read_gate` only), and its checksums verified with no lock at all
+//! ([`verify_copied`]). Holes and unwritten extents read as zeros.
+
+use super::datasum::{self, PieceSums};
+use super::file::data_pos;
+use super::Geo;
+use crate::error::{errno, FsResult};
+use crate::layout::BLOCK_SIZE;
+use crate::store::extent_map::{self, UNWRITTEN};
+
+/// Read up to `size` bytes at `offset` of file `ino` (holes and unwritten extents read as zeros).
+pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<Vec<u8>> {
+    let plan = plan_read(geo, bytes, ino, offset, size)?;
+    read_planned(&*geo.image, &plan)
+}
+
+/// What a read copies: its length and (offset in the buffer, image offset, length) of
+/// each written extent piece (the rest reads as zeros), with the sums of each piece's blocks
+/// when the file is checksummed (`sums`, parallel to `pieces`).
+pub struct ReadPlan {
+    pub len: usize,
+    pub pieces: Vec<(usize, u64, usize)>,
+    pub sums: Vec<Option<PieceSums>>,
+    /// The file and its size (sums cover the bytes before the end of file).
+    pub ino: u64,
+    pub size: u64,
+}
+
+/// Plan a read (under the lock): see [`read`].
+pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<ReadPlan> {
+    let inode = geo.inode(bytes, ino)?;
+    if inode.is_dir() {
+        return errno(libc::EISDIR);
+    }
+    let mut plan = ReadPlan {
+        len: 0,
+        pieces: Vec::new(),
+        sums: Vec::new(),
+        ino,
+        size: inode.size,
+    };
+    let table = geo.sums_for(&inode);
+    if offset >= inode.size {
+        return Ok(plan);
+    }
+    let end = inode.size.min(offset.saturating_add(size));
+    plan.len = (end - offset) as usize;
+    let mut pos = offset;
+    while pos < end {
+        let b = pos / BLOCK_SIZE;
+        match extent_map::find(bytes, ino, b)? {
+            Some(e) if e.first <= b => {
+                let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
+                if e.flags & UNWRITTEN == 0 {
+                    let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
+                    plan.pieces
+                        .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
+                    let sums = table.map(|t| {
+                        let n = (seg_end - 1) / BLOCK_SIZE - b + 1;
+                        t.get(bytes, e.phys_of(b), n).map(|want| PieceSums {
+                            block_pos: data_pos(geo, e.phys_of(b), 0),
+                            first: b,
+                            phys: e.phys_of(b),
+                            want,
+                        })
+                    });
+                    plan.sums.push(sums.transpose()?);
+                }
+                pos = seg_end;
+            }
+            Some(e) => pos = end.min(e.first * BLOCK_SIZE),
+            None => pos = end,
+        }
+    }
+    Ok(plan)
+}
+
+/// Copy a planned read's bytes from the image (needs no lock, see `Geo::read_gate`) and
+/// verify the checksums of checksummed pieces: EIO (logged) on a mismatch.
+pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Vec<u8>> {
+    verify_copied(plan, copy_planned(image, plan)?)
+}
+
+/// A planned read's bytes as copied from the image, not yet verified: `buf` holds every
+/// piece made of whole blocks (sequential reads) in place; `edges`, for each checksummed
+/// piece that starts or ends inside a block (by its index in the plan), its whole blocks.
+pub struct Copied {
+    buf: Vec<u8>,
+    edges: Vec<(usize, Vec<u8>)>,
+}
+
+/// The copy half of [`read_planned`]: the only part that must hold `Geo::read_gate`
+/// (blocks being read are not reused); [`verify_copied`] then needs no lock at all.
+pub fn copy_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Copied> {
+    let mut buf = vec![0u8; plan.len];
+    let mut edges = Vec::new();
+    for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
+        match sums {
+            Some(s) if !(pos == s.block_pos && len == whole_len(s)) => {
+                let mut blocks = vec![0u8; whole_len(s)];
+                image.read_at(&mut blocks, s.block_pos)?;
+                edges.push((i, blocks));
+            }
+            _ => image.read_at(&mut buf[at..at + len], pos)?,
+        }
+    }
+    Ok(Copied { buf, edges })
+}
+
+/// The verify half of [`read_planned`]: check each checksummed piece of `copied` against
+/// its sums (whole blocks in place, no copy), then take the edge pieces' bytes from their
+/// blocks. Returns the read's bytes; EIO (logged) on a mismatch.
+pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
+    let Copied { mut buf, edges } = copied;
+    let mut edges = edges.into_iter().peekable();
+    for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
+        let Some(s) = sums else { continue };
+        match edges.next_if(|(j, _)| *j == i) {
+            Some((_, blocks)) => {
+                datasum::verify(plan.ino, plan.size, s, &blocks)?;
+                let lead = (pos - s.block_pos) as usize;
+                buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
+            }
+            None => datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?,
+        }
+    }
+    Ok(buf)
+}
+
+/// Bytes of the whole blocks a checksummed piece lies in.
+fn whole_len(s: &PieceSums) -> usize {
+    s.want.len() * BLOCK_SIZE as usize
+}
