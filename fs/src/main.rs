@@ -6,6 +6,7 @@ use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::ops::mount::{on_mount, on_unmount};
+use rvmfs::layout::{superblock::Superblock, superblock_backup};
 use rvmfs::ops::{Discard, Durability, Fs};
 use rvmfs::options::{self, parse_options, MountOptions};
 use std::io::{Read, Write};
@@ -226,14 +227,13 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
         })?;
         log::info!("checked mode on");
     }
+    // A hostile image: refuse a superblock that fails its checks (layout, magic; fsck opens it
+    // anyway and takes the backup superblock if it has one).
+    let primary: Superblock = rvmfs::layout::pod::get(img.region.bytes(), 0)?;
+    if let Some(e) = superblock_backup::primary_fault(img.region.bytes(), &img.header, &primary) {
+        bail!("{}: {e} (run fsck.rvmfs)", args.image.display());
+    }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
-    // A hostile image: refuse a superblock whose layout is inconsistent (fsck opens it anyway).
-    rvmfs::store::check_layout(
-        fs.bytes(),
-        &rvmfs::store::superblock(fs.bytes())?,
-        fs.header.data_blocks,
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e} (run fsck.rvmfs)", args.image.display()))?;
     if opts.sync {
         fs.durability = Durability::Sync;
     }
