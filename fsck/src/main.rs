@@ -320,13 +320,13 @@ fn fixable(args: &Args, report: &Report) -> Vec<Fix> {
         .collect()
 }
 
-/// A rebuilt index changes what every other pass sees: if any tree is to be rebuilt, only the
-/// rebuilds are applied this round, then everything is checked again. Returns the fixes to
-/// apply and whether they are rebuilds.
+/// A rebuilt index or a new root directory changes what every other pass sees (entries in
+/// inode 1 stand again): if any is to be made, only those are applied this round, then
+/// everything is checked again. Returns the fixes to apply and whether they are rebuilds.
 fn rebuilds_first(fixable: Vec<Fix>) -> (Vec<Fix>, bool) {
     let rebuilds: Vec<Fix> = fixable
         .iter()
-        .filter(|f| matches!(f, Fix::RebuildTree(_)))
+        .filter(|f| matches!(f, Fix::RebuildTree(_) | Fix::RecreateRoot))
         .cloned()
         .collect();
     if rebuilds.is_empty() {
