@@ -243,6 +243,10 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
     }
     fs.errors.policy = opts.errors;
     fs.errors.source = args.image.display().to_string();
+    if !read_only {
+        // A hostile image: a data bitmap that calls owned blocks free must not hand them out.
+        fs.guard_data_bitmap();
+    }
     if let Some(r) = &fs.errors.record {
         log::warn!(
             "{}: the filesystem had errors ({} since {}, the first: {} on inode {}: {}); \

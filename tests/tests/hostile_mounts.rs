@@ -240,3 +240,35 @@ fn hostile_images_through_real_mounts() {
          daemon crashes, 0 hangs"
     );
 }
+
+/// A data bitmap that calls a file's blocks free (zeroed offline): the daemon finds them at
+/// mount (extents against the bitmap), records the damage, and never gives them to a new
+/// write, so the first file's bytes survive; fsck -y then repairs the bitmap.
+#[test]
+fn a_damaged_data_bitmap_never_hands_out_owned_blocks() {
+    require_fuse!();
+    let mut m = Mounted::with_mkfs(&["-s", "64M", "-N", "2048"]);
+    let first: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(m.path("first"), &first).unwrap();
+    m.unmount_ok();
+    let mut image = fs::read(m.image()).unwrap();
+    let seg = word(&image, 48);
+    let bitmap = (seg + word(&image, seg + 64)) as usize;
+    assert_ne!(image[bitmap], 0, "the first file's blocks are marked used");
+    image[bitmap..bitmap + 64].fill(0);
+    fs::write(m.image(), &image).unwrap();
+    m.mount();
+    let second = vec![0xA5u8; 200_000];
+    fs::write(m.path("second"), &second).unwrap();
+    assert_eq!(fs::read(m.path("first")).unwrap(), first, "the first file was overwritten");
+    assert_eq!(fs::read(m.path("second")).unwrap(), second);
+    let log = m.daemon_log();
+    m.unmount_ok();
+    assert!(
+        log.contains("the data bitmap calls free"),
+        "the damage is logged:\n{log}"
+    );
+    let (fixed, out) = m.fsck(&["-y"]);
+    assert_eq!(fixed, 1, "fsck -y repairs the bitmap and clears the record:\n{out}");
+    m.assert_fsck_clean();
+}
