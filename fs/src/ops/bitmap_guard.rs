@@ -66,24 +66,26 @@ impl Fs {
             );
         }
         let message = match &found {
-            Ok(u) if u.runs.is_empty() && !u.overflow => return 0,
-            Ok(u) if u.overflow => format!(
+            Ok(u) if u.runs.is_empty() && !u.overflow => None,
+            Ok(u) if u.overflow => Some(format!(
                 "the data bitmap calls free more than {MAX_RUNS} runs of blocks that files own: \
                  no block will be allocated"
-            ),
-            Ok(u) => format!(
+            )),
+            Ok(u) => Some(format!(
                 "the data bitmap calls free {} blocks that files own (first: block {}): they \
                  will not be allocated",
                 u.blocks(),
                 u.runs[0].0
-            ),
-            Err(e) => format!("the extents cannot be checked against the data bitmap: {e}"),
+            )),
+            Err(e) => Some(format!(
+                "the extents cannot be checked against the data bitmap: {e}"
+            )),
         };
-        self.note_corruption("mount", 0, &message);
-        let found = found.unwrap_or_default();
-        let blocks = found.blocks();
-        self.geo.unmarked = found;
-        blocks
+        if let Some(message) = message {
+            self.note_corruption("mount", 0, &message);
+        }
+        self.geo.unmarked = found.unwrap_or_default();
+        self.geo.unmarked.blocks()
     }
 }
 
