@@ -50,7 +50,8 @@ fn make_files(fs: &mut Fs, n: u64, blocks: u64) -> Vec<u64> {
     (0..n)
         .map(|i| {
             fs.transact(|op| {
-                let (ino, _) = namespace::create(op, ROOT_INO, format!("f{i}").as_bytes(), FILE, None)?;
+                let (ino, _) =
+                    namespace::create(op, ROOT_INO, format!("f{i}").as_bytes(), FILE, None)?;
                 fallocate(op, ino, 0, blocks * 4096, 0)?;
                 Ok(ino)
             })
@@ -92,7 +93,11 @@ fn owned_blocks_a_bitmap_calls_free_are_never_allocated() {
     fs.transact(|op| file::write(op, ino, 0, &[7u8; 40960], false))
         .unwrap();
     let record = fs.errors.record.as_ref().expect("the damage is recorded");
-    assert!(record.message.contains("calls free 16 blocks"), "{}", record.message);
+    assert!(
+        record.message.contains("calls free 16 blocks"),
+        "{}",
+        record.message
+    );
 }
 
 #[test]
@@ -107,7 +112,10 @@ fn what_the_check_costs_on_many_files() {
     let (mut fs, _) = image(dir.path(), size, files + 100);
     let started = Instant::now();
     make_files(&mut fs, files, 1);
-    eprintln!("{files} files made in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{files} files made in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -117,9 +125,6 @@ fn what_the_check_costs_on_many_files() {
     times.sort_by(f64::total_cmp);
     eprintln!(
         "data bitmap checked against {} extents: median {:.1} ms (min {:.1}, max {:.1}) of 5",
-        fs.geo.unmarked.extents,
-        times[2],
-        times[0],
-        times[4]
+        fs.geo.unmarked.extents, times[2], times[0], times[4]
     );
 }

@@ -260,7 +260,11 @@ fn a_damaged_data_bitmap_never_hands_out_owned_blocks() {
     m.mount();
     let second = vec![0xA5u8; 200_000];
     fs::write(m.path("second"), &second).unwrap();
-    assert_eq!(fs::read(m.path("first")).unwrap(), first, "the first file was overwritten");
+    assert_eq!(
+        fs::read(m.path("first")).unwrap(),
+        first,
+        "the first file was overwritten"
+    );
     assert_eq!(fs::read(m.path("second")).unwrap(), second);
     let log = m.daemon_log();
     m.unmount_ok();
@@ -269,6 +273,9 @@ fn a_damaged_data_bitmap_never_hands_out_owned_blocks() {
         "the damage is logged:\n{log}"
     );
     let (fixed, out) = m.fsck(&["-y"]);
-    assert_eq!(fixed, 1, "fsck -y repairs the bitmap and clears the record:\n{out}");
+    assert_eq!(
+        fixed, 1,
+        "fsck -y repairs the bitmap and clears the record:\n{out}"
+    );
     m.assert_fsck_clean();
 }

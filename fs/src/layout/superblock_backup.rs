@@ -49,7 +49,13 @@ pub fn mirror(tx: &mut Transaction<'_>, at: u64, before: &Snapshot) -> FsResult<
     let Some(first) = first else {
         return Ok(());
     };
-    let last = LEN - now.iter().zip(before).rev().position(|(a, b)| a != b).unwrap_or(0);
+    let last = LEN
+        - now
+            .iter()
+            .zip(before)
+            .rev()
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
     let span = now[first..last].to_vec();
     pod::put_bytes(tx, at + first as u64, &span)
 }
@@ -100,7 +106,10 @@ pub fn primary_fault(bytes: &[u8], header: &Header, sb: &Superblock) -> Option<S
         ("inode bitmap", sb.inode_bitmap == SB_SIZE),
         ("inode table", sb.inode_table == inode_table),
         ("data bitmap", sb.data_bitmap == data_bitmap),
-        ("checksum table", sb.csum_table == 0 || sb.csum_table == csum_table),
+        (
+            "checksum table",
+            sb.csum_table == 0 || sb.csum_table == csum_table,
+        ),
         ("heap start", sb.heap_start == heap_start),
         ("heap end", sb.heap_end == header.segment_len - SB_SIZE),
         ("data block capacity", sb.data_blocks <= cap),
@@ -132,9 +141,18 @@ mod tests {
         let bytes = vec![0u8; header.segment_len as usize];
         assert_eq!(primary_fault(&bytes, &header, &sb), None);
         for bad in [
-            Superblock { inode_count: 4096, ..sb },
-            Superblock { data_bitmap: sb.data_bitmap + 4096, ..sb },
-            Superblock { heap_end: sb.heap_end - 4096, ..sb },
+            Superblock {
+                inode_count: 4096,
+                ..sb
+            },
+            Superblock {
+                data_bitmap: sb.data_bitmap + 4096,
+                ..sb
+            },
+            Superblock {
+                heap_end: sb.heap_end - 4096,
+                ..sb
+            },
             Superblock { magic: 0, ..sb },
         ] {
             assert!(primary_fault(&bytes, &header, &bad).is_some(), "{bad:?}");

@@ -134,7 +134,11 @@ fn clear_runs(
         return Ok(());
     }
     let first_byte = start / 8;
-    let map = pod::slice(bytes, at + first_byte, (start + len).div_ceil(8) - first_byte)?;
+    let map = pod::slice(
+        bytes,
+        at + first_byte,
+        (start + len).div_ceil(8) - first_byte,
+    )?;
     let mut run: Option<(u64, u64)> = None;
     let mut b = start;
     while b < start + len {

@@ -77,7 +77,8 @@ pub fn check(region: &mut Region, header: &Header, force: bool, read_only: bool)
     let data = bytes[from as usize..from as usize + LEN].to_vec();
     out.messages.push(why);
     if let Err(e) = write(region, to, &data) {
-        out.messages.push(format!("rewriting the superblock failed: {e}"));
+        out.messages
+            .push(format!("rewriting the superblock failed: {e}"));
         out.left += 1;
         return out;
     }
@@ -95,7 +96,12 @@ fn stale(primary: &Superblock, copy: &Superblock) -> bool {
 
 /// Every tree root and free-list head of `sb` is 0 or inside its heap's used part.
 fn pointers_inside(sb: &Superblock) -> bool {
-    let roots = [sb.dentry_root, sb.extent_root, sb.xattr_root, sb.orphan_root];
+    let roots = [
+        sb.dentry_root,
+        sb.extent_root,
+        sb.xattr_root,
+        sb.orphan_root,
+    ];
     roots
         .iter()
         .chain(sb.heap_free.iter())
