@@ -7,7 +7,9 @@
 //! skips blocks whose free is not durable yet). The image is left as it is (fsck repairs the
 //! bitmap: its pass 5 sets the bits of owned blocks); the filesystem records the damage in its
 //! error record, as ext4 does on corruption it meets, so fsck is called for. The cost is one
-//! walk of the extent leaves: see docs/format.md section 8 for the measured figure.
+//! walk of the extent leaves at a read-write mount: 100,000 extents in a median 93.5 ms (min
+//! 40.6 ms, 5 runs, on 2 shared cores; `cargo test --release -p rvmfs --test bitmap_guard --
+//! --ignored --nocapture`).
 
 use super::Fs;
 use crate::error::FsResult;
