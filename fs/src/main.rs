@@ -211,6 +211,12 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
     // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
     // visible): the image is opened O_RDONLY and its log replayed into memory only.
     let (img, read_only, fault) = open_image(args, cli, options::commit_interval(cli))?;
+    // A hostile image: refuse a superblock that fails its checks (layout, magic; fsck opens it
+    // anyway and takes the backup superblock if it has one).
+    let primary: Superblock = rvmfs::layout::pod::get(img.region.bytes(), 0)?;
+    if let Some(e) = superblock_backup::primary_fault(img.region.bytes(), &img.header, &primary) {
+        bail!("{}: {e} (run fsck.rvmfs)", args.image.display());
+    }
     let opts = with_stored_defaults(args, &img)?;
     if options::commit_interval(&opts) != options::commit_interval(cli) {
         let tunables = img.rvm.query_options();
@@ -226,12 +232,6 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
             ..tunables
         })?;
         log::info!("checked mode on");
-    }
-    // A hostile image: refuse a superblock that fails its checks (layout, magic; fsck opens it
-    // anyway and takes the backup superblock if it has one).
-    let primary: Superblock = rvmfs::layout::pod::get(img.region.bytes(), 0)?;
-    if let Some(e) = superblock_backup::primary_fault(img.region.bytes(), &img.header, &primary) {
-        bail!("{}: {e} (run fsck.rvmfs)", args.image.display());
     }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
     if opts.sync {

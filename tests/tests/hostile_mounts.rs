@@ -273,3 +273,66 @@ fn a_damaged_data_bitmap_never_hands_out_owned_blocks() {
     );
     m.assert_fsck_clean();
 }
+
+/// The backup superblock (docs/format.md section 5.6): after a populated mount it equals the
+/// primary byte for byte; a zeroed primary is refused at mount with a message naming fsck,
+/// `fsck -n` says so without writing, `fsck -y` restores it from the copy and every file is
+/// back; a copy left stale (the primary counts more mounts, as after a build without the
+/// feature) is rewritten; `-b` takes the copy by force.
+#[test]
+fn the_backup_superblock_restores_a_zeroed_primary() {
+    require_fuse!();
+    let mut m = Mounted::with_mkfs(&["-s", "64M", "-N", "2048"]);
+    populate(&m);
+    let before = manifest(m.mnt());
+    m.unmount_ok();
+    let pristine = fs::read(m.image()).unwrap();
+    let (seg, seg_len) = (word(&pristine, 48) as usize, word(&pristine, 56) as usize);
+    let backup = seg + seg_len - 4096;
+    let sb = |b: &[u8], at: usize| b[at..at + 0x1a0].to_vec();
+    assert_eq!(
+        sb(&pristine, seg),
+        sb(&pristine, backup),
+        "the copy follows every change"
+    );
+
+    let mut zeroed = pristine.clone();
+    zeroed[seg..seg + 4096].fill(0);
+    fs::write(m.image(), &zeroed).unwrap();
+    let refused = m.try_mount_at(m.mnt(), Duration::from_secs(20));
+    assert!(refused.code() != 0, "a zeroed superblock mounts");
+    assert!(
+        (refused.stdout.clone() + &refused.stderr).contains("run fsck.rvmfs"),
+        "the refusal names fsck: {refused:?}"
+    );
+    // (The refused mount recovered the log first: compare from after it.)
+    let before_check = fs::read(m.image()).unwrap();
+    let (code, out) = m.fsck(&["-n"]);
+    assert_eq!(code, 4, "fsck -n reports the damage:\n{out}");
+    assert!(
+        fs::read(m.image()).unwrap() == before_check,
+        "fsck -n wrote to the image"
+    );
+    let (code, out) = m.fsck(&["-y"]);
+    assert_eq!(code, 1, "fsck -y restores the superblock:\n{out}");
+    assert!(out.contains("restored from the backup superblock"), "{out}");
+    m.assert_fsck_clean();
+    m.mount();
+    assert_eq!(manifest(m.mnt()), before, "every file is back");
+    m.unmount_ok();
+
+    // A stale copy: the primary counts one more mount than the copy.
+    let mut stale = fs::read(m.image()).unwrap();
+    let count = word(&stale, (seg + 0xE8) as u64) + 1;
+    stale[seg + 0xE8..seg + 0xF0].copy_from_slice(&count.to_le_bytes());
+    fs::write(m.image(), &stale).unwrap();
+    let (code, out) = m.fsck(&["-y"]);
+    assert_eq!(code, 1, "the stale copy is rewritten:\n{out}");
+    assert!(out.contains("backup superblock is stale"), "{out}");
+    let now = fs::read(m.image()).unwrap();
+    assert_eq!(sb(&now, seg), sb(&now, backup));
+    assert_eq!(word(&now, (backup + 0xE8) as u64), count);
+    let (code, out) = m.fsck(&["-y", "-b"]);
+    assert_eq!(code, 1, "-b writes the copy over the primary:\n{out}");
+    m.assert_fsck_clean();
+}
