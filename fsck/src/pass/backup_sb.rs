@@ -8,7 +8,9 @@
 //! build without the feature mounted the image; the copy is rewritten from the primary);
 //! otherwise one of them was damaged, and the one whose heap pointers lie inside the heap
 //! wins, the backup first (it is the copy nothing but a transaction's mirror writes).
-//! The repair is one transaction (with -n, in memory only: the region is private).
+//! The repair is one transaction (with -n, in memory only: the region is private; a copy that
+//! is off while the primary is sound is then only reported, as e2fsck does not count its
+//! backups).
 
 use rvm_core::{CommitMode, Region, RestoreMode};
 use rvmfs::layout::header::Header;
@@ -29,8 +31,8 @@ pub struct Outcome {
 
 /// Check region `region`'s two superblocks (image header `header`) and make them equal:
 /// the primary from the backup when the primary is damaged or `force` (`-b`), the backup from
-/// the primary when the backup is stale. With `read_only` the changes stay in memory and
-/// count as problems left.
+/// the primary when the backup is stale. With `read_only` a restored primary stays in memory
+/// and counts as a problem left; a copy to rewrite is only reported.
 pub fn check(region: &mut Region, header: &Header, force: bool, read_only: bool) -> Outcome {
     let mut out = Outcome::default();
     let Some(at) = backup::offset(header) else {
@@ -74,6 +76,12 @@ pub fn check(region: &mut Region, header: &Header, force: bool, read_only: bool)
         ),
         (None, Some(_)) => (0, at, "the backup superblock differs: rewritten".into()),
     };
+    if read_only && to == at {
+        // Only the copy is off (as e2fsck, which rewrites its backups after a run and does
+        // not count them): -n says so and leaves it; -y/-p rewrite it.
+        out.messages.push(format!("{why} (not with -n)"));
+        return out;
+    }
     let data = bytes[from as usize..from as usize + LEN].to_vec();
     out.messages.push(why);
     if let Err(e) = write(region, to, &data) {
