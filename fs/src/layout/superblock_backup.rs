@@ -39,25 +39,32 @@ pub fn snapshot(bytes: &[u8]) -> Snapshot {
     out
 }
 
-/// Copy into the backup at region offset `at` the span of superblock bytes `tx` changed since
-/// `before` (first to last changed byte): nothing if the superblock did not change.
+/// Copy into the backup at region offset `at` the superblock bytes `tx` changed since
+/// `before`: each run of changed bytes, runs closer than [`GAP`] bytes merged (a range costs
+/// a 16-byte header in the record); nothing if the superblock did not change.
 ///
-/// Errors: `FsError::Rvm` if the span lies outside the region.
+/// Errors: `FsError::Rvm` if a run lies outside the region.
 pub fn mirror(tx: &mut Transaction<'_>, at: u64, before: &Snapshot) -> FsResult<()> {
-    let now = &tx.bytes()[..LEN];
-    let first = now.iter().zip(before).position(|(a, b)| a != b);
-    let Some(first) = first else {
-        return Ok(());
-    };
-    let last = LEN
-        - now
-            .iter()
-            .zip(before)
-            .rev()
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-    let span = now[first..last].to_vec();
-    pod::put_bytes(tx, at + first as u64, &span)
+    let now = snapshot(tx.bytes());
+    for (start, end) in changed_runs(&now, before) {
+        pod::put_bytes(tx, at + start as u64, &now[start..end])?;
+    }
+    Ok(())
+}
+
+/// Bytes of unchanged gap below which two changed runs are written as one.
+pub const GAP: usize = 16;
+
+/// The runs [start, end) where `a` and `b` differ, runs closer than [`GAP`] merged.
+fn changed_runs(a: &Snapshot, b: &Snapshot) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in (0..LEN).filter(|&i| a[i] != b[i]) {
+        match runs.last_mut() {
+            Some(last) if i <= last.1 + GAP => last.1 = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    runs
 }
 
 /// The copy in region `bytes` of an image with header `header`, if the image has one and it
@@ -124,6 +131,18 @@ pub fn primary_fault(bytes: &[u8], header: &Header, sb: &Superblock) -> Option<S
 mod tests {
     use super::*;
     use crate::layout::geometry::{plan, Plan};
+
+    #[test]
+    fn changed_runs_merge_close_changes_only() {
+        let a = [0u8; LEN];
+        let mut b = a;
+        b[0x0C] = 1;
+        b[0x10] = 1;
+        b[0xE8] = 1;
+        b[0xF7] = 1;
+        assert_eq!(changed_runs(&a, &b), vec![(0x0C, 0x11), (0xE8, 0xF8)]);
+        assert!(changed_runs(&a, &a).is_empty());
+    }
 
     #[test]
     fn a_planned_superblock_passes_and_one_bad_layout_field_shows() {
