@@ -4,8 +4,9 @@
 //! block number: the copy has one fixed place, the region's last 4 KiB).
 //!
 //! Which copy wins: a primary that fails `primary_fault` loses to a backup that passes it. Two
-//! copies that both pass but differ: the backup is stale if the primary counts more mounts (a
-//! build without the feature mounted the image; the copy is rewritten from the primary);
+//! copies that both pass but differ: the backup is stale if the primary counts more mounts or
+//! a later check (a build without the feature mounted or repaired the image; the copy is
+//! rewritten from the primary);
 //! otherwise one of them was damaged, and the one whose heap pointers lie inside the heap
 //! wins, the backup first (it is the copy nothing but a transaction's mirror writes).
 //! The repair is one transaction (with -n, in memory only: the region is private; a copy that
@@ -97,9 +98,10 @@ pub fn check(region: &mut Region, header: &Header, force: bool, read_only: bool)
     out
 }
 
-/// The primary counts more mounts than the copy: a build without `backup_sb` wrote the image.
+/// The primary counts more mounts or a later check than the copy: a build without
+/// `backup_sb` mounted or repaired the image.
 fn stale(primary: &Superblock, copy: &Superblock) -> bool {
-    primary.mount_count > copy.mount_count
+    primary.mount_count > copy.mount_count || primary.last_check > copy.last_check
 }
 
 /// Every tree root and free-list head of `sb` is 0 or inside its heap's used part.
