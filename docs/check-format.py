@@ -49,8 +49,9 @@ if ext: log_len = 1 << 20
 ib = 4096; it = ib + ru(-(-inodes // 8), 4096); db = it + ru(inodes * 128, 4096)
 cap = max(size // 4096, min(size // 4096 * 8, 1 << 32))   # room for resize (section 1.1)
 ct = db + ru(-(-cap // 8), 4096); hs = ct + ru(cap * 4, 4096); he = hs + max(ru(inodes * 1024, 4096), 1 << 20)
-so = 4096 + log_len; do = so + he
-want = dict(log_offset=4096, log_len=log_len, segment_offset=so, segment_len=he, data_offset=do,
+sl = he + 4096   # the backup superblock's 4 KiB end the region (section 5.6)
+so = 4096 + log_len; do = so + sl
+want = dict(log_offset=4096, log_len=log_len, segment_offset=so, segment_len=sl, data_offset=do,
             data_blocks=(size - do) // 4096, version=2, block_size=4096)
 for k, v in want.items(): assert H[k] == v, (k, H[k], v)
 for k, v in dict(inode_count=inodes, inode_bitmap=ib, inode_table=it, data_bitmap=db, csum_table=ct, heap_start=hs,
@@ -68,7 +69,10 @@ def crc32c(data, crc=0):
     return crc ^ 0xffffffff
 assert crc32c(img[:0x78]) == H['crc'] and crc32c(img[0x80:0x8C]) == H['features_crc']
 for w in ('compat', 'ro_compat', 'incompat'): assert S[w] == H[w], (w, S[w], H[w])
-assert H['incompat'] & ~3 == 0 and H['ro_compat'] == 1 and H['compat'] == 0  # section 9's bits; mkfs sets data_csum
+assert H['incompat'] & ~3 == 0 and H['ro_compat'] == 1 and H['compat'] == 1  # section 9's bits; mkfs sets data_csum, backup_sb
+# section 5.6: the backup superblock is a byte-for-byte copy of the primary's 0x1a0 bytes
+sb = H['segment_offset']; bk = sb + H['segment_len'] - 4096
+assert img[bk:bk + 0x1a0] == img[sb:sb + 0x1a0] and not any(img[bk + 0x1a0:bk + 4096]), 'backup superblock'
 assert (S['hash_key'] != '00' * 16) == bool(H['incompat'] & 1)   # keyed_hash has a key
 assert S['label'] == '00' * 32 and S['mount_opts'] == '00' * 64   # made without -L; no defaults stored
 log, log_offset, log_len = img, H['log_offset'], H['log_len']
@@ -97,4 +101,4 @@ while True:
     rec = log[base:base + r['total_len']]
     assert crc32c(rec[0x24:], crc32c(rec[:0x20])) == r['crc']
     pos += r['total_len']
-print(f'ok: header, superblock, root inode, status copies and {pos} bytes of log records match docs/format.md')
+print(f'ok: header, superblock and its backup, root inode, status copies and {pos} bytes of log records match docs/format.md')

@@ -147,6 +147,9 @@ pub fn format_external(
             ..sb
         };
         pod::put(&mut tx, 0, &sb)?;
+        if let Some(at) = crate::layout::superblock_backup::offset(&header) {
+            pod::put(&mut tx, at, &sb)?;
+        }
         bitmap::set_run(&mut tx, sb.inode_bitmap, ROOT_INO - 1, 1, true)?;
         let root = Inode {
             parent_or_target: ROOT_INO,

@@ -374,7 +374,11 @@ fn open_locked(
     };
     let rvm = Rvm::initialize_with_log(storage.clone(), log_storage, options).map_err(recovery)?;
     let region = rvm.map(header.segment_area()).map_err(recovery)?;
-    match superblock(region.bytes()) {
+    // A damaged primary with a sound backup (`backup_sb`) opens, for fsck to restore; the
+    // daemon refuses it before use (`superblock_backup::primary_fault`).
+    let sb = superblock(region.bytes())
+        .or_else(|e| crate::layout::superblock_backup::read(region.bytes(), &header).ok_or(e));
+    match sb {
         Err(e) => {
             return Err(ImageError::Region {
                 path: path.into(),

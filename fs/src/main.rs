@@ -5,6 +5,7 @@ use clap::Parser;
 use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
+use rvmfs::layout::{superblock::Superblock, superblock_backup};
 use rvmfs::ops::mount::{on_mount, on_unmount};
 use rvmfs::ops::{Discard, Durability, Fs};
 use rvmfs::options::{self, parse_options, MountOptions};
@@ -217,6 +218,12 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
     // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
     // visible): the image is opened O_RDONLY and its log replayed into memory only.
     let (img, read_only, fault) = open_image(args, cli, options::commit_interval(cli))?;
+    // A hostile image: refuse a superblock that fails its checks (layout, magic; fsck opens it
+    // anyway and takes the backup superblock if it has one).
+    let primary: Superblock = rvmfs::layout::pod::get(img.region.bytes(), 0)?;
+    if let Some(e) = superblock_backup::primary_fault(img.region.bytes(), &img.header, &primary) {
+        bail!("{}: {e} (run fsck.rvmfs)", args.image.display());
+    }
     let opts = with_stored_defaults(args, &img)?;
     if options::commit_interval(&opts) != options::commit_interval(cli) {
         let tunables = img.rvm.query_options();
@@ -234,13 +241,6 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
         log::info!("checked mode on");
     }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
-    // A hostile image: refuse a superblock whose layout is inconsistent (fsck opens it anyway).
-    rvmfs::store::check_layout(
-        fs.bytes(),
-        &rvmfs::store::superblock(fs.bytes())?,
-        fs.header.data_blocks,
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e} (run fsck.rvmfs)", args.image.display()))?;
     if opts.sync {
         fs.durability = Durability::Sync;
     }
@@ -250,6 +250,10 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
     }
     fs.errors.policy = opts.errors;
     fs.errors.source = args.image.display().to_string();
+    if !read_only {
+        // A hostile image: a data bitmap that calls owned blocks free must not hand them out.
+        fs.guard_data_bitmap();
+    }
     if let Some(r) = &fs.errors.record {
         log::warn!(
             "{}: the filesystem had errors ({} since {}, the first: {} on inode {}: {}); \

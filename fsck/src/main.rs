@@ -3,7 +3,7 @@
 use clap::Parser;
 use fsck::check::{self, Fix, Report};
 use fsck::pass::error_record::{self, Recorded};
-use fsck::pass::replay;
+use fsck::pass::{backup_sb, replay};
 use fsck::repair;
 use indicatif::{ProgressBar, ProgressStyle};
 use rvmfs::image::ImageError;
@@ -57,6 +57,10 @@ struct Args {
     /// Verbose: print every check pass and totals.
     #[arg(short = 'v')]
     verbose: bool,
+    /// Use the backup superblock (the region's last 4 KiB) instead of the primary, and
+    /// write it over the primary (e2fsck's -b; there is one backup, so no block number).
+    #[arg(short = 'b')]
+    backup: bool,
     /// The image's external log device or file, if it is no longer where the image
     /// records it (xfs_repair -l; e2fsck's -j is accepted too).
     #[arg(
@@ -97,7 +101,7 @@ fn name(args: &Args) -> String {
 
 fn run(args: &Args) -> u8 {
     let started = Instant::now();
-    let (mut fs, recovered) = match open(args) {
+    let (mut fs, recovered, sb) = match open(args) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -111,6 +115,7 @@ fn run(args: &Args) -> u8 {
         Ok(done) => done,
         Err(code) => return code,
     };
+    corrected += sb.fixed;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -127,7 +132,7 @@ fn run(args: &Args) -> u8 {
         && !clear_error_record(args, &fs, &report, &mut corrected);
     summary(args, &fs, &report, started);
     let damaged = if args.scrub { scrub(args, &fs) } else { 0 };
-    match verdict(args, &report, corrected, usize::from(record_left)) {
+    match verdict(args, &report, corrected, usize::from(record_left) + sb.left) {
         _ if damaged > 0 => EXIT_UNCORRECTED,
         code => code,
     }
@@ -210,9 +215,10 @@ fn scrub(args: &Args, fs: &Fs) -> usize {
 }
 
 /// Open the image and replay its log (see `fsck::pass::replay`); returns the filesystem and
-/// how many transactions were replayed, or the exit code after saying why it cannot be opened.
-fn open(args: &Args) -> Result<(Fs, u64), u8> {
-    let replayed = match replay::replay(&args.image, args.no, args.logdev.as_deref()) {
+/// how many transactions were replayed and what the superblock check against the backup did
+/// (its findings printed), or the exit code after saying why it cannot be opened.
+fn open(args: &Args) -> Result<(Fs, u64, backup_sb::Outcome), u8> {
+    let replayed = match replay::replay(&args.image, args.no, args.logdev.as_deref(), args.backup) {
         Ok(replayed) => replayed,
         Err(e @ ImageError::Busy { .. }) => {
             eprintln!("fsck.rvmfs: {e}\nfsck.rvmfs: unmount it first; checking a mounted image is not safe.");
@@ -244,8 +250,11 @@ fn open(args: &Args) -> Result<(Fs, u64), u8> {
             name(args)
         );
     }
+    for line in &replayed.superblock.messages {
+        println!("{}: {line}", name(args));
+    }
     match replayed.fs {
-        Ok(fs) => Ok((fs, recovered)),
+        Ok(fs) => Ok((fs, recovered, replayed.superblock)),
         Err(e) => {
             eprintln!("fsck.rvmfs: {}: {e}", name(args));
             Err(EXIT_UNCORRECTED)
@@ -311,13 +320,13 @@ fn fixable(args: &Args, report: &Report) -> Vec<Fix> {
         .collect()
 }
 
-/// A rebuilt index changes what every other pass sees: if any tree is to be rebuilt, only the
-/// rebuilds are applied this round, then everything is checked again. Returns the fixes to
-/// apply and whether they are rebuilds.
+/// A rebuilt index or a new root directory changes what every other pass sees (entries in
+/// inode 1 stand again): if any is to be made, only those are applied this round, then
+/// everything is checked again. Returns the fixes to apply and whether they are rebuilds.
 fn rebuilds_first(fixable: Vec<Fix>) -> (Vec<Fix>, bool) {
     let rebuilds: Vec<Fix> = fixable
         .iter()
-        .filter(|f| matches!(f, Fix::RebuildTree(_)))
+        .filter(|f| matches!(f, Fix::RebuildTree(_) | Fix::RecreateRoot))
         .cloned()
         .collect();
     if rebuilds.is_empty() {

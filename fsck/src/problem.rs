@@ -31,6 +31,10 @@ pub enum Fix {
     /// Clear an inode whose fields make no sense (e2fsck's "clear inode"); its entries,
     /// extents and blocks are cleaned up by the next round.
     ClearInode(u64),
+    /// Make a new, empty root directory in inode 1 (e2fsck pass 3's "Root inode not
+    /// allocated. Allocate?"): the entries filed under inode 1 in the dentry tree are its
+    /// children again; the link counts follow in the next round.
+    RecreateRoot,
     /// Remove an extended attribute entry (ino, key).
     RemoveXattr { ino: u64, key: (u64, u64) },
     /// Empty a heap free list whose chunks overlap live data (the chunks are leaked).

@@ -29,6 +29,7 @@ pub fn apply(fs: &mut Fs, fix: &Fix) -> FsResult<()> {
         Fix::RemoveExtent { ino, last } => extents::remove(op, ino, last),
         Fix::LostFound { ino } => connectivity::lost_found(op, ino),
         Fix::ClearInode(ino) => inodes::clear(op, ino),
+        Fix::RecreateRoot => inodes::recreate_root(op),
         Fix::RemoveXattr { key, .. } => xattrs::remove(op, key),
         Fix::ResetFreeList(class) => heap::reset_free_list(op, class),
         Fix::RebuildTree(root_field) => trees::rebuild(op, Tree(root_field)),

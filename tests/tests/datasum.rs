@@ -292,8 +292,16 @@ fn clear_data_csum(image: &Path) {
     h[0x8C..0x90].copy_from_slice(&crc.to_le_bytes());
     f.write_all_at(&h[0x80..], 0x80).unwrap();
     let segment = u64::from_le_bytes(h[0x30..0x38].try_into().unwrap());
-    f.write_all_at(&[0u8; 4], segment + 0x104).unwrap();
-    f.write_all_at(&[0u8; 8], segment + 0x120).unwrap();
+    let segment_len = u64::from_le_bytes(h[0x38..0x40].try_into().unwrap());
+    // The primary superblock, and its backup (compat bit 0, docs/format.md section 5.6).
+    let mut copies = vec![segment];
+    if h[0x80] & 1 != 0 {
+        copies.push(segment + segment_len - 4096);
+    }
+    for sb in copies {
+        f.write_all_at(&[0u8; 4], sb + 0x104).unwrap();
+        f.write_all_at(&[0u8; 8], sb + 0x120).unwrap();
+    }
     f.sync_all().unwrap();
 }
 

@@ -4,6 +4,7 @@
 //! word, the data checksums of blocks, a B+tree node of which tree, a heap chunk (a name of
 //! which directory entry), a data block of which file.
 
+use rvmfs::layout::features::COMPAT_BACKUP_SB;
 use rvmfs::layout::header::Header;
 use rvmfs::layout::inode::{Inode, INODE_SIZE};
 use rvmfs::layout::superblock::{Superblock, SB_SIZE};
@@ -293,6 +294,14 @@ impl<'a> Namer<'a> {
         }
         if (sb.heap_start..sb.heap_end).contains(&r) {
             return self.heap(r);
+        }
+        let backup = sb.features.compat & COMPAT_BACKUP_SB != 0;
+        if backup && (sb.heap_end..sb.heap_end + SB_SIZE).contains(&r) {
+            let at = r - sb.heap_end;
+            return plain(format!(
+                "backup superblock {}",
+                overlapped(&superblock_fields(&sb), at..at + len)
+            ));
         }
         plain(format!(
             "metadata region offset {r:#x} (between structures)"

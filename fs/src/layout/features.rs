@@ -29,15 +29,21 @@ pub const INCOMPAT_EXTERNAL_LOG: u32 = 1 << 1;
 /// data correctly but would write blocks without updating their checksums.
 pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
 
-/// Compat bits this build knows (none are defined yet).
-pub const SUPPORTED_COMPAT: u32 = 0;
+/// COMPAT bit 0, `backup_sb`: a copy of the superblock in the region's last 4 KiB
+/// (`layout::superblock_backup`, docs/format.md section 4.3), kept equal by every transaction,
+/// for fsck when the primary is damaged. Old code may write the image; it leaves the copy
+/// stale, which fsck notices and rewrites.
+pub const COMPAT_BACKUP_SB: u32 = 1 << 0;
+
+/// Compat bits this build knows.
+pub const SUPPORTED_COMPAT: u32 = COMPAT_BACKUP_SB;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
 pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
-    compat: 0,
+    compat: COMPAT_BACKUP_SB,
     ro_compat: RO_COMPAT_DATA_CSUM,
     incompat: INCOMPAT_KEYED_HASH,
 };
@@ -47,6 +53,7 @@ pub const NAMES: &[(Word, u32, &str)] = &[
     (Word::Incompat, INCOMPAT_KEYED_HASH, "keyed_hash"),
     (Word::Incompat, INCOMPAT_EXTERNAL_LOG, "external_log"),
     (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
+    (Word::Compat, COMPAT_BACKUP_SB, "backup_sb"),
 ];
 
 /// One of the three feature words.

@@ -94,7 +94,8 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
     let csum_table = data_bitmap + round_up(capacity.div_ceil(8), 4096);
     let heap_start = csum_table + crate::store::csum::table_len(capacity);
     let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
-    let segment_len = heap_end;
+    // The region's last 4 KiB hold the backup superblock (`superblock_backup`).
+    let segment_len = heap_end + SB_SIZE;
     let log_offset = HEADER_SIZE;
     let segment_offset = log_offset + log_len;
     let data_offset = segment_offset + segment_len;

@@ -14,6 +14,7 @@ pub mod header;
 pub mod inode;
 pub mod pod;
 pub mod superblock;
+pub mod superblock_backup;
 
 /// Size of a data block and of a B+tree node, bytes.
 pub const BLOCK_SIZE: u64 = 4096;

@@ -134,6 +134,15 @@ impl Fs {
         e.maybe_panic();
     }
 
+    /// Damaged metadata met (not a storage error: the filesystem goes on): log it with the
+    /// image's name and record it (EUCLEAN, as ext4's "structure needs cleaning"), so fsck
+    /// is called for.
+    pub fn note_corruption(&mut self, op: &str, ino: u64, message: &str) {
+        let e = &mut self.errors;
+        log::error!("{}: {message}; unmount, then run fsck.rvmfs", e.source);
+        e.record(op, ino, libc::EUCLEAN, message);
+    }
+
     /// Whether rvm-core failed and [`Fs::notice_failure`] has not reported it yet (one atomic
     /// load when healthy; a shared lock is enough to ask).
     pub fn failure_unreported(&self) -> bool {

@@ -129,7 +129,7 @@ fn find_reusable(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u6
     let mut goal = op.hints.next_block;
     // Each round skips one held run; more rounds than there are held runs means the scan
     // came round again: every free block is held.
-    let rounds = op.frees.pending() + op.runs.len() + 1;
+    let rounds = op.frees.pending() + op.runs.len() + op.geo.unmarked.runs.len() + 1;
     for _ in 0..rounds {
         let found = bitmap::find_clear_run(op.bytes(), sb.data_bitmap, sb.data_blocks, goal, want)?;
         let Some((start, len)) = found else {
@@ -147,7 +147,8 @@ fn find_reusable(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u6
 /// The first run overlapping free blocks [start, start+len) that must not be reused yet:
 /// freed by this transaction, or by one whose record is not durable (`Discard`). In a state
 /// a crash or power cut brings back, its old file still owns it, and data written into it
-/// now would show in that file.
+/// now would show in that file. Also blocks a file owns that a damaged bitmap calls free
+/// (`Geo::unmarked`).
 fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
     let end = start + len;
     let mine = op.runs.iter().filter_map(|ev| match *ev {
@@ -157,7 +158,9 @@ fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
         _ => None,
     });
     let queued = op.frees.first_held(start, len, op.rvm.durable_lsn());
-    mine.chain(queued).min()
+    // Blocks a damaged bitmap calls free though files own them (`bitmap_guard`).
+    let owned = op.geo.unmarked.first_in(start, len);
+    mine.chain(queued).chain(owned).min()
 }
 
 /// Return data blocks [start, start+len) to the free-space map.

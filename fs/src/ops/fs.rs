@@ -10,6 +10,7 @@ use crate::layout::header::Header;
 use crate::layout::inode::Inode;
 use crate::layout::pod;
 use crate::layout::superblock::Superblock;
+use crate::layout::superblock_backup;
 use crate::store::superblock;
 use rvm_core::{CommitMode, Lsn, Region, RestoreMode, Rvm, Storage, Transaction};
 use std::collections::HashMap;
@@ -183,6 +184,9 @@ impl Fs {
         };
         // The runs the transaction freed and allocated, and how it ended: committed at an
         // Lsn, failed to commit (None), or aborted (Err: whether for want of host space).
+        // The backup superblock follows every change of the primary, in the same record.
+        let backup = superblock_backup::offset(&self.header);
+        let before = superblock_backup::snapshot(self.region.bytes());
         let (result, runs, ended) = {
             let open = lock_open(&self.open);
             let mut op = Op {
@@ -197,7 +201,11 @@ impl Fs {
                 runs: Vec::new(),
                 frees: &self.discard,
             };
-            match f(&mut op) {
+            let done = f(&mut op).and_then(|value| match backup {
+                Some(at) => superblock_backup::mirror(&mut op.tx, at, &before).map(|()| value),
+                None => Ok(value),
+            });
+            match done {
                 Ok(value) => {
                     let Op {
                         tx,

@@ -32,6 +32,9 @@ pub struct Geo {
     /// The mount option `nodatasum`: neither compute nor verify data checksums; files written
     /// get `csum::NODATASUM`.
     pub nodatasum: bool,
+    /// Blocks extents own that the data bitmap calls free (`bitmap_guard`, checked at
+    /// mount): the allocator never hands them out.
+    pub unmarked: super::bitmap_guard::Unmarked,
 }
 
 impl Geo {
@@ -48,6 +51,7 @@ impl Geo {
             read_gate: Arc::default(),
             csums: csum::Table::of(sb)?,
             nodatasum: false,
+            unmarked: Default::default(),
         })
     }
 

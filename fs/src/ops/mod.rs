@@ -4,6 +4,7 @@
 //! what they change (trees, keys, values) is `store`'s; operations hold the POSIX rules.
 
 pub mod attr;
+pub mod bitmap_guard;
 pub mod data_log;
 pub mod datasum;
 pub mod discard;

@@ -1,5 +1,6 @@
 //! Pass 1: inodes. Each inode's bitmap bit must agree with its table entry; the root must be a
-//! directory; an inode of no known type is cleared. Counts files and directories.
+//! directory (else it is made again, empty); an inode of no known type is cleared. Counts
+//! files and directories.
 
 use crate::problem::Fix;
 use crate::state::State;
@@ -16,8 +17,8 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
     match s.inodes.get(&ROOT_INO) {
         Some(root) if root.is_dir() => {}
         _ => s.report.add(
-            "the root directory is missing or not a directory".into(),
-            Fix::None,
+            "the root directory (inode 1) is missing or not a directory: make a new one".into(),
+            Fix::RecreateRoot,
         ),
     }
     clear_unknown(s);
@@ -90,4 +91,20 @@ pub(crate) fn set_bit(op: &mut Op<'_>, ino: u64, used: bool) -> FsResult<()> {
 pub(crate) fn clear(op: &mut Op<'_>, ino: u64) -> FsResult<()> {
     op.put_inode(ino, &Inode::default())?;
     set_bit(op, ino, false)
+}
+
+/// Repair [`Fix::RecreateRoot`]: a new root directory (mode 0755, owned by root, its own
+/// parent) in inode 1, marked in the bitmap. Whatever inode 1 held is lost (its extents and
+/// xattrs, now a directory's, go in the next round); the names filed under inode 1 stay.
+pub(crate) fn recreate_root(op: &mut Op<'_>) -> FsResult<()> {
+    let sb = op.superblock()?;
+    let root = Inode {
+        parent_or_target: ROOT_INO,
+        ..Inode::new(libc::S_IFDIR | 0o755, 0, 0, 0, sb.next_generation)
+    };
+    op.put_inode(ROOT_INO, &root)?;
+    match bitmap::test(op.bytes(), op.geo.inode_bitmap, ROOT_INO - 1)? {
+        true => Ok(()),
+        false => set_bit(op, ROOT_INO, true),
+    }
 }

@@ -4,6 +4,7 @@
 //! | file | pass |
 //! | --- | --- |
 //! | `replay.rs` | log recovery before any check (in memory with -n) |
+//! | `backup_sb.rs` | the superblock against its backup, before the filesystem opens (`-b`) |
 //! | `error_record.rs` | the error record the daemon wrote after a storage error |
 //! | `superblock.rs` | the superblock's layout |
 //! | `trees.rs` | pass 0: B+tree structure of each tree |
@@ -18,6 +19,7 @@
 //! | `heap.rs` | the heap: chunks inside it, none overlapping, free lists |
 //! | `scrub.rs` | with -c, after the checks: every data block against its checksum |
 
+pub mod backup_sb;
 pub(crate) mod connectivity;
 pub(crate) mod dentries;
 pub mod error_record;
