@@ -100,6 +100,9 @@ impl Op<'_> {
                 self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
             });
         if log {
+            if self.planning() {
+                return Ok(()); // logged data is the commit's, under the lock (`write_plan`)
+            }
             if fresh {
                 // New blocks may need host space (a sparse image on a full host): take it
                 // with a plain write first, so ENOSPC is this request's answer (nothing
@@ -114,14 +117,19 @@ impl Op<'_> {
             self.dlog.used += data.len() as u64;
             self.logged.push((first, last));
         } else {
-            self.geo
-                .image
-                .write_at(data, pos)
-                .map_err(data_write_error)?;
+            // A planned write's dry run keeps the bytes; its commit finds them written.
+            if !self.planned_write(pos, data) {
+                self.geo
+                    .image
+                    .write_at(data, pos)
+                    .map_err(data_write_error)?;
+            }
             // Every unlogged write is ordered before the next flush's records: new blocks
             // (their record points at them) and zeroed tails alike (a record that grows
             // the file must not make stale bytes visible after a power loss).
-            self.rvm.note_unlogged_data();
+            if !self.planning() {
+                self.rvm.note_unlogged_data();
+            }
         }
         Ok(())
     }

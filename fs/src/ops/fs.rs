@@ -5,6 +5,7 @@ use super::data_log::DataLog;
 use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
+use super::write_plan::{Phase, Prewrite, Reservations};
 use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
 use crate::layout::inode::Inode;
@@ -33,6 +34,10 @@ pub struct Op<'a> {
     /// Runs freed by earlier transactions: the allocator skips those whose free is not
     /// durable yet (`extent::alloc_blocks`).
     pub(super) frees: &'a Discard,
+    /// Block runs reserved by planned writes (`write_plan`): the allocator skips them.
+    pub(super) reserved: &'a Reservations,
+    /// Direct, a planned write's dry run, or its commit (`write_plan`).
+    pub(super) phase: Phase<'a>,
 }
 
 impl Op<'_> {
@@ -88,7 +93,12 @@ pub struct Fs {
     /// Freed data blocks waiting to be given back to the host (`-o discard`; off unless the
     /// daemon turns it on).
     pub discard: Discard,
+    /// Block runs reserved by writes between their plan and their commit (`write_plan`).
+    pub reserved: Reservations,
 }
+
+/// The errno a dry run ends with (`Fs::dry_run`): it is aborted, never committed.
+const DRY_RUN: i32 = libc::ECANCELED;
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
 /// (`Region::release_applied_pages`) and pages only read are unmapped
@@ -134,6 +144,7 @@ impl Fs {
             commits: 0,
             errors,
             discard: Discard::default(),
+            reserved: Reservations::default(),
         })
     }
 
@@ -168,15 +179,53 @@ impl Fs {
         ino: u64,
         f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
     ) -> FsResult<T> {
+        self.transact_in(op, ino, Phase::Direct, f)
+    }
+
+    /// [`Fs::transact_on`] in write phase `phase` (`write_plan`).
+    pub(super) fn transact_in<T>(
+        &mut self,
+        op: &str,
+        ino: u64,
+        phase: Phase<'_>,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
         if let Some(failure) = self.rvm.failure() {
             self.report_failure(&failure, op, ino);
             return errno(libc::EIO);
         }
-        self.run(f).map_err(|e| self.on_error(e, op, ino))
+        self.run(phase, f).map_err(|e| self.on_error(e, op, ino))
+    }
+
+    /// A planned write's dry run (`write_plan`): run `f` as a transaction and abort it;
+    /// returns the data writes it kept and the block runs it allocated, or None if `f` failed.
+    pub(super) fn dry_run<T>(
+        &mut self,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> Option<(Vec<Prewrite>, Vec<(u64, u64)>)> {
+        let mut out = None;
+        let r = self.run(Phase::Plan(Vec::new()), |op| {
+            let r = f(op);
+            if let (Ok(_), Phase::Plan(kept)) = (&r, std::mem::take(&mut op.phase)) {
+                let allocated = op.runs.iter().filter_map(|ev| match *ev {
+                    RunEvent::Allocated(s, l) => Some((s, l)),
+                    RunEvent::Freed(..) => None,
+                });
+                out = Some((kept, allocated.collect()));
+            }
+            // Never commit: end the dry run as an aborted transaction.
+            errno::<()>(DRY_RUN)
+        });
+        debug_assert!(r.is_err());
+        out
     }
 
     /// The transaction itself (see [`Fs::transact_on`]).
-    fn run<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
+    fn run<T>(
+        &mut self,
+        phase: Phase<'_>,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
         let mode = match self.durability {
             Durability::Sync if !self.flush_by_caller => CommitMode::Flush,
             _ => CommitMode::NoFlush,
@@ -196,6 +245,8 @@ impl Fs {
                 applied: None,
                 runs: Vec::new(),
                 frees: &self.discard,
+                reserved: &self.reserved,
+                phase,
             };
             match f(&mut op) {
                 Ok(value) => {

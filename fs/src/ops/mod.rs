@@ -20,6 +20,7 @@ pub mod open;
 pub mod orphan;
 pub mod space;
 pub mod statfs;
+pub mod write_plan;
 pub mod xattr;
 
 pub use data_log::{DataLog, DATA_LOG_BUDGET, DATA_LOG_MAX_WRITE};
