@@ -63,11 +63,12 @@ pub(crate) struct CommitError {
 impl Shared {
     /// Queue one redo record of `ranges` (absolute storage offset, new bytes) and, for
     /// `Flush`, make it durable.
-    /// `ranges[ext_from..]` are external ranges (`Transaction::log_external`).
+    /// `kinds`: which ranges are external (`Transaction::log_external`) and deferred
+    /// (`Transaction::log_deferred`).
     pub(crate) fn commit(
         &self,
         ranges: &[(u64, &[u8])],
-        ext_from: usize,
+        kinds: record::Kinds,
         mode: CommitMode,
     ) -> std::result::Result<Lsn, CommitError> {
         let len = record::encoded_len(ranges.iter().map(|r| r.1.len()));
@@ -105,7 +106,7 @@ impl Shared {
         g.next_seq += 1;
         let log_id = self.log.log_id;
         g.pending.append_with(len as usize, |out| {
-            record::encode_slice(out, seq, 0, log_id, ranges, ext_from)
+            record::encode_slice(out, seq, 0, log_id, ranges, kinds)
         });
         let early = g.pending.unflushed().len() as u64 > self.opts.spool_size / 2;
         drop(g);
@@ -252,14 +253,16 @@ impl Shared {
     fn merge_batch(&self, batch: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let max_len = (self.log.capacity / 4).clamp(HEADER_LEN as u64, u32::MAX as u64 / 2);
         out.clear();
-        // Region ranges and external ranges are merged apart (they never overlap: external
-        // ranges lie outside every region), region ranges first, as in every record.
+        // Region, external and deferred ranges are merged apart (external ranges lie outside
+        // every region; a block's deferred write is never followed by an immediate one while
+        // its record is live, see `Transaction::log_deferred`), in that order, as in every
+        // record.
         let mut ov = RangeList::new();
         let mut ovx = RangeList::new();
+        let mut ovd = RangeList::new();
         let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
         let end_run = |out: &mut Vec<u8>,
-                       ov: &mut RangeList<'_>,
-                       ovx: &mut RangeList<'_>,
+                       [ov, ovx, ovd]: [&mut RangeList<'_>; 3],
                        from: usize,
                        to: usize,
                        seq: u64,
@@ -268,15 +271,23 @@ impl Shared {
                 out.extend_from_slice(&batch[from..to]);
                 ov.clear();
                 ovx.clear();
+                ovd.clear();
                 return;
             }
             let u = ov.take_union();
             let ux = ovx.take_union();
+            let ud = ovd.take_union();
             let mut ranges = u.ranges();
-            let ext_from = ranges.len();
+            let external_from = ranges.len();
             ranges.extend(ux.ranges());
+            let deferred_from = ranges.len();
+            ranges.extend(ud.ranges());
+            let kinds = record::Kinds {
+                external_from,
+                deferred_from,
+            };
             let before = out.len();
-            record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, ext_from);
+            record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, kinds);
             let saved = (to - from).saturating_sub(out.len() - before) as u64;
             inc(&self.counters.bytes_saved_inter, saved);
             inc(&self.counters.records_merged, n as u64 - 1);
@@ -289,7 +300,7 @@ impl Shared {
                 && ((at + tl - run_start) as u64 > max_len
                     || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
             {
-                end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+                end_run(out, [&mut ov, &mut ovx, &mut ovd], run_start, at, run_seq, run_n);
                 run_n = 0;
             }
             if run_n == 0 {
@@ -299,14 +310,17 @@ impl Shared {
             for (off, data) in rec.region_ranges() {
                 ov.push(*off, data);
             }
-            for (off, data) in rec.external_ranges() {
+            for (off, data) in rec.immediate_ranges() {
                 ovx.push(*off, data);
+            }
+            for (off, data) in rec.deferred_ranges() {
+                ovd.push(*off, data);
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
         }
         if run_n > 0 {
-            end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+            end_run(out, [&mut ov, &mut ovx, &mut ovd], run_start, at, run_seq, run_n);
         }
         Ok(())
     }

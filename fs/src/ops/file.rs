@@ -5,7 +5,7 @@
 //! daemon never answered is all or nothing.
 
 use super::datasum::{self, PieceSums, WriteSums};
-use super::{extent, inode, xattr, Geo, Op};
+use super::{extent, inode, logged_overwrite, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
@@ -192,6 +192,16 @@ impl Request<'_> {
     fn src(&self, from: u64, to: u64) -> &[u8] {
         &self.data[(from - self.offset) as usize..(to - self.offset) as usize]
     }
+    /// What a logged overwrite needs of it.
+    fn as_piece(&self) -> logged_overwrite::Piece<'_> {
+        logged_overwrite::Piece {
+            offset: self.offset,
+            end: self.end,
+            data: self.data,
+            new_size: self.new_size,
+            sums: self.sums,
+        }
+    }
 }
 
 /// Write the segment of `w` that starts at byte `pos` (up to the end of the extent or hole
@@ -202,6 +212,8 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
         Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
             if pos >= node.size && op.geo.sums_for(node).is_none() {
                 append_in_place(op, w, &e, pos)
+            } else if logged_overwrite::applies(op, &w.as_piece(), &e, pos) {
+                logged_overwrite::overwrite(op, &w.as_piece(), node, &e, pos)
             } else {
                 overwrite(op, w, node, &e, pos)
             }

@@ -5,6 +5,7 @@ use super::data_log::DataLog;
 use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
+use super::pending::{PendingData, PENDING_BUDGET};
 use super::write_plan::{Phase, Prewrite, Reservations};
 use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
@@ -38,6 +39,10 @@ pub struct Op<'a> {
     pub(super) reserved: &'a Reservations,
     /// Direct, a planned write's dry run, or its commit (`write_plan`).
     pub(super) phase: Phase<'a>,
+    /// Blocks written deferred by earlier transactions, not yet applied (`pending`).
+    pub(super) pending: &'a PendingData,
+    /// This transaction's deferred writes: image offset of whole blocks, their bytes.
+    pub(super) deferred: Vec<(u64, Vec<u8>)>,
 }
 
 impl Op<'_> {
@@ -95,6 +100,9 @@ pub struct Fs {
     pub discard: Discard,
     /// Block runs reserved by writes between their plan and their commit (`write_plan`).
     pub reserved: Reservations,
+    /// Blocks written deferred, until truncation applies them (`pending`); `geo.image`
+    /// reads through it.
+    pub pending: Arc<PendingData>,
 }
 
 /// The errno a dry run ends with (`Fs::dry_run`): it is aborted, never committed.
@@ -119,7 +127,8 @@ impl Fs {
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
         let errors = Errors::new(image.clone(), rvm.options().read_only);
-        let geo = Geo::new(&header, &sb, image)?;
+        let pending = PendingData::new(image);
+        let geo = Geo::new(&header, &sb, pending.clone())?;
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
         rvm.set_ordered_on_demand(true);
@@ -145,6 +154,7 @@ impl Fs {
             errors,
             discard: Discard::default(),
             reserved: Reservations::default(),
+            pending,
         })
     }
 
@@ -247,6 +257,8 @@ impl Fs {
                 frees: &self.discard,
                 reserved: &self.reserved,
                 phase,
+                pending: &self.pending,
+                deferred: Vec::new(),
             };
             match f(&mut op) {
                 Ok(value) => {
@@ -257,11 +269,16 @@ impl Fs {
                         dlog: d,
                         rvm,
                         runs,
+                        deferred,
+                        pending,
                         ..
                     } = op;
                     let lsn = tx.end(mode);
                     let at = lsn.as_ref().ok().copied();
                     d.note_commit(logged, at, applied, rvm);
+                    if let Some(at) = at.filter(|_| !deferred.is_empty()) {
+                        pending.insert(deferred, at);
+                    }
                     (lsn.map(|_| value).map_err(Into::into), runs, Ok(at))
                 }
                 Err(e) => {
@@ -284,6 +301,12 @@ impl Fs {
         }
         self.commits += 1;
         self.discard_ready();
+        if !self.pending.is_empty() {
+            self.pending.prune(self.rvm.applied_lsn());
+            if self.pending.bytes() > PENDING_BUDGET {
+                self.rvm.request_truncation();
+            }
+        }
         if self.commits.is_multiple_of(RELEASE_EVERY) {
             self.region.release_applied_pages();
             // Pages only read stay mapped too (lookups in a big directory touch every leaf
