@@ -111,7 +111,10 @@ fn workload(image: Vec<u8>, ino: u64, sync: [bool; 2], truncate: bool) -> (Arc<S
         before,
         "small overwrites are logged in place, not copied on write"
     );
-    assert!(snapshot(&fs).expect("reads")["/x"].2 == states()[2], "reads see the overwrites");
+    assert!(
+        snapshot(&fs).expect("reads")["/x"].2 == states()[2],
+        "reads see the overwrites"
+    );
     disk.crash_now();
     drop(fs);
     (disk, durable)
@@ -121,7 +124,11 @@ fn workload(image: Vec<u8>, ino: u64, sync: [bool; 2], truncate: bool) -> (Arc<S
 fn check_recovered(image: Vec<u8>, durable: usize, what: &str) {
     let fs = open_sim(Arc::new(SimStorage::from_bytes(image)), IMAGE).expect("recover");
     let report = check(fs.bytes(), &|_, _, _| {}).expect("fsck reads the image");
-    assert!(report.problems.is_empty(), "{what}: fsck: {:?}", report.problems);
+    assert!(
+        report.problems.is_empty(),
+        "{what}: fsck: {:?}",
+        report.problems
+    );
     let tree = snapshot(&fs).expect("every block reads back: no checksum mismatch");
     let body = &tree["/x"].2;
     let states = states();

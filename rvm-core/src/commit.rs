@@ -257,41 +257,8 @@ impl Shared {
         // every region; a block's deferred write is never followed by an immediate one while
         // its record is live, see `Transaction::log_deferred`), in that order, as in every
         // record.
-        let mut ov = RangeList::new();
-        let mut ovx = RangeList::new();
-        let mut ovd = RangeList::new();
+        let mut lists = [RangeList::new(), RangeList::new(), RangeList::new()];
         let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
-        let end_run = |out: &mut Vec<u8>,
-                       [ov, ovx, ovd]: [&mut RangeList<'_>; 3],
-                       from: usize,
-                       to: usize,
-                       seq: u64,
-                       n: u32| {
-            if n <= 1 {
-                out.extend_from_slice(&batch[from..to]);
-                ov.clear();
-                ovx.clear();
-                ovd.clear();
-                return;
-            }
-            let u = ov.take_union();
-            let ux = ovx.take_union();
-            let ud = ovd.take_union();
-            let mut ranges = u.ranges();
-            let external_from = ranges.len();
-            ranges.extend(ux.ranges());
-            let deferred_from = ranges.len();
-            ranges.extend(ud.ranges());
-            let kinds = record::Kinds {
-                external_from,
-                deferred_from,
-            };
-            let before = out.len();
-            record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, kinds);
-            let saved = (to - from).saturating_sub(out.len() - before) as u64;
-            inc(&self.counters.bytes_saved_inter, saved);
-            inc(&self.counters.records_merged, n as u64 - 1);
-        };
         while at < batch.len() {
             let rec = record::decode(&batch[at..])
                 .map_err(|e| RvmError::CorruptLog(format!("pending record: {e}")))?;
@@ -300,29 +267,63 @@ impl Shared {
                 && ((at + tl - run_start) as u64 > max_len
                     || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
             {
-                end_run(out, [&mut ov, &mut ovx, &mut ovd], run_start, at, run_seq, run_n);
+                self.end_run(out, batch, &mut lists, (run_start, at), run_seq, run_n);
                 run_n = 0;
             }
             if run_n == 0 {
                 run_start = at;
                 run_seq = rec.header.seq;
             }
-            for (off, data) in rec.region_ranges() {
-                ov.push(*off, data);
-            }
-            for (off, data) in rec.immediate_ranges() {
-                ovx.push(*off, data);
-            }
-            for (off, data) in rec.deferred_ranges() {
-                ovd.push(*off, data);
+            let kinds = [
+                rec.region_ranges(),
+                rec.immediate_ranges(),
+                rec.deferred_ranges(),
+            ];
+            for (list, ranges) in lists.iter_mut().zip(kinds) {
+                for (off, data) in ranges {
+                    list.push(*off, data);
+                }
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
         }
         if run_n > 0 {
-            end_run(out, [&mut ov, &mut ovx, &mut ovd], run_start, at, run_seq, run_n);
+            self.end_run(out, batch, &mut lists, (run_start, at), run_seq, run_n);
         }
         Ok(())
+    }
+
+    /// End a run of `n` records, `batch[from..to]`, starting at Lsn `seq`, whose ranges
+    /// `lists` holds (region, external, deferred): one record as it was, else their merge.
+    fn end_run(
+        &self,
+        out: &mut Vec<u8>,
+        batch: &[u8],
+        lists: &mut [RangeList<'_>; 3],
+        (from, to): (usize, usize),
+        seq: u64,
+        n: u32,
+    ) {
+        if n <= 1 {
+            out.extend_from_slice(&batch[from..to]);
+            lists.iter_mut().for_each(RangeList::clear);
+            return;
+        }
+        let [u, ux, ud] = lists.each_mut().map(RangeList::take_union);
+        let mut ranges = u.ranges();
+        let external_from = ranges.len();
+        ranges.extend(ux.ranges());
+        let deferred_from = ranges.len();
+        ranges.extend(ud.ranges());
+        let kinds = record::Kinds {
+            external_from,
+            deferred_from,
+        };
+        let before = out.len();
+        record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, kinds);
+        let saved = (to - from).saturating_sub(out.len() - before) as u64;
+        inc(&self.counters.bytes_saved_inter, saved);
+        inc(&self.counters.records_merged, n as u64 - 1);
     }
 
     /// Leader only: write whole encoded records at the log tail, syncing, and truncating

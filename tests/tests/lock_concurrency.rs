@@ -82,23 +82,29 @@ fn mount_stalled(threads: usize) -> Mounted {
     m
 }
 
-#[test]
-fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
-    require_fuse!();
-    let mut m = mount_stalled(4);
+/// Make d/f0..f19, r (holding `other`) and an empty w; mount again (the kernel then has
+/// cached no names or attributes, so every lookup and getattr reaches the daemon); open w
+/// for writing.
+fn populate_and_remount(m: &mut Mounted, other: &[u8]) -> fs::File {
     fs::create_dir(m.path("d")).unwrap();
     for i in 0..20 {
         fs::write(m.path(format!("d/f{i}")), b"x").unwrap();
     }
+    fs::write(m.path("r"), other).unwrap();
     fs::write(m.path("w"), b"").unwrap();
-    // A fresh mount: the kernel has cached no names or attributes, so every lookup and
-    // getattr below reaches the daemon.
     m.unmount();
     m.mount();
-    let file = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .write(true)
         .open(m.path("w"))
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
+    require_fuse!();
+    let mut m = mount_stalled(4);
+    let file = populate_and_remount(&mut m, b"");
     let gate = Gate::shut(m.dir());
     let (done_tx, done_rx) = mpsc::channel();
     let writer = std::thread::spawn(move || {
@@ -141,20 +147,8 @@ fn readers_are_answered_while_a_writer_is_inside_its_data_write() {
     let stall = format!("inject_stall={}", m.dir().join("gate").display());
     m.set_mount_options(&["threads=4", &stall]);
     m.mount();
-    fs::create_dir(m.path("d")).unwrap();
-    for i in 0..20 {
-        fs::write(m.path(format!("d/f{i}")), b"x").unwrap();
-    }
     let other: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    fs::write(m.path("r"), &other).unwrap();
-    fs::write(m.path("w"), b"").unwrap();
-    // A fresh mount: nothing cached, every request below reaches the daemon.
-    m.unmount();
-    m.mount();
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(m.path("w"))
-        .unwrap();
+    let file = populate_and_remount(&mut m, &other);
     let big = vec![9u8; 1 << 20];
     let gate = Gate::shut_data(m.dir());
     let (done_tx, done_rx) = mpsc::channel();
@@ -163,7 +157,9 @@ fn readers_are_answered_while_a_writer_is_inside_its_data_write() {
         let _ = done_tx.send(());
         r
     });
-    wait_for("the writer reaching its data write", || gate.held().exists());
+    wait_for("the writer reaching its data write", || {
+        gate.held().exists()
+    });
 
     let (tx, rx) = mpsc::channel();
     let (d, r) = (m.path("d"), m.path("r"));
@@ -180,7 +176,10 @@ fn readers_are_answered_while_a_writer_is_inside_its_data_write() {
         .recv_timeout(DEADLOCK)
         .expect("readers were held up by a writer inside its data write");
     assert_eq!((seen, listed, missing), (20, 20, true));
-    assert!(read.as_deref() == Some(&other[..]), "the other file reads whole");
+    assert!(
+        read.as_deref() == Some(&other[..]),
+        "the other file reads whole"
+    );
     // Provably still inside: the gate is shut and the writer has not returned.
     assert!(gate.held().exists(), "the writer left its data write early");
     assert!(done_rx.try_recv().is_err(), "the writer returned early");

@@ -163,7 +163,10 @@ fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
     });
     let queued = op.frees.first_held(start, len, op.rvm.durable_lsn());
     let reserved = op.reserved.first_overlap(start, len);
-    mine.chain(queued).chain(reserved).chain(first_pending(op, start, len)).min()
+    mine.chain(queued)
+        .chain(reserved)
+        .chain(first_pending(op, start, len))
+        .min()
 }
 
 /// The first block of [start, start+len) written deferred and not yet in place

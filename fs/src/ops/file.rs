@@ -254,6 +254,12 @@ fn append_in_place(op: &mut Op<'_>, w: &Request<'_>, e: &Extent, pos: u64) -> Fs
     Ok(seg_end)
 }
 
+/// The blocks (first, last) of a write ending at byte `end` that extent `e` holds, from the
+/// one holding byte `pos`.
+pub(super) fn in_extent(e: &Extent, pos: u64, end: u64) -> (u64, u64) {
+    (pos / BLOCK_SIZE, e.last.min((end - 1) / BLOCK_SIZE))
+}
+
 /// Overwrite of written blocks: copy on write. Visible bytes never change before the commit,
 /// so a crash before it leaves the old contents whole (an unanswered write is all or
 /// nothing). New blocks get the merged contents; the old ones are freed in the same
@@ -265,8 +271,7 @@ fn overwrite(
     e: &Extent,
     pos: u64,
 ) -> FsResult<u64> {
-    let b = pos / BLOCK_SIZE;
-    let last = e.last.min((w.end - 1) / BLOCK_SIZE);
+    let (b, last) = in_extent(e, pos, w.end);
     let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
     let last = b + n - 1;
     let seg_end = w.end.min((last + 1) * BLOCK_SIZE);

@@ -4,7 +4,7 @@
 //! leaves the old bytes and the old checksums; after it, recovery writes the new bytes.
 
 use super::datasum::WriteSums;
-use super::file::data_pos;
+use super::file::{data_pos, in_extent};
 use super::Op;
 use crate::error::FsResult;
 use crate::layout::inode::Inode;
@@ -35,7 +35,7 @@ pub fn applies(op: &mut Op<'_>, w: &Piece<'_>, e: &Extent, pos: u64) -> bool {
     if w.data.len() > LOGGED_OVERWRITE_MAX || op.planning() {
         return false;
     }
-    let (b, last) = (pos / BLOCK_SIZE, e.last.min((w.end - 1) / BLOCK_SIZE));
+    let (b, last) = in_extent(e, pos, w.end);
     let (phys, n) = (e.phys_of(b), last - b + 1);
     !op.allocated_here(phys, n) && op.log_budget(n * BLOCK_SIZE)
 }
@@ -49,8 +49,7 @@ pub fn overwrite(
     e: &Extent,
     pos: u64,
 ) -> FsResult<u64> {
-    let b = pos / BLOCK_SIZE;
-    let last = e.last.min((w.end - 1) / BLOCK_SIZE);
+    let (b, last) = in_extent(e, pos, w.end);
     let seg_end = w.end.min((last + 1) * BLOCK_SIZE);
     let at = data_pos(op.geo, e.phys_of(b), 0);
     let mut buf = vec![0u8; ((last - b + 1) * BLOCK_SIZE) as usize];
