@@ -5,7 +5,7 @@ use super::data_log::DataLog;
 use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
-use super::pending::{PendingData, PENDING_BUDGET};
+use super::pending::PendingData;
 use super::write_plan::{Phase, Prewrite, Reservations};
 use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
@@ -303,7 +303,7 @@ impl Fs {
         self.discard_ready();
         if !self.pending.is_empty() {
             self.pending.prune(self.rvm.applied_lsn());
-            if self.pending.bytes() > PENDING_BUDGET {
+            if self.pending.over_budget() {
                 self.rvm.request_truncation();
             }
         }

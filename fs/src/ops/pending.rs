@@ -17,6 +17,7 @@ use memmap2::MmapMut;
 use rvm_core::{Area, Lsn, Storage};
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Pending bytes above which a truncation is asked for early (bounds the memory they hold).
@@ -29,6 +30,11 @@ pub struct PendingData {
     /// Image offset of a block's first byte -> (Lsn of the record carrying its newest bytes,
     /// the whole block).
     blocks: Mutex<BTreeMap<u64, (Lsn, Arc<[u8]>)>>,
+    /// `applied` of the last [`PendingData::prune`] (nothing more to forget until it moves).
+    pruned: AtomicU64,
+    /// A truncation was asked for ([`PendingData::over_budget`]) and has not applied
+    /// anything since: asking again would only run truncations back to back.
+    asked: AtomicBool,
 }
 
 impl PendingData {
@@ -37,6 +43,8 @@ impl PendingData {
         Arc::new(PendingData {
             inner,
             blocks: Mutex::default(),
+            pruned: AtomicU64::new(0),
+            asked: AtomicBool::new(false),
         })
     }
 
@@ -80,7 +88,19 @@ impl PendingData {
     /// Forget the blocks whose record truncation has applied (Lsn below `applied`,
     /// `Rvm::applied_lsn`): their bytes are in place.
     pub(super) fn prune(&self, applied: Lsn) {
+        if self.pruned.swap(applied, Ordering::Relaxed) == applied {
+            return;
+        }
+        self.asked.store(false, Ordering::Relaxed);
         self.lock().retain(|_, (lsn, _)| *lsn >= applied);
+    }
+}
+
+impl PendingData {
+    /// Whether a truncation should be asked for now: more than [`PENDING_BUDGET`] bytes
+    /// pending, and none asked for since the last one applied something.
+    pub(super) fn over_budget(&self) -> bool {
+        self.bytes() > PENDING_BUDGET && !self.asked.swap(true, Ordering::Relaxed)
     }
 }
 
