@@ -105,6 +105,9 @@ pub struct Fs {
     pub pending: Arc<PendingData>,
 }
 
+/// What a dry run kept: its data writes and the block runs (first, blocks) it allocated.
+type DryRun = (Vec<Prewrite>, Vec<(u64, u64)>);
+
 /// The errno a dry run ends with (`Fs::dry_run`): it is aborted, never committed.
 const DRY_RUN: i32 = libc::ECANCELED;
 
@@ -212,7 +215,7 @@ impl Fs {
     pub(super) fn dry_run<T>(
         &mut self,
         f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
-    ) -> Option<(Vec<Prewrite>, Vec<(u64, u64)>)> {
+    ) -> Option<DryRun> {
         let mut out = None;
         let r = self.run(Phase::Plan(Vec::new()), |op| {
             let r = f(op);

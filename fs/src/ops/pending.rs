@@ -23,13 +23,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Pending bytes above which a truncation is asked for early (bounds the memory they hold).
 pub const PENDING_BUDGET: u64 = 16 << 20;
 
+/// Image offset of a block's first byte -> (Lsn of the record carrying its newest bytes,
+/// the whole block).
+type Blocks = BTreeMap<u64, (Lsn, Arc<[u8]>)>;
+
 /// The image, with the new bytes of blocks written deferred served from memory until
 /// truncation has written them (see the module docs).
 pub struct PendingData {
     inner: Arc<dyn Storage>,
-    /// Image offset of a block's first byte -> (Lsn of the record carrying its newest bytes,
-    /// the whole block).
-    blocks: Mutex<BTreeMap<u64, (Lsn, Arc<[u8]>)>>,
+    blocks: Mutex<Blocks>,
     /// `applied` of the last [`PendingData::prune`] (nothing more to forget until it moves).
     pruned: AtomicU64,
     /// A truncation was asked for ([`PendingData::over_budget`]) and has not applied
@@ -48,7 +50,7 @@ impl PendingData {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, (Lsn, Arc<[u8]>)>> {
+    fn lock(&self) -> MutexGuard<'_, Blocks> {
         self.blocks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
