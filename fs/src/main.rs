@@ -56,7 +56,9 @@ struct Args {
     ///                   later call of OP (write, durable_write, sync, any) on the image
     ///                   fails with EIO (or ENOSPC), once
     ///   inject_stall=PATH  debugging and tests only: every log flush (sync, durable
-    ///                   write) waits while the file PATH exists; PATH.held exists meanwhile
+    ///                   write) waits while the file PATH exists; PATH.held exists meanwhile;
+    ///                   every plain write (file data, truncation) waits while PATH.data
+    ///                   exists; PATH.data.held exists meanwhile
     ///   discard         give freed data blocks back to the host: punch holes in the image
     ///                   file once the frees are durable (default for an image file; a
     ///                   block device is never discarded)

@@ -63,11 +63,12 @@ pub(crate) struct CommitError {
 impl Shared {
     /// Queue one redo record of `ranges` (absolute storage offset, new bytes) and, for
     /// `Flush`, make it durable.
-    /// `ranges[ext_from..]` are external ranges (`Transaction::log_external`).
+    /// `kinds`: which ranges are external (`Transaction::log_external`) and deferred
+    /// (`Transaction::log_deferred`).
     pub(crate) fn commit(
         &self,
         ranges: &[(u64, &[u8])],
-        ext_from: usize,
+        kinds: record::Kinds,
         mode: CommitMode,
     ) -> std::result::Result<Lsn, CommitError> {
         let len = record::encoded_len(ranges.iter().map(|r| r.1.len()));
@@ -105,7 +106,7 @@ impl Shared {
         g.next_seq += 1;
         let log_id = self.log.log_id;
         g.pending.append_with(len as usize, |out| {
-            record::encode_slice(out, seq, 0, log_id, ranges, ext_from)
+            record::encode_slice(out, seq, 0, log_id, ranges, kinds)
         });
         let early = g.pending.unflushed().len() as u64 > self.opts.spool_size / 2;
         drop(g);
@@ -252,35 +253,12 @@ impl Shared {
     fn merge_batch(&self, batch: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let max_len = (self.log.capacity / 4).clamp(HEADER_LEN as u64, u32::MAX as u64 / 2);
         out.clear();
-        // Region ranges and external ranges are merged apart (they never overlap: external
-        // ranges lie outside every region), region ranges first, as in every record.
-        let mut ov = RangeList::new();
-        let mut ovx = RangeList::new();
+        // Region, external and deferred ranges are merged apart (external ranges lie outside
+        // every region; a block's deferred write is never followed by an immediate one while
+        // its record is live, see `Transaction::log_deferred`), in that order, as in every
+        // record.
+        let mut lists = [RangeList::new(), RangeList::new(), RangeList::new()];
         let (mut at, mut run_start, mut run_seq, mut run_n) = (0usize, 0usize, 0u64, 0u32);
-        let end_run = |out: &mut Vec<u8>,
-                       ov: &mut RangeList<'_>,
-                       ovx: &mut RangeList<'_>,
-                       from: usize,
-                       to: usize,
-                       seq: u64,
-                       n: u32| {
-            if n <= 1 {
-                out.extend_from_slice(&batch[from..to]);
-                ov.clear();
-                ovx.clear();
-                return;
-            }
-            let u = ov.take_union();
-            let ux = ovx.take_union();
-            let mut ranges = u.ranges();
-            let ext_from = ranges.len();
-            ranges.extend(ux.ranges());
-            let before = out.len();
-            record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, ext_from);
-            let saved = (to - from).saturating_sub(out.len() - before) as u64;
-            inc(&self.counters.bytes_saved_inter, saved);
-            inc(&self.counters.records_merged, n as u64 - 1);
-        };
         while at < batch.len() {
             let rec = record::decode(&batch[at..])
                 .map_err(|e| RvmError::CorruptLog(format!("pending record: {e}")))?;
@@ -289,26 +267,63 @@ impl Shared {
                 && ((at + tl - run_start) as u64 > max_len
                     || run_n as u64 + rec.header.seq_count() > MAX_MERGE as u64)
             {
-                end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+                self.end_run(out, batch, &mut lists, (run_start, at), run_seq, run_n);
                 run_n = 0;
             }
             if run_n == 0 {
                 run_start = at;
                 run_seq = rec.header.seq;
             }
-            for (off, data) in rec.region_ranges() {
-                ov.push(*off, data);
-            }
-            for (off, data) in rec.external_ranges() {
-                ovx.push(*off, data);
+            let kinds = [
+                rec.region_ranges(),
+                rec.immediate_ranges(),
+                rec.deferred_ranges(),
+            ];
+            for (list, ranges) in lists.iter_mut().zip(kinds) {
+                for (off, data) in ranges {
+                    list.push(*off, data);
+                }
             }
             run_n += rec.header.seq_count() as u32;
             at += tl;
         }
         if run_n > 0 {
-            end_run(out, &mut ov, &mut ovx, run_start, at, run_seq, run_n);
+            self.end_run(out, batch, &mut lists, (run_start, at), run_seq, run_n);
         }
         Ok(())
+    }
+
+    /// End a run of `n` records, `batch[from..to]`, starting at Lsn `seq`, whose ranges
+    /// `lists` holds (region, external, deferred): one record as it was, else their merge.
+    fn end_run(
+        &self,
+        out: &mut Vec<u8>,
+        batch: &[u8],
+        lists: &mut [RangeList<'_>; 3],
+        (from, to): (usize, usize),
+        seq: u64,
+        n: u32,
+    ) {
+        if n <= 1 {
+            out.extend_from_slice(&batch[from..to]);
+            lists.iter_mut().for_each(RangeList::clear);
+            return;
+        }
+        let [u, ux, ud] = lists.each_mut().map(RangeList::take_union);
+        let mut ranges = u.ranges();
+        let external_from = ranges.len();
+        ranges.extend(ux.ranges());
+        let deferred_from = ranges.len();
+        ranges.extend(ud.ranges());
+        let kinds = record::Kinds {
+            external_from,
+            deferred_from,
+        };
+        let before = out.len();
+        record::encode_merged_ext_into(out, seq, n - 1, self.log.log_id, &ranges, kinds);
+        let saved = (to - from).saturating_sub(out.len() - before) as u64;
+        inc(&self.counters.bytes_saved_inter, saved);
+        inc(&self.counters.records_merged, n as u64 - 1);
     }
 
     /// Leader only: write whole encoded records at the log tail, syncing, and truncating

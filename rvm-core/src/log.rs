@@ -136,7 +136,8 @@ impl Log {
             // External ranges are skipped: their bytes were written in place before the
             // commit, so this truncation's sync (before the head moves past the record)
             // makes them durable (recovery wrote those of records found after a crash).
-            for (off, data) in rec.region_ranges() {
+            // Deferred ones were not: they are written now, in log order.
+            for (off, data) in rec.region_ranges().iter().chain(rec.deferred_ranges()) {
                 ov.push(*off, data);
             }
             pos += rec.header.total_len as u64;

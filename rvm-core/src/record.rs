@@ -18,7 +18,10 @@
 //! ```
 //! Range flags: bit 0 = external (`Transaction::log_external`: bytes outside every region
 //! and the log, e.g. file data; recovery writes them to storage eagerly, truncation skips
-//! them). External ranges come after all region ranges of a record; other bits are 0.
+//! them); bit 1 (with bit 0) = deferred (`Transaction::log_deferred`: external bytes not
+//! written in place at commit; recovery writes them eagerly and truncation applies them).
+//! External ranges come after all region ranges of a record, deferred ones last; other
+//! bits are 0.
 
 pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RVMR");
 /// Bytes of a record header.
@@ -28,6 +31,9 @@ pub const RANGE_HEADER_LEN: usize = 16;
 pub(crate) const KIND_REDO: u16 = 1;
 /// Range flag: an external range (see the module docs).
 pub const RANGE_EXTERNAL: u32 = 1;
+/// Range flag: a deferred external range (see the module docs); set with [`RANGE_EXTERNAL`].
+pub const RANGE_DEFERRED: u32 = 2;
+const DEFERRED: u32 = RANGE_EXTERNAL | RANGE_DEFERRED;
 
 #[inline]
 pub(crate) fn pad8(n: u64) -> u64 {
@@ -74,34 +80,64 @@ pub(crate) fn encode_merged_into(
     log_id: u64,
     ranges: &[(u64, &[u8])],
 ) {
-    encode_merged_ext_into(out, seq, merged, log_id, ranges, ranges.len())
+    let n = ranges.len();
+    encode_merged_ext_into(out, seq, merged, log_id, ranges, Kinds::region_only(n))
 }
 
-/// Like [`encode_merged_into`]; `ranges[ext_from..]` are external ranges.
+/// Where the kinds of a record's ranges start: `ranges[external_from..deferred_from]` are
+/// external ranges, `ranges[deferred_from..]` deferred ones (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kinds {
+    pub external_from: usize,
+    pub deferred_from: usize,
+}
+
+impl Kinds {
+    /// `n` ranges, all of them region ranges.
+    pub fn region_only(n: usize) -> Kinds {
+        Kinds::external(n, n)
+    }
+    /// `n` ranges, external from `external_from` on, none deferred.
+    pub fn external(external_from: usize, n: usize) -> Kinds {
+        Kinds {
+            external_from,
+            deferred_from: n,
+        }
+    }
+    fn flags(&self, i: usize) -> u32 {
+        match i {
+            i if i >= self.deferred_from => RANGE_EXTERNAL | RANGE_DEFERRED,
+            i if i >= self.external_from => RANGE_EXTERNAL,
+            _ => 0,
+        }
+    }
+}
+
+/// Like [`encode_merged_into`], with the ranges' kinds.
 pub(crate) fn encode_merged_ext_into(
     out: &mut Vec<u8>,
     seq: u64,
     merged: u32,
     log_id: u64,
     ranges: &[(u64, &[u8])],
-    ext_from: usize,
+    kinds: Kinds,
 ) {
     let total = encoded_len(ranges.iter().map(|r| r.1.len())) as usize;
     let start = out.len();
     out.resize(start + total, 0);
-    encode_slice(&mut out[start..], seq, merged, log_id, ranges, ext_from);
+    encode_slice(&mut out[start..], seq, merged, log_id, ranges, kinds);
 }
 
 /// Encode one record into `out`, exactly `encoded_len` bytes long (no allocation: the
 /// commit path encodes straight into the spool).
-/// `ranges[ext_from..]` are external ranges (flag [`RANGE_EXTERNAL`]).
+/// `kinds`: which ranges are external and deferred.
 pub(crate) fn encode_slice(
     out: &mut [u8],
     seq: u64,
     merged: u32,
     log_id: u64,
     ranges: &[(u64, &[u8])],
-    ext_from: usize,
+    kinds: Kinds,
 ) {
     let total = out.len();
     debug_assert_eq!(total as u64, encoded_len(ranges.iter().map(|r| r.1.len())));
@@ -116,7 +152,7 @@ pub(crate) fn encode_slice(
     out[36..40].copy_from_slice(&merged.to_le_bytes());
     let mut at = HEADER_LEN;
     for (i, (off, data)) in ranges.iter().enumerate() {
-        let flags = if i >= ext_from { RANGE_EXTERNAL } else { 0 };
+        let flags = kinds.flags(i);
         out[at..at + 8].copy_from_slice(&off.to_le_bytes());
         out[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
         out[at + 12..at + 16].copy_from_slice(&flags.to_le_bytes());
@@ -135,7 +171,8 @@ pub(crate) fn encode_slice(
 /// docs) into a new buffer.
 pub fn encode_external(seq: u64, log_id: u64, ranges: &[(u64, &[u8])], ext_from: usize) -> Vec<u8> {
     let mut v = Vec::new();
-    encode_merged_ext_into(&mut v, seq, 0, log_id, ranges, ext_from);
+    let kinds = Kinds::external(ext_from, ranges.len());
+    encode_merged_ext_into(&mut v, seq, 0, log_id, ranges, kinds);
     v
 }
 
@@ -203,6 +240,8 @@ pub struct RecordRef<'a> {
     /// `ranges[external_from..]` are external ranges (outside every region and the log;
     /// see [`RANGE_EXTERNAL`]); `ranges.len()` when there are none.
     pub external_from: usize,
+    /// `ranges[deferred_from..]` are the deferred ones among them ([`RANGE_DEFERRED`]).
+    pub deferred_from: usize,
 }
 
 impl<'a> RecordRef<'a> {
@@ -210,9 +249,18 @@ impl<'a> RecordRef<'a> {
     pub fn region_ranges(&self) -> &[(u64, &'a [u8])] {
         &self.ranges[..self.external_from]
     }
-    /// The external ranges (what recovery writes to storage eagerly).
+    /// The external ranges, deferred ones included (what recovery writes to storage
+    /// eagerly).
     pub fn external_ranges(&self) -> &[(u64, &'a [u8])] {
         &self.ranges[self.external_from..]
+    }
+    /// The external ranges written in place at commit (not deferred).
+    pub fn immediate_ranges(&self) -> &[(u64, &'a [u8])] {
+        &self.ranges[self.external_from..self.deferred_from]
+    }
+    /// The deferred external ranges (what truncation applies besides region ranges).
+    pub fn deferred_ranges(&self) -> &[(u64, &'a [u8])] {
+        &self.ranges[self.deferred_from..]
     }
 }
 
@@ -233,6 +281,10 @@ pub enum RecordError {
     /// The header of range `index` extends past the record's end.
     #[error("range header past record end")]
     RangeHeaderPastEnd { index: u32 },
+    /// Range `index` is an external range written in place after a deferred one (deferred
+    /// ranges come last).
+    #[error("external range after a deferred range")]
+    ImmediateAfterDeferred { index: u32 },
     /// Range `index` is a region range after an external one (external ranges come last).
     #[error("region range after an external range")]
     RegionAfterExternal { index: u32 },
@@ -269,6 +321,7 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, RecordError> {
     let mut ranges = Vec::with_capacity(header.nranges.min(1 << 16) as usize);
     let mut at = HEADER_LEN;
     let mut external_from = None;
+    let mut deferred_from = None;
     for i in 0..header.nranges {
         if at + RANGE_HEADER_LEN > total {
             return Err(RecordError::RangeHeaderPastEnd { index: i });
@@ -280,8 +333,15 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, RecordError> {
                 return Err(RecordError::RegionAfterExternal { index: i })
             }
             0 => {}
+            RANGE_EXTERNAL if deferred_from.is_some() => {
+                return Err(RecordError::ImmediateAfterDeferred { index: i })
+            }
             RANGE_EXTERNAL => {
                 external_from.get_or_insert(i as usize);
+            }
+            DEFERRED => {
+                external_from.get_or_insert(i as usize);
+                deferred_from.get_or_insert(i as usize);
             }
             flags => return Err(RecordError::UnknownRangeFlags { index: i, flags }),
         }
@@ -303,10 +363,12 @@ pub fn decode(buf: &[u8]) -> Result<RecordRef<'_>, RecordError> {
         });
     }
     let external_from = external_from.unwrap_or(ranges.len());
+    let deferred_from = deferred_from.unwrap_or(ranges.len());
     Ok(RecordRef {
         header,
         ranges,
         external_from,
+        deferred_from,
     })
 }
 

@@ -73,6 +73,11 @@ struct Gather<'a> {
     /// External ranges not yet written.
     ovx: Overlay,
     recovered: Vec<(u64, Vec<u8>)>,
+    /// A live record holds deferred ranges (`Transaction::log_deferred`).
+    deferred: bool,
+    /// Keep external ranges in memory until told (spool records: their bytes may reach
+    /// the storage only once the records are durable in the log).
+    hold: bool,
 }
 
 impl Gather<'_> {
@@ -85,10 +90,11 @@ impl Gather<'_> {
                 self.drain();
             }
         } else {
+            self.deferred |= !rec.deferred_ranges().is_empty();
             for (off, data) in rec.external_ranges() {
                 self.ovx.push(*off, data);
             }
-            if self.ovx.data_len() >= RECOVERY_BATCH {
+            if self.ovx.data_len() >= RECOVERY_BATCH && !self.hold {
                 self.write_external()?;
             }
         }
@@ -139,8 +145,15 @@ pub(crate) fn recover(
         ov: Overlay::new(),
         ovx: Overlay::new(),
         recovered: Vec::new(),
+        deferred: false,
+        hold: false,
     };
     let (mut pos, mut records) = scan_log(&log, &st, &mut gather)?;
+    // The log's records are durable: their external ranges may be written now. The
+    // spool's only after they are appended to the log (a power cut during recovery must
+    // not leave a lost record's deferred bytes in place).
+    gather.write_external()?;
+    gather.hold = true;
     let spooled = match &options.spool {
         Some(path) => read_spool(path, st.log_id, pos.tail_seq, &mut gather)?,
         None => Spooled {
@@ -151,9 +164,6 @@ pub(crate) fn recover(
         },
     };
     records += spooled.records;
-    // Idempotent and needs no sync of its own: the records stay live until a truncation,
-    // whose first sync covers these writes; a crash before that replays them again.
-    gather.write_external()?;
     gather.drain();
     let mut generation = st.generation;
     let next_seq = if options.read_only {
@@ -161,6 +171,16 @@ pub(crate) fn recover(
     } else {
         append_spooled(&log, &mut pos, &mut generation, &spooled.bytes)?;
         jump_sequence(&log, &mut pos, &mut generation)?;
+        // Idempotent and needs no sync of its own: the records are durable and stay live
+        // until a truncation, whose first sync covers these writes; a crash before that
+        // replays them again.
+        gather.write_external()?;
+        if gather.deferred {
+            // Deferred ranges were just written, in log order; a truncation would write
+            // them again, over whatever the caller writes there meanwhile (it cannot know
+            // which bytes they are). Apply the records now instead.
+            truncate_eagerly(&log, &mut pos, &mut generation)?;
+        }
         pos.tail_seq
     };
     log::info!(

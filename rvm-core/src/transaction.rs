@@ -16,6 +16,8 @@ pub struct Transaction<'r> {
     undo: Vec<(usize, Vec<u8>)>,
     /// External ranges (absolute storage offset, bytes), in call order.
     external: Vec<(u64, Vec<u8>)>,
+    /// Deferred external ranges (`log_deferred`), in call order.
+    deferred: Vec<(u64, Vec<u8>)>,
     finished: bool,
 }
 
@@ -49,6 +51,7 @@ impl<'r> Transaction<'r> {
             ranges,
             undo: Vec::new(),
             external: Vec::new(),
+            deferred: Vec::new(),
             finished: false,
         }
     }
@@ -108,6 +111,38 @@ impl<'r> Transaction<'r> {
         if data.is_empty() {
             return Ok(());
         }
+        self.check_external(storage_offset, data)?;
+        let sh = self.region.shared();
+        sh.storage
+            .write_at(data, storage_offset)
+            .map_err(|e| sh.fail(crate::failure::FailedOp::ExternalWrite, e.into()))?;
+        self.external.push((storage_offset, data.to_vec()));
+        Ok(())
+    }
+
+    /// Carry `data` for the absolute `storage_offset` in this transaction's redo record
+    /// without writing it now (data logging for overwrites, ext4's data=journal
+    /// checkpointing): the storage keeps its old bytes until the record is durable, so a
+    /// crash or power cut before that leaves them whole. Recovery writes the deferred
+    /// ranges of every live record, in log order; truncation writes them (before the head
+    /// moves past their record, with its sync). Until a truncation has applied the record
+    /// (its Lsn below [`Rvm::applied_lsn`](crate::Rvm::applied_lsn)) the caller serves
+    /// reads of these bytes from its own copy, and every later write of them is deferred
+    /// too (an in-place write would be overwritten by the truncation).
+    ///
+    /// Errors: as [`Transaction::log_external`], but no storage write can fail here.
+    pub fn log_deferred(&mut self, storage_offset: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.check_external(storage_offset, data)?;
+        self.deferred.push((storage_offset, data.to_vec()));
+        Ok(())
+    }
+
+    /// An external range must lie outside the log and every mapped region, on a healthy
+    /// instance.
+    fn check_external(&self, storage_offset: u64, data: &[u8]) -> Result<()> {
         let sh = self.region.shared();
         let area = crate::storage::Area {
             offset: storage_offset,
@@ -120,12 +155,7 @@ impl<'r> Transaction<'r> {
                 "external range {area:?} overlaps the log or a mapped region"
             )));
         }
-        sh.healthy()?;
-        sh.storage
-            .write_at(data, storage_offset)
-            .map_err(|e| sh.fail(crate::failure::FailedOp::ExternalWrite, e.into()))?;
-        self.external.push((storage_offset, data.to_vec()));
-        Ok(())
+        sh.healthy()
     }
 
     /// Convenience: `set_range(offset, data.len())` and copy `data` in.
@@ -164,7 +194,10 @@ impl<'r> Transaction<'r> {
             shared.note_abort();
             return Err(e);
         }
-        let external = std::mem::take(&mut self.external);
+        let mut external = std::mem::take(&mut self.external);
+        let external_from = ranges.len();
+        let deferred_from = external_from + external.len();
+        external.append(&mut self.deferred);
         if ranges.is_empty() && external.is_empty() {
             shared.healthy()?;
             if mode == CommitMode::Flush {
@@ -196,7 +229,11 @@ impl<'r> Transaction<'r> {
                 .collect();
             &heap
         };
-        let res = shared.commit(data, ranges.len(), mode);
+        let kinds = crate::record::Kinds {
+            external_from,
+            deferred_from,
+        };
+        let res = shared.commit(data, kinds, mode);
         match res {
             Ok(lsn) => {
                 self.region.note_committed(lsn, &ranges);

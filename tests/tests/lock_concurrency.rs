@@ -5,6 +5,9 @@
 //!   `-o sync` writer is held inside its flush (the flush runs without the filesystem lock);
 //! - concurrent `-o sync` writers share log flushes (group commit): eight writes held at one
 //!   flush go to the log in at most two batches, counted by rvm-core;
+//! - read-only requests and reads of another file are answered while a big write is held
+//!   inside its data write (`inject_stall`'s data gate: after its plan, before its commit;
+//!   the data goes to the image file without the filesystem lock);
 //! - open handles are counted under the shared lock: an unlinked file reopened and closed
 //!   from eight threads at once is freed exactly once, at its last release (fsck clean).
 //!
@@ -30,8 +33,16 @@ const DEADLOCK: Duration = Duration::from_secs(60);
 struct Gate(PathBuf);
 
 impl Gate {
+    /// The flush gate (`inject_stall=DIR/gate`), shut.
     fn shut(dir: &Path) -> Gate {
-        let gate = Gate(dir.join("gate"));
+        Gate::shut_at(dir.join("gate"))
+    }
+    /// The data write gate of the same mount option (`DIR/gate.data`), shut.
+    fn shut_data(dir: &Path) -> Gate {
+        Gate::shut_at(dir.join("gate.data"))
+    }
+    fn shut_at(path: PathBuf) -> Gate {
+        let gate = Gate(path);
         fs::write(&gate.0, b"").unwrap();
         gate
     }
@@ -71,23 +82,29 @@ fn mount_stalled(threads: usize) -> Mounted {
     m
 }
 
-#[test]
-fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
-    require_fuse!();
-    let mut m = mount_stalled(4);
+/// Make d/f0..f19, r (holding `other`) and an empty w; mount again (the kernel then has
+/// cached no names or attributes, so every lookup and getattr reaches the daemon); open w
+/// for writing.
+fn populate_and_remount(m: &mut Mounted, other: &[u8]) -> fs::File {
     fs::create_dir(m.path("d")).unwrap();
     for i in 0..20 {
         fs::write(m.path(format!("d/f{i}")), b"x").unwrap();
     }
+    fs::write(m.path("r"), other).unwrap();
     fs::write(m.path("w"), b"").unwrap();
-    // A fresh mount: the kernel has cached no names or attributes, so every lookup and
-    // getattr below reaches the daemon.
     m.unmount();
     m.mount();
-    let file = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .write(true)
         .open(m.path("w"))
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
+    require_fuse!();
+    let mut m = mount_stalled(4);
+    let file = populate_and_remount(&mut m, b"");
     let gate = Gate::shut(m.dir());
     let (done_tx, done_rx) = mpsc::channel();
     let writer = std::thread::spawn(move || {
@@ -121,6 +138,62 @@ fn readers_are_answered_while_a_sync_writer_is_inside_its_flush() {
     gate.open();
     writer.join().unwrap().expect("the sync write");
     assert_eq!(fs::read(m.path("w")).unwrap(), vec![7u8; 4096]);
+}
+
+#[test]
+fn readers_are_answered_while_a_writer_is_inside_its_data_write() {
+    require_fuse!();
+    let mut m = Mounted::unmounted(&["-s", "1G"]);
+    let stall = format!("inject_stall={}", m.dir().join("gate").display());
+    m.set_mount_options(&["threads=4", &stall]);
+    m.mount();
+    let other: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let file = populate_and_remount(&mut m, &other);
+    let big = vec![9u8; 1 << 20];
+    let gate = Gate::shut_data(m.dir());
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let r = file.write_all_at(&big, 0);
+        let _ = done_tx.send(());
+        r
+    });
+    wait_for("the writer reaching its data write", || {
+        gate.held().exists()
+    });
+
+    let (tx, rx) = mpsc::channel();
+    let (d, r) = (m.path("d"), m.path("r"));
+    std::thread::spawn(move || {
+        let seen = (0..20)
+            .filter(|i| fs::metadata(d.join(format!("f{i}"))).is_ok())
+            .count();
+        let listed = fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
+        let missing = fs::metadata(d.join("nothing-here")).is_err();
+        let read = fs::read(&r).ok();
+        let _ = tx.send((seen, listed, missing, read));
+    });
+    let (seen, listed, missing, read) = rx
+        .recv_timeout(DEADLOCK)
+        .expect("readers were held up by a writer inside its data write");
+    assert_eq!((seen, listed, missing), (20, 20, true));
+    assert!(
+        read.as_deref() == Some(&other[..]),
+        "the other file reads whole"
+    );
+    // Provably still inside: the gate is shut and the writer has not returned.
+    assert!(gate.held().exists(), "the writer left its data write early");
+    assert!(done_rx.try_recv().is_err(), "the writer returned early");
+    assert_eq!(
+        fs::metadata(m.path("w")).unwrap().len(),
+        0,
+        "nothing of the write is committed before its data is written"
+    );
+
+    gate.open();
+    writer.join().unwrap().expect("the big write");
+    assert!(fs::read(m.path("w")).unwrap() == vec![9u8; 1 << 20]);
+    m.unmount_ok();
+    m.assert_fsck_clean();
 }
 
 /// statfs(2) of `p` succeeded.

@@ -6,7 +6,7 @@
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
 use crate::ops::datasum::WriteSums;
-use crate::ops::{file, open, read, space};
+use crate::ops::{file, open, read, space, DATA_LOG_MAX_WRITE};
 use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
@@ -56,14 +56,17 @@ pub(super) fn write(
     reply: ReplyWrite,
 ) {
     let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
-                                                        // Not root: also kept away from the blocks reserved for root.
-    let r = fs.change("write", ino, |f| {
-        f.as_caller(unprivileged, |f| {
-            f.transact_data("write", ino, |op| {
-                file::write_summed(op, ino, offset, data, kill_setid, &sums)
-            })
+    let request =
+        |op: &mut crate::ops::Op<'_>| file::write_summed(op, ino, offset, data, kill_setid, &sums);
+    // Not root: also kept away from the blocks reserved for root.
+    let r = if data.len() > DATA_LOG_MAX_WRITE {
+        // Big: its data is written outside the lock (`planned.rs`).
+        fs.write_planned("write", ino, unprivileged, request)
+    } else {
+        fs.change("write", ino, |f| {
+            f.as_caller(unprivileged, |f| f.transact_data("write", ino, request))
         })
-    });
+    };
     match r {
         Ok(_) => {
             Counters::add(&fs.counters.written_bytes, data.len() as u64);

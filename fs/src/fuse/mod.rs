@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mount;
 mod namespace;
 mod opcodes;
+mod planned;
 mod reply;
 mod requests;
 mod resize;

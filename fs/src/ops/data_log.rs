@@ -90,16 +90,16 @@ impl Op<'_> {
                 let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
                 (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
             };
-        let log = hot
-            || (fresh && small && {
-                let requests = self.rvm.durability_requests();
-                if requests != self.dlog.epoch {
-                    self.dlog.epoch = requests;
-                    self.dlog.used = 0;
-                }
-                self.dlog.used + data.len() as u64 <= DATA_LOG_BUDGET
-            });
+        let pending = self.pending.any(pos, pos + data.len() as u64);
+        let log = pending || hot || (fresh && small && self.log_budget(data.len() as u64));
         if log {
+            if self.planning() {
+                return Ok(()); // logged data is the commit's, under the lock (`write_plan`)
+            }
+            if pending {
+                // Truncation will write the pending bytes in place: so must this.
+                return self.write_deferred(pos, data);
+            }
             if fresh {
                 // New blocks may need host space (a sparse image on a full host): take it
                 // with a plain write first, so ENOSPC is this request's answer (nothing
@@ -114,14 +114,75 @@ impl Op<'_> {
             self.dlog.used += data.len() as u64;
             self.logged.push((first, last));
         } else {
-            self.geo
-                .image
-                .write_at(data, pos)
-                .map_err(data_write_error)?;
+            // A planned write's dry run keeps the bytes; its commit finds them written.
+            if !self.planned_write(pos, data) {
+                self.geo
+                    .image
+                    .write_at(data, pos)
+                    .map_err(data_write_error)?;
+            }
             // Every unlogged write is ordered before the next flush's records: new blocks
             // (their record points at them) and zeroed tails alike (a record that grows
             // the file must not make stale bytes visible after a power loss).
-            self.rvm.note_unlogged_data();
+            if !self.planning() {
+                self.rvm.note_unlogged_data();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Op<'_> {
+    /// Whether `len` more bytes may be logged before the next durability request (the
+    /// budget renews at each, see [`DataLog`]).
+    pub fn log_budget(&mut self, len: u64) -> bool {
+        let requests = self.rvm.durability_requests();
+        if requests != self.dlog.epoch {
+            self.dlog.epoch = requests;
+            self.dlog.used = 0;
+        }
+        self.dlog.used + len <= DATA_LOG_BUDGET
+    }
+
+    /// Log `data` for image offset `pos` in the data area without writing it in place
+    /// (a logged overwrite, `ops::pending`): whole blocks go into the record as a deferred
+    /// range (a partial block merged with its newest bytes), and read from memory until
+    /// truncation has written them. Only for blocks a committed state already shows
+    /// written, so they hold host space.
+    pub fn write_deferred(&mut self, pos: u64, data: &[u8]) -> FsResult<()> {
+        let bs = crate::layout::BLOCK_SIZE;
+        let base = self.geo.data_offset;
+        let start = base + (pos - base) / bs * bs;
+        let end = base + (pos + data.len() as u64 - base).div_ceil(bs) * bs;
+        let whole = start == pos && end == pos + data.len() as u64;
+        let blocks = if whole {
+            data.to_vec()
+        } else {
+            let mut buf = vec![0u8; (end - start) as usize];
+            self.read_newest(start, &mut buf)?;
+            let lead = (pos - start) as usize;
+            buf[lead..lead + data.len()].copy_from_slice(data);
+            buf
+        };
+        self.tx.log_deferred(start, &blocks)?;
+        self.dlog.used += blocks.len() as u64;
+        self.logged
+            .push(((start - base) / bs, (end - base) / bs - 1));
+        self.deferred.push((start, blocks));
+        Ok(())
+    }
+
+    /// Image bytes from `at` as this transaction leaves them: the image (through
+    /// `pending`) with this transaction's own deferred writes over it.
+    fn read_newest(&self, at: u64, buf: &mut [u8]) -> FsResult<()> {
+        self.geo.image.read_at(buf, at)?;
+        let end = at + buf.len() as u64;
+        for (p, d) in &self.deferred {
+            let (from, to) = ((*p).max(at), (p + d.len() as u64).min(end));
+            if from < to {
+                buf[(from - at) as usize..(to - at) as usize]
+                    .copy_from_slice(&d[(from - p) as usize..(to - p) as usize]);
+            }
         }
         Ok(())
     }

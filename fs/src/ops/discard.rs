@@ -149,6 +149,13 @@ impl Discard {
             .map(|(&s, &(l, _))| (s, l))
     }
 
+    /// Drop blocks [start, start+len) from the queue: a planned write reserved them
+    /// (`write_plan`) and writes into them before anything commits, so they must not be
+    /// punched. If it ends up not using them, they only keep their host space.
+    pub(super) fn forget(&mut self, start: u64, len: u64) {
+        cut(&mut self.queue, start, len);
+    }
+
     /// Whether some queued run's free is not durable yet (see [`Discard::first_held`]).
     pub(super) fn any_held(&self, durable: Lsn) -> bool {
         self.queue.values().any(|&(_, lsn)| lsn >= durable)

@@ -104,7 +104,10 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     }
     let want = want.clamp(1, MAX_EXTENT).min(available);
-    let mut run = find_reusable(op, &sb, want)?;
+    let mut run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
+    if run.is_none() {
+        run = find_reusable(op, &sb, want)?;
+    }
     if run.is_none() && op.frees.any_held(op.rvm.durable_lsn()) {
         op.rvm.flush()?;
         run = find_reusable(op, &sb, want)?;
@@ -129,7 +132,12 @@ fn find_reusable(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u6
     let mut goal = op.hints.next_block;
     // Each round skips one held run; more rounds than there are held runs means the scan
     // came round again: every free block is held.
-    let rounds = op.frees.pending() + op.runs.len() + op.geo.unmarked.runs.len() + 1;
+    let rounds = op.frees.pending()
+        + op.runs.len()
+        + op.geo.unmarked.runs.len()
+        + op.reserved.len()
+        + op.pending.len()
+        + 1;
     for _ in 0..rounds {
         let found = bitmap::find_clear_run(op.bytes(), sb.data_bitmap, sb.data_blocks, goal, want)?;
         let Some((start, len)) = found else {
@@ -145,7 +153,9 @@ fn find_reusable(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u6
 }
 
 /// The first run overlapping free blocks [start, start+len) that must not be reused yet:
-/// freed by this transaction, or by one whose record is not durable (`Discard`). In a state
+/// freed by this transaction, or by one whose record is not durable (`Discard`), or
+/// reserved by a planned write (`write_plan`), or written deferred and not yet in place
+/// (`pending`). In a state
 /// a crash or power cut brings back, its old file still owns it, and data written into it
 /// now would show in that file. Also blocks a file owns that a damaged bitmap calls free
 /// (`Geo::unmarked`).
@@ -160,7 +170,27 @@ fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
     let queued = op.frees.first_held(start, len, op.rvm.durable_lsn());
     // Blocks a damaged bitmap calls free though files own them (`bitmap_guard`).
     let owned = op.geo.unmarked.first_in(start, len);
-    mine.chain(queued).chain(owned).min()
+    let reserved = op.reserved.first_overlap(start, len);
+    mine.chain(queued)
+        .chain(owned)
+        .chain(reserved)
+        .chain(first_pending(op, start, len))
+        .min()
+}
+
+/// The first block of [start, start+len) written deferred and not yet in place
+/// (`ops::pending`): truncation will still write its bytes there.
+fn first_pending(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
+    let at = |b: u64| op.geo.data_offset + b * crate::layout::BLOCK_SIZE;
+    let pos = op.pending.first_in(at(start), at(start + len))?;
+    Some(((pos - op.geo.data_offset) / crate::layout::BLOCK_SIZE, 1))
+}
+
+/// Whether blocks [start, start+len) are all free and none is held ([`first_held`]): a
+/// planned write's commit takes its dry run's runs again (`write_plan`).
+fn is_reusable(op: &Op<'_>, sb: &Superblock, start: u64, len: u64) -> FsResult<bool> {
+    let found = bitmap::find_clear_run(op.bytes(), sb.data_bitmap, sb.data_blocks, start, len)?;
+    Ok(found == Some((start, len)) && first_held(op, start, len).is_none())
 }
 
 /// Return data blocks [start, start+len) to the free-space map.

@@ -4,8 +4,8 @@
 //! makes the inode point at them commits (design-notes §2, ordered data): no inode ever
 //! points at unwritten blocks, and a write the daemon never answered is all or nothing.
 
-use super::datasum::WriteSums;
-use super::{extent, inode, xattr, Geo, Op};
+use super::datasum::{self, PieceSums, WriteSums};
+use super::{extent, inode, logged_overwrite, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;
 use crate::layout::BLOCK_SIZE;
@@ -102,6 +102,16 @@ impl Request<'_> {
     fn src(&self, from: u64, to: u64) -> &[u8] {
         &self.data[(from - self.offset) as usize..(to - self.offset) as usize]
     }
+    /// What a logged overwrite needs of it.
+    fn as_piece(&self) -> logged_overwrite::Piece<'_> {
+        logged_overwrite::Piece {
+            offset: self.offset,
+            end: self.end,
+            data: self.data,
+            new_size: self.new_size,
+            sums: self.sums,
+        }
+    }
 }
 
 /// Write the segment of `w` that starts at byte `pos` (up to the end of the extent or hole
@@ -112,6 +122,8 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
         Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
             if pos >= node.size && op.geo.sums_for(node).is_none() {
                 append_in_place(op, w, &e, pos)
+            } else if logged_overwrite::applies(op, &w.as_piece(), &e, pos) {
+                logged_overwrite::overwrite(op, &w.as_piece(), node, &e, pos)
             } else {
                 overwrite(op, w, node, &e, pos)
             }
@@ -152,6 +164,12 @@ fn append_in_place(op: &mut Op<'_>, w: &Request<'_>, e: &Extent, pos: u64) -> Fs
     Ok(seg_end)
 }
 
+/// The blocks (first, last) of a write ending at byte `end` that extent `e` holds, from the
+/// one holding byte `pos`.
+pub(super) fn in_extent(e: &Extent, pos: u64, end: u64) -> (u64, u64) {
+    (pos / BLOCK_SIZE, e.last.min((end - 1) / BLOCK_SIZE))
+}
+
 /// Overwrite of written blocks: copy on write. Visible bytes never change before the commit,
 /// so a crash before it leaves the old contents whole (an unanswered write is all or
 /// nothing). New blocks get the merged contents; the old ones are freed in the same
@@ -163,8 +181,7 @@ fn overwrite(
     e: &Extent,
     pos: u64,
 ) -> FsResult<u64> {
-    let b = pos / BLOCK_SIZE;
-    let last = e.last.min((w.end - 1) / BLOCK_SIZE);
+    let (b, last) = in_extent(e, pos, w.end);
     let (phys, n) = extent::alloc_blocks(op, last - b + 1)?;
     let last = b + n - 1;
     let seg_end = w.end.min((last + 1) * BLOCK_SIZE);

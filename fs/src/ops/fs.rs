@@ -5,6 +5,8 @@ use super::data_log::DataLog;
 use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
+use super::pending::PendingData;
+use super::write_plan::{Phase, Prewrite, Reservations};
 use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
 use crate::layout::inode::Inode;
@@ -34,6 +36,14 @@ pub struct Op<'a> {
     /// Runs freed by earlier transactions: the allocator skips those whose free is not
     /// durable yet (`extent::alloc_blocks`).
     pub(super) frees: &'a Discard,
+    /// Block runs reserved by planned writes (`write_plan`): the allocator skips them.
+    pub(super) reserved: &'a Reservations,
+    /// Direct, a planned write's dry run, or its commit (`write_plan`).
+    pub(super) phase: Phase<'a>,
+    /// Blocks written deferred by earlier transactions, not yet applied (`pending`).
+    pub(super) pending: &'a PendingData,
+    /// This transaction's deferred writes: image offset of whole blocks, their bytes.
+    pub(super) deferred: Vec<(u64, Vec<u8>)>,
 }
 
 impl Op<'_> {
@@ -89,7 +99,18 @@ pub struct Fs {
     /// Freed data blocks waiting to be given back to the host (`-o discard`; off unless the
     /// daemon turns it on).
     pub discard: Discard,
+    /// Block runs reserved by writes between their plan and their commit (`write_plan`).
+    pub reserved: Reservations,
+    /// Blocks written deferred, until truncation applies them (`pending`); `geo.image`
+    /// reads through it.
+    pub pending: Arc<PendingData>,
 }
+
+/// What a dry run kept: its data writes and the block runs (first, blocks) it allocated.
+type DryRun = (Vec<Prewrite>, Vec<(u64, u64)>);
+
+/// The errno a dry run ends with (`Fs::dry_run`): it is aborted, never committed.
+const DRY_RUN: i32 = libc::ECANCELED;
 
 /// Every this many commits, region pages whose changes truncation has applied are given back
 /// (`Region::release_applied_pages`) and pages only read are unmapped
@@ -110,7 +131,8 @@ impl Fs {
     ) -> FsResult<Fs> {
         let sb = superblock(region.bytes())?;
         let errors = Errors::new(image.clone(), rvm.options().read_only);
-        let geo = Geo::new(&header, &sb, image)?;
+        let pending = PendingData::new(image);
+        let geo = Geo::new(&header, &sb, pending.clone())?;
         // New data blocks are either logged or noted (`DataLog`): flushes sync first only
         // after noted ones.
         rvm.set_ordered_on_demand(true);
@@ -135,6 +157,8 @@ impl Fs {
             commits: 0,
             errors,
             discard: Discard::default(),
+            reserved: Reservations::default(),
+            pending,
         })
     }
 
@@ -169,15 +193,53 @@ impl Fs {
         ino: u64,
         f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
     ) -> FsResult<T> {
+        self.transact_in(op, ino, Phase::Direct, f)
+    }
+
+    /// [`Fs::transact_on`] in write phase `phase` (`write_plan`).
+    pub(super) fn transact_in<T>(
+        &mut self,
+        op: &str,
+        ino: u64,
+        phase: Phase<'_>,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
         if let Some(failure) = self.rvm.failure() {
             self.report_failure(&failure, op, ino);
             return errno(libc::EIO);
         }
-        self.run(f).map_err(|e| self.on_error(e, op, ino))
+        self.run(phase, f).map_err(|e| self.on_error(e, op, ino))
+    }
+
+    /// A planned write's dry run (`write_plan`): run `f` as a transaction and abort it;
+    /// returns the data writes it kept and the block runs it allocated, or None if `f` failed.
+    pub(super) fn dry_run<T>(
+        &mut self,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> Option<DryRun> {
+        let mut out = None;
+        let r = self.run(Phase::Plan(Vec::new()), |op| {
+            let r = f(op);
+            if let (Ok(_), Phase::Plan(kept)) = (&r, std::mem::take(&mut op.phase)) {
+                let allocated = op.runs.iter().filter_map(|ev| match *ev {
+                    RunEvent::Allocated(s, l) => Some((s, l)),
+                    RunEvent::Freed(..) => None,
+                });
+                out = Some((kept, allocated.collect()));
+            }
+            // Never commit: end the dry run as an aborted transaction.
+            errno::<()>(DRY_RUN)
+        });
+        debug_assert!(r.is_err());
+        out
     }
 
     /// The transaction itself (see [`Fs::transact_on`]).
-    fn run<T>(&mut self, f: impl FnOnce(&mut Op<'_>) -> FsResult<T>) -> FsResult<T> {
+    fn run<T>(
+        &mut self,
+        phase: Phase<'_>,
+        f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
+    ) -> FsResult<T> {
         let mode = match self.durability {
             Durability::Sync if !self.flush_by_caller => CommitMode::Flush,
             _ => CommitMode::NoFlush,
@@ -200,6 +262,10 @@ impl Fs {
                 applied: None,
                 runs: Vec::new(),
                 frees: &self.discard,
+                reserved: &self.reserved,
+                phase,
+                pending: &self.pending,
+                deferred: Vec::new(),
             };
             let done = f(&mut op).and_then(|value| match backup {
                 Some(at) => superblock_backup::mirror(&mut op.tx, at, &before).map(|()| value),
@@ -214,11 +280,16 @@ impl Fs {
                         dlog: d,
                         rvm,
                         runs,
+                        deferred,
+                        pending,
                         ..
                     } = op;
                     let lsn = tx.end(mode);
                     let at = lsn.as_ref().ok().copied();
                     d.note_commit(logged, at, applied, rvm);
+                    if let Some(at) = at.filter(|_| !deferred.is_empty()) {
+                        pending.insert(deferred, at);
+                    }
                     (lsn.map(|_| value).map_err(Into::into), runs, Ok(at))
                 }
                 Err(e) => {
@@ -241,6 +312,12 @@ impl Fs {
         }
         self.commits += 1;
         self.discard_ready();
+        if !self.pending.is_empty() {
+            self.pending.prune(self.rvm.applied_lsn());
+            if self.pending.over_budget() {
+                self.rvm.request_truncation();
+            }
+        }
         if self.commits.is_multiple_of(RELEASE_EVERY) {
             self.region.release_applied_pages();
             // Pages only read stay mapped too (lookups in a big directory touch every leaf

@@ -14,14 +14,17 @@ pub mod file;
 pub mod fs;
 pub mod geo;
 pub mod inode;
+pub mod logged_overwrite;
 pub mod lookup;
 pub mod mount;
 pub mod namespace;
 pub mod open;
 pub mod orphan;
 pub mod read;
+pub mod pending;
 pub mod space;
 pub mod statfs;
+pub mod write_plan;
 pub mod xattr;
 
 pub use data_log::{DataLog, DATA_LOG_BUDGET, DATA_LOG_MAX_WRITE};
