@@ -29,9 +29,16 @@ const MAX_DEPTH: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub struct Tree(pub u64);
 
-/// Index of the child of an internal node that may hold `key`.
-fn child_index(keys: &[Key], key: Key) -> usize {
-    keys.partition_point(|k| *k <= key)
+/// The internal node at `at`, decoded to be changed: its children, its keys, and the index
+/// of the child that may hold `key`.
+fn decode_internal(bytes: &[u8], at: u64, key: Key) -> FsResult<(Vec<u64>, Vec<Key>, usize)> {
+    match read_node(bytes, at)? {
+        Node::Internal { children, keys } => {
+            let i = keys.partition_point(|k| *k <= key);
+            Ok((children, keys, i))
+        }
+        Node::Leaf(_) => corrupt(format!("B+tree node at {at}: a leaf above other nodes")),
+    }
 }
 
 impl Tree {
@@ -220,14 +227,7 @@ fn insert_at(
     let Some((sep, new_child)) = split else {
         return Ok((old, None));
     };
-    let Node::Internal {
-        mut children,
-        mut keys,
-    } = read_node(tx.bytes(), at)?
-    else {
-        return corrupt(format!("B+tree node at {at} turned into a leaf"));
-    };
-    let i = child_index(&keys, key);
+    let (mut children, mut keys, i) = decode_internal(tx.bytes(), at, key)?;
     keys.insert(i, sep);
     children.insert(i + 1, new_child);
     if keys.len() <= INT_CAP {
@@ -282,41 +282,38 @@ fn remove_at(
     if depth > MAX_DEPTH {
         return corrupt("B+tree deeper than 16 levels (a cycle?)");
     }
-    match read_node(tx.bytes(), at)? {
-        Node::Leaf(mut entries) => {
-            let i = entries.partition_point(|(k, _)| *k < key);
-            if !entries.get(i).is_some_and(|(k, _)| *k == key) {
-                return Ok((None, false));
-            }
-            let (_, old) = entries.remove(i);
-            if entries.is_empty() {
-                heap::free(tx, at, NODE)?;
-                return Ok((Some(old), true));
-            }
-            write_leaf(tx, at, &entries, i)?;
-            Ok((Some(old), false))
+    let node = View::open(tx.bytes(), at)?;
+    if node.is_leaf() {
+        let i = node.lower_bound(key);
+        if i >= node.count() || node.key(i) != key {
+            return Ok((None, false));
         }
-        Node::Internal {
-            mut children,
-            mut keys,
-        } => {
-            let i = child_index(&keys, key);
-            let (old, emptied) = remove_at(tx, children[i], key, depth + 1)?;
-            if !emptied {
-                return Ok((old, false));
-            }
-            children.remove(i);
-            if !keys.is_empty() {
-                keys.remove(i.saturating_sub(1));
-            }
-            if children.is_empty() {
-                heap::free(tx, at, NODE)?;
-                return Ok((old, true));
-            }
-            write_internal(tx, at, &children, &keys)?;
-            Ok((old, false))
+        let mut entries = node.entries();
+        let (_, old) = entries.remove(i);
+        if entries.is_empty() {
+            heap::free(tx, at, NODE)?;
+            return Ok((Some(old), true));
         }
+        write_leaf(tx, at, &entries, i)?;
+        return Ok((Some(old), false));
     }
+    // Descend without decoding; only a child's freeing changes this node.
+    let child = node.child(node.child_index(key));
+    let (old, emptied) = remove_at(tx, child, key, depth + 1)?;
+    if !emptied {
+        return Ok((old, false));
+    }
+    let (mut children, mut keys, i) = decode_internal(tx.bytes(), at, key)?;
+    children.remove(i);
+    if !keys.is_empty() {
+        keys.remove(i.saturating_sub(1));
+    }
+    if children.is_empty() {
+        heap::free(tx, at, NODE)?;
+        return Ok((old, true));
+    }
+    write_internal(tx, at, &children, &keys)?;
+    Ok((old, false))
 }
 
 /// Integrity of one tree, for fsck.
