@@ -121,7 +121,11 @@ fn drop_runs(map: &mut MmapMut, runs: &[(usize, usize)]) -> bool {
             n >= 0 && n as usize == want
         });
         // Refused or partly done: dropping a clean page twice is harmless, so redo the batch.
-        if !done && !batch.iter().all(|&(first, end)| drop_pages(map, first, end)) {
+        if !done
+            && !batch
+                .iter()
+                .all(|&(first, end)| drop_pages(map, first, end))
+        {
             return false;
         }
     }
