@@ -19,11 +19,11 @@ mod peers;
 mod random_read;
 mod report;
 mod requests;
+mod scaling;
 mod workloads;
 mod writeback;
 
 use anyhow::{bail, Context, Result};
-use mounts::Rvmfs;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -497,32 +497,8 @@ fn real_main(args: Args) -> Result<()> {
 
     // Scaling: one directory grows; mount time and RSS at each size; recovery after kill -9.
     if on("scaling") {
-        let checkpoints: Vec<usize> = if args.quick {
-            vec![10_000, 30_000, 100_000]
-        } else {
-            vec![10_000, 100_000, 1_000_000]
-        };
-        if sys_on("rvmfs") {
-            scaling_rvmfs(&mut r, &bin, &work, &checkpoints, args.quick)?;
-        }
-        if sys_on("ext4") {
-            eprintln!(
-                "== ext4: one directory grows to {}",
-                checkpoints.last().unwrap()
-            );
-            let d = work.join("ext4-big");
-            let _ = std::fs::remove_dir_all(&d);
-            let v = w::grow_directory(&d, &checkpoints, |_| Ok(()))?;
-            r.scaling.insert("ext4".into(), v);
-            mounts::run(Command::new("rm").arg("-rf").arg(&d))?;
-        }
-        if sys_on("juicefs") {
-            r.notes.push(
-                "Scaling runs on rvmfs and ext4 only: JuiceFS at ~1,000 creates/s would need \
-                 about 20 minutes for 1,000,000 entries."
-                    .into(),
-            );
-        }
+        let systems = (sys_on("rvmfs"), sys_on("ext4"), sys_on("juicefs"));
+        scaling::run(&mut r, &bin, &work, args.quick, systems)?;
     }
 
     r.notes.push(format!(
@@ -535,137 +511,5 @@ fn real_main(args: Args) -> Result<()> {
         args.out.display()
     );
     print!("{}", std::fs::read_to_string(args.out.join("results.md"))?);
-    Ok(())
-}
-
-fn scaling_rvmfs(
-    r: &mut Results,
-    bin: &Path,
-    work: &Path,
-    checkpoints: &[usize],
-    _quick: bool,
-) -> Result<()> {
-    let last = *checkpoints.last().unwrap();
-    eprintln!("== rvmfs: one directory grows to {last}");
-    let image = work.join("rvmfs-big.img");
-    let mkfs = Rvmfs::mkfs(bin, &image, "16G", Some((2 * last) as u64))?;
-    let log_capacity_mib: f64 = mkfs
-        .split(", ")
-        .find_map(|p| p.strip_suffix(" MiB log")?.trim().parse::<f64>().ok())
-        .unwrap_or(f64::NAN);
-    let mnt = work.join("mnt-rvmfs-big");
-    let dlog = work.join("rvmfs-big.log");
-    let (m, _) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
-    let mut cur = Some(m);
-    let dir = mnt.join("big");
-    let mut points = Vec::new();
-    let rates = w::grow_directory(&dir, checkpoints, |c| {
-        let m = cur.take().unwrap();
-        let rss_hot_mib = m.rss_mib();
-        let private_hot_mib = m.private_mib();
-        let unmount_s = m.unmount()?.as_secs_f64();
-        let (m2, took) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
-        let p = MountPoint {
-            files: c,
-            rss_hot_mib,
-            private_hot_mib,
-            unmount_s,
-            mount_s: took.as_secs_f64(),
-            rss_after_mount_mib: m2.rss_mib(),
-        };
-        eprintln!(
-            "    remount with {c} files: {:.3} s, RSS {:.1} MiB (was {:.1} MiB hot, {:.1} MiB private; unmount {:.2} s)",
-            p.mount_s, p.rss_after_mount_mib, p.rss_hot_mib, p.private_hot_mib, p.unmount_s
-        );
-        points.push(p);
-        cur = Some(m2);
-        Ok(())
-    });
-    let rates = match rates {
-        Ok(v) => v,
-        Err(e) => {
-            drop(cur);
-            return Err(e);
-        }
-    };
-    r.scaling.insert("rvmfs".into(), rates);
-    r.mounts = points;
-
-    // Recovery: metadata churn to fill the log (1.5x its capacity in setxattr values, an
-    // fsync every 8 MiB), then kill -9 and time the next mount.
-    let m = cur.take().unwrap();
-    let value_len = 32 << 10;
-    let cap = if log_capacity_mib.is_finite() {
-        log_capacity_mib
-    } else {
-        256.0
-    };
-    let churn_ops = (cap * 1.5 * w::MIB / value_len as f64) as usize;
-    eprintln!("== rvmfs: {churn_ops} setxattrs of 32 KiB to fill the log, then kill -9");
-    let churn = w::xattr_churn(&dir, 512.min(last), churn_ops, value_len, 256);
-    let churn = match churn {
-        Ok(d) => d,
-        Err(e) => {
-            drop(m);
-            return Err(e);
-        }
-    };
-    m.kill9()?;
-    let before = std::fs::read_to_string(&dlog).unwrap_or_default().len();
-    let (m, took) = Rvmfs::mount(bin, &image, &mnt, &dlog, None)?;
-    let log_text = std::fs::read_to_string(&dlog).unwrap_or_default();
-    let line = log_text[before.min(log_text.len())..]
-        .lines()
-        .find(|l| l.contains("recovered") && l.contains("records"))
-        .unwrap_or("")
-        .to_string();
-    let num_after = |key: &str| -> Option<u64> {
-        let i = line.find(key)? + key.len();
-        line[i..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    let records = line
-        .split("recovered ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next()?.parse().ok());
-    let used = match (num_after("head"), num_after("tail")) {
-        (Some(h), Some(t)) => Some(t.saturating_sub(h) as f64 / w::MIB),
-        _ => None,
-    };
-    let count = std::fs::read_dir(&dir)?.count();
-    if count != last {
-        r.notes.push(format!(
-            "After kill -9 and recovery the big directory holds {count} entries, expected {last}."
-        ));
-    }
-    m.unmount()?;
-    let t = Instant::now();
-    let fsck = Command::new(bin.join("fsck-rvmfs"))
-        .args(["-n", "-f"])
-        .arg(&image)
-        .output()
-        .ok();
-    let rec = Recovery {
-        files: last,
-        churn_ops,
-        churn_s: churn.as_secs_f64(),
-        log_capacity_mib,
-        log_used_mib: used,
-        records_replayed: records,
-        mount_s: took.as_secs_f64(),
-        daemon_log_line: line.trim().to_string(),
-        fsck_exit: fsck.as_ref().and_then(|o| o.status.code()),
-        fsck_s: t.elapsed().as_secs_f64(),
-    };
-    eprintln!(
-        "    recovery mount {:.3} s; {}; fsck -n exit {:?} in {:.1} s",
-        rec.mount_s, rec.daemon_log_line, rec.fsck_exit, rec.fsck_s
-    );
-    r.recovery = Some(rec);
-    std::fs::remove_file(&image)?;
     Ok(())
 }

@@ -249,35 +249,6 @@ pub fn real_tree(dir: &Path, tarball: &Path) -> Result<TreeTimes> {
     })
 }
 
-/// Grow one directory to `checkpoints.last()` entries. At each checkpoint c, the create rate
-/// over the last tenth (c*9/10..c) is recorded, then `at_checkpoint(c)` runs (untimed; it
-/// may remount the filesystem). Returns (entries, files/s) pairs.
-pub fn grow_directory(
-    dir: &Path,
-    checkpoints: &[usize],
-    mut at_checkpoint: impl FnMut(usize) -> Result<()>,
-) -> Result<Vec<(usize, f64)>> {
-    fs::create_dir_all(dir)?;
-    let mut out = Vec::new();
-    let mut i = 0;
-    for &c in checkpoints {
-        let window_start = c - c / 10;
-        while i < window_start {
-            File::create(dir.join(format!("g{i:07}")))?;
-            i += 1;
-        }
-        let t = Instant::now();
-        while i < c {
-            File::create(dir.join(format!("g{i:07}")))?;
-            i += 1;
-        }
-        out.push((c, rate(c - window_start, t.elapsed())));
-        eprintln!("    {c} entries: {:.0} creates/s", out.last().unwrap().1);
-        at_checkpoint(c)?;
-    }
-    Ok(out)
-}
-
 /// Metadata churn to fill the redo log before a crash: `ops` setxattr calls of `value_len`
 /// bytes on `files` existing files (round robin, so a flush batch never rewrites the same
 /// bytes), with an fsync every `fsync_every` calls so the records go to the log itself.

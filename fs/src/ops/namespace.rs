@@ -50,9 +50,9 @@ pub fn create(
 ) -> FsResult<(u64, Inode)> {
     check_name(name)?;
     let mut p = dir_inode(op, parent)?;
-    if dentry::lookup(op.bytes(), parent, name)?.is_some() {
+    let dentry::Slot::Free(slot) = dentry::find(op.bytes(), parent, name)? else {
         return errno(libc::EEXIST);
-    }
+    };
     let is_dir = new.mode & libc::S_IFMT == libc::S_IFDIR;
     if is_dir && p.nlink >= LINK_MAX {
         return errno(libc::EMLINK);
@@ -76,7 +76,8 @@ pub fn create(
         node.size = t.len() as u64;
     }
     op.put_inode(ino, &node)?;
-    dentry::add(&mut op.tx, parent, name, ino, node.kind())?;
+    // The slot stays free: nothing above changed the dentry tree.
+    dentry::add_at(&mut op.tx, slot, name, ino, node.kind())?;
     inode::touch(&mut p, true);
     op.put_inode(parent, &p)?;
     Ok((ino, node))

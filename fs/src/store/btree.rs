@@ -8,14 +8,11 @@
 //! with one child; it does not merge half-full siblings (as many production B-trees, it trades
 //! some space for simplicity).
 //!
-//! Node layout (little-endian):
-//! ```text
-//! leaf:     kind=1 u16 | count u16 | pad 12 | count x (key u64,u64 | value u64,u64,u64)
-//! internal: kind=2 u16 | count u16 | pad 4 | child0 u64 | count x (key u64,u64 | child u64)
-//! ```
+//! The node layout and the in-place search live in `node`.
 //! In an internal node, child i holds keys in [key(i-1), key(i)).
 
-use super::{heap, superblock};
+use super::heap;
+use super::node::{read_node, write_internal, write_leaf, Node, View, INT_CAP, LEAF_CAP, NODE};
 use crate::error::{corrupt, FsResult};
 use crate::layout::pod;
 use rvm_core::Transaction;
@@ -25,13 +22,6 @@ pub type Key = (u64, u64);
 /// Value: three words whose meaning belongs to the tree.
 pub type Value = [u64; 3];
 
-const NODE: u64 = 4096;
-const LEAF: u16 = 1;
-const INTERNAL: u16 = 2;
-const LEAF_ENTRY: u64 = 40;
-const LEAF_CAP: usize = ((NODE - 16) / LEAF_ENTRY) as usize;
-const INT_ENTRY: u64 = 24;
-const INT_CAP: usize = ((NODE - 24) / INT_ENTRY) as usize;
 /// Deepest tree accepted; deeper means a cycle in corrupt metadata.
 const MAX_DEPTH: usize = 16;
 
@@ -39,101 +29,16 @@ const MAX_DEPTH: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub struct Tree(pub u64);
 
-/// A decoded node (nodes are small; decoding whole keeps the algorithms plain).
-enum Node {
-    Leaf(Vec<(Key, Value)>),
-    Internal { children: Vec<u64>, keys: Vec<Key> },
-}
-
-/// Decode the node at region offset `at`, which must be a 4 KiB-aligned heap chunk below the
-/// heap's bump pointer (a damaged child pointer or root is `FsError::Corrupt`, never followed
-/// into the superblock, the bitmaps or the inode table).
-fn read_node(bytes: &[u8], at: u64) -> FsResult<Node> {
-    let sb = superblock(bytes)?;
-    let in_heap = at >= sb.heap_start
-        && at.is_multiple_of(NODE)
-        && at.checked_add(NODE).is_some_and(|end| end <= sb.heap_top);
-    if !in_heap {
-        return corrupt(format!(
-            "B+tree node pointer {at} is not a node of the heap"
-        ));
-    }
-    let b = pod::slice(bytes, at, NODE)?;
-    let word = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
-    let kind = u16::from_le_bytes([b[0], b[1]]);
-    let count = u16::from_le_bytes([b[2], b[3]]) as usize;
-    match kind {
-        LEAF if count <= LEAF_CAP => Ok(Node::Leaf(
-            (0..count)
-                .map(|i| {
-                    let o = 16 + i * LEAF_ENTRY as usize;
-                    (
-                        (word(o), word(o + 8)),
-                        [word(o + 16), word(o + 24), word(o + 32)],
-                    )
-                })
-                .collect(),
-        )),
-        INTERNAL if count <= INT_CAP => {
-            let mut children = vec![word(8)];
-            let mut keys = Vec::with_capacity(count);
-            for i in 0..count {
-                let o = 16 + i * INT_ENTRY as usize;
-                keys.push((word(o), word(o + 8)));
-                children.push(word(o + 16));
-            }
-            Ok(Node::Internal { children, keys })
+/// The internal node at `at`, decoded to be changed: its children, its keys, and the index
+/// of the child that may hold `key`.
+fn decode_internal(bytes: &[u8], at: u64, key: Key) -> FsResult<(Vec<u64>, Vec<Key>, usize)> {
+    match read_node(bytes, at)? {
+        Node::Internal { children, keys } => {
+            let i = keys.partition_point(|k| *k <= key);
+            Ok((children, keys, i))
         }
-        _ => corrupt(format!("B+tree node at {at}: kind {kind}, count {count}")),
+        Node::Leaf(_) => corrupt(format!("B+tree node at {at}: a leaf above other nodes")),
     }
-}
-
-/// Write a leaf's entries from index `from` on (plus its header): earlier entries are unchanged,
-/// so only the changed tail is declared and logged.
-fn write_leaf(
-    tx: &mut Transaction<'_>,
-    at: u64,
-    entries: &[(Key, Value)],
-    from: usize,
-) -> FsResult<()> {
-    let mut header = [0u8; 4];
-    header[..2].copy_from_slice(&LEAF.to_le_bytes());
-    header[2..].copy_from_slice(&(entries.len() as u16).to_le_bytes());
-    pod::put_bytes(tx, at, &header)?;
-    if from < entries.len() {
-        let mut buf = Vec::with_capacity((entries.len() - from) * LEAF_ENTRY as usize);
-        for (k, v) in &entries[from..] {
-            for w in [k.0, k.1, v[0], v[1], v[2]] {
-                buf.extend_from_slice(&w.to_le_bytes());
-            }
-        }
-        pod::put_bytes(tx, at + 16 + from as u64 * LEAF_ENTRY, &buf)?;
-    }
-    Ok(())
-}
-
-fn write_internal(
-    tx: &mut Transaction<'_>,
-    at: u64,
-    children: &[u64],
-    keys: &[Key],
-) -> FsResult<()> {
-    let mut buf = Vec::with_capacity(16 + keys.len() * INT_ENTRY as usize);
-    buf.extend_from_slice(&INTERNAL.to_le_bytes());
-    buf.extend_from_slice(&(keys.len() as u16).to_le_bytes());
-    buf.extend_from_slice(&[0u8; 4]);
-    buf.extend_from_slice(&children[0].to_le_bytes());
-    for (k, c) in keys.iter().zip(&children[1..]) {
-        for w in [k.0, k.1, *c] {
-            buf.extend_from_slice(&w.to_le_bytes());
-        }
-    }
-    pod::put_bytes(tx, at, &buf)
-}
-
-/// Index of the child of an internal node that may hold `key`.
-fn child_index(keys: &[Key], key: Key) -> usize {
-    keys.partition_point(|k| *k <= key)
 }
 
 impl Tree {
@@ -149,32 +54,29 @@ impl Tree {
             .map(|(_, v)| v))
     }
 
-    /// The leaf that holds `from` (or would): its entries, the index of the first one >= `from`,
-    /// and the smallest separator to the right of the path (where the next leaf starts).
-    fn leaf_for(
+    /// The leaf that holds `from` (or would), read in place: the leaf, the index of its first
+    /// entry >= `from`, and the smallest separator to the right of the path (where the next
+    /// leaf starts).
+    fn leaf_for<'b>(
         &self,
-        bytes: &[u8],
+        bytes: &'b [u8],
         from: Key,
-    ) -> FsResult<Option<(Vec<(Key, Value)>, usize, Option<Key>)>> {
+    ) -> FsResult<Option<(View<'b>, usize, Option<Key>)>> {
         let mut at = self.root(bytes)?;
         if at == 0 {
             return Ok(None);
         }
         let mut next_bound: Option<Key> = None;
         for _ in 0..MAX_DEPTH {
-            match read_node(bytes, at)? {
-                Node::Leaf(entries) => {
-                    let i = entries.partition_point(|(k, _)| *k < from);
-                    return Ok(Some((entries, i, next_bound)));
-                }
-                Node::Internal { children, keys } => {
-                    let i = child_index(&keys, from);
-                    if i < keys.len() {
-                        next_bound = Some(keys[i]);
-                    }
-                    at = children[i];
-                }
+            let node = View::open(bytes, at)?;
+            if node.is_leaf() {
+                return Ok(Some((node, node.lower_bound(from), next_bound)));
             }
+            let i = node.child_index(from);
+            if i < node.count() {
+                next_bound = Some(node.key(i));
+            }
+            at = node.child(i);
         }
         corrupt("B+tree deeper than 16 levels (a cycle?)")
     }
@@ -182,9 +84,9 @@ impl Tree {
     /// The first entry whose key is >= `from`.
     pub fn seek(&self, bytes: &[u8], from: Key) -> FsResult<Option<(Key, Value)>> {
         let mut from = from;
-        while let Some((entries, i, next_bound)) = self.leaf_for(bytes, from)? {
-            if let Some(e) = entries.get(i) {
-                return Ok(Some(*e));
+        while let Some((leaf, i, next_bound)) = self.leaf_for(bytes, from)? {
+            if i < leaf.count() {
+                return Ok(Some(leaf.entry(i)));
             }
             match next_bound {
                 Some(b) if b > from => from = b,
@@ -204,8 +106,8 @@ impl Tree {
         mut visit: impl FnMut(Key, Value) -> FsResult<bool>,
     ) -> FsResult<()> {
         let mut cursor = from;
-        while let Some((entries, i, next_bound)) = self.leaf_for(bytes, cursor)? {
-            for &(k, v) in &entries[i..] {
+        while let Some((leaf, i, next_bound)) = self.leaf_for(bytes, cursor)? {
+            for (k, v) in (i..leaf.count()).map(|j| leaf.entry(j)) {
                 if k > to || !visit(k, v)? {
                     return Ok(());
                 }
@@ -315,52 +217,59 @@ fn insert_at(
     if depth > MAX_DEPTH {
         return corrupt("B+tree deeper than 16 levels (a cycle?)");
     }
-    match read_node(tx.bytes(), at)? {
-        Node::Leaf(mut entries) => {
-            let i = entries.partition_point(|(k, _)| *k < key);
-            if entries.get(i).is_some_and(|(k, _)| *k == key) {
-                let old = entries[i].1;
-                entries[i].1 = value;
-                write_leaf(tx, at, &entries, i)?;
-                return Ok((Some(old), None));
-            }
-            entries.insert(i, (key, value));
-            if entries.len() <= LEAF_CAP {
-                write_leaf(tx, at, &entries, i)?;
-                return Ok((None, None));
-            }
-            let right_entries = entries.split_off(entries.len() / 2);
-            let right = heap::alloc(tx, NODE)?;
-            write_leaf(tx, right, &right_entries, 0)?;
-            write_leaf(tx, at, &entries, i.min(entries.len()))?;
-            Ok((None, Some((right_entries[0].0, right))))
-        }
-        Node::Internal {
-            mut children,
-            mut keys,
-        } => {
-            let i = child_index(&keys, key);
-            let (old, split) = insert_at(tx, children[i], key, value, depth + 1)?;
-            let Some((sep, new_child)) = split else {
-                return Ok((old, None));
-            };
-            keys.insert(i, sep);
-            children.insert(i + 1, new_child);
-            if keys.len() <= INT_CAP {
-                write_internal(tx, at, &children, &keys)?;
-                return Ok((old, None));
-            }
-            let mid = keys.len() / 2;
-            let up = keys[mid];
-            let right_keys = keys.split_off(mid + 1);
-            keys.truncate(mid);
-            let right_children = children.split_off(mid + 1);
-            let right = heap::alloc(tx, NODE)?;
-            write_internal(tx, right, &right_children, &right_keys)?;
-            write_internal(tx, at, &children, &keys)?;
-            Ok((old, Some((up, right))))
-        }
+    let node = View::open(tx.bytes(), at)?;
+    if node.is_leaf() {
+        return insert_in_leaf(tx, at, node.entries(), key, value);
     }
+    // Descend without decoding; only a child's split changes this node.
+    let child = node.child(node.child_index(key));
+    let (old, split) = insert_at(tx, child, key, value, depth + 1)?;
+    let Some((sep, new_child)) = split else {
+        return Ok((old, None));
+    };
+    let (mut children, mut keys, i) = decode_internal(tx.bytes(), at, key)?;
+    keys.insert(i, sep);
+    children.insert(i + 1, new_child);
+    if keys.len() <= INT_CAP {
+        write_internal(tx, at, &children, &keys)?;
+        return Ok((old, None));
+    }
+    let mid = keys.len() / 2;
+    let up = keys[mid];
+    let right_keys = keys.split_off(mid + 1);
+    keys.truncate(mid);
+    let right_children = children.split_off(mid + 1);
+    let right = heap::alloc(tx, NODE)?;
+    write_internal(tx, right, &right_children, &right_keys)?;
+    write_internal(tx, at, &children, &keys)?;
+    Ok((old, Some((up, right))))
+}
+
+/// Insert or replace in the leaf at `at` holding `entries`; a full leaf splits in half.
+fn insert_in_leaf(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    mut entries: Vec<(Key, Value)>,
+    key: Key,
+    value: Value,
+) -> FsResult<(Option<Value>, Split)> {
+    let i = entries.partition_point(|(k, _)| *k < key);
+    if entries.get(i).is_some_and(|(k, _)| *k == key) {
+        let old = entries[i].1;
+        entries[i].1 = value;
+        write_leaf(tx, at, &entries, i)?;
+        return Ok((Some(old), None));
+    }
+    entries.insert(i, (key, value));
+    if entries.len() <= LEAF_CAP {
+        write_leaf(tx, at, &entries, i)?;
+        return Ok((None, None));
+    }
+    let right_entries = entries.split_off(entries.len() / 2);
+    let right = heap::alloc(tx, NODE)?;
+    write_leaf(tx, right, &right_entries, 0)?;
+    write_leaf(tx, at, &entries, i.min(entries.len()))?;
+    Ok((None, Some((right_entries[0].0, right))))
 }
 
 /// Returns the removed value and whether the node at `at` emptied and was freed.
@@ -373,41 +282,38 @@ fn remove_at(
     if depth > MAX_DEPTH {
         return corrupt("B+tree deeper than 16 levels (a cycle?)");
     }
-    match read_node(tx.bytes(), at)? {
-        Node::Leaf(mut entries) => {
-            let i = entries.partition_point(|(k, _)| *k < key);
-            if !entries.get(i).is_some_and(|(k, _)| *k == key) {
-                return Ok((None, false));
-            }
-            let (_, old) = entries.remove(i);
-            if entries.is_empty() {
-                heap::free(tx, at, NODE)?;
-                return Ok((Some(old), true));
-            }
-            write_leaf(tx, at, &entries, i)?;
-            Ok((Some(old), false))
+    let node = View::open(tx.bytes(), at)?;
+    if node.is_leaf() {
+        let i = node.lower_bound(key);
+        if i >= node.count() || node.key(i) != key {
+            return Ok((None, false));
         }
-        Node::Internal {
-            mut children,
-            mut keys,
-        } => {
-            let i = child_index(&keys, key);
-            let (old, emptied) = remove_at(tx, children[i], key, depth + 1)?;
-            if !emptied {
-                return Ok((old, false));
-            }
-            children.remove(i);
-            if !keys.is_empty() {
-                keys.remove(i.saturating_sub(1));
-            }
-            if children.is_empty() {
-                heap::free(tx, at, NODE)?;
-                return Ok((old, true));
-            }
-            write_internal(tx, at, &children, &keys)?;
-            Ok((old, false))
+        let mut entries = node.entries();
+        let (_, old) = entries.remove(i);
+        if entries.is_empty() {
+            heap::free(tx, at, NODE)?;
+            return Ok((Some(old), true));
         }
+        write_leaf(tx, at, &entries, i)?;
+        return Ok((Some(old), false));
     }
+    // Descend without decoding; only a child's freeing changes this node.
+    let child = node.child(node.child_index(key));
+    let (old, emptied) = remove_at(tx, child, key, depth + 1)?;
+    if !emptied {
+        return Ok((old, false));
+    }
+    let (mut children, mut keys, i) = decode_internal(tx.bytes(), at, key)?;
+    children.remove(i);
+    if !keys.is_empty() {
+        keys.remove(i.saturating_sub(1));
+    }
+    if children.is_empty() {
+        heap::free(tx, at, NODE)?;
+        return Ok((old, true));
+    }
+    write_internal(tx, at, &children, &keys)?;
+    Ok((old, false))
 }
 
 /// Integrity of one tree, for fsck.

@@ -80,17 +80,43 @@ pub fn key_of_hash(hash: u64) -> u64 {
 
 /// The entry `name` in directory `dir`.
 pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
+    match find(bytes, dir, name)? {
+        Slot::Taken(d) => Ok(Some(d)),
+        Slot::Free(_) => Ok(None),
+    }
+}
+
+/// Where a name is in its directory, or where it would go.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot {
+    /// The name's entry.
+    Taken(Dentry),
+    /// Absent: the lowest free key under its hash, None when all 256 collision slots are taken.
+    Free(Option<Key>),
+}
+
+/// Find `name` in directory `dir`, or the key a new entry for it would take: one scan of the
+/// keys under its hash serves both, so a create descends the tree once to check and once to
+/// insert, not once more to pick the slot.
+pub fn find(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Slot> {
     let base = base_key(bytes, name)?;
     let mut found = None;
+    let mut used = [0u64; 4]; // bit k: slot base | k is taken
     DENTRIES.scan(bytes, (dir, base), (dir, base | 0xff), |k, v| {
         let d = Dentry::decode(k, v);
         if d.name(bytes)? == name {
             found = Some(d);
             return Ok(false);
         }
+        let slot = (k.1 & 0xff) as usize;
+        used[slot / 64] |= 1 << (slot % 64);
         Ok(true)
     })?;
-    Ok(found)
+    if let Some(d) = found {
+        return Ok(Slot::Taken(d));
+    }
+    let free = (0..256u64).find(|&k| used[k as usize / 64] & (1 << (k % 64)) == 0);
+    Ok(Slot::Free(free.map(|k| (dir, base | k))))
 }
 
 /// Add entry `name` -> `ino` (of type `kind`) to `dir`, its name stored in the heap. The caller
@@ -98,6 +124,18 @@ pub fn lookup(bytes: &[u8], dir: u64, name: &[u8]) -> FsResult<Option<Dentry>> {
 pub fn add(tx: &mut Transaction<'_>, dir: u64, name: &[u8], ino: u64, kind: u32) -> FsResult<()> {
     let base = base_key(tx.bytes(), name)?;
     let key = DENTRIES.free_slot(tx.bytes(), dir, base)?;
+    add_at(tx, key, name, ino, kind)
+}
+
+/// Add entry `name` -> `ino` (of type `kind`) under `key`, a free key of its directory for the
+/// name's hash ([`find`]'s `Slot::Free`); None (all 256 collision slots taken) is ENOSPC.
+pub fn add_at(
+    tx: &mut Transaction<'_>,
+    key: Option<Key>,
+    name: &[u8],
+    ino: u64,
+    kind: u32,
+) -> FsResult<()> {
     let Some(key) = key else {
         // 256 names with one 54-bit hash: never by chance; crafted names can do it to FNV-1a
         // (older images), not to the keyed hash.

@@ -24,6 +24,7 @@ pub mod extent_map;
 pub mod heap;
 pub mod name_hash;
 pub mod names;
+mod node;
 pub mod orphan;
 pub mod xattr;
 
