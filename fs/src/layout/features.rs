@@ -25,6 +25,12 @@ pub const INCOMPAT_KEYED_HASH: u32 = 1 << 0;
 /// block's log binding at 0x200 names it, `layout::external_log`); the image's own log area
 /// is unused. Old code would replay and write the wrong log.
 pub const INCOMPAT_EXTERNAL_LOG: u32 = 1 << 1;
+/// INCOMPAT bit 2, `deferred_ranges`: the redo log may hold deferred ranges (small overwrites
+/// of written data blocks logged instead of copied on write, `ops::logged_overwrite`; docs/
+/// format.md section 3.3). A build without it would end its log scan at such a record, as at a
+/// torn tail, and lose that record and every later one. Set by mkfs; the daemon logs
+/// overwrites only on images that have it.
+pub const INCOMPAT_DEFERRED_RANGES: u32 = 1 << 2;
 /// RO_COMPAT bit 0, `data_csum`: a CRC32C per data block in the metadata. Old code reads the
 /// data correctly but would write blocks without updating their checksums.
 pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
@@ -40,18 +46,20 @@ pub const SUPPORTED_COMPAT: u32 = COMPAT_BACKUP_SB;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
-pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG;
+pub const SUPPORTED_INCOMPAT: u32 =
+    INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG | INCOMPAT_DEFERRED_RANGES;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: COMPAT_BACKUP_SB,
     ro_compat: RO_COMPAT_DATA_CSUM,
-    incompat: INCOMPAT_KEYED_HASH,
+    incompat: INCOMPAT_KEYED_HASH | INCOMPAT_DEFERRED_RANGES,
 };
 
 /// Names of the defined bits, for messages: (word, bit, name).
 pub const NAMES: &[(Word, u32, &str)] = &[
     (Word::Incompat, INCOMPAT_KEYED_HASH, "keyed_hash"),
     (Word::Incompat, INCOMPAT_EXTERNAL_LOG, "external_log"),
+    (Word::Incompat, INCOMPAT_DEFERRED_RANGES, "deferred_ranges"),
     (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
     (Word::Compat, COMPAT_BACKUP_SB, "backup_sb"),
 ];

@@ -4,7 +4,7 @@
 //! makes the inode point at them commits (design-notes §2, ordered data): no inode ever
 //! points at unwritten blocks, and a write the daemon never answered is all or nothing.
 
-use super::datasum::{self, PieceSums, WriteSums};
+use super::datasum::WriteSums;
 use super::{extent, inode, logged_overwrite, xattr, Geo, Op};
 use crate::error::{errno, FsResult};
 use crate::layout::inode::Inode;

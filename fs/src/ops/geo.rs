@@ -2,6 +2,7 @@
 //! ended (`Hints`).
 
 use crate::error::{corrupt, errno, FsResult};
+use crate::layout::features::INCOMPAT_DEFERRED_RANGES;
 use crate::layout::header::Header;
 use crate::layout::inode::{Inode, INODE_SIZE};
 use crate::layout::pod;
@@ -35,6 +36,9 @@ pub struct Geo {
     /// Blocks extents own that the data bitmap calls free (`bitmap_guard`, checked at
     /// mount): the allocator never hands them out.
     pub unmarked: super::bitmap_guard::Unmarked,
+    /// The image has the incompat feature `deferred_ranges`: small overwrites may be logged
+    /// (`ops::logged_overwrite`), since no build that would lose such records opens it.
+    pub deferred_ranges: bool,
 }
 
 impl Geo {
@@ -52,6 +56,7 @@ impl Geo {
             csums: csum::Table::of(sb)?,
             nodatasum: false,
             unmarked: Default::default(),
+            deferred_ranges: sb.features.has_incompat(INCOMPAT_DEFERRED_RANGES),
         })
     }
 

@@ -6,7 +6,7 @@
 
 use super::inode::NewInode;
 use super::{file, namespace, orphan, Fs};
-use crate::error::{errno, FsResult};
+use crate::error::FsResult;
 use crate::layout::inode::Inode;
 
 fn add_handle(fs: &Fs, ino: u64) {
