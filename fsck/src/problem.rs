@@ -11,6 +11,9 @@ pub enum Fix {
     SetLinks { ino: u64, nlink: u32 },
     /// Set a file's block count.
     SetBlocks { ino: u64, blocks: u64 },
+    /// Set a regular file's size, in bytes (a size past the largest file size becomes the
+    /// end of its last extent, as e2fsck's "i_size is X, should be Y").
+    SetSize { ino: u64, size: u64 },
     /// Set or clear one bit of the inode bitmap.
     InodeBit { ino: u64, used: bool },
     /// Set or clear a run of the data bitmap.

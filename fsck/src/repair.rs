@@ -17,6 +17,7 @@ pub fn apply(fs: &mut Fs, fix: &Fix) -> FsResult<()> {
         Fix::ReclaimOrphan(ino) => orphans::reclaim(op, ino),
         Fix::SetLinks { ino, nlink } => links::set_links(op, ino, nlink),
         Fix::SetBlocks { ino, blocks } => extents::set_blocks(op, ino, blocks),
+        Fix::SetSize { ino, size } => extents::set_size(op, ino, size),
         Fix::SetParent { ino, parent } => connectivity::set_parent(op, ino, parent),
         Fix::InodeBit { ino, used } => inodes::set_bit(op, ino, used),
         Fix::DataBits { start, len, used } => free_space::set_data_bits(op, start, len, used),

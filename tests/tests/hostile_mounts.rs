@@ -5,7 +5,8 @@
 //! every xattr read (what `getfattr -d -R` does, through python3's os.getxattr), a create, a
 //! rename, `rm -rf`; every command must finish (60 s each) and the daemon must be alive after
 //! each; unmount; then `fsck -y` and `fsck -n` must find it clean. A refused mount must be a
-//! message, not a crash. `HOSTILE_MOUNTS=N` sets the number of seeds (default 20).
+//! message, not a crash. `HOSTILE_MOUNTS=N` sets the last seed (default 20),
+//! `HOSTILE_MOUNTS_FROM=S` the first (default 1).
 //!
 //! Offsets are read from the header and superblock as docs/format.md lays them out.
 
@@ -194,8 +195,13 @@ fn hostile_images_through_real_mounts() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    // `HOSTILE_MOUNTS_FROM=S` starts at seed S (to replay one seed: FROM=S, MOUNTS=S).
+    let from: u64 = std::env::var("HOSTILE_MOUNTS_FROM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let (mut refused, mut repaired) = (0, 0);
-    for seed in 1..=count {
+    for seed in from..=count {
         let (bytes, area) = corrupt(&pristine, seed);
         let what = format!("seed {seed} ({area})");
         fs::write(m.image(), &bytes).unwrap();
@@ -335,4 +341,41 @@ fn the_backup_superblock_restores_a_zeroed_primary() {
     let (code, out) = m.fsck(&["-y", "-b"]);
     assert_eq!(code, 1, "-b writes the copy over the primary:\n{out}");
     m.assert_fsck_clean();
+}
+
+/// A file size past the largest file size (16 TiB, `ops::file::MAX_FILE_SIZE`; found by seed
+/// 139 of 150, where `cat` streamed 256 TiB of zeros): reading the file answers EIO at once,
+/// everything else works, and fsck sets the size to the end of the file's last extent.
+#[test]
+fn a_size_past_the_largest_file_answers_eio_and_fsck_sets_it() {
+    use std::os::unix::fs::MetadataExt;
+    require_fuse!();
+    let mut m = Mounted::new();
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(m.path("f"), &data).unwrap();
+    fs::write(m.path("g"), b"intact").unwrap();
+    let ino = fs::metadata(m.path("f")).unwrap().ino();
+    m.unmount_ok();
+    let mut bytes = fs::read(m.image()).unwrap();
+    let seg = word(&bytes, 48);
+    let slot = seg + word(&bytes, seg + 56) + (ino - 1) * 128;
+    let huge: u64 = (1 << 48) + 5;
+    bytes[slot as usize + 0x10..slot as usize + 0x18].copy_from_slice(&huge.to_le_bytes());
+    fs::write(m.image(), &bytes).unwrap();
+    m.mount();
+    assert_eq!(fs::metadata(m.path("f")).unwrap().len(), huge);
+    let mut buf = [0u8; 4096];
+    let err = std::io::Read::read(&mut fs::File::open(m.path("f")).unwrap(), &mut buf);
+    assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert_eq!(fs::read(m.path("g")).unwrap(), b"intact");
+    m.unmount_ok();
+    let (fixed, out) = m.fsck(&["-y"]);
+    assert_eq!(fixed, 1, "{out}");
+    assert!(out.contains("past the largest file size"), "{out}");
+    m.assert_fsck_clean();
+    m.mount();
+    let back = fs::read(m.path("f")).unwrap();
+    assert_eq!(back.len(), 3 * 4096, "the end of its last extent");
+    assert_eq!(&back[..data.len()], &data[..]);
+    assert!(back[data.len()..].iter().all(|&b| b == 0));
 }

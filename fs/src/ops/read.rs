@@ -4,9 +4,9 @@
 //! ([`verify_copied`]). Holes and unwritten extents read as zeros.
 
 use super::datasum::{self, PieceSums};
-use super::file::data_pos;
+use super::file::{data_pos, MAX_FILE_SIZE};
 use super::Geo;
-use crate::error::{errno, FsResult};
+use crate::error::{corrupt, errno, FsResult};
 use crate::layout::BLOCK_SIZE;
 use crate::store::extent_map::{self, UNWRITTEN};
 
@@ -33,6 +33,13 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
     let inode = geo.inode(bytes, ino)?;
     if inode.is_dir() {
         return errno(libc::EISDIR);
+    }
+    if inode.size > MAX_FILE_SIZE {
+        // A damaged size: reading it would stream terabytes of zeros (fsck sets it again).
+        return corrupt(format!(
+            "inode {ino}: size {} is past the largest file size",
+            inode.size
+        ));
     }
     let mut plan = ReadPlan {
         len: 0,

@@ -5,6 +5,8 @@
 use crate::problem::Fix;
 use crate::repair::update;
 use crate::state::State;
+use rvmfs::layout::BLOCK_SIZE;
+use rvmfs::ops::file::MAX_FILE_SIZE;
 use rvmfs::ops::Op;
 use rvmfs::store::extent_map::{Extent, EXTENTS};
 use rvmfs::FsResult;
@@ -15,6 +17,8 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
     progress("Pass 1b: extents", 0, 1);
     // ino -> (physical end of its previous extent, counted as non-contiguous already).
     let mut last_of: HashMap<u64, (u64, bool)> = HashMap::new();
+    // ino -> one past its last mapped file block.
+    let mut ends: HashMap<u64, u64> = HashMap::new();
     let mut extent_problems = Vec::new();
     let bytes = s.bytes;
     EXTENTS.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, v| {
@@ -34,6 +38,8 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
             s.claim(b);
         }
         *s.blocks_of.entry(ino).or_default() += e.len();
+        let end = ends.entry(ino).or_default();
+        *end = (*end).max(e.last + 1);
         // A file is non-contiguous (counted once) when an extent does not start where the
         // previous one ended on disk, as e2fsck counts it (physical blocks only: a hole
         // between physically adjacent extents is no fragmentation).
@@ -52,7 +58,25 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
         s.report.add(what, fix);
     }
     check_block_counts(s);
+    check_sizes(s, &ends);
     Ok(())
+}
+
+/// A regular file's size must not pass the largest file size (`file::MAX_FILE_SIZE`): the
+/// daemon refuses to read such a file; the size becomes the end of its last extent.
+fn check_sizes(s: &mut State, ends: &HashMap<u64, u64>) {
+    for (&ino, node) in &s.inodes {
+        if node.is_reg() && node.size > MAX_FILE_SIZE {
+            let size = ends.get(&ino).copied().unwrap_or(0) * BLOCK_SIZE;
+            s.report.add(
+                format!(
+                    "inode {ino}: size {} is past the largest file size, should be {size}",
+                    node.size
+                ),
+                Fix::SetSize { ino, size },
+            );
+        }
+    }
 }
 
 /// Why extent `e` of inode `ino` cannot stand: its inode is free or not a regular file, or it
@@ -111,6 +135,11 @@ fn check_block_counts(s: &mut State) {
 /// Repair [`Fix::RemoveExtent`]: remove the extent of inode `ino` ending at file block `last`.
 pub(crate) fn remove(op: &mut Op<'_>, ino: u64, last: u64) -> FsResult<()> {
     EXTENTS.remove(&mut op.tx, (ino, last)).map(|_| ())
+}
+
+/// Repair [`Fix::SetSize`]: set inode `ino`'s size (bytes).
+pub(crate) fn set_size(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<()> {
+    update(op, ino, |n| n.size = size)
 }
 
 /// Repair [`Fix::SetBlocks`]: set inode `ino`'s block count.
