@@ -287,8 +287,12 @@ impl Fs {
                     let lsn = tx.end(mode);
                     let at = lsn.as_ref().ok().copied();
                     d.note_commit(logged, at, applied, rvm);
-                    if let Some(at) = at.filter(|_| !deferred.is_empty()) {
-                        pending.insert(deferred, at);
+                    if !deferred.is_empty() {
+                        // A commit whose log write failed stays in the mapped region (as a
+                        // journal abort leaves ext4's caches), its checksums included: its
+                        // deferred bytes stay readable with it. Nothing is truncated after a
+                        // failure, so they are never pruned (Lsn::MAX) nor written.
+                        pending.insert(deferred, at.unwrap_or(Lsn::MAX));
                     }
                     (lsn.map(|_| value).map_err(Into::into), runs, Ok(at))
                 }
@@ -301,6 +305,20 @@ impl Fs {
                 }
             }
         };
+        self.after_transaction(mode, ended, runs);
+        result
+    }
+
+    /// Housekeeping after every transaction: note a `-o sync` commit left in the spool, hand
+    /// its freed and allocated runs to discard (`ended`: committed at an Lsn or not, or
+    /// aborted, and whether for want of host space), prune the logged overwrites truncation
+    /// applied, and every [`RELEASE_EVERY`] commits drop region pages.
+    fn after_transaction(
+        &mut self,
+        mode: CommitMode,
+        ended: Result<Option<Lsn>, bool>,
+        runs: Vec<RunEvent>,
+    ) {
         if matches!(ended, Ok(Some(_))) {
             // A `-o sync` commit left in the spool: the caller flushes it after the lock.
             self.unflushed |= mode == CommitMode::NoFlush && self.durability == Durability::Sync;
@@ -330,7 +348,6 @@ impl Fs {
                 self.rvm.request_truncation();
             }
         }
-        result
     }
 
     /// Inode `ino` (read-only).

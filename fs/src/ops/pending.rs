@@ -65,6 +65,11 @@ impl PendingData {
         self.lock().range(start..to).next().map(|(&p, _)| p)
     }
 
+    /// The image offsets of the pending blocks, in order.
+    pub fn offsets(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Blocks pending, and their bytes.
     pub fn len(&self) -> usize {
         self.lock().len()

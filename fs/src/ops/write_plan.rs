@@ -25,7 +25,7 @@
 //! stale by the other only costs its data write again, under the lock.
 
 use super::{Fs, Op};
-use crate::error::FsResult;
+use crate::error::{FsError, FsResult};
 use crate::layout::BLOCK_SIZE;
 use std::collections::VecDeque;
 
@@ -43,6 +43,8 @@ pub struct WritePlan {
     runs: Vec<(u64, u64)>,
     /// Whether step 2 wrote every kept write (else the commit writes them itself).
     written: bool,
+    /// Step 2's failed write, unless the host was full: the request's data write error.
+    failed: Option<std::io::Error>,
 }
 
 /// Block runs reserved by plans between their plan and their commit: (ticket, first block,
@@ -143,14 +145,20 @@ impl Op<'_> {
 }
 
 impl WritePlan {
-    /// Step 2: write the kept bytes into the reserved blocks (no lock held). A failed write
-    /// is not an error here: the commit then writes the data itself, under the lock, and
-    /// answers for the failure (ENOSPC of a full host included).
+    /// Step 2: write the kept bytes into the reserved blocks (no lock held). A full host
+    /// (ENOSPC, EDQUOT) is not an error here: the commit then writes the data itself, under
+    /// the lock, where making room is possible. Any other failure is the request's data
+    /// write error, which the commit answers without retrying (`ops::errors`: a failed write
+    /// is never papered over by a second one that happens to succeed).
     pub fn write(&mut self, image: &dyn rvm_core::Storage) {
-        self.written = self
-            .writes
-            .iter()
-            .all(|w| image.write_at(&w.data, w.pos).is_ok());
+        for w in &self.writes {
+            if let Err(e) = image.write_at(&w.data, w.pos) {
+                let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+                self.failed = (!full).then_some(e);
+                return;
+            }
+        }
+        self.written = true;
     }
 
     /// Data bytes the plan writes outside the lock.
@@ -191,6 +199,7 @@ impl Fs {
             writes,
             runs: allocated,
             written: false,
+            failed: None,
         })
     }
 
@@ -204,6 +213,9 @@ impl Fs {
         mut f: impl FnMut(&mut Op<'_>) -> FsResult<T>,
     ) -> FsResult<T> {
         self.reserved.held.retain(|&(t, _, _)| t != plan.ticket);
+        if let Some(e) = plan.failed {
+            return Err(self.on_error(FsError::DataWrite(e), op, ino));
+        }
         let written: &[Prewrite] = if plan.written { &plan.writes } else { &[] };
         let phase = Phase::Commit {
             written,
