@@ -279,13 +279,17 @@ fn cut(map: &mut BTreeMap<u64, (u64, Lsn)>, start: u64, len: u64) {
 
 /// Is `e` the host having no room for data (a full host disk, a quota)?
 pub fn host_full(e: &FsError) -> bool {
-    let errno = match e {
-        FsError::Io(e) => e.raw_os_error(),
+    match e {
+        FsError::Io(e) => host_full_io(e),
         // A data write's ENOSPC as `ops::data_log` answers it (no storage error).
-        FsError::Errno(n) => Some(*n),
-        _ => None,
-    };
-    matches!(errno, Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        FsError::Errno(n) => matches!(*n, libc::ENOSPC | libc::EDQUOT),
+        _ => false,
+    }
+}
+
+/// Is storage error `e` the host having no room (ENOSPC, EDQUOT)?
+pub fn host_full_io(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl Fs {

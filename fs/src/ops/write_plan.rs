@@ -153,8 +153,7 @@ impl WritePlan {
     pub fn write(&mut self, image: &dyn rvm_core::Storage) {
         for w in &self.writes {
             if let Err(e) = image.write_at(&w.data, w.pos) {
-                let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
-                self.failed = (!full).then_some(e);
+                self.failed = (!super::discard::host_full_io(&e)).then_some(e);
                 return;
             }
         }
