@@ -138,7 +138,7 @@ pub fn measure(bin: &Path, work: &Path, pairs: usize) -> Result<DatasumCost> {
 
 /// User + system CPU time of process `pid` so far, s (fields 14 and 15 of /proc/PID/stat,
 /// clock ticks of `sysconf(_SC_CLK_TCK)`); NaN if unreadable.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return f64::NAN;
     };

@@ -9,9 +9,13 @@
 //!   file, every write durable before it returns.
 //!
 //! The daemon serves with `threads=` one more than the client threads, so the daemon's own
-//! thread count does not cap the comparison.
+//! thread count does not cap the comparison. Each pass also records how many of the machine's
+//! cores the daemon and the client threads kept busy (their CPU time over the wall time): when
+//! one thread already keeps every core busy (the client, the daemon and the kernel's FUSE path
+//! between them), N threads cannot go faster than `cores / busy` times, whatever the
+//! filesystem's locking.
 
-use crate::datasum::Summary;
+use crate::datasum::{cpu_seconds, Summary};
 use crate::mounts::Rvmfs;
 use crate::report::fmt_spread;
 use crate::workloads as w;
@@ -43,9 +47,35 @@ pub struct Row {
     pub target: f64,
     pub one: Vec<f64>,
     pub many: Vec<f64>,
+    /// Cores the daemon and the client kept busy (their CPU time over wall time) in each pass.
+    pub one_busy: Vec<f64>,
+    pub many_busy: Vec<f64>,
 }
 
 impl Row {
+    fn new(label: &'static str, threads: usize, target: f64) -> Row {
+        Row {
+            label,
+            threads,
+            target,
+            one: Vec::new(),
+            many: Vec::new(),
+            one_busy: Vec::new(),
+            many_busy: Vec::new(),
+        }
+    }
+
+    /// Record a pass: `rate` ops/s with `threads` threads, `busy` cores busy.
+    fn push(&mut self, threads: usize, rate: f64, busy: f64) {
+        if threads == 1 {
+            self.one.push(rate);
+            self.one_busy.push(busy);
+        } else {
+            self.many.push(rate);
+            self.many_busy.push(busy);
+        }
+    }
+
     /// Median of the many-thread rate over the median of the one-thread rate.
     pub fn speedup(&self) -> Option<f64> {
         Some(Summary::of(&self.many)?.median / Summary::of(&self.one)?.median)
@@ -123,29 +153,29 @@ fn cold_stats(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
         fs::write(m.mnt.join(n), b"")?;
     }
     m.unmount()?;
-    let mut row = Row {
-        label: "cold stat + lookup of 20,000 files",
-        threads: STAT_THREADS,
-        target: STAT_TARGET,
-        one: Vec::new(),
-        many: Vec::new(),
-    };
+    let mut row = Row::new(
+        "cold stat + lookup of 20,000 files",
+        STAT_THREADS,
+        STAT_TARGET,
+    );
     for pair in 0..pairs.max(1) {
         for threads in order(pair, STAT_THREADS) {
             let m = setup.mount(&opts)?;
             w::drop_caches()?;
             let t = Instant::now();
-            let r = on_threads(threads, |k| {
-                for n in names.iter().skip(k).step_by(threads) {
-                    fs::metadata(m.mnt.join(n)).with_context(|| format!("stat {n}"))?;
-                }
-                Ok(())
+            let r = busy_during(m.pid(), || {
+                on_threads(threads, |k| {
+                    for n in names.iter().skip(k).step_by(threads) {
+                        fs::metadata(m.mnt.join(n)).with_context(|| format!("stat {n}"))?;
+                    }
+                    Ok(())
+                })
             });
             let rate = STAT_FILES as f64 / t.elapsed().as_secs_f64();
             m.unmount()?;
-            r?;
-            eprintln!("  cold stats, {threads} thread(s): {rate:.0}/s");
-            push(&mut row, threads, rate);
+            let ((), busy) = r?;
+            eprintln!("  cold stats, {threads} thread(s): {rate:.0}/s, {busy:.2} cores busy");
+            row.push(threads, rate, busy);
         }
     }
     fs::remove_file(&setup.image)?;
@@ -164,29 +194,25 @@ fn sync_writers(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
             Ok(f)
         })
         .collect::<Result<_>>()?;
-    let mut row = Row {
-        label: "4 KiB writes on a -o sync mount",
-        threads: SYNC_THREADS,
-        target: SYNC_TARGET,
-        one: Vec::new(),
-        many: Vec::new(),
-    };
+    let mut row = Row::new("4 KiB writes on a -o sync mount", SYNC_THREADS, SYNC_TARGET);
     let block = vec![0x5au8; 4096];
     for pair in 0..pairs.max(1) {
         for threads in order(pair, SYNC_THREADS) {
             let per = SYNC_WRITES / threads;
             let t = Instant::now();
-            on_threads(threads, |k| {
-                for i in 0..per {
-                    // Spread over the file's 256 blocks: overwrites, each a durable commit.
-                    let at = ((i * 97 + pair) % 256) as u64 * 4096;
-                    files[k].write_all_at(&block, at)?;
-                }
-                Ok(())
+            let ((), busy) = busy_during(m.pid(), || {
+                on_threads(threads, |k| {
+                    for i in 0..per {
+                        // Spread over the file's 256 blocks: overwrites, each a durable commit.
+                        let at = ((i * 97 + pair) % 256) as u64 * 4096;
+                        files[k].write_all_at(&block, at)?;
+                    }
+                    Ok(())
+                })
             })?;
             let rate = (per * threads) as f64 / t.elapsed().as_secs_f64();
-            eprintln!("  sync writes, {threads} thread(s): {rate:.0}/s");
-            push(&mut row, threads, rate);
+            eprintln!("  sync writes, {threads} thread(s): {rate:.0}/s, {busy:.2} cores busy");
+            row.push(threads, rate, busy);
         }
     }
     drop(files);
@@ -195,12 +221,15 @@ fn sync_writers(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
     Ok(row)
 }
 
-fn push(row: &mut Row, threads: usize, rate: f64) {
-    if threads == 1 {
-        row.one.push(rate);
-    } else {
-        row.many.push(rate);
-    }
+/// Run `f`, returning its result and the cores the daemon `pid` and this process (the client
+/// threads, with the kernel's FUSE path they run in) kept busy meanwhile: their CPU time over
+/// the wall time, so other jobs on the machine do not count.
+fn busy_during<T>(pid: u32, f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let cpu = || cpu_seconds(pid) + cpu_seconds(std::process::id());
+    let (c0, t) = (cpu(), Instant::now());
+    let out = f()?;
+    let busy = (cpu() - c0) / t.elapsed().as_secs_f64();
+    Ok((out, if busy.is_finite() { busy } else { 0.0 }))
 }
 
 /// The markdown table: per row the two configurations' median (min–max) and the speed-up.
@@ -213,21 +242,33 @@ pub fn table(s: &mut String, p: &Parallel) {
     );
     let _ = writeln!(
         s,
-        "| workload | 1 thread | N threads | N | speed-up | target |"
+        "| workload | 1 thread | N threads | N | speed-up | target | cores busy, 1 / N threads | speed-up the idle cores allow |"
     );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     for r in &p.rows {
+        let busy = |v: &[f64]| Summary::of(v).map(|x| x.median);
+        let (b1, bn) = (busy(&r.one_busy), busy(&r.many_busy));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | >= {:.1}x |",
+            "| {} | {} | {} | {} | {} | >= {:.1}x | {} / {} of {cores} | {} |",
             r.label,
             spread(&r.one),
             spread(&r.many),
             r.threads,
             r.speedup().map_or("–".into(), |x| format!("{x:.2}x")),
-            r.target
+            r.target,
+            b1.map_or("–".into(), |x| format!("{x:.2}")),
+            bn.map_or("–".into(), |x| format!("{x:.2}")),
+            b1.filter(|&x| x > 0.0)
+                .map_or("–".into(), |x| format!("<= {:.2}x", cores / x)),
         );
     }
+    let _ = writeln!(
+        s,
+        "\nThe last column is the machine's cores over the cores one thread keeps busy (client, daemon \
+         and the kernel's FUSE path together): N threads cannot beat it, however the daemon locks."
+    );
 }
 
 /// The targets: (what, wanted, measured, met).
