@@ -12,6 +12,11 @@ pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
     let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
     let _ = config.set_max_readahead(max);
     let _ = config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
+    // Lookups and readdirs of one directory may run at once: without this flag the kernel
+    // serializes them on a mutex per directory (fs/fuse/dir.c `fuse_lock_inode`), so two
+    // threads looking up names in one directory take turns. The daemon's read lock already
+    // lets them run together; changes to a directory stay serialized by the VFS's i_rwsem.
+    let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
     // Entries with their attributes when a directory is read and then looked up (dirplus.rs).
     let _ =
         config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
