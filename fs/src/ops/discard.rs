@@ -13,7 +13,17 @@
 //!   space at mount time). Such runs wait for truncation to apply the record.
 //!
 //! So a punched block is free in every state recovery can reach. The queue lives in memory: a
-//! crash before the punch only leaves the host space in use (never wrong data).
+//! crash before the punch only leaves the host space in use (never wrong data). The punches
+//! themselves run in a thread of their own, without the filesystem lock (`ops::punch`);
+//! a run handed to it stays held from the allocator until it is punched.
+//!
+//! Small runs (under [`SMALL_RUN`] blocks: the old blocks of copy-on-write overwrites, small
+//! files) wait as **spare** runs once ready: free for the allocator, which takes them first
+//! for small allocations (their host space is still there, so nothing is punched and nothing
+//! new allocated on the host), and handed to the punching thread only when more than
+//! [`SPARE_MAX`] wait, or when the host is full. Every punch takes the image file's inode
+//! lock on the host (ext4: about 250 µs), blocking the log's and the data's writes to that
+//! file meanwhile: a burst of random overwrites punched one block per overwrite.
 //!
 //! The same queue holds freed runs back from the allocator, discard on or off
 //! (`extent::alloc_blocks`, [`Discard::first_held`]): a run whose freeing record is not
@@ -24,18 +34,20 @@
 //! and some devices read back garbage after it).
 
 use super::data_log::DataLog;
+use super::punch::{punch, Puncher};
 use super::Fs;
 use crate::error::{FsError, FsResult};
 use crate::layout::BLOCK_SIZE;
 use rvm_core::Lsn;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
-/// Most runs punched by one call of [`Discard::punch_ready`] after an operation (each is one
-/// `fallocate`; a big `rm -rf` queues thousands).
-pub const PUNCH_BATCH: usize = 256;
+/// Runs shorter than this (blocks) wait as spare runs instead of being punched at once.
+pub const SMALL_RUN: u64 = 16;
+/// Spare runs beyond this many are handed to the punching thread (at most 16 blocks each:
+/// 960 MiB of host space kept at worst, 16 MiB when they are single blocks).
+pub const SPARE_MAX: usize = 4096;
 
 /// What a transaction did to data blocks, in order: runs (first block, blocks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,42 +62,53 @@ pub enum RunEvent {
 pub struct Discard {
     /// The image file to punch (None: discard off).
     file: Option<File>,
+    /// The punching thread (with `file`).
+    puncher: Option<Puncher>,
     /// Image byte offset of data block 0.
     data_offset: u64,
     /// First block -> (blocks, Lsn of the commit that freed the run).
     queue: BTreeMap<u64, (u64, Lsn)>,
+    /// Spare runs: ready (durable, carried by no live record), not punched, free for the
+    /// allocator; first block -> blocks.
+    spare: BTreeMap<u64, u64>,
     /// `durable_lsn` at the last attempt: nothing new can be ready until it moves.
     tried_at: Lsn,
     /// Log records below this Lsn predate the mount: `DataLog::hot` does not know which
     /// blocks they carry, so nothing is punched until truncation has applied them all.
     floor: Lsn,
-    /// Blocks given back to the host since mount.
-    pub punched: u64,
 }
 
 impl Discard {
     /// Discard into the regular image file at `path` (opened again for writing; the lock
     /// belongs to the daemon's other descriptor). `data_offset`: bytes before data block 0;
     /// `floor`: `Rvm::durable_lsn` at mount (after a clean unmount the log is empty, and
-    /// `Rvm::applied_lsn` has reached it already).
+    /// `Rvm::applied_lsn` has reached it already). Starts the punching thread.
+    /// Errors: the image cannot be opened for writing, or the thread cannot start.
     pub fn open(path: &Path, data_offset: u64, floor: Lsn) -> std::io::Result<Discard> {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        let puncher = Puncher::start(file.try_clone()?, data_offset)?;
         Ok(Discard {
             file: Some(file),
+            puncher: Some(puncher),
             data_offset,
             floor,
             ..Discard::default()
         })
     }
 
-    /// Whether discard is on.
+    /// Whether discard is on (a failed punch turns it off).
     pub fn enabled(&self) -> bool {
-        self.file.is_some()
+        self.puncher.as_ref().is_some_and(|p| !p.off())
     }
 
-    /// Runs waiting.
+    /// Runs waiting: to become durable and ready, or handed to the punching thread.
     pub fn pending(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.puncher.as_ref().map_or(0, Puncher::waiting)
+    }
+
+    /// Blocks given back to the host since mount.
+    pub fn punched(&self) -> u64 {
+        self.puncher.as_ref().map_or(0, Puncher::punched)
     }
 
     /// After a commit at `lsn` (None: it failed, nothing changed) with `events`: drop runs
@@ -103,6 +126,7 @@ impl Discard {
                 RunEvent::Allocated(start, len) => {
                     cut(&mut freed, start, len);
                     cut(&mut self.queue, start, len);
+                    cut_spare(&mut self.spare, start, len);
                 }
             }
         }
@@ -131,22 +155,38 @@ impl Discard {
             cut(&mut unowned, s, l);
         }
         for (start, (len, _)) in unowned {
-            if let Err(e) = self.punch(start, len) {
+            if let Err(e) = self.punch_now(start, len) {
                 log::warn!("discard: punching blocks {start}+{len} failed: {e}");
             }
         }
     }
 
-    /// The first queued run overlapping blocks [start, start+len) whose free is not durable
-    /// (its Lsn at or above `durable`, `Rvm::durable_lsn`): (first block, blocks).
+    /// The first run overlapping blocks [start, start+len) that must not be allocated: queued
+    /// with a free that is not durable (its Lsn at or above `durable`, `Rvm::durable_lsn`),
+    /// or handed to the punching thread and not punched yet: (first block, blocks).
     pub(super) fn first_held(&self, start: u64, len: u64, durable: Lsn) -> Option<(u64, u64)> {
         let before = self.queue.range(..start).next_back();
         let before = before.filter(|(&s, &(l, _))| s + l > start);
-        before
+        let queued = before
             .into_iter()
             .chain(self.queue.range(start..start.saturating_add(len)))
             .find(|(_, &(_, lsn))| lsn >= durable)
-            .map(|(&s, &(l, _))| (s, l))
+            .map(|(&s, &(l, _))| (s, l));
+        let handed = self.puncher.as_ref().and_then(|p| p.first_in(start, len));
+        queued.into_iter().chain(handed).min()
+    }
+
+    /// Whether runs handed to the punching thread wait for their punch (they are held from
+    /// the allocator until then: [`Discard::wait_punched`] makes them free).
+    pub(super) fn punching(&self) -> bool {
+        self.puncher.as_ref().is_some_and(|p| p.waiting() > 0)
+    }
+
+    /// Wait until every run handed to the punching thread is punched.
+    pub(super) fn wait_punched(&self) {
+        if let Some(p) = &self.puncher {
+            p.wait_idle();
+        }
     }
 
     /// Drop blocks [start, start+len) from the queue: a planned write reserved them
@@ -154,6 +194,15 @@ impl Discard {
     /// punched. If it ends up not using them, they only keep their host space.
     pub(super) fn forget(&mut self, start: u64, len: u64) {
         cut(&mut self.queue, start, len);
+        cut_spare(&mut self.spare, start, len);
+    }
+
+    /// Spare runs of at least `want` blocks, lowest first (see the module docs).
+    pub(super) fn spare_runs(&self, want: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.spare
+            .iter()
+            .filter(move |(_, &l)| l >= want)
+            .map(|(&s, &l)| (s, l))
     }
 
     /// Whether some queued run's free is not durable yet (see [`Discard::first_held`]).
@@ -177,12 +226,10 @@ impl Discard {
         self.queue.insert(start, (len, lsn));
     }
 
-    /// Punch every queued run whose freeing commit is below `durable` and none of whose
-    /// blocks a live log record carries (`hot` entries at or above `applied`). `force`:
-    /// try even if `durable` has not moved, and punch every ready run (else at most
-    /// [`PUNCH_BATCH`] runs, the rest at the next call: the punches run under the
-    /// filesystem's lock). Returns the blocks punched; a failed punch (EOPNOTSUPP on a host
-    /// without holes) turns discard off.
+    /// Hand to the punching thread every queued run whose freeing commit is below `durable`
+    /// and none of whose blocks a live log record carries (`hot` entries at or above
+    /// `applied`). `force`: try even if `durable` has not moved, and wait until those runs
+    /// are punched. Returns the blocks handed.
     pub(super) fn punch_ready(
         &mut self,
         durable: Lsn,
@@ -190,7 +237,12 @@ impl Discard {
         hot: &DataLog,
         force: bool,
     ) -> u64 {
-        if self.queue.is_empty() || (!force && durable == self.tried_at) {
+        if (self.queue.is_empty() && !(force && !self.spare.is_empty()))
+            || (!force && durable == self.tried_at)
+        {
+            if force {
+                self.wait_punched();
+            }
             return 0;
         }
         if !self.enabled() {
@@ -201,6 +253,7 @@ impl Discard {
         if applied < self.floor {
             return 0;
         }
+        self.tried_at = durable;
         let live: BTreeSet<u64> = hot
             .hot
             .iter()
@@ -212,48 +265,52 @@ impl Discard {
             .iter()
             .filter(|(&s, &(l, lsn))| lsn < durable && live.range(s..s + l).next().is_none())
             .map(|(&s, &(l, _))| (s, l))
-            .take(if force { usize::MAX } else { PUNCH_BATCH + 1 })
             .collect();
-        if force || ready.len() <= PUNCH_BATCH {
-            self.tried_at = durable; // else: more are ready, try again at the next call
-        }
-        let mut done = 0;
-        for (start, len) in ready
-            .into_iter()
-            .take(if force { usize::MAX } else { PUNCH_BATCH })
-        {
+        for &(start, len) in &ready {
             self.queue.remove(&start);
-            if let Err(e) = self.punch(start, len) {
-                log::warn!("discard: punching blocks {start}+{len} failed ({e}); discard is off");
-                self.file = None;
-                self.release_durable(durable); // the others are still held from reuse
-                break;
+            if len < SMALL_RUN {
+                self.spare.insert(start, len);
             }
-            done += len;
         }
-        self.punched += done;
-        done
+        let mut hand: Vec<(u64, u64)> = ready.into_iter().filter(|r| r.1 >= SMALL_RUN).collect();
+        if force || self.spare.len() > SPARE_MAX {
+            hand.extend(std::mem::take(&mut self.spare));
+        }
+        let blocks = hand.iter().map(|r| r.1).sum();
+        if let Some(p) = &self.puncher {
+            p.hand(hand);
+        }
+        if force {
+            self.wait_punched();
+        }
+        blocks
     }
 
-    fn punch(&self, start: u64, len: u64) -> std::io::Result<()> {
+    /// Punch [start, start+len) now, under the caller's lock (`note_abort`).
+    fn punch_now(&self, start: u64, len: u64) -> std::io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let at = self.data_offset + start * BLOCK_SIZE;
-        // SAFETY: fallocate on our own open descriptor with plain integer arguments.
-        let r = unsafe {
-            libc::fallocate(
-                file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                at as libc::off_t,
-                (len * BLOCK_SIZE) as libc::off_t,
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        punch(file, self.data_offset + start * BLOCK_SIZE, len * BLOCK_SIZE)
     }
+}
+
+/// Remove [start, start+len) from the spare runs in `map` (first block -> blocks).
+fn cut_spare(map: &mut BTreeMap<u64, u64>, start: u64, len: u64) {
+    let mut runs: BTreeMap<u64, (u64, Lsn)> = BTreeMap::new();
+    let end = start + len;
+    let first = map.range(..start).next_back().map_or(start, |(&s, _)| s);
+    for (&s, &l) in map.range(first..end) {
+        runs.insert(s, (l, 0));
+    }
+    if runs.is_empty() {
+        return;
+    }
+    for s in runs.keys() {
+        map.remove(s);
+    }
+    cut(&mut runs, start, len);
+    map.extend(runs.into_iter().map(|(s, (l, _))| (s, l)));
 }
 
 /// Remove [start, start+len) from the runs in `map` (first block -> (blocks, lsn)), splitting
@@ -353,8 +410,9 @@ mod tests {
     }
 
     fn on() -> Discard {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
         Discard {
-            file: std::fs::File::open("/dev/null").ok(),
+            puncher: Some(Puncher::start(null, 0).expect("thread")),
             ..Discard::default()
         }
     }
@@ -423,54 +481,72 @@ mod tests {
     #[test]
     fn only_durable_runs_no_live_record_carries_are_punched() {
         use std::os::unix::fs::MetadataExt;
+        const K: u64 = SMALL_RUN; // runs this long or longer are punched at once
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("img");
-        std::fs::write(&path, vec![7u8; 32 * BLOCK_SIZE as usize]).expect("write");
+        std::fs::write(&path, vec![7u8; (32 * K * BLOCK_SIZE) as usize]).expect("write");
         let mut d = Discard::open(&path, 0, 2).expect("open");
-        d.note_commit(Some(1), vec![RunEvent::Freed(30, 1)]);
+        d.note_commit(Some(1), vec![RunEvent::Freed(30 * K, K)]);
         assert_eq!(
             d.punch_ready(5, 1, &DataLog::default(), true),
             0,
             "below the floor"
         );
-        d.note_commit(Some(3), vec![RunEvent::Freed(0, 4), RunEvent::Freed(10, 2)]);
-        d.note_commit(Some(9), vec![RunEvent::Freed(20, 2)]);
+        d.note_commit(Some(3), vec![RunEvent::Freed(0, 4 * K), RunEvent::Freed(10 * K, 2 * K)]);
+        d.note_commit(Some(9), vec![RunEvent::Freed(20 * K, 2 * K)]);
         let mut hot = DataLog::default();
-        hot.hot.insert(11, 4); // a live record (lsn 4 >= applied 2) carries block 11
-        assert_eq!(d.punch_ready(5, 2, &hot, false), 5, "runs 0+4 and 30+1");
+        hot.hot.insert(11 * K, 4); // a live record (lsn 4 >= applied 2) carries a block of 10K+2K
+        assert_eq!(d.punch_ready(5, 2, &hot, false), 5 * K, "runs 0+4K and 30K+K");
         assert_eq!(d.punch_ready(5, 2, &hot, false), 0, "durable did not move");
         assert_eq!(
             d.punch_ready(10, 5, &hot, true),
-            4,
-            "record applied, 20+2 durable"
+            4 * K,
+            "record applied, 20K+2K durable"
         );
         assert_eq!(d.pending(), 0);
         let blocks = std::fs::metadata(&path).expect("stat").blocks() * 512 / BLOCK_SIZE;
-        if blocks == 32 {
+        if blocks == 32 * K {
             return; // a host without holes: discard turned itself off
         }
-        assert_eq!(blocks, 32 - 9);
+        assert_eq!(blocks, 32 * K - 9 * K);
         let bytes = std::fs::read(&path).expect("read");
-        assert!(bytes[..4 * BLOCK_SIZE as usize].iter().all(|&b| b == 0));
-        assert_eq!(bytes[5 * BLOCK_SIZE as usize], 7);
+        assert!(bytes[..(4 * K * BLOCK_SIZE) as usize].iter().all(|&b| b == 0));
+        assert_eq!(bytes[(5 * K * BLOCK_SIZE) as usize], 7);
+    }
+
+    /// `n` single-block runs freed at Lsn 1 in a fresh image file of 2n blocks.
+    fn small_runs(n: u64) -> (tempfile::TempDir, Discard) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("img");
+        std::fs::write(&path, vec![1u8; (2 * n * BLOCK_SIZE) as usize]).expect("write");
+        let mut d = Discard::open(&path, 0, 0).expect("open");
+        d.note_commit(Some(1), (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect());
+        (dir, d)
     }
 
     #[test]
-    fn a_big_batch_is_punched_over_several_calls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("img");
-        let n = PUNCH_BATCH as u64 + 44;
-        std::fs::write(&path, vec![1u8; (2 * n * BLOCK_SIZE) as usize]).expect("write");
-        let mut d = Discard::open(&path, 0, 0).expect("open");
-        let freed = (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect();
-        d.note_commit(Some(1), freed);
+    fn small_runs_wait_as_spare_runs_until_forced() {
+        let (_dir, mut d) = small_runs(300);
         let hot = DataLog::default();
-        assert_eq!(d.punch_ready(2, 0, &hot, false), PUNCH_BATCH as u64);
-        assert_eq!(
-            d.punch_ready(2, 0, &hot, false),
-            44,
-            "the rest, durable unchanged"
-        );
-        assert_eq!(d.pending(), 0);
+        assert_eq!(d.punch_ready(2, 0, &hot, false), 0, "spare, not punched");
+        assert_eq!(d.spare_runs(1).count(), 300);
+        assert_eq!(d.first_held(0, 600, 2), None, "spare runs are free to allocate");
+        d.note_commit(Some(3), vec![RunEvent::Allocated(4, 1)]);
+        assert_eq!(d.spare_runs(1).count(), 299, "an allocation takes one");
+        assert_eq!(d.punch_ready(2, 0, &hot, true), 299, "a full host punches them all");
+        assert!(!d.punching() && d.spare_runs(1).next().is_none());
+        if d.enabled() {
+            assert_eq!(d.punched(), 299);
+        }
+    }
+
+    #[test]
+    fn more_than_spare_max_small_runs_are_punched_without_being_forced() {
+        let n = SPARE_MAX as u64 + 10;
+        let (_dir, mut d) = small_runs(n);
+        assert_eq!(d.punch_ready(2, 0, &DataLog::default(), false), n);
+        d.wait_punched();
+        assert!(!d.punching() && d.pending() == 0);
+        assert_eq!(d.first_held(0, 2 * n, 2), None, "punched runs are free to allocate");
     }
 }

@@ -89,9 +89,9 @@ fn keep_outside(op: &mut Op<'_>, ino: u64, e: &Extent, from: u64, to: u64) -> Fs
 
 /// Allocate up to `want` contiguous data blocks (at least one); ENOSPC when none is free.
 /// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
-/// `reserved_blocks` are left. Blocks whose free is not durable yet are skipped
-/// ([`first_held`]); when only such blocks are left, the log is flushed first (making those
-/// frees durable), so that is no ENOSPC.
+/// `reserved_blocks` are left. Blocks whose free is not durable yet, or that wait for their
+/// punch (`ops::punch`), are skipped ([`first_held`]); when only such blocks are left, the
+/// log is flushed and the punches waited for first, so that is no ENOSPC.
 /// Errors: ENOSPC; the flush's storage error.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
@@ -104,12 +104,16 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     }
     let want = want.clamp(1, MAX_EXTENT).min(available);
-    let mut run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
+    let mut run = spare_run(op, &sb, want)?;
+    if run.is_none() {
+        run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
+    }
     if run.is_none() {
         run = find_reusable(op, &sb, want)?;
     }
-    if run.is_none() && op.frees.any_held(op.rvm.durable_lsn()) {
+    if run.is_none() && (op.frees.any_held(op.rvm.durable_lsn()) || op.frees.punching()) {
         op.rvm.flush()?;
+        op.frees.wait_punched();
         run = find_reusable(op, &sb, want)?;
     }
     let Some((start, len)) = run else {
@@ -124,6 +128,21 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     op.hints.next_block = start + len;
     op.runs.push(RunEvent::Allocated(start, len));
     Ok((start, len))
+}
+
+/// For a small allocation (up to `discard::SMALL_RUN` blocks), a spare run of the discard
+/// queue: freed, durable, not punched, so its host space is still there (`ops::discard`).
+/// At most a few are tried; None when none fits.
+fn spare_run(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u64, u64)>> {
+    if want > super::discard::SMALL_RUN {
+        return Ok(None);
+    }
+    for (start, _) in op.frees.spare_runs(want).take(8) {
+        if is_reusable(op, sb, start, want)? {
+            return Ok(Some((start, want)));
+        }
+    }
+    Ok(None)
 }
 
 /// The first free run of up to `want` blocks from the allocation hint on that holds no
