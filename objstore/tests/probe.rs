@@ -2,16 +2,16 @@
 //! If-Match: the probe passes) and against the same server behind a store that drops the
 //! preconditions, as servers that ignore the headers do (the probe must refuse it).
 
+#[macro_use]
 mod common;
 
 use common::faulty::{Fault, Faulty};
 use objstore::{probe_conditional_writes, Bucket, Error};
-use rvmfs_tests::require_seaweed;
 use std::sync::Arc;
 
 #[test]
 fn seaweedfs_enforces_conditional_writes() {
-    let s = require_seaweed!("probe");
+    let s = require_s3!("probe");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let t = std::time::Instant::now();
@@ -28,7 +28,7 @@ fn seaweedfs_enforces_conditional_writes() {
 
 #[test]
 fn a_server_ignoring_preconditions_is_refused() {
-    let s = require_seaweed!("probe-refuse");
+    let s = require_s3!("probe-refuse");
     let dir = tempfile::tempdir().unwrap();
     let c = common::config(&s, dir.path(), "img");
     let real = Bucket::open(&c).unwrap();
