@@ -4,7 +4,8 @@
 //! timeout error, never a hang; a listing that fails on its second page makes the
 //! leaked-object sweep fail whole (juicefs #6479); a keeper whose renewals keep failing stops
 //! trusting its lease before anyone else could take it; a conditional put whose answer is
-//! lost is resolved by reading the lease back (docs/format.md 11.3).
+//! lost is resolved by reading the lease back (docs/format.md 11.3), and one answered too late
+//! is not taken for a takeover.
 
 #[macro_use]
 mod common;
@@ -300,6 +301,54 @@ fn a_lost_answer_to_a_conditional_put_is_resolved_by_reading_the_lease_back() {
     let l = Lease::take_over(&a, "machine-c", Duration::from_secs(30)).expect("retried");
     assert_eq!(read_lease(&direct).unwrap().unwrap().0, *l.state());
     assert_eq!(l.epoch(), 3);
+}
+
+#[test]
+fn a_slow_answer_to_a_lease_write_is_not_taken_for_a_takeover() {
+    let s = require_s3!("slowanswer");
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, mut c) = common::proxied(&s, dir.path(), "img");
+    c.request_timeout = Duration::from_millis(400);
+    c.op_timeout = Duration::from_secs(3);
+    let a = Bucket::open(&c).unwrap();
+    let direct = common::bucket(&s, dir.path(), "img");
+    let mut l = Lease::acquire(&a, "machine-a", Duration::from_secs(30)).unwrap();
+    // Applied at once, answered after the client gave up (a conditional put is not retried
+    // after a timeout): the read-back shows it done.
+    proxy.add(
+        Rule::new(Action::DelayAnswer(Duration::from_secs(2)))
+            .method("PUT")
+            .path("/lease")
+            .times(1),
+    );
+    l.renew(&a)
+        .expect("a renewal applied but answered too late");
+    assert_eq!(read_lease(&direct).unwrap().unwrap().0, *l.state());
+    // Applied only after the client gave up and read back: the renewal fails, and the next
+    // one finds this holder's own later write there, not a takeover.
+    proxy.add(
+        Rule::new(Action::Delay(Duration::from_secs(1)))
+            .method("PUT")
+            .path("/lease")
+            .times(1),
+    );
+    let e = l
+        .renew(&a)
+        .expect_err("the renewal's fate was unknown when it returned");
+    assert!(!matches!(e, Error::LeaseLost { .. }), "{e}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (late, _) = read_lease(&direct).unwrap().unwrap();
+    assert_eq!(
+        (late.holder.as_str(), late.serial),
+        ("machine-a", l.state().serial + 1),
+        "it landed"
+    );
+    l.renew(&a).expect("our own late write is not a takeover");
+    assert_eq!(read_lease(&direct).unwrap().unwrap().0, *l.state());
+    assert_eq!(l.state().serial, late.serial + 1);
+    // A real takeover is still one.
+    let b = Lease::take_over(&direct, "machine-b", Duration::from_secs(30)).unwrap();
+    assert!(matches!(l.renew(&a), Err(Error::LeaseLost { epoch, .. }) if epoch == b.epoch()));
 }
 
 #[test]
