@@ -1,6 +1,8 @@
-//! The conditional-write probe against a real SeaweedFS (which enforces If-None-Match and
-//! If-Match: the probe passes) and against the same server behind a store that drops the
-//! preconditions, as servers that ignore the headers do (the probe must refuse it).
+//! The conditional-write probe against a real server (SeaweedFS, or Ceph RGW in the long mode:
+//! both enforce If-None-Match and If-Match, the probe passes), against the same server behind
+//! a store that drops the preconditions, as servers that ignore the headers do (the probe must
+//! refuse it), and behind one that matches If-Match against the bare ETag only, as RGW 16.2
+//! does (passes through the client's unquoted retry, which still refuses a stale ETag).
 
 #[macro_use]
 mod common;
@@ -10,14 +12,16 @@ use objstore::{probe_conditional_writes, Bucket, Error};
 use std::sync::Arc;
 
 #[test]
-fn seaweedfs_enforces_conditional_writes() {
+fn the_server_enforces_conditional_writes() {
     let s = require_s3!("probe");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let t = std::time::Instant::now();
-    probe_conditional_writes(&b).expect("SeaweedFS enforces If-None-Match and If-Match");
+    probe_conditional_writes(&b)
+        .unwrap_or_else(|e| panic!("{} enforces If-None-Match and If-Match: {e}", s.name()));
     eprintln!(
-        "probe (4 conditional puts and a delete) took {:?}",
+        "probe on {} (4 conditional puts and a delete) took {:?}",
+        s.name(),
         t.elapsed()
     );
     assert!(
@@ -57,5 +61,45 @@ fn a_server_ignoring_preconditions_is_refused() {
     assert!(
         real.list("probe").unwrap().is_empty(),
         "scratch object removed after a refusal too"
+    );
+}
+
+#[test]
+fn a_server_matching_only_bare_etags_passes_and_still_refuses_stale_ones() {
+    let s = require_s3!("probe-bare");
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::config(&s, dir.path(), "img");
+    let real = Bucket::open(&c).unwrap();
+    let rgw_like = Bucket::with_store(
+        &c,
+        Arc::new(Faulty {
+            inner: real.store(),
+            fault: Fault::BareEtagIfMatch,
+        }),
+    )
+    .unwrap();
+    probe_conditional_writes(&rgw_like)
+        .expect("If-Match retried with the bare ETag: current accepted, stale refused");
+    let v1 = rgw_like
+        .put("k", bytes::Bytes::from_static(b"1"), objstore::Put::Create)
+        .unwrap();
+    let v2 = rgw_like
+        .put(
+            "k",
+            bytes::Bytes::from_static(b"2"),
+            objstore::Put::Update(v1.clone()),
+        )
+        .unwrap();
+    assert!(matches!(
+        rgw_like.put(
+            "k",
+            bytes::Bytes::from_static(b"3"),
+            objstore::Put::Update(v1)
+        ),
+        Err(Error::Precondition { .. })
+    ));
+    assert_eq!(
+        real.get("k").unwrap(),
+        (bytes::Bytes::from_static(b"2"), v2)
     );
 }
