@@ -18,6 +18,7 @@ use object_store::{
     UpdateVersion,
 };
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,9 @@ pub struct Bucket {
     op_timeout: Duration,
     store: Arc<dyn ObjectStore>,
     runtime: Runtime,
+    /// The server matched an `If-Match` with the bare ETag after refusing the quoted one:
+    /// send bare ETags first from then on.
+    bare_etags: AtomicBool,
 }
 
 impl Bucket {
@@ -75,6 +79,7 @@ impl Bucket {
             op_timeout: config.op_timeout,
             store,
             runtime: Runtime::new()?,
+            bare_etags: AtomicBool::new(false),
         })
     }
 
@@ -114,30 +119,33 @@ impl Bucket {
     ///
     /// An [`Put::Update`] refused with a quoted ETag (`"…"`, as servers return it and RFC 9110
     /// writes it) is sent once more with the bare ETag: Ceph RGW 16.2 compares `If-Match` with
-    /// the unquoted ETag only, so a quoted one never matches there (docs/format.md 11.2). A
-    /// server that matches quoted ETags refuses a stale unquoted one just the same; the
-    /// probe checks that both a current and a stale ETag behave through this path.
+    /// the unquoted ETag only, so a quoted one never matches there (docs/format.md 11.2); once
+    /// that worked, this client sends bare ETags first. A server that matches quoted ETags
+    /// refuses a stale unquoted one just the same; the probe checks that both a current and a
+    /// stale ETag behave through this path.
     pub fn put(&self, name: &str, data: Bytes, mode: Put) -> Result<Version> {
         match mode {
             Put::Overwrite => self.put_once(name, data, PutMode::Overwrite),
             Put::Create => self.put_once(name, data, PutMode::Create),
             Put::Update(v) => {
-                let mode = |e_tag| {
+                let mode = |e_tag: Option<&str>| {
                     PutMode::Update(UpdateVersion {
-                        e_tag,
+                        e_tag: e_tag.map(String::from),
                         version: v.version.clone(),
                     })
                 };
-                let bare = v
-                    .etag
-                    .as_deref()
-                    .and_then(|e| e.strip_prefix('"')?.strip_suffix('"'));
-                match (
-                    self.put_once(name, data.clone(), mode(v.etag.clone())),
-                    bare,
-                ) {
+                let quoted = v.etag.as_deref();
+                let bare = quoted.and_then(|e| e.strip_prefix('"')?.strip_suffix('"'));
+                if bare.is_some() && self.bare_etags.load(Ordering::Relaxed) {
+                    return self.put_once(name, data, mode(bare));
+                }
+                match (self.put_once(name, data.clone(), mode(quoted)), bare) {
                     (Err(Error::Precondition { .. }), Some(bare)) => {
-                        self.put_once(name, data, mode(Some(bare.to_string())))
+                        let r = self.put_once(name, data, mode(Some(bare)));
+                        if r.is_ok() {
+                            self.bare_etags.store(true, Ordering::Relaxed);
+                        }
+                        r
                     }
                     (r, _) => r,
                 }
