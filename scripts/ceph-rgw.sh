@@ -205,8 +205,16 @@ test)
     trap stop EXIT
     t0=$SECONDS
     start
-    run_tests
-    say "long mode done in $((SECONDS - t0)) s"
+    rc=0
+    run_tests || rc=$?
+    say "long mode done in $((SECONDS - t0)) s (exit $rc)"
+    if ((rc == 0)) && [[ -z ${2:-} ]]; then
+        stop
+        rm -rf "$DIR"
+    elif ((rc != 0)); then
+        say "the cluster's logs stay in $DIR/log"
+    fi
+    exit $rc
     ;;
 *)
     die "usage: $0 start DIR | stop DIR | test [DIR]"
