@@ -7,12 +7,11 @@
 #[macro_use]
 mod common;
 
-use common::faulty::{Fault, Faulty};
+use common::faulty::Fault;
 use objstore::data::{read_block, read_trailer, upload, upload_sealed};
 use objstore::object::BLOCK;
 use objstore::{delete_leaked, find_leaked, BlockRef, Bucket, Error, ObjectId, Packer, Put};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 fn blocks(seed: u8, n: usize) -> Vec<[u8; BLOCK]> {
     (0..n)
@@ -140,14 +139,8 @@ fn leaked_objects_are_found_and_deleted_only_when_asked() {
 fn a_listing_that_fails_partway_deletes_nothing() {
     let s = require_s3!("listfail");
     let dir = tempfile::tempdir().unwrap();
-    let c = common::config(&s, dir.path(), "img");
-    let real = Bucket::open(&c).unwrap();
+    let (real, faulty) = common::with_fault(&s, dir.path(), "img", Fault::FailListAfter(2));
     let ids = some_objects(&real, 4);
-    let store = Arc::new(Faulty {
-        inner: real.store(),
-        fault: Fault::FailListAfter(2),
-    });
-    let faulty = Bucket::with_store(&c, store).unwrap();
     // Only ids[0] is live: a sweep trusting the first page would call the rest leaked.
     let live: BTreeSet<ObjectId> = [ids[0]].into();
     let r = find_leaked(&faulty, &live);

@@ -7,9 +7,8 @@
 #[macro_use]
 mod common;
 
-use common::faulty::{Fault, Faulty};
-use objstore::{probe_conditional_writes, Bucket, Error};
-use std::sync::Arc;
+use common::faulty::Fault;
+use objstore::{probe_conditional_writes, Error};
 
 #[test]
 fn the_server_enforces_conditional_writes() {
@@ -34,16 +33,7 @@ fn the_server_enforces_conditional_writes() {
 fn a_server_ignoring_preconditions_is_refused() {
     let s = require_s3!("probe-refuse");
     let dir = tempfile::tempdir().unwrap();
-    let c = common::config(&s, dir.path(), "img");
-    let real = Bucket::open(&c).unwrap();
-    let fake = Bucket::with_store(
-        &c,
-        Arc::new(Faulty {
-            inner: real.store(),
-            fault: Fault::IgnorePreconditions,
-        }),
-    )
-    .unwrap();
+    let (real, fake) = common::with_fault(&s, dir.path(), "img", Fault::IgnorePreconditions);
     match probe_conditional_writes(&fake) {
         Err(e @ Error::NoConditionalWrites { .. }) => {
             let msg = e.to_string();
@@ -68,16 +58,7 @@ fn a_server_ignoring_preconditions_is_refused() {
 fn a_server_matching_only_bare_etags_passes_and_still_refuses_stale_ones() {
     let s = require_s3!("probe-bare");
     let dir = tempfile::tempdir().unwrap();
-    let c = common::config(&s, dir.path(), "img");
-    let real = Bucket::open(&c).unwrap();
-    let rgw_like = Bucket::with_store(
-        &c,
-        Arc::new(Faulty {
-            inner: real.store(),
-            fault: Fault::BareEtagIfMatch,
-        }),
-    )
-    .unwrap();
+    let (real, rgw_like) = common::with_fault(&s, dir.path(), "img", Fault::BareEtagIfMatch);
     probe_conditional_writes(&rgw_like)
         .expect("If-Match retried with the bare ETag: current accepted, stale refused");
     let v1 = rgw_like

@@ -149,6 +149,24 @@ pub fn bucket(s: &Server, dir: &std::path::Path, prefix: &str) -> Bucket {
     Bucket::open(&config(s, dir, prefix)).expect("open the bucket")
 }
 
+/// Two clients for `prefix` on `s`: one straight to the server, and one whose store injects
+/// `fault` between it and the server (`faulty::Faulty`).
+pub fn with_fault(
+    s: &Server,
+    dir: &std::path::Path,
+    prefix: &str,
+    fault: faulty::Fault,
+) -> (Bucket, Bucket) {
+    let c = config(s, dir, prefix);
+    let real = Bucket::open(&c).expect("open the bucket");
+    let store = std::sync::Arc::new(faulty::Faulty {
+        inner: real.store(),
+        fault,
+    });
+    let faulty = Bucket::with_store(&c, store).expect("open the faulty bucket");
+    (real, faulty)
+}
+
 /// A fault-injecting proxy in front of `s`, and a config for `prefix` that goes through it.
 pub fn proxied(s: &Server, dir: &std::path::Path, prefix: &str) -> (S3Proxy, Config) {
     let proxy = S3Proxy::start(&s.endpoint).expect("start the S3 proxy");
