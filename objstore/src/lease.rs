@@ -17,9 +17,12 @@
 //! The holder itself trusts its lease only until [`Lease::valid_until`], measured on its
 //! monotonic clock from the moment it *sent* the write that set the expiry.
 //!
-//! A conditional put whose answer was lost and retried can come back as a precondition
-//! failure although it was applied: on such a failure the lease is read back, and if it holds
-//! exactly what this holder wrote, the write counts as done.
+//! A conditional put whose answer was lost can have been applied: retried by the client, it
+//! comes back as a precondition failure; given up on (a timeout), it is an error. On either
+//! the lease is read back, and if it holds exactly what this holder wrote, the write counts as
+//! done. A renewal that finds a later write of its own holder and epoch there (one that timed
+//! out and landed after the read-back) takes that version and writes again, instead of taking
+//! its own write for a takeover.
 
 use crate::bucket::{Bucket, Put, Version};
 use crate::error::{Error, Result};
@@ -114,7 +117,7 @@ impl Lease {
         };
         let version = match write_checked(bucket, &state, mode)? {
             Ok(v) => v,
-            Err(winner) => return Err(held(bucket, &winner, unix_ms())),
+            Err((winner, _)) => return Err(held(bucket, &winner, unix_ms())),
         };
         Ok(Lease {
             state,
@@ -150,19 +153,39 @@ impl Lease {
         self.replace(bucket, next)
     }
 
-    fn replace(&mut self, bucket: &Bucket, next: LeaseState) -> Result<()> {
-        match write_checked(bucket, &next, Put::Update(self.version.clone()))? {
-            Ok(v) => {
-                self.version = v;
-                self.state = next;
-                Ok(())
+    fn replace(&mut self, bucket: &Bucket, mut next: LeaseState) -> Result<()> {
+        let mut adopted = false;
+        loop {
+            match write_checked(bucket, &next, Put::Update(self.version.clone()))? {
+                Ok(v) => {
+                    self.version = v;
+                    self.state = next;
+                    return Ok(());
+                }
+                // A write of ours that failed (its answer came too late) landed after all: the
+                // lease is still ours, at that version. Write again on top of it, once.
+                Err((winner, Some(v))) if !adopted && self.is_own_later(&winner) => {
+                    adopted = true;
+                    next.serial = winner.serial + 1;
+                    self.state = winner;
+                    self.version = v;
+                }
+                Err((winner, _)) => {
+                    return Err(Error::LeaseLost {
+                        key: bucket.target().key(LEASE_NAME),
+                        holder: winner.holder,
+                        epoch: winner.epoch,
+                    })
+                }
             }
-            Err(winner) => Err(Error::LeaseLost {
-                key: bucket.target().key(LEASE_NAME),
-                holder: winner.holder,
-                epoch: winner.epoch,
-            }),
         }
+    }
+
+    /// Is `st` a later write of this very holder in this epoch (one whose answer was lost)?
+    fn is_own_later(&self, st: &LeaseState) -> bool {
+        st.holder == self.state.holder
+            && st.epoch == self.state.epoch
+            && st.serial > self.state.serial
     }
 
     /// The writer's epoch this lease grants.
@@ -181,28 +204,45 @@ impl Lease {
     }
 }
 
-/// Write `st` with `mode`: `Ok(Ok(version))` if it is now the lease (directly, or a retried
-/// write that was applied), `Ok(Err(other))` with the lease another writer put there.
+/// What a conditional write of the lease found instead: the lease another write put there,
+/// with its version (`None` when the lease was deleted).
+type Other = (LeaseState, Option<Version>);
+
+/// Write `st` with `mode`: `Ok(Ok(version))` if it is now the lease (directly, or a write
+/// whose answer was lost but that was applied), `Ok(Err(other))` with the lease another write
+/// put there.
+///
+/// The answer can be lost two ways: the client retried after a broken connection and the
+/// retry got 412 (the first try was applied), or the client gave up on a slow answer (a
+/// timeout: `object_store` does not retry a conditional put then). Either way the lease is
+/// read back, and holding exactly `st` means done.
 fn write_checked(
     bucket: &Bucket,
     st: &LeaseState,
     mode: Put,
-) -> Result<std::result::Result<Version, LeaseState>> {
+) -> Result<std::result::Result<Version, Other>> {
     match bucket.put(LEASE_NAME, encode(st), mode) {
         Ok(v) => Ok(Ok(v)),
         Err(Error::AlreadyExists { .. } | Error::Precondition { .. }) => {
             match read_lease(bucket)? {
                 Some((cur, v)) if &cur == st => Ok(Ok(v)),
-                Some((cur, _)) => Ok(Err(cur)),
+                Some((cur, v)) => Ok(Err((cur, Some(v)))),
                 // Deleted in between: nobody holds it, but we do not either.
-                None => Ok(Err(LeaseState {
-                    holder: "nobody (lease deleted)".into(),
-                    epoch: 0,
-                    expires_unix_ms: 0,
-                    serial: 0,
-                })),
+                None => Ok(Err((
+                    LeaseState {
+                        holder: "nobody (lease deleted)".into(),
+                        epoch: 0,
+                        expires_unix_ms: 0,
+                        serial: 0,
+                    },
+                    None,
+                ))),
             }
         }
+        Err(e @ (Error::Timeout { .. } | Error::Store { .. })) => match read_lease(bucket) {
+            Ok(Some((cur, v))) if &cur == st => Ok(Ok(v)),
+            _ => Err(e),
+        },
         Err(e) => Err(e),
     }
 }

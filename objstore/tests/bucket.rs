@@ -1,24 +1,25 @@
-//! The client's object operations against a real SeaweedFS: puts under each rule, whole and
-//! ranged gets, complete listings, deletes; refused credentials, a server that does not
-//! answer, and a port where nothing listens, each as its own typed error.
+//! The client's object operations against a real S3 server (SeaweedFS; Ceph RGW in the long
+//! mode): puts under each rule, whole and ranged gets, complete listings, deletes; refused
+//! credentials, a server that does not answer, and a port where nothing listens, each as its
+//! own typed error.
 
+#[macro_use]
 mod common;
 
 use bytes::Bytes;
 use objstore::{Bucket, Error, Put};
-use rvmfs_tests::require_seaweed;
 use std::time::{Duration, Instant};
 
 #[test]
 fn put_get_range_list_delete_under_the_prefix() {
-    let s = require_seaweed!("ops");
+    let s = require_s3!("ops");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img/one");
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let v = b
         .put("data/1-0", Bytes::from(data.clone()), Put::Create)
         .unwrap();
-    assert!(v.etag.is_some(), "SeaweedFS returns an ETag");
+    assert!(v.etag.is_some(), "{} returns an ETag", s.name());
     let (got, v2) = b.get("data/1-0").unwrap();
     assert_eq!(got.as_ref(), &data[..]);
     assert_eq!(v2.etag, v.etag);
@@ -52,12 +53,15 @@ fn put_get_range_list_delete_under_the_prefix() {
 
 #[test]
 fn wrong_credentials_are_denied_not_retried_forever() {
-    let s = require_seaweed!("denied");
+    let s = require_s3!("denied");
     let dir = tempfile::tempdir().unwrap();
     let mut c = common::config(&s, dir.path(), "p");
     std::fs::write(
         c.credentials_file.as_ref().unwrap(),
-        "[rvmfs-test]\naws_access_key_id = rvmfs-test-key\naws_secret_access_key = wrong\n",
+        format!(
+            "[rvmfs-test]\naws_access_key_id = {}\naws_secret_access_key = wrong\n",
+            s.access_key
+        ),
     )
     .unwrap();
     c.profile = "rvmfs-test".into();
@@ -74,7 +78,7 @@ fn wrong_credentials_are_denied_not_retried_forever() {
 
 #[test]
 fn a_silent_server_times_out_and_a_closed_port_fails() {
-    let s = require_seaweed!("silent");
+    let s = require_s3!("silent");
     let dir = tempfile::tempdir().unwrap();
     // Accepts connections, never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,17 +1,17 @@
-//! Data objects against a real SeaweedFS: uploaded create-only (never rewritten), blocks read
-//! back with ranged GETs and checked against their CRC32C (a damaged object is an error, never
-//! wrong bytes), and the leaked-object sweep: found from a complete listing, deleted only on
-//! request, and nothing at all when the listing fails partway.
+//! Data objects against a real S3 server (SeaweedFS; Ceph RGW in the long mode): uploaded
+//! create-only (never rewritten), blocks read back with ranged GETs and checked against their
+//! CRC32C (a damaged object is an error, never wrong bytes), and the leaked-object sweep: found
+//! from a complete listing, deleted only on request, and nothing at all when the listing fails
+//! partway.
 
+#[macro_use]
 mod common;
 
-use common::faulty::{Fault, Faulty};
+use common::faulty::Fault;
 use objstore::data::{read_block, read_trailer, upload, upload_sealed};
 use objstore::object::BLOCK;
 use objstore::{delete_leaked, find_leaked, BlockRef, Bucket, Error, ObjectId, Packer, Put};
-use rvmfs_tests::require_seaweed;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 fn blocks(seed: u8, n: usize) -> Vec<[u8; BLOCK]> {
     (0..n)
@@ -27,7 +27,7 @@ fn blocks(seed: u8, n: usize) -> Vec<[u8; BLOCK]> {
 
 #[test]
 fn objects_are_written_once_and_read_back_block_by_block() {
-    let s = require_seaweed!("objects");
+    let s = require_s3!("objects");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let id = ObjectId { epoch: 1, seq: 0 };
@@ -63,7 +63,7 @@ fn objects_are_written_once_and_read_back_block_by_block() {
 
 #[test]
 fn a_damaged_object_is_an_error_never_wrong_bytes() {
-    let s = require_seaweed!("damaged");
+    let s = require_s3!("damaged");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let id = ObjectId { epoch: 2, seq: 5 };
@@ -102,7 +102,7 @@ fn some_objects(b: &Bucket, n: u32) -> Vec<ObjectId> {
 
 #[test]
 fn leaked_objects_are_found_and_deleted_only_when_asked() {
-    let s = require_seaweed!("leaks");
+    let s = require_s3!("leaks");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let ids = some_objects(&b, 5);
@@ -137,16 +137,10 @@ fn leaked_objects_are_found_and_deleted_only_when_asked() {
 
 #[test]
 fn a_listing_that_fails_partway_deletes_nothing() {
-    let s = require_seaweed!("listfail");
+    let s = require_s3!("listfail");
     let dir = tempfile::tempdir().unwrap();
-    let c = common::config(&s, dir.path(), "img");
-    let real = Bucket::open(&c).unwrap();
+    let (real, faulty) = common::with_fault(&s, dir.path(), "img", Fault::FailListAfter(2));
     let ids = some_objects(&real, 4);
-    let store = Arc::new(Faulty {
-        inner: real.store(),
-        fault: Fault::FailListAfter(2),
-    });
-    let faulty = Bucket::with_store(&c, store).unwrap();
     // Only ids[0] is live: a sweep trusting the first page would call the rest leaked.
     let live: BTreeSet<ObjectId> = [ids[0]].into();
     let r = find_leaked(&faulty, &live);
@@ -159,7 +153,7 @@ fn a_listing_that_fails_partway_deletes_nothing() {
 
 #[test]
 fn packed_blocks_are_read_back_from_the_bucket_by_vblock() {
-    let s = require_seaweed!("packed");
+    let s = require_s3!("packed");
     let dir = tempfile::tempdir().unwrap();
     let b = common::bucket(&s, dir.path(), "img");
     let shift = 3; // 8 blocks an object

@@ -3,13 +3,15 @@
 //! `AWS_ALLOW_HTTP`), `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`. The only
 //! test of this binary, since it sets the process's environment.
 
+#[macro_use]
+mod common;
+
 use bytes::Bytes;
 use objstore::{Bucket, Config, Put};
-use rvmfs_tests::require_seaweed;
 
 #[test]
 fn the_aws_environment_variables_are_enough() {
-    let s = require_seaweed!("env");
+    let s = require_s3!("env");
     for (k, v) in s.env() {
         if k != "AWS_ALLOW_HTTP" {
             std::env::set_var(k, v);
@@ -25,5 +27,5 @@ fn the_aws_environment_variables_are_enough() {
     assert_eq!(b.list("").unwrap()[0].name, "k");
     // The image would record only the URL: nothing of the credentials is in the config's
     // target or in what messages print.
-    assert!(!format!("{}", c.target).contains(rvmfs_tests::seaweed::SECRET_KEY));
+    assert!(!format!("{}", c.target).contains(s.secret_key.as_str()));
 }

@@ -1,12 +1,12 @@
-//! The single-writer lease against a real SeaweedFS: two clients racing for it (exactly one
-//! wins, for a new lease and for an expired one), a holder that lost it cannot renew, a
-//! takeover after expiry bumps the epoch, a running lease is refused to others, a released
-//! one is taken at once.
+//! The single-writer lease against a real S3 server (SeaweedFS; Ceph RGW in the long mode): two
+//! clients racing for it (exactly one wins, for a new lease and for an expired one), a holder
+//! that lost it cannot renew, a takeover after expiry bumps the epoch, a running lease is
+//! refused to others, a released one is taken at once.
 
+#[macro_use]
 mod common;
 
 use objstore::{read_lease, Bucket, Error, Keeper, Lease, Status};
-use rvmfs_tests::require_seaweed;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ fn one_winner(results: &[Result<Lease, Error>]) -> &Lease {
 
 #[test]
 fn two_clients_racing_for_the_lease_exactly_one_wins() {
-    let s = require_seaweed!("race");
+    let s = require_s3!("race");
     let dir = tempfile::tempdir().unwrap();
     for round in 0..4 {
         let prefix = format!("img{round}");
@@ -70,7 +70,7 @@ fn two_clients_racing_for_the_lease_exactly_one_wins() {
 
 #[test]
 fn a_holder_that_lost_the_lease_cannot_renew() {
-    let s = require_seaweed!("lost");
+    let s = require_s3!("lost");
     let dir = tempfile::tempdir().unwrap();
     let a = common::bucket(&s, dir.path(), "img");
     let b = common::bucket(&s, dir.path(), "img");
@@ -116,7 +116,7 @@ fn a_holder_that_lost_the_lease_cannot_renew() {
 
 #[test]
 fn a_released_lease_is_taken_at_once_and_a_forced_takeover_wins() {
-    let s = require_seaweed!("release");
+    let s = require_s3!("release");
     let dir = tempfile::tempdir().unwrap();
     let a = common::bucket(&s, dir.path(), "img");
     let b = common::bucket(&s, dir.path(), "img");
@@ -134,7 +134,7 @@ fn a_released_lease_is_taken_at_once_and_a_forced_takeover_wins() {
 
 #[test]
 fn a_corrupt_lease_object_is_an_error_not_a_free_lease() {
-    let s = require_seaweed!("corrupt");
+    let s = require_s3!("corrupt");
     let dir = tempfile::tempdir().unwrap();
     let a = common::bucket(&s, dir.path(), "img");
     a.put(
@@ -150,7 +150,7 @@ fn a_corrupt_lease_object_is_an_error_not_a_free_lease() {
 
 #[test]
 fn a_kept_lease_outlives_its_ttl_and_the_keeper_sees_a_takeover() {
-    let s = require_seaweed!("keeper");
+    let s = require_s3!("keeper");
     let dir = tempfile::tempdir().unwrap();
     let a = Arc::new(common::bucket(&s, dir.path(), "img"));
     let b = common::bucket(&s, dir.path(), "img");

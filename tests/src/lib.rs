@@ -25,6 +25,8 @@
 //! * [`progress`]: how far a background writer got (statvfs) and MiB/s.
 //! * [`seaweed`]: a real S3 server for the object-store tests ([`Seaweed`]: `weed mini` on
 //!   free loopback ports with a bucket, killed by PID on drop; [`require_seaweed!`]).
+//! * [`s3_proxy`]: a fault-injecting S3 proxy in front of it ([`S3Proxy`]: scripted 5xx,
+//!   throttling, delays, dropped connections, lost answers, listings cut after a page).
 //!
 //! Nothing here kills a process it did not start, and nothing kills by name.
 
@@ -37,6 +39,7 @@ pub mod mounted;
 pub mod mounts;
 pub mod processes;
 pub mod progress;
+pub mod s3_proxy;
 pub mod seaweed;
 
 pub use tempfile;
@@ -56,4 +59,5 @@ pub use mounted::{Mounted, EXIT_TIMEOUT, MOUNT_TIMEOUT};
 pub use mounts::{fusermount_u, is_fuse_mounted, mount_type, try_mount};
 pub use processes::{cmd, run, run_timeout, signal_pid, wait_timeout, ChildGuard, Outcome};
 pub use progress::{fs_used_bytes, mib_per_s, wait_for_progress};
+pub use s3_proxy::S3Proxy;
 pub use seaweed::Seaweed;

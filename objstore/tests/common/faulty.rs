@@ -1,6 +1,7 @@
 //! A store between the client and the real SeaweedFS that injects one kind of fault: puts
 //! with their preconditions dropped (a server that ignores `If-None-Match`/`If-Match`), or a
-//! listing that fails after some objects (a lost page, a timeout mid-listing).
+//! listing that fails after some objects (a lost page, a timeout mid-listing), or `If-Match`
+//! compared with the bare ETag only (Ceph RGW 16.2).
 // Each test binary uses part of it.
 #![allow(dead_code)]
 
@@ -20,6 +21,9 @@ pub enum Fault {
     IgnorePreconditions,
     /// A listing yields this many objects, then an error.
     FailListAfter(usize),
+    /// `If-Match` with a quoted ETag always fails (412), as on Ceph RGW 16.2, which compares
+    /// the header with the bare ETag.
+    BareEtagIfMatch,
 }
 
 /// The real store with one [`Fault`].
@@ -43,8 +47,17 @@ impl ObjectStore for Faulty {
         payload: PutPayload,
         mut opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        if let Fault::IgnorePreconditions = self.fault {
-            opts.mode = PutMode::Overwrite;
+        match (&self.fault, &opts.mode) {
+            (Fault::IgnorePreconditions, _) => opts.mode = PutMode::Overwrite,
+            (Fault::BareEtagIfMatch, PutMode::Update(v))
+                if v.e_tag.as_deref().is_some_and(|e| e.starts_with('"')) =>
+            {
+                return Err(object_store::Error::Precondition {
+                    path: p.to_string(),
+                    source: "injected: a quoted ETag never matches".into(),
+                });
+            }
+            _ => {}
         }
         self.inner.put_opts(p, payload, opts).await
     }
@@ -76,7 +89,7 @@ impl ObjectStore for Faulty {
                 });
                 inner.take(n).chain(fail).boxed()
             }
-            Fault::IgnorePreconditions => inner,
+            _ => inner,
         }
     }
     async fn list_with_delimiter(&self, p: Option<&Path>) -> object_store::Result<ListResult> {
