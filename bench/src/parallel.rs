@@ -211,23 +211,25 @@ pub fn table(s: &mut String, p: &Parallel) {
         s,
         "The two configurations interleaved (AB BA ...) on one image; ops/s, median (min–max).\n"
     );
-    let _ = writeln!(
-        s,
-        "| workload | 1 thread | N threads | N | speed-up | target |"
-    );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
-    for r in &p.rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | >= {:.1}x |",
-            r.label,
+    let cols = [
+        ("workload", false),
+        ("1 thread", true),
+        ("N threads", true),
+        ("N", true),
+        ("speed-up", true),
+        ("target", true),
+    ];
+    let rows = p.rows.iter().map(|r| {
+        vec![
+            r.label.to_string(),
             spread(&r.one),
             spread(&r.many),
-            r.threads,
+            r.threads.to_string(),
             r.speedup().map_or("–".into(), |x| format!("{x:.2}x")),
-            r.target
-        );
-    }
+            format!(">= {:.1}x", r.target),
+        ]
+    });
+    crate::table::write(s, &cols, rows);
 }
 
 /// The targets: (what, wanted, measured, met).
