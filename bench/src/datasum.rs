@@ -2,7 +2,10 @@
 //! the sequential workload (write 1 GiB + fsync, cold read) on one rvmfs image, mounted with
 //! sums (the default) and with `-o nodatasum`. The two configurations alternate pass by pass,
 //! in the order AB BA AB ..., because this disk's speed swings within minutes: interleaved
-//! passes see the same disk, back-to-back blocks of passes would not.
+//! passes see the same disk, back-to-back blocks of passes would not. Each pass also records
+//! what the sums might cost besides the CRC itself: the daemon's CPU time, its major page
+//! faults (the checksum table's pages read back after the cache is dropped) and the redo log
+//! bytes per MiB written (the table's slots ride in the records).
 
 use crate::mounts::{self, Rvmfs};
 use crate::report::{fmt_spread, median};

@@ -55,21 +55,16 @@ pub(super) fn write(
     (kill_setid, unprivileged): (bool, bool),
     reply: ReplyWrite,
 ) {
-    let write = |op: &mut crate::ops::Op<'_>, sums: &WriteSums| {
-        file::write_summed(op, ino, offset, data, kill_setid, sums)
-    };
+    let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
+    let request =
+        |op: &mut crate::ops::Op<'_>| file::write_summed(op, ino, offset, data, kill_setid, &sums);
     // Not root: also kept away from the blocks reserved for root.
     let r = if data.len() > DATA_LOG_MAX_WRITE {
-        // Big: its data is written outside the lock, its sums computed meanwhile
-        // (`planned.rs`).
-        let to_sum = (fs.datasum, offset, data);
-        fs.write_planned("write", (ino, unprivileged), to_sum, write)
+        // Big: its data is written outside the lock (`planned.rs`).
+        fs.write_planned("write", ino, unprivileged, request)
     } else {
-        let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
         fs.change("write", ino, |f| {
-            f.as_caller(unprivileged, |f| {
-                f.transact_data("write", ino, |op| write(op, &sums))
-            })
+            f.as_caller(unprivileged, |f| f.transact_data("write", ino, request))
         })
     };
     match r {

@@ -4,7 +4,7 @@
 //!
 //! | path | blocks | sum |
 //! |---|---|---|
-//! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums_with`] of that buffer: the request's whole blocks summed outside the lock ([`WriteSums::of`]; for a big write by a second thread while the data is written, `fuse/planned.rs`), the edge blocks under it |
+//! | write into new or unwritten blocks, copy-on-write overwrite | whole blocks built in memory | [`Op::put_sums_with`] of that buffer: the request's whole blocks summed before the lock ([`WriteSums::of`]), the edge blocks under it |
 //! | append into the last, partly filled block; growing past it (truncate, fallocate) | copied on write: a state not yet durable may have shrunk the file, so its bytes past the end of file are not free to change in place | [`Op::put_sums`] |
 //! | truncate to the middle of a block | the new last block, masked at the new size | [`Op::resum_block`] |
 //! | punch hole / zero range, partial blocks | the block after its bytes were zeroed | [`Op::resum_block`] |
@@ -20,10 +20,10 @@ use crate::layout::BLOCK_SIZE;
 use crate::store::csum::{self, block_sum, valid_len, NODATASUM};
 use std::sync::OnceLock;
 
-/// The checksum worker: one thread, made on first use (rayon-core's pool, so that a request
-/// hands it work borrowed from its buffers, a scoped spawn, without starting a thread per
+/// The checksum worker: one thread, made on first use (rayon-core's pool, so that a read
+/// hands it work borrowed from its buffer, a scoped spawn, without starting a thread per
 /// request: that costs 27-62 µs here, as much as the sums of 1 MiB). None if the thread
-/// could not be made; sums are then computed in line.
+/// could not be made; sums are then verified in line.
 fn worker() -> Option<&'static rayon_core::ThreadPool> {
     static POOL: OnceLock<Option<rayon_core::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -37,10 +37,15 @@ fn worker() -> Option<&'static rayon_core::ThreadPool> {
 }
 
 /// Run `sum` (if any) on the checksum worker while `io` runs on this thread, and return
-/// both results: a request's CRC pass overlaps its data write or read instead of adding to
-/// it (as btrfs sums a write's data in a worker beside the submission, and verifies reads
-/// in end-io workers). `sum` runs in line, before `io`, when there is no worker; its result
-/// is None only when `sum` is.
+/// both results: a read's CRC pass overlaps the read of its next part instead of adding to
+/// it (as btrfs verifies reads in end-io workers). `sum` runs in line, before `io`, when
+/// there is no worker; its result is None only when `sum` is.
+///
+/// For reads only: `io` there waits for the disk, so the worker gets this thread's core. A
+/// write's `pwrite` into the page cache keeps its core busy; with the sums of a 1 MiB write
+/// handed to the worker (tried: `rvmfs-bench --workloads datasum --reps 5`, load 3.7-7) the
+/// write lost 17.9% to the sums instead of a few: the worker waited for a core and read the
+/// data from the other core's cache. Writes sum in line, before the lock ([`WriteSums::of`]).
 pub fn alongside<S: Send, R>(
     sum: Option<impl FnOnce() -> S + Send>,
     io: impl FnOnce() -> R,
@@ -136,7 +141,7 @@ impl Op<'_> {
     }
 
     /// [`Op::put_sums`], taking the sums of the blocks `pre` holds from there (computed
-    /// outside the lock) and computing only the others (the partly written edge blocks).
+    /// before the lock) and computing only the others (the partly written edge blocks).
     /// Nothing in a plan's dry run (`write_plan.rs`): it is aborted, and its commit stores
     /// the sums.
     pub fn put_sums_with(
