@@ -2,7 +2,7 @@
 //! the targets, and below it the create rate as one directory grows, mount time and daemon
 //! RSS by image size.
 
-use crate::report::{class_targets, fmt_num, pow10_label, ratio_cell};
+use crate::report::{fmt_num, pow10_label, ratio_cell, targets};
 use crate::{Metric, MountPoint, Results};
 use anyhow::{Context, Result};
 use plotters::coord::types::RangedCoordf64;
@@ -131,7 +131,7 @@ fn bar_y(y: f64, k: usize) -> f64 {
 
 /// One workload's bars (each labelled with its ratio) and its targets as black ticks.
 fn draw_row(ch: &mut RatioChart<'_, '_>, m: &Metric, y: f64) -> std::result::Result<(), DynErr> {
-    let targets = class_targets(m.class);
+    let targets = targets(m);
     for (k, (peer, _, color)) in PEERS.iter().enumerate() {
         let y0 = bar_y(y, k);
         if let Some(v) = m.ratio(peer) {

@@ -9,6 +9,7 @@
 
 use crate::mounts::{run, Rvmfs};
 use crate::report::median;
+use crate::table;
 use crate::workloads as w;
 use anyhow::Result;
 use serde::Serialize;
@@ -130,12 +131,12 @@ fn markdown(all: &[Samples]) -> String {
         s,
         "\n### 1,000 x (4 KiB write + fsync), by where the redo log is\n"
     );
-    let _ = writeln!(
-        s,
-        "| log | files/s, median (min–max) | vs log in the image |"
-    );
-    let _ = writeln!(s, "|---|---|---|");
-    for x in all {
+    let cols = [
+        ("log", false),
+        ("files/s, median (min–max)", false),
+        ("vs log in the image", false),
+    ];
+    let rows = all.iter().map(|x| {
         let min = x.files_per_s.iter().copied().fold(f64::INFINITY, f64::min);
         let max = x
             .files_per_s
@@ -143,13 +144,13 @@ fn markdown(all: &[Samples]) -> String {
             .copied()
             .fold(f64::NEG_INFINITY, f64::max);
         let (m, n) = (med(x), x.files_per_s.len());
-        let _ = writeln!(
-            s,
-            "| {} | {m:.0} ({min:.0}–{max:.0}, {n} passes) | {:.2}x |",
-            x.name,
-            m / base
-        );
-    }
+        vec![
+            x.name.to_string(),
+            format!("{m:.0} ({min:.0}–{max:.0}, {n} passes)"),
+            format!("{:.2}x", m / base),
+        ]
+    });
+    table::write(&mut s, &cols, rows);
     let _ = writeln!(
         s,
         "\nNo second disk on this machine: the tmpfs log stands for a fast log device and \

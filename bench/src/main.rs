@@ -2,7 +2,7 @@
 //! of the same size through e2fsprogs' FUSE daemon, fuse2fs.rs), JuiceFS (SQLite metadata,
 //! file storage) and a plain directory on the same ext4 disk, the repetitions of the systems
 //! interleaved; the FUSE requests per operation of rvmfs (requests.rs); plus the raw disk's
-//! fdatasync limit, and the cost of rvmfs's data checksums (datasum.rs); writes a markdown
+//! limits and the lower bound they set through FUSE (limits.rs), and the cost of rvmfs's data checksums (datasum.rs); writes a markdown
 //! table, a JSON file and a PNG chart.
 //!
 //!     cargo run --release -p rvmfs-bench -- [--quick] [--out results/latest]
@@ -13,6 +13,7 @@
 mod chart;
 mod datasum;
 mod fuse2fs;
+mod limits;
 mod logdev;
 mod mounts;
 mod parallel;
@@ -21,6 +22,7 @@ mod random_read;
 mod report;
 mod requests;
 mod scaling;
+mod table;
 mod workloads;
 mod writeback;
 
@@ -93,6 +95,8 @@ pub struct Results {
     pub tree_mib: f64,
     pub metrics: Vec<Metric>,
     pub raw_fdatasync: Vec<f64>,
+    /// The raw disk's O_DIRECT read rates and sequential write rate (limits.rs).
+    pub raw: limits::Raw,
     pub scaling: BTreeMap<String, Vec<(usize, f64)>>,
     pub mounts: Vec<MountPoint>,
     pub recovery: Option<Recovery>,
@@ -396,14 +400,15 @@ fn real_main(args: Args) -> Result<()> {
         }
     }
 
-    // The raw disk limit.
+    // The raw disk limits.
     if on("raw") {
-        eprintln!("== raw disk: 4 KiB pwrite + fdatasync");
+        eprintln!("== raw disk: 4 KiB pwrite + fdatasync; O_DIRECT reads");
         let n = if args.quick { 1000 } else { 3000 };
         for _ in 0..reps {
             let v = w::raw_fdatasync(&work.join("raw"), n)?;
             eprintln!("  {v:.0} fdatasyncs/s");
             r.raw_fdatasync.push(v);
+            limits::measure(&work.join("raw"), &mut r.raw)?;
         }
     }
 
@@ -440,7 +445,11 @@ fn real_main(args: Args) -> Result<()> {
             let v = w::random_overwrite(&d("rand"), 256 << 20, 20_000)?;
             eprintln!("  random 4 KiB {v:.0} ops/s");
             r.add("randw", sys, v);
-            let v = random_read::random_cold_read(&d("randr"), 256 << 20, 5_000)?;
+            let v = random_read::random_cold_read(
+                &d("randr"),
+                random_read::FILE_BYTES,
+                random_read::READS,
+            )?;
             eprintln!("  random 4 KiB cold reads {v:.0} ops/s");
             r.add("randr", sys, v);
         }

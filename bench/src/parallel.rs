@@ -15,7 +15,7 @@
 //! between them), N threads cannot go faster than `cores / busy` times, whatever the
 //! filesystem's locking.
 
-use crate::datasum::{cpu_seconds, Summary};
+use crate::datasum::{proc_stat, Summary};
 use crate::mounts::Rvmfs;
 use crate::report::fmt_spread;
 use crate::workloads as w;
@@ -225,7 +225,7 @@ fn sync_writers(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
 /// threads, with the kernel's FUSE path they run in) kept busy meanwhile: their CPU time over
 /// the wall time, so other jobs on the machine do not count.
 fn busy_during<T>(pid: u32, f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-    let cpu = || cpu_seconds(pid) + cpu_seconds(std::process::id());
+    let cpu = || proc_stat(pid).cpu_s + proc_stat(std::process::id()).cpu_s;
     let (c0, t) = (cpu(), Instant::now());
     let out = f()?;
     let busy = (cpu() - c0) / t.elapsed().as_secs_f64();
@@ -240,30 +240,37 @@ pub fn table(s: &mut String, p: &Parallel) {
         s,
         "The two configurations interleaved (AB BA ...) on one image; ops/s, median (min–max).\n"
     );
-    let _ = writeln!(
-        s,
-        "| workload | 1 thread | N threads | N | speed-up | target | cores busy, 1 / N threads | speed-up the idle cores allow |"
-    );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    for r in &p.rows {
+    let cols = [
+        ("workload", false),
+        ("1 thread", true),
+        ("N threads", true),
+        ("N", true),
+        ("speed-up", true),
+        ("target", true),
+        ("cores busy, 1 / N threads", true),
+        ("speed-up the idle cores allow", true),
+    ];
+    let rows = p.rows.iter().map(|r| {
         let busy = |v: &[f64]| Summary::of(v).map(|x| x.median);
         let (b1, bn) = (busy(&r.one_busy), busy(&r.many_busy));
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | >= {:.1}x | {} / {} of {cores} | {} |",
-            r.label,
+        vec![
+            r.label.to_string(),
             spread(&r.one),
             spread(&r.many),
-            r.threads,
+            r.threads.to_string(),
             r.speedup().map_or("–".into(), |x| format!("{x:.2}x")),
-            r.target,
-            b1.map_or("–".into(), |x| format!("{x:.2}")),
-            bn.map_or("–".into(), |x| format!("{x:.2}")),
+            format!(">= {:.1}x", r.target),
+            format!(
+                "{} / {} of {cores}",
+                b1.map_or("–".into(), |x| format!("{x:.2}")),
+                bn.map_or("–".into(), |x| format!("{x:.2}"))
+            ),
             b1.filter(|&x| x > 0.0)
                 .map_or("–".into(), |x| format!("<= {:.2}x", cores / x)),
-        );
-    }
+        ]
+    });
+    crate::table::write(s, &cols, rows);
     let _ = writeln!(
         s,
         "\nThe last column is the machine's cores over the cores one thread keeps busy (client, daemon \

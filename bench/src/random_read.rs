@@ -21,34 +21,54 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// ops/s of `n` random 4 KiB reads of a `file_bytes` file, cold cache.
-pub fn random_cold_read(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> {
-    fs::create_dir_all(dir)?;
-    let path = dir.join("randr");
+/// The workload's file size, bytes.
+pub const FILE_BYTES: usize = 256 << 20;
+/// Reads per pass.
+pub const READS: usize = 5_000;
+
+/// The byte offsets of the `n` reads of a `file_bytes` file, 4 KiB-aligned, the same on every
+/// system and for the raw disk limit (limits.rs).
+pub fn offsets(file_bytes: usize, n: usize) -> impl Iterator<Item = u64> {
+    let blocks = (file_bytes / 4096) as u64;
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    (0..n).map(move |_| (rng.next() % blocks) * 4096)
+}
+
+/// The byte at offset `at` of the workload's file.
+pub fn byte_at(at: u64) -> u8 {
+    (at as usize % (1 << 20) % 251) as u8
+}
+
+/// Write the workload's file of `file_bytes` at `path` (1 MiB writes) and sync it.
+pub fn write_file(path: &Path, file_bytes: usize) -> Result<()> {
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(&path)?;
+        .open(path)?;
     let mut chunk = vec![0u8; 1 << 20];
     for (i, b) in chunk.iter_mut().enumerate() {
-        *b = (i % 251) as u8;
+        *b = byte_at(i as u64);
     }
     for _ in 0..file_bytes / chunk.len() {
         f.write_all(&chunk)?;
     }
     f.sync_all()?;
-    drop(f);
+    Ok(())
+}
+
+/// ops/s of `n` random 4 KiB reads of a `file_bytes` file, cold cache.
+pub fn random_cold_read(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join("randr");
+    write_file(&path, file_bytes)?;
     drop_caches()?;
     let f = OpenOptions::new().read(true).open(&path)?;
-    let blocks = (file_bytes / 4096) as u64;
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut buf = [0u8; 4096];
     let t = Phase::start();
-    for _ in 0..n {
-        let at = (rng.next() % blocks) * 4096;
+    for at in offsets(file_bytes, n) {
         f.read_exact_at(&mut buf, at)?;
-        if buf[1] != ((at as usize + 1) % (1 << 20) % 251) as u8 {
+        if buf[1] != byte_at(at + 1) {
             bail!("random read at {at} returned other bytes");
         }
     }

@@ -108,7 +108,13 @@ fn virtual_xattr(path: &Path, name: &str) -> Result<Vec<u8>> {
 
 /// The daemon's request counts by opcode.
 fn counts(mnt: &Path) -> Result<BTreeMap<String, u64>> {
-    let text = String::from_utf8(virtual_xattr(mnt, "rvmfs.requests")?)?;
+    counters(mnt, "rvmfs.requests")
+}
+
+/// The `name=value` counters of virtual attribute `attr` (`rvmfs.requests`,
+/// `rvmfs.counters`) of rvmfs mount `mnt`.
+pub fn counters(mnt: &Path, attr: &str) -> Result<BTreeMap<String, u64>> {
+    let text = String::from_utf8(virtual_xattr(mnt, attr)?)?;
     Ok(text
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
@@ -171,18 +177,6 @@ pub fn floor_us(mnt: &Path, n: usize) -> Result<f64> {
     Ok(crate::report::median(&v).unwrap_or(f64::NAN))
 }
 
-/// The measured time of one operation of metric `key` on rvmfs, µs (median of its samples),
-/// with the metric's label.
-fn measured_us(r: &Results, key: &str, ops: f64) -> Option<(String, f64)> {
-    let m = r.metrics.iter().find(|m| m.key == key)?;
-    let med = crate::report::median(m.samples.get("rvmfs")?)?;
-    let us = match m.unit {
-        "s" => med * 1e6 / ops.max(1.0),
-        _ => 1e6 / med, // ops/s, files/s, dirs/s, MiB/s: per op (per MiB)
-    };
-    Some((m.label.clone(), us))
-}
-
 /// The markdown section: per phase, requests per operation, the largest opcodes, and those
 /// requests at the floor next to the measured time per operation on rvmfs.
 pub fn markdown(r: &Results) -> String {
@@ -194,18 +188,24 @@ pub fn markdown(r: &Results) -> String {
         s += &format!(
             "FUSE floor on this machine: {f:.1} µs per round trip (median getxattr of the \
              virtual `rvmfs.counters`, answered at once). \"At the floor\" is requests/op x \
-             floor, the part of the measured time the round trips alone take. An operation of \
+             floor, the part of the measured time the round trips alone take; \"lower bound\" adds \
+             the raw disk time of what must reach the disk (see the section on the lower bound). \
+             An operation of \
              seq write/read is 1 MiB; of untar, find, du, rm -rf one entry of the tree; of \
              rm -rf of the dir tree one directory.\n\n"
         );
     }
-    s += "| workload | requests/op | at the floor (µs/op) | measured (µs/op) | largest opcodes (per op) |\n";
-    s += "|---|--:|--:|--:|---|\n";
-    for m in &r.metrics {
-        let Some(p) = r.requests.get(m.key) else {
-            continue;
-        };
-        let (label, measured) = measured_us(r, m.key, p.ops).unwrap_or((m.label.clone(), f64::NAN));
+    let cols = [
+        ("workload", false),
+        ("requests/op", true),
+        ("at the floor (µs/op)", true),
+        ("lower bound (µs/op)", true),
+        ("measured (µs/op)", true),
+        ("largest opcodes (per op)", false),
+    ];
+    let rows = r.metrics.iter().filter_map(|m| {
+        let p = r.requests.get(m.key)?;
+        let measured = crate::limits::per_op_us(m, "rvmfs", p.ops);
         let top: Vec<String> = p
             .by_opcode()
             .iter()
@@ -213,13 +213,18 @@ pub fn markdown(r: &Results) -> String {
             .take(6)
             .map(|(k, v)| format!("{k} {v:.2}"))
             .collect();
-        let at_floor = r.fuse_floor_us.map_or(f64::NAN, |f| p.total() * f);
-        s += &format!(
-            "| {} | {:.2} | {at_floor:.1} | {measured:.1} | {} |\n",
-            label.replace('|', "\\|"),
-            p.total(),
-            top.join(", ")
-        );
-    }
+        let at_floor = r.fuse_floor_us.map(|f| p.total() * f);
+        let bound = crate::limits::lower_bound_us(r, m.key);
+        let us = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+        Some(vec![
+            m.label.clone(),
+            format!("{:.2}", p.total()),
+            us(at_floor),
+            us(bound),
+            us(measured),
+            top.join(", "),
+        ])
+    });
+    crate::table::write(&mut s, &cols, rows);
     s
 }

@@ -5,7 +5,7 @@
 
 use crate::mounts::Rvmfs;
 use crate::report::{cell, ratio_cell, spread_cell, Check};
-use crate::{Metric, Results};
+use crate::{table, Metric, Results};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,25 +56,29 @@ pub fn markdown(s: &mut String, r: &Results) {
         s,
         "\n## rvmfs -o writeback (the kernel's writeback cache; close-to-open after kill -9)\n"
     );
-    let _ = writeln!(
-        s,
-        "| workload | unit | rvmfs | rvmfs -o writeback | ext4 | writeback/rvmfs | writeback/ext4 | writeback spread |"
-    );
-    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
-    for m in measured {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            m.label.replace('|', "\\|"),
-            m.unit,
+    let cols = [
+        ("workload", false),
+        ("unit", false),
+        ("rvmfs", true),
+        ("rvmfs -o writeback", true),
+        ("ext4", true),
+        ("writeback/rvmfs", true),
+        ("writeback/ext4", true),
+        ("writeback spread", true),
+    ];
+    let rows = measured.into_iter().map(|m| {
+        vec![
+            m.label.clone(),
+            m.unit.to_string(),
             cell(m.med("rvmfs")),
             cell(m.med(SYSTEM)),
             cell(m.med("ext4")),
             ratio_cell(ratio(m, "rvmfs")),
             ratio_cell(ratio(m, "ext4")),
-            spread_cell(m.samples.get(SYSTEM))
-        );
-    }
+            spread_cell(m.samples.get(SYSTEM)),
+        ]
+    });
+    table::write(s, &cols, rows);
 }
 
 /// The target for the writeback mode, if untar was measured on it and on ext4.

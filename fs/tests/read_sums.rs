@@ -97,3 +97,42 @@ fn reads_at_any_offset_verify_every_block_they_touch() {
         data[20479..20482]
     );
 }
+
+/// Flip one bit of the image at `at`.
+fn flip(disk: &MemStorage, at: u64) {
+    let mut b = [0u8; 1];
+    disk.read_at(&mut b, at).unwrap();
+    disk.write_at(&[b[0] ^ 0x10], at).unwrap();
+}
+
+#[test]
+fn a_long_read_is_verified_in_every_part() {
+    // 1 MiB + 3 blocks: read in parts of 512 KiB, each verified by the checksum worker while
+    // the next is read, the last after the copy (`read::copy_planned`).
+    let disk = Arc::new(MemStorage::new(IMAGE as usize));
+    let len = (256 + 3) * BLOCK;
+    let data: Vec<u8> = (0..len as u32).map(|i| (i % 249) as u8).collect();
+    let (fs, ino) = with_file(&disk, &data);
+    let rd = |off: u64, len: u64| read::read(&fs.geo, fs.bytes(), ino, off, len);
+    assert_eq!(rd(0, len).unwrap(), data, "the whole file reads right");
+    let plan = read::plan_read(&fs.geo, fs.bytes(), ino, 0, len).unwrap();
+    assert_eq!(plan.pieces.len(), 1, "one extent");
+    let base = plan.pieces[0].1;
+    // A block of the first part (checked by the worker) and of the last (after the copy).
+    for block in [5, 256 + 1] {
+        flip(&disk, base + block * BLOCK + 7);
+        assert_eq!(errno(rd(0, len)), Some(libc::EIO), "block {block}");
+        let from = (block / 128) * 128 * BLOCK;
+        assert_eq!(
+            errno(rd(from, len - from)),
+            Some(libc::EIO),
+            "from its part"
+        );
+        flip(&disk, base + block * BLOCK + 7);
+        assert_eq!(rd(0, len).unwrap(), data, "mended: block {block}");
+    }
+    // Damage in the second part only: the first part still reads.
+    flip(&disk, base + 130 * BLOCK);
+    assert_eq!(rd(0, 128 * BLOCK).unwrap(), data[..128 * BLOCK as usize]);
+    assert_eq!(errno(rd(0, len)), Some(libc::EIO));
+}

@@ -24,9 +24,10 @@ pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply
 }
 
 pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyData) {
-    // Plan under the lock, copy under the read gate only, verify the checksums with no
-    // lock: reads of different requests (readahead keeps several in flight) overlap each
-    // other and the other requests, and a free waits for no checksum.
+    // Plan under the lock, copy under the read gate only (the checksum worker verifies
+    // the first half meanwhile), verify the rest with no lock: reads of different requests
+    // (readahead keeps several in flight) overlap each other and the other requests, and a
+    // free waits at most for the worker's half.
     let fs_counters = &fs.counters;
     let fs = fs.read();
     let plan = read::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);

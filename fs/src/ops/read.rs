@@ -1,7 +1,8 @@
 //! Reading file contents: a read is planned under the filesystem lock (which extent pieces
 //! to copy, and their checksums), copied from the image without it ([`copy_planned`], under
-//! `Geo::read_gate` only), and its checksums verified with no lock at all
-//! ([`verify_copied`]). Holes and unwritten extents read as zeros.
+//! `Geo::read_gate` only; the checksum worker verifies each part read meanwhile), and its
+//! remaining checksums verified with no lock at all ([`verify_copied`]). Holes and unwritten
+//! extents read as zeros.
 
 use super::datasum::{self, PieceSums};
 use super::file::{data_pos, MAX_FILE_SIZE};
@@ -90,19 +91,31 @@ pub fn read_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<
     verify_copied(plan, copy_planned(image, plan)?)
 }
 
-/// A planned read's bytes as copied from the image, not yet verified: `buf` holds every
-/// piece made of whole blocks (sequential reads) in place; `edges`, for each checksummed
-/// piece that starts or ends inside a block (by its index in the plan), its whole blocks.
+/// A planned read's bytes as copied from the image, not yet wholly verified: `buf` holds
+/// every piece made of whole blocks (sequential reads) in place, its blocks before `checked`
+/// (by piece, parallel to the plan's) already verified; `edges`, for each checksummed piece
+/// that starts or ends inside a block (by its index in the plan), its whole blocks.
 pub struct Copied {
     buf: Vec<u8>,
     edges: Vec<(usize, Vec<u8>)>,
+    checked: Vec<usize>,
 }
 
+/// Bytes a whole-block piece is copied by at a time, each part's sums verified by the
+/// checksum worker while the next part is read (`datasum::alongside`): a 1 MiB read (the
+/// mount's readahead) in two halves, one hand-off, the first half's CRC hidden behind the
+/// read of the second. (Parts of 256 KiB hid more of it but cost more CPU: each hand-off
+/// wakes the worker, which looks for more work before it sleeps again.)
+const PART: usize = 512 << 10;
+
 /// The copy half of [`read_planned`]: the only part that must hold `Geo::read_gate`
-/// (blocks being read are not reused); [`verify_copied`] then needs no lock at all.
+/// (blocks being read are not reused); [`verify_copied`] then needs no lock at all. A piece
+/// of whole blocks is read in parts, each verified while the next one is read (all but the
+/// last: that one is [`verify_copied`]'s). EIO (logged) on a mismatch found here.
 pub fn copy_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<Copied> {
     let mut buf = vec![0u8; plan.len];
     let mut edges = Vec::new();
+    let mut checked = vec![0; plan.pieces.len()];
     for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
         match sums {
             Some(s) if !(pos == s.block_pos && len == whole_len(s)) => {
@@ -110,17 +123,59 @@ pub fn copy_planned(image: &dyn rvm_core::Storage, plan: &ReadPlan) -> FsResult<
                 image.read_at(&mut blocks, s.block_pos)?;
                 edges.push((i, blocks));
             }
-            _ => image.read_at(&mut buf[at..at + len], pos)?,
+            Some(s) => checked[i] = copy_verifying(image, plan, s, &mut buf[at..at + len])?,
+            None => {
+                // In the same parts as a checksummed piece: the two differ by the sums only.
+                for (k, part) in buf[at..at + len].chunks_mut(PART).enumerate() {
+                    image.read_at(part, pos + (k * PART) as u64)?;
+                }
+            }
         }
     }
-    Ok(Copied { buf, edges })
+    Ok(Copied {
+        buf,
+        edges,
+        checked,
+    })
+}
+
+/// Read the whole-block piece `s` into `out` in parts of [`PART`] bytes, verifying each part
+/// but the last alongside the read of the next; returns the bytes verified.
+fn copy_verifying(
+    image: &dyn rvm_core::Storage,
+    plan: &ReadPlan,
+    s: &PieceSums,
+    out: &mut [u8],
+) -> FsResult<usize> {
+    let mut done: Option<(usize, &[u8])> = None;
+    let mut checked = 0;
+    for (k, part) in out.chunks_mut(PART).enumerate() {
+        let check = done.map(|(at, prev)| {
+            move || datasum::verify_from(plan.ino, plan.size, s, at / BLOCK_SIZE as usize, prev)
+        });
+        let at = k * PART;
+        let (verified, read) =
+            datasum::alongside(check, || image.read_at(part, s.block_pos + at as u64));
+        read?;
+        if let Some(v) = verified {
+            v?;
+            checked = at;
+        }
+        done = Some((at, part));
+    }
+    Ok(checked)
 }
 
 /// The verify half of [`read_planned`]: check each checksummed piece of `copied` against
-/// its sums (whole blocks in place, no copy), then take the edge pieces' bytes from their
-/// blocks. Returns the read's bytes; EIO (logged) on a mismatch.
+/// its sums (whole blocks in place, no copy, from what [`copy_planned`] left unchecked),
+/// then take the edge pieces' bytes from their blocks. Returns the read's bytes; EIO
+/// (logged) on a mismatch.
 pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
-    let Copied { mut buf, edges } = copied;
+    let Copied {
+        mut buf,
+        edges,
+        checked,
+    } = copied;
     let mut edges = edges.into_iter().peekable();
     for (i, (&(at, pos, len), sums)) in plan.pieces.iter().zip(&plan.sums).enumerate() {
         let Some(s) = sums else { continue };
@@ -130,7 +185,11 @@ pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
                 let lead = (pos - s.block_pos) as usize;
                 buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
             }
-            None => datasum::verify(plan.ino, plan.size, s, &buf[at..at + len])?,
+            None => {
+                let from = checked.get(i).copied().unwrap_or(0);
+                let k = from / BLOCK_SIZE as usize;
+                datasum::verify_from(plan.ino, plan.size, s, k, &buf[at + from..at + len])?
+            }
         }
     }
     Ok(buf)
