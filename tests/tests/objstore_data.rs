@@ -7,7 +7,6 @@
 
 use rvmfs_tests::*;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,29 +42,18 @@ fn mounted(s: &Seaweed, prefix: &str, opts: &[&str]) -> Mounted {
     m
 }
 
-/// Punch the whole data area of `image` out (its header's `data_offset`, 0x40, to the end):
-/// what is left can only come from the bucket.
+/// Punch the whole data area of `image` out (its header's `data_offset`, 0x40, to the end)
+/// with `fallocate -p`: what is left can only come from the bucket.
 fn drop_local_data(image: &Path) {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .unwrap();
     let mut head = [0u8; 0x48];
-    f.read_exact(&mut head).unwrap();
+    std::fs::File::open(image)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .unwrap();
     let data_offset = u64::from_le_bytes(head[0x40..0x48].try_into().unwrap());
-    let len = f.metadata().unwrap().len() - data_offset;
-    // SAFETY: fallocate on an open descriptor with plain integer arguments.
-    let r = unsafe {
-        libc::fallocate(
-            f.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            data_offset as libc::off_t,
-            len as libc::off_t,
-        )
-    };
-    assert_eq!(r, 0, "punching the data area: {}", std::io::Error::last_os_error());
-    f.flush().unwrap();
+    let len = std::fs::metadata(image).unwrap().len() - data_offset;
+    let (at, len) = (data_offset.to_string(), len.to_string());
+    let mut c = cmd("fallocate", &["-p", "-o", &at, "-l", &len]);
+    run(c.arg(image)).ok("fallocate -p over the data area");
 }
 
 /// A small real tree to copy: /usr/include/linux (about 800 headers, 6 MiB).
@@ -297,4 +285,67 @@ fn mkfs_refuses_a_store_that_ignores_conditional_writes() {
     );
     let made = std::fs::metadata(&image).map_or(0, |m| m.len());
     assert_eq!(made, 0, "nothing was formatted");
+}
+
+#[test]
+fn with_upload_sync_an_fsynced_file_is_in_the_bucket_when_fsync_returns() {
+    require_fuse!();
+    let s = require_seaweed!("usync");
+    // No background upload during the test: only fsync uploads.
+    let mut m = mounted(&s, "img", &["upload_interval=3600", "upload=sync"]);
+    let want = pattern(3, 500_000);
+    let mut f = std::fs::File::create(m.path("synced")).unwrap();
+    f.write_all(&want).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    m.kill9(); // no upload at unmount
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    assert_eq!(code, 0, "fsck -n after the kill:\n{out}");
+    assert!(out.contains("1 objects listed, 1 live, 0 leaked"), "{out}");
+    drop_local_data(m.image());
+    m.mount();
+    assert_file(m.path("synced"), &want);
+    m.unmount_ok();
+}
+
+#[test]
+fn a_writer_whose_lease_is_taken_over_commits_nothing_more_and_still_reads() {
+    require_fuse!();
+    let s = require_seaweed!("takeover");
+    let mut m = mounted(&s, "img", &[FAST_UPLOAD]);
+    let before = pattern(4, 100_000);
+    std::fs::write(m.path("before"), &before).unwrap();
+    // Another machine takes the lease over (an administrator's forced takeover).
+    let creds = m.dir().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            seaweed::ACCESS_KEY,
+            seaweed::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    let mut config = objstore::Config::from_env(&s.url("img")).unwrap();
+    config.endpoint = Some(s.endpoint.clone());
+    config.region = "us-east-1".into();
+    config.credentials_file = Some(creds);
+    config.profile = "default".into();
+    let bucket = objstore::Bucket::open(&config).unwrap();
+    let lease = objstore::Lease::take_over(&bucket, "another-machine", Duration::from_secs(60))
+        .expect("forced takeover");
+    assert_eq!(lease.epoch(), 2);
+    // Within a renewal period (10 s) the daemon finds out and commits nothing more.
+    let refused = (0..60).find_map(|i| {
+        std::thread::sleep(Duration::from_millis(500));
+        let r = std::fs::write(m.path(format!("after{i}")), b"x");
+        r.err()
+    });
+    let e = refused.expect("writes still accepted 30 s after the takeover");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert_file(m.path("before"), &before);
+    assert!(m.daemon_log().contains("taken over by another-machine"), "{}", m.daemon_log());
+    m.unmount(); // its clean-unmount commit is refused too: the log is replayed at next mount
+    let (now, _) = objstore::read_lease(&bucket).unwrap().unwrap();
+    assert_eq!(now.holder, "another-machine", "the old writer did not release a lease not its own");
 }

@@ -7,12 +7,13 @@
 //! object or a request that fails or times out (objstore's `Config::op_timeout`) is EIO,
 //! logged with the key; never the wrong bytes.
 
-use crate::error::{FsError, FsResult};
+use super::{eio, lock};
+use crate::error::FsResult;
 use crate::layout::BLOCK_SIZE;
 use objstore::object::{self, BLOCK, TRAILER};
 use objstore::{Bucket, ObjectId};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Clean blocks kept in memory (4096 blocks: 16 MiB), dropped oldest first.
 pub const CACHE_BLOCKS: usize = 4096;
@@ -58,15 +59,7 @@ impl<K: std::hash::Hash + Eq + Copy, V: Clone> Fifo<K, V> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
-/// EIO for a failed read of the bucket, logged with what failed.
-fn eio(what: impl std::fmt::Display) -> FsError {
-    log::error!("object store read: {what}");
-    FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
-}
 
 impl Blocks {
     /// Blocks of objects of `1 << shift` blocks in `bucket`.

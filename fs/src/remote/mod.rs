@@ -18,3 +18,14 @@ pub use blocks::Blocks;
 pub use mount::Remote;
 pub use session::{Access, Session, SessionError};
 pub use uploader::Uploader;
+
+/// Take `m` even if a holder panicked (every value behind these mutexes stays whole).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// EIO for a failed object-store request, logged with what failed.
+fn eio(what: impl std::fmt::Display) -> crate::FsError {
+    log::error!("object store: {what}");
+    crate::FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
+}

@@ -4,6 +4,7 @@
 //! stops the uploader; [`Remote::close`] then releases the lease.
 
 use super::blocks::Blocks;
+use super::lock;
 use super::session::{Access, Session, SessionError};
 use super::uploader::{scan_dirty, Uploader};
 use crate::error::FsResult;
@@ -111,6 +112,3 @@ impl Remote {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}

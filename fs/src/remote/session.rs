@@ -8,6 +8,7 @@
 //! Other parts that write to the bucket (the uploader; a log shipper) take the bucket and the
 //! epoch from here: every key they write carries the epoch.
 
+use super::lock;
 use objstore::{probe_conditional_writes, Bucket, Config, Keeper, Lease, Status};
 use rvm_core::Rvm;
 use std::path::PathBuf;
@@ -210,6 +211,3 @@ impl Session {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}

@@ -13,6 +13,7 @@
 //! scan of the extent tree, [`scan_dirty`]).
 
 use super::blocks::Blocks;
+use super::{eio, lock};
 use super::session::Session;
 use crate::error::FsResult;
 use crate::layout::BLOCK_SIZE;
@@ -55,9 +56,6 @@ pub struct Uploader {
     thread: Option<JoinHandle<()>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Note every inode of region `bytes` with a local written extent in `blocks`' dirty set
 /// (at mount: every local block of an `object_data` image is dirty).
@@ -216,10 +214,6 @@ impl Shared {
     }
 }
 
-fn eio(e: objstore::Error) -> crate::FsError {
-    log::warn!("object store: {e}");
-    crate::FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
-}
 
 /// A run to repoint: inode, first logical block, first local block, first vblock, blocks.
 struct Run {

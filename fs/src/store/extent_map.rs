@@ -99,11 +99,13 @@ pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
     }
 }
 
-/// A [`REMOTE`] extent must lie inside one object (objects of `1 << shift` blocks) of a
-/// nonzero epoch, and never be unwritten as well.
+/// A [`REMOTE`] extent must lie inside one object (objects of `1 << shift` blocks, the
+/// superblock's `object_shift`: 0 on an image without `object_data`, where no extent may be
+/// remote) of a nonzero epoch, and never be unwritten as well.
 pub fn check_remote(ino: u64, e: Extent, shift: u32) -> FsResult<Extent> {
     let end = e.phys.checked_add(e.last - e.first);
-    let one_object = shift <= 20 && end.is_some_and(|end| end >> shift == e.phys >> shift);
+    let one_object =
+        (1..=20).contains(&shift) && end.is_some_and(|end| end >> shift == e.phys >> shift);
     if !one_object || e.phys >> 42 == 0 || e.flags & UNWRITTEN != 0 {
         return corrupt(format!(
             "inode {ino}: remote extent of blocks {}..={} at virtual block {:#x} (flags {}) \
