@@ -177,7 +177,10 @@ fn plan_of(args: &Args, size: u64) -> Plan {
 
 fn settings(args: &Args) -> Settings {
     let label = args.label.as_deref().unwrap_or("");
-    let url = args.data.as_deref().and_then(rvmfs::layout::superblock::to_text_field);
+    let url = args
+        .data
+        .as_deref()
+        .and_then(rvmfs::layout::superblock::to_text_field);
     Settings {
         label: rvmfs::layout::superblock::to_text_field(label).unwrap_or_default(),
         reserved_permille: args.reserved_permille.unwrap_or(0),

@@ -74,7 +74,11 @@ fn a_copied_tree_is_uploaded_and_read_back_from_the_bucket_alone() {
     cp_a(&[src.clone()], m.mnt()).ok("cp -a");
     m.unmount_ok(); // a clean unmount uploads what is still dirty
     let dump = admin_on(m.image(), &["dump", "-h"]).ok("rvmfs-admin dump -h");
-    assert!(dump.stdout.contains(&s.url("img")), "dump shows the URL:\n{}", dump.stdout);
+    assert!(
+        dump.stdout.contains(&s.url("img")),
+        "dump shows the URL:\n{}",
+        dump.stdout
+    );
     assert!(dump.stdout.contains("object_data"), "{}", dump.stdout);
     let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
     assert_eq!(code, 0, "fsck -n after the upload:\n{out}");
@@ -114,7 +118,11 @@ fn kill_9_mid_copy_then_fsck_and_remount_keeps_every_answered_file() {
     std::thread::sleep(Duration::from_millis(2500)); // several uploads meanwhile
     m.kill9();
     let done = writer.join().unwrap();
-    assert!(done.len() > 20, "only {} files written before the kill", done.len());
+    assert!(
+        done.len() > 20,
+        "only {} files written before the kill",
+        done.len()
+    );
     let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
     assert!(code <= 1, "fsck -y after kill -9 exited {code}:\n{out}");
     let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
@@ -155,11 +163,21 @@ fn a_crash_between_upload_and_commit_leaks_an_object_fsck_deletes_only_with_y() 
             || std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .is_ok_and(|st| st.contains("State:\tZ"))
     });
-    assert!(gone, "the daemon did not die after its upload:\n{}", m.daemon_log());
+    assert!(
+        gone,
+        "the daemon did not die after its upload:\n{}",
+        m.daemon_log()
+    );
     m.kill9(); // reap it and remove the dead mount
     let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
-    assert_eq!(code, 4, "fsck -n reports the leaked object and deletes nothing:\n{out}");
-    assert!(out.contains("leaked data object") && out.contains("needs -y"), "{out}");
+    assert_eq!(
+        code, 4,
+        "fsck -n reports the leaked object and deletes nothing:\n{out}"
+    );
+    assert!(
+        out.contains("leaked data object") && out.contains("needs -y"),
+        "{out}"
+    );
     let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
     assert_eq!(code, 4, "still there after -n:\n{out}");
     let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
@@ -198,7 +216,11 @@ fn a_second_mount_of_the_same_bucket_is_refused_while_the_first_holds_it() {
     let mut m = mounted(&s, "img", &[FAST_UPLOAD]);
     let other = m.dir().join("other.img");
     let o = mkfs_data(&s, &other, &s.url("img"), &[]);
-    assert!(!o.success(), "mkfs must refuse a prefix in use:\n{}", o.output());
+    assert!(
+        !o.success(),
+        "mkfs must refuse a prefix in use:\n{}",
+        o.output()
+    );
     assert!(o.output().contains("already holds"), "{}", o.output());
     mkfs_data(&s, &other, &s.url("img"), &["-f"]).ok("mkfs -f over the prefix");
     let mnt2 = m.dir().join("mnt2");
@@ -207,8 +229,16 @@ fn a_second_mount_of_the_same_bucket_is_refused_while_the_first_holds_it() {
     if o.success() {
         fusermount_u(&mnt2, false);
     }
-    assert!(!o.success(), "a second writer must be refused:\n{}", o.output());
-    assert!(o.output().contains("the bucket is in use"), "{}", o.output());
+    assert!(
+        !o.success(),
+        "a second writer must be refused:\n{}",
+        o.output()
+    );
+    assert!(
+        o.output().contains("the bucket is in use"),
+        "{}",
+        o.output()
+    );
     m.unmount_ok(); // releases the lease
     mount_daemon(&s, &other, &mnt2).ok("the second image mounts once the lease is free");
     std::fs::write(mnt2.join("x"), b"second writer").unwrap();
@@ -344,8 +374,15 @@ fn a_writer_whose_lease_is_taken_over_commits_nothing_more_and_still_reads() {
     let e = refused.expect("writes still accepted 30 s after the takeover");
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
     assert_file(m.path("before"), &before);
-    assert!(m.daemon_log().contains("taken over by another-machine"), "{}", m.daemon_log());
+    assert!(
+        m.daemon_log().contains("taken over by another-machine"),
+        "{}",
+        m.daemon_log()
+    );
     m.unmount(); // its clean-unmount commit is refused too: the log is replayed at next mount
     let (now, _) = objstore::read_lease(&bucket).unwrap().unwrap();
-    assert_eq!(now.holder, "another-machine", "the old writer did not release a lease not its own");
+    assert_eq!(
+        now.holder, "another-machine",
+        "the old writer did not release a lease not its own"
+    );
 }

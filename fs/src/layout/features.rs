@@ -51,10 +51,8 @@ pub const SUPPORTED_COMPAT: u32 = COMPAT_BACKUP_SB;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
-pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH
-    | INCOMPAT_EXTERNAL_LOG
-    | INCOMPAT_DEFERRED_RANGES
-    | INCOMPAT_OBJECT_DATA;
+pub const SUPPORTED_INCOMPAT: u32 =
+    INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG | INCOMPAT_DEFERRED_RANGES | INCOMPAT_OBJECT_DATA;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: COMPAT_BACKUP_SB,

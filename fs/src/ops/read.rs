@@ -181,7 +181,13 @@ pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
     for &(at, vblock, lead, len) in &plan.remote {
         let n = (lead + len).div_ceil(BLOCK_SIZE as usize);
         let mut blocks = vec![0u8; n * BLOCK_SIZE as usize];
-        remote_blocks(plan.source.as_deref(), plan.ino, vblock, n as u64, &mut blocks)?;
+        remote_blocks(
+            plan.source.as_deref(),
+            plan.ino,
+            vblock,
+            n as u64,
+            &mut blocks,
+        )?;
         buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
     }
     Ok(buf)

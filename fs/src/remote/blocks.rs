@@ -59,8 +59,6 @@ impl<K: std::hash::Hash + Eq + Copy, V: Clone> Fifo<K, V> {
     }
 }
 
-
-
 impl Blocks {
     /// Blocks of objects of `1 << shift` blocks in `bucket`.
     pub fn new(bucket: Arc<Bucket>, shift: u32) -> Blocks {

@@ -107,7 +107,9 @@ pub fn take_lease(bucket: &Bucket) -> Result<Lease, objstore::Error> {
     let me = holder_id();
     match Lease::acquire(bucket, &me, LEASE_TTL) {
         Err(objstore::Error::LeaseHeld { holder, .. }) if holder_is_dead_here(&holder) => {
-            log::warn!("lease held by {holder}, a process of this machine that is gone: taking it over");
+            log::warn!(
+                "lease held by {holder}, a process of this machine that is gone: taking it over"
+            );
             Lease::take_over(bucket, &me, LEASE_TTL)
         }
         r => r,
@@ -206,8 +208,10 @@ impl Session {
                 Ok(()) => log::info!("{}: lease released", self.bucket.target()),
                 Err(e) => log::warn!("{}: releasing the lease: {e}", self.bucket.target()),
             },
-            None => log::warn!("{}: the lease was lost, nothing to release", self.bucket.target()),
+            None => log::warn!(
+                "{}: the lease was lost, nothing to release",
+                self.bucket.target()
+            ),
         }
     }
 }
-

@@ -13,8 +13,8 @@
 //! scan of the extent tree, [`scan_dirty`]).
 
 use super::blocks::Blocks;
-use super::{eio, lock};
 use super::session::Session;
+use super::{eio, lock};
 use crate::error::FsResult;
 use crate::layout::BLOCK_SIZE;
 use crate::ops::{extent, Fs, Op};
@@ -55,7 +55,6 @@ pub struct Uploader {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
-
 
 /// Note every inode of region `bytes` with a local written extent in `blocks`' dirty set
 /// (at mount: every local block of an `object_data` image is dirty).
@@ -178,7 +177,10 @@ impl Shared {
         for s in &sealed {
             objstore::data::upload_sealed(self.session.bucket(), s).map_err(eio)?;
             if self.crash.load(std::sync::atomic::Ordering::Relaxed) {
-                log::error!("inject_crash=after_upload: dying after uploading {}", s.id.name());
+                log::error!(
+                    "inject_crash=after_upload: dying after uploading {}",
+                    s.id.name()
+                );
                 // SAFETY: _exit ends the process at once, as a crash would.
                 unsafe { libc::_exit(99) };
             }
@@ -213,7 +215,6 @@ impl Shared {
         Ok(done as usize)
     }
 }
-
 
 /// A run to repoint: inode, first logical block, first local block, first vblock, blocks.
 struct Run {

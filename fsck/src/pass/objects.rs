@@ -10,7 +10,7 @@
 use objstore::{delete_leaked, find_leaked, ObjectId, Sweep};
 use rvmfs::remote::session::take_lease;
 use rvmfs::remote::Access;
-use rvmfs::store::extent_map::{REMOTE, EXTENTS};
+use rvmfs::store::extent_map::{EXTENTS, REMOTE};
 use rvmfs::FsResult;
 use std::collections::BTreeSet;
 
@@ -66,8 +66,15 @@ pub fn sweep(
 fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, delete: bool) -> Outcome {
     let url = bucket.target();
     for (id, size) in &s.leaked {
-        let what = if delete { "deleting" } else { "not deleted (needs -y)" };
-        println!("{name}: leaked data object {url}/{} ({size} bytes): {what}", id.name());
+        let what = if delete {
+            "deleting"
+        } else {
+            "not deleted (needs -y)"
+        };
+        println!(
+            "{name}: leaked data object {url}/{} ({size} bytes): {what}",
+            id.name()
+        );
     }
     for l in &s.strays {
         println!("{name}: {url}/{} is not a data object (left alone)", l.name);
