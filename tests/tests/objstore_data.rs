@@ -71,7 +71,7 @@ fn a_copied_tree_is_uploaded_and_read_back_from_the_bucket_alone() {
     };
     let s = require_seaweed!("copy");
     let mut m = mounted(&s, "img", &[FAST_UPLOAD]);
-    cp_a(&[src.clone()], m.mnt()).ok("cp -a");
+    cp_a(std::slice::from_ref(&src), m.mnt()).ok("cp -a");
     m.unmount_ok(); // a clean unmount uploads what is still dirty
     let dump = admin_on(m.image(), &["dump", "-h"]).ok("rvmfs-admin dump -h");
     assert!(
