@@ -4,12 +4,12 @@ use crate::error::FsError;
 use crate::layout::external_log::{
     ExternalLogError, LogBinding, LogHeader, BINDING_OFFSET, LOG_HEADER_SIZE,
 };
-use crate::layout::features::{INCOMPAT_EXTERNAL_LOG, INCOMPAT_KEYED_HASH};
+use crate::layout::features::{INCOMPAT_EXTERNAL_LOG, INCOMPAT_KEYED_HASH, INCOMPAT_OBJECT_DATA};
 use crate::layout::geometry::{plan, Plan, PlanError};
 use crate::layout::header::Header;
 use crate::layout::inode::{now, Inode};
 use crate::layout::pod;
-use crate::layout::superblock::{Superblock, LABEL_LEN, ROOT_INO};
+use crate::layout::superblock::{Superblock, DATA_URL_LEN, LABEL_LEN, ROOT_INO};
 use crate::store::bitmap;
 use rvm_core::{CommitMode, RestoreMode, Rvm, RvmOptions, Storage};
 use std::sync::Arc;
@@ -69,6 +69,9 @@ pub struct Settings {
     pub label: [u8; LABEL_LEN],
     /// Per mille of the data blocks reserved for root (`mkfs -m 5` = 50; 0 = none).
     pub reserved_permille: u64,
+    /// `mkfs --data`: the file data lives in this bucket (`s3://BUCKET/PREFIX`, NUL-padded),
+    /// in objects of `1 << object_shift` blocks: incompat `object_data` (docs/format.md 11).
+    pub object_data: Option<([u8; DATA_URL_LEN], u32)>,
 }
 
 /// Format `storage` (a file or device of `p.size` bytes whose log and segment areas read as
@@ -115,6 +118,12 @@ pub fn format_external(
         None => None,
     };
     sb.label = settings.label;
+    if let Some((url, shift)) = settings.object_data {
+        header.features.incompat |= INCOMPAT_OBJECT_DATA;
+        sb.features.incompat |= INCOMPAT_OBJECT_DATA;
+        sb.data_url = url;
+        sb.object_shift = shift;
+    }
     sb.reserved_blocks = sb.data_blocks * settings.reserved_permille / 1000;
     if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
         sb.hash_key = random_key()?;

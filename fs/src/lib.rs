@@ -8,6 +8,8 @@
 //! - `store/`  the on-region format: B+tree, heap, bitmaps, and the four trees' keys and values
 //!   (dentries, extent maps, xattrs, orphans).
 //! - `layout/` byte layouts: image header, superblock, inode; planning an image's geometry.
+//! - `remote/` the object-store data tier (`object_data` images): session and lease, upload,
+//!   reads of blocks in the bucket.
 //! - `image.rs` opens an image: header, lock, RVM recovery, region mapping; `format.rs` makes
 //!   one; `resize.rs` grows or shrinks its data area.
 //!
@@ -22,6 +24,7 @@ pub mod latency;
 pub mod layout;
 pub mod ops;
 pub mod options;
+pub mod remote;
 pub mod resize;
 pub mod store;
 

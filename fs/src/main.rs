@@ -9,6 +9,7 @@ use rvmfs::layout::{superblock::Superblock, superblock_backup};
 use rvmfs::ops::mount::{on_mount, on_unmount};
 use rvmfs::ops::{Discard, Durability, Fs};
 use rvmfs::options::{self, parse_options, MountOptions};
+use rvmfs::remote::Remote;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -72,6 +73,14 @@ struct Args {
     ///                   or fsynced before the kill is intact (close-to-open); data written
     ///                   to a file not yet closed or fsynced may be lost. Not with sync;
     ///                   nowriteback (default) answers every write(2) itself
+    ///   upload_interval=SECONDS  object-store images (mkfs.rvmfs --data): how often dirty
+    ///                   blocks are packed and uploaded (default 1)
+    ///   upload=sync     object-store images: fsync also waits until the file's data is in
+    ///                   the bucket; upload=async (default) leaves it to the uploader
+    ///   credentials=PATH  object-store images: an AWS shared-credentials file (profile
+    ///                   AWS_PROFILE, else default) instead of the AWS_* environment
+    ///   inject_crash=after_upload  tests only: die right after the first data object is
+    ///                   uploaded, before the commit that points at it (a leaked object)
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
     options: Vec<String>,
     /// The image file or block device (made by mkfs.rvmfs)
@@ -171,20 +180,34 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
         libc::sigaddset(&mut signals, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut());
     }
-    let (fs, read_only, opts) = open_fs(args, opts)?;
+    let (fs, read_only, opts, remote) = open_fs(args, opts)?;
     let opts = &opts;
     let state = Arc::new(RwLock::new(fs));
     let config = fuse_config(args, opts, read_only)?;
     let fsname = std::fs::canonicalize(&args.image)?.display().to_string();
-    let (session, mut unmounter) = rvmfs::fuse::mount::mount(
-        RvmFs::new(state.clone()).with_writeback(opts.writeback && !read_only),
+    let mounted = rvmfs::fuse::mount::mount(
+        RvmFs::new(state.clone())
+            .with_writeback(opts.writeback && !read_only)
+            .with_remote(remote.clone()),
         &args.mountpoint,
         &config,
         &fsname,
         read_only,
     )
     .map_err(rvmfs::fuse::rootless::explain_mount_error)
-    .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
+    .with_context(|| format!("mounting on {}", args.mountpoint.display()));
+    let (session, mut unmounter) = match mounted {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(r) = &remote {
+                r.close();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(r) = &remote {
+        r.start_uploader(state.clone(), opts.upload_interval)?;
+    }
     std::thread::spawn(move || {
         let mut sig = 0;
         // SAFETY: sigwait on the blocked set; writes the signal number into `sig`.
@@ -203,19 +226,43 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     // The one place the clean-unmount housekeeping runs (not in the session's `destroy` too),
     // whether or not serving ended with an error; never on a read-only mount.
     if !read_only {
+        if let Some(r) = &remote {
+            r.finish(); // upload what is dirty, stop the uploader
+        }
         let mut fs = lock(&state);
-        on_unmount(&mut fs)
-            .context("clean unmount failed (the log will be replayed at next mount)")?;
+        let unmounted = on_unmount(&mut fs)
+            .context("clean unmount failed (the log will be replayed at next mount)");
+        drop(fs);
+        if let Some(r) = &remote {
+            r.close(); // release the lease
+        }
+        unmounted?;
         log::info!("clean unmount: image marked clean, log applied");
     }
     served
+}
+
+/// An `object_data` image's remote parts (else None): probe, lease, reads (`rvmfs::remote`).
+fn attach_remote(
+    args: &Args,
+    fs: &mut Fs,
+    opts: &MountOptions,
+    read_only: bool,
+) -> Result<Option<Arc<Remote>>> {
+    let remote = Remote::attach(fs, opts.credentials.clone(), read_only)
+        .with_context(|| format!("{}: its object store", args.image.display()))?;
+    Ok(remote.map(|mut r| {
+        r.upload_sync = opts.upload_sync;
+        r.crash_after_upload = opts.crash_after_upload;
+        Arc::new(r)
+    }))
 }
 
 /// Open, recover and set up the filesystem for `serve` (mount options, error policy, discard,
 /// the orphans a crash left); returns it and whether it is mounted read-only.
 /// Returns also the options in force: the superblock's stored defaults (`rvmfs-admin tune`),
 /// overridden by the command line's.
-fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> {
+fn open_fs(args: &Args, cli: &MountOptions) -> Result<Opened> {
     let started = std::time::Instant::now();
     // A read-only mount writes nothing (ext4's `-o ro,norecovery`, but the log's effects stay
     // visible): the image is opened O_RDONLY and its log replayed into memory only.
@@ -274,6 +321,7 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
         fs.discard = Discard::open(&args.image, fs.header.data_offset, floor)
             .with_context(|| format!("opening {} for discard", args.image.display()))?;
     }
+    let remote = attach_remote(args, &mut fs, &opts, read_only)?;
     if !read_only {
         let reclaimed = on_mount(&mut fs)?;
         if reclaimed > 0 {
@@ -285,8 +333,12 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<(Fs, bool, MountOptions)> 
         f.fail_after(op, n, errno, false);
     }
     log::info!("image opened and recovered in {:?}", started.elapsed());
-    Ok((fs, read_only, opts))
+    Ok((fs, read_only, opts, remote))
 }
+
+/// What `open_fs` returns: the filesystem, whether read-only, the options in force, an
+/// `object_data` image's remote parts.
+type Opened = (Fs, bool, MountOptions, Option<Arc<Remote>>);
 
 /// The options in force: the image's stored defaults (superblock), then the command line's.
 /// Stored defaults this build does not understand are ignored with a warning.

@@ -29,6 +29,18 @@ pub struct MountOptions {
     /// or the kernel's writeback. Weakens the daemon-crash promise to close-to-open (README,
     /// "The promises").
     pub writeback: bool,
+    /// Object-store images (`object_data`): how often the uploader looks for dirty blocks
+    /// (`upload_interval=SECONDS`, default 1; fractions allowed).
+    pub upload_interval: Duration,
+    /// `upload=sync`: fsync also waits until the file's dirty blocks are in the bucket;
+    /// `upload=async` (default) leaves them to the uploader.
+    pub upload_sync: bool,
+    /// `credentials=PATH`: an AWS shared-credentials file for the bucket (else the AWS
+    /// environment variables).
+    pub credentials: Option<std::path::PathBuf>,
+    /// `inject_crash=after_upload` (tests only): the daemon dies (`_exit`) right after its
+    /// first data object is uploaded, before the commit that would point at it.
+    pub crash_after_upload: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -87,6 +99,10 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         nodatasum: false,
         logdev: None,
         writeback: false,
+        upload_interval: Duration::from_secs(1),
+        upload_sync: false,
+        credentials: None,
+        crash_after_upload: false,
     };
     for opt in list
         .iter()
@@ -137,6 +153,28 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
             "writeback" => o.writeback = true,
             "nowriteback" => o.writeback = false,
             "rw" => o.read_only = false,
+            "upload_interval" => {
+                let v = value.ok_or("mount option upload_interval needs seconds")?;
+                o.upload_interval = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0 && *s <= 86400.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| format!("upload_interval={v}: seconds, above 0"))?;
+            }
+            "upload" => match value {
+                Some("sync") => o.upload_sync = true,
+                Some("async") => o.upload_sync = false,
+                _ => return Err("mount option upload is sync or async".into()),
+            },
+            "inject_crash" => match value {
+                Some("after_upload") => o.crash_after_upload = true,
+                _ => return Err("mount option inject_crash is after_upload".into()),
+            },
+            "credentials" => match value {
+                Some(v) if !v.is_empty() => o.credentials = Some(v.into()),
+                _ => return Err("mount option credentials needs a path".into()),
+            },
             "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
             _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
         }
@@ -152,7 +190,14 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
 /// Options that only the mount command line may give, never the superblock's defaults
 /// (`tune -o` refuses them): they decide how the image is opened, before its superblock is
 /// read, or are for tests.
-pub const COMMAND_LINE_ONLY: [&str; 5] = ["ro", "rw", "inject_fault", "inject_stall", "logdev"];
+pub const COMMAND_LINE_ONLY: [&str; 6] = [
+    "ro",
+    "rw",
+    "inject_fault",
+    "inject_stall",
+    "logdev",
+    "inject_crash",
+];
 
 /// The superblock's stored defaults as an option list (default mount options, then
 /// `commit=` and `errors=` if stored), to be parsed before the command line's.

@@ -177,9 +177,41 @@ fn plan_of(args: &Args, size: u64) -> Plan {
 
 fn settings(args: &Args) -> Settings {
     let label = args.label.as_deref().unwrap_or("");
+    let url = args
+        .data
+        .as_deref()
+        .and_then(rvmfs::layout::superblock::to_text_field);
     Settings {
         label: rvmfs::layout::superblock::to_text_field(label).unwrap_or_default(),
         reserved_permille: args.reserved_permille.unwrap_or(0),
+        object_data: url.map(|u| (u, objstore::object_id::DEFAULT_SHIFT)),
+    }
+}
+
+/// `--data`: refuse a bucket that cannot be reached or does not enforce conditional writes
+/// (the probe of docs/format.md 11.2), before anything is written to the image.
+fn probe_data(args: &Args) -> Result<()> {
+    let Some(url) = &args.data else {
+        return Ok(());
+    };
+    let access = rvmfs::remote::Access {
+        url: url.clone(),
+        credentials_file: args.credentials.clone(),
+    };
+    let bucket = access
+        .open()
+        .with_context(|| format!("cannot use the object store {url}"))?;
+    objstore::probe_conditional_writes(&bucket)
+        .with_context(|| format!("cannot use the object store {url}"))?;
+    match objstore::read_lease(&bucket) {
+        Ok(Some((lease, _))) if !args.force => bail!(
+            "{url} already holds an rvmfs image's data (its lease: holder {}, epoch {}); use \
+             another prefix, or -f to reuse this one (its old objects are then leaked)",
+            lease.holder,
+            lease.epoch
+        ),
+        Ok(_) => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot use the object store {url}"))),
     }
 }
 
@@ -286,6 +318,7 @@ fn run(args: &Args) -> Result<()> {
     let size = image_size(args, current, is_block)?;
     let plan = plan_of(args, size);
     let (layout, sb) = rvmfs::layout::geometry::plan(plan, [0; 16], 0)?;
+    probe_data(args)?;
     prepare(&file, is_block, &layout, size, path)?;
     let uuid = args.uuid.unwrap_or_else(uuid::Uuid::new_v4);
     // SAFETY: getuid/getgid have no preconditions.
@@ -313,6 +346,9 @@ fn run(args: &Args) -> Result<()> {
         report(args, &header, sb.inode_count, &uuid);
         if let Some(line) = log_line {
             println!("{line}");
+        }
+        if let Some(url) = &args.data {
+            println!("File data in the object store: {url} (4 MiB objects)");
         }
     }
     Ok(())

@@ -47,6 +47,18 @@ pub struct Args {
     /// reserve is left; statfs reports it as the difference of free and available blocks.
     #[arg(short = 'm', value_name = "PERCENT", value_parser = parse_percent)]
     pub reserved_permille: Option<u64>,
+    /// Keep the file data in an S3-compatible bucket (object-store mode, incompat feature
+    /// object_data): URL is s3://BUCKET/PREFIX. The endpoint, region and credentials come
+    /// from the AWS environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or --credentials; only the URL is stored in
+    /// the image. mkfs first checks that the server enforces conditional writes (the
+    /// single-writer lease needs them) and refuses a store that does not.
+    #[arg(long = "data", value_name = "URL", value_parser = parse_data_url)]
+    pub data: Option<String>,
+    /// With --data: an AWS shared-credentials file (profile AWS_PROFILE, else default) whose
+    /// keys replace the environment's; never stored in the image.
+    #[arg(long = "credentials", value_name = "PATH", requires = "data")]
+    pub credentials: Option<PathBuf>,
     /// Print what would be made (the layout), and write nothing.
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
@@ -82,6 +94,15 @@ pub struct LogOptions {
     pub size: Option<u64>,
     /// `device=`.
     pub device: Option<PathBuf>,
+}
+
+/// Check `--data s3://BUCKET/PREFIX`: a valid bucket and prefix, at most 255 bytes.
+fn parse_data_url(s: &str) -> Result<String, String> {
+    objstore::Target::parse(s).map_err(|e| e.to_string())?;
+    if s.len() >= rvmfs::layout::superblock::DATA_URL_LEN {
+        return Err(format!("the URL is {} bytes; at most 255", s.len()));
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 /// Parse "64M", "1G", "4096": bytes, suffixes K/M/G/T in powers of 1024.

@@ -86,6 +86,10 @@ pub struct SuperblockInfo {
     pub heap_start: u64,
     pub heap_end: u64,
     pub heap_top: u64,
+    /// Object-store mode (`object_data`): the bucket's URL and log2 of the blocks per data
+    /// object; None otherwise.
+    pub data_url: Option<String>,
+    pub object_shift: Option<u32>,
 }
 
 /// The error record (header bytes 0x100..0x200).
@@ -182,6 +186,9 @@ fn header_info(img: &Image) -> HeaderInfo {
 }
 
 fn superblock_info(sb: &Superblock) -> SuperblockInfo {
+    let remote = sb
+        .features
+        .has_incompat(rvmfs::layout::features::INCOMPAT_OBJECT_DATA);
     SuperblockInfo {
         label: sb.label(),
         reserved_blocks: sb.reserved_blocks,
@@ -204,6 +211,8 @@ fn superblock_info(sb: &Superblock) -> SuperblockInfo {
         heap_start: sb.heap_start,
         heap_end: sb.heap_end,
         heap_top: sb.heap_top,
+        data_url: remote.then(|| sb.data_url()),
+        object_shift: remote.then_some(sb.object_shift),
     }
 }
 

@@ -58,6 +58,10 @@ pub fn print(info: &Info) {
     line("Blocks used", sb.blocks_used);
     line("Reserved block count", sb.reserved_blocks);
     line("Default mount options", or_none(&sb.mount_opts));
+    if let (Some(url), Some(shift)) = (&sb.data_url, sb.object_shift) {
+        line("Object store", url);
+        line("Object size", format!("{} blocks", 1u64 << shift.min(63)));
+    }
     line(
         "Commit interval",
         match sb.commit_interval {

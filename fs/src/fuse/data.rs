@@ -96,7 +96,15 @@ pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
     } else {
         &fs.counters.fsync
     });
-    reply_empty(reply, fs.flush_log("fsync", ino));
+    let r = fs.flush_log("fsync", ino).and_then(|()| match &fs.remote {
+        // `-o upload=sync`: the file's data in the bucket, and its repointing durable.
+        Some(remote) if remote.upload_sync => {
+            remote.sync_inode(ino)?;
+            fs.flush_log("fsync", ino)
+        }
+        _ => Ok(()),
+    });
+    reply_empty(reply, r);
 }
 
 /// fallocate of (offset, length) bytes; `unprivileged`: the caller is not root (set-ID bits

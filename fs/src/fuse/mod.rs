@@ -58,6 +58,9 @@ pub struct RvmFs {
     /// `-o writeback` asked for the kernel's writeback cache; after FUSE_INIT, whether the
     /// kernel granted it (`writeback.rs`).
     writeback: bool,
+    /// An `object_data` image's uploader and session (`remote`): fsync under
+    /// `-o upload=sync` waits for the file's upload.
+    remote: Option<Arc<crate::remote::Remote>>,
 }
 
 /// How many durability requests reached the daemon (tests read them through the virtual
@@ -152,7 +155,14 @@ impl RvmFs {
             killpriv_v2: false,
             datasum,
             writeback: false,
+            remote: None,
         }
+    }
+
+    /// Serve an `object_data` image: fsync also uploads under `-o upload=sync`.
+    pub fn with_remote(mut self, remote: Option<Arc<crate::remote::Remote>>) -> RvmFs {
+        self.remote = remote;
+        self
     }
 
     /// Ask the kernel for its writeback cache at FUSE_INIT (`-o writeback`, `writeback.rs`).

@@ -31,6 +31,11 @@ pub const INCOMPAT_EXTERNAL_LOG: u32 = 1 << 1;
 /// torn tail, and lose that record and every later one. Set by mkfs; the daemon logs
 /// overwrites only on images that have it.
 pub const INCOMPAT_DEFERRED_RANGES: u32 = 1 << 2;
+/// INCOMPAT bit 3, `object_data`: file data lives in an S3-compatible bucket (docs/format.md
+/// section 11): the superblock's `data_url` and `object_shift` (0x1A0, 0x2A0) name it, and an
+/// extent with the flag `REMOTE` maps file blocks to virtual blocks of data objects, not to
+/// local blocks. Old code would read such extents as local blocks.
+pub const INCOMPAT_OBJECT_DATA: u32 = 1 << 3;
 /// RO_COMPAT bit 0, `data_csum`: a CRC32C per data block in the metadata. Old code reads the
 /// data correctly but would write blocks without updating their checksums.
 pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
@@ -47,7 +52,7 @@ pub const SUPPORTED_COMPAT: u32 = COMPAT_BACKUP_SB;
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
 pub const SUPPORTED_INCOMPAT: u32 =
-    INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG | INCOMPAT_DEFERRED_RANGES;
+    INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG | INCOMPAT_DEFERRED_RANGES | INCOMPAT_OBJECT_DATA;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: COMPAT_BACKUP_SB,
@@ -60,6 +65,7 @@ pub const NAMES: &[(Word, u32, &str)] = &[
     (Word::Incompat, INCOMPAT_KEYED_HASH, "keyed_hash"),
     (Word::Incompat, INCOMPAT_EXTERNAL_LOG, "external_log"),
     (Word::Incompat, INCOMPAT_DEFERRED_RANGES, "deferred_ranges"),
+    (Word::Incompat, INCOMPAT_OBJECT_DATA, "object_data"),
     (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
     (Word::Compat, COMPAT_BACKUP_SB, "backup_sb"),
 ];

@@ -161,6 +161,9 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         label: [0; super::superblock::LABEL_LEN],
         mount_opts: [0; super::superblock::MOUNT_OPTS_LEN],
         data_blocks_max: capacity,
+        data_url: [0; super::superblock::DATA_URL_LEN],
+        object_shift: 0,
+        _pad_object: 0,
     };
     Ok((header, sb))
 }

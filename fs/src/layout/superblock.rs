@@ -16,7 +16,7 @@ pub const SB_SIZE: u64 = 4096;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
-/// The superblock (region offset 0; 0x1A0 bytes, little-endian `repr(C)`).
+/// The superblock (region offset 0; 0x2A8 bytes, little-endian `repr(C)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Superblock {
@@ -76,7 +76,17 @@ pub struct Superblock {
     /// sizes both for [`crate::layout::geometry::GROWTH_FACTOR`] x the image. 0 (older
     /// images): what the layout leaves room for ([`crate::resize::capacity`]).
     pub data_blocks_max: u64,
+    /// Where the file data lives (0x1A0; incompat `object_data`, `mkfs.rvmfs --data`):
+    /// `s3://BUCKET/PREFIX`, NUL-padded; all zero without the feature. Never a credential.
+    pub data_url: [u8; DATA_URL_LEN],
+    /// log2 of the blocks per data object (0x2A0; `object_data`, docs/format.md 11.4): 10 =
+    /// 1024 blocks of 4096 bytes, 4 MiB objects. 0 without the feature.
+    pub object_shift: u32,
+    pub _pad_object: u32,
 }
+
+/// Bytes of the data URL (`s3://BUCKET/PREFIX`; at most 255 used, so it ends in a NUL).
+pub const DATA_URL_LEN: usize = 256;
 
 /// Bytes of the volume label (longer labels are refused; ext4 has 16, XFS 12).
 pub const LABEL_LEN: usize = 32;
@@ -128,6 +138,10 @@ impl Superblock {
     pub fn mount_opts(&self) -> String {
         text_field(&self.mount_opts)
     }
+    /// The object store's URL (`object_data`), "" if none.
+    pub fn data_url(&self) -> String {
+        text_field(&self.data_url)
+    }
     /// The stored error policy's name, None for [`ERRORS_DEFAULT`] (or an unknown value).
     pub fn errors_name(&self) -> Option<&'static str> {
         (self.errors as usize)
@@ -161,4 +175,6 @@ pub mod field {
     pub const MOUNT_OPTS: u64 = offset_of!(Superblock, mount_opts) as u64;
     pub const DATA_BLOCKS: u64 = offset_of!(Superblock, data_blocks) as u64;
     pub const DATA_BLOCKS_MAX: u64 = offset_of!(Superblock, data_blocks_max) as u64;
+    pub const DATA_URL: u64 = offset_of!(Superblock, data_url) as u64;
+    pub const OBJECT_SHIFT: u64 = offset_of!(Superblock, object_shift) as u64;
 }

@@ -101,6 +101,9 @@ pub fn scan(bytes: &[u8], sb: &Superblock) -> FsResult<Unmarked> {
     EXTENTS.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |k, v| {
         extents += 1;
         let e = Extent::decode(k, v);
+        if e.is_remote() {
+            return Ok(true); // in the bucket: no local blocks
+        }
         // Checked: a damaged extent may have first > last or lie past the data area.
         let len = (e.last.saturating_sub(e.first).saturating_add(1))
             .min(sb.data_blocks.saturating_sub(e.phys));

@@ -7,13 +7,14 @@ use crate::error::{corrupt, errno, FsResult};
 use crate::layout::pod;
 use crate::layout::superblock::{field, Superblock};
 use crate::store::bitmap;
-use crate::store::extent_map::{self, Extent};
+use crate::store::extent_map::{self, Extent, REMOTE};
 
 /// Longest extent, blocks (keeps one write's allocation bounded).
 pub const MAX_EXTENT: u64 = 1 << 15;
 
 /// Map [first, first+len) to physical blocks from `phys`, merging with the extent just before
-/// it when the two are contiguous on disk too.
+/// it when the two are contiguous on disk too (`REMOTE` ones: in the same object). A local
+/// extent of an `object_data` image makes its inode dirty (`remote::Blocks`).
 pub fn insert(
     op: &mut Op<'_>,
     ino: u64,
@@ -28,10 +29,17 @@ pub fn insert(
         phys,
         flags,
     };
+    if let (Some(r), 0) = (&op.geo.remote, flags & REMOTE) {
+        r.mark_dirty(ino);
+    }
     if first > 0 {
         if let Some(prev) = extent_map::find(op.bytes(), ino, first - 1)? {
-            let adjacent =
-                prev.last + 1 == first && prev.phys + prev.len() == phys && prev.flags == flags;
+            let shift = op.superblock()?.object_shift;
+            let one_object = flags & REMOTE == 0 || prev.phys >> shift == (phys + len - 1) >> shift;
+            let adjacent = prev.last + 1 == first
+                && prev.phys + prev.len() == phys
+                && prev.flags == flags
+                && one_object;
             if adjacent && prev.len() + len <= MAX_EXTENT {
                 extent_map::remove(&mut op.tx, ino, prev.last)?;
                 e.first = prev.first;
@@ -42,7 +50,9 @@ pub fn insert(
     extent_map::put(&mut op.tx, ino, &e)
 }
 
-/// Unmap logical blocks [from, to] of `ino` and free their data blocks; returns blocks freed.
+/// Unmap logical blocks [from, to] of `ino` and free their data blocks; returns blocks
+/// unmapped. `REMOTE` blocks free nothing locally (their object leaks or is partly dead;
+/// fsck's sweep collects whole dead objects).
 pub fn punch(op: &mut Op<'_>, ino: u64, from: u64, to: u64) -> FsResult<u64> {
     let mut freed = 0;
     let mut at = from;
@@ -56,7 +66,9 @@ pub fn punch(op: &mut Op<'_>, ino: u64, from: u64, to: u64) -> FsResult<u64> {
         extent_map::remove(&mut op.tx, ino, e.last)?;
         let cut_first = e.first.max(from);
         let cut_last = e.last.min(to);
-        free_blocks(op, e.phys_of(cut_first), cut_last - cut_first + 1)?;
+        if !e.is_remote() {
+            free_blocks(op, e.phys_of(cut_first), cut_last - cut_first + 1)?;
+        }
         freed += cut_last - cut_first + 1;
         keep_outside(op, ino, &e, cut_first, cut_last)?;
         match e.last.checked_add(1) {

@@ -18,7 +18,7 @@ pub(crate) fn data_pos(geo: &Geo, phys_block: u64, within: u64) -> u64 {
     geo.data_offset + phys_block * BLOCK_SIZE + within
 }
 
-pub use super::read::{plan_read, read, read_planned, ReadPlan};
+pub use super::read::{old_block, plan_read, read, read_planned, ReadPlan};
 
 /// Write `data` at `offset` of file `ino`; returns the updated inode. `kill_setid`: the writer
 /// lacks CAP_FSETID, so set-user-ID (and set-group-ID with group execute) are cleared; a
@@ -120,7 +120,10 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
     let b = pos / BLOCK_SIZE;
     match extent_map::find(op.bytes(), w.ino, b)? {
         Some(e) if e.first <= b && e.flags & UNWRITTEN == 0 => {
-            if pos >= node.size && op.geo.sums_for(node).is_none() {
+            if e.is_remote() {
+                // In the bucket: objects are never rewritten, so always a copy on write.
+                overwrite(op, w, node, &e, pos)
+            } else if pos >= node.size && op.geo.sums_for(node).is_none() {
                 append_in_place(op, w, &e, pos)
             } else if logged_overwrite::applies(op, &w.as_piece(), &e, pos) {
                 logged_overwrite::overwrite(op, &w.as_piece(), node, &e, pos)
@@ -186,15 +189,12 @@ fn overwrite(
     let last = b + n - 1;
     let seg_end = w.end.min((last + 1) * BLOCK_SIZE);
     let mut buf = vec![0u8; (n * BLOCK_SIZE) as usize];
-    let old = |blk: u64| data_pos(op.geo, e.phys_of(blk), 0);
     if !pos.is_multiple_of(BLOCK_SIZE) {
-        op.geo
-            .image
-            .read_at(&mut buf[..BLOCK_SIZE as usize], old(b))?;
+        old_block(op.geo, w.ino, e, b, &mut buf[..BLOCK_SIZE as usize])?;
     }
     if !seg_end.is_multiple_of(BLOCK_SIZE) && (last > b || pos.is_multiple_of(BLOCK_SIZE)) {
         let tail = ((n - 1) * BLOCK_SIZE) as usize;
-        op.geo.image.read_at(&mut buf[tail..], old(last))?;
+        old_block(op.geo, w.ino, e, last, &mut buf[tail..])?;
     }
     let lead = (pos - b * BLOCK_SIZE) as usize;
     buf[lead..lead + (seg_end - pos) as usize].copy_from_slice(w.src(pos, seg_end));
@@ -220,13 +220,12 @@ fn zero_past_eof(op: &mut Op<'_>, ino: u64, old_size: u64, upto: u64) -> FsResul
         return Ok(());
     };
     let node = op.inode(ino)?;
-    if op.geo.sums_for(&node).is_some() {
-        // Checksummed: copy the block on write (see the append arm of `write`).
+    if op.geo.sums_for(&node).is_some() || e.is_remote() {
+        // Checksummed or in the bucket: copy the block on write (see the append arm of
+        // `write`).
         let (phys, _) = extent::alloc_blocks(op, 1)?;
         let mut blk = vec![0u8; BLOCK_SIZE as usize];
-        op.geo
-            .image
-            .read_at(&mut blk, data_pos(op.geo, e.phys_of(b), 0))?;
+        old_block(op.geo, ino, &e, b, &mut blk)?;
         blk[(old_size % BLOCK_SIZE) as usize..].fill(0);
         op.put_sums(&node, phys, b, &blk, old_size)?;
         op.write_data(data_pos(op.geo, phys, 0), &blk, true, false)?;
@@ -271,8 +270,9 @@ fn resum_last_block(op: &mut Op<'_>, ino: u64, node: &Inode, size: u64) -> FsRes
         return Ok(());
     }
     let b = size / BLOCK_SIZE;
-    let written =
-        extent_map::find(op.bytes(), ino, b)?.filter(|e| e.first <= b && e.flags & UNWRITTEN == 0);
+    // A `REMOTE` block has no local checksum: its object's CRC covers the whole block.
+    let written = extent_map::find(op.bytes(), ino, b)?
+        .filter(|e| e.first <= b && e.flags & UNWRITTEN == 0 && !e.is_remote());
     match written {
         Some(e) => op.resum_block(node, e.phys_of(b), b, size, |_| {}),
         None => Ok(()),

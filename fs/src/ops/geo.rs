@@ -39,6 +39,10 @@ pub struct Geo {
     /// The image has the incompat feature `deferred_ranges`: small overwrites may be logged
     /// (`ops::logged_overwrite`), since no build that would lose such records opens it.
     pub deferred_ranges: bool,
+    /// An `object_data` image's blocks in the bucket (`remote::Blocks`): reads of `REMOTE`
+    /// extents, the dirty inodes. None otherwise (and in tools, which then answer EIO for
+    /// `REMOTE` blocks).
+    pub remote: Option<Arc<crate::remote::Blocks>>,
 }
 
 impl Geo {
@@ -57,6 +61,7 @@ impl Geo {
             nodatasum: false,
             unmarked: Default::default(),
             deferred_ranges: sb.features.has_incompat(INCOMPAT_DEFERRED_RANGES),
+            remote: None,
         })
     }
 

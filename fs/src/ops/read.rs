@@ -2,14 +2,17 @@
 //! to copy, and their checksums), copied from the image without it ([`copy_planned`], under
 //! `Geo::read_gate` only; the checksum worker verifies each part read meanwhile), and its
 //! remaining checksums verified with no lock at all ([`verify_copied`]). Holes and unwritten
-//! extents read as zeros.
+//! extents read as zeros. `REMOTE` extents of an `object_data` image are read from the
+//! bucket (`remote::Blocks`), checked against their object's CRC32Cs, also without the lock
+//! (objects are immutable).
 
 use super::datasum::{self, PieceSums};
 use super::file::{data_pos, MAX_FILE_SIZE};
 use super::Geo;
 use crate::error::{corrupt, errno, FsResult};
 use crate::layout::BLOCK_SIZE;
-use crate::store::extent_map::{self, UNWRITTEN};
+use crate::store::extent_map::{self, Extent, UNWRITTEN};
+use std::sync::Arc;
 
 /// Read up to `size` bytes at `offset` of file `ino` (holes and unwritten extents read as zeros).
 pub fn read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> FsResult<Vec<u8>> {
@@ -27,6 +30,10 @@ pub struct ReadPlan {
     /// The file and its size (sums cover the bytes before the end of file).
     pub ino: u64,
     pub size: u64,
+    /// Pieces of `REMOTE` extents: (offset in the buffer, first vblock, offset in that
+    /// block, length), each inside one object, and where to read them.
+    pub remote: Vec<(usize, u64, usize, usize)>,
+    pub source: Option<Arc<crate::remote::Blocks>>,
 }
 
 /// Plan a read (under the lock): see [`read`].
@@ -48,6 +55,8 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
         sums: Vec::new(),
         ino,
         size: inode.size,
+        remote: Vec::new(),
+        source: geo.remote.clone(),
     };
     let table = geo.sums_for(&inode);
     if offset >= inode.size {
@@ -61,7 +70,12 @@ pub fn plan_read(geo: &Geo, bytes: &[u8], ino: u64, offset: u64, size: u64) -> F
         match extent_map::find(bytes, ino, b)? {
             Some(e) if e.first <= b => {
                 let seg_end = end.min((e.last + 1) * BLOCK_SIZE);
-                if e.flags & UNWRITTEN == 0 {
+                if e.is_remote() {
+                    let at = (pos - offset) as usize;
+                    let len = (seg_end - pos) as usize;
+                    plan.remote
+                        .push((at, e.phys_of(b), (pos % BLOCK_SIZE) as usize, len));
+                } else if e.flags & UNWRITTEN == 0 {
                     let at = data_pos(geo, e.phys_of(b), pos % BLOCK_SIZE);
                     plan.pieces
                         .push(((pos - offset) as usize, at, (seg_end - pos) as usize));
@@ -166,10 +180,40 @@ fn copy_verifying(
     Ok(checked)
 }
 
+/// `n` blocks from virtual block `vblock` of file `ino`'s `REMOTE` extent, from the bucket.
+/// Errors: EIO (logged) without one (a tool opened the image) or when the read fails.
+fn remote_blocks(
+    source: Option<&crate::remote::Blocks>,
+    ino: u64,
+    vblock: u64,
+    n: u64,
+    out: &mut [u8],
+) -> FsResult<()> {
+    match source {
+        Some(r) => r.read(vblock, n, out),
+        None => {
+            log::error!("inode {ino}: its data is in the object store, which is not open here");
+            errno(libc::EIO)
+        }
+    }
+}
+
+/// The current contents of block `b` of extent `e` of file `ino`, local or `REMOTE`, for
+/// a copy on write (an overwrite of part of it, a zeroed tail).
+/// Errors: the image's read error; EIO when a `REMOTE` block cannot be read.
+pub fn old_block(geo: &Geo, ino: u64, e: &Extent, b: u64, buf: &mut [u8]) -> FsResult<()> {
+    if e.is_remote() {
+        return remote_blocks(geo.remote.as_deref(), ino, e.phys_of(b), 1, buf);
+    }
+    geo.image.read_at(buf, data_pos(geo, e.phys_of(b), 0))?;
+    Ok(())
+}
+
 /// The verify half of [`read_planned`]: check each checksummed piece of `copied` against
 /// its sums (whole blocks in place, no copy, from what [`copy_planned`] left unchecked),
-/// then take the edge pieces' bytes from their blocks. Returns the read's bytes; EIO
-/// (logged) on a mismatch.
+/// then take the edge pieces' bytes from their blocks, and read the `REMOTE` pieces from
+/// the bucket. Returns the read's bytes; EIO (logged) on a mismatch or a failed read of the
+/// bucket.
 pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
     let Copied {
         mut buf,
@@ -191,6 +235,19 @@ pub fn verify_copied(plan: &ReadPlan, copied: Copied) -> FsResult<Vec<u8>> {
                 datasum::verify_from(plan.ino, plan.size, s, k, &buf[at + from..at + len])?
             }
         }
+    }
+    // `REMOTE` pieces: objects are immutable, so no gate is needed while the bucket answers.
+    for &(at, vblock, lead, len) in &plan.remote {
+        let n = (lead + len).div_ceil(BLOCK_SIZE as usize);
+        let mut blocks = vec![0u8; n * BLOCK_SIZE as usize];
+        remote_blocks(
+            plan.source.as_deref(),
+            plan.ino,
+            vblock,
+            n as u64,
+            &mut blocks,
+        )?;
+        buf[at..at + len].copy_from_slice(&blocks[lead..lead + len]);
     }
     Ok(buf)
 }

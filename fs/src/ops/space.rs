@@ -121,9 +121,7 @@ fn zero_partial(op: &mut Op<'_>, ino: u64, node: &Inode, from: u64, to: u64) -> 
     };
     let (phys, _) = extent::alloc_blocks(op, 1)?;
     let mut block = vec![0u8; BLOCK_SIZE as usize];
-    op.geo
-        .image
-        .read_at(&mut block, file::data_pos(op.geo, e.phys_of(b), 0))?;
+    file::old_block(op.geo, ino, &e, b, &mut block)?;
     let lead = (from - b * BLOCK_SIZE) as usize;
     block[lead..lead + (to - from) as usize].fill(0);
     // A punch is a small request: its new block may be logged like a small write's.

@@ -4,7 +4,8 @@
 //! ```text
 //! key   = (inode, last logical block)                     2 x u64
 //! value = [first logical block, first physical block,
-//!          flags]                                         3 x u64   (flags: UNWRITTEN = 1)
+//!          flags]                                         3 x u64   (flags: UNWRITTEN = 1,
+//!                                                                    REMOTE = 2)
 //! ```
 //! An extent maps logical blocks [first, last] to physical blocks [phys, phys + len) of the
 //! data area (block 0 = the header's `data_offset`). Keying by the last block lets one
@@ -21,6 +22,9 @@ use rvm_core::Transaction;
 pub const EXTENTS: Tree = Tree(field::EXTENT_ROOT);
 /// Flag: blocks are allocated but read as zeros (fallocate).
 pub const UNWRITTEN: u64 = 1;
+/// Flag (`object_data` images): `phys` is a virtual block of a data object in the bucket
+/// (`objstore::ObjectId::of_vblock`, docs/format.md 11.4), not a local data block.
+pub const REMOTE: u64 = 2;
 
 /// A run of logical blocks [first, last] stored at physical blocks [phys, phys + len).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +53,10 @@ impl Extent {
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
     }
+    /// Does it map to virtual blocks in the bucket ([`REMOTE`]), not local ones?
+    pub fn is_remote(&self) -> bool {
+        self.flags & REMOTE != 0
+    }
     /// Physical block of logical block `b` (which must lie inside).
     pub fn phys_of(&self, b: u64) -> u64 {
         self.phys + (b - self.first)
@@ -57,7 +65,8 @@ impl Extent {
 
 /// The extent of `ino` holding block `b`, or else the first one after it. Every extent a file
 /// operation follows comes through here, so it is checked here: it must not end before it
-/// starts, and its physical blocks must lie inside the data area (`FsError::Corrupt`
+/// starts, and its physical blocks must lie inside the data area, a [`REMOTE`] one's virtual
+/// blocks inside one object of the superblock's `object_shift` (`FsError::Corrupt`
 /// otherwise, naming the inode and block).
 pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
     match EXTENTS.seek(bytes, (ino, b))? {
@@ -69,7 +78,11 @@ pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
                 ));
             }
             let e = Extent::decode(k, v);
-            let data_blocks = superblock(bytes)?.data_blocks;
+            let sb = superblock(bytes)?;
+            if e.is_remote() {
+                return check_remote(ino, e, sb.object_shift).map(Some);
+            }
+            let data_blocks = sb.data_blocks;
             let end = (e.last - e.first)
                 .checked_add(1)
                 .and_then(|n| e.phys.checked_add(n));
@@ -84,6 +97,23 @@ pub fn find(bytes: &[u8], ino: u64, b: u64) -> FsResult<Option<Extent>> {
         }
         _ => Ok(None),
     }
+}
+
+/// A [`REMOTE`] extent must lie inside one object (objects of `1 << shift` blocks, the
+/// superblock's `object_shift`: 0 on an image without `object_data`, where no extent may be
+/// remote) of a nonzero epoch, and never be unwritten as well.
+pub fn check_remote(ino: u64, e: Extent, shift: u32) -> FsResult<Extent> {
+    let end = e.phys.checked_add(e.last - e.first);
+    let one_object =
+        (1..=20).contains(&shift) && end.is_some_and(|end| end >> shift == e.phys >> shift);
+    if !one_object || e.phys >> 42 == 0 || e.flags & UNWRITTEN != 0 {
+        return corrupt(format!(
+            "inode {ino}: remote extent of blocks {}..={} at virtual block {:#x} (flags {}) \
+             does not lie inside one data object",
+            e.first, e.last, e.phys, e.flags
+        ));
+    }
+    Ok(e)
 }
 
 /// Every extent of `ino`, in order.

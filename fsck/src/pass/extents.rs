@@ -1,6 +1,8 @@
 //! Pass 1b: extents. Every extent belongs to a regular file in use, lies inside the data area
 //! and owns its blocks alone; each file's block count equals the sum of its extents. Counts
-//! extents and fragmented files.
+//! extents and fragmented files. A `REMOTE` extent (`object_data` images) is checked against
+//! its vblock form instead (inside one data object, never unwritten) and owns no local
+//! blocks (the leaked-object sweep, `objects.rs`, looks at its object).
 
 use crate::problem::Fix;
 use crate::repair::update;
@@ -8,7 +10,7 @@ use crate::state::State;
 use rvmfs::layout::BLOCK_SIZE;
 use rvmfs::ops::file::MAX_FILE_SIZE;
 use rvmfs::ops::Op;
-use rvmfs::store::extent_map::{Extent, EXTENTS};
+use rvmfs::store::extent_map::{check_remote, Extent, EXTENTS};
 use rvmfs::FsResult;
 use std::collections::HashMap;
 
@@ -34,8 +36,10 @@ pub(crate) fn check(s: &mut State, progress: &dyn Fn(&str, u64, u64)) -> FsResul
             extent_problems.push((what, Fix::RemoveExtent { ino, last }));
             return Ok(true);
         }
-        for b in e.phys..e.phys + e.len() {
-            s.claim(b);
+        if !e.is_remote() {
+            for b in e.phys..e.phys + e.len() {
+                s.claim(b);
+            }
         }
         *s.blocks_of.entry(ino).or_default() += e.len();
         let end = ends.entry(ino).or_default();
@@ -90,6 +94,9 @@ fn misplaced(s: &State, ino: u64, e: &Extent) -> Option<String> {
         Some(n) if !n.is_reg() => Some(format!(
             "inode {ino} is not a regular file but has an extent"
         )),
+        _ if e.is_remote() => check_remote(ino, *e, s.sb.object_shift)
+            .err()
+            .map(|err| err.to_string()),
         _ if e.first > e.last
             || e.phys
                 .checked_add(e.len())
@@ -106,6 +113,9 @@ fn misplaced(s: &State, ino: u64, e: &Extent) -> Option<String> {
 
 /// The first block of extent `e` that an earlier extent already owns, as a message.
 fn owned_twice(s: &State, ino: u64, e: &Extent) -> Option<String> {
+    if e.is_remote() {
+        return None; // no local blocks (a vblock is never reused: objects are immutable)
+    }
     let b = (e.phys..e.phys + e.len()).find(|&b| s.owns(b))?;
     Some(format!(
         "inode {ino}: block {b} (file block {}) is owned twice",

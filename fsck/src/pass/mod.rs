@@ -18,6 +18,7 @@
 //! | `free_space.rs` | pass 5: data bitmap and superblock counters |
 //! | `heap.rs` | the heap: chunks inside it, none overlapping, free lists |
 //! | `scrub.rs` | with -c, after the checks: every data block against its checksum |
+//! | `objects.rs` | `object_data` images, after the checks: leaked data objects in the bucket |
 
 pub mod backup_sb;
 pub(crate) mod connectivity;
@@ -28,6 +29,7 @@ pub(crate) mod free_space;
 pub(crate) mod heap;
 pub(crate) mod inodes;
 pub(crate) mod links;
+pub mod objects;
 pub(crate) mod orphans;
 pub mod replay;
 pub mod scrub;

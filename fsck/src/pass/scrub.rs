@@ -77,7 +77,8 @@ pub fn scrub(fs: &Fs, progress: &dyn Fn(u64, u64)) -> FsResult<Option<Scrubbed>>
         }
         out.files += 1;
         for e in extent_map::all(bytes, ino)? {
-            if e.flags & UNWRITTEN == 0 {
+            // `REMOTE` blocks are checked by their object's CRCs when read, not here.
+            if e.flags & UNWRITTEN == 0 && !e.is_remote() {
                 work.push((ino, node.size, e));
             }
         }

@@ -1,0 +1,113 @@
+//! What the daemon runs for an `object_data` image: a read-write mount starts a [`Session`]
+//! (probe, lease, keeper) and the [`Uploader`]; a read-only one only reads the bucket (no
+//! lease: it writes nothing). [`Remote::finish`] at a clean unmount uploads what is dirty,
+//! stops the uploader; [`Remote::close`] then releases the lease.
+
+use super::blocks::Blocks;
+use super::lock;
+use super::session::{Access, Session, SessionError};
+use super::uploader::{scan_dirty, Uploader};
+use crate::error::FsResult;
+use crate::layout::features::INCOMPAT_OBJECT_DATA;
+use crate::ops::Fs;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// An `object_data` mount's remote parts.
+pub struct Remote {
+    session: Option<Arc<Session>>,
+    blocks: Arc<Blocks>,
+    uploader: Mutex<Option<Uploader>>,
+    /// `-o upload=sync`: fsync waits for the file's upload.
+    pub upload_sync: bool,
+    /// `-o inject_crash=after_upload` (tests only).
+    pub crash_after_upload: bool,
+}
+
+impl Remote {
+    /// For an `object_data` image (else None): connect to its bucket (with the credentials
+    /// file `credentials`, else the AWS environment); read-write, also probe it and take the
+    /// lease. Sets `fs.geo.remote`, and notes every inode with local blocks as dirty.
+    /// Errors: the probe's refusal, "the bucket is in use ...", a bad URL or credentials.
+    pub fn attach(
+        fs: &mut Fs,
+        credentials: Option<std::path::PathBuf>,
+        read_only: bool,
+    ) -> Result<Option<Remote>, SessionError> {
+        let sb = crate::store::superblock(fs.bytes()).map_err(|e| SessionError::BadImage {
+            url: String::new(),
+            why: e.to_string(),
+        })?;
+        if !sb.features.has_incompat(INCOMPAT_OBJECT_DATA) {
+            return Ok(None);
+        }
+        let access = Access {
+            url: sb.data_url(),
+            credentials_file: credentials,
+        };
+        let (session, bucket) = if read_only {
+            (None, access.open()?)
+        } else {
+            let s = Session::start(&access, fs.rvm.clone())?;
+            let b = s.bucket().clone();
+            (Some(s), b)
+        };
+        let blocks = Arc::new(Blocks::new(bucket, sb.object_shift));
+        scan_dirty(fs.bytes(), &blocks).map_err(|e| SessionError::BadImage {
+            url: access.url.clone(),
+            why: e.to_string(),
+        })?;
+        fs.geo.remote = Some(blocks.clone());
+        Ok(Some(Remote {
+            session,
+            blocks,
+            uploader: Mutex::default(),
+            upload_sync: false,
+            crash_after_upload: false,
+        }))
+    }
+
+    /// The session (None on a read-only mount): the bucket and the epoch, for a log shipper.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.session.as_ref()
+    }
+
+    /// Start uploading dirty blocks of `fs` every `interval` (read-write mounts only).
+    /// Errors: the packer's.
+    pub fn start_uploader(
+        &self,
+        fs: Arc<RwLock<Fs>>,
+        interval: Duration,
+    ) -> Result<(), objstore::Error> {
+        if let Some(s) = &self.session {
+            let timing = (interval, self.crash_after_upload);
+            let u = Uploader::start(fs, s.clone(), self.blocks.clone(), timing)?;
+            *lock(&self.uploader) = Some(u);
+        }
+        Ok(())
+    }
+
+    /// fsync of `ino` under `-o upload=sync`: upload its dirty blocks now.
+    /// Errors: EIO when the upload or its commit fails (the data stays local and durable).
+    pub fn sync_inode(&self, ino: u64) -> FsResult<()> {
+        match (self.upload_sync, lock(&self.uploader).as_ref()) {
+            (true, Some(u)) => u.upload_inode(ino),
+            _ => Ok(()),
+        }
+    }
+
+    /// Clean unmount, before the image is marked clean: upload what is dirty (as far as the
+    /// bucket takes it) and stop the uploader.
+    pub fn finish(&self) {
+        if let Some(u) = lock(&self.uploader).take() {
+            u.finish();
+        }
+    }
+
+    /// After the image is marked clean: release the lease.
+    pub fn close(&self) {
+        if let Some(s) = &self.session {
+            s.close();
+        }
+    }
+}
