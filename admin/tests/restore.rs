@@ -137,28 +137,21 @@ fn node(mode: u32) -> NewInode {
     }
 }
 
+/// Create `name` in `parent` with `mode` (one transaction); its inode.
+fn mk(fs: &mut Fs, parent: u64, name: &str, mode: u32) -> u64 {
+    fs.transact(|op| namespace::create(op, parent, name.as_bytes(), node(mode), None))
+        .unwrap()
+        .0
+}
+
 /// Many metadata changes: `dirs` directories of `files` files each, every third renamed,
 /// every fifth unlinked, every fourth given an xattr.
 fn churn(fs: &mut Fs, tag: &str, dirs: usize, files: usize) {
     for d in 0..dirs {
-        let (dino, _) = fs
-            .transact(|op| {
-                namespace::create(
-                    op,
-                    ROOT_INO,
-                    format!("{tag}{d}").as_bytes(),
-                    node(libc::S_IFDIR | 0o755),
-                    None,
-                )
-            })
-            .unwrap();
+        let dino = mk(fs, ROOT_INO, &format!("{tag}{d}"), libc::S_IFDIR | 0o755);
         for f in 0..files {
             let name = format!("f{f}");
-            let (ino, _) = fs
-                .transact(|op| {
-                    namespace::create(op, dino, name.as_bytes(), node(libc::S_IFREG | 0o644), None)
-                })
-                .unwrap();
+            let ino = mk(fs, dino, &name, libc::S_IFREG | 0o644);
             if f % 4 == 0 {
                 fs.transact(|op| xattr::set(op, ino, b"user.n", name.as_bytes(), 0))
                     .unwrap();
@@ -217,8 +210,12 @@ fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
     let mut src = source(dir.path());
     let b = bucket(&s, "latest");
     let shipper = start(&b, &src, 1, always());
-    churn(&mut src.fs, "a", 6, 60);
+    churn(&mut src.fs, "a", 3, 60);
+    // The first sync also takes the base snapshot (at or before what it shipped).
+    let base = shipper.sync(WAIT).unwrap();
+    churn(&mut src.fs, "c", 3, 60);
     let l1 = shipper.sync(WAIT).unwrap();
+    assert!(shipper.status().last_snapshot.is_some_and(|b| b <= base));
     assert_eq!(l1, src.fs.rvm.durable_lsn());
     let early = src.fs.bytes().to_vec();
     // Truncation goes up to the shipped floor; an incremental snapshot there, then more
@@ -229,9 +226,7 @@ fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
     assert_eq!(snap, Some(l1));
     assert!(snap.is_some());
     churn(&mut src.fs, "b", 4, 50);
-    src.fs
-        .transact(|op| namespace::create(op, ROOT_INO, b"late", node(libc::S_IFREG | 0o600), None))
-        .unwrap();
+    mk(&mut src.fs, ROOT_INO, "late", libc::S_IFREG | 0o600);
     src.fs.rvm.flush().unwrap();
     let t0 = Instant::now();
     let l2 = shipper.sync(WAIT).unwrap();
@@ -459,17 +454,12 @@ fn figures() {
     let mut lags = Vec::new();
     for i in 0..20 {
         std::thread::sleep(Duration::from_millis(137 * (i % 7) + 50));
-        src.fs
-            .transact(|op| {
-                namespace::create(
-                    op,
-                    ROOT_INO,
-                    format!("lag{i}").as_bytes(),
-                    node(libc::S_IFREG | 0o644),
-                    None,
-                )
-            })
-            .unwrap();
+        mk(
+            &mut src.fs,
+            ROOT_INO,
+            &format!("lag{i}"),
+            libc::S_IFREG | 0o644,
+        );
         src.fs.rvm.flush().unwrap();
         let want = src.fs.rvm.durable_lsn();
         let t = Instant::now();
@@ -485,30 +475,19 @@ fn figures() {
     let logged0 = src.fs.rvm.stats().bytes_logged;
     let t = Instant::now();
     for d in 0..100 {
-        let (dino, _) = src
-            .fs
-            .transact(|op| {
-                namespace::create(
-                    op,
-                    ROOT_INO,
-                    format!("d{d}").as_bytes(),
-                    node(libc::S_IFDIR | 0o755),
-                    None,
-                )
-            })
-            .unwrap();
+        let dino = mk(
+            &mut src.fs,
+            ROOT_INO,
+            &format!("d{d}"),
+            libc::S_IFDIR | 0o755,
+        );
         for f in 0..100 {
-            src.fs
-                .transact(|op| {
-                    namespace::create(
-                        op,
-                        dino,
-                        format!("file{f}").as_bytes(),
-                        node(libc::S_IFREG | 0o644),
-                        None,
-                    )
-                })
-                .unwrap();
+            mk(
+                &mut src.fs,
+                dino,
+                &format!("file{f}"),
+                libc::S_IFREG | 0o644,
+            );
         }
         src.fs.rvm.flush().unwrap();
     }

@@ -127,13 +127,15 @@ impl Rvm {
 
     /// Every record with Lsns below `lsn` is shipped (the floor never goes back); wakes the
     /// writers waiting for log space. `lsn` must be a record boundary at or below the
-    /// durable Lsn.
+    /// durable Lsn (or the log's tail).
     ///
     /// Errors: `InvalidArgument` if shipping is off or `lsn` is past the durable Lsn.
     pub fn set_shipped_lsn(&self, lsn: Lsn) -> Result<()> {
         let sh = self.sh();
         let s = sh.ship_state()?;
-        let durable = sh.durable_seq();
+        // The log tail: records written there are durable, though the flush that wrote
+        // them may not have advanced the durable Lsn yet (the tap runs before it does).
+        let durable = sh.durable_seq().max(lock(&sh.pos).tail_seq);
         if lsn > durable {
             return Err(RvmError::InvalidArgument(format!(
                 "shipped Lsn {lsn} is past the durable Lsn {durable}"
