@@ -31,8 +31,9 @@ use std::time::Instant;
 /// names, attributes, extended attributes and sizes, and read zeros. fsck.rvmfs -n checks
 /// the restored metadata as any image's.
 ///
-/// Exit status: 0 restored, 1 the bucket lacks what the restore needs or a write failed,
-/// 8 IMAGE exists (without -f) or the bucket cannot be reached, 16 usage error.
+/// Exit status: 0 restored, 1 the bucket lacks what the restore needs, cannot be read, or a
+/// write failed, 8 IMAGE exists (without -f) or the URL or AWS configuration is unusable,
+/// 16 usage error.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
