@@ -522,3 +522,126 @@ fn figures() {
     }
     eprintln!("snapshot bytes: {}", shipper.status().snapshot_bytes);
 }
+
+/// Reopen the image of `src` after its daemon died (nothing dropped cleanly): a new Rvm
+/// recovers the log, a new Fs on it.
+fn reopen(dir: &Path, len: u64) -> Source {
+    let path = dir.join("src.img");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    storage.read_at(&mut block, 0).unwrap();
+    let header = Header::decode(&block, len).unwrap();
+    let options = RvmOptions {
+        log: header.log_area(),
+        ordered: true,
+        ship: true,
+        ..RvmOptions::default()
+    };
+    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
+    let region = rvm.map(header.segment_area()).unwrap();
+    let info = ImageInfo {
+        header_block: block,
+        image_len: len,
+        segment: header.segment_area(),
+    };
+    let fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
+    Source { fs, info }
+}
+
+#[test]
+fn after_a_crash_the_shipper_resumes_from_the_bucket_reading_the_rest_from_the_log() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket(&s, "resume");
+    let shipped = {
+        let mut src = source(dir.path());
+        let shipper = start(&b, &src, 1, always());
+        churn(&mut src.fs, "a", 2, 30);
+        let shipped = shipper.sync(WAIT).unwrap();
+        // Stop shipping (the thread dies with the daemon), then commit more: durable in
+        // the log, never shipped; the daemon dies without unmounting.
+        drop(shipper);
+        churn(&mut src.fs, "b", 2, 30);
+        assert!(src.fs.rvm.durable_lsn() > shipped);
+        std::mem::forget(src);
+        shipped
+    };
+    let mut src = reopen(dir.path(), LEN);
+    assert!(
+        src.fs.rvm.applied_lsn() <= shipped,
+        "nothing unshipped was truncated"
+    );
+    let shipper = start(&b, &src, 2, always());
+    let after = shipper.sync(WAIT).unwrap();
+    assert!(after > shipped);
+    let segs = listing::segments(&b).unwrap();
+    let resumed = segs.iter().find(|s| s.epoch == 2).expect("epoch 2 shipped");
+    assert_eq!(
+        resumed.first, shipped,
+        "resumed at the bucket's last shipped Lsn"
+    );
+    let got = ship::restore(&b, Until::Latest).unwrap();
+    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    assert!(dentry::lookup(&got.region, ROOT_INO, b"b1")
+        .unwrap()
+        .is_some());
+    churn(&mut src.fs, "c", 1, 5);
+    drop(shipper);
+}
+
+#[test]
+fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(dir.path());
+    let b = bucket(&s, "retain");
+    let cfg = ShipConfig {
+        keep_snapshots: 1,
+        ..quick()
+    };
+    let shipper = Shipper::start(
+        b.clone(),
+        src.fs.rvm.clone(),
+        src.info.clone(),
+        1,
+        always(),
+        cfg,
+    )
+    .unwrap();
+    let mut snaps = Vec::new();
+    // The base at start, 8 incremental snapshots on it, then a full one (worker.rs
+    // MAX_CHAIN): while the chain grows every link is kept; once the full one is complete,
+    // everything before it goes.
+    for round in 0..9 {
+        churn(&mut src.fs, &format!("r{round}-"), 1, 8);
+        shipper.sync(WAIT).unwrap();
+        src.fs.rvm.truncate().unwrap();
+        snaps.push(shipper.snapshot_now(WAIT).unwrap().unwrap());
+        let complete = listing::snapshots(&b)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.complete)
+            .count();
+        let want = if round < 8 { round + 2 } else { 1 };
+        assert_eq!(complete, want, "after snapshot {round}");
+    }
+    let newest = *snaps.last().unwrap();
+    let segs = listing::segments(&b).unwrap();
+    assert!(segs.len() <= 2, "older segments deleted: {segs:?}");
+    assert!(segs.iter().skip(1).all(|s| s.first >= newest), "{segs:?}");
+    let got = ship::restore(&b, Until::Latest).unwrap();
+    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    let e = ship::restore(&b, Until::Lsn(snaps[0] - 2))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no complete snapshot at or before"), "{e}");
+    assert!(ship::restore(&b, Until::Time(u64::MAX)).is_ok());
+    let e = ship::restore(&b, Until::Time(0)).unwrap_err().to_string();
+    assert!(e.contains("no complete snapshot taken at or before"), "{e}");
+    drop(shipper);
+}
