@@ -92,6 +92,11 @@ fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
         log: Some(4 * MIB),
     };
     format(storage.clone(), plan, [9; 16], (0, 0)).unwrap();
+    open_image(storage, len)
+}
+
+/// Open the image on `storage` (`len` bytes) with shipping on, recovering its log.
+fn open_image(storage: Arc<dyn Storage>, len: u64) -> Source {
     let mut block = vec![0u8; HEADER_SIZE as usize];
     storage.read_at(&mut block, 0).unwrap();
     let header = Header::decode(&block, len).unwrap();
@@ -385,20 +390,7 @@ fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide
     let header = Header::decode(&r.header_block, r.image_len).unwrap();
     Rvm::create_log_at(&*st, header.log_area(), r.next).unwrap();
     st.write_at(&r.region, r.segment_offset).unwrap();
-    let opts = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ship: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(st.clone(), opts).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    let info = ImageInfo {
-        header_block: r.header_block.clone(),
-        image_len: r.image_len,
-        segment: header.segment_area(),
-    };
-    let mut fs_b = Fs::new(region, Arc::new(rvm), header, st).unwrap();
+    let Source { fs: mut fs_b, info } = open_image(st, r.image_len);
     let ship_b = Shipper::start(b2.clone(), fs_b.rvm.clone(), info, 2, always(), quick()).unwrap();
     churn(&mut fs_b, "b", 2, 20);
     ship_b.sync(WAIT).unwrap();
@@ -532,25 +524,7 @@ fn reopen(dir: &Path, len: u64) -> Source {
         .write(true)
         .open(&path)
         .unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, len).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ship: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    let info = ImageInfo {
-        header_block: block,
-        image_len: len,
-        segment: header.segment_area(),
-    };
-    let fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
-    Source { fs, info }
+    open_image(Arc::new(FileStorage::new(file)), len)
 }
 
 #[test]
@@ -617,19 +591,32 @@ fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
     // The base at start, 8 incremental snapshots on it, then a full one (worker.rs
     // MAX_CHAIN): while the chain grows every link is kept; once the full one is complete,
     // everything before it goes.
-    for round in 0..9 {
+    let mut saw_full = false;
+    for round in 0..10 {
         churn(&mut src.fs, &format!("r{round}-"), 1, 8);
         shipper.sync(WAIT).unwrap();
         src.fs.rvm.truncate().unwrap();
         snaps.push(shipper.snapshot_now(WAIT).unwrap().unwrap());
-        let complete = listing::snapshots(&b)
-            .unwrap()
-            .into_iter()
-            .filter(|s| s.complete)
-            .count();
-        let want = if round < 8 { round + 2 } else { 1 };
-        assert_eq!(complete, want, "after snapshot {round}");
+        let all = listing::snapshots(&b).unwrap();
+        let complete: Vec<_> = all.iter().filter(|s| s.complete).collect();
+        let newest = complete.last().unwrap();
+        assert_eq!(newest.lsn, *snaps.last().unwrap());
+        let full = listing::manifest(&b, &newest.dir).unwrap().base.is_none();
+        if full && complete.len() > 1 {
+            panic!("round {round}: a full snapshot leaves nothing before it: {complete:?}");
+        }
+        if !full {
+            assert!(
+                complete.len() >= 2,
+                "round {round}: the chain is kept whole"
+            );
+        }
+        saw_full |= full && round > 0;
+        if saw_full {
+            break;
+        }
     }
+    assert!(saw_full, "a full snapshot after 8 incremental ones");
     let newest = *snaps.last().unwrap();
     let segs = listing::segments(&b).unwrap();
     assert!(segs.len() <= 2, "older segments deleted: {segs:?}");
