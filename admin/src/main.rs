@@ -1,7 +1,8 @@
 //! `rvmfs-admin`: one admin command with subcommands (as btrfs-progs), for what e2fsprogs
 //! does in separate tools: `dump` (dumpe2fs), `tune` (tune2fs), `resize` (resize2fs,
 //! xfs_growfs), `logdump` (debugfs logdump, Coda's rvmutl), `debug` (debugfs), `rdump`
-//! (debugfs rdump), `stats` (juicefs stats, iostat: a mounted rvmfs, live). Each subcommand
+//! (debugfs rdump), `stats` (juicefs stats, iostat: a mounted rvmfs, live), `restore`
+//! (litestream restore: an image from its shipped log in a bucket). Each subcommand
 //! lives in its own module with `pub struct Args` and `pub fn run(args) -> anyhow::Result<i32>`
 //! (the exit code); this file is only the table and the dispatch.
 
@@ -12,6 +13,7 @@ mod image;
 mod logdump;
 mod rdump;
 mod resize;
+mod restore;
 mod stats;
 mod tune;
 
@@ -23,8 +25,8 @@ use clap::{Parser, Subcommand};
 /// tune (label, UUID, stored mount defaults), resize (grow offline or mounted, shrink
 /// offline), logdump (the redo log's records), debug
 /// (debugfs's ls, stat, cat, extents, xattrs, ncheck, icheck), rdump (copy a subtree out
-/// of an image, also one that no longer mounts) and stats (what a mounted rvmfs does, once
-/// a second).
+/// of an image, also one that no longer mounts), stats (what a mounted rvmfs does, once
+/// a second) and restore (an image rebuilt from its redo log shipped to a bucket).
 #[derive(Parser, Debug)]
 #[command(name = "rvmfs-admin", version, verbatim_doc_comment)]
 #[command(after_long_help = include_str!("after_help.txt"))]
@@ -42,6 +44,7 @@ enum Command {
     Debug(debug::Args),
     Rdump(rdump::Args),
     Stats(stats::Args),
+    Restore(restore::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
@@ -53,6 +56,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Debug(args) => debug::run(args),
         Command::Rdump(args) => rdump::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Restore(args) => restore::run(args),
     }
 }
 

@@ -18,6 +18,8 @@
 //! * [`packer`]: dirty blocks packed into objects, each given its vblock ([`Packer`]).
 //! * [`data`]: uploading a data object, reading one block back checked.
 //! * [`leaks`]: leaked objects from a complete listing only ([`find_leaked`]).
+//! * [`ship`]: the redo log streamed to the bucket: segments, snapshots, retention, restore
+//!   ([`ship::Shipper`], [`ship::restore`]).
 //! * [`error`]: the typed errors ([`Error`]).
 
 pub mod bucket;
@@ -33,6 +35,7 @@ pub mod object_id;
 pub mod packer;
 pub mod probe;
 pub mod runtime;
+pub mod ship;
 pub mod target;
 
 pub use bucket::{Bucket, Listed, Put, Version};

@@ -364,9 +364,13 @@ impl Shared {
                         capacity: cap,
                     });
                 }
-                // Full: truncate (or wait for the background truncator), then go on.
+                // Full: truncate (or wait for the background truncator), then go on; what
+                // shipping holds back is waited for (`crate::ship`).
                 inc(&self.counters.log_full_waits, 1);
                 self.truncate_once()?;
+                if lock(&self.pos).head_pos == p.head_pos {
+                    self.wait_for_shipping(p.head_seq);
+                }
                 continue;
             }
             self.log.write_pos(p.tail_pos, &batch[off..end], true)?;
@@ -379,6 +383,13 @@ impl Shared {
                 p.tail_seq += seqs;
                 p.used()
             };
+            if let Some(ship) = &self.ship {
+                ship.tap(&crate::ship::Flushed {
+                    first: p.tail_seq,
+                    next: p.tail_seq + seqs,
+                    records: &batch[off..end],
+                });
+            }
             inc(&self.counters.flush_syncs, 1);
             inc(&self.counters.log_writes, 1);
             inc(&self.counters.records_logged, n);

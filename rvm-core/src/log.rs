@@ -167,6 +167,49 @@ impl Log {
         Ok(pos)
     }
 
+    /// As [`Log::walk`], handing `f` each record's header and encoded bytes (validated as
+    /// `walk` validates them): what a log shipper copies out (`crate::ship`).
+    pub fn walk_bytes(
+        &self,
+        p: &Positions,
+        mut f: impl FnMut(&RecordHeader, &[u8]),
+    ) -> Result<u64> {
+        let mut rd = self.reader(p.tail_pos);
+        let (mut pos, mut seq) = (p.head_pos, p.head_seq);
+        while pos < p.tail_pos {
+            let Some(h) = rd.record(pos, seq)?.map(|r| r.header) else {
+                break;
+            };
+            f(&h, rd.get(pos, h.total_len as usize)?);
+            pos += h.total_len as u64;
+            seq = h.next_seq();
+        }
+        Ok(pos)
+    }
+
+    /// The position and seq of the first live record whose seq is at least `floor` (the
+    /// tail if none): how far a truncation may go while shipping holds records back.
+    pub fn boundary(&self, p: &Positions, floor: u64) -> Result<(u64, u64)> {
+        if floor >= p.tail_seq {
+            return Ok((p.tail_pos, p.tail_seq));
+        }
+        let (mut pos, mut seq) = (p.head_pos, p.head_seq);
+        let mut rd = self.reader(p.tail_pos);
+        while pos < p.tail_pos && seq < floor {
+            let h = rd.record(pos, seq)?.map(|r| r.header).ok_or_else(|| {
+                RvmError::CorruptLog(format!(
+                    "live record seq {seq} at position {pos} is unreadable"
+                ))
+            })?;
+            if h.next_seq() > floor {
+                break;
+            }
+            pos += h.total_len as u64;
+            seq = h.next_seq();
+        }
+        Ok((pos, seq))
+    }
+
     fn write_union(&self, ov: &mut Overlay) -> Result<()> {
         if ov.is_empty() {
             return Ok(());

@@ -36,6 +36,9 @@ pub struct RvmOptions {
     /// capacity (default `Some(DEFAULT_TRUNCATE_THRESHOLD)`); `None` or 0 = never (a
     /// committer then truncates when the log is full). Also [`Rvm::set_options`].
     pub truncate_threshold: Option<u8>,
+    /// Log shipping (`crate::ship`): truncation frees no record at or above the shipped
+    /// floor ([`Rvm::set_shipped_lsn`]), which starts at the recovered head. Default off.
+    pub ship: bool,
 }
 
 impl Default for RvmOptions {
@@ -49,6 +52,7 @@ impl Default for RvmOptions {
             checked: false,
             read_only: false,
             truncate_threshold: Some(DEFAULT_TRUNCATE_THRESHOLD),
+            ship: false,
         }
     }
 }

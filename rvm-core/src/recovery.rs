@@ -409,6 +409,8 @@ impl Shared {
             unlogged_synced: AtomicU64::new(0),
             failure: OnceLock::new(),
             spool_file,
+            ship: (options.ship && !options.read_only)
+                .then(|| crate::ship::ShipState::new(rec.pos.head_seq)),
             intra: AtomicBool::new(true),
             inter: AtomicBool::new(true),
             opts: options,

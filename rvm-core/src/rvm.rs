@@ -75,7 +75,7 @@ fn random_u64() -> u64 {
 }
 
 impl Rvm {
-    fn sh(&self) -> &Arc<Shared> {
+    pub(crate) fn sh(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
@@ -83,13 +83,21 @@ impl Rvm {
     /// id so records of an older log in the same area are never replayed), then sync.
     /// `log` must be 4096-aligned and at least 12 KiB; capacity = `log.len - 8192` bytes.
     pub fn create_log(storage: &dyn Storage, log: Area) -> Result<()> {
+        Self::create_log_at(storage, log, 1)
+    }
+
+    /// As [`Rvm::create_log`], the first record to get Lsn `head_seq` (at least 1): a
+    /// region restored as of Lsn `head_seq - 1` (from a shipped log, `rvm_core::ship`)
+    /// continues the Lsns it was restored to.
+    pub fn create_log_at(storage: &dyn Storage, log: Area, head_seq: Lsn) -> Result<()> {
         let capacity = status::capacity_of(log)?;
+        let head_seq = head_seq.max(1);
         let log_id = random_u64();
         for generation in [1u64, 2] {
             let s = Status {
                 generation,
                 head_pos: 0,
-                head_seq: 1,
+                head_seq,
                 capacity,
                 log_id,
             };
@@ -314,7 +322,8 @@ impl Rvm {
     }
 
     /// Truncate the log (LRVM §5.1.2): apply the live records to the segments, sync, move
-    /// the head to the tail, sync. Pending no-flush records are not flushed first.
+    /// the head to the tail, sync (with log shipping on, only the records below the shipped
+    /// floor, `crate::ship`). Pending no-flush records are not flushed first.
     /// Concurrent commits proceed meanwhile (only a committer that finds the log full waits).
     ///
     /// Errors: [`RvmError::Failed`] if the instance has failed, or if a read, write or sync

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) failure: OnceLock<Failure>,
     /// The spool file (another descriptor), poisoned at the first failure (`spool`).
     pub(crate) spool_file: Option<std::fs::File>,
+    /// Log shipping (`RvmOptions::ship`): the shipped floor and the flush tap.
+    pub(crate) ship: Option<crate::ship::ShipState>,
 }
 
 impl Shared {

@@ -57,6 +57,8 @@ pub struct Stats {
     /// Times a group-commit leader found the log full and had to truncate (or wait for the
     /// truncator) before writing: the only way truncation makes a commit wait.
     pub log_full_waits: u64,
+    /// Times such a leader then waited for log shipping to move its floor (`RvmOptions::ship`).
+    pub log_ship_waits: u64,
     /// `map` and `unmap` calls (regions dropped without `unmap` are not counted).
     pub maps: u64,
     pub unmaps: u64,
@@ -104,6 +106,7 @@ pub(crate) struct Counters {
     pub(crate) spool_records_discarded: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) log_full_waits: AtomicU64,
+    pub(crate) log_ship_waits: AtomicU64,
     pub(crate) maps: AtomicU64,
     pub(crate) unmaps: AtomicU64,
     pub(crate) map_overlay_ns: AtomicU64,
@@ -147,6 +150,7 @@ impl Shared {
             spool_records_discarded: ld(&c.spool_records_discarded),
             flushes: ld(&c.flushes),
             log_full_waits: ld(&c.log_full_waits),
+            log_ship_waits: ld(&c.log_ship_waits),
             maps: ld(&c.maps),
             unmaps: ld(&c.unmaps),
             map_overlay_time: Duration::from_nanos(ld(&c.map_overlay_ns)),

@@ -54,7 +54,12 @@ impl Shared {
     /// record whose segment bytes are not durable.
     fn truncate_healthy(&self) -> Result<()> {
         let mut generation = lock(&self.trunc);
-        let p = *lock(&self.pos);
+        let mut p = *lock(&self.pos);
+        let floor = self.truncation_floor();
+        if floor < p.tail_seq {
+            // Shipping holds back every record not yet shipped (`crate::ship`).
+            (p.tail_pos, p.tail_seq) = self.log.boundary(&p, floor)?;
+        }
         if p.used() == 0 {
             return Ok(());
         }

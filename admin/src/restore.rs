@@ -1,0 +1,150 @@
+//! `rvmfs-admin restore s3://BUCKET/PREFIX IMAGE`: build an image from the bucket alone
+//! (docs/format.md section 11.8): the newest complete snapshot at or before the target,
+//! then the shipped redo-log segments replayed up to it. The new image gets the shipped
+//! header (UUID, geometry), the rebuilt metadata region, and an empty log whose first Lsn
+//! continues the restored one; its data area is sparse (file data of a local-data image is
+//! not in the bucket).
+
+use crate::exit;
+use anyhow::Context;
+use objstore::ship::{restore, Restored, Until};
+use objstore::{Bucket, Config};
+use rvm_core::{FileStorage, Rvm, Storage};
+use rvmfs::layout::features::INCOMPAT_EXTERNAL_LOG;
+use rvmfs::layout::header::Header;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Build an image from a bucket's shipped log and snapshots.
+///
+/// Reads s3://BUCKET/PREFIX, chooses the newest complete snapshot at or before the target
+/// (the latest state; --lsn N, the state after the transaction with Lsn N; or --time T,
+/// the segments shipped by then), replays the shipped redo records after it, and writes
+/// IMAGE: the shipped header, the metadata region, an empty redo log continuing the Lsns,
+/// and a sparse data area. Refuses (exit 1) when the bucket lacks what the target needs:
+/// no complete snapshot, a gap in the Lsns, a segment or snapshot part whose checksum does
+/// not match. Credentials and endpoint come from the usual AWS environment variables
+/// (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
+///
+/// A local-data image's file data is not in the bucket: the restored files have their
+/// names, attributes, extended attributes and sizes, and read zeros. fsck.rvmfs -n checks
+/// the restored metadata as any image's.
+///
+/// Exit status: 0 restored, 1 the bucket lacks what the restore needs, cannot be read, or a
+/// write failed, 8 IMAGE exists (without -f) or the URL or AWS configuration is unusable,
+/// 16 usage error.
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Restore the state after the transaction with this Lsn (as logdump shows them).
+    #[arg(long, value_name = "N", conflicts_with = "time")]
+    pub lsn: Option<u64>,
+    /// Restore the state shipped by this time: RFC 3339 (2026-12-01T18:30:00Z) or seconds
+    /// since 1970.
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub time: Option<u64>,
+    /// Overwrite IMAGE if it exists.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The bucket and prefix the image was shipped to.
+    #[arg(value_name = "s3://BUCKET/PREFIX")]
+    pub url: String,
+    /// The image file to create.
+    pub image: PathBuf,
+}
+
+/// Milliseconds since 1970 from RFC 3339 or seconds.
+fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    let t: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| format!("{s:?} is neither RFC 3339 nor seconds since 1970: {e}"))?;
+    u64::try_from(t.as_millisecond()).map_err(|_| format!("{s:?} is before 1970"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let image = &args.image;
+    if image.exists() && !args.force {
+        exit::say("restore", image, "exists (use -f to overwrite it)");
+        return Ok(exit::OPERATIONAL);
+    }
+    let until = match (args.lsn, args.time) {
+        (Some(n), _) => Until::Lsn(n),
+        (_, Some(t)) => Until::Time(t),
+        _ => Until::Latest,
+    };
+    let bucket = match Config::from_env(&args.url).and_then(|c| Bucket::open(&c)) {
+        Ok(b) => b,
+        Err(e) => {
+            exit::say("restore", image, e);
+            return Ok(exit::OPERATIONAL);
+        }
+    };
+    let started = Instant::now();
+    let r = match restore(&bucket, until) {
+        Ok(r) => r,
+        Err(e) => {
+            exit::say(
+                "restore",
+                image,
+                format!("cannot restore from {}: {e}", args.url),
+            );
+            return Ok(exit::ERROR);
+        }
+    };
+    if let Err(e) = write_image(image, &r) {
+        exit::say("restore", image, format!("{e:#}"));
+        return Ok(exit::ERROR);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Restored {} from {}: snapshot {} (Lsn {}), {} records from {} segments, up to Lsn {} ({:.2} s)",
+        image.display(),
+        args.url,
+        r.snapshot,
+        r.snapshot_lsn,
+        r.records,
+        r.segments,
+        r.next.saturating_sub(1),
+        started.elapsed().as_secs_f64()
+    )?;
+    if r.external_ranges > 0 {
+        writeln!(out, "Note: {} ranges of file data in the log were not restored (file data is not in the bucket)", r.external_ranges)?;
+    }
+    Ok(exit::OK)
+}
+
+/// Write the restored image at `path`: header block, an empty log starting at `r.next`,
+/// the region, sparse data; synced.
+fn write_image(path: &Path, r: &Restored) -> anyhow::Result<()> {
+    let header = Header::decode(&r.header_block, r.image_len).context("the shipped header")?;
+    if header.features.has_incompat(INCOMPAT_EXTERNAL_LOG) {
+        anyhow::bail!("the shipped image has an external log; restoring one is not supported");
+    }
+    let seg = header.segment_area();
+    if seg.offset != r.segment_offset || seg.len != r.region.len() as u64 {
+        anyhow::bail!("the shipped header's metadata region disagrees with the snapshot's");
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .context("creating the image")?;
+    file.set_len(r.image_len).context("sizing the image")?;
+    let storage = FileStorage::new(file);
+    storage
+        .write_at(&r.header_block, 0)
+        .context("writing the header")?;
+    Rvm::create_log_at(&storage, header.log_area(), r.next).context("formatting the log")?;
+    storage
+        .write_at(&r.region, seg.offset)
+        .context("writing the metadata region")?;
+    storage.sync().context("syncing the image")?;
+    Ok(())
+}

@@ -1,0 +1,634 @@
+//! The redo log streamed to a real SeaweedFS and restored from it (issue 14 item 2): a real
+//! image driven through the rvmfs library with shipping on (creates, mkdirs, renames,
+//! unlinks, xattrs), shipped, then `rvmfs-admin restore` into a fresh directory: the
+//! restored metadata region is byte-identical to the source's at that Lsn, fsck finds it
+//! clean, an earlier Lsn gives the earlier state, a gap or a corrupt segment refuses the
+//! restore, and a writer whose lease was taken over ships nothing more while the new
+//! writer's keys (another epoch) never collide with its.
+//!
+//! Local-data mode: file data is not in the bucket, so the files here hold no data; only
+//! the metadata is restored (with the data tier, the extents will point at objects).
+
+use bytes::Bytes;
+use objstore::ship::{self, listing, ImageInfo, ShipConfig, Shipper, Until};
+use objstore::{Bucket, Config, Keeper, Lease, Put};
+use rvm_core::{Area, FileStorage, Rvm, RvmOptions, Storage};
+use rvmfs::format::format;
+use rvmfs::layout::geometry::Plan;
+use rvmfs::layout::header::{Header, HEADER_SIZE};
+use rvmfs::layout::superblock::ROOT_INO;
+use rvmfs::ops::inode::NewInode;
+use rvmfs::ops::{namespace, xattr, Fs};
+use rvmfs::store::dentry;
+use rvmfs_tests::seaweed::{ACCESS_KEY, SECRET_KEY};
+use rvmfs_tests::{require_seaweed, Seaweed};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+const LEN: u64 = 64 * MIB;
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(s: &Seaweed, prefix: &str) -> Config {
+    let mut c = Config::from_env(&s.url(prefix)).unwrap();
+    for (k, v) in s.env() {
+        if k == "AWS_ENDPOINT_URL" {
+            c.endpoint = Some(v);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("rvmfs-ship-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let creds = dir.join("credentials");
+    std::fs::write(
+        &creds,
+        format!("[t]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    c.credentials_file = Some(creds);
+    c.profile = "t".into();
+    c
+}
+
+fn bucket(s: &Seaweed, prefix: &str) -> Arc<Bucket> {
+    Arc::new(Bucket::open(&config(s, prefix)).unwrap())
+}
+
+fn quick() -> ShipConfig {
+    ShipConfig {
+        interval: Duration::from_millis(100),
+        segment_bytes: 16 << 10,
+        snapshot_interval: Duration::from_secs(3600),
+        keep_snapshots: 8,
+        ..ShipConfig::default()
+    }
+}
+
+/// An image file formatted in `dir`, opened with shipping on.
+struct Source {
+    fs: Fs,
+    info: ImageInfo,
+}
+
+fn source(dir: &Path) -> Source {
+    source_sized(dir, LEN, 4096)
+}
+
+fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
+    let path = dir.join("src.img");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(len).unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let plan = Plan {
+        size: len,
+        inodes: Some(inodes),
+        log: Some(4 * MIB),
+    };
+    format(storage.clone(), plan, [9; 16], (0, 0)).unwrap();
+    open_image(storage, len)
+}
+
+/// Open the image on `storage` (`len` bytes) with shipping on, recovering its log.
+fn open_image(storage: Arc<dyn Storage>, len: u64) -> Source {
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    storage.read_at(&mut block, 0).unwrap();
+    let header = Header::decode(&block, len).unwrap();
+    let options = RvmOptions {
+        log: header.log_area(),
+        ordered: true,
+        ship: true,
+        ..RvmOptions::default()
+    };
+    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
+    let region = rvm.map(header.segment_area()).unwrap();
+    let info = ImageInfo {
+        header_block: block,
+        image_len: len,
+        segment: header.segment_area(),
+    };
+    let fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
+    Source { fs, info }
+}
+
+fn start(b: &Arc<Bucket>, src: &Source, epoch: u64, may: ship::MayWrite) -> Shipper {
+    Shipper::start(
+        b.clone(),
+        src.fs.rvm.clone(),
+        src.info.clone(),
+        epoch,
+        may,
+        quick(),
+    )
+    .unwrap()
+}
+
+fn always() -> ship::MayWrite {
+    Arc::new(|| true)
+}
+
+fn node(mode: u32) -> NewInode {
+    NewInode {
+        mode,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+    }
+}
+
+/// Create `name` in `parent` with `mode` (one transaction); its inode.
+fn mk(fs: &mut Fs, parent: u64, name: &str, mode: u32) -> u64 {
+    fs.transact(|op| namespace::create(op, parent, name.as_bytes(), node(mode), None))
+        .unwrap()
+        .0
+}
+
+/// Many metadata changes: `dirs` directories of `files` files each, every third renamed,
+/// every fifth unlinked, every fourth given an xattr.
+fn churn(fs: &mut Fs, tag: &str, dirs: usize, files: usize) {
+    for d in 0..dirs {
+        let dino = mk(fs, ROOT_INO, &format!("{tag}{d}"), libc::S_IFDIR | 0o755);
+        for f in 0..files {
+            let name = format!("f{f}");
+            let ino = mk(fs, dino, &name, libc::S_IFREG | 0o644);
+            if f % 4 == 0 {
+                fs.transact(|op| xattr::set(op, ino, b"user.n", name.as_bytes(), 0))
+                    .unwrap();
+            }
+            if f % 3 == 0 {
+                fs.transact(|op| {
+                    namespace::rename(
+                        op,
+                        dino,
+                        name.as_bytes(),
+                        ROOT_INO,
+                        format!("{tag}{d}-{f}").as_bytes(),
+                        0,
+                    )
+                })
+                .unwrap();
+            } else if f % 5 == 0 {
+                fs.transact(|op| namespace::unlink(op, dino, name.as_bytes()))
+                    .unwrap();
+            }
+        }
+    }
+    fs.rvm.flush().unwrap();
+}
+
+fn admin_restore(s: &Seaweed, prefix: &str, image: &Path, extra: &[&str]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rvmfs-admin"));
+    c.arg("restore").args(extra).arg(s.url(prefix)).arg(image);
+    for (k, v) in s.env() {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The metadata region of the image at `path`.
+fn region_of(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let h = Header::decode(&bytes[..HEADER_SIZE as usize], bytes.len() as u64).unwrap();
+    let a: Area = h.segment_area();
+    bytes[a.offset as usize..a.end() as usize].to_vec()
+}
+
+fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+fn fsck_clean(image: &Path) {
+    let (code, out) = rvmfs_tests::fsck(image, &["-n", "-f"]);
+    assert_eq!(code, 0, "fsck -n of the restored image: {out}");
+}
+
+#[test]
+fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(dir.path());
+    let b = bucket(&s, "latest");
+    let shipper = start(&b, &src, 1, always());
+    churn(&mut src.fs, "a", 3, 60);
+    // The first sync also takes the base snapshot (at or before what it shipped).
+    let base = shipper.sync(WAIT).unwrap();
+    churn(&mut src.fs, "c", 3, 60);
+    let l1 = shipper.sync(WAIT).unwrap();
+    assert!(shipper.status().last_snapshot.is_some_and(|b| b <= base));
+    assert_eq!(l1, src.fs.rvm.durable_lsn());
+    let early = src.fs.bytes().to_vec();
+    // Truncation goes up to the shipped floor; an incremental snapshot there, then more
+    // changes and a late file.
+    src.fs.rvm.truncate().unwrap();
+    assert_eq!(src.fs.rvm.applied_lsn(), l1);
+    let snap = shipper.snapshot_now(WAIT).unwrap();
+    assert_eq!(snap, Some(l1));
+    assert!(snap.is_some());
+    churn(&mut src.fs, "b", 4, 50);
+    mk(&mut src.fs, ROOT_INO, "late", libc::S_IFREG | 0o600);
+    src.fs.rvm.flush().unwrap();
+    let t0 = Instant::now();
+    let l2 = shipper.sync(WAIT).unwrap();
+    eprintln!("shipping lag after the last commit: {:?}", t0.elapsed());
+    let late = src.fs.bytes().to_vec();
+    let st = shipper.status();
+    eprintln!("status: {st:?}");
+    assert!(st.snapshots >= 2 && st.segments >= 2, "{st:?}");
+
+    let out = dir.path().join("restored");
+    std::fs::create_dir(&out).unwrap();
+    let latest = out.join("latest.img");
+    let o = admin_restore(&s, "latest", &latest, &[]);
+    assert!(
+        o.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    let got = region_of(&latest);
+    assert_eq!(
+        first_diff(&got, &late),
+        None,
+        "latest region differs (Lsn {l2})"
+    );
+    assert_eq!(got.len(), late.len());
+    fsck_clean(&latest);
+
+    let older = out.join("older.img");
+    let lsn = (l1 - 1).to_string();
+    let o = admin_restore(&s, "latest", &older, &["--lsn", &lsn]);
+    assert!(
+        o.status.success(),
+        "restore --lsn: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = region_of(&older);
+    assert_eq!(
+        first_diff(&got, &early),
+        None,
+        "region at Lsn {lsn} differs"
+    );
+    assert!(
+        dentry::lookup(&got, ROOT_INO, b"late").unwrap().is_none(),
+        "late is absent"
+    );
+    assert!(dentry::lookup(&late, ROOT_INO, b"late").unwrap().is_some());
+    fsck_clean(&older);
+    // A restore over an existing file needs -f.
+    let o = admin_restore(&s, "latest", &older, &[]);
+    assert_eq!(o.status.code(), Some(8));
+    drop(shipper);
+}
+
+#[test]
+fn a_gap_a_corrupt_segment_or_no_snapshot_refuses_restore() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(dir.path());
+    let b = bucket(&s, "gap");
+    let shipper = start(&b, &src, 1, always());
+    for round in 0..6 {
+        churn(&mut src.fs, &format!("r{round}-"), 1, 20);
+        shipper.sync(WAIT).unwrap();
+    }
+    drop(shipper);
+    ship::restore(&b, Until::Latest).expect("whole bucket restores");
+    let segs = listing::segments(&b).unwrap();
+    assert!(segs.len() >= 4, "{segs:?}");
+    let victim = &segs[segs.len() / 2];
+    let (orig, _) = b.get(&victim.name).unwrap();
+
+    let mut bad = orig.to_vec();
+    let at = bad.len() - 9;
+    bad[at] ^= 0x40;
+    b.put(&victim.name, Bytes::from(bad), Put::Overwrite)
+        .unwrap();
+    let e = ship::restore(&b, Until::Latest).unwrap_err().to_string();
+    assert!(
+        e.contains(&victim.name) && e.contains("checksum mismatch"),
+        "{e}"
+    );
+    let img = dir.path().join("bad.img");
+    let o = admin_restore(&s, "gap", &img, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(
+        !img.exists() || std::fs::metadata(&img).unwrap().len() == 0,
+        "nothing written"
+    );
+
+    b.put(&victim.name, orig, Put::Overwrite).unwrap();
+    ship::restore(&b, Until::Latest).expect("repaired");
+    b.delete(&victim.name).unwrap();
+    let e = ship::restore(&b, Until::Latest).unwrap_err().to_string();
+    assert!(e.contains("lacks Lsns"), "{e}");
+    // An Lsn before the gap still restores.
+    let before = victim.first - 1;
+    let r = ship::restore(&b, Until::Lsn(before)).unwrap();
+    assert_eq!(r.next, victim.first);
+
+    let empty = bucket(&s, "empty");
+    let e = ship::restore(&empty, Until::Latest)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no complete snapshot"), "{e}");
+}
+
+#[test]
+fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(dir.path());
+    let b = bucket(&s, "epochs");
+    let ttl = Duration::from_millis(1500);
+    let lease = Lease::acquire(&b, "writer-a", ttl).unwrap();
+    assert_eq!(lease.epoch(), 1);
+    let keeper = Arc::new(Keeper::start(b.clone(), lease, Duration::from_millis(200)));
+    let k = keeper.clone();
+    let shipper = start(&b, &src, 1, Arc::new(move || k.may_commit()));
+    churn(&mut src.fs, "a", 2, 20);
+    let shipped = shipper.sync(WAIT).unwrap();
+
+    // Writer B takes over and restores the state shipped so far.
+    let b2 = bucket(&s, "epochs");
+    let lease_b = Lease::take_over(&b2, "writer-b", ttl).unwrap();
+    assert_eq!(lease_b.epoch(), 2);
+    let until = Instant::now() + WAIT;
+    while keeper.may_commit() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!keeper.may_commit(), "A learns it lost the lease");
+    churn(&mut src.fs, "late-a", 1, 10);
+    let e = shipper.sync(WAIT).unwrap_err().to_string();
+    assert!(e.contains("lease"), "A's shipper refuses to put: {e}");
+    assert_eq!(
+        shipper.status().shipped,
+        shipped,
+        "nothing of A's after the takeover"
+    );
+
+    let r = ship::restore(&b2, Until::Latest).unwrap();
+    assert_eq!(r.next, shipped);
+    let img = dir.path().join("b.img");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&img)
+        .unwrap();
+    file.set_len(r.image_len).unwrap();
+    let st: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    st.write_at(&r.header_block, 0).unwrap();
+    let header = Header::decode(&r.header_block, r.image_len).unwrap();
+    Rvm::create_log_at(&*st, header.log_area(), r.next).unwrap();
+    st.write_at(&r.region, r.segment_offset).unwrap();
+    let Source { fs: mut fs_b, info } = open_image(st, r.image_len);
+    let ship_b = Shipper::start(b2.clone(), fs_b.rvm.clone(), info, 2, always(), quick()).unwrap();
+    churn(&mut fs_b, "b", 2, 20);
+    ship_b.sync(WAIT).unwrap();
+    let b_state = fs_b.bytes().to_vec();
+
+    let segs = listing::segments(&b2).unwrap();
+    let (a, bb): (Vec<_>, Vec<_>) = segs.iter().partition(|s| s.epoch == 1);
+    assert!(!a.is_empty() && !bb.is_empty());
+    assert!(a.iter().all(|s| s.name.starts_with("log/00000001/")));
+    assert!(bb.iter().all(|s| s.name.starts_with("log/00000002/")));
+    assert!(
+        bb.iter().all(|s| s.first >= shipped),
+        "B continues A's Lsns"
+    );
+    let got = ship::restore(&b2, Until::Latest).unwrap();
+    assert_eq!(
+        first_diff(&got.region, &b_state),
+        None,
+        "the restore follows the new writer"
+    );
+    drop(ship_b);
+    drop(shipper);
+}
+
+fn median(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+/// The figures of README "Streaming the log" (not a test of speed: it asserts nothing about
+/// time): shipping lag with the default 1 s interval, bytes shipped per create, restore time
+/// of a 10,000-file image. `cargo test --release -p admin --test restore -- --ignored
+/// --nocapture figures`.
+#[test]
+#[ignore]
+fn figures() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source_sized(dir.path(), 256 * MIB, 16384);
+    let b = bucket(&s, "figures");
+    let cfg = ShipConfig::default();
+    let shipper = Shipper::start(
+        b.clone(),
+        src.fs.rvm.clone(),
+        src.info.clone(),
+        1,
+        always(),
+        cfg,
+    )
+    .unwrap();
+    shipper.snapshot_now(WAIT).unwrap();
+    // Lag: one create committed durably, then the time until the bucket has it.
+    let mut lags = Vec::new();
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(137 * (i % 7) + 50));
+        mk(
+            &mut src.fs,
+            ROOT_INO,
+            &format!("lag{i}"),
+            libc::S_IFREG | 0o644,
+        );
+        src.fs.rvm.flush().unwrap();
+        let want = src.fs.rvm.durable_lsn();
+        let t = Instant::now();
+        while shipper.status().shipped < want {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        lags.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (lo, mid, hi) = median(&mut lags);
+    eprintln!("shipping lag (commit durable -> segment in the bucket), 20 commits, interval 1 s: median {mid:.0} ms, min {lo:.0}, max {hi:.0}");
+    // Bytes per create: 10,000 files in 100 directories, committed without fsync.
+    let before = shipper.sync(WAIT).map(|_| shipper.status()).unwrap();
+    let logged0 = src.fs.rvm.stats().bytes_logged;
+    let t = Instant::now();
+    for d in 0..100 {
+        let dino = mk(
+            &mut src.fs,
+            ROOT_INO,
+            &format!("d{d}"),
+            libc::S_IFDIR | 0o755,
+        );
+        for f in 0..100 {
+            mk(
+                &mut src.fs,
+                dino,
+                &format!("file{f}"),
+                libc::S_IFREG | 0o644,
+            );
+        }
+        src.fs.rvm.flush().unwrap();
+    }
+    let after = shipper.sync(WAIT).map(|_| shipper.status()).unwrap();
+    let ops = 10_100.0;
+    eprintln!(
+        "10,100 creates in {:.2} s: shipped {:.0} bytes/op in {} segments (the log: {:.0} bytes/op)",
+        t.elapsed().as_secs_f64(),
+        (after.segment_bytes - before.segment_bytes) as f64 / ops,
+        after.segments - before.segments,
+        (src.fs.rvm.stats().bytes_logged - logged0) as f64 / ops
+    );
+    // Restore time: from the snapshot before the creates and every segment since, then
+    // from a snapshot after them.
+    let out = dir.path().join("r");
+    std::fs::create_dir(&out).unwrap();
+    for (name, snap) in [("replay", false), ("snapshot", true)] {
+        if snap {
+            src.fs.rvm.truncate().unwrap();
+            shipper.snapshot_now(WAIT).unwrap();
+        }
+        let img = out.join(format!("{name}.img"));
+        let t = Instant::now();
+        let o = admin_restore(&s, "figures", &img, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        eprintln!(
+            "restore of the 10,000-file image ({name}): {:.2} s wall: {}",
+            t.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&o.stdout).trim()
+        );
+        assert_eq!(first_diff(&region_of(&img), src.fs.bytes()), None);
+    }
+    eprintln!("snapshot bytes: {}", shipper.status().snapshot_bytes);
+}
+
+/// Reopen the image of `src` after its daemon died (nothing dropped cleanly): a new Rvm
+/// recovers the log, a new Fs on it.
+fn reopen(dir: &Path, len: u64) -> Source {
+    let path = dir.join("src.img");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    open_image(Arc::new(FileStorage::new(file)), len)
+}
+
+#[test]
+fn after_a_crash_the_shipper_resumes_from_the_bucket_reading_the_rest_from_the_log() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket(&s, "resume");
+    let shipped = {
+        let mut src = source(dir.path());
+        let shipper = start(&b, &src, 1, always());
+        churn(&mut src.fs, "a", 2, 30);
+        let shipped = shipper.sync(WAIT).unwrap();
+        // Stop shipping (the thread dies with the daemon), then commit more: durable in
+        // the log, never shipped; the daemon dies without unmounting.
+        drop(shipper);
+        churn(&mut src.fs, "b", 2, 30);
+        assert!(src.fs.rvm.durable_lsn() > shipped);
+        std::mem::forget(src);
+        shipped
+    };
+    let mut src = reopen(dir.path(), LEN);
+    assert!(
+        src.fs.rvm.applied_lsn() <= shipped,
+        "nothing unshipped was truncated"
+    );
+    let shipper = start(&b, &src, 2, always());
+    let after = shipper.sync(WAIT).unwrap();
+    assert!(after > shipped);
+    let segs = listing::segments(&b).unwrap();
+    let resumed = segs.iter().find(|s| s.epoch == 2).expect("epoch 2 shipped");
+    assert_eq!(
+        resumed.first, shipped,
+        "resumed at the bucket's last shipped Lsn"
+    );
+    let got = ship::restore(&b, Until::Latest).unwrap();
+    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    assert!(dentry::lookup(&got.region, ROOT_INO, b"b1")
+        .unwrap()
+        .is_some());
+    churn(&mut src.fs, "c", 1, 5);
+    drop(shipper);
+}
+
+#[test]
+fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
+    let s = require_seaweed!("ship");
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(dir.path());
+    let b = bucket(&s, "retain");
+    let cfg = ShipConfig {
+        keep_snapshots: 1,
+        ..quick()
+    };
+    let shipper = Shipper::start(
+        b.clone(),
+        src.fs.rvm.clone(),
+        src.info.clone(),
+        1,
+        always(),
+        cfg,
+    )
+    .unwrap();
+    let mut snaps = Vec::new();
+    // The base at start, 8 incremental snapshots on it, then a full one (worker.rs
+    // MAX_CHAIN): while the chain grows every link is kept; once the full one is complete,
+    // everything before it goes.
+    let mut saw_full = false;
+    for round in 0..10 {
+        churn(&mut src.fs, &format!("r{round}-"), 1, 8);
+        shipper.sync(WAIT).unwrap();
+        src.fs.rvm.truncate().unwrap();
+        snaps.push(shipper.snapshot_now(WAIT).unwrap().unwrap());
+        let all = listing::snapshots(&b).unwrap();
+        let complete: Vec<_> = all.iter().filter(|s| s.complete).collect();
+        let newest = complete.last().unwrap();
+        assert_eq!(newest.lsn, *snaps.last().unwrap());
+        let full = listing::manifest(&b, &newest.dir).unwrap().base.is_none();
+        if full && complete.len() > 1 {
+            panic!("round {round}: a full snapshot leaves nothing before it: {complete:?}");
+        }
+        if !full {
+            assert!(
+                complete.len() >= 2,
+                "round {round}: the chain is kept whole"
+            );
+        }
+        saw_full |= full && round > 0;
+        if saw_full {
+            break;
+        }
+    }
+    assert!(saw_full, "a full snapshot after 8 incremental ones");
+    let newest = *snaps.last().unwrap();
+    let segs = listing::segments(&b).unwrap();
+    assert!(segs.len() <= 2, "older segments deleted: {segs:?}");
+    assert!(segs.iter().skip(1).all(|s| s.first >= newest), "{segs:?}");
+    let got = ship::restore(&b, Until::Latest).unwrap();
+    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    let e = ship::restore(&b, Until::Lsn(snaps[0] - 2))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no complete snapshot at or before"), "{e}");
+    assert!(ship::restore(&b, Until::Time(u64::MAX)).is_ok());
+    let e = ship::restore(&b, Until::Time(0)).unwrap_err().to_string();
+    assert!(e.contains("no complete snapshot taken at or before"), "{e}");
+    drop(shipper);
+}

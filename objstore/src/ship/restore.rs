@@ -1,0 +1,254 @@
+//! Restore from the bucket alone (docs/format.md section 11.8): the newest complete
+//! snapshot at or before the target (its incremental chain applied on its full base), then
+//! the segments' records from the snapshot's Lsn replayed up to the target, with rvm-core's
+//! record decoder. Refuses, naming what is missing, when the bucket lacks a snapshot, has a
+//! gap in the Lsns, or holds a segment or part whose checksums do not match.
+
+use super::listing::{self, SegmentEntry};
+use super::segment::{self, SegmentHeader};
+use super::snapshot::{apply_part, decode_block, Manifest};
+use super::ShipError;
+use crate::bucket::Bucket;
+use rvm_core::record;
+use rvm_core::Lsn;
+
+/// The largest metadata region a restore accepts (bytes): far above what mkfs makes for a
+/// 16 TiB image.
+const MAX_REGION: u64 = 64 << 30;
+
+/// How far to replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Everything shipped.
+    Latest,
+    /// The state after the transaction with this Lsn (records whose Lsns all lie at or
+    /// below it; a merged record holding it and later Lsns stops the replay before it).
+    Lsn(Lsn),
+    /// The segments sealed at or before this time, milliseconds since 1970.
+    Time(u64),
+}
+
+/// A metadata region rebuilt from the bucket, and what the image around it needs.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The image's header block (4096 bytes) and length, from the snapshot's manifest.
+    pub header_block: Vec<u8>,
+    pub image_len: u64,
+    pub segment_offset: u64,
+    /// The region's bytes (`segment_len` of them).
+    pub region: Vec<u8>,
+    /// The snapshot used (its directory) and its Lsn.
+    pub snapshot: String,
+    pub snapshot_lsn: Lsn,
+    /// The Lsn after the last record replayed: the state is the one after `next - 1`.
+    pub next: Lsn,
+    pub segments: usize,
+    pub records: u64,
+    /// File-data ranges in the replayed records, not applied (the data is not the region's).
+    pub external_ranges: u64,
+}
+
+/// Restore the region as of `until` from `bucket` (see the module doc).
+///
+/// Errors: [`ShipError::Missing`] (no snapshot, a gap, a target past what was shipped),
+/// `Segment` / `Snapshot` (a checksum mismatch, a bad object), the bucket's errors.
+pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
+    let (dir, m) = pick_snapshot(bucket, until)?;
+    let region = build_region(bucket, &dir, &m)?;
+    let mut r = Restored {
+        header_block: decode_block(&m.header_block).map_err(|source| ShipError::Snapshot {
+            key: format!("{dir}/manifest"),
+            source,
+        })?,
+        image_len: m.image_len,
+        segment_offset: m.segment_offset,
+        region,
+        snapshot: dir,
+        snapshot_lsn: m.lsn,
+        next: m.lsn,
+        segments: 0,
+        records: 0,
+        external_ranges: 0,
+    };
+    let segs = listing::segments(bucket)?;
+    replay(bucket, &segs, until, &mut r)?;
+    Ok(r)
+}
+
+/// The newest complete snapshot at or before `until`: its directory and manifest.
+fn pick_snapshot(bucket: &Bucket, until: Until) -> Result<(String, Manifest), ShipError> {
+    let snaps = listing::snapshots(bucket)?;
+    for s in snaps.iter().rev().filter(|s| s.complete) {
+        let m = listing::manifest(bucket, &s.dir)?;
+        let fits = match until {
+            Until::Latest => true,
+            Until::Lsn(n) => m.lsn <= n.saturating_add(1),
+            Until::Time(t) => m.created_unix_ms <= t,
+        };
+        if fits {
+            return Ok((s.dir.clone(), m));
+        }
+    }
+    Err(ShipError::Missing(format!(
+        "the bucket {} has no complete snapshot{} (a snapshot is complete once its manifest is written)",
+        bucket.target(),
+        match until {
+            Until::Latest => String::new(),
+            Until::Lsn(n) => format!(" at or before Lsn {n}"),
+            Until::Time(t) => format!(" taken at or before {t} ms since 1970"),
+        }
+    )))
+}
+
+/// The region of snapshot `dir`: its full base, then each incremental one on it, in order.
+fn build_region(bucket: &Bucket, dir: &str, m: &Manifest) -> Result<Vec<u8>, ShipError> {
+    let mut chain = vec![(dir.to_string(), m.clone())];
+    while let Some(base) = chain.last().and_then(|c| c.1.base.clone()) {
+        let bm = listing::manifest(bucket, &base).map_err(|e| {
+            ShipError::Missing(format!(
+                "snapshot {dir} rests on {base}, which is unreadable: {e}"
+            ))
+        })?;
+        chain.push((base, bm));
+    }
+    // The region is held in memory: refuse a manifest whose size no image has.
+    if m.segment_len > m.image_len
+        || m.segment_len > MAX_REGION
+        || m.segment_offset > m.image_len - m.segment_len
+    {
+        return Err(ShipError::Corrupt(format!(
+            "snapshot {dir}: region of {} bytes at {} in an image of {} bytes",
+            m.segment_len, m.segment_offset, m.image_len
+        )));
+    }
+    let mut region = vec![0u8; m.segment_len as usize];
+    for (d, cm) in chain.iter().rev() {
+        for p in &cm.parts {
+            let key = format!("{d}/{}", p.name);
+            let (bytes, _) = bucket.get(&key)?;
+            apply_part(p, &bytes, &mut region)
+                .map_err(|source| ShipError::Snapshot { key, source })?;
+        }
+    }
+    Ok(region)
+}
+
+/// The first Lsn of any segment of a later epoch than `s`: a later writer restored the
+/// state there and wrote on, so `s`'s records from it on are a stale writer's.
+fn superseded_at(segs: &[SegmentEntry], s: &SegmentEntry) -> Lsn {
+    segs.iter()
+        .filter(|t| t.epoch > s.epoch)
+        .map(|t| t.first)
+        .min()
+        .unwrap_or(Lsn::MAX)
+}
+
+/// Replay the segments from `r.next` up to `until` into `r.region`.
+fn replay(
+    bucket: &Bucket,
+    segs: &[SegmentEntry],
+    until: Until,
+    r: &mut Restored,
+) -> Result<(), ShipError> {
+    let limit = match until {
+        Until::Lsn(n) => n.saturating_add(1),
+        _ => Lsn::MAX,
+    };
+    for (i, s) in segs.iter().enumerate() {
+        let cut = superseded_at(segs, s);
+        if s.first >= cut || r.next >= limit {
+            continue;
+        }
+        // Wholly before the cursor (the next usable segment starts at or before it).
+        if segs
+            .get(i + 1)
+            .is_some_and(|t| t.first <= r.next && t.epoch >= s.epoch)
+        {
+            continue;
+        }
+        if s.first > r.next {
+            return Err(ShipError::Missing(format!(
+                "the bucket lacks Lsns {}..{} (a gap before segment {}): cannot restore past Lsn {}",
+                r.next,
+                s.first,
+                s.name,
+                r.next.saturating_sub(1)
+            )));
+        }
+        let (bytes, _) = bucket.get(&s.name)?;
+        let (h, records) =
+            segment::decode(&bytes, (s.epoch, s.first)).map_err(|source| ShipError::Segment {
+                key: s.name.clone(),
+                source,
+            })?;
+        if matches!(until, Until::Time(t) if h.created_unix_ms > t) {
+            break;
+        }
+        if apply_segment(&h, records, &s.name, cut.min(limit), r)? && cut >= limit {
+            // The next record holds the target and later Lsns: this is the closest state.
+            return Ok(());
+        }
+    }
+    if let Until::Lsn(n) = until {
+        if r.next <= n {
+            return Err(ShipError::Missing(format!(
+                "Lsn {n} is past the last shipped Lsn {} in the bucket",
+                r.next.saturating_sub(1)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Apply the records of one segment whose Lsns lie in `[r.next, stop)`; whether a record
+/// at the cursor reaches past `stop` (the replay is done).
+fn apply_segment(
+    h: &SegmentHeader,
+    records: &[u8],
+    key: &str,
+    stop: Lsn,
+    r: &mut Restored,
+) -> Result<bool, ShipError> {
+    if h.next <= r.next {
+        return Ok(false);
+    }
+    let mut err = None;
+    let (mut used, mut blocked) = (false, false);
+    let (start, end) = (r.segment_offset, r.segment_offset + r.region.len() as u64);
+    segment::each_record(records, |seq, next, bytes| {
+        if err.is_some() || blocked || seq < r.next {
+            return;
+        }
+        if next > stop {
+            blocked = seq == r.next;
+            return;
+        }
+        if seq != r.next {
+            err = Some(format!("no record starts at Lsn {} (found {seq})", r.next));
+            return;
+        }
+        let Ok(rec) = record::decode(bytes) else {
+            err = Some(format!("record at Lsn {seq} does not decode"));
+            return;
+        };
+        for (off, data) in rec.region_ranges() {
+            let e = off + data.len() as u64;
+            if *off < start || e > end {
+                err = Some(format!(
+                    "record at Lsn {seq} writes [{off}, {e}) outside the region"
+                ));
+                return;
+            }
+            r.region[(off - start) as usize..(e - start) as usize].copy_from_slice(data);
+        }
+        r.external_ranges += rec.external_ranges().len() as u64;
+        r.records += 1;
+        r.next = next;
+        used = true;
+    });
+    if let Some(why) = err {
+        return Err(ShipError::Corrupt(format!("segment {key}: {why}")));
+    }
+    r.segments += used as usize;
+    Ok(blocked)
+}
