@@ -147,6 +147,7 @@ fn offline(args: &Args) -> anyhow::Result<i32> {
         read_only: false,
         commit_interval: None,
         logdev: None,
+        ship: false,
     };
     let img = match image::open(image, mode) {
         Ok(img) => img,

@@ -7,7 +7,9 @@ pub mod stall;
 
 use crate::error::FsError;
 use crate::layout::external_log::{ExternalLogError, LogHeader};
-use crate::layout::features::{describe, Features, Word, INCOMPAT_EXTERNAL_LOG};
+use crate::layout::features::{
+    describe, Features, Word, INCOMPAT_EXTERNAL_LOG, INCOMPAT_OBJECT_DATA,
+};
 use crate::layout::header::{Header, HeaderError, HEADER_SIZE};
 use crate::store::superblock;
 use rvm_core::{FileStorage, Region, Rvm, RvmError, RvmOptions, Storage};
@@ -96,6 +98,10 @@ pub struct OpenMode {
     /// Where the external log is, instead of the path the image records (`-o logdev=`,
     /// `fsck.rvmfs -l`); ignored for an image whose log is inside it.
     pub logdev: Option<PathBuf>,
+    /// On an `object_data` image with its log inside: keep every record in the log until a
+    /// log shipper reports it shipped (rvm-core's `RvmOptions::ship`, docs/format.md 11.7).
+    /// Only the daemon asks for it, and starts the shipper (`remote::Remote::start_shipper`).
+    pub ship: bool,
 }
 
 /// An opened, recovered image.
@@ -293,6 +299,7 @@ pub fn open_shared(path: &Path) -> Result<Image, ImageError> {
         read_only: true,
         commit_interval: None,
         logdev: None,
+        ship: false,
     };
     open_locked(path, mode, false, |storage| storage)
 }
@@ -317,6 +324,7 @@ pub fn open_inspect_with(
         read_only: true,
         commit_interval: None,
         logdev,
+        ship: false,
     };
     match open_locked(path, mode.clone(), true, |storage| storage) {
         Err(ImageError::Busy { .. }) => {
@@ -366,6 +374,10 @@ fn open_locked(
         ordered: true,
         read_only: mode.read_only,
         spool_size: SPOOL_SIZE,
+        ship: mode.ship
+            && !mode.read_only
+            && device.is_none()
+            && header.features.has_incompat(INCOMPAT_OBJECT_DATA),
         ..RvmOptions::default()
     };
     let recovery = |source| ImageError::Recovery {

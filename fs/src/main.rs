@@ -6,7 +6,7 @@ use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
 use rvmfs::layout::{superblock::Superblock, superblock_backup};
-use rvmfs::ops::mount::{on_mount, on_unmount};
+use rvmfs::ops::mount::{on_mount, on_unmount_with};
 use rvmfs::ops::{Discard, Durability, Fs};
 use rvmfs::options::{self, parse_options, MountOptions};
 use rvmfs::remote::Remote;
@@ -207,6 +207,8 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
     };
     if let Some(r) = &remote {
         r.start_uploader(state.clone(), opts.upload_interval)?;
+        r.start_shipper(&lock(&state), &args.image)
+            .context("starting the log shipper")?;
     }
     std::thread::spawn(move || {
         let mut sig = 0;
@@ -230,7 +232,8 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             r.finish(); // upload what is dirty, stop the uploader
         }
         let mut fs = lock(&state);
-        let unmounted = on_unmount(&mut fs)
+        // The log shipper ships the last records, then truncation applies them.
+        let unmounted = on_unmount_with(&mut fs, || remote.iter().for_each(|r| r.stop_shipper()))
             .context("clean unmount failed (the log will be replayed at next mount)");
         drop(fs);
         if let Some(r) = &remote {
@@ -418,6 +421,7 @@ fn open_image(
             read_only,
             commit_interval: commit,
             logdev: opts.logdev.clone(),
+            ship: true,
         };
         image::open_with(&args.image, mode, |storage| {
             let storage: Arc<dyn rvm_core::Storage> = match &opts.stall {

@@ -101,9 +101,9 @@ fn keep_outside(op: &mut Op<'_>, ino: u64, e: &Extent, from: u64, to: u64) -> Fs
 
 /// Allocate up to `want` contiguous data blocks (at least one); ENOSPC when none is free.
 /// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
-/// `reserved_blocks` are left. Blocks whose free is not durable yet, or that wait for their
-/// punch (`ops::punch`), are skipped ([`first_held`]); when only such blocks are left, the
-/// log is flushed and the punches waited for first, so that is no ENOSPC.
+/// `reserved_blocks` are left. Blocks whose free is not durable yet are skipped
+/// ([`first_held`]); when only such blocks are left, the log is flushed first (making those
+/// frees durable), so that is no ENOSPC.
 /// Errors: ENOSPC; the flush's storage error.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
@@ -116,16 +116,16 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     }
     let want = want.clamp(1, MAX_EXTENT).min(available);
-    let mut run = spare_run(op, &sb, want)?;
+    // A planned write's commit takes the runs its dry run reserved (and wrote) first.
+    let mut run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
     if run.is_none() {
-        run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
+        run = spare_run(op, &sb, want)?;
     }
     if run.is_none() {
         run = find_reusable(op, &sb, want)?;
     }
-    if run.is_none() && (op.frees.any_held(op.rvm.durable_lsn()) || op.frees.punching()) {
+    if run.is_none() && op.frees.any_held(op.rvm.durable_lsn()) {
         op.rvm.flush()?;
-        op.frees.wait_punched();
         run = find_reusable(op, &sb, want)?;
     }
     let Some((start, len)) = run else {

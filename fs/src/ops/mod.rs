@@ -21,7 +21,6 @@ pub mod namespace;
 pub mod open;
 pub mod orphan;
 pub mod pending;
-pub mod punch;
 pub mod read;
 pub mod space;
 pub mod statfs;

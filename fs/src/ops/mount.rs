@@ -41,8 +41,16 @@ pub fn on_mount(fs: &mut Fs) -> FsResult<usize> {
 
 /// Clean unmount: mark the image clean, flush, and apply the log to the segment.
 pub fn on_unmount(fs: &mut Fs) -> FsResult<()> {
+    on_unmount_with(fs, || ())
+}
+
+/// [`on_unmount`], calling `durable` once every record is durable and before truncation
+/// applies them: a log shipper ships the last ones then (docs/format.md 11.7; truncation
+/// stops at the records it has not shipped, which the next mount replays).
+pub fn on_unmount_with(fs: &mut Fs, durable: impl FnOnce()) -> FsResult<()> {
     fs.transact_on("unmount", 0, |op| put(&mut op.tx, field::MOUNTED, &0u32))?;
     fs.rvm.flush()?;
+    durable();
     fs.rvm.truncate()?;
     fs.discard_now();
     // Everything is in the log and applied: the spool in /dev/shm has nothing left to keep.

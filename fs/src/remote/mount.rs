@@ -1,7 +1,9 @@
 //! What the daemon runs for an `object_data` image: a read-write mount starts a [`Session`]
-//! (probe, lease, keeper) and the [`Uploader`]; a read-only one only reads the bucket (no
-//! lease: it writes nothing). [`Remote::finish`] at a clean unmount uploads what is dirty,
-//! stops the uploader; [`Remote::close`] then releases the lease.
+//! (probe, lease, keeper), the [`Uploader`] and the log shipper (`objstore::ship`, docs/
+//! format.md 11.7: every durable redo record to `log/`, snapshots to `snap/`); a read-only
+//! one only reads the bucket (no lease: it writes nothing). [`Remote::finish`] at a clean
+//! unmount uploads what is dirty, stops the uploader; [`Remote::stop_shipper`] ships the last
+//! records before truncation; [`Remote::close`] then releases the lease.
 
 use super::blocks::Blocks;
 use super::lock;
@@ -10,6 +12,7 @@ use super::uploader::{scan_dirty, Uploader};
 use crate::error::FsResult;
 use crate::layout::features::INCOMPAT_OBJECT_DATA;
 use crate::ops::Fs;
+use objstore::ship::{ImageInfo, ShipConfig, ShipError, Shipper};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ pub struct Remote {
     session: Option<Arc<Session>>,
     blocks: Arc<Blocks>,
     uploader: Mutex<Option<Uploader>>,
+    shipper: Mutex<Option<Shipper>>,
     /// `-o upload=sync`: fsync waits for the file's upload.
     pub upload_sync: bool,
     /// `-o inject_crash=after_upload` (tests only).
@@ -62,6 +66,7 @@ impl Remote {
             session,
             blocks,
             uploader: Mutex::default(),
+            shipper: Mutex::default(),
             upload_sync: false,
             crash_after_upload: false,
         }))
@@ -85,6 +90,47 @@ impl Remote {
             *lock(&self.uploader) = Some(u);
         }
         Ok(())
+    }
+
+    /// Start shipping the redo log of `fs` (the image file `image`) to the bucket, under
+    /// this mount's epoch and lease (read-write mounts of images opened with
+    /// `OpenMode::ship`; an external log is not shipped). Errors: the image's header cannot
+    /// be read, or the shipper cannot start (its listing of the bucket failed).
+    pub fn start_shipper(&self, fs: &Fs, image: &std::path::Path) -> Result<(), ShipError> {
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        if !fs.rvm.options().ship {
+            return Ok(());
+        }
+        let mut header_block = vec![0u8; crate::layout::header::HEADER_SIZE as usize];
+        fs.geo.image.read_at(&mut header_block, 0)?;
+        let image_len = std::fs::metadata(image)?.len();
+        let info = ImageInfo {
+            header_block,
+            image_len,
+            segment: fs.header.segment_area(),
+        };
+        let session = s.clone();
+        let may_write = Arc::new(move || session.may_commit());
+        let shipper = Shipper::start(
+            s.bucket().clone(),
+            fs.rvm.clone(),
+            info,
+            u64::from(s.epoch()),
+            may_write,
+            ShipConfig::default(),
+        )?;
+        *lock(&self.shipper) = Some(shipper);
+        Ok(())
+    }
+
+    /// Clean unmount, once every record is durable: ship them and stop the shipper.
+    pub fn stop_shipper(&self) {
+        if let Some(sh) = lock(&self.shipper).take() {
+            let st = sh.stop();
+            log::info!("log shipper stopped: {st:?}");
+        }
     }
 
     /// fsync of `ino` under `-o upload=sync`: upload its dirty blocks now.

@@ -36,6 +36,7 @@ pub fn replay(
             read_only,
             commit_interval: None,
             logdev: logdev.map(Path::to_path_buf),
+            ship: false,
         },
     )?;
     let recovered = img.rvm.stats().records_recovered;
