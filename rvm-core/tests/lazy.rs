@@ -153,17 +153,25 @@ fn released_pages_come_back_with_every_commit() {
     assert_eq!(open(&st, None).map(SEG).unwrap().bytes(), &model[..]);
 }
 
+/// A 12 MiB segment after the 1 MiB log.
+const BIG: Area = Area {
+    offset: MIB,
+    len: 12 * MIB,
+};
+
+/// A fresh file storage holding [`BIG`], and the region mapping it.
+fn big_region() -> (Arc<dyn Storage>, Rvm, Region) {
+    let st = file_storage(BIG.end());
+    let rvm = open(&st, None);
+    let r = rvm.map(BIG).unwrap();
+    (st, rvm, r)
+}
+
 /// Every other page of a 12 MiB segment changed: 1,536 changed pages and as many clean runs
 /// between them, more than one `process_madvise` batch (1,024 ranges) of each kind.
 #[test]
 fn scattered_pages_release_in_batches_and_keep_their_bytes() {
-    const BIG: Area = Area {
-        offset: MIB,
-        len: 12 * MIB,
-    };
-    let st = file_storage(BIG.end());
-    let rvm = open(&st, None);
-    let mut r = rvm.map(BIG).unwrap();
+    let (st, rvm, mut r) = big_region();
     let pages = (BIG.len / 4096) as usize;
     let mut model = r.bytes().to_vec();
     for p in (0..pages).step_by(2) {
@@ -214,13 +222,7 @@ fn vm_flags(start: usize, end: usize) -> Vec<(usize, usize, String)> {
 /// the region reads, changes and releases its pages there as anywhere.
 #[test]
 fn random_advice_covers_its_range_only() {
-    const BIG: Area = Area {
-        offset: MIB,
-        len: 12 * MIB,
-    };
-    let st = file_storage(BIG.end());
-    let rvm = open(&st, None);
-    let mut r = rvm.map(BIG).unwrap();
+    let (st, rvm, mut r) = big_region();
     let base = r.bytes().as_ptr() as usize;
     // Not page-aligned on purpose: rounded out to pages 1024..2049.
     assert!(r.advise_random(4 * MIB as usize + 100, 4 * MIB as usize));
