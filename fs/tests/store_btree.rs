@@ -11,9 +11,9 @@ mod common;
 
 use common::{cases, MemRegion};
 use proptest::prelude::*;
+use rvmfs::layout::features::INCOMPAT_SLOTTED_LEAVES;
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::field;
-use rvmfs::layout::features::INCOMPAT_SLOTTED_LEAVES;
 use rvmfs::store::btree::{Key, Tree, Value, INTERNAL_CAPACITY, LEAF_CAPACITY};
 use rvmfs::store::{heap, superblock};
 use rvmfs::FsResult;

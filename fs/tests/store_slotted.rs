@@ -159,6 +159,7 @@ fn damaged_slots_are_refused_and_salvaged() {
 #[test]
 fn a_slotted_leaf_without_the_feature_is_reported_and_rebuilt_sorted() {
     let (mut mem, model, _) = small_tree();
-    mem.commit(|tx| pod::put(tx, field::FEATURES + 8, &0u32)).unwrap();
+    mem.commit(|tx| pod::put(tx, field::FEATURES + 8, &0u32))
+        .unwrap();
     salvaged_whole(mem, &model, "slotted in an image without slotted_leaves");
 }

@@ -32,7 +32,10 @@ fn populated() -> Fs {
     format(disk.clone(), plan, [5; 16], (0, 0)).unwrap();
     let mut fs = open_sim(disk, IMAGE).unwrap();
     let sb = superblock(fs.bytes()).unwrap();
-    assert!(sb.features.has_incompat(INCOMPAT_SLOTTED_LEAVES), "mkfs sets slotted_leaves");
+    assert!(
+        sb.features.has_incompat(INCOMPAT_SLOTTED_LEAVES),
+        "mkfs sets slotted_leaves"
+    );
     let (dir, _) = fs
         .transact(|op| {
             namespace::create(op, ROOT_INO, b"d", new_inode(libc::S_IFDIR | 0o755), None)
@@ -41,7 +44,13 @@ fn populated() -> Fs {
     for i in 0..FILES {
         let name = format!("file-{i}");
         fs.transact(|op| {
-            namespace::create(op, dir, name.as_bytes(), new_inode(libc::S_IFREG | 0o644), None)
+            namespace::create(
+                op,
+                dir,
+                name.as_bytes(),
+                new_inode(libc::S_IFREG | 0o644),
+                None,
+            )
         })
         .unwrap();
     }
@@ -86,17 +95,28 @@ fn damaged_and_repaired(damage: impl Fn(u16, u16, u16) -> Vec<(u64, u16)>, want:
     let Some(problem) = found else {
         panic!("no problem naming {want:?}: {:?}", report.problems);
     };
-    assert!(matches!(problem.fix, Fix::RebuildTree(field::DENTRY_ROOT)), "{:?}", problem.fix);
+    assert!(
+        matches!(problem.fix, Fix::RebuildTree(field::DENTRY_ROOT)),
+        "{:?}",
+        problem.fix
+    );
     fsck::repair::apply(&mut fs, &problem.fix).unwrap();
     let report = check(fs.bytes(), &|_, _, _| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert_eq!(snapshot(&fs).unwrap(), before, "the rebuilt tree lost or changed names");
+    assert_eq!(
+        snapshot(&fs).unwrap(),
+        before,
+        "the rebuilt tree lost or changed names"
+    );
 }
 
 #[test]
 fn a_slot_naming_no_entry_is_repaired() {
     // Entry j lies at node offset 216 + 40 j: one past the last entry names none.
-    damaged_and_repaired(|count, _, _| vec![(1, 216 + 40 * count)], "not the offset of");
+    damaged_and_repaired(
+        |count, _, _| vec![(1, 216 + 40 * count)],
+        "not the offset of",
+    );
 }
 
 #[test]

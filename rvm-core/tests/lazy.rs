@@ -227,10 +227,16 @@ fn random_advice_covers_its_range_only() {
     // Not page-aligned on purpose: rounded out to pages 1024..2049.
     assert!(r.advise_random(4 * MIB as usize + 100, 4 * MIB as usize));
     let maps = vm_flags(base, base + r.len());
-    let random: Vec<_> = maps.iter().filter(|m| m.2.split(' ').any(|f| f == "rr")).collect();
+    let random: Vec<_> = maps
+        .iter()
+        .filter(|m| m.2.split(' ').any(|f| f == "rr"))
+        .collect();
     assert_eq!(random.len(), 1, "{maps:?}");
     let (a, b) = (random[0].0.max(base), random[0].1.min(base + r.len()));
-    assert_eq!((a - base, b - base), (4 * MIB as usize, 8 * MIB as usize + 4096));
+    assert_eq!(
+        (a - base, b - base),
+        (4 * MIB as usize, 8 * MIB as usize + 4096)
+    );
     let mut model = r.bytes().to_vec();
     for p in (0..BIG.len as usize / 4096).step_by(7) {
         let mut t = r.begin_transaction(RestoreMode::NoRestore);

@@ -16,7 +16,9 @@
 
 use super::heap;
 use super::leaf::{self, Split};
-use super::node::{node_bytes, read_node, write_internal, Form, Node, View, INT_CAP, LEAF_CAP, NODE};
+use super::node::{
+    node_bytes, read_node, write_internal, Form, Node, View, INT_CAP, LEAF_CAP, NODE,
+};
 use super::slotted;
 use crate::error::{corrupt, FsResult};
 use crate::layout::pod;

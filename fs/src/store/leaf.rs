@@ -81,7 +81,11 @@ fn split(
 
 /// Remove `key` from the leaf at `at`; returns its value and whether the leaf emptied and
 /// was freed.
-pub(super) fn remove(tx: &mut Transaction<'_>, at: u64, key: Key) -> FsResult<(Option<Value>, bool)> {
+pub(super) fn remove(
+    tx: &mut Transaction<'_>,
+    at: u64,
+    key: Key,
+) -> FsResult<(Option<Value>, bool)> {
     let node = View::open(tx.bytes(), at)?;
     let i = node.lower_bound(key);
     if i >= node.count() || node.key(i) != key {

@@ -96,7 +96,10 @@ fn decode(b: &[u8], o: usize) -> (Key, Value) {
 
 fn encode(key: Key, value: Value) -> [u8; ENTRY] {
     let mut out = [0u8; ENTRY];
-    for (i, w) in [key.0, key.1, value[0], value[1], value[2]].iter().enumerate() {
+    for (i, w) in [key.0, key.1, value[0], value[1], value[2]]
+        .iter()
+        .enumerate()
+    {
         out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
     }
     out
@@ -174,7 +177,9 @@ pub(super) fn remove(tx: &mut Transaction<'_>, at: u64, slots: &[u16], i: usize)
     let last = (CELLS + (n - 1) * ENTRY) as u16;
     if hole != last {
         let Some(j) = left.iter().position(|&s| s == last) else {
-            return corrupt(format!("slotted leaf at {at}: no slot names its last entry"));
+            return corrupt(format!(
+                "slotted leaf at {at}: no slot names its last entry"
+            ));
         };
         left[j] = hole;
         let moved = pod::slice(tx.bytes(), at + last as u64, ENTRY as u64)?.to_vec();
@@ -215,7 +220,10 @@ mod tests {
         assert!(check(&b, 2).unwrap_err().contains("as an earlier slot"));
         for bad in [0, CELLS - 1, CELLS + 1, CELLS + 2 * ENTRY, 4095, 65535] {
             put(&mut b, 1, bad);
-            assert!(check(&b, 2).unwrap_err().contains("not the offset"), "{bad}");
+            assert!(
+                check(&b, 2).unwrap_err().contains("not the offset"),
+                "{bad}"
+            );
         }
     }
 }
