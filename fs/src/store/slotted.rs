@@ -61,7 +61,7 @@ pub(super) fn check(b: &[u8], count: usize) -> Result<(), String> {
     for i in 0..count {
         let off = slot(b, i);
         let j = off.wrapping_sub(CELLS) / ENTRY;
-        if off < CELLS || (off - CELLS) % ENTRY != 0 || j >= count {
+        if off < CELLS || !(off - CELLS).is_multiple_of(ENTRY) || j >= count {
             return Err(format!(
                 "slot {i} holds {off}, not the offset of one of its {count} entries"
             ));
