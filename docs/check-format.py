@@ -69,7 +69,7 @@ def crc32c(data, crc=0):
     return crc ^ 0xffffffff
 assert crc32c(img[:0x78]) == H['crc'] and crc32c(img[0x80:0x8C]) == H['features_crc']
 for w in ('compat', 'ro_compat', 'incompat'): assert S[w] == H[w], (w, S[w], H[w])
-assert H['incompat'] & ~7 == 0 and H['ro_compat'] == 1 and H['compat'] == 1  # section 9's bits; mkfs sets data_csum, backup_sb
+assert H['incompat'] & ~0x1F == 0 and H['incompat'] & 0x14 == 0x14 and H['ro_compat'] == 1 and H['compat'] == 1  # section 9's bits; mkfs sets deferred_ranges, slotted_leaves, data_csum, backup_sb
 # section 5.6: the backup superblock is a byte-for-byte copy of the primary's 0x2a8 bytes
 sb = H['segment_offset']; bk = sb + H['segment_len'] - 4096
 assert img[bk:bk + 0x2a8] == img[sb:sb + 0x2a8] and not any(img[bk + 0x2a8:bk + 4096]), 'backup superblock'

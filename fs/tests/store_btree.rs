@@ -5,11 +5,13 @@
 //! (`Tree::check_invariants`), and every node the heap handed out must be either in the tree
 //! or on the 4 KiB free list, never both. Some steps run in an aborted transaction and must
 //! leave the region byte for byte as it was; each case ends with a crash and recovery, and
-//! must read back what it committed.
+//! must read back what it committed. Every case runs twice: with sorted leaves (an image
+//! without `slotted_leaves`) and with slotted ones, whose leaves must all be slotted.
 mod common;
 
 use common::{cases, MemRegion};
 use proptest::prelude::*;
+use rvmfs::layout::features::INCOMPAT_SLOTTED_LEAVES;
 use rvmfs::layout::pod;
 use rvmfs::layout::superblock::field;
 use rvmfs::store::btree::{Key, Tree, Value, INTERNAL_CAPACITY, LEAF_CAPACITY};
@@ -299,6 +301,13 @@ fn check_nodes(bytes: &[u8], tree: Tree, model: &Model) -> Result<(), TestCaseEr
     prop_assert_eq!(nodes.is_empty(), model.is_empty());
     // A leaf holds at most LEAF_CAPACITY entries: the tree has at least that many leaves.
     prop_assert!(nodes.len() >= model.len().div_ceil(LEAF_CAPACITY));
+    // Every leaf in the image's form (node kind: docs/format.md section 6).
+    let slotted = sb.features.incompat & INCOMPAT_SLOTTED_LEAVES != 0;
+    for &at in &nodes {
+        let kind: u16 = pod::get(bytes, at)?;
+        let want = if slotted { [2, 3] } else { [2, 1] };
+        prop_assert!(want.contains(&kind), "node {} of kind {}", at, kind);
+    }
     Ok(())
 }
 
@@ -312,10 +321,17 @@ fn probes(op: &Op) -> Vec<Key> {
     }
 }
 
-/// Run `ops` on a fresh tree, checking after each; then crash, recover and check again; then
-/// remove everything and check that every node is back on the free list.
+/// Run `ops` on a fresh tree with sorted leaves, then on one with slotted leaves.
 fn run_case(ops: &[(Op, bool)]) -> Result<(), TestCaseError> {
-    let mut mem = MemRegion::new(HEAP_LEN);
+    run_form(ops, 0)?;
+    run_form(ops, INCOMPAT_SLOTTED_LEAVES)
+}
+
+/// Run `ops` on a fresh tree in an image of incompat features `incompat`, checking after
+/// each; then crash, recover and check again; then remove everything and check that every
+/// node is back on the free list.
+fn run_form(ops: &[(Op, bool)], incompat: u32) -> Result<(), TestCaseError> {
+    let mut mem = MemRegion::with_incompat(HEAP_LEN, incompat);
     let tree = Tree(field::DENTRY_ROOT);
     let mut model = Model::new();
     for (op, abort) in ops {

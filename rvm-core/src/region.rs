@@ -227,6 +227,32 @@ impl Region {
         drop_runs(&mut self.map, &clean)
     }
 
+    /// Declare that region bytes `[offset, offset + len)` (rounded out to pages, clamped to
+    /// the region) are read in no particular order: `madvise(MADV_RANDOM)`, so a page fault
+    /// there reads its own page without readahead around it. On kernels whose page cache uses
+    /// large folios (Linux 6.18 maps a whole folio, up to 512 pages, per read fault), a random
+    /// fault then maps one page where it would map up to 2 MiB, and what
+    /// [`Region::release_clean_pages`] must give back between its calls stays small. For
+    /// structures reached by hash (B+tree nodes), not ones scanned in order. Returns false if
+    /// the kernel refused (only memory is lost); a no-op on storages whose mapping is an
+    /// anonymous copy.
+    pub fn advise_random(&self, offset: usize, len: usize) -> bool {
+        if !self.shared.storage.maps_file() {
+            return true;
+        }
+        let start = (offset / PAGE * PAGE).min(self.map.len());
+        let end = offset
+            .saturating_add(len)
+            .div_ceil(PAGE)
+            .saturating_mul(PAGE)
+            .min(self.map.len());
+        end <= start
+            || self
+                .map
+                .advise_range(memmap2::Advice::Random, start, end - start)
+                .is_ok()
+    }
+
     /// Bytes of pages holding private copies (changed since mapped and not yet released by
     /// [`Region::release_applied_pages`]): the region's share of the process's memory
     /// beyond the page cache.

@@ -153,17 +153,25 @@ fn released_pages_come_back_with_every_commit() {
     assert_eq!(open(&st, None).map(SEG).unwrap().bytes(), &model[..]);
 }
 
+/// A 12 MiB segment after the 1 MiB log.
+const BIG: Area = Area {
+    offset: MIB,
+    len: 12 * MIB,
+};
+
+/// A fresh file storage holding [`BIG`], and the region mapping it.
+fn big_region() -> (Arc<dyn Storage>, Rvm, Region) {
+    let st = file_storage(BIG.end());
+    let rvm = open(&st, None);
+    let r = rvm.map(BIG).unwrap();
+    (st, rvm, r)
+}
+
 /// Every other page of a 12 MiB segment changed: 1,536 changed pages and as many clean runs
 /// between them, more than one `process_madvise` batch (1,024 ranges) of each kind.
 #[test]
 fn scattered_pages_release_in_batches_and_keep_their_bytes() {
-    const BIG: Area = Area {
-        offset: MIB,
-        len: 12 * MIB,
-    };
-    let st = file_storage(BIG.end());
-    let rvm = open(&st, None);
-    let mut r = rvm.map(BIG).unwrap();
+    let (st, rvm, mut r) = big_region();
     let pages = (BIG.len / 4096) as usize;
     let mut model = r.bytes().to_vec();
     for p in (0..pages).step_by(2) {
@@ -183,6 +191,64 @@ fn scattered_pages_release_in_batches_and_keep_their_bytes() {
     rvm.truncate().unwrap();
     assert_eq!(r.release_applied_pages(), pages / 2);
     assert_eq!(r.dirty_bytes(), 0);
+    assert_eq!(r.bytes(), &model[..]);
+    assert_eq!(seg_of_area(&st, BIG), model);
+}
+
+/// The `VmFlags` of every mapping of this process overlapping `[start, end)` (addresses), as
+/// (first address, last address, flags) from /proc/self/smaps.
+fn vm_flags(start: usize, end: usize) -> Vec<(usize, usize, String)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                cur = Some((a, b));
+                continue;
+            }
+        }
+        if let (Some(flags), Some((a, b))) = (line.strip_prefix("VmFlags:"), cur) {
+            if a < end && b > start {
+                out.push((a, b, flags.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `advise_random` marks exactly its pages (the kernel's `rr` flag on the split mapping), and
+/// the region reads, changes and releases its pages there as anywhere.
+#[test]
+fn random_advice_covers_its_range_only() {
+    let (st, rvm, mut r) = big_region();
+    let base = r.bytes().as_ptr() as usize;
+    // Not page-aligned on purpose: rounded out to pages 1024..2049.
+    assert!(r.advise_random(4 * MIB as usize + 100, 4 * MIB as usize));
+    let maps = vm_flags(base, base + r.len());
+    let random: Vec<_> = maps
+        .iter()
+        .filter(|m| m.2.split(' ').any(|f| f == "rr"))
+        .collect();
+    assert_eq!(random.len(), 1, "{maps:?}");
+    let (a, b) = (random[0].0.max(base), random[0].1.min(base + r.len()));
+    assert_eq!(
+        (a - base, b - base),
+        (4 * MIB as usize, 8 * MIB as usize + 4096)
+    );
+    let mut model = r.bytes().to_vec();
+    for p in (0..BIG.len as usize / 4096).step_by(7) {
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        t.set_range(p * 4096 + 8, 8).unwrap().fill(p as u8);
+        model[p * 4096 + 8..p * 4096 + 16].fill(p as u8);
+        t.end(CommitMode::NoFlush).unwrap();
+    }
+    assert!(r.release_clean_pages());
+    assert_eq!(r.bytes(), &model[..]);
+    rvm.flush().unwrap();
+    rvm.truncate().unwrap();
+    assert!(r.release_applied_pages() > 0);
     assert_eq!(r.bytes(), &model[..]);
     assert_eq!(seg_of_area(&st, BIG), model);
 }

@@ -21,7 +21,7 @@ fn dump_shows_geometry_counters_log_and_free_space() {
         "Filesystem volume name:     dumped",
         "Inode count:                2048",
         "Filesystem state:           clean",
-        "Filesystem features:        backup_sb data_csum keyed_hash deferred_ranges",
+        "Filesystem features:        backup_sb data_csum keyed_hash deferred_ranges slotted_leaves",
         "Log live records:           0",
         "Free extents:               1",
     ] {

@@ -2,7 +2,8 @@
 //! * backward: `tests/fixtures/v1.img.gz`, a version-1 image made by the version-1 binaries
 //!   (`tests/fixtures/make-v1.sh`) with three committed transactions still in its log, checks
 //!   clean, mounts, reads back every file, symlink, hard link and xattr of
-//!   `tests/fixtures/v1.manifest` (sha256), takes a change, and checks clean again;
+//!   `tests/fixtures/v1.manifest` (sha256), takes a change (150 new names too: its B+tree
+//!   leaves stay sorted, as it has no `slotted_leaves`), and checks clean again;
 //! * forward: an unknown incompat feature bit refuses the image (mount, fsck, mkfs without -f)
 //!   and leaves it untouched; an unknown ro-compat bit mounts read-only and allows `fsck -n`
 //!   only.
@@ -121,6 +122,12 @@ fn version_1_fixture_checks_mounts_and_reads_back() {
     assert_matches_manifest(&m);
     // A version-1 image stays writable by this build (and stays version 1).
     fs::write(m.path("dir/written-by-v2.txt"), b"new\n").expect("write");
+    // Enough names to split dentry leaves: without `slotted_leaves` every leaf this build
+    // writes stays sorted (kind 1; fsck reports a slotted one, docs/format.md section 6).
+    fs::create_dir(m.path("many")).expect("mkdir");
+    for i in 0..150 {
+        fs::write(m.path(&format!("many/f{i}")), b"").expect("create");
+    }
     fs::rename(m.path("hello.txt"), m.path("dir/hello-moved.txt")).expect("rename");
     fs::rename(m.path("dir/hello-moved.txt"), m.path("hello.txt")).expect("rename back");
     m.unmount_ok();
@@ -134,6 +141,8 @@ fn version_1_fixture_checks_mounts_and_reads_back() {
     m.mount();
     assert_file(m.path("dir/written-by-v2.txt"), b"new\n");
     fs::remove_file(m.path("dir/written-by-v2.txt")).expect("rm");
+    assert_eq!(fs::read_dir(m.path("many")).expect("ls").count(), 150);
+    fs::remove_dir_all(m.path("many")).expect("rm -r");
     assert_matches_manifest(&m);
     m.unmount_ok();
     m.assert_fsck_clean();

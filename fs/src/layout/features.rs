@@ -36,6 +36,12 @@ pub const INCOMPAT_DEFERRED_RANGES: u32 = 1 << 2;
 /// extent with the flag `REMOTE` maps file blocks to virtual blocks of data objects, not to
 /// local blocks. Old code would read such extents as local blocks.
 pub const INCOMPAT_OBJECT_DATA: u32 = 1 << 3;
+/// INCOMPAT bit 4, `slotted_leaves`: B+tree leaves may be slotted (node kind 3: entries stay
+/// where they were written, a sorted array of 2-byte slots orders them; `store::slotted`,
+/// docs/format.md section 6), so an insert logs the new entry and the shifted slots instead of
+/// the shifted tail of a sorted leaf. Old code would refuse every such node as corrupt. Set by
+/// mkfs; on an image without it every leaf is written sorted (kind 1).
+pub const INCOMPAT_SLOTTED_LEAVES: u32 = 1 << 4;
 /// RO_COMPAT bit 0, `data_csum`: a CRC32C per data block in the metadata. Old code reads the
 /// data correctly but would write blocks without updating their checksums.
 pub const RO_COMPAT_DATA_CSUM: u32 = 1 << 0;
@@ -51,13 +57,16 @@ pub const SUPPORTED_COMPAT: u32 = COMPAT_BACKUP_SB;
 /// Ro-compat bits this build reads and writes.
 pub const SUPPORTED_RO_COMPAT: u32 = RO_COMPAT_DATA_CSUM;
 /// Incompat bits this build reads and writes.
-pub const SUPPORTED_INCOMPAT: u32 =
-    INCOMPAT_KEYED_HASH | INCOMPAT_EXTERNAL_LOG | INCOMPAT_DEFERRED_RANGES | INCOMPAT_OBJECT_DATA;
+pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_KEYED_HASH
+    | INCOMPAT_EXTERNAL_LOG
+    | INCOMPAT_DEFERRED_RANGES
+    | INCOMPAT_OBJECT_DATA
+    | INCOMPAT_SLOTTED_LEAVES;
 /// Features mkfs turns on in a new image.
 pub const MKFS_DEFAULT: Features = Features {
     compat: COMPAT_BACKUP_SB,
     ro_compat: RO_COMPAT_DATA_CSUM,
-    incompat: INCOMPAT_KEYED_HASH | INCOMPAT_DEFERRED_RANGES,
+    incompat: INCOMPAT_KEYED_HASH | INCOMPAT_DEFERRED_RANGES | INCOMPAT_SLOTTED_LEAVES,
 };
 
 /// Names of the defined bits, for messages: (word, bit, name).
@@ -66,6 +75,7 @@ pub const NAMES: &[(Word, u32, &str)] = &[
     (Word::Incompat, INCOMPAT_EXTERNAL_LOG, "external_log"),
     (Word::Incompat, INCOMPAT_DEFERRED_RANGES, "deferred_ranges"),
     (Word::Incompat, INCOMPAT_OBJECT_DATA, "object_data"),
+    (Word::Incompat, INCOMPAT_SLOTTED_LEAVES, "slotted_leaves"),
     (Word::RoCompat, RO_COMPAT_DATA_CSUM, "data_csum"),
     (Word::Compat, COMPAT_BACKUP_SB, "backup_sb"),
 ];

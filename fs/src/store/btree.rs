@@ -8,11 +8,18 @@
 //! with one child; it does not merge half-full siblings (as many production B-trees, it trades
 //! some space for simplicity).
 //!
-//! The node layout and the in-place search live in `node`.
+//! The node layout and the in-place search live in `node`; a leaf's changes in `leaf`: a
+//! sorted leaf, or in images with `slotted_leaves` a slotted one (`slotted`), whose insert
+//! logs the new entry and 2-byte slots instead of the shifted tail of the leaf. An internal
+//! node's change writes its header and the entries from the changed one on.
 //! In an internal node, child i holds keys in [key(i-1), key(i)).
 
 use super::heap;
-use super::node::{read_node, write_internal, write_leaf, Node, View, INT_CAP, LEAF_CAP, NODE};
+use super::leaf::{self, Split};
+use super::node::{
+    node_bytes, read_node, write_internal, Form, Node, View, INT_CAP, LEAF_CAP, NODE,
+};
+use super::slotted;
 use crate::error::{corrupt, FsResult};
 use crate::layout::pod;
 use rvm_core::Transaction;
@@ -141,15 +148,15 @@ impl Tree {
     ) -> FsResult<Option<Value>> {
         let root = self.root(tx.bytes())?;
         if root == 0 {
-            let leaf = heap::alloc(tx, NODE)?;
-            write_leaf(tx, leaf, &[(key, value)], 0)?;
-            pod::put(tx, self.0, &leaf)?;
+            let at = heap::alloc(tx, NODE)?;
+            leaf::write_new(tx, at, &[(key, value)])?;
+            pod::put(tx, self.0, &at)?;
             return Ok(None);
         }
         let (old, split) = insert_at(tx, root, key, value, 0)?;
         if let Some((sep, right)) = split {
             let new_root = heap::alloc(tx, NODE)?;
-            write_internal(tx, new_root, &[root, right], &[sep])?;
+            write_internal(tx, new_root, &[root, right], &[sep], 0)?;
             pod::put(tx, self.0, &new_root)?;
         }
         Ok(old)
@@ -205,8 +212,6 @@ impl Tree {
     }
 }
 
-type Split = Option<(Key, u64)>;
-
 fn insert_at(
     tx: &mut Transaction<'_>,
     at: u64,
@@ -219,7 +224,7 @@ fn insert_at(
     }
     let node = View::open(tx.bytes(), at)?;
     if node.is_leaf() {
-        return insert_in_leaf(tx, at, node.entries(), key, value);
+        return leaf::insert(tx, at, key, value);
     }
     // Descend without decoding; only a child's split changes this node.
     let child = node.child(node.child_index(key));
@@ -231,7 +236,7 @@ fn insert_at(
     keys.insert(i, sep);
     children.insert(i + 1, new_child);
     if keys.len() <= INT_CAP {
-        write_internal(tx, at, &children, &keys)?;
+        write_internal(tx, at, &children, &keys, i)?;
         return Ok((old, None));
     }
     let mid = keys.len() / 2;
@@ -240,36 +245,9 @@ fn insert_at(
     keys.truncate(mid);
     let right_children = children.split_off(mid + 1);
     let right = heap::alloc(tx, NODE)?;
-    write_internal(tx, right, &right_children, &right_keys)?;
-    write_internal(tx, at, &children, &keys)?;
+    write_internal(tx, right, &right_children, &right_keys, 0)?;
+    write_internal(tx, at, &children, &keys, mid.min(i))?;
     Ok((old, Some((up, right))))
-}
-
-/// Insert or replace in the leaf at `at` holding `entries`; a full leaf splits in half.
-fn insert_in_leaf(
-    tx: &mut Transaction<'_>,
-    at: u64,
-    mut entries: Vec<(Key, Value)>,
-    key: Key,
-    value: Value,
-) -> FsResult<(Option<Value>, Split)> {
-    let i = entries.partition_point(|(k, _)| *k < key);
-    if entries.get(i).is_some_and(|(k, _)| *k == key) {
-        let old = entries[i].1;
-        entries[i].1 = value;
-        write_leaf(tx, at, &entries, i)?;
-        return Ok((Some(old), None));
-    }
-    entries.insert(i, (key, value));
-    if entries.len() <= LEAF_CAP {
-        write_leaf(tx, at, &entries, i)?;
-        return Ok((None, None));
-    }
-    let right_entries = entries.split_off(entries.len() / 2);
-    let right = heap::alloc(tx, NODE)?;
-    write_leaf(tx, right, &right_entries, 0)?;
-    write_leaf(tx, at, &entries, i.min(entries.len()))?;
-    Ok((None, Some((right_entries[0].0, right))))
 }
 
 /// Returns the removed value and whether the node at `at` emptied and was freed.
@@ -284,18 +262,7 @@ fn remove_at(
     }
     let node = View::open(tx.bytes(), at)?;
     if node.is_leaf() {
-        let i = node.lower_bound(key);
-        if i >= node.count() || node.key(i) != key {
-            return Ok((None, false));
-        }
-        let mut entries = node.entries();
-        let (_, old) = entries.remove(i);
-        if entries.is_empty() {
-            heap::free(tx, at, NODE)?;
-            return Ok((Some(old), true));
-        }
-        write_leaf(tx, at, &entries, i)?;
-        return Ok((Some(old), false));
+        return leaf::remove(tx, at, key);
     }
     // Descend without decoding; only a child's freeing changes this node.
     let child = node.child(node.child_index(key));
@@ -312,15 +279,19 @@ fn remove_at(
         heap::free(tx, at, NODE)?;
         return Ok((old, true));
     }
-    write_internal(tx, at, &children, &keys)?;
+    // Removing child i > 0 shifts the entries from i - 1 on; child 0, all of them.
+    write_internal(tx, at, &children, &keys, i.saturating_sub(1))?;
     Ok((old, false))
 }
 
 /// Integrity of one tree, for fsck.
 impl Tree {
-    /// Check the ordering invariants: keys sorted inside every node and inside the key range
-    /// their parent assigns, every leaf at the same depth. Returns what is wrong (empty = sound).
+    /// Check the ordering invariants: keys sorted inside every node (a slotted leaf's in slot
+    /// order, its slots checked as every read checks them) and inside the key range their
+    /// parent assigns, every leaf at the same depth, no slotted leaf in an image without
+    /// `slotted_leaves`. Returns what is wrong (empty = sound).
     pub fn verify(&self, bytes: &[u8]) -> FsResult<Vec<String>> {
+        let slotted_image = slotted::wanted(bytes)?;
         let mut problems = Vec::new();
         let mut leaf_depth = None;
         let mut seen = std::collections::HashSet::new();
@@ -334,8 +305,15 @@ impl Tree {
                 problems.push(format!("node {at} is reached twice or too deep (a cycle)"));
                 continue;
             }
-            let node = match read_node(bytes, at) {
-                Ok(n) => n,
+            let node = match View::open(bytes, at) {
+                Ok(v) => {
+                    if v.form() == Form::Slotted && !slotted_image {
+                        problems.push(format!(
+                            "leaf {at} is slotted in an image without slotted_leaves"
+                        ));
+                    }
+                    v.decode()
+                }
                 Err(e) => {
                     problems.push(e.to_string());
                     continue;
@@ -376,7 +354,8 @@ impl Tree {
     }
 
     /// Every entry found in the leaves, walking nodes (not seeking), sorted, first of each key
-    /// kept: what can be saved of a damaged tree.
+    /// kept: what can be saved of a damaged tree. A slotted leaf whose slots are damaged still
+    /// gives the entries it holds (they are dense, `slotted::cells`).
     pub fn salvage(&self, bytes: &[u8]) -> FsResult<Vec<(Key, Value)>> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -390,7 +369,7 @@ impl Tree {
                 Ok(Node::Internal { children, .. }) => {
                     stack.extend(children.into_iter().map(|c| (c, depth + 1)))
                 }
-                Err(_) => {}
+                Err(_) => out.extend(damaged_slotted_leaf(bytes, at).unwrap_or_default()),
             }
         }
         out.sort_by_key(|(k, _)| *k);
@@ -431,6 +410,7 @@ impl Tree {
                     out.push(at);
                     stack.extend(children.into_iter().map(|c| (c, depth + 1)));
                 }
+                Err(_) if damaged_slotted_leaf(bytes, at).is_some() => out.push(at),
                 Err(_) => {}
             }
         }
@@ -438,8 +418,16 @@ impl Tree {
     }
 }
 
-/// Most entries a leaf holds (a leaf splits when an insert would exceed it).
+/// The entries of the node at `at` if it is a slotted leaf in the heap whose count is sound but
+/// whose slots are not (read where they lie).
+fn damaged_slotted_leaf(bytes: &[u8], at: u64) -> Option<Vec<(Key, Value)>> {
+    slotted::cells(node_bytes(bytes, at).ok()?)
+}
+
+/// Most entries a sorted leaf holds (a leaf splits when an insert would exceed it).
 pub const LEAF_CAPACITY: usize = LEAF_CAP;
+/// Most entries a slotted leaf holds (images with `slotted_leaves`; docs/format.md section 6).
+pub const SLOTTED_LEAF_CAPACITY: usize = slotted::CAP;
 /// Most separator keys an internal node holds (it has one more child than keys).
 pub const INTERNAL_CAPACITY: usize = INT_CAP;
 

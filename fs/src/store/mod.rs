@@ -2,7 +2,8 @@
 //! filesystem keeps in them. Reads take `&[u8]` (the region's bytes); changes take the
 //! operation's `Transaction`, so every byte they touch is declared.
 //!
-//! The generic structures: `btree` (fixed 16-byte keys, 24-byte values), `heap` (variable-size
+//! The generic structures: `btree` (fixed 16-byte keys, 24-byte values; `node` the node
+//! layouts, `leaf` the changes of a leaf, `slotted` the slotted leaf), `heap` (variable-size
 //! chunks), `bitmap` (the inode and data-block maps). The four B+trees and what their entries
 //! mean (every tree's root is a superblock field; each file gives the byte layout):
 //!
@@ -22,10 +23,12 @@ pub mod csum;
 pub mod dentry;
 pub mod extent_map;
 pub mod heap;
+mod leaf;
 pub mod name_hash;
 pub mod names;
 mod node;
 pub mod orphan;
+mod slotted;
 pub mod xattr;
 
 use crate::error::{corrupt, FsResult};

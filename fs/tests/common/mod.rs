@@ -41,6 +41,12 @@ impl MemRegion {
     /// A fresh region with an empty superblock and a heap of `heap_len` bytes (a multiple of
     /// 4 KiB), committed.
     pub fn new(heap_len: u64) -> MemRegion {
+        MemRegion::with_incompat(heap_len, 0)
+    }
+
+    /// As [`MemRegion::new`], with the superblock's incompat feature word `incompat` (e.g.
+    /// `slotted_leaves`: the trees write slotted leaves).
+    pub fn with_incompat(heap_len: u64, incompat: u32) -> MemRegion {
         let segment = Area {
             offset: LOG.len,
             len: HEAP_START + heap_len,
@@ -55,6 +61,10 @@ impl MemRegion {
             heap_end: HEAP_START + heap_len,
             heap_top: HEAP_START,
             heap_free: [0; HEAP_CLASSES],
+            features: rvmfs::layout::features::Features {
+                incompat,
+                ..Default::default()
+            },
             ..bytemuck::Zeroable::zeroed()
         };
         mem.commit(|tx| pod::put(tx, 0, &sb))
