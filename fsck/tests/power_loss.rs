@@ -10,6 +10,8 @@
 //! each operation: it must equal one of them, no earlier than the last fsync.
 //!
 //! `POWER_LOSS_CRASHES=N`: random crash images per workload (default 4).
+//! `POWER_LOSS_ONLY=text`: only the workloads whose debug form contains `text`.
+//! `POWER_LOSS_EVERY_CUT=1`: cut inside each workload at every I/O, not one random one.
 
 mod common;
 
@@ -66,25 +68,35 @@ enum OpKind {
 
 const NAMES: [&str; 4] = ["/A/x", "/A/y", "/B/x", "/B/y"];
 
-/// `Result::ok` for an operation's result, except that a byte changed outside the declared
+/// `Result::ok` for an operation's result that notes a fault (a storage error: the operation
+/// was answered EIO, not ENOENT or EEXIST) in `fault`; a byte changed outside the declared
 /// ranges (rvm-core's checked mode, see `open`) fails the test instead of being ignored.
 trait OkChecked<T> {
-    fn ok_checked(self) -> Option<T>;
+    fn ok_checked(self, fault: &mut bool) -> Option<T>;
 }
 
 impl<T> OkChecked<T> for rvmfs::FsResult<T> {
-    fn ok_checked(self) -> Option<T> {
+    fn ok_checked(self, fault: &mut bool) -> Option<T> {
         match self {
             Err(rvmfs::FsError::Rvm(e @ RvmError::Unrecorded { .. })) => {
                 panic!("checked mode: {e}")
             }
-            r => r.ok(),
+            Err(rvmfs::FsError::Errno(_)) => None,
+            Err(_) => {
+                *fault = true;
+                None
+            }
+            Ok(v) => Some(v),
         }
     }
 }
 
-/// Apply one operation; errors (ENOENT, EEXIST...) are fine: they change nothing.
-fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
+/// Apply one operation; errors (ENOENT, EEXIST...) are fine: they change nothing. Returns
+/// whether it met a fault (the simulated power loss): then it was not answered as done, and
+/// no later fsync makes it durable.
+fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) -> bool {
+    let mut fault = false;
+    let f = &mut fault;
     let _ = (|| -> Option<()> {
         match kind {
             OpKind::Create | OpKind::Mkdir | OpKind::Symlink => {
@@ -98,30 +110,30 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                 fs.transact(|op| {
                     namespace::create(op, p, name.as_bytes(), new_inode(mode), target)
                 })
-                .ok_checked()?;
+                .ok_checked(f)?;
             }
             OpKind::Write => {
                 let (_, ino) = resolve(fs, a)?;
-                let size = fs.inode(ino).ok_checked()?.size;
+                let size = fs.inode(ino).ok_checked(f)?.size;
                 let data: Vec<u8> = (0..5000u64).map(|i| (i * 7 + step) as u8).collect();
                 fs.transact(|op| file::write(op, ino, size, &data, false))
-                    .ok_checked()?;
+                    .ok_checked(f)?;
             }
             OpKind::Falloc => {
                 let (_, ino) = resolve(fs, a)?;
                 fs.transact(|op| space::fallocate(op, ino, 0, 3 * 4096, 0))
-                    .ok_checked()?;
+                    .ok_checked(f)?;
             }
             OpKind::Link => {
                 let (_, ino) = resolve(fs, a)?;
                 let (p, name) = parent_of(fs, b)?;
                 fs.transact(|op| namespace::link(op, ino, p, name.as_bytes()))
-                    .ok_checked()?;
+                    .ok_checked(f)?;
             }
             OpKind::Unlink => {
                 let (p, name) = parent_of(fs, a)?;
                 fs.transact(|op| namespace::unlink(op, p, name.as_bytes()))
-                    .ok_checked()?;
+                    .ok_checked(f)?;
             }
             OpKind::Rename => {
                 let (p, name) = parent_of(fs, a)?;
@@ -129,12 +141,12 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                 fs.transact(|op| {
                     namespace::rename(op, p, name.as_bytes(), q, new_name.as_bytes(), 0)
                 })
-                .ok_checked()?;
+                .ok_checked(f)?;
             }
             OpKind::Setxattr => {
                 let (_, ino) = resolve(fs, a)?;
                 fs.transact(|op| xattr::set(op, ino, b"user.k", format!("v{step}").as_bytes(), 0))
-                    .ok_checked()?;
+                    .ok_checked(f)?;
             }
             OpKind::Truncate => {
                 let (_, ino) = resolve(fs, a)?;
@@ -148,11 +160,12 @@ fn apply(fs: &mut Fs, kind: OpKind, a: &str, b: &str, step: u64) {
                         },
                     )
                 })
-                .ok_checked()?;
+                .ok_checked(f)?;
             }
         }
         Some(())
     })();
+    fault
 }
 
 fn open(storage: Arc<SimStorage>) -> Option<Fs> {
@@ -183,10 +196,10 @@ fn base_image() -> Vec<u8> {
     };
     format(disk.clone(), plan, [9; 16], (0, 0)).unwrap();
     let mut fs = open_checked(disk.clone()).unwrap();
-    apply(&mut fs, OpKind::Mkdir, "/A", "", 0);
-    apply(&mut fs, OpKind::Mkdir, "/B", "", 0);
-    apply(&mut fs, OpKind::Create, "/A/x", "", 0);
-    apply(&mut fs, OpKind::Write, "/A/x", "", 1);
+    assert!(!apply(&mut fs, OpKind::Mkdir, "/A", "", 0), "a fault without a power cut");
+    assert!(!apply(&mut fs, OpKind::Mkdir, "/B", "", 0), "a fault without a power cut");
+    assert!(!apply(&mut fs, OpKind::Create, "/A/x", "", 0), "a fault without a power cut");
+    assert!(!apply(&mut fs, OpKind::Write, "/A/x", "", 1), "a fault without a power cut");
     // Its transactions ran with a shadow copy (a workload whose operations all fail early
     // may run none).
     assert!(
@@ -310,13 +323,18 @@ fn ops() -> Vec<(OpKind, &'static str, &'static str)> {
 /// Run one workload from the base image, then cut the power in every way listed at the top.
 fn run_workload(base: &[u8], workload: &[(OpKind, &str, &str, bool)], crashes: u64, seed: u64) {
     let what = format!("{workload:?}");
+    // `POWER_LOSS_ONLY=text`: only the workloads whose debug form contains it.
+    if std::env::var("POWER_LOSS_ONLY").is_ok_and(|only| !what.contains(&only)) {
+        return;
+    }
     // 1. Run it to the end, recording the state after every operation.
     let disk = Arc::new(SimStorage::from_bytes(base.to_vec()));
     let mut fs = open_checked(disk.clone()).unwrap();
     let mut states = vec![snapshot(&fs).unwrap()];
     let mut durable = 0;
     for (step, &(kind, a, b, sync)) in workload.iter().enumerate() {
-        apply(&mut fs, kind, a, b, step as u64 + 2);
+        let fault = apply(&mut fs, kind, a, b, step as u64 + 2);
+        assert!(!fault, "{what}: a fault without a power cut");
         states.push(snapshot(&fs).unwrap());
         if sync {
             fs.rvm.flush().unwrap();
@@ -344,9 +362,31 @@ fn run_workload(base: &[u8], workload: &[(OpKind, &str, &str, bool)], crashes: u
         let tag = if i == 0 { " recovery-crash" } else { "" };
         verify(image, &states, durable, &format!("{what}: {crash:?}{tag}"));
     }
-    // 3. A power cut inside the workload (in a commit, a flush, a truncation...).
+    // 3. A power cut inside the workload (in a commit, a flush, a truncation...): at one
+    // random I/O, or at every one with `POWER_LOSS_EVERY_CUT=1`.
     let total = writes + syncs;
-    let cut = rng.next() % total.max(1);
+    let random_cut = rng.next() % total.max(1);
+    let cuts: Vec<u64> = if std::env::var_os("POWER_LOSS_EVERY_CUT").is_some() {
+        (0..total.max(1)).collect()
+    } else {
+        vec![random_cut]
+    };
+    for cut in cuts {
+        cut_inside(base, workload, &states, cut, total, rng.next(), &what);
+    }
+}
+
+/// Run `workload` from `base` with the power lost after `cut` I/Os, then verify a crash
+/// image chosen by `seed`.
+fn cut_inside(
+    base: &[u8],
+    workload: &[(OpKind, &str, &str, bool)],
+    states: &[Tree],
+    cut: u64,
+    total: u64,
+    seed: u64,
+    what: &str,
+) {
     let disk = Arc::new(SimStorage::from_bytes(base.to_vec()));
     let Some(mut fs) = open(disk.clone()) else {
         return;
@@ -357,16 +397,20 @@ fn run_workload(base: &[u8], workload: &[(OpKind, &str, &str, bool)], crashes: u
         if disk.is_crashed() {
             break;
         }
-        apply(&mut fs, kind, a, b, step as u64 + 2);
+        // An operation the power cut made fail was not done: a flush after it (which may
+        // find nothing to write) does not make it durable.
+        if apply(&mut fs, kind, a, b, step as u64 + 2) {
+            break;
+        }
         if sync && fs.rvm.flush().is_ok() {
             durable = step + 1;
         }
     }
     drop(fs);
-    let (crash, image) = disk.random_crash(rng.next());
+    let (crash, image) = disk.random_crash(seed);
     verify(
         image,
-        &states,
+        states,
         durable,
         &format!("{what}: cut after {cut} of {total} I/Os, {crash:?}"),
     );
