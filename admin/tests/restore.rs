@@ -12,8 +12,9 @@
 use bytes::Bytes;
 use objstore::ship::{self, listing, ImageInfo, ShipConfig, Shipper, Until};
 use objstore::{Bucket, Config, Keeper, Lease, Put};
-use rvm_core::{Area, FileStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{Area, FileStorage, Rvm, Storage};
 use rvmfs::format::format;
+use rvmfs::image::{self, OpenMode};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
@@ -76,16 +77,7 @@ fn source(dir: &Path) -> Source {
 }
 
 fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
-    let path = dir.join("src.img");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.set_len(len).unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let storage = new_file(&dir.join("src.img"), len);
     let plan = Plan {
         size: len,
         inodes: Some(inodes),
@@ -95,36 +87,53 @@ fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
     open_image(storage, len)
 }
 
+/// A new file of `len` bytes (zeros) at `path`, as a storage.
+fn new_file(path: &Path, len: u64) -> Arc<dyn Storage> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    file.set_len(len).unwrap();
+    Arc::new(FileStorage::new(file))
+}
+
 /// Open the image on `storage` (`len` bytes) with shipping on, recovering its log.
 fn open_image(storage: Arc<dyn Storage>, len: u64) -> Source {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, len).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
+    let mode = OpenMode {
         ship: true,
-        ..RvmOptions::default()
+        ..OpenMode::default()
     };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
+    let img = image::open_on(storage, len, mode).unwrap();
     let info = ImageInfo {
-        header_block: block,
+        header_block: img.header.encode(),
         image_len: len,
-        segment: header.segment_area(),
+        segment: img.header.segment_area(),
     };
-    let fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
+    let fs = Fs::new(img.region, img.rvm, img.header, img.storage).unwrap();
     Source { fs, info }
 }
 
 fn start(b: &Arc<Bucket>, src: &Source, epoch: u64, may: ship::MayWrite) -> Shipper {
+    start_with(b, src, epoch, may, quick())
+}
+
+fn start_with(
+    b: &Arc<Bucket>,
+    src: &Source,
+    epoch: u64,
+    may: ship::MayWrite,
+    c: ShipConfig,
+) -> Shipper {
     Shipper::start(
         b.clone(),
         src.fs.rvm.clone(),
         src.info.clone(),
         epoch,
         may,
-        quick(),
+        c,
     )
     .unwrap()
 }
@@ -376,16 +385,7 @@ fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide
 
     let r = ship::restore(&b2, Until::Latest).unwrap();
     assert_eq!(r.next, shipped);
-    let img = dir.path().join("b.img");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&img)
-        .unwrap();
-    file.set_len(r.image_len).unwrap();
-    let st: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let st = new_file(&dir.path().join("b.img"), r.image_len);
     st.write_at(&r.header_block, 0).unwrap();
     let header = Header::decode(&r.header_block, r.image_len).unwrap();
     Rvm::create_log_at(&*st, header.log_area(), r.next).unwrap();
@@ -432,15 +432,7 @@ fn figures() {
     let mut src = source_sized(dir.path(), 256 * MIB, 16384);
     let b = bucket(&s, "figures");
     let cfg = ShipConfig::default();
-    let shipper = Shipper::start(
-        b.clone(),
-        src.fs.rvm.clone(),
-        src.info.clone(),
-        1,
-        always(),
-        cfg,
-    )
-    .unwrap();
+    let shipper = start_with(&b, &src, 1, always(), cfg);
     shipper.snapshot_now(WAIT).unwrap();
     // Lag: one create committed durably, then the time until the bucket has it.
     let mut lags = Vec::new();
@@ -578,15 +570,7 @@ fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
         keep_snapshots: 1,
         ..quick()
     };
-    let shipper = Shipper::start(
-        b.clone(),
-        src.fs.rvm.clone(),
-        src.info.clone(),
-        1,
-        always(),
-        cfg,
-    )
-    .unwrap();
+    let shipper = start_with(&b, &src, 1, always(), cfg);
     let mut snaps = Vec::new();
     // The base at start, 8 incremental snapshots on it, then a full one (worker.rs
     // MAX_CHAIN): while the chain grows every link is kept; once the full one is complete,
