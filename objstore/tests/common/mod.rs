@@ -189,6 +189,7 @@ pub fn proxied(
 }
 
 /// [`require_s3!`], then [`proxied`] on its server (`tune` optional).
+#[allow(unused_macros)] // outage.rs alone goes through the proxy
 macro_rules! require_proxied {
     ($name:expr) => {
         common::proxied(require_s3!($name), |_| {})
