@@ -12,8 +12,9 @@
 use bytes::Bytes;
 use objstore::ship::{self, listing, ImageInfo, ShipConfig, Shipper, Until};
 use objstore::{Bucket, Config, Keeper, Lease, Put};
-use rvm_core::{Area, FileStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{Area, FileStorage, Rvm, Storage};
 use rvmfs::format::format;
+use rvmfs::image::{self, OpenMode};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
@@ -71,21 +72,24 @@ struct Source {
     info: ImageInfo,
 }
 
-fn source(dir: &Path) -> Source {
-    source_sized(dir, LEN, 4096)
+/// The prologue of a shipping test: SeaweedFS (else `require_seaweed!` returns from the
+/// test), a temporary directory, a source image in it (`LEN` bytes and 4,096 inodes unless
+/// given) and a client for `prefix` of the bucket: `(seaweed, dir, source, bucket)`.
+macro_rules! ship_setup {
+    ($prefix:expr) => {
+        ship_setup!($prefix, LEN, 4096)
+    };
+    ($prefix:expr, $len:expr, $inodes:expr) => {{
+        let s = require_seaweed!("ship");
+        let dir = tempfile::tempdir().unwrap();
+        let src = source_sized(dir.path(), $len, $inodes);
+        let b = bucket(&s, $prefix);
+        (s, dir, src, b)
+    }};
 }
 
 fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
-    let path = dir.join("src.img");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.set_len(len).unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let storage = new_file(&dir.join("src.img"), len);
     let plan = Plan {
         size: len,
         inodes: Some(inodes),
@@ -95,36 +99,53 @@ fn source_sized(dir: &Path, len: u64, inodes: u64) -> Source {
     open_image(storage, len)
 }
 
+/// A new file of `len` bytes (zeros) at `path`, as a storage.
+fn new_file(path: &Path, len: u64) -> Arc<dyn Storage> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    file.set_len(len).unwrap();
+    Arc::new(FileStorage::new(file))
+}
+
 /// Open the image on `storage` (`len` bytes) with shipping on, recovering its log.
 fn open_image(storage: Arc<dyn Storage>, len: u64) -> Source {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, len).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
+    let mode = OpenMode {
         ship: true,
-        ..RvmOptions::default()
+        ..OpenMode::default()
     };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
+    let img = image::open_on(storage, len, mode).unwrap();
     let info = ImageInfo {
-        header_block: block,
+        header_block: img.header.encode(),
         image_len: len,
-        segment: header.segment_area(),
+        segment: img.header.segment_area(),
     };
-    let fs = Fs::new(region, Arc::new(rvm), header, storage).unwrap();
+    let fs = Fs::new(img.region, img.rvm, img.header, img.storage).unwrap();
     Source { fs, info }
 }
 
 fn start(b: &Arc<Bucket>, src: &Source, epoch: u64, may: ship::MayWrite) -> Shipper {
+    start_with(b, src, epoch, may, quick())
+}
+
+fn start_with(
+    b: &Arc<Bucket>,
+    src: &Source,
+    epoch: u64,
+    may: ship::MayWrite,
+    c: ShipConfig,
+) -> Shipper {
     Shipper::start(
         b.clone(),
         src.fs.rvm.clone(),
         src.info.clone(),
         epoch,
         may,
-        quick(),
+        c,
     )
     .unwrap()
 }
@@ -191,6 +212,14 @@ fn admin_restore(s: &Seaweed, prefix: &str, image: &Path, extra: &[&str]) -> std
     c.output().unwrap()
 }
 
+/// [`admin_restore`], which must succeed: its standard output.
+fn restore_ok(s: &Seaweed, prefix: &str, image: &Path, extra: &[&str]) -> String {
+    let o = admin_restore(s, prefix, image, extra);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "restore {extra:?}: {err}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// The metadata region of the image at `path`.
 fn region_of(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();
@@ -199,8 +228,11 @@ fn region_of(path: &Path) -> Vec<u8> {
     bytes[a.offset as usize..a.end() as usize].to_vec()
 }
 
-fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
-    a.iter().zip(b).position(|(x, y)| x != y)
+/// Assert that `got` and `want` hold the same bytes where both have them (else name the
+/// first offset that differs).
+fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    let first_diff = got.iter().zip(want).position(|(x, y)| x != y);
+    assert_eq!(first_diff, None, "{what}");
 }
 
 fn fsck_clean(image: &Path) {
@@ -210,10 +242,7 @@ fn fsck_clean(image: &Path) {
 
 #[test]
 fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let mut src = source(dir.path());
-    let b = bucket(&s, "latest");
+    let (s, dir, mut src, b) = ship_setup!("latest");
     let shipper = start(&b, &src, 1, always());
     churn(&mut src.fs, "a", 3, 60);
     // The first sync also takes the base snapshot (at or before what it shipped).
@@ -244,36 +273,17 @@ fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
     let out = dir.path().join("restored");
     std::fs::create_dir(&out).unwrap();
     let latest = out.join("latest.img");
-    let o = admin_restore(&s, "latest", &latest, &[]);
-    assert!(
-        o.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!("{}", restore_ok(&s, "latest", &latest, &[]));
     let got = region_of(&latest);
-    assert_eq!(
-        first_diff(&got, &late),
-        None,
-        "latest region differs (Lsn {l2})"
-    );
+    assert_same(&got, &late, &format!("latest region differs (Lsn {l2})"));
     assert_eq!(got.len(), late.len());
     fsck_clean(&latest);
 
     let older = out.join("older.img");
     let lsn = (l1 - 1).to_string();
-    let o = admin_restore(&s, "latest", &older, &["--lsn", &lsn]);
-    assert!(
-        o.status.success(),
-        "restore --lsn: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    restore_ok(&s, "latest", &older, &["--lsn", &lsn]);
     let got = region_of(&older);
-    assert_eq!(
-        first_diff(&got, &early),
-        None,
-        "region at Lsn {lsn} differs"
-    );
+    assert_same(&got, &early, &format!("region at Lsn {lsn} differs"));
     assert!(
         dentry::lookup(&got, ROOT_INO, b"late").unwrap().is_none(),
         "late is absent"
@@ -288,10 +298,7 @@ fn restore_gives_the_source_region_at_the_latest_and_at_an_earlier_lsn() {
 
 #[test]
 fn a_gap_a_corrupt_segment_or_no_snapshot_refuses_restore() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let mut src = source(dir.path());
-    let b = bucket(&s, "gap");
+    let (s, dir, mut src, b) = ship_setup!("gap");
     let shipper = start(&b, &src, 1, always());
     for round in 0..6 {
         churn(&mut src.fs, &format!("r{round}-"), 1, 20);
@@ -343,10 +350,7 @@ fn a_gap_a_corrupt_segment_or_no_snapshot_refuses_restore() {
 
 #[test]
 fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let mut src = source(dir.path());
-    let b = bucket(&s, "epochs");
+    let (s, dir, mut src, b) = ship_setup!("epochs");
     let ttl = Duration::from_millis(1500);
     let lease = Lease::acquire(&b, "writer-a", ttl).unwrap();
     assert_eq!(lease.epoch(), 1);
@@ -376,16 +380,7 @@ fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide
 
     let r = ship::restore(&b2, Until::Latest).unwrap();
     assert_eq!(r.next, shipped);
-    let img = dir.path().join("b.img");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&img)
-        .unwrap();
-    file.set_len(r.image_len).unwrap();
-    let st: Arc<dyn Storage> = Arc::new(FileStorage::new(file));
+    let st = new_file(&dir.path().join("b.img"), r.image_len);
     st.write_at(&r.header_block, 0).unwrap();
     let header = Header::decode(&r.header_block, r.image_len).unwrap();
     Rvm::create_log_at(&*st, header.log_area(), r.next).unwrap();
@@ -406,11 +401,7 @@ fn a_superseded_writer_ships_nothing_more_and_the_new_writers_keys_never_collide
         "B continues A's Lsns"
     );
     let got = ship::restore(&b2, Until::Latest).unwrap();
-    assert_eq!(
-        first_diff(&got.region, &b_state),
-        None,
-        "the restore follows the new writer"
-    );
+    assert_same(&got.region, &b_state, "the restore follows the new writer");
     drop(ship_b);
     drop(shipper);
 }
@@ -427,20 +418,9 @@ fn median(v: &mut [f64]) -> (f64, f64, f64) {
 #[test]
 #[ignore]
 fn figures() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let mut src = source_sized(dir.path(), 256 * MIB, 16384);
-    let b = bucket(&s, "figures");
+    let (s, dir, mut src, b) = ship_setup!("figures", 256 * MIB, 16384);
     let cfg = ShipConfig::default();
-    let shipper = Shipper::start(
-        b.clone(),
-        src.fs.rvm.clone(),
-        src.info.clone(),
-        1,
-        always(),
-        cfg,
-    )
-    .unwrap();
+    let shipper = start_with(&b, &src, 1, always(), cfg);
     shipper.snapshot_now(WAIT).unwrap();
     // Lag: one create committed durably, then the time until the bucket has it.
     let mut lags = Vec::new();
@@ -503,14 +483,13 @@ fn figures() {
         }
         let img = out.join(format!("{name}.img"));
         let t = Instant::now();
-        let o = admin_restore(&s, "figures", &img, &[]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = restore_ok(&s, "figures", &img, &[]);
         eprintln!(
             "restore of the 10,000-file image ({name}): {:.2} s wall: {}",
             t.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&o.stdout).trim()
+            out.trim()
         );
-        assert_eq!(first_diff(&region_of(&img), src.fs.bytes()), None);
+        assert_same(&region_of(&img), src.fs.bytes(), "the restored region");
     }
     eprintln!("snapshot bytes: {}", shipper.status().snapshot_bytes);
 }
@@ -518,22 +497,19 @@ fn figures() {
 /// Reopen the image of `src` after its daemon died (nothing dropped cleanly): a new Rvm
 /// recovers the log, a new Fs on it.
 fn reopen(dir: &Path, len: u64) -> Source {
-    let path = dir.join("src.img");
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&path)
+        .open(dir.join("src.img"))
         .unwrap();
     open_image(Arc::new(FileStorage::new(file)), len)
 }
 
 #[test]
 fn after_a_crash_the_shipper_resumes_from_the_bucket_reading_the_rest_from_the_log() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let b = bucket(&s, "resume");
+    let (_s, dir, src, b) = ship_setup!("resume");
     let shipped = {
-        let mut src = source(dir.path());
+        let mut src = src;
         let shipper = start(&b, &src, 1, always());
         churn(&mut src.fs, "a", 2, 30);
         let shipped = shipper.sync(WAIT).unwrap();
@@ -560,7 +536,7 @@ fn after_a_crash_the_shipper_resumes_from_the_bucket_reading_the_rest_from_the_l
         "resumed at the bucket's last shipped Lsn"
     );
     let got = ship::restore(&b, Until::Latest).unwrap();
-    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    assert_same(&got.region, src.fs.bytes(), "the restored region");
     assert!(dentry::lookup(&got.region, ROOT_INO, b"b1")
         .unwrap()
         .is_some());
@@ -570,23 +546,12 @@ fn after_a_crash_the_shipper_resumes_from_the_bucket_reading_the_rest_from_the_l
 
 #[test]
 fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
-    let s = require_seaweed!("ship");
-    let dir = tempfile::tempdir().unwrap();
-    let mut src = source(dir.path());
-    let b = bucket(&s, "retain");
+    let (_s, _dir, mut src, b) = ship_setup!("retain");
     let cfg = ShipConfig {
         keep_snapshots: 1,
         ..quick()
     };
-    let shipper = Shipper::start(
-        b.clone(),
-        src.fs.rvm.clone(),
-        src.info.clone(),
-        1,
-        always(),
-        cfg,
-    )
-    .unwrap();
+    let shipper = start_with(&b, &src, 1, always(), cfg);
     let mut snaps = Vec::new();
     // The base at start, 8 incremental snapshots on it, then a full one (worker.rs
     // MAX_CHAIN): while the chain grows every link is kept; once the full one is complete,
@@ -622,7 +587,7 @@ fn retention_keeps_the_newest_snapshot_and_what_follows_it() {
     assert!(segs.len() <= 2, "older segments deleted: {segs:?}");
     assert!(segs.iter().skip(1).all(|s| s.first >= newest), "{segs:?}");
     let got = ship::restore(&b, Until::Latest).unwrap();
-    assert_eq!(first_diff(&got.region, src.fs.bytes()), None);
+    assert_same(&got.region, src.fs.bytes(), "the restored region");
     let e = ship::restore(&b, Until::Lsn(snaps[0] - 2))
         .unwrap_err()
         .to_string();

@@ -24,7 +24,8 @@ const PEERS: [(&str, &str, RGBColor); 3] = [
 
 type DynErr = Box<dyn std::error::Error + Send + Sync>;
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-type RatioChart<'a, 'b> =
+/// A chart with a log x axis and a linear y axis, both of f64.
+type LogXChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
 
 /// Draw `path` (PNG, 1500 x 1350 pixels) from `r`. Errors: no TrueType font, or drawing failed.
@@ -130,7 +131,7 @@ fn bar_y(y: f64, k: usize) -> f64 {
 }
 
 /// One workload's bars (each labelled with its ratio) and its targets as black ticks.
-fn draw_row(ch: &mut RatioChart<'_, '_>, m: &Metric, y: f64) -> std::result::Result<(), DynErr> {
+fn draw_row(ch: &mut LogXChart<'_, '_>, m: &Metric, y: f64) -> std::result::Result<(), DynErr> {
     let targets = targets(m);
     for (k, (peer, _, color)) in PEERS.iter().enumerate() {
         let y0 = bar_y(y, k);
@@ -163,7 +164,7 @@ fn draw_row(ch: &mut RatioChart<'_, '_>, m: &Metric, y: f64) -> std::result::Res
 }
 
 /// Legend entries: an invisible (empty) bar per peer, and the target tick.
-fn ratio_legend<'a, 'b: 'a>(ch: &mut RatioChart<'a, 'b>) -> std::result::Result<(), DynErr> {
+fn ratio_legend<'a, 'b: 'a>(ch: &mut LogXChart<'a, 'b>) -> std::result::Result<(), DynErr> {
     for (_, label, color) in PEERS {
         ch.draw_series(std::iter::once(Rectangle::new(
             [(0.011, -1.0), (0.011, -1.0)],
@@ -187,6 +188,40 @@ fn ratio_legend<'a, 'b: 'a>(ch: &mut RatioChart<'a, 'b>) -> std::result::Result<
     Ok(())
 }
 
+/// A panel captioned `caption` with a log x axis over `x_span` (lowest, highest value; 0.7 of
+/// the lowest to 1.4 times the highest shown, labelled as powers of ten) and a linear y axis
+/// from 0 to `y_max`, its axes described by `x_desc` and `y_desc`, its y values written by
+/// `y_label` (None: plotters' own numbers, in a narrower label area), no light mesh lines.
+fn log_x_panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+    x_span: (f64, f64),
+    y_max: f64,
+    y_label: Option<&dyn Fn(&f64) -> String>,
+) -> std::result::Result<LogXChart<'a, 'b>, DynErr> {
+    let (minn, maxn) = x_span;
+    let mut c = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .x_label_area_size(45)
+        .y_label_area_size(if y_label.is_some() { 70 } else { 60 })
+        .margin(10)
+        .build_cartesian_2d((minn * 0.7..maxn * 1.4).log_scale(), 0f64..y_max)?;
+    let pow10 = |x: &f64| pow10_label(*x);
+    let mut mesh = c.configure_mesh();
+    mesh.x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&pow10)
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 14));
+    if let Some(f) = y_label {
+        mesh.y_label_formatter(f);
+    }
+    mesh.draw()?;
+    Ok(c)
+}
+
 /// The create rate against the entries in the directory, one line per system.
 fn draw_scaling(r: &Results, area: &Area<'_>) -> std::result::Result<(), DynErr> {
     let sizes = || r.scaling.values().flat_map(|v| v.iter().map(|p| p.0));
@@ -199,20 +234,15 @@ fn draw_scaling(r: &Results, area: &Area<'_>) -> std::result::Result<(), DynErr>
         .values()
         .flat_map(|v| v.iter().map(|p| p.1))
         .fold(1.0, f64::max);
-    let mut c = ChartBuilder::on(area)
-        .caption("create rate as one directory grows", ("sans-serif", 18))
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .margin(10)
-        .build_cartesian_2d((minn * 0.7..maxn * 1.4).log_scale(), 0f64..maxr * 1.15)?;
-    c.configure_mesh()
-        .x_desc("entries in the directory")
-        .y_desc("creates/s")
-        .x_label_formatter(&|x| pow10_label(*x))
-        .light_line_style(TRANSPARENT)
-        .y_label_formatter(&|y| fmt_num(*y))
-        .label_style(("sans-serif", 14))
-        .draw()?;
+    let mut c = log_x_panel(
+        area,
+        "create rate as one directory grows",
+        "entries in the directory",
+        "creates/s",
+        (minn, maxn),
+        maxr * 1.15,
+        Some(&|y| fmt_num(*y)),
+    )?;
     for (sys, color) in [("rvmfs", RV), ("ext4", EX)] {
         if let Some(v) = r.scaling.get(sys) {
             let pts: Vec<(f64, f64)> = v.iter().map(|p| (p.0 as f64, p.1)).collect();
@@ -244,19 +274,15 @@ fn mount_span(r: &Results) -> (f64, f64) {
 fn draw_mount_time(r: &Results, area: &Area<'_>) -> std::result::Result<(), DynErr> {
     let (minn, maxn) = mount_span(r);
     let maxt = r.mounts.iter().map(|p| p.mount_s).fold(1.2, f64::max);
-    let mut c = ChartBuilder::on(area)
-        .caption("rvmfs mount time (target < 1 s)", ("sans-serif", 18))
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .margin(10)
-        .build_cartesian_2d((minn * 0.7..maxn * 1.4).log_scale(), 0f64..maxt * 1.1)?;
-    c.configure_mesh()
-        .x_desc("files in the image")
-        .y_desc("seconds")
-        .x_label_formatter(&|x| pow10_label(*x))
-        .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 14))
-        .draw()?;
+    let mut c = log_x_panel(
+        area,
+        "rvmfs mount time (target < 1 s)",
+        "files in the image",
+        "seconds",
+        (minn, maxn),
+        maxt * 1.1,
+        None,
+    )?;
     let pts: Vec<(f64, f64)> = r
         .mounts
         .iter()
@@ -291,19 +317,15 @@ fn draw_rss(r: &Results, area: &Area<'_>) -> std::result::Result<(), DynErr> {
         .iter()
         .map(|p| p.rss_hot_mib.max(p.rss_after_mount_mib))
         .fold(70.0, f64::max);
-    let mut c = ChartBuilder::on(area)
-        .caption("rvmfs daemon RSS (target < 64 MiB)", ("sans-serif", 18))
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .margin(10)
-        .build_cartesian_2d((minn * 0.7..maxn * 1.4).log_scale(), 0f64..maxm * 1.1)?;
-    c.configure_mesh()
-        .x_desc("files in the image")
-        .y_desc("MiB")
-        .x_label_formatter(&|x| pow10_label(*x))
-        .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 14))
-        .draw()?;
+    let mut c = log_x_panel(
+        area,
+        "rvmfs daemon RSS (target < 64 MiB)",
+        "files in the image",
+        "MiB",
+        (minn, maxn),
+        maxm * 1.1,
+        None,
+    )?;
     let series: [(&str, RGBColor, fn(&MountPoint) -> f64); 2] = [
         ("after mount", RV, |p| p.rss_after_mount_mib),
         ("after creating", JF, |p| p.rss_hot_mib),

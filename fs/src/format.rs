@@ -2,7 +2,7 @@
 
 use crate::error::FsError;
 use crate::layout::external_log::{
-    ExternalLogError, LogBinding, LogHeader, BINDING_OFFSET, LOG_HEADER_SIZE,
+    ExternalLogError, LogBinding, LogHeader, BINDING_OFFSET, BINDING_SIZE, LOG_HEADER_SIZE,
 };
 use crate::layout::features::{INCOMPAT_EXTERNAL_LOG, INCOMPAT_KEYED_HASH, INCOMPAT_OBJECT_DATA};
 use crate::layout::geometry::{plan, Plan, PlanError};
@@ -103,31 +103,10 @@ pub fn format_external(
     let sec = now().0;
     let (mut header, mut sb) = plan(p, uuid, sec)?;
     let binding = match &external {
-        Some(x) => {
-            if x.device_len < LOG_HEADER_SIZE + (1 << 20) {
-                return Err(FormatError::LogTooSmall(x.device_len));
-            }
-            header.features.incompat |= INCOMPAT_EXTERNAL_LOG;
-            sb.features.incompat |= INCOMPAT_EXTERNAL_LOG;
-            let b = LogBinding {
-                log_uuid: x.log_uuid,
-                path: x.path.clone(),
-            };
-            Some(b.encode()?)
-        }
+        Some(x) => Some(bind_external_log(x, &mut header, &mut sb)?),
         None => None,
     };
-    sb.label = settings.label;
-    if let Some((url, shift)) = settings.object_data {
-        header.features.incompat |= INCOMPAT_OBJECT_DATA;
-        sb.features.incompat |= INCOMPAT_OBJECT_DATA;
-        sb.data_url = url;
-        sb.object_shift = shift;
-    }
-    sb.reserved_blocks = sb.data_blocks * settings.reserved_permille / 1000;
-    if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
-        sb.hash_key = random_key()?;
-    }
+    apply_settings(&mut header, &mut sb, &settings)?;
     // Overwrite any old header first: until the new one is written, this is no image.
     storage.write_at(&[0u8; 4096], 0)?;
     let (log_storage, log_area) = match &external {
@@ -139,8 +118,84 @@ pub fn format_external(
         None => (storage.clone(), header.log_area()),
     };
     Rvm::create_log(&*log_storage, log_area)?;
-    let rvm = Rvm::initialize_with_log(
+    write_region(
         storage.clone(),
+        log_storage,
+        log_area,
+        &header,
+        sb,
+        root_owner,
+    )?;
+    // One write of the header block, with the log binding in it (a sector-atomic write).
+    let mut block = header.encode();
+    if let Some(b) = binding {
+        let at = BINDING_OFFSET as usize;
+        block[at..at + b.len()].copy_from_slice(&b);
+    }
+    storage.write_at(&block, 0)?;
+    storage.sync()?;
+    Ok(header)
+}
+
+/// Give the new image's header and superblock the `external_log` feature for the log `x`;
+/// its log binding's bytes (docs/format.md 2.2).
+///
+/// Errors: `LogTooSmall` under 1 MiB of log; `ExternalLog` for a path too long.
+fn bind_external_log(
+    x: &ExternalLog,
+    header: &mut Header,
+    sb: &mut Superblock,
+) -> Result<[u8; BINDING_SIZE], FormatError> {
+    if x.device_len < LOG_HEADER_SIZE + (1 << 20) {
+        return Err(FormatError::LogTooSmall(x.device_len));
+    }
+    header.features.incompat |= INCOMPAT_EXTERNAL_LOG;
+    sb.features.incompat |= INCOMPAT_EXTERNAL_LOG;
+    let b = LogBinding {
+        log_uuid: x.log_uuid,
+        path: x.path.clone(),
+    };
+    Ok(b.encode()?)
+}
+
+/// Put `settings` (label, object-store data, root reserve) in the new image's header and
+/// superblock, and a random name-hash key if its features key the hash.
+///
+/// Errors: `Io` if no random key can be read.
+fn apply_settings(
+    header: &mut Header,
+    sb: &mut Superblock,
+    settings: &Settings,
+) -> Result<(), FormatError> {
+    sb.label = settings.label;
+    if let Some((url, shift)) = settings.object_data {
+        header.features.incompat |= INCOMPAT_OBJECT_DATA;
+        sb.features.incompat |= INCOMPAT_OBJECT_DATA;
+        sb.data_url = url;
+        sb.object_shift = shift;
+    }
+    sb.reserved_blocks = sb.data_blocks * settings.reserved_permille / 1000;
+    if sb.features.has_incompat(INCOMPAT_KEYED_HASH) {
+        sb.hash_key = random_key()?;
+    }
+    Ok(())
+}
+
+/// Write the new metadata region through RVM, its log (`log_area` of `log_storage`) freshly
+/// created: the superblock `sb` (and its backup), the root directory's inode and its bit in
+/// the inode bitmap, in one transaction, then truncated so the log is empty.
+///
+/// Errors: `Rvm` or `Fs` from the transaction, its commit or the truncation.
+fn write_region(
+    storage: Arc<dyn Storage>,
+    log_storage: Arc<dyn Storage>,
+    log_area: rvm_core::Area,
+    header: &Header,
+    sb: Superblock,
+    root_owner: (u32, u32),
+) -> Result<(), FormatError> {
+    let rvm = Rvm::initialize_with_log(
+        storage,
         log_storage,
         RvmOptions {
             log: log_area,
@@ -156,7 +211,7 @@ pub fn format_external(
             ..sb
         };
         pod::put(&mut tx, 0, &sb)?;
-        if let Some(at) = crate::layout::superblock_backup::offset(&header) {
+        if let Some(at) = crate::layout::superblock_backup::offset(header) {
             pod::put(&mut tx, at, &sb)?;
         }
         bitmap::set_run(&mut tx, sb.inode_bitmap, ROOT_INO - 1, 1, true)?;
@@ -170,13 +225,5 @@ pub fn format_external(
     rvm.truncate()?;
     drop(region);
     drop(rvm);
-    // One write of the header block, with the log binding in it (a sector-atomic write).
-    let mut block = header.encode();
-    if let Some(b) = binding {
-        let at = BINDING_OFFSET as usize;
-        block[at..at + b.len()].copy_from_slice(&b);
-    }
-    storage.write_at(&block, 0)?;
-    storage.sync()?;
-    Ok(header)
+    Ok(())
 }

@@ -81,6 +81,8 @@ pub enum ImageError {
         log: PathBuf,
         source: ExternalLogError,
     },
+    #[error("{path}: the image's log is on another device (external_log): open it by its path")]
+    ExternalLog { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -100,7 +102,8 @@ pub struct OpenMode {
     pub logdev: Option<PathBuf>,
     /// On an `object_data` image with its log inside: keep every record in the log until a
     /// log shipper reports it shipped (rvm-core's `RvmOptions::ship`, docs/format.md 11.7).
-    /// Only the daemon asks for it, and starts the shipper (`remote::Remote::start_shipper`).
+    /// Only the daemon asks for it, and starts the shipper (`remote::Remote::start_shipper`);
+    /// [`open_on`] takes it on any image with its log inside (the shipping tests).
     pub ship: bool,
 }
 
@@ -363,21 +366,88 @@ fn open_locked(
         }
         false => None,
     };
-    let (log_storage, log_area) = match &device {
+    let log = LogPlan {
+        ship: mode.ship && device.is_none() && header.features.has_incompat(INCOMPAT_OBJECT_DATA),
+        device,
+        spool: spool_path(&header),
+        spool_size: SPOOL_SIZE,
+    };
+    let image = recover(storage, header, log, &mode, path);
+    drop(file); // the lock stays: flock belongs to the open file description the storage shares
+    image
+}
+
+/// Open the image on `storage` (an image of `len` bytes that the caller opened: rvm-core's
+/// `MemStorage` in the library tests, a file's storage), recovering its log and mapping its
+/// region as [`open`] does, without a file: no lock, no spool (a no-flush commit waits in
+/// memory only), and the log inside the image. `mode.ship` keeps every record in the log until
+/// a shipper reports it shipped on any image (not only an `object_data` one, as [`open`]:
+/// the shipping tests ship local-data images); `mode.logdev` is unused.
+///
+/// Errors: `Io` if the header cannot be read, `Header` if it is not a valid one, `Features`
+/// for unknown features, `ExternalLog` for an `external_log` image, `Recovery`, `Region` as
+/// [`open`]. Their messages name the image "image storage".
+pub fn open_on(storage: Arc<dyn Storage>, len: u64, mode: OpenMode) -> Result<Image, ImageError> {
+    let path = Path::new("image storage");
+    let mut block = vec![0u8; HEADER_SIZE as usize];
+    storage
+        .read_at(&mut block, 0)
+        .map_err(|source| ImageError::Io {
+            path: path.into(),
+            source,
+        })?;
+    let header = Header::decode(&block, len).map_err(|source| ImageError::Header {
+        path: path.into(),
+        source,
+    })?;
+    check_features(&header.features, &mode, path)?;
+    if header.features.has_incompat(INCOMPAT_EXTERNAL_LOG) {
+        return Err(ImageError::ExternalLog { path: path.into() });
+    }
+    let log = LogPlan {
+        device: None,
+        spool: None,
+        spool_size: RvmOptions::default().spool_size,
+        ship: mode.ship,
+    };
+    recover(storage, header, log, &mode, path)
+}
+
+/// Where an open's redo log is and how it is kept, decided before recovery.
+struct LogPlan {
+    /// The external log, if the image has one (else the log is inside the image).
+    device: Option<log_device::LogDevice>,
+    /// rvm-core's spool and its size, bytes (`RvmOptions::spool`, `spool_size`).
+    spool: Option<PathBuf>,
+    spool_size: u64,
+    /// Keep every record until a shipper reports it shipped (`RvmOptions::ship`; never on a
+    /// read-only open).
+    ship: bool,
+}
+
+/// Recover the log of the image on `storage` (header `header`, its log as `log` says), map
+/// its region and check its superblock: the steps every open shares once the storage is at
+/// hand. Read-only (`mode.read_only`) replays into memory and returns the storage that shows
+/// the replayed file data ([`read_only::ReadOnlyStorage`]).
+fn recover(
+    storage: Arc<dyn Storage>,
+    header: Header,
+    log: LogPlan,
+    mode: &OpenMode,
+    path: &Path,
+) -> Result<Image, ImageError> {
+    let (log_storage, log_area) = match &log.device {
         Some(d) => (d.storage.clone(), d.area()),
         None => (storage.clone(), header.log_area()),
     };
     let options = RvmOptions {
         log: log_area,
-        spool: spool_path(&header),
+        spool: log.spool,
         commit_interval: mode.commit_interval,
         ordered: true,
         read_only: mode.read_only,
-        spool_size: SPOOL_SIZE,
-        ship: mode.ship
-            && !mode.read_only
-            && device.is_none()
-            && header.features.has_incompat(INCOMPAT_OBJECT_DATA),
+        spool_size: log.spool_size,
+        ship: log.ship && !mode.read_only,
         ..RvmOptions::default()
     };
     let recovery = |source| ImageError::Recovery {
@@ -398,9 +468,8 @@ fn open_locked(
             })
         }
         // The superblock mirrors the header's words; refuse what either says we cannot do.
-        Ok(sb) => check_features(&sb.features, &mode, path)?,
+        Ok(sb) => check_features(&sb.features, mode, path)?,
     }
-    drop(file); // the lock stays: flock belongs to the open file description the storage shares
     let storage: Arc<dyn Storage> = if mode.read_only {
         let ro =
             read_only::ReadOnlyStorage::new(storage, rvm.recovered_ranges(), header.segment_area());
@@ -418,6 +487,6 @@ fn open_locked(
         header,
         rvm: Arc::new(rvm),
         region,
-        log_device: device.map(|d| (d.path, d.header)),
+        log_device: log.device.map(|d| (d.path, d.header)),
     })
 }

@@ -77,9 +77,28 @@ fn parse_fault(v: &str) -> Result<(FaultOp, u64, i32), String> {
 ///
 /// Errors: the first unknown option or bad value, as a message.
 pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
+    let mut o = defaults();
+    for opt in list
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        apply(&mut o, opt)?;
+    }
+    if o.sync && o.writeback {
+        // sync promises every write durable when it returns; under the writeback cache a
+        // write returns before the daemon has seen it.
+        return Err("mount options sync and writeback conflict (choose one)".into());
+    }
+    Ok(o)
+}
+
+/// The options of a mount that gives none: `allow_other` when root mounts, `clone_fd` when
+/// the daemon can open /dev/fuse itself.
+fn defaults() -> MountOptions {
     // SAFETY: getuid has no preconditions.
     let root = unsafe { libc::getuid() } == 0;
-    let mut o = MountOptions {
+    MountOptions {
         sync: false,
         commit: Some(Duration::from_secs(5)),
         threads: 2,
@@ -103,88 +122,83 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         upload_sync: false,
         credentials: None,
         crash_after_upload: false,
+    }
+}
+
+/// Apply one option `opt` (`KEY` or `KEY=VALUE`) to `o`.
+///
+/// Errors: an unknown option or a bad value, as a message.
+fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
+    let (key, value) = opt
+        .split_once('=')
+        .map_or((opt, None), |(k, v)| (k, Some(v)));
+    let number = |v: Option<&str>| -> Result<u64, String> {
+        v.ok_or_else(|| format!("mount option {key} needs a value"))?
+            .parse()
+            .map_err(|_| format!("mount option {key}: not a number"))
     };
-    for opt in list
-        .iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.is_empty())
-    {
-        let (key, value) = opt
-            .split_once('=')
-            .map_or((opt, None), |(k, v)| (k, Some(v)));
-        let number = |v: Option<&str>| -> Result<u64, String> {
-            v.ok_or_else(|| format!("mount option {key} needs a value"))?
-                .parse()
-                .map_err(|_| format!("mount option {key}: not a number"))
-        };
-        match key {
-            "sync" => o.sync = true,
-            "async" => o.sync = false,
-            "commit" => {
-                o.commit = Some(number(value)?)
-                    .filter(|&s| s > 0)
-                    .map(Duration::from_secs)
-            }
-            "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
-            "noclone_fd" => o.clone_fd = false,
-            "allow_other" => o.allow_other = true,
-            "noallow_other" => o.allow_other = false,
-            "ro" => o.read_only = true,
-            "errors" => {
-                let v = value.ok_or("mount option errors needs a value")?;
-                o.errors = v.parse()?;
-            }
-            "inject_fault" => {
-                o.fault = Some(parse_fault(value.unwrap_or_default())?);
-            }
-            "inject_stall" => {
-                let v = value.ok_or("mount option inject_stall needs a path")?;
-                o.stall = Some(v.into());
-            }
-            "discard" => o.discard = true,
-            "nodiscard" => o.discard = false,
-            "checked" => o.checked = true,
-            "nodatasum" => o.nodatasum = true,
-            "logdev" => match value {
-                Some(v) if !v.is_empty() => o.logdev = Some(v.into()),
-                _ => return Err("mount option logdev needs a path (logdev=PATH)".into()),
-            },
-            "datasum" => o.nodatasum = false,
-            "writeback" => o.writeback = true,
-            "nowriteback" => o.writeback = false,
-            "rw" => o.read_only = false,
-            "upload_interval" => {
-                let v = value.ok_or("mount option upload_interval needs seconds")?;
-                o.upload_interval = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| *s > 0.0 && *s <= 86400.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| format!("upload_interval={v}: seconds, above 0"))?;
-            }
-            "upload" => match value {
-                Some("sync") => o.upload_sync = true,
-                Some("async") => o.upload_sync = false,
-                _ => return Err("mount option upload is sync or async".into()),
-            },
-            "inject_crash" => match value {
-                Some("after_upload") => o.crash_after_upload = true,
-                _ => return Err("mount option inject_crash is after_upload".into()),
-            },
-            "credentials" => match value {
-                Some(v) if !v.is_empty() => o.credentials = Some(v.into()),
-                _ => return Err("mount option credentials needs a path".into()),
-            },
-            "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
-            _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
+    match key {
+        "sync" => o.sync = true,
+        "async" => o.sync = false,
+        "commit" => {
+            o.commit = Some(number(value)?)
+                .filter(|&s| s > 0)
+                .map(Duration::from_secs)
         }
+        "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
+        "noclone_fd" => o.clone_fd = false,
+        "allow_other" => o.allow_other = true,
+        "noallow_other" => o.allow_other = false,
+        "ro" => o.read_only = true,
+        "errors" => {
+            let v = value.ok_or("mount option errors needs a value")?;
+            o.errors = v.parse()?;
+        }
+        "inject_fault" => {
+            o.fault = Some(parse_fault(value.unwrap_or_default())?);
+        }
+        "inject_stall" => {
+            let v = value.ok_or("mount option inject_stall needs a path")?;
+            o.stall = Some(v.into());
+        }
+        "discard" => o.discard = true,
+        "nodiscard" => o.discard = false,
+        "checked" => o.checked = true,
+        "nodatasum" => o.nodatasum = true,
+        "logdev" => match value {
+            Some(v) if !v.is_empty() => o.logdev = Some(v.into()),
+            _ => return Err("mount option logdev needs a path (logdev=PATH)".into()),
+        },
+        "datasum" => o.nodatasum = false,
+        "writeback" => o.writeback = true,
+        "nowriteback" => o.writeback = false,
+        "rw" => o.read_only = false,
+        "upload_interval" => {
+            let v = value.ok_or("mount option upload_interval needs seconds")?;
+            o.upload_interval = v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && *s <= 86400.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("upload_interval={v}: seconds, above 0"))?;
+        }
+        "upload" => match value {
+            Some("sync") => o.upload_sync = true,
+            Some("async") => o.upload_sync = false,
+            _ => return Err("mount option upload is sync or async".into()),
+        },
+        "inject_crash" => match value {
+            Some("after_upload") => o.crash_after_upload = true,
+            _ => return Err("mount option inject_crash is after_upload".into()),
+        },
+        "credentials" => match value {
+            Some(v) if !v.is_empty() => o.credentials = Some(v.into()),
+            _ => return Err("mount option credentials needs a path".into()),
+        },
+        "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
+        _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
     }
-    if o.sync && o.writeback {
-        // sync promises every write durable when it returns; under the writeback cache a
-        // write returns before the daemon has seen it.
-        return Err("mount options sync and writeback conflict (choose one)".into());
-    }
-    Ok(o)
+    Ok(())
 }
 
 /// Options that only the mount command line may give, never the superblock's defaults

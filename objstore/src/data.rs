@@ -4,6 +4,7 @@
 
 use crate::bucket::{Bucket, Put};
 use crate::error::{Error, Result};
+use crate::le::get_u32;
 use crate::object::{self, Trailer, BLOCK, TRAILER};
 use crate::object_id::ObjectId;
 use bytes::Bytes;
@@ -78,7 +79,7 @@ pub fn read_block(bucket: &Bucket, t: &Trailer, index: u32) -> Result<Bytes> {
     let block = bucket.get_range(&name, at..at + BLOCK as u64)?;
     let crc_at = u64::from(t.count) * BLOCK as u64 + 4 * u64::from(index);
     let crc = bucket.get_range(&name, crc_at..crc_at + 4)?;
-    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let stored = get_u32(&crc, 0);
     object::check_block(&block, index, stored).map_err(|e| corrupt(bucket, t.id, e))?;
     Ok(block)
 }

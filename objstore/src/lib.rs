@@ -21,6 +21,7 @@
 //! * [`ship`]: the redo log streamed to the bucket: segments, snapshots, retention, restore
 //!   ([`ship::Shipper`], [`ship::restore`]).
 //! * [`error`]: the typed errors ([`Error`]).
+//! * `le`: little-endian fields read out of objects' bytes.
 
 pub mod bucket;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod credentials;
 pub mod data;
 pub mod error;
 pub mod keeper;
+mod le;
 pub mod leaks;
 pub mod lease;
 pub mod object;

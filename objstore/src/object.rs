@@ -12,6 +12,7 @@
 //! Little-endian throughout. An object of `n` blocks is `n * 4100 + 24` bytes; block `i` is
 //! at bytes `i * 4096 .. (i + 1) * 4096`, its CRC at `n * 4096 + 4 * i`.
 
+use crate::le::get_u32;
 use crate::object_id::ObjectId;
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -72,10 +73,6 @@ pub struct Trailer {
     pub id: ObjectId,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// The block count a trailer (the last [`TRAILER`] bytes of an object) gives, once its
 /// magic is checked.
 pub fn trailer_count(tail: &[u8]) -> Result<u32, ObjectError> {
@@ -86,7 +83,7 @@ pub fn trailer_count(tail: &[u8]) -> Result<u32, ObjectError> {
     if &t[12..20] != MAGIC {
         return Err(ObjectError::Magic);
     }
-    Ok(le32(t, 0))
+    Ok(get_u32(t, 0))
 }
 
 /// Check an object's footer (its CRC array and trailer: the last `count * 4 + 24` bytes of an
@@ -109,14 +106,14 @@ pub fn check_footer(
         return Err(size);
     }
     let t = &footer[footer.len() - TRAILER..];
-    let stored = le32(t, 20);
+    let stored = get_u32(t, 20);
     let computed = crc32c::crc32c(&footer[..footer.len() - 4]);
     if stored != computed {
         return Err(ObjectError::TrailerCrc { stored, computed });
     }
     let found = ObjectId {
-        epoch: le32(t, 4),
-        seq: le32(t, 8),
+        epoch: get_u32(t, 4),
+        seq: get_u32(t, 8),
     };
     if found != want {
         return Err(ObjectError::Identity { found, want });
@@ -138,7 +135,7 @@ pub fn verify(bytes: &[u8], want: ObjectId) -> Result<Trailer, ObjectError> {
     let t = check_footer(&bytes[blocks_end..], bytes.len(), want)?;
     for i in 0..count {
         let b = &bytes[i * BLOCK..(i + 1) * BLOCK];
-        check_block(b, i as u32, le32(bytes, blocks_end + 4 * i))?;
+        check_block(b, i as u32, get_u32(bytes, blocks_end + 4 * i))?;
     }
     Ok(t)
 }

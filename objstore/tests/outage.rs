@@ -32,10 +32,7 @@ fn gaps(proxy: &rvmfs_tests::S3Proxy, method: &str, path: &str) -> Vec<Duration>
 
 #[test]
 fn puts_and_gets_are_retried_with_backoff_through_5xx_and_throttling() {
-    let s = require_s3!("retry");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, c) = common::proxied(&s, dir.path(), "img");
-    let b = Bucket::open(&c).unwrap();
+    let (proxy, c, b, direct, _keep) = require_proxied!("retry");
     for a in [
         Action::internal_error(),
         Action::slow_down(),
@@ -77,7 +74,6 @@ fn puts_and_gets_are_retried_with_backoff_through_5xx_and_throttling() {
     assert_eq!(got, data);
     assert_eq!(proxy.count("GET", "/k1"), 4);
     // What the server holds is what was put, once (read past the proxy).
-    let direct = common::bucket(&s, dir.path(), "img");
     assert_eq!(direct.get("k2").unwrap().0, data);
     // A server that keeps failing: an error after the retries (1 + max_retries attempts).
     proxy.add(
@@ -97,12 +93,10 @@ fn puts_and_gets_are_retried_with_backoff_through_5xx_and_throttling() {
 
 #[test]
 fn a_slow_server_is_waited_for_within_the_timeout_and_past_it_is_an_error() {
-    let s = require_s3!("slow");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, mut c) = common::proxied(&s, dir.path(), "img");
-    c.request_timeout = Duration::from_millis(800);
-    c.op_timeout = Duration::from_secs(2);
-    let b = Bucket::open(&c).unwrap();
+    let (proxy, c, b, _, _keep) = require_proxied!("slow", |c| {
+        c.request_timeout = Duration::from_millis(800);
+        c.op_timeout = Duration::from_secs(2);
+    });
     b.put("k", Bytes::from_static(b"v"), Put::Overwrite)
         .unwrap();
     // Slow but within the request timeout: answered.
@@ -155,10 +149,7 @@ fn some_objects(b: &Bucket, n: u32) -> Vec<ObjectId> {
 
 #[test]
 fn a_listing_that_fails_on_its_second_page_makes_the_sweep_delete_nothing() {
-    let s = require_s3!("pages");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, c) = common::proxied(&s, dir.path(), "img");
-    let b = Bucket::open(&c).unwrap();
+    let (proxy, _, b, direct, _keep) = require_proxied!("pages");
     let ids = some_objects(&b, 5);
     let live: BTreeSet<ObjectId> = [ids[0]].into();
     // Unhindered, through the proxy: 4 leaked.
@@ -186,20 +177,17 @@ fn a_listing_that_fails_on_its_second_page_makes_the_sweep_delete_nothing() {
             proxy.seen().iter().any(|r| r.query.contains(CUT_TOKEN)),
             "the client asked for the second page"
         );
-        let direct = common::bucket(&s, dir.path(), "img");
         assert_eq!(direct.list("data").unwrap().len(), 5, "nothing deleted");
     }
 }
 
 #[test]
 fn failing_renewals_stop_the_commits_before_another_can_take_the_lease() {
-    let s = require_s3!("renewfail");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, mut c) = common::proxied(&s, dir.path(), "img");
-    c.op_timeout = Duration::from_millis(700);
-    c.request_timeout = Duration::from_millis(300);
-    let a = Arc::new(Bucket::open(&c).unwrap());
-    let other = common::bucket(&s, dir.path(), "img");
+    let (proxy, _, a, other, _keep) = require_proxied!("renewfail", |c| {
+        c.op_timeout = Duration::from_millis(700);
+        c.request_timeout = Duration::from_millis(300);
+    });
+    let a = Arc::new(a);
     let ttl = Duration::from_secs(2);
     let lease = Lease::acquire(&a, "daemon-a", ttl).unwrap();
     let keeper = Keeper::start(a.clone(), lease, ttl / 5);
@@ -259,11 +247,7 @@ fn failing_renewals_stop_the_commits_before_another_can_take_the_lease() {
 
 #[test]
 fn a_lost_answer_to_a_conditional_put_is_resolved_by_reading_the_lease_back() {
-    let s = require_s3!("lostanswer");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, c) = common::proxied(&s, dir.path(), "img");
-    let a = Bucket::open(&c).unwrap();
-    let direct = common::bucket(&s, dir.path(), "img");
+    let (proxy, _, a, direct, _keep) = require_proxied!("lostanswer");
     let lost = || {
         Rule::new(Action::ApplyThenDrop)
             .method("PUT")
@@ -305,13 +289,10 @@ fn a_lost_answer_to_a_conditional_put_is_resolved_by_reading_the_lease_back() {
 
 #[test]
 fn a_slow_answer_to_a_lease_write_is_not_taken_for_a_takeover() {
-    let s = require_s3!("slowanswer");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, mut c) = common::proxied(&s, dir.path(), "img");
-    c.request_timeout = Duration::from_millis(400);
-    c.op_timeout = Duration::from_secs(3);
-    let a = Bucket::open(&c).unwrap();
-    let direct = common::bucket(&s, dir.path(), "img");
+    let (proxy, _, a, direct, _keep) = require_proxied!("slowanswer", |c| {
+        c.request_timeout = Duration::from_millis(400);
+        c.op_timeout = Duration::from_secs(3);
+    });
     let mut l = Lease::acquire(&a, "machine-a", Duration::from_secs(30)).unwrap();
     // One renewal answered at once (on RGW the client learns here to send bare ETags).
     l.renew(&a).unwrap();
@@ -355,10 +336,7 @@ fn a_slow_answer_to_a_lease_write_is_not_taken_for_a_takeover() {
 
 #[test]
 fn a_lost_answer_to_a_data_upload_is_retried_into_done() {
-    let s = require_s3!("lostupload");
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, c) = common::proxied(&s, dir.path(), "img");
-    let b = Bucket::open(&c).unwrap();
+    let (proxy, _, b, direct, _keep) = require_proxied!("lostupload");
     let id = ObjectId { epoch: 3, seq: 1 };
     let block = [9u8; BLOCK];
     proxy.add(
@@ -379,6 +357,5 @@ fn a_lost_answer_to_a_data_upload_is_retried_into_done() {
     );
     let again = upload(&b, id, &[&block]).expect("and so does a later try");
     assert_eq!(again, first);
-    let direct = common::bucket(&s, dir.path(), "img");
     assert_eq!(direct.list("data").unwrap().len(), 1);
 }

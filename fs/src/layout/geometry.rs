@@ -88,17 +88,10 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
     // depends on the data block count, so bound it by the whole image, times the growth
     // `resize` may ask for.
     let capacity = growth_capacity(p.size / BLOCK_SIZE);
-    let inode_bitmap = SB_SIZE;
-    let inode_table = inode_bitmap + round_up(inodes.div_ceil(8), 4096);
-    let data_bitmap = inode_table + round_up(inodes * INODE_SIZE, 4096);
-    let csum_table = data_bitmap + round_up(capacity.div_ceil(8), 4096);
-    let heap_start = csum_table + crate::store::csum::table_len(capacity);
-    let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
-    // The region's last 4 KiB hold the backup superblock (`superblock_backup`).
-    let segment_len = heap_end + SB_SIZE;
+    let region = region_layout(inodes, capacity);
     let log_offset = HEADER_SIZE;
     let segment_offset = log_offset + log_len;
-    let data_offset = segment_offset + segment_len;
+    let data_offset = segment_offset + region.segment_len;
     if data_offset + 16 * BLOCK_SIZE > p.size {
         return Err(PlanError::MetadataDoesNotFit {
             size: p.size,
@@ -108,8 +101,6 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         });
     }
     let data_blocks = (p.size - data_offset) / BLOCK_SIZE;
-    // New images checksum their data (`store::csum`) and key their name hash.
-    let features = MKFS_DEFAULT;
     let header = Header {
         magic: MAGIC,
         version: VERSION,
@@ -118,17 +109,62 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         log_offset,
         log_len,
         segment_offset,
-        segment_len,
+        segment_len: region.segment_len,
         data_offset,
         data_blocks,
         created,
         label: [0; 32],
         crc: 0,
         _pad: 0,
-        features,
+        features: MKFS_DEFAULT,
         features_crc: 0,
     };
-    let sb = Superblock {
+    let sb = new_superblock(&region, inodes, data_blocks, capacity, created);
+    Ok((header, sb))
+}
+
+/// Where the metadata region's structures start (byte offsets in the region), and its length.
+struct RegionLayout {
+    inode_bitmap: u64,
+    inode_table: u64,
+    data_bitmap: u64,
+    csum_table: u64,
+    heap_start: u64,
+    heap_end: u64,
+    segment_len: u64,
+}
+
+/// The region of `inodes` inodes whose data bitmap and checksum table cover `capacity` data
+/// blocks: superblock, inode bitmap, inode table, data bitmap, checksum table, heap, and the
+/// backup superblock in its last 4 KiB (`superblock_backup`).
+fn region_layout(inodes: u64, capacity: u64) -> RegionLayout {
+    let inode_bitmap = SB_SIZE;
+    let inode_table = inode_bitmap + round_up(inodes.div_ceil(8), 4096);
+    let data_bitmap = inode_table + round_up(inodes * INODE_SIZE, 4096);
+    let csum_table = data_bitmap + round_up(capacity.div_ceil(8), 4096);
+    let heap_start = csum_table + crate::store::csum::table_len(capacity);
+    let heap_end = heap_start + round_up(inodes * HEAP_PER_INODE, 4096).max(1 << 20);
+    RegionLayout {
+        inode_bitmap,
+        inode_table,
+        data_bitmap,
+        csum_table,
+        heap_start,
+        heap_end,
+        segment_len: heap_end + SB_SIZE,
+    }
+}
+
+/// The superblock of a new image laid out as `r`: nothing used yet, the mkfs default
+/// features (new images checksum their data, `store::csum`, and key their name hash).
+fn new_superblock(
+    r: &RegionLayout,
+    inodes: u64,
+    data_blocks: u64,
+    capacity: u64,
+    created: i64,
+) -> Superblock {
+    Superblock {
         magic: SB_MAGIC,
         version: VERSION,
         mounted: 0,
@@ -136,12 +172,12 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         inodes_used: 0,
         data_blocks,
         blocks_used: 0,
-        inode_bitmap,
-        inode_table,
-        data_bitmap,
-        heap_start,
-        heap_end,
-        heap_top: heap_start,
+        inode_bitmap: r.inode_bitmap,
+        inode_table: r.inode_table,
+        data_bitmap: r.data_bitmap,
+        heap_start: r.heap_start,
+        heap_end: r.heap_end,
+        heap_top: r.heap_start,
         heap_free: [0; super::superblock::HEAP_CLASSES],
         dentry_root: 0,
         extent_root: 0,
@@ -151,10 +187,10 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         mount_count: 0,
         last_mount: 0,
         last_check: created,
-        features,
+        features: MKFS_DEFAULT,
         _pad: 0,
         hash_key: [0; 16],
-        csum_table,
+        csum_table: r.csum_table,
         reserved_blocks: 0,
         commit_interval: 0,
         errors: 0,
@@ -164,6 +200,5 @@ pub fn plan(p: Plan, uuid: [u8; 16], created: i64) -> Result<(Header, Superblock
         data_url: [0; super::superblock::DATA_URL_LEN],
         object_shift: 0,
         _pad_object: 0,
-    };
-    Ok((header, sb))
+    }
 }

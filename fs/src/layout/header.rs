@@ -4,6 +4,7 @@
 //! | header 4 KiB | RVM log (circular) | RVM segment = metadata region | data area (4 KiB blocks) |
 //! ```
 
+use super::error_record::{ErrorRecord, ERROR_RECORD_OFFSET, ERROR_RECORD_SIZE};
 use super::features::{describe, Features, Word};
 use bytemuck::{Pod, Zeroable};
 use rvm_core::Area;
@@ -110,6 +111,19 @@ impl Header {
         }
         let mut block = vec![0u8; HEADER_SIZE as usize];
         block[..std::mem::size_of::<Header>()].copy_from_slice(bytemuck::bytes_of(&h));
+        block
+    }
+
+    /// The 4 KiB header block of an image whose log is inside it, as on disk: the header
+    /// ([`Header::encode`]) and the error record `error` at 0x100 (docs/format.md 2.1; zeros
+    /// for none). The log shipper sends it with every snapshot (section 11.8), built from what
+    /// the daemon decoded at open instead of reading the image again.
+    pub fn encode_block(&self, error: Option<&ErrorRecord>) -> Vec<u8> {
+        let mut block = self.encode();
+        if let Some(e) = error {
+            let at = ERROR_RECORD_OFFSET as usize;
+            block[at..at + ERROR_RECORD_SIZE].copy_from_slice(&e.encode());
+        }
         block
     }
 
@@ -261,6 +275,27 @@ mod tests {
             Header::decode(&block, size),
             Err(HeaderError::FeaturesChecksum)
         ));
+    }
+
+    #[test]
+    fn the_block_holds_the_header_and_the_error_record() {
+        let (h, size) = fresh();
+        assert_eq!(h.encode_block(None), h.encode());
+        let e = ErrorRecord {
+            count: 2,
+            errno: 5,
+            first_time: 1,
+            last_time: 2,
+            inode: 9,
+            op: "write".into(),
+            message: "EIO".into(),
+        };
+        let block = h.encode_block(Some(&e));
+        assert_eq!(&block[..0x100], &h.encode()[..0x100], "the header's bytes");
+        let at = ERROR_RECORD_OFFSET as usize;
+        let record: &[u8; ERROR_RECORD_SIZE] =
+            block[at..at + ERROR_RECORD_SIZE].try_into().unwrap();
+        assert_eq!(ErrorRecord::decode(record).expect("decode"), Some(e));
     }
 
     #[test]

@@ -94,8 +94,10 @@ impl Remote {
 
     /// Start shipping the redo log of `fs` (the image file `image`) to the bucket, under
     /// this mount's epoch and lease (read-write mounts of images opened with
-    /// `OpenMode::ship`; an external log is not shipped). Errors: the image's header cannot
-    /// be read, or the shipper cannot start (its listing of the bucket failed).
+    /// `OpenMode::ship`; an external log is not shipped). The header block shipped is the one
+    /// the daemon decoded at open (`Header::encode_block`, with its error record). Errors: the
+    /// image's length cannot be read, or the shipper cannot start (its listing of the bucket
+    /// failed).
     pub fn start_shipper(&self, fs: &Fs, image: &std::path::Path) -> Result<(), ShipError> {
         let Some(s) = &self.session else {
             return Ok(());
@@ -103,8 +105,7 @@ impl Remote {
         if !fs.rvm.options().ship {
             return Ok(());
         }
-        let mut header_block = vec![0u8; crate::layout::header::HEADER_SIZE as usize];
-        fs.geo.image.read_at(&mut header_block, 0)?;
+        let header_block = fs.header.encode_block(fs.errors.record.as_ref());
         let image_len = std::fs::metadata(image)?.len();
         let info = ImageInfo {
             header_block,

@@ -1,10 +1,10 @@
 //! Shared by the library tests that format an image on rvm-core's `MemStorage` and open it as
 //! a filesystem (no FUSE, no file): `punch_cow.rs`, `resize.rs`, `read_sums.rs`.
 
-use rvm_core::{MemStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{MemStorage, Storage};
 use rvmfs::format::format;
+use rvmfs::image::{self, OpenMode};
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{namespace, Fs};
@@ -35,15 +35,6 @@ pub fn with_empty_file(disk: &Arc<MemStorage>, len: u64) -> (Fs, u64) {
 
 /// Open the image on `storage` (`len` bytes), recovering its log, as a mount does.
 pub fn open(storage: Arc<dyn Storage>, len: u64) -> Fs {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    storage.read_at(&mut block, 0).unwrap();
-    let header = Header::decode(&block, len).unwrap();
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
-    };
-    let rvm = Rvm::initialize(storage.clone(), options).unwrap();
-    let region = rvm.map(header.segment_area()).unwrap();
-    Fs::new(region, Arc::new(rvm), header, storage).unwrap()
+    let img = image::open_on(storage, len, OpenMode::default()).unwrap();
+    Fs::new(img.region, img.rvm, img.header, img.storage).unwrap()
 }

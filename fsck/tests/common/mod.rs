@@ -3,11 +3,10 @@
 #![allow(dead_code)] // each test file uses a part
 
 use rvm_core::sim::SimStorage;
-use rvm_core::{FileStorage, Rvm, RvmOptions, Storage};
+use rvm_core::{FileStorage, Storage};
 use rvmfs::format::format;
-use rvmfs::image::{self, OpenMode};
+use rvmfs::image::{self, ImageError, OpenMode};
 use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::header::{Header, HEADER_SIZE};
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
 use rvmfs::ops::{file, xattr, Fs};
@@ -74,17 +73,11 @@ pub fn open_sim(storage: Arc<SimStorage>, image_len: u64) -> Option<Fs> {
 /// Open the filesystem on any storage holding an image of `image_len` bytes (recovering its
 /// log), or None if the storage fails meanwhile.
 pub fn open_storage(dynstore: Arc<dyn Storage>, image_len: u64) -> Option<Fs> {
-    let mut block = vec![0u8; HEADER_SIZE as usize];
-    dynstore.read_at(&mut block, 0).ok()?;
-    let header = Header::decode(&block, image_len).expect("the header never changes after mkfs");
-    let options = RvmOptions {
-        log: header.log_area(),
-        ordered: true,
-        ..RvmOptions::default()
+    let img = match image::open_on(dynstore, image_len, OpenMode::default()) {
+        Err(e @ ImageError::Header { .. }) => panic!("the header never changes after mkfs: {e}"),
+        opened => opened.ok()?,
     };
-    let rvm = Rvm::initialize(dynstore.clone(), options).ok()?;
-    let region = rvm.map(header.segment_area()).ok()?;
-    Fs::new(region, Arc::new(rvm), header, dynstore).ok()
+    Fs::new(img.region, img.rvm, img.header, img.storage).ok()
 }
 
 /// Make an image file at `path` laid out by `plan`, and open it read-write.

@@ -5,6 +5,7 @@ use super::segment::{parse_segment_key, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use super::snapshot::{parse_snapshot_key, snapshot_dir, Manifest};
 use super::ShipError;
 use crate::bucket::Bucket;
+use crate::le::get_u64;
 use rvm_core::Lsn;
 
 /// One segment object by its key.
@@ -92,6 +93,6 @@ pub fn shipped_next(bucket: &Bucket, segs: &[SegmentEntry]) -> Result<Option<Lsn
             last.name
         )));
     }
-    let next = u64::from_le_bytes(head[0x20..0x28].try_into().unwrap_or([0; 8]));
+    let next = get_u64(&head, 0x20);
     Ok(Some(next))
 }

@@ -3,6 +3,7 @@
 //! them with rvm-core's own record code. Key `log/EEEEEEEE/LLLLLLLLLLLLLLLL`: the writer's
 //! epoch and the segment's first Lsn, fixed-width hex.
 
+use crate::le::{get_u32, get_u64};
 use rvm_core::record::{self, HEADER_LEN};
 use rvm_core::Lsn;
 
@@ -82,14 +83,6 @@ pub fn encode(h: &SegmentHeader, records: &[u8]) -> Vec<u8> {
     out
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
-}
-
 /// Check a segment object (its bytes, its key's epoch and first Lsn) and return its header
 /// and records. Every record is decoded (its own CRC included) and their Lsns must run
 /// from `first` to `next` without a gap.
@@ -100,11 +93,11 @@ pub fn decode(bytes: &[u8], key: (u32, Lsn)) -> Result<(SegmentHeader, &[u8]), S
     if &bytes[..8] != SEGMENT_MAGIC {
         return Err(SegmentError::Magic);
     }
-    let version = u32_at(bytes, 8);
+    let version = get_u32(bytes, 8);
     if version != VERSION {
         return Err(SegmentError::Version(version));
     }
-    let len = u64_at(bytes, 0x28);
+    let len = get_u64(bytes, 0x28);
     let want = SEGMENT_HEADER_LEN as u64 + len;
     if bytes.len() as u64 != want {
         return Err(SegmentError::Length {
@@ -114,7 +107,7 @@ pub fn decode(bytes: &[u8], key: (u32, Lsn)) -> Result<(SegmentHeader, &[u8]), S
     }
     let records = &bytes[SEGMENT_HEADER_LEN..];
     let have = crc32c::crc32c_append(crc32c::crc32c(&bytes[..CRC_AT]), records);
-    let want_crc = u32_at(bytes, CRC_AT);
+    let want_crc = get_u32(bytes, CRC_AT);
     if have != want_crc {
         return Err(SegmentError::Crc {
             have,
@@ -122,11 +115,11 @@ pub fn decode(bytes: &[u8], key: (u32, Lsn)) -> Result<(SegmentHeader, &[u8]), S
         });
     }
     let h = SegmentHeader {
-        epoch: u64_at(bytes, 0x10) as u32,
-        first: u64_at(bytes, 0x18),
-        next: u64_at(bytes, 0x20),
-        created_unix_ms: u64_at(bytes, 0x30),
-        records: u32_at(bytes, 0x38),
+        epoch: get_u64(bytes, 0x10) as u32,
+        first: get_u64(bytes, 0x18),
+        next: get_u64(bytes, 0x20),
+        created_unix_ms: get_u64(bytes, 0x30),
+        records: get_u32(bytes, 0x38),
     };
     if (h.epoch, h.first) != key {
         return Err(SegmentError::Key {

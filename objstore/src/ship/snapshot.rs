@@ -4,6 +4,7 @@
 //! part objects, then a JSON manifest written last: a snapshot is complete only when its
 //! manifest exists. Keys `snap/LLLLLLLLLLLLLLLL-EEEEEEEE/part-NNNNNNNN` and `.../manifest`.
 
+use crate::le::get_u32;
 use rvm_core::Lsn;
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +114,7 @@ pub fn apply_part(info: &PartInfo, bytes: &[u8], region: &mut [u8]) -> Result<()
     if bytes.len() < PART_HEADER_LEN || &bytes[..8] != PART_MAGIC {
         return Err(SnapshotError::Magic(name()));
     }
-    let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+    let n = get_u32(bytes, 8) as usize;
     if n != info.pages as usize || bytes.len() != PART_HEADER_LEN + n * (4 + PAGE) {
         return Err(SnapshotError::Shape {
             name: name(),
@@ -123,7 +124,7 @@ pub fn apply_part(info: &PartInfo, bytes: &[u8], region: &mut [u8]) -> Result<()
     let data = PART_HEADER_LEN + 4 * n;
     for i in 0..n {
         let at = PART_HEADER_LEN + 4 * i;
-        let page = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let page = get_u32(bytes, at);
         let off = page as usize * PAGE;
         let Some(dst) = region.get_mut(off..off + PAGE) else {
             return Err(SnapshotError::Shape {

@@ -167,10 +167,34 @@ pub fn with_fault(
     (real, faulty)
 }
 
-/// A fault-injecting proxy in front of `s`, and a config for `prefix` that goes through it.
-pub fn proxied(s: &Server, dir: &std::path::Path, prefix: &str) -> (S3Proxy, Config) {
+/// What keeps a test's server and directory alive: bind it to a named variable (`_keep`).
+pub type Keep = (Server, tempfile::TempDir);
+
+/// A test through the fault-injecting proxy (`rvmfs_tests::s3_proxy`) in front of `s`:
+/// `(proxy, config, client, direct, keep)`, the config for prefix `img` through the proxy
+/// (changed by `tune`, timeouts, before the client is opened on it), the client through the
+/// proxy, one straight to the server, and what keeps the server and the test's directory.
+pub fn proxied(
+    s: Server,
+    tune: impl FnOnce(&mut Config),
+) -> (S3Proxy, Config, Bucket, Bucket, Keep) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let proxy = S3Proxy::start(&s.endpoint).expect("start the S3 proxy");
-    let mut c = config(s, dir, prefix);
+    let mut c = config(&s, dir.path(), "img");
     c.endpoint = Some(proxy.endpoint.clone());
-    (proxy, c)
+    tune(&mut c);
+    let b = Bucket::open(&c).expect("open the bucket through the proxy");
+    let direct = bucket(&s, dir.path(), "img");
+    (proxy, c, b, direct, (s, dir))
+}
+
+/// [`require_s3!`], then [`proxied`] on its server (`tune` optional).
+#[allow(unused_macros)] // outage.rs alone goes through the proxy
+macro_rules! require_proxied {
+    ($name:expr) => {
+        common::proxied(require_s3!($name), |_| {})
+    };
+    ($name:expr, $tune:expr) => {
+        common::proxied(require_s3!($name), $tune)
+    };
 }
