@@ -31,13 +31,41 @@
 //! leaves the queue as soon as its free is durable.
 //! On a block device nothing is discarded (no BLKDISCARD: a device's discard can be slow,
 //! and some devices read back garbage after it).
+//!
+//! # Why punching stays under the lock
+//! A punch must come before every write into its run that a later commit relies on, never
+//! after. Punches run in [`Discard::punch_ready`], under the filesystem's exclusive lock, and
+//! are done when it returns. A thread punching the ready runs later, without the lock
+//! (commit 7c4b930, reverted), broke that for planned writes (`write_plan`), and
+//! `tests/tests/objstore_data.rs`'s kill -9 test read zeros, in this order:
+//! 1. A big write's plan runs its dry run under the lock. Its allocation takes run R: free,
+//!    its free durable, but still queued (`durable_lsn` moved by a flush outside the lock
+//!    since the last attempt) or spare. A dry run is aborted, so `note_commit` never cuts R
+//!    from the queue, unlike a committed allocation.
+//! 2. Every transaction ends with `Fs::discard_ready`, the dry run's too: R is ready, so
+//!    `punch_ready` takes it, to punch (or with every spare run once more than
+//!    [`SPARE_MAX`] wait). The thread got R in its list, to punch later.
+//! 3. `plan_write` reserves R and calls [`Discard::forget`]: too late, R is not queued any
+//!    more. The lock is released and step 2 of the plan writes the data into R.
+//! 4. The thread punches R after that write: the data is gone from the image.
+//! 5. The commit takes R again (`extent::alloc_blocks`, the reserved runs first: R is free,
+//!    and no longer held by the thread once punched) and skips the data write, since step 2
+//!    wrote those very bytes: the file points at a hole, and reads zeros (and the crash
+//!    test's remount found them). Had the punch still been waiting, the commit would have
+//!    taken other blocks and written the data itself: a race on timing, hence rare.
+//!
+//! Under the lock, step 2's punch is done before the plan's data write is issued, which
+//! then takes the host space again. The unit test
+//! `a_run_a_dry_run_took_is_punched_before_its_data_is_written_never_after` shows the rule.
+//! A thread would need the same: a run a dry run took is never punched after the lock is
+//! released (`forget` removing it from the thread's list and waiting for a punch in flight).
 
 use super::data_log::DataLog;
 use super::Fs;
 use crate::error::{FsError, FsResult};
 use crate::layout::BLOCK_SIZE;
 use rvm_core::Lsn;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -238,16 +266,10 @@ impl Discard {
         if applied < self.floor {
             return 0;
         }
-        let live: BTreeSet<u64> = hot
-            .hot
-            .iter()
-            .filter(|(_, &l)| l >= applied)
-            .map(|(&b, _)| b)
-            .collect();
         let ready: Vec<(u64, u64)> = self
             .queue
             .iter()
-            .filter(|(&s, &(l, lsn))| lsn < durable && live.range(s..s + l).next().is_none())
+            .filter(|(&s, &(l, lsn))| lsn < durable && !hot.carries(s, s + l - 1, applied))
             .map(|(&s, &(l, _))| (s, l))
             .collect();
         for &(start, len) in &ready {
@@ -541,6 +563,81 @@ mod tests {
         let mut d = Discard::open(&path, 0, 0).expect("open");
         d.note_commit(Some(1), (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect());
         (dir, d)
+    }
+
+    /// Fill data blocks [start, start+len) of the image file at `path` with `byte`, as a
+    /// plan's step 2 does without the lock.
+    fn write_blocks(path: &Path, start: u64, len: u64, byte: u8) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open");
+        let data = vec![byte; (len * BLOCK_SIZE) as usize];
+        f.write_all_at(&data, start * BLOCK_SIZE).expect("write");
+    }
+
+    fn block_bytes(path: &Path, start: u64, len: u64) -> Vec<u8> {
+        let bytes = std::fs::read(path).expect("read");
+        bytes[(start * BLOCK_SIZE) as usize..((start + len) * BLOCK_SIZE) as usize].to_vec()
+    }
+
+    /// The ordering rule punching under the lock keeps (module docs, "why punching stays
+    /// under the lock"): a run a planned write's dry run took (no commit cuts it from the
+    /// queue) is punched by the dry run's own `punch_ready`, before the call returns; once
+    /// the plan has reserved it (`forget`), no later call punches it, so the data written
+    /// into it without the lock stays. A ready run and a spare one of an overflow alike.
+    #[test]
+    fn a_run_a_dry_run_took_is_punched_before_its_data_is_written_never_after() {
+        const K: u64 = SMALL_RUN;
+        let n = SPARE_MAX as u64 + 1 + PUNCH_BATCH as u64; // small runs at 4K + 2i
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("img");
+        std::fs::write(&path, vec![1u8; ((4 * K + 2 * n) * BLOCK_SIZE) as usize]).expect("write");
+        let mut d = Discard::open(&path, 0, 0).expect("open");
+        let hot = DataLog::default();
+        d.note_commit(Some(1), vec![RunEvent::Freed(0, 2 * K)]);
+        d.note_commit(
+            Some(1),
+            (0..n).map(|i| RunEvent::Freed(4 * K + 2 * i, 1)).collect(),
+        );
+        // Durable passes 1; a dry run allocates 0+2K and the spare-to-be 4K+0, aborts (no
+        // note_commit), and its transaction ends with punch_ready: punched now.
+        let punched = d.punch_ready(2, 0, &hot, false);
+        if !d.enabled() {
+            return; // a host without holes: discard turned itself off
+        }
+        assert_eq!(
+            punched,
+            2 * K + PUNCH_BATCH as u64 - 1,
+            "0+2K, then a batch of spares"
+        );
+        assert!(block_bytes(&path, 0, 2 * K).iter().all(|&b| b == 0));
+        assert_eq!(
+            block_bytes(&path, 4 * K, 1)[0],
+            0,
+            "the lowest spare run was punched"
+        );
+        // plan_write reserves both; step 2 writes their data without the lock.
+        d.forget(0, 2 * K);
+        d.forget(4 * K, 1);
+        write_blocks(&path, 0, 2 * K, 9);
+        write_blocks(&path, 4 * K, 1, 9);
+        // Later calls (the batch's rest, a full host) never punch them again; the commit
+        // takes them.
+        assert!(
+            d.punch_ready(3, 0, &hot, false) > 0,
+            "the rest of the overflow"
+        );
+        d.punch_ready(3, 0, &hot, true);
+        d.note_commit(
+            Some(3),
+            vec![RunEvent::Allocated(0, 2 * K), RunEvent::Allocated(4 * K, 1)],
+        );
+        d.punch_ready(4, 0, &hot, true);
+        assert!(block_bytes(&path, 0, 2 * K).iter().all(|&b| b == 9));
+        assert!(block_bytes(&path, 4 * K, 1).iter().all(|&b| b == 9));
+        assert_eq!(d.pending() + d.spare_runs(1).count(), 0);
     }
 
     #[test]
