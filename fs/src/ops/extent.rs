@@ -167,34 +167,15 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     Ok((start, len))
 }
 
-/// The first run `source` offers for an allocation of up to `want` blocks that
-/// [`is_reusable`], or None.
+/// The first run `source` offers for an allocation of up to `want` blocks (its runs best
+/// first, see [`Source`]) that [`is_reusable`], or None. Errors: `ScanFlushed`'s flush.
 fn take_from(
     op: &mut Op<'_>,
     sb: &Superblock,
     source: Source,
     want: u64,
 ) -> FsResult<Option<(u64, u64)>> {
-    for (start, len) in candidates(op, sb, source, want)? {
-        if is_reusable(op, sb, start, len)? {
-            return Ok(Some((start, len)));
-        }
-        if source == Source::Reserved {
-            op.drop_preferred();
-        }
-    }
-    Ok(None)
-}
-
-/// The runs (first block, blocks) `source` offers for an allocation of up to `want` blocks,
-/// best first (see [`Source`]). Errors: `ScanFlushed`'s flush.
-fn candidates(
-    op: &mut Op<'_>,
-    sb: &Superblock,
-    source: Source,
-    want: u64,
-) -> FsResult<Vec<(u64, u64)>> {
-    Ok(match source {
+    let offered: Vec<(u64, u64)> = match source {
         Source::Reserved => op.next_preferred(want).into_iter().collect(),
         Source::Spare if want <= super::discard::SMALL_RUN => op
             .frees
@@ -209,7 +190,16 @@ fn candidates(
             find_reusable(op, sb, want)?.into_iter().collect()
         }
         Source::ScanFlushed => Vec::new(),
-    })
+    };
+    for (start, len) in offered {
+        if is_reusable(op, sb, start, len)? {
+            return Ok(Some((start, len)));
+        }
+        if source == Source::Reserved {
+            op.drop_preferred();
+        }
+    }
+    Ok(None)
 }
 
 /// The first free run of up to `want` blocks from the allocation hint on that holds no
