@@ -85,7 +85,7 @@ fn the_commit_of_an_unchanged_plan_writes_no_data_and_others_skip_its_blocks() {
     let (a, b) = (pattern(1, BIG), pattern(2, BIG));
     let written = || disk.big_bytes.load(Ordering::Relaxed);
     let mut plan = fs
-        .plan_write(|op| file::write(op, f, 0, &a, false))
+        .plan_write(&a, |op| file::write(op, f, 0, &a, false))
         .expect("a big write into new blocks has data to write outside the lock");
     assert_eq!(plan.bytes(), BIG as u64);
     assert_eq!(written(), 0, "the plan writes nothing");
@@ -120,7 +120,7 @@ fn a_plan_made_stale_by_a_truncate_still_commits_the_request_exactly() {
     let new = pattern(4, BIG);
     let request = |op: &mut rvmfs::ops::Op<'_>| file::write(op, f, 1000, &new, false);
     let mut plan = fs
-        .plan_write(request)
+        .plan_write(&new, request)
         .expect("copy on write has data to write");
     fs.transact(|op| file::truncate(op, f, 500)).unwrap();
     plan.write(&*fs.geo.image);
@@ -135,4 +135,30 @@ fn a_plan_made_stale_by_a_truncate_still_commits_the_request_exactly() {
     fs.transact(|op| file::write(op, g, 0, &fill, false))
         .unwrap();
     assert!(contents(&fs, g) == fill && contents(&fs, f) == want);
+}
+
+#[test]
+fn a_commit_writing_other_bytes_than_the_plan_writes_them_itself() {
+    let (disk, mut fs) = setup();
+    let written = || disk.big_bytes.load(Ordering::Relaxed);
+    for (seed, same_bytes) in [(6, true), (7, false)] {
+        let f = create(&mut fs, format!("f{seed}").as_bytes());
+        let planned = pattern(seed, BIG);
+        // Equal bytes in another buffer, or other bytes: either is not what step 2 wrote
+        // from the planned request's own buffer, so the commit writes its data again.
+        let other = if same_bytes {
+            planned.clone()
+        } else {
+            pattern(seed + 10, BIG)
+        };
+        let mut plan = fs
+            .plan_write(&planned, |op| file::write(op, f, 0, &planned, false))
+            .expect("a big write into new blocks has data to write outside the lock");
+        plan.write(&*disk);
+        let before = written();
+        fs.transact_planned("write", f, plan, |op| file::write(op, f, 0, &other, false))
+            .unwrap();
+        assert_eq!(written(), before + BIG as u64, "the commit wrote its data");
+        assert!(contents(&fs, f) == other, "f holds the commit's bytes");
+    }
 }

@@ -62,7 +62,7 @@ pub(super) fn write(
     // Not root: also kept away from the blocks reserved for root.
     let r = if data.len() > DATA_LOG_MAX_WRITE {
         // Big: its data is written outside the lock (`planned.rs`).
-        fs.write_planned("write", ino, unprivileged, request)
+        fs.write_planned("write", ino, unprivileged, data, request)
     } else {
         fs.change("write", ino, |f| {
             f.as_caller(unprivileged, |f| f.transact_data("write", ino, request))

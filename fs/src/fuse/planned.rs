@@ -8,20 +8,21 @@ use crate::error::FsResult;
 use crate::ops::Op;
 
 impl RvmFs {
-    /// Run write request `f` (on inode `ino`, named `op` in the error log) planned, its data
-    /// written outside the lock; `unprivileged`: the caller is not root (kept away from the
-    /// blocks reserved for root). When there is nothing to write outside the lock, one
-    /// ordinary transaction (`Fs::transact_data`).
+    /// Run write request `f` (on inode `ino`, named `op` in the error log), which writes
+    /// `data`, planned: its data written outside the lock; `unprivileged`: the caller is not
+    /// root (kept away from the blocks reserved for root). When there is nothing to write
+    /// outside the lock, one ordinary transaction (`Fs::transact_data`).
     pub(super) fn write_planned<T>(
         &self,
         op: &str,
         ino: u64,
         unprivileged: bool,
+        data: &[u8],
         f: impl Fn(&mut Op<'_>) -> FsResult<T>,
     ) -> FsResult<T> {
         let planned = {
             let mut fs = self.write();
-            let plan = fs.as_caller(unprivileged, |fs| fs.plan_write(&f));
+            let plan = fs.as_caller(unprivileged, |fs| fs.plan_write(data, &f));
             plan.map(|p| (p, fs.geo.image.clone()))
         };
         let Some((mut plan, image)) = planned else {

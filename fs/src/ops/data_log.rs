@@ -4,7 +4,7 @@
 use super::Op;
 use crate::error::{FsError, FsResult};
 use rvm_core::{Lsn, Rvm};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Requests writing at most this many bytes log their new blocks' data (see [`DataLog`]).
 pub const DATA_LOG_MAX_WRITE: usize = 64 << 10;
@@ -24,8 +24,9 @@ pub const DATA_LOG_BUDGET: u64 = 8 << 20;
 /// ends with the block's last value.
 #[derive(Default)]
 pub struct DataLog {
-    /// Data block -> Lsn of the last record carrying bytes of it.
-    pub hot: HashMap<u64, Lsn>,
+    /// Data block -> Lsn of the last record carrying bytes of it (ordered: a run of blocks
+    /// is one range query, [`DataLog::carries`]).
+    pub hot: BTreeMap<u64, Lsn>,
     /// Prune `hot` (drop entries of applied records) when it grows past this.
     prune_at: usize,
     /// Bytes logged since `Rvm::durability_requests` was `epoch`: the budget renews only
@@ -41,6 +42,12 @@ pub struct DataLog {
 }
 
 impl DataLog {
+    /// Whether a live record (its Lsn at or above `applied`, `Rvm::applied_lsn`) carries
+    /// bytes of one of data blocks [first, last].
+    pub fn carries(&self, first: u64, last: u64, applied: Lsn) -> bool {
+        self.hot.range(first..=last).any(|(_, &lsn)| lsn >= applied)
+    }
+
     /// After a commit (`lsn`, or None when it failed): the blocks the transaction logged are
     /// hot until its record is applied. `applied` is the operation's `Rvm::applied_lsn`, if it
     /// read one. A failed commit may still have queued the record: its blocks stay hot until
@@ -88,7 +95,7 @@ impl Op<'_> {
         let hot = replayable
             || !self.dlog.hot.is_empty() && {
                 let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
-                (first..=last).any(|b| self.dlog.hot.get(&b).is_some_and(|&l| l >= applied))
+                self.dlog.carries(first, last, applied)
             };
         let pending = self.pending.any(pos, pos + data.len() as u64);
         let log = pending || hot || (fresh && small && self.log_budget(data.len() as u64));

@@ -31,13 +31,41 @@
 //! leaves the queue as soon as its free is durable.
 //! On a block device nothing is discarded (no BLKDISCARD: a device's discard can be slow,
 //! and some devices read back garbage after it).
+//!
+//! # Why punching stays under the lock
+//! A punch must come before every write into its run that a later commit relies on, never
+//! after. Punches run in [`Discard::punch_ready`], under the filesystem's exclusive lock, and
+//! are done when it returns. A thread punching the ready runs later, without the lock
+//! (commit 7c4b930, reverted), broke that for planned writes (`write_plan`), and
+//! `tests/tests/objstore_data.rs`'s kill -9 test read zeros, in this order:
+//! 1. A big write's plan runs its dry run under the lock. Its allocation takes run R: free,
+//!    its free durable, but still queued (`durable_lsn` moved by a flush outside the lock
+//!    since the last attempt) or spare. A dry run is aborted, so `note_commit` never cuts R
+//!    from the queue, unlike a committed allocation.
+//! 2. Every transaction ends with `Fs::discard_ready`, the dry run's too: R is ready, so
+//!    `punch_ready` takes it, to punch (or with every spare run once more than
+//!    [`SPARE_MAX`] wait). The thread got R in its list, to punch later.
+//! 3. `plan_write` reserves R and calls [`Discard::forget`]: too late, R is not queued any
+//!    more. The lock is released and step 2 of the plan writes the data into R.
+//! 4. The thread punches R after that write: the data is gone from the image.
+//! 5. The commit takes R again (`extent::alloc_blocks`, the reserved runs first: R is free,
+//!    and no longer held by the thread once punched) and skips the data write, since step 2
+//!    wrote those very bytes: the file points at a hole, and reads zeros (and the crash
+//!    test's remount found them). Had the punch still been waiting, the commit would have
+//!    taken other blocks and written the data itself: a race on timing, hence rare.
+//!
+//! Under the lock, step 2's punch is done before the plan's data write is issued, which
+//! then takes the host space again. The unit test (discard_tests.rs)
+//! `a_run_a_dry_run_took_is_punched_before_its_data_is_written_never_after` shows the rule.
+//! A thread would need the same: a run a dry run took is never punched after the lock is
+//! released (`forget` removing it from the thread's list and waiting for a punch in flight).
 
 use super::data_log::DataLog;
 use super::Fs;
 use crate::error::{FsError, FsResult};
 use crate::layout::BLOCK_SIZE;
 use rvm_core::Lsn;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -238,16 +266,10 @@ impl Discard {
         if applied < self.floor {
             return 0;
         }
-        let live: BTreeSet<u64> = hot
-            .hot
-            .iter()
-            .filter(|(_, &l)| l >= applied)
-            .map(|(&b, _)| b)
-            .collect();
         let ready: Vec<(u64, u64)> = self
             .queue
             .iter()
-            .filter(|(&s, &(l, lsn))| lsn < durable && live.range(s..s + l).next().is_none())
+            .filter(|(&s, &(l, lsn))| lsn < durable && !hot.carries(s, s + l - 1, applied))
             .map(|(&s, &(l, _))| (s, l))
             .collect();
         for &(start, len) in &ready {
@@ -413,182 +435,5 @@ impl Fs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn runs(d: &Discard) -> Vec<(u64, u64, Lsn)> {
-        d.queue.iter().map(|(&s, &(l, n))| (s, l, n)).collect()
-    }
-
-    fn on() -> Discard {
-        Discard {
-            file: std::fs::File::open("/dev/null").ok(),
-            ..Discard::default()
-        }
-    }
-
-    #[test]
-    fn allocation_cuts_queued_runs() {
-        let mut d = on();
-        d.note_commit(
-            Some(5),
-            vec![RunEvent::Freed(10, 10), RunEvent::Freed(30, 5)],
-        );
-        d.note_commit(Some(6), vec![RunEvent::Allocated(12, 3)]);
-        assert_eq!(runs(&d), vec![(10, 2, 5), (15, 5, 5), (30, 5, 5)]);
-        d.note_commit(Some(7), vec![RunEvent::Allocated(0, 100)]);
-        assert!(runs(&d).is_empty());
-    }
-
-    #[test]
-    fn freed_then_allocated_in_one_transaction_is_not_queued() {
-        let mut d = on();
-        d.note_commit(
-            Some(3),
-            vec![RunEvent::Freed(1, 4), RunEvent::Allocated(1, 4)],
-        );
-        assert!(runs(&d).is_empty());
-        d.note_commit(None, vec![RunEvent::Freed(1, 4)]);
-        assert!(runs(&d).is_empty(), "a failed commit frees nothing");
-    }
-
-    #[test]
-    fn runs_are_held_until_their_free_is_durable_discard_on_or_off() {
-        for mut d in [on(), Discard::default()] {
-            d.note_commit(
-                Some(4),
-                vec![RunEvent::Freed(10, 5), RunEvent::Freed(30, 2)],
-            );
-            d.note_commit(Some(7), vec![RunEvent::Freed(20, 5)]);
-            assert_eq!(d.first_held(0, 12, 4), Some((10, 5)));
-            assert_eq!(
-                d.first_held(12, 100, 5),
-                Some((20, 5)),
-                "10+5 and 30+2 durable"
-            );
-            assert_eq!(d.first_held(15, 5, 4), None);
-            assert!(d.any_held(7) && !d.any_held(8));
-        }
-        let mut off = Discard::default();
-        off.note_commit(Some(4), vec![RunEvent::Freed(10, 5)]);
-        off.note_commit(Some(7), vec![RunEvent::Freed(20, 5)]);
-        assert_eq!(off.punch_ready(5, 5, &DataLog::default(), false), 0);
-        assert_eq!(
-            runs(&off),
-            vec![(20, 5, 7)],
-            "discard off: durable runs are let go"
-        );
-    }
-
-    #[test]
-    fn adjacent_runs_merge_with_the_later_lsn() {
-        let mut d = on();
-        d.note_commit(Some(3), vec![RunEvent::Freed(0, 4)]);
-        d.note_commit(Some(8), vec![RunEvent::Freed(4, 4)]);
-        assert_eq!(runs(&d), vec![(0, 8, 8)]);
-    }
-
-    #[test]
-    fn only_durable_runs_no_live_record_carries_are_punched() {
-        use std::os::unix::fs::MetadataExt;
-        const K: u64 = SMALL_RUN; // runs this long or longer are punched at once
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("img");
-        std::fs::write(&path, vec![7u8; (32 * K * BLOCK_SIZE) as usize]).expect("write");
-        let mut d = Discard::open(&path, 0, 2).expect("open");
-        d.note_commit(Some(1), vec![RunEvent::Freed(30 * K, K)]);
-        assert_eq!(
-            d.punch_ready(5, 1, &DataLog::default(), true),
-            0,
-            "below the floor"
-        );
-        d.note_commit(
-            Some(3),
-            vec![RunEvent::Freed(0, 4 * K), RunEvent::Freed(10 * K, 2 * K)],
-        );
-        d.note_commit(Some(9), vec![RunEvent::Freed(20 * K, 2 * K)]);
-        let mut hot = DataLog::default();
-        hot.hot.insert(11 * K, 4); // a live record (lsn 4 >= applied 2) carries a block of 10K+2K
-        assert_eq!(
-            d.punch_ready(5, 2, &hot, false),
-            5 * K,
-            "runs 0+4K and 30K+K"
-        );
-        assert_eq!(d.punch_ready(5, 2, &hot, false), 0, "durable did not move");
-        assert_eq!(
-            d.punch_ready(10, 5, &hot, true),
-            4 * K,
-            "record applied, 20K+2K durable"
-        );
-        assert_eq!(d.pending(), 0);
-        let blocks = std::fs::metadata(&path).expect("stat").blocks() * 512 / BLOCK_SIZE;
-        if blocks == 32 * K {
-            return; // a host without holes: discard turned itself off
-        }
-        assert_eq!(blocks, 32 * K - 9 * K);
-        let bytes = std::fs::read(&path).expect("read");
-        assert!(bytes[..(4 * K * BLOCK_SIZE) as usize]
-            .iter()
-            .all(|&b| b == 0));
-        assert_eq!(bytes[(5 * K * BLOCK_SIZE) as usize], 7);
-    }
-
-    /// `n` single-block runs freed at Lsn 1 in a fresh image file of 2n blocks.
-    fn small_runs(n: u64) -> (tempfile::TempDir, Discard) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("img");
-        std::fs::write(&path, vec![1u8; (2 * n * BLOCK_SIZE) as usize]).expect("write");
-        let mut d = Discard::open(&path, 0, 0).expect("open");
-        d.note_commit(Some(1), (0..n).map(|i| RunEvent::Freed(2 * i, 1)).collect());
-        (dir, d)
-    }
-
-    #[test]
-    fn small_runs_wait_as_spare_runs_until_forced() {
-        let (_dir, mut d) = small_runs(300);
-        let hot = DataLog::default();
-        assert_eq!(d.punch_ready(2, 0, &hot, false), 0, "spare, not punched");
-        assert_eq!(d.spare_runs(1).count(), 300);
-        assert_eq!(
-            d.first_held(0, 600, 2),
-            None,
-            "spare runs are free to allocate"
-        );
-        d.note_commit(Some(3), vec![RunEvent::Allocated(4, 1)]);
-        assert_eq!(d.spare_runs(1).count(), 299, "an allocation takes one");
-        assert_eq!(
-            d.punch_ready(2, 0, &hot, true),
-            299,
-            "a full host punches them all"
-        );
-        assert!(d.spare_runs(1).next().is_none());
-        if d.enabled() {
-            assert_eq!(d.punched(), 299);
-        }
-    }
-
-    #[test]
-    fn more_than_spare_max_small_runs_are_punched_a_batch_at_a_time() {
-        let n = SPARE_MAX as u64 + 10;
-        let (_dir, mut d) = small_runs(n);
-        let hot = DataLog::default();
-        assert_eq!(d.punch_ready(2, 0, &hot, false), PUNCH_BATCH as u64);
-        assert_eq!(
-            d.punch_ready(2, 0, &hot, false),
-            0,
-            "the rest spare, under the limit"
-        );
-        assert_eq!(d.spare_runs(1).count() as u64, n - PUNCH_BATCH as u64);
-        assert_eq!(
-            d.first_held(0, 2 * n, 2),
-            None,
-            "spare and punched runs are free"
-        );
-        assert_eq!(
-            d.punch_ready(2, 0, &hot, true),
-            n - PUNCH_BATCH as u64,
-            "a full host"
-        );
-        assert!(d.pending() == 0 && d.spare_runs(1).next().is_none());
-    }
-}
+#[path = "discard_tests.rs"]
+mod tests;

@@ -99,11 +99,41 @@ fn keep_outside(op: &mut Op<'_>, ino: u64, e: &Extent, from: u64, to: u64) -> Fs
     Ok(())
 }
 
+/// Where an allocation looks for blocks; [`SOURCES`] is the order they are tried in, and
+/// every run a source offers is taken only if [`is_reusable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The next run a planned write's dry run allocated, reserved and wrote (`write_plan`),
+    /// in a plan's commit. First: taking any other run would point the file at blocks its
+    /// data was not written to (fsx nommap seed 1 read EIO when spare runs came first). Once
+    /// one does not fit, the others are not tried (the request took another course).
+    Reserved,
+    /// For a small allocation (up to `discard::SMALL_RUN` blocks), a spare run of the
+    /// discard queue: freed, durable, not punched, so its host space is still there
+    /// (`ops::discard`). At most [`SPARE_TRIES`] are tried.
+    Spare,
+    /// The free-space bitmap from the allocation hint on ([`find_reusable`]).
+    Scan,
+    /// The bitmap again after a flush, when only blocks whose free is not durable yet were
+    /// left (the flush makes those frees durable): so that is no ENOSPC.
+    ScanFlushed,
+}
+
+/// The order in which an allocation tries its sources (see [`Source`]).
+const SOURCES: [Source; 4] = [
+    Source::Reserved,
+    Source::Spare,
+    Source::Scan,
+    Source::ScanFlushed,
+];
+
+/// Spare runs tried by one allocation (`Source::Spare`).
+const SPARE_TRIES: usize = 8;
+
 /// Allocate up to `want` contiguous data blocks (at least one); ENOSPC when none is free.
 /// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
-/// `reserved_blocks` are left. Blocks whose free is not durable yet are skipped
-/// ([`first_held`]); when only such blocks are left, the log is flushed first (making those
-/// frees durable), so that is no ENOSPC.
+/// `reserved_blocks` are left. The blocks come from the first of [`SOURCES`] that offers a
+/// run [`is_reusable`]: blocks whose free is not durable yet are skipped ([`first_held`]).
 /// Errors: ENOSPC; the flush's storage error.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
@@ -116,17 +146,12 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
         return errno(libc::ENOSPC);
     }
     let want = want.clamp(1, MAX_EXTENT).min(available);
-    // A planned write's commit takes the runs its dry run reserved (and wrote) first.
-    let mut run = op.preferred_run(|op, s, l| is_reusable(op, &sb, s, l), want)?;
-    if run.is_none() {
-        run = spare_run(op, &sb, want)?;
-    }
-    if run.is_none() {
-        run = find_reusable(op, &sb, want)?;
-    }
-    if run.is_none() && op.frees.any_held(op.rvm.durable_lsn()) {
-        op.rvm.flush()?;
-        run = find_reusable(op, &sb, want)?;
+    let mut run = None;
+    for source in SOURCES {
+        run = take_from(op, &sb, source, want)?;
+        if run.is_some() {
+            break;
+        }
     }
     let Some((start, len)) = run else {
         return errno(libc::ENOSPC);
@@ -142,16 +167,36 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     Ok((start, len))
 }
 
-/// For a small allocation (up to `discard::SMALL_RUN` blocks), a spare run of the discard
-/// queue: freed, durable, not punched, so its host space is still there (`ops::discard`).
-/// At most a few are tried; None when none fits.
-fn spare_run(op: &Op<'_>, sb: &Superblock, want: u64) -> FsResult<Option<(u64, u64)>> {
-    if want > super::discard::SMALL_RUN {
-        return Ok(None);
-    }
-    for (start, _) in op.frees.spare_runs(want).take(8) {
-        if is_reusable(op, sb, start, want)? {
-            return Ok(Some((start, want)));
+/// The first run `source` offers for an allocation of up to `want` blocks (its runs best
+/// first, see [`Source`]) that [`is_reusable`], or None. Errors: `ScanFlushed`'s flush.
+fn take_from(
+    op: &mut Op<'_>,
+    sb: &Superblock,
+    source: Source,
+    want: u64,
+) -> FsResult<Option<(u64, u64)>> {
+    let offered: Vec<(u64, u64)> = match source {
+        Source::Reserved => op.next_preferred(want).into_iter().collect(),
+        Source::Spare if want <= super::discard::SMALL_RUN => op
+            .frees
+            .spare_runs(want)
+            .take(SPARE_TRIES)
+            .map(|(start, _)| (start, want))
+            .collect(),
+        Source::Spare => Vec::new(),
+        Source::Scan => find_reusable(op, sb, want)?.into_iter().collect(),
+        Source::ScanFlushed if op.frees.any_held(op.rvm.durable_lsn()) => {
+            op.rvm.flush()?;
+            find_reusable(op, sb, want)?.into_iter().collect()
+        }
+        Source::ScanFlushed => Vec::new(),
+    };
+    for (start, len) in offered {
+        if is_reusable(op, sb, start, len)? {
+            return Ok(Some((start, len)));
+        }
+        if source == Source::Reserved {
+            op.drop_preferred();
         }
     }
     Ok(None)
@@ -217,8 +262,8 @@ fn first_pending(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
     Some(((pos - op.geo.data_offset) / crate::layout::BLOCK_SIZE, 1))
 }
 
-/// Whether blocks [start, start+len) are all free and none is held ([`first_held`]): a
-/// planned write's commit takes its dry run's runs again (`write_plan`).
+/// Whether blocks [start, start+len) are all free and none is held ([`first_held`]): the
+/// check every candidate of an allocation passes (see [`Source`]).
 fn is_reusable(op: &Op<'_>, sb: &Superblock, start: u64, len: u64) -> FsResult<bool> {
     let found = bitmap::find_clear_run(op.bytes(), sb.data_bitmap, sb.data_blocks, start, len)?;
     Ok(found == Some((start, len)) && first_held(op, start, len).is_none())

@@ -211,16 +211,22 @@ impl Fs {
         self.run(phase, f).map_err(|e| self.on_error(e, op, ino))
     }
 
-    /// A planned write's dry run (`write_plan`): run `f` as a transaction and abort it;
-    /// returns the data writes it kept and the block runs it allocated, or None if `f` failed.
+    /// A planned write's dry run (`write_plan`): run `f`, a request writing `request`, as a
+    /// transaction and abort it; returns the data writes it kept and the block runs it
+    /// allocated, or None if `f` failed.
     pub(super) fn dry_run<T>(
         &mut self,
+        request: &[u8],
         f: impl FnOnce(&mut Op<'_>) -> FsResult<T>,
     ) -> Option<DryRun> {
         let mut out = None;
-        let r = self.run(Phase::Plan(Vec::new()), |op| {
+        let phase = Phase::Plan {
+            request,
+            kept: Vec::new(),
+        };
+        let r = self.run(phase, |op| {
             let r = f(op);
-            if let (Ok(_), Phase::Plan(kept)) = (&r, std::mem::take(&mut op.phase)) {
+            if let (Ok(_), Phase::Plan { kept, .. }) = (&r, std::mem::take(&mut op.phase)) {
                 let allocated = op.runs.iter().filter_map(|ev| match *ev {
                     RunEvent::Allocated(s, l) => Some((s, l)),
                     RunEvent::Freed(..) => None,
