@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn the_block_holds_the_header_and_the_error_record() {
-        let (h, size) = fresh();
+        let (h, _size) = fresh();
         assert_eq!(h.encode_block(None), h.encode());
         let e = ErrorRecord {
             count: 2,
