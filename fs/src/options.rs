@@ -3,6 +3,7 @@
 //! comma-separated lists, later options winning, as mount(8) reads them.
 
 use crate::ops::ErrorPolicy;
+use crate::remote::full::{self, CacheFull};
 use rvm_core::FaultOp;
 use std::time::Duration;
 
@@ -41,6 +42,43 @@ pub struct MountOptions {
     /// `inject_crash=after_upload` (tests only): the daemon dies (`_exit`) right after its
     /// first data object is uploaded, before the commit that would point at it.
     pub crash_after_upload: bool,
+    /// Object-store images: `cache_size=SIZE` (bytes; `K`, `M`, `G`, `T` suffixes, binary;
+    /// a plain number is MiB): the most free local blocks the clean cache keeps; None (the
+    /// default): every free local block.
+    pub cache_size: Option<u64>,
+    /// Object-store images: `cache_full=enospc|block` and `cache_wait=SECONDS` (default 60):
+    /// a write that finds every local block dirty answers ENOSPC at once, or waits up to
+    /// `cache_wait` for the uploader to free some (`remote::full`).
+    pub cache_full: CacheFull,
+}
+
+/// Parse a `cache_size=` value: bytes, with a binary `K`, `M`, `G` or `T` suffix; a plain
+/// number is MiB.
+fn parse_size(v: &str) -> Result<u64, String> {
+    let bad = || format!("cache_size={v}: a size such as 512M or 4G (a plain number is MiB)");
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_uppercase()),
+        _ => (v, 'M'),
+    };
+    let shift = match unit {
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// Parse a number of seconds above 0 (fractions allowed, at most a day) for option `key`.
+fn parse_seconds(key: &str, v: Option<&str>) -> Result<Duration, String> {
+    let v = v.ok_or_else(|| format!("mount option {key} needs seconds"))?;
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && *s <= 86400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{key}={v}: seconds, above 0"))
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -103,7 +141,10 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         upload_sync: false,
         credentials: None,
         crash_after_upload: false,
+        cache_size: None,
+        cache_full: CacheFull::default(),
     };
+    let mut cache_wait = full::DEFAULT_WAIT;
     for opt in list
         .iter()
         .flat_map(|s| s.split(','))
@@ -153,15 +194,17 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
             "writeback" => o.writeback = true,
             "nowriteback" => o.writeback = false,
             "rw" => o.read_only = false,
-            "upload_interval" => {
-                let v = value.ok_or("mount option upload_interval needs seconds")?;
-                o.upload_interval = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| *s > 0.0 && *s <= 86400.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| format!("upload_interval={v}: seconds, above 0"))?;
+            "upload_interval" => o.upload_interval = parse_seconds(key, value)?,
+            "cache_size" => {
+                let v = value.ok_or("mount option cache_size needs a size (cache_size=4G)")?;
+                o.cache_size = Some(parse_size(v)?);
             }
+            "cache_full" => match value {
+                Some("enospc") => o.cache_full = CacheFull::Enospc,
+                Some("block") => o.cache_full = CacheFull::Block(cache_wait),
+                _ => return Err("mount option cache_full is enospc or block".into()),
+            },
+            "cache_wait" => cache_wait = parse_seconds(key, value)?,
             "upload" => match value {
                 Some("sync") => o.upload_sync = true,
                 Some("async") => o.upload_sync = false,
@@ -178,6 +221,9 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
             "default_permissions" | "defaults" | "dev" | "suid" | "exec" | "atime" | "noatime" => {}
             _ => return Err(format!("unknown mount option '{opt}' (see rvmfs --help)")),
         }
+    }
+    if let CacheFull::Block(_) = o.cache_full {
+        o.cache_full = CacheFull::Block(cache_wait); // whichever of the two came first
     }
     if o.sync && o.writeback {
         // sync promises every write durable when it returns; under the writeback cache a
