@@ -206,7 +206,7 @@ fn with_cache_full_enospc_or_after_cache_wait_a_full_local_area_answers_enospc()
     let area = free_blocks(m.mnt()) * 4096 >> 20;
     fail_uploads(&proxy);
     let done = Arc::new(AtomicUsize::new(0));
-    let (mut files, err) = write_files(m.mnt().to_path_buf(), area * 2, done);
+    let (files, err) = write_files(m.mnt().to_path_buf(), area * 2, done);
     assert_eq!(err, Some(libc::ENOSPC), "after {} files", files.len());
     // Remount (the unmount's uploads fail: the blocks stay local and dirty) to wait 2 s.
     m.unmount_ok();
