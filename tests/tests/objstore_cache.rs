@@ -8,7 +8,9 @@
 //! * a local area filled with dirty data takes the cached blocks back, and reads stay right;
 //! * every local block dirty (uploads failing): `cache_full=enospc` answers ENOSPC,
 //!   `cache_full=block` waits and goes on once the bucket heals, or answers ENOSPC after
-//!   `cache_wait`; nothing answered is lost (checked after a remount from the bucket alone).
+//!   `cache_wait`; nothing answered is lost (checked after a remount from the bucket alone);
+//! * a partial overwrite of a `REMOTE` block fetches its old bytes before taking the
+//!   filesystem lock: a slow bucket stalls that write only.
 
 use rvmfs_tests::s3_proxy::{Action, Rule};
 use rvmfs_tests::*;
@@ -227,6 +229,45 @@ fn assert_file_eq(got: &[u8], want: &[u8], what: &str) {
     if let Some(d) = bytes_diff(got, want) {
         panic!("{what}: {d}");
     }
+}
+
+#[test]
+fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_writes() {
+    require_fuse!();
+    let s = require_seaweed!("cow");
+    let proxy = proxy(&s);
+    let mut m = mounted_data(&s, ("256M", "img"), Some(&proxy.endpoint), &[FAST_UPLOAD]);
+    let mut want = pattern(5, 64 << 10);
+    std::fs::write(m.path("old"), &want).unwrap();
+    m.unmount_ok(); // uploaded: REMOTE, and not cached by the next daemon
+    m.mount();
+    // Every answer to a GET of a data object comes 2 s late: a slow bucket.
+    let slow = Action::DelayAnswer(Duration::from_secs(2));
+    proxy.add(Rule::new(slow).method("GET").path(DATA));
+    let path = m.path("old");
+    let overwrite = std::thread::spawn(move || {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"patched", 5000).unwrap(); // inside block 1: its old bytes needed
+        Instant::now()
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the overwrite waits for the bucket
+    std::fs::write(m.path("other"), b"not stalled").unwrap();
+    let other_done = Instant::now();
+    let overwrite_done = overwrite.join().unwrap();
+    assert!(
+        other_done < overwrite_done,
+        "a write of another file waited for the overwrite's fetch from the bucket"
+    );
+    proxy.clear();
+    want[5000..5007].copy_from_slice(b"patched");
+    assert_file(m.path("old"), &want);
+    m.unmount_ok();
+    drop_local_data(m.image());
+    m.mount();
+    assert_file(m.path("old"), &want);
+    assert_file(m.path("other"), b"not stalled");
+    m.unmount_ok();
 }
 
 /// Median, smallest and largest of `v`.

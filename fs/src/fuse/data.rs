@@ -61,6 +61,9 @@ pub(super) fn write(
     reply: ReplyWrite,
 ) {
     let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
+    if fs.remote.is_some() {
+        fetch_partial_remote(fs, ino, offset, data.len() as u64);
+    }
     let request =
         |op: &mut crate::ops::Op<'_>| file::write_summed(op, ino, offset, data, kill_setid, &sums);
     // Not root: also kept away from the blocks reserved for root.
@@ -86,6 +89,25 @@ pub(super) fn write(
             reply.written(data.len() as u32)
         }
         Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
+/// Before a write of `len` bytes at `offset` of `ino` takes the exclusive lock: read the
+/// `REMOTE` blocks it covers only in part (`read::partial_remote`) under the shared lock and
+/// then none, so the copy on write finds them cached. A failure here is left to the write
+/// itself (it reads them again, and answers EIO if the bucket still fails).
+fn fetch_partial_remote(fs: &RvmFs, ino: u64, offset: u64, len: u64) {
+    let (source, vblocks) = {
+        let f = fs.read();
+        let Some(source) = f.geo.remote.clone() else {
+            return;
+        };
+        let vblocks = read::partial_remote(f.bytes(), ino, offset, len).unwrap_or_default();
+        (source, vblocks)
+    };
+    let mut block = vec![0u8; crate::layout::BLOCK_SIZE as usize];
+    for v in vblocks {
+        let _ = source.read(v, 1, &mut block);
     }
 }
 
