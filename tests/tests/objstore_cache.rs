@@ -32,6 +32,13 @@ fn proxy(s: &Seaweed) -> S3Proxy {
     S3Proxy::start(&s.endpoint).expect("start the S3 proxy")
 }
 
+/// A fresh image of `size` on the server, mounted with `opts` through a new proxy.
+fn proxied(s: &Seaweed, size: &str, opts: &[&str]) -> (S3Proxy, Mounted) {
+    let proxy = proxy(s);
+    let m = mounted_data(s, (size, "img"), Some(&proxy.endpoint), opts);
+    (proxy, m)
+}
+
 /// Read `path` through the daemon, not the kernel's page cache (its pages dropped first).
 fn read_uncached(path: &Path) -> Vec<u8> {
     let f = std::fs::File::open(path).unwrap();
@@ -92,9 +99,7 @@ fn a_second_read_comes_from_the_local_cache_and_kill_9_loses_nothing() {
     m.mount();
     assert_file_eq(&read_uncached(&m.path("big")), &want, "read after kill -9");
     assert!(proxy.count("GET", DATA) > cold, "a new daemon starts cold");
-    m.unmount_ok();
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
-    assert_eq!(code, 0, "fsck -n after a clean unmount:\n{out}");
+    unmount_fsck_clean(&s, &mut m);
 }
 
 #[test]
@@ -127,9 +132,7 @@ fn a_local_area_full_of_dirty_data_takes_the_cache_back_and_reads_stay_right() {
     for &i in written.iter().step_by(5) {
         assert_file(m.path(format!("fill{i}")), pattern(100 + i, 1 << 20));
     }
-    m.unmount_ok(); // uploads the fill
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
-    assert_eq!(code, 0, "fsck -n:\n{out}");
+    unmount_fsck_clean(&s, &mut m); // uploads the fill
 }
 
 /// Write 1 MiB files `w0`, `w1`, ... into `dir` until `count` are written or a write fails:
@@ -163,18 +166,15 @@ fn assert_all_kept(s: &Seaweed, m: &mut Mounted, files: &[u64]) {
     for &i in files {
         assert_file(m.path(format!("w{i}")), pattern(1000 + i, 1 << 20));
     }
-    m.unmount_ok();
-    let (code, out) = fsck_data(s, m.image(), &["-n", "-f"]);
-    assert_eq!(code, 0, "fsck -n:\n{out}");
+    unmount_fsck_clean(s, m);
 }
 
 #[test]
 fn with_cache_full_block_writes_wait_for_the_bucket_and_lose_nothing() {
     require_fuse!();
     let s = require_seaweed!("block");
-    let proxy = proxy(&s);
     let opts = [FAST_UPLOAD, "cache_full=block", "cache_wait=120"];
-    let mut m = mounted_data(&s, ("64M", "img"), Some(&proxy.endpoint), &opts);
+    let (proxy, mut m) = proxied(&s, "64M", &opts);
     let area = free_blocks(m.mnt()) * 4096 >> 20; // MiB
     fail_uploads(&proxy);
     let done = Arc::new(AtomicUsize::new(0));
@@ -183,7 +183,10 @@ fn with_cache_full_block_writes_wait_for_the_bucket_and_lose_nothing() {
     // The writer fills the local area, then waits (no error) for uploads that cannot happen.
     let mut last = (usize::MAX, Instant::now());
     while last.1.elapsed() < Duration::from_secs(3) {
-        assert!(!writer.is_finished(), "the writer ended while uploads failed");
+        assert!(
+            !writer.is_finished(),
+            "the writer ended while uploads failed"
+        );
         let now = done.load(Ordering::SeqCst);
         if now != last.0 {
             last = (now, Instant::now());
@@ -191,7 +194,10 @@ fn with_cache_full_block_writes_wait_for_the_bucket_and_lose_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let stuck = done.load(Ordering::SeqCst) as u64;
-    assert!(stuck < area + area / 2, "{stuck} MiB written into a {area} MiB area");
+    assert!(
+        stuck < area + area / 2,
+        "{stuck} MiB written into a {area} MiB area"
+    );
     assert!(proxy.count("PUT", DATA) > 0, "no upload was tried");
     proxy.clear(); // the bucket heals: uploads free local blocks, the writer goes on
     let (files, err) = writer.join().unwrap();
@@ -203,8 +209,7 @@ fn with_cache_full_block_writes_wait_for_the_bucket_and_lose_nothing() {
 fn with_cache_full_enospc_or_after_cache_wait_a_full_local_area_answers_enospc() {
     require_fuse!();
     let s = require_seaweed!("enospc");
-    let proxy = proxy(&s);
-    let mut m = mounted_data(&s, ("64M", "img"), Some(&proxy.endpoint), &[FAST_UPLOAD]);
+    let (proxy, mut m) = proxied(&s, "64M", &[FAST_UPLOAD]);
     let area = free_blocks(m.mnt()) * 4096 >> 20;
     fail_uploads(&proxy);
     let done = Arc::new(AtomicUsize::new(0));
@@ -219,9 +224,19 @@ fn with_cache_full_enospc_or_after_cache_wait_a_full_local_area_answers_enospc()
     let waited = t.elapsed();
     let e = late.expect_err("a write into a full local area succeeded while uploads failed");
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
-    assert!(waited >= Duration::from_secs(2), "answered after {waited:?}, before cache_wait");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "answered after {waited:?}, before cache_wait"
+    );
     proxy.clear();
     assert_all_kept(&s, &mut m, &files);
+}
+
+/// A clean unmount (it uploads what is dirty), then `fsck -n -f` finds the image clean.
+fn unmount_fsck_clean(s: &Seaweed, m: &mut Mounted) {
+    m.unmount_ok();
+    let (code, out) = fsck_data(s, m.image(), &["-n", "-f"]);
+    assert_eq!(code, 0, "fsck -n after a clean unmount:\n{out}");
 }
 
 /// `got` is `want` byte for byte (`what` names the read in the message).
@@ -235,8 +250,7 @@ fn assert_file_eq(got: &[u8], want: &[u8], what: &str) {
 fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_writes() {
     require_fuse!();
     let s = require_seaweed!("cow");
-    let proxy = proxy(&s);
-    let mut m = mounted_data(&s, ("256M", "img"), Some(&proxy.endpoint), &[FAST_UPLOAD]);
+    let (proxy, mut m) = proxied(&s, "256M", &[FAST_UPLOAD]);
     let mut want = pattern(5, 64 << 10);
     std::fs::write(m.path("old"), &want).unwrap();
     m.unmount_ok(); // uploaded: REMOTE, and not cached by the next daemon
@@ -302,6 +316,12 @@ fn figures_cold_and_warm_reads_of_a_256_mib_file() {
         m.unmount_ok();
     }
     let (c, w) = (spread(cold), spread(warm));
-    println!("cold read 256 MiB: median {:.0} MiB/s (min {:.0}, max {:.0})", c.0, c.1, c.2);
-    println!("warm read 256 MiB: median {:.0} MiB/s (min {:.0}, max {:.0})", w.0, w.1, w.2);
+    println!(
+        "cold read 256 MiB: median {:.0} MiB/s (min {:.0}, max {:.0})",
+        c.0, c.1, c.2
+    );
+    println!(
+        "warm read 256 MiB: median {:.0} MiB/s (min {:.0}, max {:.0})",
+        w.0, w.1, w.2
+    );
 }

@@ -185,11 +185,22 @@ impl Discard {
             Some((s, l)) if s + l > start => Some(start),
             _ => next.filter(|&s| s < end),
         };
-        let q_at = self.queue.range(..=start).next_back().map(|(&s, &(l, _))| (s, l));
+        let q_at = self
+            .queue
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &(l, _))| (s, l));
         let q_next = self.queue.range(start..).next().map(|(&s, _)| s);
-        let s_at = self.spare.range(..=start).next_back().map(|(&s, &l)| (s, l));
+        let s_at = self
+            .spare
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &l)| (s, l));
         let s_next = self.spare.range(start..).next().map(|(&s, _)| s);
-        first(q_at, q_next).into_iter().chain(first(s_at, s_next)).min()
+        first(q_at, q_next)
+            .into_iter()
+            .chain(first(s_at, s_next))
+            .min()
     }
 
     /// Drop blocks [start, start+len) from the queue: a planned write reserved them

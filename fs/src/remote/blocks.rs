@@ -161,7 +161,10 @@ impl Blocks {
         while i < n {
             let j = (i..n).find(|&j| have[j]).unwrap_or(n);
             if i < j {
-                let at = Placed { vblock: vblock + i as u64, index: index + i as u32 };
+                let at = Placed {
+                    vblock: vblock + i as u64,
+                    index: index + i as u32,
+                };
                 self.fetch(at, &crcs, &mut out[i * BLOCK..j * BLOCK])?;
             }
             i = j + 1;
@@ -192,7 +195,10 @@ impl Blocks {
         {
             let mut cache = lock(&self.cache);
             for i in 0..n {
-                cache.put(at.vblock + i as u64, Arc::from(&got[i * BLOCK..(i + 1) * BLOCK]));
+                cache.put(
+                    at.vblock + i as u64,
+                    Arc::from(&got[i * BLOCK..(i + 1) * BLOCK]),
+                );
             }
         }
         self.local.fill(at.vblock, &got);

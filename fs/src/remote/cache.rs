@@ -112,7 +112,12 @@ pub struct LocalCache {
 impl LocalCache {
     /// A cache of at most `cap` blocks in the data area of `image` (None: off) starting at
     /// byte `data_offset`; searches for free blocks start at block `first_goal`.
-    pub fn new(image: Option<Arc<dyn Storage>>, data_offset: u64, cap: u64, first_goal: u64) -> Self {
+    pub fn new(
+        image: Option<Arc<dyn Storage>>,
+        data_offset: u64,
+        cap: u64,
+        first_goal: u64,
+    ) -> Self {
         LocalCache {
             image: image.filter(|_| cap > 0),
             data_offset,
@@ -211,14 +216,22 @@ impl LocalCache {
     /// Read the cached ones of vblocks `first..first + have.len()` into `out` (`have.len()`
     /// blocks), marking them in `have`; `good(i, block)` checks block `i`'s bytes (its CRC32C).
     /// A block that fails the checks is dropped from the cache and left unmarked.
-    pub fn read(&self, first: u64, have: &mut [bool], out: &mut [u8], good: impl Fn(usize, &[u8]) -> bool) {
+    pub fn read(
+        &self,
+        first: u64,
+        have: &mut [bool],
+        out: &mut [u8],
+        good: impl Fn(usize, &[u8]) -> bool,
+    ) {
         let Some(image) = &self.image else { return };
         let found: Vec<(usize, Slot)> = {
             let mut st = lock(&self.state);
             let mut found = Vec::new();
             for i in (0..have.len()).filter(|&i| !have[i]) {
                 let v = first + i as u64;
-                let Some(s) = st.slots.get(&v).copied() else { continue };
+                let Some(s) = st.slots.get(&v).copied() else {
+                    continue;
+                };
                 let used = st.next_tick();
                 st.lru.remove(&s.used);
                 st.lru.insert(used, v);
@@ -243,7 +256,10 @@ impl LocalCache {
                     have[i] = true;
                     self.hits.fetch_add(1, Ordering::Relaxed);
                 } else if same {
-                    log::debug!("clean cache: local block {} changed under vblock {v}", s.phys);
+                    log::debug!(
+                        "clean cache: local block {} changed under vblock {v}",
+                        s.phys
+                    );
                     st.drop_entry(v);
                 }
             }
@@ -261,9 +277,15 @@ impl LocalCache {
             if st.slots.contains_key(&v) {
                 continue;
             }
-            let Some(phys) = st.take_block(self.cap) else { break };
+            let Some(phys) = st.take_block(self.cap) else {
+                break;
+            };
             let t = st.next_tick();
-            let s = Slot { phys, used: t, fill: t };
+            let s = Slot {
+                phys,
+                used: t,
+                fill: t,
+            };
             st.slots.insert(v, s);
             st.owner.insert(phys, v);
             st.lru.insert(t, v);
@@ -371,7 +393,11 @@ mod tests {
     #[test]
     fn spares_are_never_picked_twice_and_respect_the_bound() {
         let c = cache(3, &[5]);
-        assert_eq!(c.spares_wanted(10..14), 2, "4 missing, 1 spare owned, bound 3");
+        assert_eq!(
+            c.spares_wanted(10..14),
+            2,
+            "4 missing, 1 spare owned, bound 3"
+        );
         c.add_spares::<()>(|cursor, owned| {
             assert_eq!(cursor, 6);
             assert_eq!(owned(0, 10), Some(5));
