@@ -283,3 +283,41 @@ pub fn check_stored(list: &str) -> Result<(), String> {
     }
     parse_options(&[list.to_string()]).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &str) -> Result<MountOptions, String> {
+        parse_options(&[list.to_string()])
+    }
+
+    #[test]
+    fn cache_size_takes_binary_suffixes_and_plain_mib() {
+        let size = |v: &str| opts(&format!("cache_size={v}")).map(|o| o.cache_size);
+        assert_eq!(size("512"), Ok(Some(512 << 20)));
+        assert_eq!(size("4G"), Ok(Some(4 << 30)));
+        assert_eq!(size("64k"), Ok(Some(64 << 10)));
+        assert_eq!(size("0"), Ok(Some(0)));
+        assert!(size("4X").is_err() && size("G").is_err() && size("99999999999T").is_err());
+        assert_eq!(opts("").map(|o| o.cache_size), Ok(None));
+    }
+
+    #[test]
+    fn cache_full_waits_cache_wait_whichever_comes_first() {
+        let policy = |v: &str| opts(v).map(|o| o.cache_full);
+        assert_eq!(policy(""), Ok(CacheFull::Enospc));
+        assert_eq!(
+            policy("cache_full=block"),
+            Ok(CacheFull::Block(full::DEFAULT_WAIT))
+        );
+        let two = CacheFull::Block(Duration::from_secs(2));
+        assert_eq!(policy("cache_wait=2,cache_full=block"), Ok(two));
+        assert_eq!(policy("cache_full=block,cache_wait=2"), Ok(two));
+        assert_eq!(
+            policy("cache_full=block,cache_full=enospc"),
+            Ok(CacheFull::Enospc)
+        );
+        assert!(policy("cache_full=wait").is_err() && policy("cache_wait=0").is_err());
+    }
+}
