@@ -20,7 +20,8 @@
 //! then the block's CRC32C (a truncation applying an old record into a free block would change
 //! it): a block that fails either is read from the bucket. Never the wrong bytes.
 //!
-//! Cost: about 100 bytes of memory per cached block (25 MiB per GiB cached).
+//! Cost: roughly 100 bytes of memory per cached block (an estimate of the maps' entries, not
+//! measured): some 25 MiB per GiB cached.
 
 use super::lock;
 use crate::layout::BLOCK_SIZE;
