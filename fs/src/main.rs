@@ -240,6 +240,11 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             r.finish(); // upload what is dirty, stop the uploader
         }
         let mut fs = lock(&state);
+        // The clean cache's blocks give their host space back (`-o discard`).
+        let punched = rvmfs::ops::cache_space::give_back(&mut fs);
+        if punched > 0 {
+            log::info!("clean cache: {punched} blocks given back to the host");
+        }
         // The log shipper ships the last records, then truncation applies them.
         let unmounted = on_unmount_with(&mut fs, || remote.iter().for_each(|r| r.stop_shipper()))
             .context("clean unmount failed (the log will be replayed at next mount)");

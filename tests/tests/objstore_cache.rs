@@ -4,7 +4,8 @@
 //!
 //! * blocks read from the bucket are kept in free local blocks: a second read of a file
 //!   bigger than the 16 MiB memory cache makes no GET, statfs still counts those blocks free,
-//!   fsck is clean, and after `kill -9` the remount reads right;
+//!   a clean unmount gives their host space back, fsck is clean, and after `kill -9` the
+//!   remount reads right;
 //! * a local area filled with dirty data takes the cached blocks back, and reads stay right;
 //! * every local block dirty (uploads failing): `cache_full=enospc` answers ENOSPC,
 //!   `cache_full=block` waits and goes on once the bucket heals, or answers ENOSPC after
@@ -48,6 +49,12 @@ fn read_uncached(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// Host bytes the file at `path` takes (its allocated blocks).
+fn host_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
 /// Free blocks statfs reports for the mount at `mnt`.
 fn free_blocks(mnt: &Path) -> u64 {
     let c = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()).unwrap();
@@ -76,6 +83,7 @@ fn a_second_read_comes_from_the_local_cache_and_kill_9_loses_nothing() {
     let s = require_seaweed!("cache");
     let proxy = proxy(&s);
     let (mut m, want) = remote_big_file(&s, &proxy, &[FAST_UPLOAD]);
+    let host = host_bytes(m.image());
     let free = free_blocks(m.mnt());
     assert_file_eq(&read_uncached(&m.path("big")), &want, "cold read");
     let cold = proxy.count("GET", DATA);
@@ -91,6 +99,14 @@ fn a_second_read_comes_from_the_local_cache_and_kill_9_loses_nothing() {
         free,
         "cached blocks are free blocks for statfs"
     );
+    m.unmount_ok(); // with discard (the default) the cached blocks are punched
+    let kept = host_bytes(m.image()).saturating_sub(host);
+    assert!(
+        kept < BIG as u64 / 2,
+        "{kept} bytes of host space kept after unmount"
+    );
+    m.mount();
+    assert_file_eq(&read_uncached(&m.path("big")), &want, "cold read again");
     m.kill9(); // the cache is lost with the daemon; its blocks were free all along
     let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
     assert!(code <= 1, "fsck -y after kill -9 exited {code}:\n{out}");

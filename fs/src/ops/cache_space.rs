@@ -6,7 +6,8 @@
 //! cached), not reserved by a planned write, not written deferred (`pending`), carried by no
 //! live log record (`DataLog::hot`: truncation would write that data there), not owned by a
 //! file a damaged bitmap calls free (`Geo::unmarked`), not the cache's already. They stay
-//! free: the allocator takes them back at once (`extent::alloc_blocks` evicts them).
+//! free: the allocator takes them back at once (`extent::alloc_blocks` evicts them). At a
+//! clean unmount with `discard`, the blocks holding cached bytes are punched ([`give_back`]).
 
 use super::read::ReadPlan;
 use super::Fs;
@@ -93,4 +94,26 @@ fn first_unusable(
     .into_iter()
     .flatten()
     .min()
+}
+
+/// Clean unmount, with `discard` on: punch the blocks the clean cache holds out of the image
+/// file so their host space comes back (they are free, and their frees durable: nothing any
+/// recoverable state owns is punched). Returns the blocks punched; a failed punch is logged
+/// and ends it (the rest keep their host space).
+pub fn give_back(fs: &mut Fs) -> u64 {
+    let Some(remote) = fs.geo.remote.clone() else {
+        return 0;
+    };
+    if !fs.discard.enabled() {
+        return 0;
+    }
+    let mut punched = 0;
+    for (start, len) in remote.local().drain() {
+        if let Err(e) = fs.discard.punch_now(start, len) {
+            log::warn!("clean cache: punching blocks {start}+{len} failed: {e}");
+            break;
+        }
+        punched += len;
+    }
+    punched
 }

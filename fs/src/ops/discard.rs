@@ -313,7 +313,7 @@ impl Discard {
     }
 
     /// Give blocks [start, start+len) back to the host now, under the caller's lock.
-    fn punch_now(&self, start: u64, len: u64) -> std::io::Result<()> {
+    pub(super) fn punch_now(&self, start: u64, len: u64) -> std::io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };

@@ -155,6 +155,22 @@ impl LocalCache {
         }
     }
 
+    /// Forget every entry and spare: the local blocks that hold cached bytes, as runs
+    /// (first, blocks), for a clean unmount to punch (`ops::cache_space::give_back`).
+    pub fn drain(&self) -> Vec<(u64, u64)> {
+        let mut st = lock(&self.state);
+        let owned = std::mem::take(&mut st.owner);
+        *st = State::default();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for b in owned.into_keys() {
+            match runs.last_mut() {
+                Some((s, l)) if *s + *l == b => *l += 1,
+                _ => runs.push((b, 1)),
+            }
+        }
+        runs
+    }
+
     /// The allocator hands out local blocks [start, start+len): forget every entry and spare
     /// in them, before anything is written there.
     pub fn evict_run(&self, start: u64, len: u64) {
@@ -366,6 +382,15 @@ mod tests {
         assert_eq!(read_one(&c, 101), None, "taken by the allocator");
         assert_eq!(read_one(&c, 100), Some(block(100)));
         assert_eq!(c.stats().taken, 1);
+    }
+
+    #[test]
+    fn drain_gives_the_filled_blocks_as_runs_and_forgets_them() {
+        let c = cache(8, &[3, 4, 6, 7]);
+        c.fill(100, &[block(100), block(101), block(102)].concat());
+        assert_eq!(c.drain(), vec![(3, 2), (6, 1)]);
+        assert_eq!(read_one(&c, 100), None);
+        assert_eq!(c.stats().spare, 0);
     }
 
     #[test]
