@@ -77,6 +77,14 @@ struct Args {
     ///                   blocks are packed and uploaded (default 1)
     ///   upload=sync     object-store images: fsync also waits until the file's data is in
     ///                   the bucket; upload=async (default) leaves it to the uploader
+    ///   cache_size=SIZE  object-store images: the most free local blocks the clean cache
+    ///                   of blocks read from the bucket keeps (512M, 4G; a plain number is
+    ///                   MiB; 0: none). Default: every free local block (the allocator
+    ///                   takes them back at once)
+    ///   cache_full=enospc|block  object-store images: a write that finds every local block
+    ///                   dirty (the bucket down or slow) answers ENOSPC at once (enospc,
+    ///                   default) or waits for the uploader to free some (block), at most
+    ///                   cache_wait=SECONDS (default 60), then answers ENOSPC
     ///   credentials=PATH  object-store images: an AWS shared-credentials file (profile
     ///                   AWS_PROFILE, else default) instead of the AWS_* environment
     ///   inject_crash=after_upload  tests only: die right after the first data object is
@@ -232,6 +240,11 @@ fn serve(args: &Args, opts: &MountOptions, ready: Option<&mut std::fs::File>) ->
             r.finish(); // upload what is dirty, stop the uploader
         }
         let mut fs = lock(&state);
+        // The clean cache's blocks give their host space back (`-o discard`).
+        let punched = rvmfs::ops::cache_space::give_back(&mut fs);
+        if punched > 0 {
+            log::info!("clean cache: {punched} blocks given back to the host");
+        }
         // The log shipper ships the last records, then truncation applies them.
         let unmounted = on_unmount_with(&mut fs, || remote.iter().for_each(|r| r.stop_shipper()))
             .context("clean unmount failed (the log will be replayed at next mount)");
@@ -252,11 +265,12 @@ fn attach_remote(
     opts: &MountOptions,
     read_only: bool,
 ) -> Result<Option<Arc<Remote>>> {
-    let remote = Remote::attach(fs, opts.credentials.clone(), read_only)
+    let remote = Remote::attach(fs, opts.credentials.clone(), read_only, opts.cache_size)
         .with_context(|| format!("{}: its object store", args.image.display()))?;
     Ok(remote.map(|mut r| {
         r.upload_sync = opts.upload_sync;
         r.crash_after_upload = opts.crash_after_upload;
+        r.cache_full = opts.cache_full;
         Arc::new(r)
     }))
 }

@@ -3,6 +3,7 @@
 //! comma-separated lists, later options winning, as mount(8) reads them.
 
 use crate::ops::ErrorPolicy;
+use crate::remote::full::{self, CacheFull};
 use rvm_core::FaultOp;
 use std::time::Duration;
 
@@ -41,6 +42,45 @@ pub struct MountOptions {
     /// `inject_crash=after_upload` (tests only): the daemon dies (`_exit`) right after its
     /// first data object is uploaded, before the commit that would point at it.
     pub crash_after_upload: bool,
+    /// Object-store images: `cache_size=SIZE` (bytes; `K`, `M`, `G`, `T` suffixes, binary;
+    /// a plain number is MiB): the most free local blocks the clean cache keeps; None (the
+    /// default): every free local block.
+    pub cache_size: Option<u64>,
+    /// Object-store images: `cache_full=enospc|block` and `cache_wait=SECONDS` (default 60):
+    /// a write that finds every local block dirty answers ENOSPC at once, or waits up to
+    /// `cache_wait` for the uploader to free some (`remote::full`).
+    pub cache_full: CacheFull,
+    /// `cache_wait=SECONDS`: the wait of `cache_full=block` (whichever of the two comes first).
+    pub cache_wait: Duration,
+}
+
+/// Parse a `cache_size=` value: bytes, with a binary `K`, `M`, `G` or `T` suffix; a plain
+/// number is MiB.
+fn parse_size(v: &str) -> Result<u64, String> {
+    let bad = || format!("cache_size={v}: a size such as 512M or 4G (a plain number is MiB)");
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_uppercase()),
+        _ => (v, 'M'),
+    };
+    let shift = match unit {
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// Parse a number of seconds above 0 (fractions allowed, at most a day) for option `key`.
+fn parse_seconds(key: &str, v: Option<&str>) -> Result<Duration, String> {
+    let v = v.ok_or_else(|| format!("mount option {key} needs seconds"))?;
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && *s <= 86400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{key}={v}: seconds, above 0"))
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -85,6 +125,9 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
     {
         apply(&mut o, opt)?;
     }
+    if let CacheFull::Block(_) = o.cache_full {
+        o.cache_full = CacheFull::Block(o.cache_wait); // whichever of the two came first
+    }
     if o.sync && o.writeback {
         // sync promises every write durable when it returns; under the writeback cache a
         // write returns before the daemon has seen it.
@@ -122,6 +165,9 @@ fn defaults() -> MountOptions {
         upload_sync: false,
         credentials: None,
         crash_after_upload: false,
+        cache_size: None,
+        cache_full: CacheFull::default(),
+        cache_wait: full::DEFAULT_WAIT,
     }
 }
 
@@ -173,15 +219,17 @@ fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
         "writeback" => o.writeback = true,
         "nowriteback" => o.writeback = false,
         "rw" => o.read_only = false,
-        "upload_interval" => {
-            let v = value.ok_or("mount option upload_interval needs seconds")?;
-            o.upload_interval = v
-                .parse::<f64>()
-                .ok()
-                .filter(|s| *s > 0.0 && *s <= 86400.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| format!("upload_interval={v}: seconds, above 0"))?;
+        "upload_interval" => o.upload_interval = parse_seconds(key, value)?,
+        "cache_size" => {
+            let v = value.ok_or("mount option cache_size needs a size (cache_size=4G)")?;
+            o.cache_size = Some(parse_size(v)?);
         }
+        "cache_full" => match value {
+            Some("enospc") => o.cache_full = CacheFull::Enospc,
+            Some("block") => o.cache_full = CacheFull::Block(o.cache_wait),
+            _ => return Err("mount option cache_full is enospc or block".into()),
+        },
+        "cache_wait" => o.cache_wait = parse_seconds(key, value)?,
         "upload" => match value {
             Some("sync") => o.upload_sync = true,
             Some("async") => o.upload_sync = false,
@@ -250,4 +298,42 @@ pub fn check_stored(list: &str) -> Result<(), String> {
         }
     }
     parse_options(&[list.to_string()]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &str) -> Result<MountOptions, String> {
+        parse_options(&[list.to_string()])
+    }
+
+    #[test]
+    fn cache_size_takes_binary_suffixes_and_plain_mib() {
+        let size = |v: &str| opts(&format!("cache_size={v}")).map(|o| o.cache_size);
+        assert_eq!(size("512"), Ok(Some(512 << 20)));
+        assert_eq!(size("4G"), Ok(Some(4 << 30)));
+        assert_eq!(size("64k"), Ok(Some(64 << 10)));
+        assert_eq!(size("0"), Ok(Some(0)));
+        assert!(size("4X").is_err() && size("G").is_err() && size("99999999999T").is_err());
+        assert_eq!(opts("").map(|o| o.cache_size), Ok(None));
+    }
+
+    #[test]
+    fn cache_full_waits_cache_wait_whichever_comes_first() {
+        let policy = |v: &str| opts(v).map(|o| o.cache_full);
+        assert_eq!(policy(""), Ok(CacheFull::Enospc));
+        assert_eq!(
+            policy("cache_full=block"),
+            Ok(CacheFull::Block(full::DEFAULT_WAIT))
+        );
+        let two = CacheFull::Block(Duration::from_secs(2));
+        assert_eq!(policy("cache_wait=2,cache_full=block"), Ok(two));
+        assert_eq!(policy("cache_full=block,cache_wait=2"), Ok(two));
+        assert_eq!(
+            policy("cache_full=block,cache_full=enospc"),
+            Ok(CacheFull::Enospc)
+        );
+        assert!(policy("cache_full=wait").is_err() && policy("cache_wait=0").is_err());
+    }
 }

@@ -25,6 +25,8 @@
 //! * [`progress`]: how far a background writer got (statvfs) and MiB/s.
 //! * [`seaweed`]: a real S3 server for the object-store tests ([`Seaweed`]: `weed mini` on
 //!   free loopback ports with a bucket, killed by PID on drop; [`require_seaweed!`]).
+//! * [`objimage`]: object-store images: `mkfs.rvmfs --data`, fsck, a mount against the
+//!   server or a proxy, the local data area punched out ([`mounted_data`]).
 //! * [`s3_proxy`]: a fault-injecting S3 proxy in front of it ([`S3Proxy`]: scripted 5xx,
 //!   throttling, delays, dropped connections, lost answers, listings cut after a page).
 //!
@@ -37,6 +39,7 @@ pub mod corpus;
 pub mod manifests;
 pub mod mounted;
 pub mod mounts;
+pub mod objimage;
 pub mod processes;
 pub mod progress;
 pub mod s3_proxy;
@@ -57,6 +60,7 @@ pub use manifests::{
 };
 pub use mounted::{Mounted, EXIT_TIMEOUT, MOUNT_TIMEOUT};
 pub use mounts::{fusermount_u, is_fuse_mounted, mount_type, try_mount};
+pub use objimage::{drop_local_data, fsck_data, mkfs_data, mounted_data};
 pub use processes::{cmd, run, run_timeout, signal_pid, wait_timeout, ChildGuard, Outcome};
 pub use progress::{fs_used_bytes, mib_per_s, wait_for_progress};
 pub use s3_proxy::S3Proxy;

@@ -13,47 +13,9 @@ use std::time::Duration;
 /// The daemon's options in these tests: upload soon after each write.
 const FAST_UPLOAD: &str = "upload_interval=0.2";
 
-/// `mkfs-rvmfs -s 256M --data URL [extra] IMAGE` with the server's environment.
-fn mkfs_data(s: &Seaweed, image: &Path, url: &str, extra: &[&str]) -> Outcome {
-    let mut args = vec!["-s", "256M", "--data", url];
-    args.extend_from_slice(extra);
-    let mut c = cmd(bin(MKFS), &args);
-    c.arg(image).envs(s.env());
-    run_timeout(&mut c, Duration::from_secs(60))
-}
-
-/// `fsck-rvmfs ARGS IMAGE` with the server's environment: (exit code, output).
-fn fsck_data(s: &Seaweed, image: &Path, args: &[&str]) -> (i32, String) {
-    let mut c = cmd(bin(FSCK), args);
-    c.arg(image).envs(s.env());
-    let o = run_timeout(&mut c, Duration::from_secs(120));
-    (o.code(), o.output())
-}
-
 /// A fresh object-store image on `prefix` of the server's bucket, mounted with `opts`.
 fn mounted(s: &Seaweed, prefix: &str, opts: &[&str]) -> Mounted {
-    let mut m = Mounted::empty();
-    mkfs_data(s, m.image(), &s.url(prefix), &[]).ok("mkfs-rvmfs --data");
-    for (k, v) in s.env() {
-        m.set_daemon_env(k, &v);
-    }
-    m.set_mount_options(opts);
-    m.mount();
-    m
-}
-
-/// Punch the whole data area of `image` out (its header's `data_offset`, 0x40, to the end)
-/// with `fallocate -p`: what is left can only come from the bucket.
-fn drop_local_data(image: &Path) {
-    let mut head = [0u8; 0x48];
-    std::fs::File::open(image)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .unwrap();
-    let data_offset = u64::from_le_bytes(head[0x40..0x48].try_into().unwrap());
-    let len = std::fs::metadata(image).unwrap().len() - data_offset;
-    let (at, len) = (data_offset.to_string(), len.to_string());
-    let mut c = cmd("fallocate", &["-p", "-o", &at, "-l", &len]);
-    run(c.arg(image)).ok("fallocate -p over the data area");
+    mounted_data(s, ("256M", prefix), None, opts)
 }
 
 /// A small real tree to copy: /usr/include/linux (about 800 headers, 6 MiB).
@@ -215,14 +177,14 @@ fn a_second_mount_of_the_same_bucket_is_refused_while_the_first_holds_it() {
     let s = require_seaweed!("lease");
     let mut m = mounted(&s, "img", &[FAST_UPLOAD]);
     let other = m.dir().join("other.img");
-    let o = mkfs_data(&s, &other, &s.url("img"), &[]);
+    let o = mkfs_data(&s, &other, ("256M", &s.url("img")), &[]);
     assert!(
         !o.success(),
         "mkfs must refuse a prefix in use:\n{}",
         o.output()
     );
     assert!(o.output().contains("already holds"), "{}", o.output());
-    mkfs_data(&s, &other, &s.url("img"), &["-f"]).ok("mkfs -f over the prefix");
+    mkfs_data(&s, &other, ("256M", &s.url("img")), &["-f"]).ok("mkfs -f over the prefix");
     let mnt2 = m.dir().join("mnt2");
     std::fs::create_dir(&mnt2).unwrap();
     let o = mount_daemon(&s, &other, &mnt2);

@@ -6,7 +6,7 @@
 use super::reply::{reply_empty, to_errno};
 use super::{killpriv, Counters, RvmFs};
 use crate::ops::datasum::WriteSums;
-use crate::ops::{file, open, read, space, DATA_LOG_MAX_WRITE};
+use crate::ops::{cache_space, file, open, read, space, DATA_LOG_MAX_WRITE};
 use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
 /// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
@@ -31,6 +31,10 @@ pub(super) fn read(fs: &RvmFs, ino: u64, offset: u64, size: u32, reply: ReplyDat
     let fs_counters = &fs.counters;
     let fs = fs.read();
     let plan = read::plan_read(&fs.geo, fs.bytes(), ino, offset, size as u64);
+    if let Ok(p) = &plan {
+        // Free local blocks for the clean cache to keep what this read fetches.
+        cache_space::lend_for_read(&fs, p);
+    }
     let image = fs.geo.image.clone();
     let gate = fs.geo.read_gate.clone();
     let shared = gate.read().unwrap_or_else(|e| e.into_inner());
@@ -57,16 +61,27 @@ pub(super) fn write(
     reply: ReplyWrite,
 ) {
     let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
+    if fs.remote.is_some() {
+        fetch_partial_remote(fs, ino, offset, data.len() as u64);
+    }
     let request =
         |op: &mut crate::ops::Op<'_>| file::write_summed(op, ino, offset, data, kill_setid, &sums);
     // Not root: also kept away from the blocks reserved for root.
-    let r = if data.len() > DATA_LOG_MAX_WRITE {
-        // Big: its data is written outside the lock (`planned.rs`).
-        fs.write_planned("write", ino, unprivileged, data, request)
-    } else {
-        fs.change("write", ino, |f| {
-            f.as_caller(unprivileged, |f| f.transact_data("write", ino, request))
-        })
+    let attempt = || {
+        if data.len() > DATA_LOG_MAX_WRITE {
+            // Big: its data is written outside the lock (`planned.rs`).
+            fs.write_planned("write", ino, unprivileged, data, &request)
+        } else {
+            fs.change("write", ino, |f| {
+                f.as_caller(unprivileged, |f| f.transact_data("write", ino, &request))
+            })
+        }
+    };
+    // An object-store image whose local blocks are all dirty: ENOSPC, or wait for the
+    // uploader (`-o cache_full=`), holding no lock.
+    let r = match &fs.remote {
+        Some(remote) => remote.when_full(attempt),
+        None => attempt(),
     };
     match r {
         Ok(_) => {
@@ -74,6 +89,25 @@ pub(super) fn write(
             reply.written(data.len() as u32)
         }
         Err(e) => reply.error(to_errno(&e)),
+    }
+}
+
+/// Before a write of `len` bytes at `offset` of `ino` takes the exclusive lock: read the
+/// `REMOTE` blocks it covers only in part (`read::partial_remote`) under the shared lock and
+/// then none, so the copy on write finds them cached. A failure here is left to the write
+/// itself (it reads them again, and answers EIO if the bucket still fails).
+fn fetch_partial_remote(fs: &RvmFs, ino: u64, offset: u64, len: u64) {
+    let (source, vblocks) = {
+        let f = fs.read();
+        let Some(source) = f.geo.remote.clone() else {
+            return;
+        };
+        let vblocks = read::partial_remote(f.bytes(), ino, offset, len).unwrap_or_default();
+        (source, vblocks)
+    };
+    let mut block = vec![0u8; crate::layout::BLOCK_SIZE as usize];
+    for v in vblocks {
+        let _ = source.read(v, 1, &mut block);
     }
 }
 

@@ -203,6 +203,34 @@ impl Discard {
         queued
     }
 
+    /// The first block of [start, start+len) in a queued or spare run, whether or not its
+    /// free is durable: such a block may be punched (`ops::cache_space` keeps the clean
+    /// cache out of them).
+    pub(super) fn first_queued(&self, start: u64, len: u64) -> Option<u64> {
+        let end = start.saturating_add(len);
+        // The run holding `start`, if any, else the first run starting inside the range.
+        let first = |at: Option<(u64, u64)>, next: Option<u64>| match at {
+            Some((s, l)) if s + l > start => Some(start),
+            _ => next.filter(|&s| s < end),
+        };
+        let q_at = self
+            .queue
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &(l, _))| (s, l));
+        let q_next = self.queue.range(start..).next().map(|(&s, _)| s);
+        let s_at = self
+            .spare
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &l)| (s, l));
+        let s_next = self.spare.range(start..).next().map(|(&s, _)| s);
+        first(q_at, q_next)
+            .into_iter()
+            .chain(first(s_at, s_next))
+            .min()
+    }
+
     /// Drop blocks [start, start+len) from the queue: a planned write reserved them
     /// (`write_plan`) and writes into them before anything commits, so they must not be
     /// punched. If it ends up not using them, they only keep their host space.
@@ -307,7 +335,7 @@ impl Discard {
     }
 
     /// Give blocks [start, start+len) back to the host now, under the caller's lock.
-    fn punch_now(&self, start: u64, len: u64) -> std::io::Result<()> {
+    pub(super) fn punch_now(&self, start: u64, len: u64) -> std::io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };

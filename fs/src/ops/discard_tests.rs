@@ -68,6 +68,24 @@ fn runs_are_held_until_their_free_is_durable_discard_on_or_off() {
 }
 
 #[test]
+fn first_queued_finds_queued_and_spare_blocks_durable_or_not() {
+    let mut d = on();
+    d.note_commit(Some(2), vec![RunEvent::Freed(10, 5)]);
+    d.spare.insert(40, 3);
+    assert_eq!(d.first_queued(0, 10), None);
+    assert_eq!(d.first_queued(0, 11), Some(10));
+    assert_eq!(d.first_queued(12, 100), Some(12), "inside a queued run");
+    assert_eq!(d.first_queued(15, 30), Some(40), "a spare run");
+    assert_eq!(d.first_queued(41, 1), Some(41));
+    assert_eq!(d.first_queued(43, 10), None);
+    assert_eq!(
+        d.first_queued(15, 25),
+        None,
+        "the spare run starts at the end"
+    );
+}
+
+#[test]
 fn adjacent_runs_merge_with_the_later_lsn() {
     let mut d = on();
     d.note_commit(Some(3), vec![RunEvent::Freed(0, 4)]);

@@ -134,6 +134,8 @@ const SPARE_TRIES: usize = 8;
 /// An unprivileged request (`Hints::unprivileged`) gets ENOSPC once only the superblock's
 /// `reserved_blocks` are left. The blocks come from the first of [`SOURCES`] that offers a
 /// run [`is_reusable`]: blocks whose free is not durable yet are skipped ([`first_held`]).
+/// Blocks the clean cache of an `object_data` image holds are free: taken like any other,
+/// their cache entries evicted first (`remote::cache`).
 /// Errors: ENOSPC; the flush's storage error.
 pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let sb = op.superblock()?;
@@ -156,6 +158,9 @@ pub fn alloc_blocks(op: &mut Op<'_>, want: u64) -> FsResult<(u64, u64)> {
     let Some((start, len)) = run else {
         return errno(libc::ENOSPC);
     };
+    if let Some(r) = &op.geo.remote {
+        r.local().evict_run(start, len); // before anything is written there
+    }
     bitmap::set_run(&mut op.tx, sb.data_bitmap, start, len, true)?;
     pod::put(
         &mut op.tx,
@@ -257,9 +262,19 @@ fn first_held(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
 /// The first block of [start, start+len) written deferred and not yet in place
 /// (`ops::pending`): truncation will still write its bytes there.
 fn first_pending(op: &Op<'_>, start: u64, len: u64) -> Option<(u64, u64)> {
-    let at = |b: u64| op.geo.data_offset + b * crate::layout::BLOCK_SIZE;
-    let pos = op.pending.first_in(at(start), at(start + len))?;
-    Some(((pos - op.geo.data_offset) / crate::layout::BLOCK_SIZE, 1))
+    first_pending_in(op.pending, op.geo.data_offset, start, len)
+}
+
+/// [`first_pending`] in `pending`, data block 0 at image byte `data_offset`: (block, 1).
+pub(super) fn first_pending_in(
+    pending: &super::pending::PendingData,
+    data_offset: u64,
+    start: u64,
+    len: u64,
+) -> Option<(u64, u64)> {
+    let at = |b: u64| data_offset + b * crate::layout::BLOCK_SIZE;
+    let pos = pending.first_in(at(start), at(start + len))?;
+    Some(((pos - data_offset) / crate::layout::BLOCK_SIZE, 1))
 }
 
 /// Whether blocks [start, start+len) are all free and none is held ([`first_held`]): the

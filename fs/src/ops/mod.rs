@@ -5,6 +5,7 @@
 
 pub mod attr;
 pub mod bitmap_guard;
+pub mod cache_space;
 pub mod data_log;
 pub mod datasum;
 pub mod discard;

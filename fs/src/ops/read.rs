@@ -198,6 +198,31 @@ fn remote_blocks(
     }
 }
 
+/// The vblocks of the `REMOTE` blocks a write of `len` bytes at `offset` of file `ino`
+/// covers only in part (its first and last block): the copy on write needs their old bytes
+/// under the exclusive lock, so the daemon reads them before taking it (into the caches of
+/// `remote::Blocks`), and a slow bucket stalls only this write.
+pub fn partial_remote(bytes: &[u8], ino: u64, offset: u64, len: u64) -> FsResult<Vec<u64>> {
+    let Some(end) = offset.checked_add(len).filter(|_| len > 0) else {
+        return Ok(Vec::new());
+    };
+    let mut edges = Vec::new();
+    if !offset.is_multiple_of(BLOCK_SIZE) {
+        edges.push(offset / BLOCK_SIZE);
+    }
+    if !end.is_multiple_of(BLOCK_SIZE) && !edges.contains(&(end / BLOCK_SIZE)) {
+        edges.push(end / BLOCK_SIZE);
+    }
+    let mut vblocks = Vec::new();
+    for b in edges {
+        let found = extent_map::find(bytes, ino, b)?;
+        if let Some(e) = found.filter(|e| e.first <= b && e.is_remote()) {
+            vblocks.push(e.phys_of(b));
+        }
+    }
+    Ok(vblocks)
+}
+
 /// The current contents of block `b` of extent `e` of file `ino`, local or `REMOTE`, for
 /// a copy on write (an overwrite of part of it, a zeroed tail).
 /// Errors: the image's read error; EIO when a `REMOTE` block cannot be read.

@@ -1,15 +1,18 @@
 //! Blocks of an `object_data` image in the bucket (docs/format.md 11.4, 11.5): reading
-//! virtual blocks back checked against their object's CRC32Cs, a bounded in-memory cache of
-//! clean blocks, and the set of inodes with dirty (local, not yet uploaded) blocks.
+//! virtual blocks back checked against their object's CRC32Cs, through a bounded in-memory
+//! cache of clean blocks and the clean cache in free local blocks ([`LocalCache`]), and the
+//! set of inodes with dirty (local, not yet uploaded) blocks.
 //!
-//! A read of `n` consecutive vblocks of one object is one ranged GET, its object's CRC array
-//! one more the first time (cached per object: objects are immutable). A mismatch, a missing
-//! object or a request that fails or times out (objstore's `Config::op_timeout`) is EIO,
-//! logged with the key; never the wrong bytes.
+//! A read of `n` consecutive vblocks of one object takes what the two caches hold, and one
+//! ranged GET per run of the rest, its object's CRC array one more the first time (cached per
+//! object: objects are immutable). A mismatch, a missing object or a request that fails or
+//! times out (objstore's `Config::op_timeout`) is EIO, logged with the key; never the wrong
+//! bytes.
 
+use super::cache::LocalCache;
+use super::full::Freed;
 use super::{eio, lock};
 use crate::error::FsResult;
-use crate::layout::BLOCK_SIZE;
 use objstore::object::{self, BLOCK, TRAILER};
 use objstore::{Bucket, ObjectId};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -26,7 +29,16 @@ pub struct Blocks {
     shift: u32,
     footers: Mutex<Fifo<ObjectId, Arc<Vec<u32>>>>,
     cache: Mutex<Fifo<u64, Arc<[u8]>>>,
+    local: LocalCache,
     dirty: Mutex<BTreeSet<u64>>,
+    freed: Freed,
+}
+
+/// A vblock and its index in its object.
+#[derive(Clone, Copy)]
+struct Placed {
+    vblock: u64,
+    index: u32,
 }
 
 /// A map that forgets its oldest entries beyond `cap` (first in, first out).
@@ -60,15 +72,32 @@ impl<K: std::hash::Hash + Eq + Copy, V: Clone> Fifo<K, V> {
 }
 
 impl Blocks {
-    /// Blocks of objects of `1 << shift` blocks in `bucket`.
-    pub fn new(bucket: Arc<Bucket>, shift: u32) -> Blocks {
+    /// Blocks of objects of `1 << shift` blocks in `bucket`, kept in `local` too.
+    pub fn new(bucket: Arc<Bucket>, shift: u32, local: LocalCache) -> Blocks {
         Blocks {
             bucket,
             shift,
             footers: Mutex::new(Fifo::new(FOOTERS)),
             cache: Mutex::new(Fifo::new(CACHE_BLOCKS)),
+            local,
             dirty: Mutex::default(),
+            freed: Freed::default(),
         }
+    }
+
+    /// The clean cache in free local blocks.
+    pub fn local(&self) -> &LocalCache {
+        &self.local
+    }
+
+    /// Local blocks freed by the uploader, for writes waiting for space (`-o cache_full=`).
+    pub fn freed(&self) -> &Freed {
+        &self.freed
+    }
+
+    /// Whether some inode is noted dirty (an upload could free local blocks).
+    pub fn any_dirty(&self) -> bool {
+        !lock(&self.dirty).is_empty()
     }
 
     /// log2 of the blocks per object.
@@ -97,55 +126,82 @@ impl Blocks {
     }
 
     /// Read `n` blocks from virtual block `vblock` on (inside one object) into `out`
-    /// (`n * 4096` bytes). Errors: EIO (logged) when the bucket cannot give them checked.
+    /// (`n * 4096` bytes): from the memory cache, the local cache, then the bucket.
+    /// Errors: EIO (logged) when the bucket cannot give them checked.
     pub fn read(&self, vblock: u64, n: u64, out: &mut [u8]) -> FsResult<()> {
-        let bs = BLOCK_SIZE as usize;
-        let mut missing = None;
+        let n = n as usize;
+        let mut have = vec![false; n];
         {
             let cache = lock(&self.cache);
-            for i in 0..n {
-                match cache.get(&(vblock + i)) {
-                    Some(b) => out[i as usize * bs..(i as usize + 1) * bs].copy_from_slice(&b),
-                    None => {
-                        missing = Some(i);
-                        break;
-                    }
+            for (i, h) in have.iter_mut().enumerate() {
+                if let Some(b) = cache.get(&(vblock + i as u64)) {
+                    out[i * BLOCK..(i + 1) * BLOCK].copy_from_slice(&b);
+                    *h = true;
                 }
             }
         }
-        let Some(from) = missing else { return Ok(()) };
-        self.fetch(vblock + from, n - from, &mut out[from as usize * bs..])
-    }
-
-    /// [`Blocks::read`] from the bucket: one ranged GET, each block checked.
-    fn fetch(&self, vblock: u64, n: u64, out: &mut [u8]) -> FsResult<()> {
+        if have.iter().all(|&h| h) {
+            return Ok(());
+        }
         let (id, index) = ObjectId::of_vblock(vblock, self.shift);
         let crcs = self.footer(id)?;
-        let end = u64::from(index) + n;
-        if end > crcs.len() as u64 {
+        let end = index as usize + n;
+        if end > crcs.len() {
             return Err(eio(format_args!(
                 "{}: blocks {index}..{end} asked of an object of {} blocks",
                 id.name(),
                 crcs.len()
             )));
         }
-        let at = u64::from(index) * BLOCK as u64;
+        let crc_of = |i: usize| crcs[index as usize + i];
+        self.local.read(vblock, &mut have, out, |i, b| {
+            object::check_block(b, index + i as u32, crc_of(i)).is_ok()
+        });
+        let mut i = 0;
+        while i < n {
+            let j = (i..n).find(|&j| have[j]).unwrap_or(n);
+            if i < j {
+                let at = Placed {
+                    vblock: vblock + i as u64,
+                    index: index + i as u32,
+                };
+                self.fetch(at, &crcs, &mut out[i * BLOCK..j * BLOCK])?;
+            }
+            i = j + 1;
+        }
+        Ok(())
+    }
+
+    /// Blocks `at..` (as many as `out` holds) from the bucket: one ranged GET, each block
+    /// checked against `crcs` (its object's), then kept in both caches.
+    fn fetch(&self, at: Placed, crcs: &[u32], out: &mut [u8]) -> FsResult<()> {
+        let (id, _) = ObjectId::of_vblock(at.vblock, self.shift);
+        let n = out.len() / BLOCK;
+        let from = u64::from(at.index) * BLOCK as u64;
         let got = self
             .bucket
-            .get_range(&id.name(), at..at + n * BLOCK as u64)
+            .get_range(&id.name(), from..from + out.len() as u64)
             .map_err(eio)?;
-        if got.len() as u64 != n * BLOCK as u64 {
+        if got.len() != out.len() {
             return Err(eio(format_args!("{}: short ranged read", id.name())));
         }
-        let mut cache = lock(&self.cache);
-        for i in 0..n as usize {
+        for i in 0..n {
             let b = &got[i * BLOCK..(i + 1) * BLOCK];
-            let ix = index + i as u32;
+            let ix = at.index + i as u32;
             object::check_block(b, ix, crcs[ix as usize])
                 .map_err(|e| eio(format_args!("{}: {e}", id.name())))?;
-            out[i * BLOCK..(i + 1) * BLOCK].copy_from_slice(b);
-            cache.put(vblock + i as u64, Arc::from(b));
         }
+        out.copy_from_slice(&got);
+        {
+            let mut cache = lock(&self.cache);
+            for i in 0..n {
+                cache.put(
+                    at.vblock + i as u64,
+                    Arc::from(&got[i * BLOCK..(i + 1) * BLOCK]),
+                );
+            }
+        }
+        self.local.fill(at.vblock, &got);
         Ok(())
     }
 

@@ -5,16 +5,23 @@
 //!
 //! * [`session`]: the bucket, the conditional-write probe, the single-writer lease and its
 //!   epoch, the watcher that stops commits when the lease is lost ([`Session`]).
-//! * [`blocks`]: reading vblocks back checked, the clean cache, the dirty inodes ([`Blocks`]).
+//! * [`blocks`]: reading vblocks back checked, the memory cache, the dirty inodes ([`Blocks`]).
+//! * [`cache`]: the clean cache in free local blocks, LRU, taken back by the allocator
+//!   ([`LocalCache`]).
+//! * [`full`]: writes when every local block is dirty (`-o cache_full=`, [`CacheFull`]).
 //! * [`uploader`]: the upload thread: pack, upload create-only, repoint ([`Uploader`]).
 //! * [`mount`]: what the daemon starts and stops for such an image ([`Remote`]).
 
 pub mod blocks;
+pub mod cache;
+pub mod full;
 pub mod mount;
 pub mod session;
 pub mod uploader;
 
 pub use blocks::Blocks;
+pub use cache::{CacheStats, LocalCache};
+pub use full::CacheFull;
 pub use mount::Remote;
 pub use session::{Access, Session, SessionError};
 pub use uploader::Uploader;

@@ -3,9 +3,13 @@
 //! format.md 11.7: every durable redo record to `log/`, snapshots to `snap/`); a read-only
 //! one only reads the bucket (no lease: it writes nothing). [`Remote::finish`] at a clean
 //! unmount uploads what is dirty, stops the uploader; [`Remote::stop_shipper`] ships the last
-//! records before truncation; [`Remote::close`] then releases the lease.
+//! records before truncation; [`Remote::close`] then releases the lease. A read-write mount
+//! also keeps clean blocks in free local blocks (`remote::cache`), and writes that find every
+//! local block dirty fail or wait as `-o cache_full=` says (`remote::full`).
 
 use super::blocks::Blocks;
+use super::cache::LocalCache;
+use super::full::{self, CacheFull};
 use super::lock;
 use super::session::{Access, Session, SessionError};
 use super::uploader::{scan_dirty, Uploader};
@@ -26,17 +30,22 @@ pub struct Remote {
     pub upload_sync: bool,
     /// `-o inject_crash=after_upload` (tests only).
     pub crash_after_upload: bool,
+    /// `-o cache_full=`: writes when every local block is dirty.
+    pub cache_full: CacheFull,
 }
 
 impl Remote {
     /// For an `object_data` image (else None): connect to its bucket (with the credentials
     /// file `credentials`, else the AWS environment); read-write, also probe it and take the
     /// lease. Sets `fs.geo.remote`, and notes every inode with local blocks as dirty.
+    /// `cache_size`: bytes of free local blocks the clean cache may use (None: all of them;
+    /// a read-only mount caches nothing locally).
     /// Errors: the probe's refusal, "the bucket is in use ...", a bad URL or credentials.
     pub fn attach(
         fs: &mut Fs,
         credentials: Option<std::path::PathBuf>,
         read_only: bool,
+        cache_size: Option<u64>,
     ) -> Result<Option<Remote>, SessionError> {
         let sb = crate::store::superblock(fs.bytes()).map_err(|e| SessionError::BadImage {
             url: String::new(),
@@ -56,7 +65,10 @@ impl Remote {
             let b = s.bucket().clone();
             (Some(s), b)
         };
-        let blocks = Arc::new(Blocks::new(bucket, sb.object_shift));
+        let cap = cache_size.map_or(sb.data_blocks, |b| b / crate::layout::BLOCK_SIZE);
+        let image = (!read_only).then(|| fs.geo.image.clone());
+        let local = LocalCache::new(image, fs.geo.data_offset, cap, sb.data_blocks / 2);
+        let blocks = Arc::new(Blocks::new(bucket, sb.object_shift, local));
         scan_dirty(fs.bytes(), &blocks).map_err(|e| SessionError::BadImage {
             url: access.url.clone(),
             why: e.to_string(),
@@ -69,6 +81,7 @@ impl Remote {
             shipper: Mutex::default(),
             upload_sync: false,
             crash_after_upload: false,
+            cache_full: CacheFull::default(),
         }))
     }
 
@@ -143,12 +156,25 @@ impl Remote {
         }
     }
 
+    /// Run write request `f` as `-o cache_full=` says when it finds every local block dirty
+    /// (`remote::full`): ENOSPC at once, or retried while the uploader frees blocks.
+    pub fn when_full<T>(&self, f: impl FnMut() -> FsResult<T>) -> FsResult<T> {
+        let dirty = || self.blocks.any_dirty();
+        let nudge = || {
+            if let Some(u) = lock(&self.uploader).as_ref() {
+                u.wake();
+            }
+        };
+        full::retry_while_full(self.cache_full, self.blocks.freed(), (&dirty, &nudge), f)
+    }
+
     /// Clean unmount, before the image is marked clean: upload what is dirty (as far as the
     /// bucket takes it) and stop the uploader.
     pub fn finish(&self) {
         if let Some(u) = lock(&self.uploader).take() {
             u.finish();
         }
+        log::info!("clean cache: {:?}", self.blocks.local().stats());
     }
 
     /// After the image is marked clean: release the lease.

@@ -96,6 +96,12 @@ impl Uploader {
         Ok(Uploader { shared, thread })
     }
 
+    /// Look for dirty blocks now, not at the next interval (a write is waiting for space).
+    pub fn wake(&self) {
+        lock(&self.shared.flags).1 = true;
+        self.shared.wake.notify_all();
+    }
+
     /// Upload the dirty blocks of inode `ino` now and wait (fsync under `-o upload=sync`).
     /// Errors: EIO when the bucket refuses or the commit fails (the blocks stay local).
     pub fn upload_inode(&self, ino: u64) -> FsResult<()> {
@@ -205,6 +211,9 @@ impl Shared {
             Ok(n)
         })?;
         drop(fs);
+        if done > 0 {
+            self.blocks.freed().note();
+        }
         for (r, v) in &s.placed {
             let d = dirty.iter().find(|d| d.at == *r);
             if let Some(d) = d {
