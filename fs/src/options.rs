@@ -41,6 +41,10 @@ pub struct MountOptions {
     /// `inject_crash=after_upload` (tests only): the daemon dies (`_exit`) right after its
     /// first data object is uploaded, before the commit that would point at it.
     pub crash_after_upload: bool,
+    /// `takeover` (object-store images): take the bucket's lease even while another writer
+    /// holds it (a forced takeover, docs/format.md 11.3), and continue the log from this
+    /// image's state though the bucket holds later records of the old writer's epoch.
+    pub takeover: bool,
 }
 
 /// Parse `inject_fault=OP:N[:enospc|eio]`.
@@ -103,6 +107,7 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
         upload_sync: false,
         credentials: None,
         crash_after_upload: false,
+        takeover: false,
     };
     for opt in list
         .iter()
@@ -171,6 +176,7 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
                 Some("after_upload") => o.crash_after_upload = true,
                 _ => return Err("mount option inject_crash is after_upload".into()),
             },
+            "takeover" => o.takeover = true,
             "credentials" => match value {
                 Some(v) if !v.is_empty() => o.credentials = Some(v.into()),
                 _ => return Err("mount option credentials needs a path".into()),
@@ -190,13 +196,14 @@ pub fn parse_options(list: &[String]) -> Result<MountOptions, String> {
 /// Options that only the mount command line may give, never the superblock's defaults
 /// (`tune -o` refuses them): they decide how the image is opened, before its superblock is
 /// read, or are for tests.
-pub const COMMAND_LINE_ONLY: [&str; 6] = [
+pub const COMMAND_LINE_ONLY: [&str; 7] = [
     "ro",
     "rw",
     "inject_fault",
     "inject_stall",
     "logdev",
     "inject_crash",
+    "takeover",
 ];
 
 /// The superblock's stored defaults as an option list (default mount options, then

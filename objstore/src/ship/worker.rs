@@ -66,6 +66,12 @@ impl Worker {
         let next = listing::shipped_next(&bucket, &segs)?;
         let (head, durable) = (rvm.applied_lsn(), rvm.durable_lsn());
         let (cursor, need_base) = match next {
+            // A forced takeover: the old writer's records past this image are superseded
+            // by this epoch's, starting with a full snapshot at the head.
+            Some(n) if n > durable && s.cfg.take_over => {
+                log::warn!("taking over: the bucket's Lsns {head}..{n} of older epochs are superseded");
+                (head, true)
+            }
             Some(n) if n > durable => return Err(ShipError::Ahead { bucket: n, durable }),
             Some(n) if n >= head => (n, !complete),
             // Nothing shipped, or records this log no longer holds: a new base.
