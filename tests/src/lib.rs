@@ -25,6 +25,9 @@
 //! * [`progress`]: how far a background writer got (statvfs) and MiB/s.
 //! * [`seaweed`]: a real S3 server for the object-store tests ([`Seaweed`]: `weed mini` on
 //!   free loopback ports with a bucket, killed by PID on drop; [`require_seaweed!`]).
+//! * [`buckets`]: the object-store tests' plumbing: `mkfs --data`, fsck, restore and daemons
+//!   run with the server's environment, [`mounted_data`], a client of the bucket
+//!   ([`open_bucket`]) to look at the lease and the shipped `log/EPOCH/LSN` keys.
 //! * [`s3_proxy`]: a fault-injecting S3 proxy in front of it ([`S3Proxy`]: scripted 5xx,
 //!   throttling, delays, dropped connections, lost answers, listings cut after a page).
 //!
@@ -32,6 +35,7 @@
 
 pub mod admin_tree;
 pub mod binaries;
+pub mod buckets;
 pub mod content;
 pub mod corpus;
 pub mod manifests;
@@ -45,6 +49,10 @@ pub mod seaweed;
 pub use tempfile;
 
 pub use admin_tree::{assert_same_links_and_xattrs, small_tree, xattrs_of};
+pub use buckets::{
+    drop_local_data, fsck_data, mkfs_data, mount_daemon, mounted_data, open_bucket, restore_data,
+    segments_of_epoch, with_env,
+};
 pub use binaries::{
     admin, admin_on, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which,
     workspace_root, ADMIN, FSCK, MKFS, RVMFS,
