@@ -90,14 +90,17 @@ pub fn superseded_at(segs: &[SegmentEntry], epoch: u32) -> Lsn {
         .unwrap_or(Lsn::MAX)
 }
 
+/// The newest segment (by first Lsn) that no later epoch superseded.
+pub fn last_live(segs: &[SegmentEntry]) -> Option<&SegmentEntry> {
+    segs.iter()
+        .rev()
+        .find(|s| s.first < superseded_at(segs, s.epoch))
+}
+
 /// The Lsn after the last record of the newest segment (by first Lsn) that a later epoch
 /// did not supersede, from its header alone; `None` with no segment.
 pub fn shipped_next(bucket: &Bucket, segs: &[SegmentEntry]) -> Result<Option<Lsn>, ShipError> {
-    let live = segs
-        .iter()
-        .rev()
-        .find(|s| s.first < superseded_at(segs, s.epoch));
-    let Some(last) = live else {
+    let Some(last) = last_live(segs) else {
         return Ok(None);
     };
     let head = bucket.get_range(&last.name, 0..SEGMENT_HEADER_LEN as u64)?;
