@@ -49,13 +49,13 @@ pub mod seaweed;
 pub use tempfile;
 
 pub use admin_tree::{assert_same_links_and_xattrs, small_tree, xattrs_of};
-pub use buckets::{
-    drop_local_data, fsck_data, mkfs_data, mount_daemon, mounted_data, open_bucket, restore_data,
-    segments_of_epoch, with_env,
-};
 pub use binaries::{
     admin, admin_on, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which,
     workspace_root, ADMIN, FSCK, MKFS, RVMFS,
+};
+pub use buckets::{
+    drop_local_data, fsck_data, mkfs_data, mount_daemon, mounted_data, open_bucket, restore_data,
+    segments_of_epoch, with_env,
 };
 pub use content::{assert_file, bytes_diff, pattern};
 pub use corpus::{cp_a, python_stdlib, python_stdlib_entries, tar_pipe};

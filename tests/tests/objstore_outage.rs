@@ -42,7 +42,11 @@ fn outage_rules() -> Vec<Rule> {
             rules.push(Rule::new(a).method("PUT").path(dir).times(n));
         }
     }
-    rules.push(Rule::new(Action::unavailable()).method("PUT").path("/data/"));
+    rules.push(
+        Rule::new(Action::unavailable())
+            .method("PUT")
+            .path("/data/"),
+    );
     rules.push(Rule::new(Action::unavailable()).method("PUT").path("/log/"));
     rules
 }
@@ -93,7 +97,9 @@ fn a_copy_completes_through_an_outage_and_everything_uploads_after_it() {
     assert!(o.success(), "cp -a during the outage:\n{}", o.output());
     eprintln!(
         "cp -a done {:.2} s into the outage",
-        copied_at.saturating_duration_since(outage_began).as_secs_f64()
+        copied_at
+            .saturating_duration_since(outage_began)
+            .as_secs_f64()
     );
 
     // An uncached read: EIO once the client gives up, never a hang.
@@ -117,16 +123,30 @@ fn a_copy_completes_through_an_outage_and_everything_uploads_after_it() {
     let failed_puts = proxy
         .seen()
         .iter()
-        .filter(|r| r.method == "PUT" && matches!(r.action, Some(Action::Status { status: 503, .. })))
+        .filter(|r| {
+            r.method == "PUT" && matches!(r.action, Some(Action::Status { status: 503, .. }))
+        })
         .count();
-    assert!(failed_puts > 0, "no upload met the outage ({faults} faults)");
-    assert!(m.daemon_log().contains("upload failed"), "{}", m.daemon_log());
+    assert!(
+        failed_puts > 0,
+        "no upload met the outage ({faults} faults)"
+    );
+    assert!(
+        m.daemon_log().contains("upload failed"),
+        "{}",
+        m.daemon_log()
+    );
 
     // Healed: a clean unmount uploads what is dirty and ships the rest.
     proxy.clear();
     m.unmount_ok();
     let fsck = fsck_data(&s, m.image(), &["-n", "-f"]);
-    assert_eq!(fsck.code(), 0, "fsck -n after the outage:\n{}", fsck.output());
+    assert_eq!(
+        fsck.code(),
+        0,
+        "fsck -n after the outage:\n{}",
+        fsck.output()
+    );
     assert!(fsck.stdout.contains(" 0 leaked"), "{}", fsck.stdout);
     drop_local_data(m.image());
     m.mount();

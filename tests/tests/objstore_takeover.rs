@@ -203,8 +203,12 @@ fn another_machine_restores_takes_over_and_serves_while_the_first_writer_is_aliv
     // A's objects uploaded after the restored state are leaked: fsck -y (under the lease B
     // released) deletes them.
     let fixed = fsck_data(&s, c.image(), &["-y", "-f"]);
-    assert!(fixed.code() <= 1, "fsck -y of the restored image:
-{}", fixed.output());
+    assert!(
+        fixed.code() <= 1,
+        "fsck -y of the restored image:
+{}",
+        fixed.output()
+    );
     let clean = fsck_data(&s, c.image(), &["-n", "-f"]);
     assert_eq!(clean.code(), 0, "fsck -n:\n{}", clean.output());
     with_env(&s, &mut c);
@@ -253,11 +257,23 @@ fn two_writers_racing_for_the_lease_exactly_one_serves() {
         runs.into_iter().map(|r| r.join().expect("racer")).collect()
     });
     let winners: Vec<usize> = (0..2).filter(|&i| outcomes[i].success()).collect();
-    let report = |i: usize| format!("racer {i}: exit {}\n{}", outcomes[i].code(), outcomes[i].output());
+    let report = |i: usize| {
+        format!(
+            "racer {i}: exit {}\n{}",
+            outcomes[i].code(),
+            outcomes[i].output()
+        )
+    };
     for &i in &winners {
         assert!(is_fuse_mounted(racers[i].mnt()), "{}", report(i));
     }
-    assert_eq!(winners.len(), 1, "exactly one serves:\n{}\n{}", report(0), report(1));
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one serves:\n{}\n{}",
+        report(0),
+        report(1)
+    );
     let (won, lost) = (winners[0], 1 - winners[0]);
     assert_ne!(outcomes[lost].code(), 0);
     assert!(
@@ -267,7 +283,10 @@ fn two_writers_racing_for_the_lease_exactly_one_serves() {
     );
     assert!(!is_fuse_mounted(racers[lost].mnt()));
     let w = racers[won].mnt();
-    assert_eq!(std::fs::read(w.join("note")).expect("read"), b"before the race");
+    assert_eq!(
+        std::fs::read(w.join("note")).expect("read"),
+        b"before the race"
+    );
     std::fs::write(w.join("winner"), b"served").expect("the winner writes");
     fusermount_u(w, false).ok("fusermount3 -u");
     let gone = (0..200).any(|_| {

@@ -215,8 +215,12 @@ impl Session {
                 true
             }
             Ok(found) => {
-                let (holder, epoch) = found.map_or(("nobody".into(), 0), |(st, _)| (st.holder, st.epoch));
-                log::error!("{}: the lease is now {holder}'s (epoch {epoch})", self.bucket.target());
+                let (holder, epoch) =
+                    found.map_or(("nobody".into(), 0), |(st, _)| (st.holder, st.epoch));
+                log::error!(
+                    "{}: the lease is now {holder}'s (epoch {epoch})",
+                    self.bucket.target()
+                );
                 *lock(&self.superseded) = Some((holder, epoch));
                 false
             }

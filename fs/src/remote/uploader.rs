@@ -318,7 +318,8 @@ fn gather(fs: &Fs, blocks: &Blocks, cap: usize, only: Option<u64>) -> FsResult<V
             fs.geo.image.read_at(&mut buf, at)?;
             if let Some(t) = &sums {
                 let want = t.get(fs.bytes(), e.phys, take)?;
-                if let Some((i, stored, got)) = csum::first_mismatch(&buf, e.first, node.size, &want)
+                if let Some((i, stored, got)) =
+                    csum::first_mismatch(&buf, e.first, node.size, &want)
                 {
                     // Never upload bytes the image's checksum disowns: a restored image's
                     // local blocks the old writer never uploaded, or a damaged cache block.

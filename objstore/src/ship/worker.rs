@@ -71,7 +71,9 @@ impl Worker {
         let older = listing::last_live(&segs).is_some_and(|l| l.epoch < *epoch);
         let (cursor, need_base) = match next {
             Some(n) if n != head && older && s.cfg.take_over => {
-                log::warn!("taking over: the bucket's Lsns {head}..{n} of older epochs are superseded");
+                log::warn!(
+                    "taking over: the bucket's Lsns {head}..{n} of older epochs are superseded"
+                );
                 (head, true)
             }
             Some(n) if n > durable => return Err(ShipError::Ahead { bucket: n, durable }),
