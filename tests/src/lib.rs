@@ -25,8 +25,9 @@
 //! * [`progress`]: how far a background writer got (statvfs) and MiB/s.
 //! * [`seaweed`]: a real S3 server for the object-store tests ([`Seaweed`]: `weed mini` on
 //!   free loopback ports with a bucket, killed by PID on drop; [`require_seaweed!`]).
-//! * [`objimage`]: object-store images: `mkfs.rvmfs --data`, fsck, a mount against the
-//!   server or a proxy, the local data area punched out ([`mounted_data`]).
+//! * [`buckets`]: the object-store tests' plumbing: `mkfs --data`, fsck, restore and daemons
+//!   run with the server's environment, [`mounted_data`], a client of the bucket
+//!   ([`open_bucket`]) to look at the lease and the shipped `log/EPOCH/LSN` keys.
 //! * [`s3_proxy`]: a fault-injecting S3 proxy in front of it ([`S3Proxy`]: scripted 5xx,
 //!   throttling, delays, dropped connections, lost answers, listings cut after a page).
 //!
@@ -34,12 +35,12 @@
 
 pub mod admin_tree;
 pub mod binaries;
+pub mod buckets;
 pub mod content;
 pub mod corpus;
 pub mod manifests;
 pub mod mounted;
 pub mod mounts;
-pub mod objimage;
 pub mod processes;
 pub mod progress;
 pub mod s3_proxy;
@@ -52,6 +53,10 @@ pub use binaries::{
     admin, admin_on, bin, bin_dir, fsck, fuse_available, in_ci, mkfs, target_dir, which,
     workspace_root, ADMIN, FSCK, MKFS, RVMFS,
 };
+pub use buckets::{
+    drop_local_data, fsck_data, mkfs_data, mount_daemon, mounted_data, open_bucket, restore_data,
+    segments_of_epoch, with_env,
+};
 pub use content::{assert_file, bytes_diff, pattern};
 pub use corpus::{cp_a, python_stdlib, python_stdlib_entries, tar_pipe};
 pub use manifests::{
@@ -60,7 +65,6 @@ pub use manifests::{
 };
 pub use mounted::{Mounted, EXIT_TIMEOUT, MOUNT_TIMEOUT};
 pub use mounts::{fusermount_u, is_fuse_mounted, mount_type, try_mount};
-pub use objimage::{drop_local_data, fsck_data, mkfs_data, mounted_data};
 pub use processes::{cmd, run, run_timeout, signal_pid, wait_timeout, ChildGuard, Outcome};
 pub use progress::{fs_used_bytes, mib_per_s, wait_for_progress};
 pub use s3_proxy::S3Proxy;

@@ -33,6 +33,11 @@ impl Outcome {
         self.status.is_some_and(|s| s.success())
     }
     /// stdout and stderr together, for messages.
+    /// The exit code and the output together (see [`Outcome::output`]).
+    pub fn code_and_output(&self) -> (i32, String) {
+        (self.code(), self.output())
+    }
+
     pub fn output(&self) -> String {
         let mut s = self.stdout.clone();
         if !s.is_empty() && !s.ends_with('\n') {

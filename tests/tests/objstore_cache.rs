@@ -108,9 +108,9 @@ fn a_second_read_comes_from_the_local_cache_and_kill_9_loses_nothing() {
     m.mount();
     assert_file_eq(&read_uncached(&m.path("big")), &want, "cold read again");
     m.kill9(); // the cache is lost with the daemon; its blocks were free all along
-    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]).code_and_output();
     assert!(code <= 1, "fsck -y after kill -9 exited {code}:\n{out}");
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "fsck -n after the kill:\n{out}");
     m.mount();
     assert_file_eq(&read_uncached(&m.path("big")), &want, "read after kill -9");
@@ -251,7 +251,7 @@ fn with_cache_full_enospc_or_after_cache_wait_a_full_local_area_answers_enospc()
 /// A clean unmount (it uploads what is dirty), then `fsck -n -f` finds the image clean.
 fn unmount_fsck_clean(s: &Seaweed, m: &mut Mounted) {
     m.unmount_ok();
-    let (code, out) = fsck_data(s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "fsck -n after a clean unmount:\n{out}");
 }
 

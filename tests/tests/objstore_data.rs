@@ -42,7 +42,7 @@ fn a_copied_tree_is_uploaded_and_read_back_from_the_bucket_alone() {
         dump.stdout
     );
     assert!(dump.stdout.contains("object_data"), "{}", dump.stdout);
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "fsck -n after the upload:\n{out}");
     assert!(out.contains(" 0 leaked"), "{out}");
     drop_local_data(m.image());
@@ -85,9 +85,9 @@ fn kill_9_mid_copy_then_fsck_and_remount_keeps_every_answered_file() {
         "only {} files written before the kill",
         done.len()
     );
-    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]).code_and_output();
     assert!(code <= 1, "fsck -y after kill -9 exited {code}:\n{out}");
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "fsck -n after the repair:\n{out}");
     m.mount();
     for (p, i) in &done {
@@ -131,7 +131,7 @@ fn a_crash_between_upload_and_commit_leaks_an_object_fsck_deletes_only_with_y() 
         m.daemon_log()
     );
     m.kill9(); // reap it and remove the dead mount
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(
         code, 4,
         "fsck -n reports the leaked object and deletes nothing:\n{out}"
@@ -140,12 +140,12 @@ fn a_crash_between_upload_and_commit_leaks_an_object_fsck_deletes_only_with_y() 
         out.contains("leaked data object") && out.contains("needs -y"),
         "{out}"
     );
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 4, "still there after -n:\n{out}");
-    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-y", "-f"]).code_and_output();
     assert_eq!(code, 1, "fsck -y deletes it:\n{out}");
     assert!(out.contains("(1 deleted)"), "{out}");
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "nothing leaked any more:\n{out}");
     m.set_mount_options(&[FAST_UPLOAD]);
     drop_local_data_of_remote_only(&mut m);
@@ -291,7 +291,7 @@ fn with_upload_sync_an_fsynced_file_is_in_the_bucket_when_fsync_returns() {
     f.sync_all().unwrap();
     drop(f);
     m.kill9(); // no upload at unmount
-    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]);
+    let (code, out) = fsck_data(&s, m.image(), &["-n", "-f"]).code_and_output();
     assert_eq!(code, 0, "fsck -n after the kill:\n{out}");
     assert!(out.contains("1 objects listed, 1 live, 0 leaked"), "{out}");
     drop_local_data(m.image());

@@ -131,10 +131,12 @@ pub(super) fn fsync(fs: &RvmFs, ino: u64, datasync: bool, reply: ReplyEmpty) {
         &fs.counters.fsync
     });
     let r = fs.flush_log("fsync", ino).and_then(|()| match &fs.remote {
-        // `-o upload=sync`: the file's data in the bucket, and its repointing durable.
+        // `-o upload=sync`: the file's data in the bucket, its repointing durable, and the
+        // log shipped up to it.
         Some(remote) if remote.upload_sync => {
             remote.sync_inode(ino)?;
-            fs.flush_log("fsync", ino)
+            fs.flush_log("fsync", ino)?;
+            remote.sync_shipped()
         }
         _ => Ok(()),
     });

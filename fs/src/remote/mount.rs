@@ -20,6 +20,10 @@ use objstore::ship::{ImageInfo, ShipConfig, ShipError, Shipper};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+/// How long an fsync under `-o upload=sync` waits for the log shipper (an object-store
+/// operation's limit, retries included, plus a shipping interval).
+pub const SHIP_SYNC_TIMEOUT: Duration = Duration::from_secs(31);
+
 /// An `object_data` mount's remote parts.
 pub struct Remote {
     session: Option<Arc<Session>>,
@@ -32,20 +36,24 @@ pub struct Remote {
     pub crash_after_upload: bool,
     /// `-o cache_full=`: writes when every local block is dirty.
     pub cache_full: CacheFull,
+    /// `-o takeover`: the lease was taken by force; the shipper supersedes older epochs'
+    /// records past this image.
+    takeover: bool,
 }
 
 impl Remote {
     /// For an `object_data` image (else None): connect to its bucket (with the credentials
     /// file `credentials`, else the AWS environment); read-write, also probe it and take the
-    /// lease. Sets `fs.geo.remote`, and notes every inode with local blocks as dirty.
-    /// `cache_size`: bytes of free local blocks the clean cache may use (None: all of them;
-    /// a read-only mount caches nothing locally).
+    /// lease (by force with `takeover`). Sets `fs.geo.remote`, and notes every inode with
+    /// local blocks as dirty. `cache_size`: bytes of free local blocks the clean cache may
+    /// use (None: all of them; a read-only mount caches nothing locally).
     /// Errors: the probe's refusal, "the bucket is in use ...", a bad URL or credentials.
     pub fn attach(
         fs: &mut Fs,
         credentials: Option<std::path::PathBuf>,
         read_only: bool,
         cache_size: Option<u64>,
+        takeover: bool,
     ) -> Result<Option<Remote>, SessionError> {
         let sb = crate::store::superblock(fs.bytes()).map_err(|e| SessionError::BadImage {
             url: String::new(),
@@ -61,7 +69,7 @@ impl Remote {
         let (session, bucket) = if read_only {
             (None, access.open()?)
         } else {
-            let s = Session::start(&access, fs.rvm.clone())?;
+            let s = Session::start(&access, fs.rvm.clone(), takeover)?;
             let b = s.bucket().clone();
             (Some(s), b)
         };
@@ -82,6 +90,7 @@ impl Remote {
             upload_sync: false,
             crash_after_upload: false,
             cache_full: CacheFull::default(),
+            takeover,
         }))
     }
 
@@ -126,17 +135,35 @@ impl Remote {
             segment: fs.header.segment_area(),
         };
         let session = s.clone();
-        let may_write = Arc::new(move || session.may_commit());
+        let may_write = Arc::new(move || session.may_ship());
         let shipper = Shipper::start(
             s.bucket().clone(),
             fs.rvm.clone(),
             info,
             u64::from(s.epoch()),
             may_write,
-            ShipConfig::default(),
+            ShipConfig {
+                take_over: self.takeover,
+                ..ShipConfig::default()
+            },
         )?;
         *lock(&self.shipper) = Some(shipper);
         Ok(())
+    }
+
+    /// fsync under `-o upload=sync`, after the file's data is in the bucket and the log is
+    /// durable: wait until the log shipper has put every durable record (at most
+    /// [`SHIP_SYNC_TIMEOUT`]), so the loss of the machine loses nothing fsync answered.
+    /// Errors: EIO when the shipper has stopped or does not get there in time (the
+    /// operation stays durable locally).
+    pub fn sync_shipped(&self) -> FsResult<()> {
+        if !self.upload_sync {
+            return Ok(());
+        }
+        match lock(&self.shipper).as_ref() {
+            Some(sh) => sh.sync(SHIP_SYNC_TIMEOUT).map(drop).map_err(super::eio),
+            None => Ok(()),
+        }
     }
 
     /// Clean unmount, once every record is durable: ship them and stop the shipper.

@@ -58,6 +58,10 @@ impl Access {
 pub struct Session {
     bucket: Arc<Bucket>,
     epoch: u32,
+    /// This mount's holder id in the lease.
+    holder: String,
+    /// Set when a read of the lease found another holder (holder, epoch): never ours again.
+    superseded: Mutex<Option<(String, u64)>>,
     keeper: Mutex<Option<Keeper>>,
     stop: Arc<AtomicBool>,
     watcher: Mutex<Option<JoinHandle<()>>>,
@@ -116,14 +120,36 @@ pub fn take_lease(bucket: &Bucket) -> Result<Lease, objstore::Error> {
     }
 }
 
+/// Take the lease on `bucket` even if a live writer holds it (`-o takeover`, an
+/// administrator's forced takeover, docs/format.md 11.3): epoch plus one; the old holder's
+/// next renewal or lease check fails and it commits nothing more.
+/// Errors: another taker won the race (`LeaseHeld`); the requests' errors.
+pub fn take_lease_forced(bucket: &Bucket) -> Result<Lease, objstore::Error> {
+    if let Some((held, _)) = objstore::read_lease(bucket)? {
+        log::warn!(
+            "takeover: taking the lease from {} (epoch {})",
+            held.holder,
+            held.epoch
+        );
+    }
+    Lease::take_over(bucket, &holder_id(), LEASE_TTL)
+}
+
 impl Session {
-    /// Connect to the bucket `access` names, probe it and take the lease; watch it from now
-    /// on, failing `rvm` (no more commits) if it is lost.
+    /// Connect to the bucket `access` names, probe it and take the lease (by force with
+    /// `takeover`); watch it from now on, failing `rvm` (no more commits) if it is lost.
     /// Errors: the probe's refusal, "the bucket is in use", the requests' errors.
-    pub fn start(access: &Access, rvm: Arc<Rvm>) -> Result<Arc<Session>, SessionError> {
+    pub fn start(
+        access: &Access,
+        rvm: Arc<Rvm>,
+        takeover: bool,
+    ) -> Result<Arc<Session>, SessionError> {
         let bucket = access.open()?;
         probe_conditional_writes(&bucket)?;
-        let lease = take_lease(&bucket)?;
+        let lease = match takeover {
+            true => take_lease_forced(&bucket)?,
+            false => take_lease(&bucket)?,
+        };
         let epoch = u32::try_from(lease.epoch())
             .ok()
             .filter(|&e| e <= objstore::object_id::MAX_EPOCH)
@@ -132,10 +158,13 @@ impl Session {
                 why: format!("lease epoch {} is past the largest one", lease.epoch()),
             })?;
         log::info!("{}: lease taken, epoch {epoch}", bucket.target());
+        let holder = lease.state().holder.clone();
         let keeper = Keeper::start(bucket.clone(), lease, RENEW_EVERY);
         let session = Arc::new(Session {
             bucket,
             epoch,
+            holder,
+            superseded: Mutex::default(),
             keeper: Mutex::new(Some(keeper)),
             stop: Arc::default(),
             watcher: Mutex::default(),
@@ -164,9 +193,41 @@ impl Session {
 
     /// May the writer commit now (the lease held and trusted)?
     pub fn may_commit(&self) -> bool {
+        if lock(&self.superseded).is_some() {
+            return false;
+        }
         match lock(&self.keeper).as_ref().map(Keeper::status) {
             Some(Status::Held { valid_until, .. }) => Instant::now() + MARGIN < valid_until,
             _ => false,
+        }
+    }
+
+    /// May the log shipper put now? As [`Session::may_commit`], and the lease object read
+    /// back still names this holder and epoch: a forced takeover (`-o takeover` elsewhere)
+    /// stops this writer's segments at once, not only at its next renewal (docs/format.md
+    /// 11.7 "Epochs"). A failed read leaves the answer to the keeper's trust.
+    pub fn may_ship(&self) -> bool {
+        if !self.may_commit() {
+            return false;
+        }
+        match objstore::read_lease(&self.bucket) {
+            Ok(Some((st, _))) if st.holder == self.holder && st.epoch == u64::from(self.epoch) => {
+                true
+            }
+            Ok(found) => {
+                let (holder, epoch) =
+                    found.map_or(("nobody".into(), 0), |(st, _)| (st.holder, st.epoch));
+                log::error!(
+                    "{}: the lease is now {holder}'s (epoch {epoch})",
+                    self.bucket.target()
+                );
+                *lock(&self.superseded) = Some((holder, epoch));
+                false
+            }
+            Err(e) => {
+                log::warn!("{}: reading the lease back: {e}", self.bucket.target());
+                true
+            }
         }
     }
 
@@ -176,7 +237,12 @@ impl Session {
             if self.stop.load(Ordering::Relaxed) || self.may_commit() {
                 continue;
             }
-            let why = match lock(&self.keeper).as_ref().map(Keeper::status) {
+            let seen = lock(&self.superseded).clone();
+            let status = match seen {
+                Some((holder, epoch)) => Some(Status::Lost { holder, epoch }),
+                None => lock(&self.keeper).as_ref().map(Keeper::status),
+            };
+            let why = match status {
                 Some(Status::Lost { holder, epoch }) => {
                     format!("the lease was taken over by {holder} (epoch {epoch})")
                 }

@@ -18,6 +18,7 @@ use super::{eio, lock};
 use crate::error::FsResult;
 use crate::layout::BLOCK_SIZE;
 use crate::ops::{extent, Fs, Op};
+use crate::store::csum;
 use crate::store::extent_map::{self, Extent, EXTENTS, REMOTE, UNWRITTEN};
 use objstore::object::BLOCK;
 use objstore::{BlockRef, Packer, Sealed};
@@ -312,7 +313,10 @@ fn gather(fs: &Fs, blocks: &Blocks, cap: usize, only: Option<u64>) -> FsResult<V
             blocks.clean(ino);
             continue;
         }
-        for e in local {
+        let node = fs.inode(ino)?;
+        let sums = fs.geo.sums_for(&node);
+        let mut bad = 0;
+        for e in &local {
             if out.len() >= cap || runs >= MAX_RUNS {
                 return Ok(out);
             }
@@ -321,6 +325,24 @@ fn gather(fs: &Fs, blocks: &Blocks, cap: usize, only: Option<u64>) -> FsResult<V
             let mut buf = vec![0u8; (take * BLOCK_SIZE) as usize];
             let at = fs.geo.data_offset + e.phys * BLOCK_SIZE;
             fs.geo.image.read_at(&mut buf, at)?;
+            if let Some(t) = &sums {
+                let want = t.get(fs.bytes(), e.phys, take)?;
+                if let Some((i, stored, got)) =
+                    csum::first_mismatch(&buf, e.first, node.size, &want)
+                {
+                    // Never upload bytes the image's checksum disowns: a restored image's
+                    // local blocks the old writer never uploaded, or a damaged cache block.
+                    // The block stays local and its reads answer EIO.
+                    log::error!(
+                        "inode {ino}: local data block {} (file block {}) fails its checksum \
+                         (stored {stored:08x}, computed {got:08x}): not uploaded",
+                        e.phys + i as u64,
+                        e.first + i as u64
+                    );
+                    bad += 1;
+                    continue;
+                }
+            }
             for (i, chunk) in buf.chunks_exact(BLOCK).enumerate() {
                 let mut data = Box::new([0u8; BLOCK]);
                 data.copy_from_slice(chunk);
@@ -333,6 +355,9 @@ fn gather(fs: &Fs, blocks: &Blocks, cap: usize, only: Option<u64>) -> FsResult<V
                     data,
                 });
             }
+        }
+        if bad == local.len() {
+            blocks.clean(ino); // nothing of it can be uploaded: not retried until remount
         }
     }
     Ok(out)

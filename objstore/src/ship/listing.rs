@@ -80,10 +80,28 @@ pub fn manifest(bucket: &Bucket, dir: &str) -> Result<Manifest, ShipError> {
     serde_json::from_slice(&bytes).map_err(|e| ShipError::Corrupt(format!("{name}: {e}")))
 }
 
-/// The Lsn after the last record of the newest segment (by first Lsn), from its header
-/// alone; `None` with no segment.
+/// The first Lsn of any segment of a later epoch than `epoch`: a later writer restored the
+/// state there and wrote on, so records of `epoch` from it on are a stale writer's
+/// (docs/format.md 11.7 "Epochs"). `Lsn::MAX` when no later epoch shipped.
+pub fn superseded_at(segs: &[SegmentEntry], epoch: u32) -> Lsn {
+    segs.iter()
+        .filter(|t| t.epoch > epoch)
+        .map(|t| t.first)
+        .min()
+        .unwrap_or(Lsn::MAX)
+}
+
+/// The newest segment (by first Lsn) that no later epoch superseded.
+pub fn last_live(segs: &[SegmentEntry]) -> Option<&SegmentEntry> {
+    segs.iter()
+        .rev()
+        .find(|s| s.first < superseded_at(segs, s.epoch))
+}
+
+/// The Lsn after the last record of the newest segment (by first Lsn) that a later epoch
+/// did not supersede, from its header alone; `None` with no segment.
 pub fn shipped_next(bucket: &Bucket, segs: &[SegmentEntry]) -> Result<Option<Lsn>, ShipError> {
-    let Some(last) = segs.last() else {
+    let Some(last) = last_live(segs) else {
         return Ok(None);
     };
     let head = bucket.get_range(&last.name, 0..SEGMENT_HEADER_LEN as u64)?;

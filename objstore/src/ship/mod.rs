@@ -59,7 +59,7 @@ pub enum ShipError {
         source: snapshot::SnapshotError,
     },
     /// The bucket's log goes past this image's: it is not the bucket's latest state.
-    #[error("the bucket holds Lsns up to {bucket}, past this image's log (durable up to {durable}): the image is older than the bucket; restore it from the bucket instead")]
+    #[error("the bucket holds Lsns up to {bucket}, past this image's log (durable up to {durable}): the image is older than the bucket; restore it from the bucket instead (or, to continue from this image and supersede the later records, mount with -o takeover)")]
     Ahead { bucket: Lsn, durable: Lsn },
     /// The bucket lacks what a restore needs.
     #[error("{0}")]

@@ -53,7 +53,8 @@ pub struct Restored {
 /// Errors: [`ShipError::Missing`] (no snapshot, a gap, a target past what was shipped),
 /// `Segment` / `Snapshot` (a checksum mismatch, a bad object), the bucket's errors.
 pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
-    let (dir, m) = pick_snapshot(bucket, until)?;
+    let segs = listing::segments(bucket)?;
+    let (dir, m) = pick_snapshot(bucket, &segs, until)?;
     let region = build_region(bucket, &dir, &m)?;
     let mut r = Restored {
         header_block: decode_block(&m.header_block).map_err(|source| ShipError::Snapshot {
@@ -70,15 +71,21 @@ pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
         records: 0,
         external_ranges: 0,
     };
-    let segs = listing::segments(bucket)?;
     replay(bucket, &segs, until, &mut r)?;
     Ok(r)
 }
 
-/// The newest complete snapshot at or before `until`: its directory and manifest.
-fn pick_snapshot(bucket: &Bucket, until: Until) -> Result<(String, Manifest), ShipError> {
+/// The newest complete snapshot at or before `until` that no later epoch superseded (a
+/// stale writer's snapshot past the Lsn a later writer continued from is not the bucket's
+/// history): its directory and manifest.
+fn pick_snapshot(
+    bucket: &Bucket,
+    segs: &[SegmentEntry],
+    until: Until,
+) -> Result<(String, Manifest), ShipError> {
     let snaps = listing::snapshots(bucket)?;
-    for s in snaps.iter().rev().filter(|s| s.complete) {
+    let current = |s: &&listing::SnapshotEntry| s.lsn <= listing::superseded_at(segs, s.epoch);
+    for s in snaps.iter().rev().filter(|s| s.complete).filter(current) {
         let m = listing::manifest(bucket, &s.dir)?;
         let fits = match until {
             Until::Latest => true,
@@ -133,16 +140,6 @@ fn build_region(bucket: &Bucket, dir: &str, m: &Manifest) -> Result<Vec<u8>, Shi
     Ok(region)
 }
 
-/// The first Lsn of any segment of a later epoch than `s`: a later writer restored the
-/// state there and wrote on, so `s`'s records from it on are a stale writer's.
-fn superseded_at(segs: &[SegmentEntry], s: &SegmentEntry) -> Lsn {
-    segs.iter()
-        .filter(|t| t.epoch > s.epoch)
-        .map(|t| t.first)
-        .min()
-        .unwrap_or(Lsn::MAX)
-}
-
 /// Replay the segments from `r.next` up to `until` into `r.region`.
 fn replay(
     bucket: &Bucket,
@@ -155,7 +152,7 @@ fn replay(
         _ => Lsn::MAX,
     };
     for (i, s) in segs.iter().enumerate() {
-        let cut = superseded_at(segs, s);
+        let cut = listing::superseded_at(segs, s.epoch);
         if s.first >= cut || r.next >= limit {
             continue;
         }

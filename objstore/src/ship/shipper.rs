@@ -32,6 +32,11 @@ pub struct ShipConfig {
     pub keep_snapshots: usize,
     /// Bytes the flush tap may queue; past it the shipper reads the log (default 64 MiB).
     pub tap_limit: usize,
+    /// A forced takeover (`-o takeover`, docs/format.md 11.7 "Epochs"): this image's state is
+    /// the one to continue even if the bucket holds later records of an older epoch (a
+    /// writer still shipping after the restore); they are superseded from this image's
+    /// head on. Off (default): such a bucket is refused ([`ShipError::Ahead`]).
+    pub take_over: bool,
 }
 
 impl Default for ShipConfig {
@@ -43,6 +48,7 @@ impl Default for ShipConfig {
             snapshot_bytes: 256 << 20,
             keep_snapshots: 2,
             tap_limit: 64 << 20,
+            take_over: false,
         }
     }
 }

@@ -65,7 +65,17 @@ impl Worker {
         let complete = listing::snapshots(&bucket)?.iter().any(|s| s.complete);
         let next = listing::shipped_next(&bucket, &segs)?;
         let (head, durable) = (rvm.applied_lsn(), rvm.durable_lsn());
+        // A forced takeover from an older epoch's writer that shipped on after this image's
+        // state (its Lsns past the head are not this image's records): those are superseded
+        // by this epoch's, starting with a full snapshot at the head.
+        let older = listing::last_live(&segs).is_some_and(|l| l.epoch < *epoch);
         let (cursor, need_base) = match next {
+            Some(n) if n != head && older && s.cfg.take_over => {
+                log::warn!(
+                    "taking over: the bucket's Lsns {head}..{n} of older epochs are superseded"
+                );
+                (head, true)
+            }
             Some(n) if n > durable => return Err(ShipError::Ahead { bucket: n, durable }),
             Some(n) if n >= head => (n, !complete),
             // Nothing shipped, or records this log no longer holds: a new base.
