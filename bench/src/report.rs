@@ -276,6 +276,9 @@ pub fn markdown(r: &Results) -> String {
         crate::parallel::table(&mut s, p);
     }
     crate::writeback::markdown(&mut s, r);
+    if let Some(o) = &r.objstore {
+        crate::objmode::markdown(&mut s, o);
+    }
     s += &crate::requests::markdown(r);
     s += &crate::limits::markdown(r);
     targets_table(&mut s, r);
