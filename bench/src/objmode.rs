@@ -314,8 +314,11 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjS
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut o = ObjStore {
         command: format!("cargo run --release -p rvmfs-bench -- {}", args.join(" ")),
-        server: format!("SeaweedFS {} (weed mini, 127.0.0.1)", version(&weed, "version")),
-        juicefs: version(&jbin, "version"),
+        server: format!(
+            "SeaweedFS {} (weed mini, 127.0.0.1)",
+            version(&weed, "version").replace("version ", "")
+        ),
+        juicefs: version(&jbin, "version").replace("juicefs version ", ""),
         repetitions: reps,
         metrics: metrics(sizes, &format!("untar stdlib ({entries} entries, {mib} MiB)")),
         fsync_ms: BTreeMap::new(),

@@ -70,6 +70,9 @@ pub struct SyncCheck {
     pub shipped_at_return: usize,
     /// ... whose repointing record was in a shipped segment.
     pub repointed_at_return: usize,
+    /// Per file, ms from fsync's return until its create's and repointing records were
+    /// both shipped (the bucket watched on after the last fsync, up to [`WAIT`]).
+    pub restorable_after_ms: Vec<f64>,
 }
 
 /// When the watcher first saw each mark of one file.
@@ -281,15 +284,28 @@ fn sync_mount(sys: &mut System, url: &str, n: usize, c: &mut SyncCheck) -> Resul
     let dir = sys.root()?.join("window");
     std::fs::create_dir_all(&dir)?;
     c.files = n;
+    let mut returned = Vec::with_capacity(n);
     for i in 0..n {
         std::thread::sleep(Duration::from_millis(137 * (i as u64 % 7) + 50));
-        let (_, ms) = write_marked(&dir, nonce, i, true)?;
+        let (at, ms) = write_marked(&dir, nonce, i, true)?;
+        returned.push(at);
         c.fsync_ms.push(ms);
         s.poll()?;
         let f = &s.files[i];
         c.data_at_return += usize::from(f.data.is_some());
         c.shipped_at_return += usize::from(f.name.is_some());
         c.repointed_at_return += usize::from(f.repoint.is_some());
+    }
+    let last = Instant::now();
+    while last.elapsed() < WAIT && !s.all_seen() {
+        std::thread::sleep(POLL);
+        s.poll()?;
+    }
+    for (f, a) in s.files.iter().zip(returned) {
+        if let (Some(x), Some(y)) = (f.name, f.repoint) {
+            let t = x.max(y).saturating_duration_since(a);
+            c.restorable_after_ms.push(t.as_secs_f64() * 1000.0);
+        }
     }
     Ok(())
 }
@@ -313,14 +329,17 @@ pub fn measure(bin: &Path, work: &Path, s: &Seaweed, quick: bool) -> Result<Wind
     Ok(w)
 }
 
+/// The largest of `v`; NaN when empty.
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
 fn row(what: &str, v: &[f64], unseen: usize) -> Vec<String> {
-    let stat = |q: f64| fmt_num(percentile(v, q));
-    let max = v.iter().copied().fold(f64::NAN, f64::max);
     vec![
         what.to_string(),
         v.len().to_string(),
-        stat(0.5),
-        fmt_num(max),
+        fmt_num(percentile(v, 0.5)),
+        fmt_num(max(v)),
         unseen.to_string(),
     ]
 }
@@ -357,12 +376,17 @@ pub fn markdown(s: &mut String, w: &Window) {
         s,
         "\nUnder `-o upload=sync`, {} files each fsynced, the bucket listed as fsync returned: \
          data object there for {}, create's record shipped for {}, repointing record shipped \
-         for {}; fsync median {} ms, max {} ms.",
+         for {}; fsync median {} ms, max {} ms. Both records shipped (restorable with its \
+         data) {} ms after fsync returned (median; max {} ms, {} of {} files seen).",
         c.files,
         c.data_at_return,
         c.shipped_at_return,
         c.repointed_at_return,
         fmt_num(percentile(&c.fsync_ms, 0.5)),
-        fmt_num(c.fsync_ms.iter().copied().fold(f64::NAN, f64::max))
+        fmt_num(max(&c.fsync_ms)),
+        fmt_num(percentile(&c.restorable_after_ms, 0.5)),
+        fmt_num(max(&c.restorable_after_ms)),
+        c.restorable_after_ms.len(),
+        c.files
     );
 }
