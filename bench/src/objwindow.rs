@@ -7,9 +7,9 @@
 //! image's prefix (`data/`, `log/`, `snap/`) about every 20 ms, fetches every new object and
 //! looks for the marks: the name in a shipped log segment or snapshot object (the create's
 //! record shipped), the block in a data object (the data uploaded, at vblock V of that
-//! object, docs/format.md 11.4), and V's 8 bytes in a later segment (the record repointing
-//! the file's extent to the object shipped: from then on a restore elsewhere has the file
-//! with its data). A lag is the time from the answer (`close` returning) to the end of the
+//! object, docs/format.md 11.4), and V with the flag `REMOTE` (an extent's `value[1..3]`) in
+//! a later segment (the record repointing the file's extent to the object shipped: from then
+//! on a restore elsewhere has the file with its data). A lag is the time from the answer (`close` returning) to the end of the
 //! first listing that showed the object, so it is late by at most one listing period.
 //!
 //! Two mounts: the default one (upload every 1 s, commit every 5 s), files written without
@@ -25,6 +25,8 @@ use memchr::memmem;
 use objstore::object::{BLOCK, TRAILER};
 use objstore::object_id::DEFAULT_SHIFT;
 use objstore::{Bucket, Config, ObjectId};
+/// The extent flag of a block in the bucket (fs/src/store/extent_map.rs, docs/format.md 7.2).
+const REMOTE: u64 = 2;
 use rvmfs_tests::seaweed::Seaweed;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -107,6 +109,13 @@ fn block_mark(nonce: u64, i: usize) -> Vec<u8> {
     b
 }
 
+/// The bytes of an extent's value from `value[1]` on once it points at vblock `v`: `v`, then
+/// the flags `REMOTE` (docs/format.md 7.2, 11.4), 16 bytes (`v` alone, mostly zeros, can
+/// match unrelated record bytes).
+fn repoint_mark(v: u64) -> Vec<u8> {
+    [v.to_le_bytes(), REMOTE.to_le_bytes()].concat()
+}
+
 /// The earliest listing time of the objects of `meta` holding `pat`.
 fn earliest(meta: &[(Instant, Bytes)], pat: &[u8]) -> Option<Instant> {
     let hit = |m: &&(Instant, Bytes)| memmem::find(&m.1, pat).is_some();
@@ -187,7 +196,7 @@ impl Scanner {
                 continue;
             };
             let over = if new_vblocks.contains(&i) { &self.meta[..] } else { fresh };
-            f.repoint = earliest(over, &v.to_le_bytes());
+            f.repoint = earliest(over, &repoint_mark(v));
         }
     }
 
@@ -389,4 +398,61 @@ pub fn markdown(s: &mut String, w: &Window) {
         c.restorable_after_ms.len(),
         c.files
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scanner whose bucket is never asked (opening one makes no request).
+    fn scanner(files: usize) -> Scanner {
+        let cfg = Config::from_env("s3://unused/window").expect("config");
+        Scanner {
+            bucket: Bucket::open(&cfg).expect("bucket"),
+            nonce: 0xfeed,
+            known: HashSet::new(),
+            meta: Vec::new(),
+            files: vec![Seen::default(); files],
+            starts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn marks_are_found_in_data_objects_and_then_in_later_segments() {
+        let mut s = scanner(3);
+        let id = ObjectId { epoch: 2, seq: 5 };
+        let (other, mine) = (vec![7u8; BLOCK], block_mark(0xfeed, 1));
+        let foreign = block_mark(0xbeef, 2);
+        let blocks: Vec<&[u8; BLOCK]> = [&other, &foreign, &mine]
+            .iter()
+            .map(|b| b.as_slice().try_into().expect("one block"))
+            .collect();
+        let object = objstore::object::pack(id, &blocks);
+        let t0 = Instant::now();
+        assert_eq!(s.scan_data(&id.name(), &object, t0), vec![1]);
+        let v = id.vblock(2, DEFAULT_SHIFT).expect("fits");
+        assert_eq!(s.files[1].vblock, Some(v));
+        assert!(s.files[2].data.is_none(), "another run's mark");
+        // The create's record in one segment, the vblock alone in another (no match), the
+        // repointing record in a later one.
+        let t1 = t0 + Duration::from_millis(10);
+        let mut seg = b"header".to_vec();
+        seg.extend_from_slice(name_mark(0xfeed, 1).as_bytes());
+        s.meta.push((t0, Bytes::from(seg)));
+        s.meta.push((t0, Bytes::from(v.to_le_bytes().to_vec())));
+        s.meta.push((t1, Bytes::from([b"rec".as_slice(), &repoint_mark(v)].concat())));
+        s.match_meta(0, &[1]);
+        let f = &s.files[1];
+        assert_eq!((f.name, f.data, f.repoint), (Some(t0), Some(t0), Some(t1)));
+        assert!(s.files[0].name.is_none() && !s.all_seen());
+    }
+
+    #[test]
+    fn percentile_by_nearest_rank() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 3.0);
+        assert_eq!(percentile(&v, 0.99), 5.0);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
 }

@@ -6,7 +6,7 @@
 use crate::mounts::run;
 use crate::workloads::MIB;
 use anyhow::{bail, Result};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -31,10 +31,7 @@ pub fn small_files(dir: &Path, n: usize) -> Result<f64> {
     let buf = vec![0x5au8; 4096];
     let t = Instant::now();
     for i in 0..n {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dir.join(format!("s{i:05}")))?;
+        let mut f = File::create_new(dir.join(format!("s{i:05}")))?;
         f.write_all(&buf)?;
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
@@ -45,10 +42,7 @@ pub fn seq_write(dir: &Path, bytes: usize) -> Result<f64> {
     fs::create_dir_all(dir)?;
     let mut buf = vec![0u8; CHUNK];
     let t = Instant::now();
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dir.join("seq"))?;
+    let mut f = File::create_new(dir.join("seq"))?;
     for k in 0..bytes / CHUNK {
         chunk(k, &mut buf);
         f.write_all(&buf)?;
@@ -100,10 +94,7 @@ pub fn fsync_latencies(dir: &Path, n: usize) -> Result<Vec<f64>> {
     let buf = vec![0xa5u8; 4096];
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dir.join(format!("f{i:04}")))?;
+        let mut f = File::create_new(dir.join(format!("f{i:04}")))?;
         f.write_all(&buf)?;
         let t = Instant::now();
         f.sync_all()?;
