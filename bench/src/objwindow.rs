@@ -195,13 +195,19 @@ impl Scanner {
             let Some(v) = f.vblock.filter(|_| f.repoint.is_none()) else {
                 continue;
             };
-            let over = if new_vblocks.contains(&i) { &self.meta[..] } else { fresh };
+            let over = if new_vblocks.contains(&i) {
+                &self.meta[..]
+            } else {
+                fresh
+            };
             f.repoint = earliest(over, &repoint_mark(v));
         }
     }
 
     fn all_seen(&self) -> bool {
-        self.files.iter().all(|f| f.name.is_some() && f.repoint.is_some())
+        self.files
+            .iter()
+            .all(|f| f.name.is_some() && f.repoint.is_some())
     }
 }
 
@@ -266,7 +272,9 @@ fn default_mount(sys: &mut System, url: &str, n: usize, w: &mut Window) -> Resul
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
-    watcher.join().map_err(|_| anyhow::anyhow!("the bucket watcher panicked"))??;
+    watcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the bucket watcher panicked"))??;
     let s = lock(&scanner);
     let ms = |t: Instant, a: Instant| t.saturating_duration_since(a).as_secs_f64() * 1000.0;
     w.files = n;
@@ -371,7 +379,11 @@ pub fn markdown(s: &mut String, w: &Window) {
         ("not seen in 30 s", true),
     ];
     let rows = [
-        row("the create's record shipped (log segment or snapshot)", &w.ship_ms, w.unseen[0]),
+        row(
+            "the create's record shipped (log segment or snapshot)",
+            &w.ship_ms,
+            w.unseen[0],
+        ),
         row("the data block in a data object", &w.data_ms, w.unseen[1]),
         row(
             "the repointing record shipped too: restorable with its data",
@@ -440,7 +452,10 @@ mod tests {
         seg.extend_from_slice(name_mark(0xfeed, 1).as_bytes());
         s.meta.push((t0, Bytes::from(seg)));
         s.meta.push((t0, Bytes::from(v.to_le_bytes().to_vec())));
-        s.meta.push((t1, Bytes::from([b"rec".as_slice(), &repoint_mark(v)].concat())));
+        s.meta.push((
+            t1,
+            Bytes::from([b"rec".as_slice(), &repoint_mark(v)].concat()),
+        ));
         s.match_meta(0, &[1]);
         let f = &s.files[1];
         assert_eq!((f.name, f.data, f.repoint), (Some(t0), Some(t0), Some(t1)));

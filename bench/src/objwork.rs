@@ -68,7 +68,10 @@ pub fn seq_read(dir: &Path, bytes: usize) -> Result<f64> {
     }
     let took = t.elapsed();
     if let Some(k) = bad {
-        bail!("{}: MiB {k} read back differs from what was written", dir.display());
+        bail!(
+            "{}: MiB {k} read back differs from what was written",
+            dir.display()
+        );
     }
     if f.read(&mut buf)? != 0 {
         bail!("{}: longer than the {bytes} bytes written", dir.display());
@@ -82,7 +85,11 @@ pub fn seq_read(dir: &Path, bytes: usize) -> Result<f64> {
 pub fn untar(dir: &Path, tarball: &Path) -> Result<f64> {
     fs::create_dir_all(dir)?;
     let t = Instant::now();
-    run(Command::new("tar").arg("-xf").arg(tarball).arg("-C").arg(dir))?;
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir))?;
     let took = t.elapsed().as_secs_f64();
     run(Command::new("rm").arg("-rf").arg(dir))?;
     Ok(took)
