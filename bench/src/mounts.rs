@@ -289,11 +289,6 @@ impl JuiceFs {
     pub fn format_and_mount(bin: &Path, dir: &Path, mnt: &Path) -> Result<(Self, Duration)> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("bucket"))?;
-        std::fs::create_dir_all(mnt)?;
-        let mnt = std::fs::canonicalize(mnt)?;
-        if mounted_type(&mnt).is_some() {
-            bail!("{} is already a mount point", mnt.display());
-        }
         let meta = format!("sqlite3://{}", dir.join("meta.db").display());
         run(Command::new(bin)
             .arg("format")
@@ -304,6 +299,19 @@ impl JuiceFs {
             .args(["--trash-days", "0"])
             .arg(&meta)
             .arg("bench"))?;
+        Self::mount(bin, dir, mnt)
+    }
+
+    /// Mount the volume whose SQLite metadata is `dir/meta.db` (made by `juicefs format`),
+    /// its cache in `dir/cache` and its log in `dir/juicefs.log`. Returns the guard and the
+    /// time `juicefs mount -d` took.
+    pub fn mount(bin: &Path, dir: &Path, mnt: &Path) -> Result<(Self, Duration)> {
+        std::fs::create_dir_all(mnt)?;
+        let mnt = std::fs::canonicalize(mnt)?;
+        if mounted_type(&mnt).is_some() {
+            bail!("{} is already a mount point", mnt.display());
+        }
+        let meta = format!("sqlite3://{}", dir.join("meta.db").display());
         let start = Instant::now();
         run(Command::new(bin)
             .arg("mount")

@@ -276,6 +276,9 @@ pub fn markdown(r: &Results) -> String {
         crate::parallel::table(&mut s, p);
     }
     crate::writeback::markdown(&mut s, r);
+    if let Some(o) = &r.objstore {
+        crate::objmode::markdown(&mut s, o);
+    }
     s += &crate::requests::markdown(r);
     s += &crate::limits::markdown(r);
     targets_table(&mut s, r);
@@ -468,8 +471,11 @@ pub fn write_all(r: &Results, out: &Path) -> Result<()> {
         out.join("results.json"),
         serde_json::to_string_pretty(&json)?,
     )?;
-    if let Err(e) = crate::chart::chart(r, &out.join("chart.png")) {
-        eprintln!("chart not drawn: {e:#}");
+    // An `--objstore` run alone measures none of the chart's workloads: no empty chart.
+    if r.metrics.iter().any(|m| !m.samples.is_empty()) {
+        if let Err(e) = crate::chart::chart(r, &out.join("chart.png")) {
+            eprintln!("chart not drawn: {e:#}");
+        }
     }
     Ok(())
 }

