@@ -5,6 +5,7 @@ use clap::Parser;
 use rvm_core::FaultStorage;
 use rvmfs::fuse::{lock, RvmFs};
 use rvmfs::image::{self, OpenMode};
+use rvmfs::layout::features::INCOMPAT_OBJECT_DATA;
 use rvmfs::layout::{superblock::Superblock, superblock_backup};
 use rvmfs::ops::mount::{on_mount, on_unmount_with};
 use rvmfs::ops::{Discard, Durability, Fs};
@@ -36,7 +37,8 @@ struct Args {
     foreground: bool,
     /// Mount options, comma-separated:
     ///   sync            every operation durable on disk before it returns
-    ///   commit=SECONDS  flush committed operations to disk at this interval (default 5; 0 = only on fsync)
+    ///   commit=SECONDS  flush committed operations to disk at this interval (default 5, 0.5 on
+    ///                   object-store images; 0 = only on fsync)
     ///   threads=N       FUSE worker threads (default 2)
     ///   noclone_fd      all worker threads share one /dev/fuse descriptor (default: each
     ///                   thread reads its own clone, which halves the round-trip cost of
@@ -300,10 +302,12 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<Opened> {
         bail!("{}: {e} (run fsck.rvmfs)", args.image.display());
     }
     let opts = with_stored_defaults(args, &img)?;
-    if options::commit_interval(&opts) != options::commit_interval(cli) {
+    let object_data = img.header.features.has_incompat(INCOMPAT_OBJECT_DATA);
+    let interval = options::commit_interval_on(&opts, object_data);
+    if interval != options::commit_interval(cli) {
         let tunables = img.rvm.query_options();
         img.rvm.set_options(rvm_core::Tunables {
-            commit_interval: options::commit_interval(&opts),
+            commit_interval: interval,
             ..tunables
         })?;
     }

@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct MountOptions {
     pub sync: bool,
     pub commit: Option<Duration>,
+    /// `commit=` was given (stored in the image or on the command line): an object-store
+    /// image then keeps it instead of [`OBJECT_COMMIT`].
+    pub commit_given: bool,
     pub threads: usize,
     pub clone_fd: bool,
     pub allow_other: bool,
@@ -148,6 +151,7 @@ fn defaults() -> MountOptions {
     MountOptions {
         sync: false,
         commit: Some(Duration::from_secs(5)),
+        commit_given: false,
         threads: 2,
         // Needs a /dev/fuse we can open ourselves (fusermount3 passes us only its descriptor).
         clone_fd: std::fs::OpenOptions::new()
@@ -194,7 +198,8 @@ fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
         "commit" => {
             o.commit = Some(number(value)?)
                 .filter(|&s| s > 0)
-                .map(Duration::from_secs)
+                .map(Duration::from_secs);
+            o.commit_given = true;
         }
         "threads" => o.threads = number(value)?.clamp(1, 64) as usize,
         "noclone_fd" => o.clone_fd = false,
@@ -291,6 +296,21 @@ pub fn commit_interval(o: &MountOptions) -> Option<Duration> {
     }
 }
 
+/// The commit interval of an object-store (`object_data`) image's mount when `commit=` is
+/// not given: short, so that the loss of the machine loses at most about a second of
+/// answered operations (issue 14): records are shipped once durable in the log, by the
+/// shipper every `remote::mount::SHIP_INTERVAL` (the window is the two plus one put).
+pub const OBJECT_COMMIT: Duration = Duration::from_millis(500);
+
+/// [`commit_interval`] on an image whose file data is (`object_data`) or is not in an
+/// object store: [`OBJECT_COMMIT`] there unless `commit=` was given.
+pub fn commit_interval_on(o: &MountOptions, object_data: bool) -> Option<Duration> {
+    match commit_interval(o) {
+        Some(_) if object_data && !o.commit_given => Some(OBJECT_COMMIT),
+        c => c,
+    }
+}
+
 /// Check a default mount option list for the superblock (`tune -o`): each option known to
 /// the daemon, none of [`COMMAND_LINE_ONLY`].
 ///
@@ -313,6 +333,16 @@ mod tests {
 
     fn opts(list: &str) -> Result<MountOptions, String> {
         parse_options(&[list.to_string()])
+    }
+
+    #[test]
+    fn object_store_images_commit_often_unless_commit_is_given() {
+        let on = |v: &str, object_data| opts(v).map(|o| commit_interval_on(&o, object_data));
+        assert_eq!(on("", false), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(on("", true), Ok(Some(OBJECT_COMMIT)));
+        assert_eq!(on("commit=5", true), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(on("commit=0", true), Ok(None));
+        assert_eq!(on("sync", true), Ok(None));
     }
 
     #[test]

@@ -24,6 +24,10 @@ use std::time::Duration;
 /// operation's limit, retries included, plus a shipping interval).
 pub const SHIP_SYNC_TIMEOUT: Duration = Duration::from_secs(31);
 
+/// How often the log shipper puts the records made durable since its last pass: with
+/// `options::OBJECT_COMMIT`, the window a machine loss can lose (issue 14: about 1 s).
+pub const SHIP_INTERVAL: Duration = Duration::from_millis(250);
+
 /// An `object_data` mount's remote parts.
 pub struct Remote {
     session: Option<Arc<Session>>,
@@ -144,6 +148,7 @@ impl Remote {
             may_write,
             ShipConfig {
                 take_over: self.takeover,
+                interval: SHIP_INTERVAL,
                 ..ShipConfig::default()
             },
         )?;
