@@ -373,7 +373,7 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
         "\n## Object-store mode: rvmfs vs JuiceFS on the same bucket\n\n\
          {}; JuiceFS {} (SQLite metadata in a local file, objects in the same bucket). \
          Medians of {} interleaved repetitions (min–max). `rvmfs-s3`: the default mount \
-         (uploads every 1 s, fsync durable locally); `upload=sync`: fsync also waits for the \
+         (uploads every 0.5 s, commits every 0.5 s, fsync durable locally); `upload=sync`: fsync also waits for the \
          bucket; JuiceFS uploads at close and fsync. Cold read: each system remounted with \
          its own cache emptied (rvmfs: the image's data area punched out), kernel caches \
          dropped, every byte checked. Command: `{}`.\n",

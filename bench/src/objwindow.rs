@@ -365,7 +365,7 @@ fn row(what: &str, v: &[f64], unseen: usize) -> Vec<String> {
 pub fn markdown(s: &mut String, w: &Window) {
     let _ = writeln!(
         s,
-        "\n### The window of a machine loss (default mount: uploads every 1 s, commits every 5 s)\n\n\
+        "\n### The window of a machine loss (default mount: uploads every 0.5 s, commits every 0.5 s, ships every 0.25 s)\n\n\
          {} files of 4 KiB written without fsync at moments spread over those intervals; the \
          bucket listed every {:.0} ms (median period; a lag is late by at most one period): \
          ms from the answer (`close` returned) until the bucket had\n",

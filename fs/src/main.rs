@@ -76,7 +76,7 @@ struct Args {
     ///                   to a file not yet closed or fsynced may be lost. Not with sync;
     ///                   nowriteback (default) answers every write(2) itself
     ///   upload_interval=SECONDS  object-store images (mkfs.rvmfs --data): how often dirty
-    ///                   blocks are packed and uploaded (default 1)
+    ///                   blocks are packed and uploaded (default 0.5)
     ///   upload=sync     object-store images: fsync also waits until the file's data is in
     ///                   the bucket; upload=async (default) leaves it to the uploader
     ///   cache_size=SIZE  object-store images: the most free local blocks the clean cache

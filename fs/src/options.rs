@@ -34,7 +34,7 @@ pub struct MountOptions {
     /// "The promises").
     pub writeback: bool,
     /// Object-store images (`object_data`): how often the uploader looks for dirty blocks
-    /// (`upload_interval=SECONDS`, default 1; fractions allowed).
+    /// (`upload_interval=SECONDS`, default 0.5; fractions allowed).
     pub upload_interval: Duration,
     /// `upload=sync`: fsync also waits until the file's dirty blocks are in the bucket;
     /// `upload=async` (default) leaves them to the uploader.
@@ -169,7 +169,7 @@ fn defaults() -> MountOptions {
         nodatasum: false,
         logdev: None,
         writeback: false,
-        upload_interval: Duration::from_secs(1),
+        upload_interval: Duration::from_millis(500),
         upload_sync: false,
         credentials: None,
         crash_after_upload: false,

@@ -79,6 +79,16 @@ pub fn read_block(bucket: &Bucket, t: &Trailer, index: u32) -> Result<Bytes> {
     let block = bucket.get_range(&name, at..at + BLOCK as u64)?;
     let crc_at = u64::from(t.count) * BLOCK as u64 + 4 * u64::from(index);
     let crc = bucket.get_range(&name, crc_at..crc_at + 4)?;
+    // A server may answer a range short: an error, never a panic or a short block.
+    for (what, len, want) in [
+        ("a block", block.len(), BLOCK),
+        ("its CRC32C", crc.len(), 4),
+    ] {
+        if len != want {
+            let e = object::ObjectError::ShortRange { what, len, want };
+            return Err(corrupt(bucket, t.id, e));
+        }
+    }
     let stored = get_u32(&crc, 0);
     object::check_block(&block, index, stored).map_err(|e| corrupt(bucket, t.id, e))?;
     Ok(block)

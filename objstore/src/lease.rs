@@ -30,6 +30,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Attempts of a forced takeover that each lose to the holder's renewal before it gives up.
+const FORCE_TRIES: u32 = 5;
+
 /// The lease object's name under the prefix.
 pub const LEASE_NAME: &str = "lease";
 
@@ -98,33 +101,41 @@ impl Lease {
     }
 
     fn take(bucket: &Bucket, holder: &str, ttl: Duration, force: bool) -> Result<Lease> {
-        let sent = Instant::now();
-        let now = unix_ms();
-        let (epoch, mode) = match read_lease(bucket)? {
-            None => (1, Put::Create),
-            Some((cur, v)) => {
-                if cur.expires_unix_ms > now && !force {
-                    return Err(held(bucket, &cur, now));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let sent = Instant::now();
+            let now = unix_ms();
+            let (epoch, mode) = match read_lease(bucket)? {
+                None => (1, Put::Create),
+                Some((cur, v)) => {
+                    if cur.expires_unix_ms > now && !force {
+                        return Err(held(bucket, &cur, now));
+                    }
+                    (cur.epoch + 1, Put::Update(v))
                 }
-                (cur.epoch + 1, Put::Update(v))
+            };
+            let state = LeaseState {
+                holder: holder.to_string(),
+                epoch,
+                expires_unix_ms: now + ttl.as_millis() as u64,
+                serial: 0,
+            };
+            match write_checked(bucket, &state, mode)? {
+                Ok(version) => {
+                    return Ok(Lease {
+                        state,
+                        version,
+                        ttl,
+                        valid_until: sent + ttl,
+                    })
+                }
+                // A forced take met the holder's renewal between its read and its write
+                // (same epoch): read again. A new epoch means another taker won.
+                Err((winner, _)) if force && winner.epoch + 1 == epoch && tries < FORCE_TRIES => {}
+                Err((winner, _)) => return Err(held(bucket, &winner, unix_ms())),
             }
-        };
-        let state = LeaseState {
-            holder: holder.to_string(),
-            epoch,
-            expires_unix_ms: now + ttl.as_millis() as u64,
-            serial: 0,
-        };
-        let version = match write_checked(bucket, &state, mode)? {
-            Ok(v) => v,
-            Err((winner, _)) => return Err(held(bucket, &winner, unix_ms())),
-        };
-        Ok(Lease {
-            state,
-            version,
-            ttl,
-            valid_until: sent + ttl,
-        })
+        }
     }
 
     /// Extend the lease by its ttl from now. Errors: [`Error::LeaseLost`] when another holder

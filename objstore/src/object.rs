@@ -44,6 +44,12 @@ pub enum ObjectError {
     },
     #[error("the object says it is {found:?}, its key says {want:?}")]
     Identity { found: ObjectId, want: ObjectId },
+    #[error("a ranged read of {what} returned {len} bytes, not {want}")]
+    ShortRange {
+        what: &'static str,
+        len: usize,
+        want: usize,
+    },
 }
 
 /// Pack `blocks` (each exactly [`BLOCK`] bytes) into object `id`'s bytes.

@@ -211,9 +211,14 @@ impl Shared {
             }
             Ok(n)
         })?;
+        let rvm = fs.rvm.clone();
         drop(fs);
         if done > 0 {
             self.blocks.freed().note();
+            // Flushed now, outside the lock, not at the next commit interval: the log
+            // shipper can then put the repointing record at once, and a machine loss loses
+            // about an upload interval of file data (issue 14).
+            rvm.flush()?;
         }
         for (r, v) in &s.placed {
             let d = dirty.iter().find(|d| d.at == *r);
