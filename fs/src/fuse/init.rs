@@ -11,7 +11,11 @@ pub(super) fn negotiate(fs: &mut RvmFs, config: &mut KernelConfig) {
     // `raise_readahead` for more).
     let max = config.set_max_readahead(u32::MAX).err().unwrap_or(1 << 20);
     let _ = config.set_max_readahead(max);
-    let _ = config.add_capabilities(InitFlags::FUSE_BIG_WRITES | InitFlags::FUSE_ATOMIC_O_TRUNC);
+    // No FUSE_ATOMIC_O_TRUNC: with it the kernel sends O_TRUNC in OPEN, before it checks
+    // write access, so open(O_RDONLY|O_TRUNC) of a running executable truncated the file
+    // and then answered ETXTBSY (pjdfstest open::etxtbsy failed when the truncation beat
+    // the exec's reads). Without it the kernel checks, then truncates by SETATTR.
+    let _ = config.add_capabilities(InitFlags::FUSE_BIG_WRITES);
     // Lookups and readdirs of one directory may run at once: without this flag the kernel
     // serializes them on a mutex per directory (fs/fuse/dir.c `fuse_lock_inode`), so two
     // threads looking up names in one directory take turns. The daemon's read lock already
