@@ -9,8 +9,8 @@ use crate::ops::datasum::WriteSums;
 use crate::ops::{cache_space, file, open, read, space, DATA_LOG_MAX_WRITE};
 use fuser::{Errno, FileHandle, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite};
 
-/// open: `truncate` is O_TRUNC (FUSE_ATOMIC_O_TRUNC leaves it to us); `kill_setid`: the
-/// opener is not root.
+/// open: `truncate` is O_TRUNC (the kernel sends it only with FUSE_ATOMIC_O_TRUNC, which
+/// init.rs does not ask for); `kill_setid`: the opener is not root.
 pub(super) fn open(fs: &RvmFs, ino: u64, truncate: bool, kill_setid: bool, reply: ReplyOpen) {
     let r = if truncate {
         fs.change("open", ino, |f| open::open(f, ino, true, kill_setid))

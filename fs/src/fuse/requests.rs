@@ -179,7 +179,8 @@ impl Filesystem for RvmFs {
         reply: ReplyOpen,
     ) {
         let _t = self.ops.start(Op::Open);
-        // FUSE_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
+        // Without FUSE_ATOMIC_O_TRUNC (init.rs) the kernel strips O_TRUNC from OPEN and
+        // truncates by SETATTR after its own checks; one that reaches us is still honoured.
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let kill = self.kill_setid(kill_suid_gid, req.uid());
         data::open(self, ino.0, truncate, kill, reply);
