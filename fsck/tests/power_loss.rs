@@ -196,10 +196,22 @@ fn base_image() -> Vec<u8> {
     };
     format(disk.clone(), plan, [9; 16], (0, 0)).unwrap();
     let mut fs = open_checked(disk.clone()).unwrap();
-    assert!(!apply(&mut fs, OpKind::Mkdir, "/A", "", 0), "a fault without a power cut");
-    assert!(!apply(&mut fs, OpKind::Mkdir, "/B", "", 0), "a fault without a power cut");
-    assert!(!apply(&mut fs, OpKind::Create, "/A/x", "", 0), "a fault without a power cut");
-    assert!(!apply(&mut fs, OpKind::Write, "/A/x", "", 1), "a fault without a power cut");
+    assert!(
+        !apply(&mut fs, OpKind::Mkdir, "/A", "", 0),
+        "a fault without a power cut"
+    );
+    assert!(
+        !apply(&mut fs, OpKind::Mkdir, "/B", "", 0),
+        "a fault without a power cut"
+    );
+    assert!(
+        !apply(&mut fs, OpKind::Create, "/A/x", "", 0),
+        "a fault without a power cut"
+    );
+    assert!(
+        !apply(&mut fs, OpKind::Write, "/A/x", "", 1),
+        "a fault without a power cut"
+    );
     // Its transactions ran with a shadow copy (a workload whose operations all fail early
     // may run none).
     assert!(
