@@ -218,7 +218,7 @@ impl RvmFs {
         self.change(op, ino, |fs| fs.transact_on(op, ino, f))
     }
 
-    /// release/releasedir of `ino`: drop the handle under the shared lock; free an orphan at
+    /// release of `ino`: drop the handle under the shared lock; free an orphan at
     /// its last handle under the exclusive one.
     fn release(&self, ino: u64) -> FsResult<()> {
         let last_of_orphan = crate::ops::open::drop_handle(&self.read(), ino);

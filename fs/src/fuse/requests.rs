@@ -295,7 +295,7 @@ impl Filesystem for RvmFs {
         reply: ReplyEmpty,
     ) {
         let _r = self.begin(Op::Releasedir, ino.0);
-        dir::releasedir(self, ino.0, reply);
+        dir::releasedir(reply);
     }
 
     fn fsyncdir(
