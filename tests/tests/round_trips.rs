@@ -291,8 +291,15 @@ fn directories_are_listed_from_the_region_and_listings_stay_right() {
         let base = requests(m.mnt());
         assert_eq!(find(&m), 1 + 2 + 80);
         let d = requests_since(m.mnt(), &base);
-        assert_eq!((n(&d, "opendir"), n(&d, "releasedir")), (3, 3), "walk {walk}: {d:?}");
-        assert!(n(&d, "readdir") + n(&d, "readdirplus") >= 3, "walk {walk}: {d:?}");
+        assert_eq!(
+            (n(&d, "opendir"), n(&d, "releasedir")),
+            (3, 3),
+            "walk {walk}: {d:?}"
+        );
+        assert!(
+            n(&d, "readdir") + n(&d, "readdirplus") >= 3,
+            "walk {walk}: {d:?}"
+        );
     }
     // Changes through the mount show in the next listing.
     fs::write(m.path("a/new"), b"n").unwrap();
