@@ -38,7 +38,7 @@ def decode(name, rows, base, total, src=None):
 H = decode('header', table('# 2. Header'), 0, 0x90)
 E = decode('error record', table('## 2.1 Error record'), 0x100, 256)
 assert not any(img[0x100:0x200]), 'a fresh image records no error'
-S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x2a8)
+S = decode('superblock', table('## 5.1 Superblock'), H['segment_offset'], 0x2b0)
 ino = 1
 I = decode('root inode', table('## 5.3 Inode'), H['segment_offset'] + S['inode_table'] + (ino - 1) * 128, 128)
 # The geometry of section 1, recomputed from the image size alone.
@@ -70,9 +70,9 @@ def crc32c(data, crc=0):
 assert crc32c(img[:0x78]) == H['crc'] and crc32c(img[0x80:0x8C]) == H['features_crc']
 for w in ('compat', 'ro_compat', 'incompat'): assert S[w] == H[w], (w, S[w], H[w])
 assert H['incompat'] & ~0x1F == 0 and H['incompat'] & 0x14 == 0x14 and H['ro_compat'] == 1 and H['compat'] == 1  # section 9's bits; mkfs sets deferred_ranges, slotted_leaves, data_csum, backup_sb
-# section 5.6: the backup superblock is a byte-for-byte copy of the primary's 0x2a8 bytes
+# section 5.6: the backup superblock is a byte-for-byte copy of the primary's 0x2b0 bytes
 sb = H['segment_offset']; bk = sb + H['segment_len'] - 4096
-assert img[bk:bk + 0x2a8] == img[sb:sb + 0x2a8] and not any(img[bk + 0x2a8:bk + 4096]), 'backup superblock'
+assert img[bk:bk + 0x2b0] == img[sb:sb + 0x2b0] and not any(img[bk + 0x2b0:bk + 4096]), 'backup superblock'
 assert (S['hash_key'] != '00' * 16) == bool(H['incompat'] & 1)   # keyed_hash has a key
 assert S['label'] == '00' * 32 and S['mount_opts'] == '00' * 64   # made without -L; no defaults stored
 log, log_offset, log_len = img, H['log_offset'], H['log_len']

@@ -87,6 +87,11 @@ struct Args {
     ///                   dirty (the bucket down or slow) answers ENOSPC at once (enospc,
     ///                   default) or waits for the uploader to free some (block), at most
     ///                   cache_wait=SECONDS (default 60), then answers ENOSPC
+    ///   snapshot_interval=SECONDS  object-store images: how often the log shipper puts
+    ///                   a snapshot of the metadata region in the bucket (default 600)
+    ///   keep_snapshots=N  object-store images: complete snapshots kept (default 2):
+    ///                   restore reaches back to the oldest; data objects only they need
+    ///                   are deleted once they go
     ///   credentials=PATH  object-store images: an AWS shared-credentials file (profile
     ///                   AWS_PROFILE, else default) instead of the AWS_* environment
     ///   takeover        object-store images: take the bucket's lease even while another
@@ -282,6 +287,7 @@ fn attach_remote(
         r.upload_sync = opts.upload_sync;
         r.crash_after_upload = opts.crash_after_upload;
         r.cache_full = opts.cache_full;
+        r.snapshots = (opts.snapshot_interval, opts.keep_snapshots);
         Arc::new(r)
     }))
 }

@@ -55,6 +55,11 @@ pub struct MountOptions {
     pub cache_full: CacheFull,
     /// `cache_wait=SECONDS`: the wait of `cache_full=block` (whichever of the two comes first).
     pub cache_wait: Duration,
+    /// Object-store images: `snapshot_interval=SECONDS` (default 600), how often the log
+    /// shipper snapshots the metadata region, and `keep_snapshots=N` (default 2, at least 1),
+    /// how many complete snapshots retention keeps (restore reaches back to the oldest).
+    pub snapshot_interval: Option<Duration>,
+    pub keep_snapshots: Option<usize>,
     /// `takeover` (object-store images): take the bucket's lease even while another writer
     /// holds it (a forced takeover, docs/format.md 11.3), and continue the log from this
     /// image's state though the bucket holds later records of the old writer's epoch.
@@ -176,6 +181,8 @@ fn defaults() -> MountOptions {
         cache_size: None,
         cache_full: CacheFull::default(),
         cache_wait: full::DEFAULT_WAIT,
+        snapshot_interval: None,
+        keep_snapshots: None,
         takeover: false,
     }
 }
@@ -240,6 +247,11 @@ fn apply(o: &mut MountOptions, opt: &str) -> Result<(), String> {
             _ => return Err("mount option cache_full is enospc or block".into()),
         },
         "cache_wait" => o.cache_wait = parse_seconds(key, value)?,
+        "snapshot_interval" => o.snapshot_interval = Some(parse_seconds(key, value)?),
+        "keep_snapshots" => match number(value)? {
+            0 => return Err("mount option keep_snapshots is at least 1".into()),
+            n => o.keep_snapshots = Some(n as usize),
+        },
         "upload" => match value {
             Some("sync") => o.upload_sync = true,
             Some("async") => o.upload_sync = false,

@@ -188,9 +188,9 @@ fn sweep_objects(args: &Args, fs: &Fs) -> (usize, usize) {
         url: sb.data_url(),
         credentials_file: args.credentials.clone(),
     };
-    let swept = objects::live(fs.bytes(), sb.object_shift)
+    let swept = rvmfs::remote::live::objects_at(fs.bytes(), sb.object_shift)
         .map_err(|e| e.to_string())
-        .and_then(|live| objects::sweep(&name(args), &access, &live, args.yes));
+        .and_then(|at| objects::sweep(&name(args), &access, &at.live, args.yes));
     match swept {
         Ok(o) => (o.deleted, o.leaked_left + o.missing),
         Err(e) => {

@@ -1,5 +1,6 @@
 //! Leaked data objects: objects under `data/` that no extent points at (a crash between an
-//! upload and the commit that would have pointed at it leaves one; docs/format.md 11.6).
+//! upload and the commit that would have pointed at it leaves one; docs/format.md 11.6),
+//! less those a restore to a retained earlier state may need ([`Sweep::hold_back`]).
 //! [`find_leaked`] works from a **complete** listing or fails: a [`Sweep`] exists only when
 //! every page of the listing came back, so [`delete_leaked`] can never act on half a listing
 //! (JuiceFS's gc deleted live data after a listing error, juicefs #6479).
@@ -17,6 +18,9 @@ use std::collections::BTreeSet;
 pub struct Sweep {
     /// Objects no extent points at, in key order, with their sizes.
     pub leaked: Vec<(ObjectId, u64)>,
+    /// Objects no extent points at that a restore to a retained earlier state may need
+    /// ([`Sweep::hold_back`]): kept, not leaked.
+    pub kept: Vec<(ObjectId, u64)>,
     /// Names under `data/` that are not data objects (reported, never deleted).
     pub strays: Vec<Listed>,
     /// Live objects the bucket does not hold: data lost, for fsck to report.
@@ -47,6 +51,18 @@ pub fn find_leaked(bucket: &Bucket, live: &BTreeSet<ObjectId>) -> Result<Sweep> 
     }
     sweep.missing = live.difference(&seen).copied().collect();
     Ok(sweep)
+}
+
+impl Sweep {
+    /// Move the leaked objects `needed` says the bucket's history still needs
+    /// (`ship::gc::History`) to [`Sweep::kept`].
+    pub fn hold_back(&mut self, needed: impl Fn(&ObjectId) -> bool) {
+        let (kept, leaked) = std::mem::take(&mut self.leaked)
+            .into_iter()
+            .partition(|(id, _)| needed(id));
+        self.kept = kept;
+        self.leaked = leaked;
+    }
 }
 
 /// Delete the leaked objects of `sweep`; the number deleted. Stops at the first failure

@@ -59,6 +59,20 @@ impl ObjectId {
         })
     }
 
+    /// As one u64, `epoch << 32 | seq`: ordered as the ids are (the watermark's form,
+    /// docs/format.md 11.6).
+    pub fn packed(&self) -> u64 {
+        u64::from(self.epoch) << 32 | u64::from(self.seq)
+    }
+
+    /// The id [`ObjectId::packed`] gave `v`.
+    pub fn from_packed(v: u64) -> ObjectId {
+        ObjectId {
+            epoch: (v >> 32) as u32,
+            seq: v as u32,
+        }
+    }
+
     /// The object and the block index in it that `vblock` names (objects of `1 << shift`
     /// blocks).
     pub fn of_vblock(vblock: u64, shift: u32) -> (ObjectId, u32) {

@@ -200,5 +200,6 @@ fn new_superblock(
         data_url: [0; super::superblock::DATA_URL_LEN],
         object_shift: 0,
         _pad_object: 0,
+        object_watermark: 0,
     }
 }

@@ -16,7 +16,7 @@ pub const SB_SIZE: u64 = 4096;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 
-/// The superblock (region offset 0; 0x2A8 bytes, little-endian `repr(C)`).
+/// The superblock (region offset 0; 0x2B0 bytes, little-endian `repr(C)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Superblock {
@@ -83,6 +83,11 @@ pub struct Superblock {
     /// 1024 blocks of 4096 bytes, 4 MiB objects. 0 without the feature.
     pub object_shift: u32,
     pub _pad_object: u32,
+    /// The data-object watermark (0x2A8; `object_data`, docs/format.md 11.6): every data
+    /// object whose id (`epoch << 32 | seq`) is below it was repointed, or given up, by a
+    /// commit at or before this state; set to `epoch << 32` when a writer starts its
+    /// uploader and past each object it repoints. 0 in older images (nothing known).
+    pub object_watermark: u64,
 }
 
 /// Bytes of the data URL (`s3://BUCKET/PREFIX`; at most 255 used, so it ends in a NUL).
@@ -177,4 +182,5 @@ pub mod field {
     pub const DATA_BLOCKS_MAX: u64 = offset_of!(Superblock, data_blocks_max) as u64;
     pub const DATA_URL: u64 = offset_of!(Superblock, data_url) as u64;
     pub const OBJECT_SHIFT: u64 = offset_of!(Superblock, object_shift) as u64;
+    pub const OBJECT_WATERMARK: u64 = offset_of!(Superblock, object_watermark) as u64;
 }

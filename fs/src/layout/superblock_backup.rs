@@ -18,7 +18,7 @@ use super::superblock::{Superblock, SB_MAGIC, SB_SIZE};
 use crate::error::FsResult;
 use rvm_core::Transaction;
 
-/// Bytes of the superblock the copy holds (the whole structure, 0x1A0).
+/// Bytes of the superblock the copy holds (the whole structure, 0x2B0).
 pub const LEN: usize = std::mem::size_of::<Superblock>();
 
 /// The superblock's bytes before a transaction, to compare with after it ([`mirror`]).

@@ -10,11 +10,13 @@
 //!   ([`LocalCache`]).
 //! * [`full`]: writes when every local block is dirty (`-o cache_full=`, [`CacheFull`]).
 //! * [`uploader`]: the upload thread: pack, upload create-only, repoint ([`Uploader`]).
+//! * [`live`]: the objects a state points into and its watermark, for object collection.
 //! * [`mount`]: what the daemon starts and stops for such an image ([`Remote`]).
 
 pub mod blocks;
 pub mod cache;
 pub mod full;
+pub mod live;
 pub mod mount;
 pub mod session;
 pub mod uploader;

@@ -40,6 +40,9 @@ pub struct Remote {
     pub crash_after_upload: bool,
     /// `-o cache_full=`: writes when every local block is dirty.
     pub cache_full: CacheFull,
+    /// `-o snapshot_interval=` and `-o keep_snapshots=`: the log shipper's snapshot pace and
+    /// retention (None: `ShipConfig`'s defaults, 10 min and 2).
+    pub snapshots: (Option<Duration>, Option<usize>),
     /// `-o takeover`: the lease was taken by force; the shipper supersedes older epochs'
     /// records past this image.
     takeover: bool,
@@ -94,6 +97,7 @@ impl Remote {
             upload_sync: false,
             crash_after_upload: false,
             cache_full: CacheFull::default(),
+            snapshots: (None, None),
             takeover,
         }))
     }
@@ -146,14 +150,24 @@ impl Remote {
             info,
             u64::from(s.epoch()),
             may_write,
-            ShipConfig {
-                take_over: self.takeover,
-                interval: SHIP_INTERVAL,
-                ..ShipConfig::default()
-            },
+            self.ship_config(),
         )?;
         *lock(&self.shipper) = Some(shipper);
         Ok(())
+    }
+
+    /// The log shipper's settings for this mount: every snapshot carries its object list and
+    /// dead objects are collected after each retention (`objstore::ship::gc`).
+    fn ship_config(&self) -> ShipConfig {
+        let d = ShipConfig::default();
+        ShipConfig {
+            take_over: self.takeover,
+            interval: SHIP_INTERVAL,
+            snapshot_interval: self.snapshots.0.unwrap_or(d.snapshot_interval),
+            keep_snapshots: self.snapshots.1.unwrap_or(d.keep_snapshots),
+            live_objects: Some(super::live::reader(self.blocks.shift())),
+            ..d
+        }
     }
 
     /// fsync under `-o upload=sync`, after the file's data is in the bucket and the log is

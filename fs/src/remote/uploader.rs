@@ -2,10 +2,11 @@
 //! interval, packs dirty local blocks (whichever files they belong to) into data objects
 //! (`objstore::Packer`), uploads each create-only, and only once the bucket has acknowledged
 //! the whole object commits one transaction repointing the extents to the object's vblocks
-//! (`REMOTE`) and freeing the local blocks. An extent that changed meanwhile (overwritten,
-//! truncated, removed) is skipped: that part of the object is dead on arrival, and a crash
-//! before the commit leaves the object leaked (fsck finds it), never an extent pointing at an
-//! object the bucket lacks.
+//! (`REMOTE`) and freeing the local blocks, and raising the object watermark past it
+//! (`super::live`). An extent that changed meanwhile (overwritten, truncated, removed) is
+//! skipped: that part of the object is dead on arrival (an object wholly so is deleted at
+//! once), and a crash before the commit leaves the object leaked (collected once later
+//! snapshots' watermarks pass it), never an extent pointing at an object the bucket lacks.
 //!
 //! Failures: a failed or timed-out upload is retried with backoff (0.5 s doubling to 30 s)
 //! until it succeeds or the mount ends; the blocks stay local and dirty meanwhile, so no
@@ -13,6 +14,7 @@
 //! scan of the extent tree, [`scan_dirty`]).
 
 use super::blocks::Blocks;
+use super::live;
 use super::session::Session;
 use super::{eio, lock};
 use crate::error::FsResult;
@@ -80,6 +82,17 @@ impl Uploader {
         (interval, crash): (Duration, bool),
     ) -> Result<Uploader, objstore::Error> {
         let packer = Packer::new(session.epoch(), blocks.shift())?;
+        // Every older epoch's objects are decided now (their writers are gone): the
+        // watermark starts this epoch (docs/format.md 11.6).
+        let start = u64::from(session.epoch()) << 32;
+        let raised = fs.write().unwrap_or_else(|p| p.into_inner()).transact_on(
+            "upload watermark",
+            0,
+            |op| live::raise_watermark(op, start),
+        );
+        if let Err(e) = raised {
+            log::warn!("the object watermark stays where it was: {e}");
+        }
         let shared = Arc::new(Shared {
             fs,
             session,
@@ -209,11 +222,17 @@ impl Shared {
             for r in &runs {
                 n += repoint_run(op, r)?;
             }
+            live::raise_watermark(op, s.id.packed() + 1)?;
             Ok(n)
         })?;
         let rvm = fs.rvm.clone();
         drop(fs);
-        if done > 0 {
+        if done == 0 {
+            // Dead on arrival: no extent ever pointed into it, so it may go at once.
+            if let Err(e) = self.session.bucket().delete(&s.id.name()) {
+                log::warn!("{}: dead on arrival, not deleted: {e}", s.id.name());
+            }
+        } else {
             self.blocks.freed().note();
             // Flushed now, outside the lock, not at the next commit interval: the log
             // shipper can then put the repointing record at once, and a machine loss loses

@@ -1,31 +1,21 @@
 //! After the checks, on an `object_data` image: the leaked-object sweep (docs/format.md
 //! 11.6). fsck takes the bucket's lease (no writer runs meanwhile; a live holder means the
 //! bucket is in use: no sweep), lists `data/` **to the end**, and compares it with the
-//! objects the image's `REMOTE` extents point into: objects no extent points at are leaked
-//! (a crash between an upload and its repointing commit leaves one), listed with their size,
-//! and deleted only with -y. A listing that failed or was incomplete deletes nothing
+//! objects the image's `REMOTE` extents point into (`rvmfs::remote::live`). An object no
+//! extent points at is leaked when no state a restore can still reach needs it either (the
+//! object lists of the bucket's snapshots, `objstore::ship::gc::History`): a crash between
+//! an upload and its repointing commit, or a removed file's data after the snapshots that
+//! saw it are gone. The others are kept (reported, not a problem: the daemon collects them
+//! once retention passes them). Leaked objects are listed with their size and deleted only
+//! with -y. A listing that failed or was incomplete deletes nothing
 //! (`objstore::find_leaked` returns a complete listing or an error: juicefs #6479). Live
 //! objects the bucket lacks are data lost: reported, never "fixed".
 
+use objstore::ship::gc::{history, History};
 use objstore::{delete_leaked, find_leaked, ObjectId, Sweep};
 use rvmfs::remote::session::take_lease;
 use rvmfs::remote::Access;
-use rvmfs::store::extent_map::{EXTENTS, REMOTE};
-use rvmfs::FsResult;
 use std::collections::BTreeSet;
-
-/// The data objects the extents of region `bytes` point into (objects of `1 << shift`
-/// blocks).
-pub fn live(bytes: &[u8], shift: u32) -> FsResult<BTreeSet<ObjectId>> {
-    let mut out = BTreeSet::new();
-    EXTENTS.scan(bytes, (0, 0), (u64::MAX, u64::MAX), |_, v| {
-        if v[2] & REMOTE != 0 {
-            out.insert(ObjectId::of_vblock(v[1], shift).0);
-        }
-        Ok(true)
-    })?;
-    Ok(out)
-}
 
 /// What the sweep found and did.
 #[derive(Debug, Default)]
@@ -53,9 +43,14 @@ pub fn sweep(
         true => Some(take_lease(&bucket).map_err(|e| e.to_string())?),
         false => None,
     };
-    let result = find_leaked(&bucket, live)
-        .map_err(|e| format!("listing the data objects failed, nothing deleted: {e}"))
-        .map(|s| act(name, &bucket, &s, delete));
+    let result = history(&bucket)
+        .map_err(|e| format!("reading the snapshots' object lists failed, nothing deleted: {e}"))
+        .and_then(|h| {
+            let mut s = find_leaked(&bucket, live)
+                .map_err(|e| format!("listing the data objects failed, nothing deleted: {e}"))?;
+            s.hold_back(|id| !h.may_delete(id));
+            Ok(act(name, &bucket, &s, &h, delete))
+        });
     if let Some(Err(e)) = lease.map(|l| l.release(&bucket)) {
         println!("{name}: releasing the object store's lease: {e}");
     }
@@ -63,7 +58,7 @@ pub fn sweep(
 }
 
 /// Print the sweep's findings and delete the leaked objects if `delete`.
-fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, delete: bool) -> Outcome {
+fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, h: &History, delete: bool) -> Outcome {
     let url = bucket.target();
     for (id, size) in &s.leaked {
         let what = if delete {
@@ -74,6 +69,17 @@ fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, delete: bool) -> Outcom
         println!(
             "{name}: leaked data object {url}/{} ({size} bytes): {what}",
             id.name()
+        );
+    }
+    if !s.kept.is_empty() {
+        let why = match h {
+            History::Unknown(dir) => format!("{dir} (made by an older build) lists no objects"),
+            _ => "a restore to a retained snapshot's history may need them".into(),
+        };
+        let bytes: u64 = s.kept.iter().map(|(_, n)| n).sum();
+        println!(
+            "{name}: {} data objects ({bytes} bytes) no extent points at are kept: {why}",
+            s.kept.len()
         );
     }
     for l in &s.strays {
@@ -101,9 +107,10 @@ fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, delete: bool) -> Outcom
         out.leaked_left = s.leaked.len();
     }
     println!(
-        "{name}: object store {url}: {} objects listed, {} live, {} leaked{}",
+        "{name}: object store {url}: {} objects listed, {} live, {} kept for restore, {} leaked{}",
         s.listed,
         live_count(s),
+        s.kept.len(),
         s.leaked.len(),
         if out.deleted > 0 {
             format!(" ({} deleted)", out.deleted)
@@ -115,5 +122,5 @@ fn act(name: &str, bucket: &objstore::Bucket, s: &Sweep, delete: bool) -> Outcom
 }
 
 fn live_count(s: &Sweep) -> usize {
-    s.listed - s.leaked.len() - s.strays.len()
+    s.listed - s.leaked.len() - s.kept.len() - s.strays.len()
 }

@@ -14,12 +14,14 @@
 //! * [`shipper`]: the thread that ships and snapshots ([`Shipper`]).
 //! * [`worker`]: one shipping pass and one snapshot, what the thread runs.
 //! * [`retention`]: which snapshots and segments may go.
+//! * [`gc`]: which data objects no reachable state points into, and collecting them.
 //! * [`restore`]: the region rebuilt from the bucket ([`restore::restore`]).
 //!
 //! The records come from rvm-core's log shipping hooks (`rvm_core::ship`): the flush tap,
 //! the shipped floor that keeps truncation from freeing unshipped records, and reading
 //! the live log from an Lsn after a restart.
 
+pub mod gc;
 pub mod listing;
 pub mod restore;
 pub mod retention;

@@ -6,6 +6,7 @@
 //! is shipped (the shipped floor), so truncation never frees an unshipped record: during
 //! an outage the log fills and writers wait, nothing is lost.
 
+use super::gc::LiveObjects;
 use super::worker::{Setup, Worker};
 use super::ShipError;
 use crate::bucket::Bucket;
@@ -37,6 +38,10 @@ pub struct ShipConfig {
     /// writer still shipping after the restore); they are superseded from this image's
     /// head on. Off (default): such a bucket is refused ([`ShipError::Ahead`]).
     pub take_over: bool,
+    /// `object_data` images: how to read a region's data objects. Set, every snapshot
+    /// carries its object list, and the dead objects are collected after each retention
+    /// (`super::gc`); None (default): neither.
+    pub live_objects: Option<LiveObjects>,
 }
 
 impl Default for ShipConfig {
@@ -49,6 +54,7 @@ impl Default for ShipConfig {
             keep_snapshots: 2,
             tap_limit: 64 << 20,
             take_over: false,
+            live_objects: None,
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct ShipStatus {
     pub snapshot_bytes: u64,
     /// The Lsn of the last snapshot this shipper completed.
     pub last_snapshot: Option<Lsn>,
+    /// Dead data objects deleted (`super::gc::collect`).
+    pub objects_collected: u64,
     /// Set when the shipper stopped for good (lease lost, a collision, a corrupt log).
     pub failed: Option<String>,
 }

@@ -39,6 +39,25 @@ pub struct Manifest {
     pub header_block: String,
     /// The part objects, in order.
     pub parts: Vec<PartInfo>,
+    /// The data objects the snapshot's state points into, and its watermark (`object_data`
+    /// images; docs/format.md 11.6, `super::gc`). Absent in snapshots of local-data images
+    /// and of older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectsInfo>,
+}
+
+/// The object list of a snapshot (`objects`, written with the parts, before the manifest).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectsInfo {
+    /// Name relative to the snapshot's directory (`objects`).
+    pub name: String,
+    /// Data objects listed.
+    pub count: u64,
+    /// The state's watermark (superblock `object_watermark`): every object whose packed id
+    /// is below it was repointed or given up at or before the snapshot's Lsn.
+    pub watermark: u64,
+    /// CRC32C of the whole list object.
+    pub crc: u32,
 }
 
 /// One part object of a snapshot.

@@ -1,13 +1,15 @@
 //! What the shipper's thread does: where to resume (from the bucket's listing), one
 //! shipping pass (gather whole records from the cursor, put a segment, move the shipped
 //! floor), one snapshot (the applied region read under rvm-core's truncation hold, put in
-//! parts, then its manifest), retention after it.
+//! parts, then its manifest), retention and the collection of dead data objects after it.
 
+use super::gc::{self, LiveObjects, ObjectsAt};
 use super::listing;
 use super::segment::{self, segment_key, SegmentHeader};
 use super::shipper::{ImageInfo, MayWrite, Shared, ShipConfig};
 use super::snapshot::{
-    encode_block, encode_part, snapshot_dir, Manifest, PageTracker, PartInfo, PAGE, PART_PAGES,
+    encode_block, encode_part, snapshot_dir, Manifest, ObjectsInfo, PageTracker, PartInfo, PAGE,
+    PART_PAGES,
 };
 use super::{now_unix_ms, retention, ShipError};
 use crate::bucket::{Bucket, Put};
@@ -258,6 +260,7 @@ impl Worker {
         let seg = self.s.image.segment;
         let tracker = &self.tracker;
         let last = self.last_snap.as_ref().map(|s| s.0);
+        let live = self.s.cfg.live_objects.clone();
         let taken = self.s.rvm.hold_applied(|head| -> Result<_, ShipError> {
             if last == Some(head) {
                 return Ok(None);
@@ -270,9 +273,13 @@ impl Worker {
                 Some(list) => read_pages(&*storage, seg.offset, list)?,
                 None => read_nonzero(&*storage, seg.offset, seg.len)?,
             };
-            Ok(Some((head, incremental.is_some(), pages)))
+            let objects = match &live {
+                Some(f) => Some(objects_at(&*storage, seg, f)?),
+                None => None,
+            };
+            Ok(Some((head, incremental.is_some(), pages, objects)))
         })??;
-        let Some((lsn, incremental, pages)) = taken else {
+        let Some((lsn, incremental, pages, objects)) = taken else {
             return Ok(());
         };
         let base_dir = base.filter(|_| incremental).map(|b| b.1);
@@ -281,11 +288,19 @@ impl Worker {
         } else {
             0
         };
-        let dir = self.put_snapshot(lsn, base_dir, &pages)?;
+        let dir = self.put_snapshot(lsn, base_dir, &pages, objects.as_ref())?;
         self.last_snap = Some((lsn, dir));
         self.need_base = false;
         self.since_snap = (Instant::now(), 0);
-        retention::retain(&self.s.bucket, self.s.cfg.keep_snapshots)
+        retention::retain(&self.s.bucket, self.s.cfg.keep_snapshots)?;
+        if live.is_some() {
+            let n = gc::collect(&self.s.bucket, &*self.s.may_write)?;
+            if n > 0 {
+                log::info!("collected {n} dead data objects");
+            }
+            self.s.shared.lock().status.objects_collected += n as u64;
+        }
+        Ok(())
     }
 
     /// Put the parts, then the manifest; the snapshot's directory.
@@ -294,10 +309,26 @@ impl Worker {
         lsn: Lsn,
         base: Option<String>,
         pages: &[(u32, Vec<u8>)],
+        objects: Option<&ObjectsAt>,
     ) -> Result<String, ShipError> {
         let dir = snapshot_dir(lsn, self.s.epoch);
         let mut parts = Vec::new();
         let mut bytes = 0u64;
+        let objects = match objects {
+            Some(at) => {
+                let body = gc::encode(at);
+                bytes += body.len() as u64;
+                let info = ObjectsInfo {
+                    name: gc::OBJECTS_NAME.into(),
+                    count: at.live.len() as u64,
+                    watermark: at.watermark,
+                    crc: crc32c::crc32c(&body),
+                };
+                self.put_create(&format!("{dir}/{}", info.name), Bytes::from(body))?;
+                Some(info)
+            }
+            None => None,
+        };
         for (i, chunk) in pages.chunks(PART_PAGES).enumerate() {
             let refs: Vec<(u32, &[u8])> = chunk.iter().map(|(n, p)| (*n, p.as_slice())).collect();
             let body = encode_part(&refs);
@@ -321,6 +352,7 @@ impl Worker {
             segment_len: self.s.image.segment.len,
             header_block: encode_block(&self.s.image.header_block),
             parts,
+            objects,
         };
         let body = serde_json::to_vec_pretty(&m).map_err(|e| ShipError::Corrupt(e.to_string()))?;
         bytes += body.len() as u64;
@@ -388,6 +420,17 @@ fn read_pages(
         out.push((p, page));
     }
     Ok(out)
+}
+
+/// The data objects of the region in `storage` at `seg`, by `f` (the whole region is read).
+fn objects_at(
+    storage: &dyn rvm_core::Storage,
+    seg: rvm_core::Area,
+    f: &LiveObjects,
+) -> Result<ObjectsAt, ShipError> {
+    let mut region = vec![0u8; seg.len as usize];
+    storage.read_at(&mut region, seg.offset)?;
+    (f.0)(&region).map_err(|e| ShipError::Corrupt(format!("the region's data objects: {e}")))
 }
 
 /// Every page of the region (`len` bytes at image offset `base`) that is not all zeros.
