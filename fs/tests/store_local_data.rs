@@ -18,7 +18,12 @@ const HEAP_LEN: u64 = 2 << 20;
 /// a restore passes).
 fn changed(before: &[u8], after: &[u8]) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
-    for (i, _) in before.iter().zip(after).enumerate().filter(|(_, (a, b))| a != b) {
+    for (i, _) in before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+    {
         match out.last_mut() {
             Some(r) if r.end == i => r.end = i + 1,
             _ => out.push(i..i + 1),
@@ -58,19 +63,39 @@ fn a_written_local_extent_is_refused_until_it_points_at_the_bucket() {
     let whole = [0..mem.bytes().len()];
     assert!(judge.all_remote(mem.bytes(), &whole).unwrap(), "no extents");
     // fallocate: allocated, reads zeros, nothing to lose.
-    assert!(step(&mut mem, &mut judge, |tx| extent_map::put(tx, 5, &ext(0, 4, 100, UNWRITTEN))));
+    assert!(step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx,
+        5,
+        &ext(0, 4, 100, UNWRITTEN)
+    )));
     // Written, still local (not uploaded).
-    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(tx, 7, &ext(0, 2, 200, 0))));
+    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx,
+        7,
+        &ext(0, 2, 200, 0)
+    )));
     assert_eq!(judge.first_local(), Some((7, 0)));
     // Another file, already in the bucket: inode 7 still holds the state back.
-    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(tx, 9, &ext(0, 8, VBLOCK, REMOTE))));
+    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx,
+        9,
+        &ext(0, 8, VBLOCK, REMOTE)
+    )));
     // The uploader repoints inode 7's extent to an object.
     let remote = ext(0, 2, VBLOCK + 8, REMOTE);
-    assert!(step(&mut mem, &mut judge, |tx| extent_map::put(tx, 7, &remote)));
+    assert!(step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx, 7, &remote
+    )));
     assert_eq!(judge.first_local(), None);
     // A new local write, then the file is removed: accepted again.
-    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(tx, 11, &ext(3, 1, 300, 0))));
-    assert!(step(&mut mem, &mut judge, |tx| extent_map::remove(tx, 11, 3)));
+    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx,
+        11,
+        &ext(3, 1, 300, 0)
+    )));
+    assert!(step(&mut mem, &mut judge, |tx| extent_map::remove(
+        tx, 11, 3
+    )));
 }
 
 #[test]
@@ -93,14 +118,26 @@ fn only_commits_that_write_the_extent_tree_cost_a_scan() {
     assert_eq!(judge.scans(), 1);
     // A thousand commits elsewhere in the region (the inode bitmap): no rescan.
     for i in 0..1000u64 {
-        let ok = step(&mut mem, &mut judge, |tx| pod::put(tx, BITMAP_AT + (i % 512) * 8, &i));
+        let ok = step(&mut mem, &mut judge, |tx| {
+            pod::put(tx, BITMAP_AT + (i % 512) * 8, &i)
+        });
         assert!(ok);
     }
-    assert_eq!(judge.scans(), 1, "commits that leave the tree alone scan nothing");
+    assert_eq!(
+        judge.scans(),
+        1,
+        "commits that leave the tree alone scan nothing"
+    );
     // One local write among them: found, at the cost of one scan.
-    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(tx, 100 + n / 2, &ext(0, 1, 7, 0))));
+    assert!(!step(&mut mem, &mut judge, |tx| extent_map::put(
+        tx,
+        100 + n / 2,
+        &ext(0, 1, 7, 0)
+    )));
     assert_eq!(judge.scans(), 2);
     assert_eq!(judge.first_local(), Some((100 + n / 2, 0)));
-    assert!(!step(&mut mem, &mut judge, |tx| pod::put(tx, BITMAP_AT, &1u64)));
+    assert!(!step(&mut mem, &mut judge, |tx| pod::put(
+        tx, BITMAP_AT, &1u64
+    )));
     assert_eq!(judge.scans(), 2);
 }
