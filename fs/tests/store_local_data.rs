@@ -60,8 +60,13 @@ const VBLOCK: u64 = 1 << 42;
 fn a_written_local_extent_is_refused_until_it_points_at_the_bucket() {
     let mut mem = MemRegion::new(HEAP_LEN);
     let mut judge = LocalData::new();
-    let whole = [0..mem.bytes().len()];
-    assert!(judge.all_remote(mem.bytes(), &whole).unwrap(), "no extents");
+    let whole = 0..mem.bytes().len();
+    assert!(
+        judge
+            .all_remote(mem.bytes(), std::slice::from_ref(&whole))
+            .unwrap(),
+        "no extents"
+    );
     // fallocate: allocated, reads zeros, nothing to lose.
     assert!(step(&mut mem, &mut judge, |tx| extent_map::put(
         tx,
@@ -113,8 +118,10 @@ fn only_commits_that_write_the_extent_tree_cost_a_scan() {
         })
         .unwrap();
     }
-    let whole = [0..mem.bytes().len()];
-    assert!(judge.all_remote(mem.bytes(), &whole).unwrap());
+    let whole = 0..mem.bytes().len();
+    assert!(judge
+        .all_remote(mem.bytes(), std::slice::from_ref(&whole))
+        .unwrap());
     assert_eq!(judge.scans(), 1);
     // A thousand commits elsewhere in the region (the inode bitmap): no rescan.
     for i in 0..1000u64 {

@@ -30,7 +30,12 @@ fn fsck_clean(s: &Seaweed, image: &Path) {
     let mut c = cmd(bin(FSCK), &["-n", "-f"]);
     c.arg(image).envs(s.env());
     let o = run_timeout(&mut c, Duration::from_secs(120));
-    assert_eq!(o.code(), 0, "fsck -n of the restored image:\n{}", o.output());
+    assert_eq!(
+        o.code(),
+        0,
+        "fsck -n of the restored image:\n{}",
+        o.output()
+    );
 }
 
 /// `mnt`'s daemon gets the server's environment (endpoint, credentials).
@@ -89,7 +94,10 @@ fn write_synced(path: &Path, data: &[u8]) {
 fn unreadable_file(dir: &Path) -> Option<(PathBuf, std::io::Error)> {
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).expect("readdir").map(|e| e.expect("dirent")) {
+        for e in std::fs::read_dir(&d)
+            .expect("readdir")
+            .map(|e| e.expect("dirent"))
+        {
             let t = e.file_type().expect("file type");
             if t.is_dir() {
                 dirs.push(e.path());
@@ -149,8 +157,15 @@ fn restore_stops_before_file_data_that_never_reached_the_bucket() {
         len.as_ref().map_or(true, |&len| len == 0),
         "the second file is absent or empty: {len:?}"
     );
-    assert!(!r.path("marker").exists(), "the marker came after the second's data");
-    assert!(unreadable_file(r.mnt()).is_none(), "{:?}", unreadable_file(r.mnt()));
+    assert!(
+        !r.path("marker").exists(),
+        "the marker came after the second's data"
+    );
+    assert!(
+        unreadable_file(r.mnt()).is_none(),
+        "{:?}",
+        unreadable_file(r.mnt())
+    );
     r.unmount_ok();
 
     // --allow-local-data: everything shipped, the second file without its data.
@@ -162,7 +177,8 @@ fn restore_stops_before_file_data_that_never_reached_the_bucket() {
     assert_eq!(len, second.len() as u64);
     let read = std::fs::read(all.path("second"));
     assert!(
-        read.as_ref().map_or_else(|e| e.raw_os_error() == Some(libc::EIO), |d| *d != second),
+        read.as_ref()
+            .map_or_else(|e| e.raw_os_error() == Some(libc::EIO), |d| *d != second),
         "the second file's data never reached the bucket: {:?}",
         read.map(|d| d.len())
     );

@@ -65,8 +65,7 @@ pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
     restore_where(bucket, until, None)
 }
 
-/// The records a judge made a replay step back over, and the snapshot the replay started
-/// from.
+/// A replay's judge, and how to step back to the last state it accepted.
 struct Judged<'j, 'f> {
     judge: &'j mut Judge<'f>,
     rewind: Rewind,
@@ -81,10 +80,10 @@ struct Judged<'j, 'f> {
 pub fn restore_where(
     bucket: &Bucket,
     until: Until,
-    mut judge: Option<&mut Judge<'_>>,
+    judge: Option<&mut Judge<'_>>,
 ) -> Result<Restored, ShipError> {
     let segs = listing::segments(bucket)?;
-    let Some(judge) = judge.as_deref_mut() else {
+    let Some(judge) = judge else {
         let (dir, m) = pick_snapshot(bucket, &segs, until)?;
         return Ok(restore_from(bucket, &segs, until, dir, m, None)?.0);
     };
@@ -102,8 +101,11 @@ pub fn restore_where(
         });
         let (lsn, (mut r, accepted)) = match (attempt, refused) {
             (Ok(a), _) => a,
-            (Err(_), Some((from, to))) => return Err(ShipError::Unacceptable { from, to }),
-            (Err(e), None) => return Err(e),
+            // No older snapshot, or a gap after it: nothing earlier can be rebuilt.
+            (Err(ShipError::Missing(_)), Some((from, to))) => {
+                return Err(ShipError::Unacceptable { from, to })
+            }
+            (Err(e), _) => return Err(e),
         };
         let to = refused.map_or(r.shipped.saturating_sub(1), |x| x.1);
         if accepted {
@@ -149,7 +151,8 @@ fn restore_from(
         external_ranges: 0,
     };
     if let Some(j) = j.as_deref_mut() {
-        if judge(j, &r.region, &[0..r.region.len()], r.next)? {
+        let whole = 0..r.region.len();
+        if judge(j, &r.region, std::slice::from_ref(&whole), r.next)? {
             j.rewind.accept(mark(&r, 0));
         }
     }
