@@ -128,7 +128,19 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         exit::say("restore", image, format!("{e:#}"));
         return Ok(exit::ERROR);
     }
-    let mut out = std::io::stdout().lock();
+    report(&args, &r, local.first_local(), started)?;
+    Ok(exit::OK)
+}
+
+/// Print what was restored; where and why the replay stopped short of the target
+/// (`local`: a written local extent of a refused state, inode and block).
+fn report(
+    args: &Args,
+    r: &Restored,
+    local: Option<(u64, u64)>,
+    started: Instant,
+) -> std::io::Result<()> {
+    let (image, mut out) = (&args.image, std::io::stdout().lock());
     writeln!(
         out,
         "Restored {} from {}: snapshot {} (Lsn {}), {} records from {} segments, up to Lsn {} ({:.2} s)",
@@ -143,16 +155,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     )?;
     if r.shipped != r.next {
         let (lsn, shipped) = (r.next.saturating_sub(1), r.shipped.saturating_sub(1));
-        let example = match local.first_local() {
+        let reach = match (args.lsn, args.time) {
+            (None, None) => "shipped up to",
+            _ => "the target reaches",
+        };
+        let example = match local {
             Some((ino, block)) => format!(" (e.g. inode {ino} at block {block})"),
             None => String::new(),
         };
-        writeln!(out, "Stopped at Lsn {lsn} (shipped up to {shipped}): later states point at file data that never reached the bucket{example}; --allow-local-data restores up to {shipped}")?;
+        writeln!(out, "Stopped at Lsn {lsn} ({reach} {shipped}): later states point at file data that never reached the bucket{example}; --allow-local-data restores up to {shipped}")?;
     }
     if r.external_ranges > 0 {
         writeln!(out, "Note: {} ranges of file data in the log were not restored (file data is not in the bucket)", r.external_ranges)?;
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// Write the restored image at `path`: header block, an empty log starting at `r.next`,
