@@ -2,7 +2,8 @@
 //! judge of `object_data` images (`rvmfs::store::local_data`), `objstore::ship::
 //! restore_where` gives the newest shipped state in which no written extent points at a
 //! local block, byte for byte the source's region at that Lsn; when the newest snapshot is
-//! itself such a state, it starts over from an older one. The source is a real image driven
+//! itself such a state, it starts over from an older one; with none left, it refuses,
+//! naming the Lsns of the refused states. The source is a real image driven
 //! through the rvmfs library and shipped to a real SeaweedFS; its file data is local (as an
 //! `object_data` image's before the upload), and "the upload" is the uploader's commit
 //! (the extent repointed to a data object, flag REMOTE) made by hand.
@@ -140,5 +141,39 @@ fn judging_thousands_of_records_costs_little() {
     // Only the records that wrote the extent tree (two per file) cost a scan.
     assert!(scans <= 2 * files + 1, "{scans} scans");
     assert!(plain.records > 3 * files, "{} records", plain.records);
+    drop(shipper);
+}
+
+#[test]
+fn no_acceptable_state_refuses_the_restore_naming_the_lsns() {
+    let (_s, _dir, mut src, b) = ship_setup!("localnone");
+    let shipper = start(&b, &src, 1, always());
+    write_local(&mut src, "early", 5000);
+    let snap = shipper.sync(WAIT).unwrap();
+    // A snapshot of a refused state, then more refused states.
+    src.fs.rvm.truncate().unwrap();
+    assert_eq!(shipper.snapshot_now(WAIT).unwrap(), Some(snap));
+    churn(&mut src.fs, "a", 1, 10);
+    let latest = shipper.sync(WAIT).unwrap();
+    // The segments from the base snapshot to the new one are gone: no earlier state can be
+    // rebuilt.
+    for seg in objstore::ship::listing::segments(&b).unwrap() {
+        if seg.first < snap {
+            b.delete(&seg.name).unwrap();
+        }
+    }
+    let mut local = LocalData::new();
+    let mut judge =
+        |r: &[u8], t: &[Range<usize>]| local.all_remote(r, t).map_err(|e| e.to_string());
+    match ship::restore_where(&b, Until::Latest, Some(&mut judge)) {
+        Err(objstore::ship::ShipError::Unacceptable { from, to }) => {
+            assert_eq!((from, to), (snap - 1, latest - 1));
+        }
+        Err(e) => panic!("{e}"),
+        Ok(r) => panic!("restored up to Lsn {}", r.next),
+    }
+    // Without the judge the latest state restores.
+    let r = ship::restore(&b, Until::Latest).unwrap();
+    assert_eq!(r.next, latest);
     drop(shipper);
 }
