@@ -4,14 +4,23 @@
 //! header (UUID, geometry), the rebuilt metadata region, and an empty log whose first Lsn
 //! continues the restored one; its data area is sparse (file data of a local-data image is
 //! not in the bucket).
+//!
+//! For an `object_data` image the replay stops at the newest shipped state in which no
+//! written extent points at a local block (`rvmfs::store::local_data`, judged after each
+//! record through `objstore::ship::restore_where`): a later state names file data that was
+//! written but never uploaded, which the restored image cannot have. `--allow-local-data`
+//! replays everything shipped instead.
 
 use crate::exit;
 use anyhow::Context;
-use objstore::ship::{restore, Restored, Until};
+use objstore::ship::{restore_where, Restored, ShipError, Until};
 use objstore::{Bucket, Config};
 use rvm_core::{FileStorage, Rvm, Storage};
-use rvmfs::layout::features::INCOMPAT_EXTERNAL_LOG;
+use rvmfs::layout::features::{Features, INCOMPAT_EXTERNAL_LOG, INCOMPAT_OBJECT_DATA};
 use rvmfs::layout::header::Header;
+use rvmfs::layout::pod;
+use rvmfs::layout::superblock::field;
+use rvmfs::store::local_data::LocalData;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,12 +36,17 @@ use std::time::Instant;
 /// not match. Credentials and endpoint come from the usual AWS environment variables
 /// (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
 ///
-/// A local-data image's file data is not in the bucket: the restored files have their
-/// names, attributes, extended attributes and sizes, and read zeros. fsck.rvmfs -n checks
-/// the restored metadata as any image's.
+/// An object_data image's restore stops at the newest shipped state (at or before the
+/// target) in which every written extent points at the bucket: a later state names file
+/// data written but not yet uploaded when the writer was lost. The output says where it
+/// stopped and up to where the log was shipped. With --allow-local-data it replays
+/// everything shipped; the files whose data never reached the bucket then read zeros (or
+/// fail their data checksums: EIO). A local-data image's file data is not in the bucket:
+/// the restored files have their names, attributes, extended attributes and sizes, and
+/// read zeros. fsck.rvmfs -n checks the restored metadata as any image's.
 ///
-/// Exit status: 0 restored, 1 the bucket lacks what the restore needs, cannot be read, or a
-/// write failed, 8 IMAGE exists (without -f) or the URL or AWS configuration is unusable,
+/// Exit status: 0 restored, 1 the bucket lacks what the restore needs (also: no state with
+/// all its file data in the bucket is left), cannot be read, or a write failed, 8 IMAGE exists (without -f) or the URL or AWS configuration is unusable,
 /// 16 usage error.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -44,6 +58,11 @@ pub struct Args {
     /// since 1970.
     #[arg(long, value_name = "T", value_parser = parse_time)]
     pub time: Option<u64>,
+    /// Object-data images: replay everything shipped, also states whose extents point at
+    /// file data that never reached the bucket (those files read zeros or fail their data
+    /// checksums).
+    #[arg(long)]
+    pub allow_local_data: bool,
     /// Overwrite IMAGE if it exists.
     #[arg(short = 'f', long)]
     pub force: bool,
@@ -84,14 +103,24 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     };
     let started = Instant::now();
-    let r = match restore(&bucket, until) {
+    let mut local = LocalData::new();
+    let mut judge = |region: &[u8], touched: &[std::ops::Range<usize>]| {
+        let features: Features = pod::get(region, field::FEATURES).map_err(|e| e.to_string())?;
+        if !features.has_incompat(INCOMPAT_OBJECT_DATA) {
+            return Ok(true);
+        }
+        local.all_remote(region, touched).map_err(|e| e.to_string())
+    };
+    let judged = (!args.allow_local_data).then_some(&mut judge as &mut objstore::ship::Judge);
+    let r = match restore_where(&bucket, until, judged) {
         Ok(r) => r,
         Err(e) => {
-            exit::say(
-                "restore",
-                image,
-                format!("cannot restore from {}: {e}", args.url),
-            );
+            let hint = match e {
+                ShipError::Unacceptable { .. } => " (each points at file data that never reached the bucket; --allow-local-data restores the latest anyway)",
+                _ => "",
+            };
+            let what = format!("cannot restore from {}: {e}{hint}", args.url);
+            exit::say("restore", image, what);
             return Ok(exit::ERROR);
         }
     };
@@ -99,7 +128,19 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         exit::say("restore", image, format!("{e:#}"));
         return Ok(exit::ERROR);
     }
-    let mut out = std::io::stdout().lock();
+    report(&args, &r, local.first_local(), started)?;
+    Ok(exit::OK)
+}
+
+/// Print what was restored; where and why the replay stopped short of the target
+/// (`local`: a written local extent of a refused state, inode and block).
+fn report(
+    args: &Args,
+    r: &Restored,
+    local: Option<(u64, u64)>,
+    started: Instant,
+) -> std::io::Result<()> {
+    let (image, mut out) = (&args.image, std::io::stdout().lock());
     writeln!(
         out,
         "Restored {} from {}: snapshot {} (Lsn {}), {} records from {} segments, up to Lsn {} ({:.2} s)",
@@ -112,10 +153,22 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         r.next.saturating_sub(1),
         started.elapsed().as_secs_f64()
     )?;
+    if r.shipped != r.next {
+        let (lsn, shipped) = (r.next.saturating_sub(1), r.shipped.saturating_sub(1));
+        let reach = match (args.lsn, args.time) {
+            (None, None) => "shipped up to",
+            _ => "the target reaches",
+        };
+        let example = match local {
+            Some((ino, block)) => format!(" (e.g. inode {ino} at block {block})"),
+            None => String::new(),
+        };
+        writeln!(out, "Stopped at Lsn {lsn} ({reach} {shipped}): later states point at file data that never reached the bucket{example}; --allow-local-data restores up to {shipped}")?;
+    }
     if r.external_ranges > 0 {
         writeln!(out, "Note: {} ranges of file data in the log were not restored (file data is not in the bucket)", r.external_ranges)?;
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// Write the restored image at `path`: header block, an empty log starting at `r.next`,

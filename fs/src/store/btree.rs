@@ -430,6 +430,8 @@ pub const LEAF_CAPACITY: usize = LEAF_CAP;
 pub const SLOTTED_LEAF_CAPACITY: usize = slotted::CAP;
 /// Most separator keys an internal node holds (it has one more child than keys).
 pub const INTERNAL_CAPACITY: usize = INT_CAP;
+/// Bytes of a node (a heap chunk of this size, at the region offset [`Tree::nodes`] gives).
+pub const NODE_BYTES: u64 = NODE;
 
 /// Shape checks beyond [`Tree::verify`], for tests and fsck.
 impl Tree {

@@ -16,6 +16,9 @@
 //!
 //! Name keys hash the name with `name_hash`; `names` indexes every name at once (inode to paths). Data checksums (`csum`) are a flat table of one
 //! CRC32C per data block, indexed by physical block.
+//!
+//! `local_data` judges a region for `rvmfs-admin restore` of an `object_data` image: does a
+//! written extent still point at a local block (data that may never have reached the bucket)?
 
 pub mod bitmap;
 pub mod btree;
@@ -24,6 +27,7 @@ pub mod dentry;
 pub mod extent_map;
 pub mod heap;
 mod leaf;
+pub mod local_data;
 pub mod name_hash;
 pub mod names;
 mod node;

@@ -16,6 +16,7 @@
 //! * [`retention`]: which snapshots and segments may go.
 //! * [`gc`]: which data objects no reachable state points into, and collecting them.
 //! * [`restore`]: the region rebuilt from the bucket ([`restore::restore`]).
+//! * [`rewind`]: stepping a restore back to the newest state its caller accepts.
 //!
 //! The records come from rvm-core's log shipping hooks (`rvm_core::ship`): the flush tap,
 //! the shipped floor that keeps truncation from freeing unshipped records, and reading
@@ -25,12 +26,14 @@ pub mod gc;
 pub mod listing;
 pub mod restore;
 pub mod retention;
+pub mod rewind;
 pub mod segment;
 pub mod shipper;
 pub mod snapshot;
 pub mod worker;
 
-pub use restore::{restore, Restored, Until};
+pub use restore::{restore, restore_where, Restored, Until};
+pub use rewind::Judge;
 pub use shipper::{ImageInfo, MayWrite, ShipConfig, ShipStatus, Shipper};
 
 use rvm_core::Lsn;
@@ -68,6 +71,9 @@ pub enum ShipError {
     Missing(String),
     #[error("{0}")]
     Corrupt(String),
+    /// A restore's judge accepted none of the states the bucket can rebuild.
+    #[error("no shipped state from Lsn {from} to Lsn {to} is acceptable, and the bucket holds no earlier one to restore")]
+    Unacceptable { from: Lsn, to: Lsn },
     #[error("epoch {0} does not fit the 32-bit epoch of object keys")]
     Epoch(u64),
     #[error("the shipper has stopped: {0}")]

@@ -3,8 +3,14 @@
 //! the segments' records from the snapshot's Lsn replayed up to the target, with rvm-core's
 //! record decoder. Refuses, naming what is missing, when the bucket lacks a snapshot, has a
 //! gap in the Lsns, or holds a segment or part whose checksums do not match.
+//!
+//! [`restore_where`] also takes a [`Judge`] of the states: the replay then stops at the
+//! newest acceptable state at or before the target (module [`super::rewind`]: an undo log
+//! back to it), and when no state from the snapshot on is acceptable, it starts again from
+//! the next older snapshot, aiming just before the refused one.
 
 use super::listing::{self, SegmentEntry};
+use super::rewind::{Judge, Mark, Rewind};
 use super::segment::{self, SegmentHeader};
 use super::snapshot::{apply_part, decode_block, Manifest};
 use super::ShipError;
@@ -42,6 +48,9 @@ pub struct Restored {
     pub snapshot_lsn: Lsn,
     /// The Lsn after the last record replayed: the state is the one after `next - 1`.
     pub next: Lsn,
+    /// The Lsn after the last record the target allowed: `next` unless a [`Judge`] stepped
+    /// the replay back from there.
+    pub shipped: Lsn,
     pub segments: usize,
     pub records: u64,
     /// File-data ranges in the replayed records, not applied (the data is not the region's).
@@ -53,8 +62,77 @@ pub struct Restored {
 /// Errors: [`ShipError::Missing`] (no snapshot, a gap, a target past what was shipped),
 /// `Segment` / `Snapshot` (a checksum mismatch, a bad object), the bucket's errors.
 pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
+    restore_where(bucket, until, None)
+}
+
+/// A replay's judge, and how to step back to the last state it accepted.
+struct Judged<'j, 'f> {
+    judge: &'j mut Judge<'f>,
+    rewind: Rewind,
+}
+
+/// Restore the region as of the newest state at or before `until` that `judge` accepts
+/// (every state if None; see the module doc). `Restored::shipped` tells where the replay
+/// would have stopped without the judge.
+///
+/// Errors: those of [`restore`]; [`ShipError::Unacceptable`] when the judge accepts no
+/// state the bucket can still rebuild; [`ShipError::Corrupt`] when it cannot judge one.
+pub fn restore_where(
+    bucket: &Bucket,
+    until: Until,
+    judge: Option<&mut Judge<'_>>,
+) -> Result<Restored, ShipError> {
     let segs = listing::segments(bucket)?;
-    let (dir, m) = pick_snapshot(bucket, &segs, until)?;
+    let Some(judge) = judge else {
+        let (dir, m) = pick_snapshot(bucket, &segs, until)?;
+        return Ok(restore_from(bucket, &segs, until, dir, m, None)?.0);
+    };
+    let mut target = until;
+    // The states refused so far (after Lsns from..=to), once a replay accepted none.
+    let mut refused: Option<(Lsn, Lsn)> = None;
+    loop {
+        let attempt = pick_snapshot(bucket, &segs, target).and_then(|(dir, m)| {
+            let lsn = m.lsn;
+            let mut j = Judged {
+                judge: &mut *judge,
+                rewind: Rewind::default(),
+            };
+            restore_from(bucket, &segs, target, dir, m, Some(&mut j)).map(|r| (lsn, r))
+        });
+        let (lsn, (mut r, accepted)) = match (attempt, refused) {
+            (Ok(a), _) => a,
+            // No older snapshot, or a gap after it: nothing earlier can be rebuilt.
+            (Err(ShipError::Missing(_)), Some((from, to))) => {
+                return Err(ShipError::Unacceptable { from, to })
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let to = refused.map_or(r.shipped.saturating_sub(1), |x| x.1);
+        if accepted {
+            r.shipped = to.saturating_add(1);
+            return Ok(r);
+        }
+        let from = lsn.saturating_sub(1);
+        if lsn < 2 {
+            return Err(ShipError::Unacceptable { from, to });
+        }
+        refused = Some((from, to));
+        // The states strictly before the refused snapshot's (the one after Lsn lsn - 1).
+        target = Until::Lsn(lsn - 2);
+    }
+}
+
+/// Build the region of snapshot `dir` and replay onto it up to `until`, stepped back to
+/// the judge's last acceptable state if `j`: the region, and whether a state was accepted
+/// (true without a judge; when false, the region is the one the target allowed).
+fn restore_from(
+    bucket: &Bucket,
+    segs: &[SegmentEntry],
+    until: Until,
+    dir: String,
+    m: Manifest,
+    mut j: Option<&mut Judged<'_, '_>>,
+) -> Result<(Restored, bool), ShipError> {
     let region = build_region(bucket, &dir, &m)?;
     let mut r = Restored {
         header_block: decode_block(&m.header_block).map_err(|source| ShipError::Snapshot {
@@ -67,12 +145,55 @@ pub fn restore(bucket: &Bucket, until: Until) -> Result<Restored, ShipError> {
         snapshot: dir,
         snapshot_lsn: m.lsn,
         next: m.lsn,
+        shipped: m.lsn,
         segments: 0,
         records: 0,
         external_ranges: 0,
     };
-    replay(bucket, &segs, until, &mut r)?;
-    Ok(r)
+    if let Some(j) = j.as_deref_mut() {
+        let whole = 0..r.region.len();
+        if judge(j, &r.region, std::slice::from_ref(&whole), r.next)? {
+            j.rewind.accept(mark(&r, 0));
+        }
+    }
+    replay(bucket, segs, until, &mut r, j.as_deref_mut())?;
+    r.shipped = r.next;
+    let Some(j) = j else {
+        return Ok((r, true));
+    };
+    let Some(good) = std::mem::take(&mut j.rewind).back(&mut r.region) else {
+        return Ok((r, false));
+    };
+    r.next = good.next;
+    r.records = good.records;
+    r.segments = good.segments;
+    r.external_ranges = good.external_ranges;
+    Ok((r, true))
+}
+
+/// Ask the judge about the state after Lsn `next - 1`.
+fn judge(
+    j: &mut Judged<'_, '_>,
+    region: &[u8],
+    touched: &[std::ops::Range<usize>],
+    next: Lsn,
+) -> Result<bool, ShipError> {
+    (j.judge)(region, touched).map_err(|why| {
+        ShipError::Corrupt(format!(
+            "the state after Lsn {} cannot be judged: {why}",
+            next.saturating_sub(1)
+        ))
+    })
+}
+
+/// The replay's position and counts in `r`, `segments` of them read.
+fn mark(r: &Restored, segments: usize) -> Mark {
+    Mark {
+        next: r.next,
+        records: r.records,
+        segments,
+        external_ranges: r.external_ranges,
+    }
 }
 
 /// The newest complete snapshot at or before `until` that no later epoch superseded (a
@@ -146,6 +267,7 @@ fn replay(
     segs: &[SegmentEntry],
     until: Until,
     r: &mut Restored,
+    mut j: Option<&mut Judged<'_, '_>>,
 ) -> Result<(), ShipError> {
     let limit = match until {
         Until::Lsn(n) => n.saturating_add(1),
@@ -181,7 +303,8 @@ fn replay(
         if matches!(until, Until::Time(t) if h.created_unix_ms > t) {
             break;
         }
-        if apply_segment(&h, records, &s.name, cut.min(limit), r)? && cut >= limit {
+        let stop = cut.min(limit);
+        if apply_segment(&h, records, &s.name, stop, r, j.as_deref_mut())? && cut >= limit {
             // The next record holds the target and later Lsns: this is the closest state.
             return Ok(());
         }
@@ -205,15 +328,18 @@ fn apply_segment(
     key: &str,
     stop: Lsn,
     r: &mut Restored,
+    mut j: Option<&mut Judged<'_, '_>>,
 ) -> Result<bool, ShipError> {
     if h.next <= r.next {
         return Ok(false);
     }
-    let mut err = None;
+    let mut err: Option<String> = None;
+    let mut failed: Option<ShipError> = None;
     let (mut used, mut blocked) = (false, false);
+    let mut touched = Vec::new();
     let (start, end) = (r.segment_offset, r.segment_offset + r.region.len() as u64);
     segment::each_record(records, |seq, next, bytes| {
-        if err.is_some() || blocked || seq < r.next {
+        if err.is_some() || failed.is_some() || blocked || seq < r.next {
             return;
         }
         if next > stop {
@@ -228,6 +354,7 @@ fn apply_segment(
             err = Some(format!("record at Lsn {seq} does not decode"));
             return;
         };
+        touched.clear();
         for (off, data) in rec.region_ranges() {
             let e = off + data.len() as u64;
             if *off < start || e > end {
@@ -236,15 +363,30 @@ fn apply_segment(
                 ));
                 return;
             }
-            r.region[(off - start) as usize..(e - start) as usize].copy_from_slice(data);
+            let range = (off - start) as usize..(e - start) as usize;
+            if let Some(j) = j.as_deref_mut() {
+                j.rewind.save(&r.region, range.clone());
+                touched.push(range.clone());
+            }
+            r.region[range].copy_from_slice(data);
         }
         r.external_ranges += rec.external_ranges().len() as u64;
         r.records += 1;
         r.next = next;
         used = true;
+        if let Some(j) = j.as_deref_mut() {
+            match judge(j, &r.region, &touched, next) {
+                Ok(true) => j.rewind.accept(mark(r, r.segments + 1)),
+                Ok(false) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
     });
     if let Some(why) = err {
         return Err(ShipError::Corrupt(format!("segment {key}: {why}")));
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     r.segments += used as usize;
     Ok(blocked)
