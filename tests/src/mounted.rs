@@ -43,6 +43,14 @@ impl Mounted {
         m
     }
 
+    /// A fresh 1 GiB image mounted with `threads=N` (N FUSE threads serving at once).
+    pub fn with_threads(threads: usize) -> Self {
+        let mut m = Self::unmounted(&["-s", "1G"]);
+        m.set_mount_options(&[&format!("threads={threads}")]);
+        m.mount();
+        m
+    }
+
     /// mkfs with `args`, not mounted yet.
     pub fn unmounted(args: &[&str]) -> Self {
         let m = Self::empty();

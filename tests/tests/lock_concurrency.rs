@@ -281,9 +281,7 @@ fn an_orphan_whose_handles_close_concurrently_is_freed_once() {
     // Opens and releases count handles under the shared lock; the last release of an
     // unlinked file frees it under the exclusive one.
     let threads = 8;
-    let mut m = Mounted::unmounted(&["-s", "1G"]);
-    m.set_mount_options(&[&format!("threads={}", threads + 1)]);
-    m.mount();
+    let mut m = Mounted::with_threads(threads + 1);
     let root = m.path("");
     let free = free_inodes(&root);
     let p = m.path("orphan");
@@ -324,9 +322,7 @@ fn name(t: usize, i: usize) -> (String, Vec<u8>) {
 fn parallel_lookups_and_readdirs_of_one_directory_stay_right() {
     require_fuse!();
     let (threads, per) = (4, 300);
-    let mut m = Mounted::unmounted(&["-s", "1G"]);
-    m.set_mount_options(&[&format!("threads={}", threads + 1)]);
-    m.mount();
+    let mut m = Mounted::with_threads(threads + 1);
     let d = m.path("d");
     fs::create_dir(&d).unwrap();
     std::thread::scope(|s| {

@@ -93,7 +93,10 @@ fn late_files_on(dir: &Path, late: &Late) -> Vec<u64> {
         match std::fs::read(&p) {
             Ok(got) if got.is_empty() => {
                 empty.push(*i);
-                assert!(empty.len() <= 1, "more than one late file is empty: {empty:?}");
+                assert!(
+                    empty.len() <= 1,
+                    "more than one late file is empty: {empty:?}"
+                );
             }
             Ok(got) => {
                 let want = pattern(*i, len_of(*i));

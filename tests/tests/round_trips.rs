@@ -350,9 +350,7 @@ fn directories_are_listed_from_the_region_and_listings_stay_right() {
 fn listings_never_show_a_removed_name() {
     require_fuse!();
     let (threads, rounds) = (4, 300);
-    let mut m = Mounted::unmounted(&["-s", "1G"]);
-    m.set_mount_options(&[&format!("threads={}", threads + 1)]);
-    m.mount();
+    let mut m = Mounted::with_threads(threads + 1);
     let d = m.path("d");
     fs::create_dir(&d).unwrap();
     std::thread::scope(|s| {
