@@ -273,10 +273,13 @@ impl Worker {
                 Some(list) => read_pages(&*storage, seg.offset, list)?,
                 None => read_nonzero(&*storage, seg.offset, seg.len)?,
             };
-            let objects = match &live {
-                Some(f) => Some(objects_at(&*storage, seg, f)?),
-                None => None,
-            };
+            // A region whose objects cannot be read (a damaged extent tree) still gets its
+            // snapshot, without an object list: collection then stops (`gc::History::Unknown`).
+            let objects = live.as_ref().and_then(|f| {
+                objects_at(&*storage, seg, f)
+                    .inspect_err(|e| log::error!("snapshot at Lsn {head}: {e}; no object list"))
+                    .ok()
+            });
             Ok(Some((head, incremental.is_some(), pages, objects)))
         })??;
         let Some((lsn, incremental, pages, objects)) = taken else {
