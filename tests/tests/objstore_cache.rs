@@ -10,8 +10,8 @@
 //! * every local block dirty (uploads failing): `cache_full=enospc` answers ENOSPC,
 //!   `cache_full=block` waits and goes on once the bucket heals, or answers ENOSPC after
 //!   `cache_wait`; nothing answered is lost (checked after a remount from the bucket alone);
-//! * a partial overwrite of a `REMOTE` block fetches its old bytes before taking the
-//!   filesystem lock: a slow bucket stalls that write only.
+//! * a partial overwrite, a truncation or a punched hole inside a `REMOTE` block fetches its
+//!   old bytes before taking the filesystem lock: a slow bucket stalls that request only.
 
 use rvmfs_tests::s3_proxy::{Action, Rule};
 use rvmfs_tests::*;
@@ -275,20 +275,11 @@ fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_write
     let slow = Action::DelayAnswer(Duration::from_secs(2));
     proxy.add(Rule::new(slow).method("GET").path(DATA));
     let path = m.path("old");
-    let overwrite = std::thread::spawn(move || {
+    not_stalled_by(&m, "the overwrite", move || {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(b"patched", 5000).unwrap(); // inside block 1: its old bytes needed
-        Instant::now()
     });
-    std::thread::sleep(Duration::from_millis(300)); // the overwrite waits for the bucket
-    std::fs::write(m.path("other"), b"not stalled").unwrap();
-    let other_done = Instant::now();
-    let overwrite_done = overwrite.join().unwrap();
-    assert!(
-        other_done < overwrite_done,
-        "a write of another file waited for the overwrite's fetch from the bucket"
-    );
     proxy.clear();
     want[5000..5007].copy_from_slice(b"patched");
     assert_file(m.path("old"), &want);
@@ -297,6 +288,61 @@ fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_write
     m.mount();
     assert_file(m.path("old"), &want);
     assert_file(m.path("other"), b"not stalled");
+    m.unmount_ok();
+}
+
+/// Run `act` (a request that must fetch a `REMOTE` block from a slow bucket) in a thread and,
+/// while it waits, write another file: that write must be answered first (`what` names `act`).
+fn not_stalled_by(m: &Mounted, what: &str, act: impl FnOnce() + Send + 'static) {
+    let slow = std::thread::spawn(move || {
+        act();
+        Instant::now()
+    });
+    std::thread::sleep(Duration::from_millis(300)); // `act` waits for the bucket
+    std::fs::write(m.path("other"), b"not stalled").unwrap();
+    let other_done = Instant::now();
+    let slow_done = slow.join().unwrap();
+    assert!(
+        other_done < slow_done,
+        "a write of another file waited for {what}'s fetch from the bucket"
+    );
+}
+
+#[test]
+fn a_truncation_or_punch_inside_a_remote_block_fetches_it_without_stalling_other_writes() {
+    require_fuse!();
+    let s = require_seaweed!("cut");
+    let (proxy, mut m) = proxied(&s, "256M", &[FAST_UPLOAD]);
+    let mut want = pattern(6, 64 << 10);
+    std::fs::write(m.path("old"), &want).unwrap();
+    m.unmount_ok(); // uploaded: REMOTE, and not cached by the next daemon
+    m.mount();
+    let slow = Action::DelayAnswer(Duration::from_secs(2));
+    proxy.add(Rule::new(slow).method("GET").path(DATA));
+    // A truncation inside block 10: its tail is zeroed, so its old bytes are needed.
+    let path = m.path("old");
+    not_stalled_by(&m, "the truncation", move || {
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(10 * 4096 + 100).unwrap();
+    });
+    want.truncate(10 * 4096 + 100);
+    // A punched hole from inside block 2 to inside block 4: both edges copied on write.
+    let path = m.path("old");
+    not_stalled_by(&m, "the punch", move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // SAFETY: fallocate on a descriptor this test owns.
+        let rc = unsafe { libc::fallocate(f.as_raw_fd(), mode, 2 * 4096 + 7, 2 * 4096) };
+        assert_eq!(rc, 0, "fallocate: {}", std::io::Error::last_os_error());
+    });
+    want[2 * 4096 + 7..4 * 4096 + 7].fill(0);
+    proxy.clear();
+    assert_file(m.path("old"), &want);
+    m.unmount_ok();
+    drop_local_data(m.image());
+    m.mount();
+    assert_file(m.path("old"), &want);
     m.unmount_ok();
 }
 

@@ -13,6 +13,9 @@ pub(super) fn getattr(fs: &RvmFs, ino: u64, reply: ReplyAttr) {
 }
 
 pub(super) fn setattr(fs: &RvmFs, ino: u64, set: &SetAttr, reply: ReplyAttr) {
+    if let (Some(size), Some(_)) = (set.size, &fs.remote) {
+        super::data::fetch_remote_tail(fs, ino, size); // before the lock
+    }
     let r = fs.transact("setattr", ino, |op| set_attr(op, ino, set));
     reply_attr(reply, ino, r);
 }

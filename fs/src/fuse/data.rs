@@ -92,10 +92,18 @@ pub(super) fn write(
     }
 }
 
-/// Before a write of `len` bytes at `offset` of `ino` takes the exclusive lock: read the
-/// `REMOTE` blocks it covers only in part (`read::partial_remote`) under the shared lock and
-/// then none, so the copy on write finds them cached. A failure here is left to the write
-/// itself (it reads them again, and answers EIO if the bucket still fails).
+/// Before a truncation of `ino` to `size` takes the exclusive lock: fetch the block it cuts
+/// inside, if `REMOTE` (its zeroed tail is copied on write); see [`fetch_partial_remote`].
+pub(super) fn fetch_remote_tail(fs: &RvmFs, ino: u64, size: u64) {
+    let cut = size % crate::layout::BLOCK_SIZE;
+    fetch_partial_remote(fs, ino, size - cut, cut);
+}
+
+/// Before a write (or a punch, a zeroed range) of `len` bytes at `offset` of `ino` takes the
+/// exclusive lock: read the `REMOTE` blocks it covers only in part (`read::partial_remote`)
+/// under the shared lock and then none, so the copy on write finds them cached. A failure
+/// here is left to the request itself (it reads them again, and answers EIO if the bucket
+/// still fails).
 fn fetch_partial_remote(fs: &RvmFs, ino: u64, offset: u64, len: u64) {
     let (source, vblocks) = {
         let f = fs.read();
@@ -153,6 +161,12 @@ pub(super) fn fallocate(
     unprivileged: bool,
     reply: ReplyEmpty,
 ) {
+    // A punched or zeroed range's partly covered edge blocks are copied on write: fetch
+    // them from the bucket first, holding no lock.
+    if fs.remote.is_some() && mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0
+    {
+        fetch_partial_remote(fs, ino, offset, length);
+    }
     // Not root: set-ID bits cleared (killpriv.rs), and kept away from the blocks reserved
     // for root.
     let r = fs.change("fallocate", ino, |f| {
