@@ -266,14 +266,7 @@ fn assert_file_eq(got: &[u8], want: &[u8], what: &str) {
 fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_writes() {
     require_fuse!();
     let s = require_seaweed!("cow");
-    let (proxy, mut m) = proxied(&s, "256M", &[FAST_UPLOAD]);
-    let mut want = pattern(5, 64 << 10);
-    std::fs::write(m.path("old"), &want).unwrap();
-    m.unmount_ok(); // uploaded: REMOTE, and not cached by the next daemon
-    m.mount();
-    // Every answer to a GET of a data object comes 2 s late: a slow bucket.
-    let slow = Action::DelayAnswer(Duration::from_secs(2));
-    proxy.add(Rule::new(slow).method("GET").path(DATA));
+    let (proxy, mut m, mut want) = slow_remote_file(&s, 5);
     let path = m.path("old");
     not_stalled_by(&m, "the overwrite", move || {
         use std::os::unix::fs::FileExt;
@@ -289,6 +282,20 @@ fn a_partial_overwrite_of_a_remote_block_fetches_it_without_stalling_other_write
     assert_file(m.path("old"), &want);
     assert_file(m.path("other"), b"not stalled");
     m.unmount_ok();
+}
+
+/// A mount through the proxy holding `old`, 64 KiB of `pattern(seed)` uploaded (`REMOTE`, not
+/// cached by this daemon), every answer to a GET of a data object 2 s late: a slow bucket.
+/// Returns the proxy, the mount and the file's bytes.
+fn slow_remote_file(s: &Seaweed, seed: u64) -> (S3Proxy, Mounted, Vec<u8>) {
+    let (proxy, mut m) = proxied(s, "256M", &[FAST_UPLOAD]);
+    let want = pattern(seed, 64 << 10);
+    std::fs::write(m.path("old"), &want).unwrap();
+    m.unmount_ok();
+    m.mount();
+    let slow = Action::DelayAnswer(Duration::from_secs(2));
+    proxy.add(Rule::new(slow).method("GET").path(DATA));
+    (proxy, m, want)
 }
 
 /// Run `act` (a request that must fetch a `REMOTE` block from a slow bucket) in a thread and,
@@ -312,13 +319,7 @@ fn not_stalled_by(m: &Mounted, what: &str, act: impl FnOnce() + Send + 'static) 
 fn a_truncation_or_punch_inside_a_remote_block_fetches_it_without_stalling_other_writes() {
     require_fuse!();
     let s = require_seaweed!("cut");
-    let (proxy, mut m) = proxied(&s, "256M", &[FAST_UPLOAD]);
-    let mut want = pattern(6, 64 << 10);
-    std::fs::write(m.path("old"), &want).unwrap();
-    m.unmount_ok(); // uploaded: REMOTE, and not cached by the next daemon
-    m.mount();
-    let slow = Action::DelayAnswer(Duration::from_secs(2));
-    proxy.add(Rule::new(slow).method("GET").path(DATA));
+    let (proxy, mut m, mut want) = slow_remote_file(&s, 6);
     // A truncation inside block 10: its tail is zeroed, so its old bytes are needed.
     let path = m.path("old");
     not_stalled_by(&m, "the truncation", move || {
