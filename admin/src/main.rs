@@ -14,6 +14,7 @@ mod logdump;
 mod rdump;
 mod resize;
 mod restore;
+mod restore_log;
 mod stats;
 mod tune;
 

@@ -3,7 +3,8 @@
 //! then the shipped redo-log segments replayed up to it. The new image gets the shipped
 //! header (UUID, geometry), the rebuilt metadata region, and an empty log whose first Lsn
 //! continues the restored one; its data area is sparse (file data of a local-data image is
-//! not in the bucket).
+//! not in the bucket). An image made with an external log gets a new one (`--logdev`,
+//! `restore_log`).
 //!
 //! For an `object_data` image the replay stops at the newest shipped state in which no
 //! written extent points at a local block (`rvmfs::store::local_data`, judged after each
@@ -12,10 +13,12 @@
 //! replays everything shipped instead.
 
 use crate::exit;
+use crate::restore_log;
 use anyhow::Context;
 use objstore::ship::{restore_where, Restored, ShipError, Until};
 use objstore::{Bucket, Config};
 use rvm_core::{FileStorage, Rvm, Storage};
+use rvmfs::layout::external_log::BINDING_OFFSET;
 use rvmfs::layout::features::{Features, INCOMPAT_EXTERNAL_LOG, INCOMPAT_OBJECT_DATA};
 use rvmfs::layout::header::Header;
 use rvmfs::layout::pod;
@@ -63,7 +66,13 @@ pub struct Args {
     /// checksums).
     #[arg(long)]
     pub allow_local_data: bool,
-    /// Overwrite IMAGE if it exists.
+    /// For an image made with an external log (mkfs.rvmfs -J device=): the file or block
+    /// device to make its new redo log on. A file is created (or cut) to the size mkfs
+    /// would give it, a device is used whole; the image is bound to it by a new log UUID.
+    /// Refused for an image whose log is inside it.
+    #[arg(short = 'l', long, value_name = "PATH")]
+    pub logdev: Option<PathBuf>,
+    /// Overwrite IMAGE if it exists (and the --logdev file or device if it holds data).
     #[arg(short = 'f', long)]
     pub force: bool,
     /// The bucket and prefix the image was shipped to.
@@ -124,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             return Ok(exit::ERROR);
         }
     };
-    if let Err(e) = write_image(image, &r) {
+    if let Err(e) = write_image(image, &r, args.logdev.as_deref(), args.force) {
         exit::say("restore", image, format!("{e:#}"));
         return Ok(exit::ERROR);
     }
@@ -171,13 +180,24 @@ fn report(
     Ok(())
 }
 
-/// Write the restored image at `path`: header block, an empty log starting at `r.next`,
-/// the region, sparse data; synced.
-fn write_image(path: &Path, r: &Restored) -> anyhow::Result<()> {
+/// Write the restored image at `path`: header block, an empty log starting at `r.next`
+/// (inside the image, or a new external log at `logdev` for an image made with one:
+/// `restore_log`; `force` overwrites that log's old contents), the region, sparse data;
+/// synced.
+fn write_image(
+    path: &Path,
+    r: &Restored,
+    logdev: Option<&Path>,
+    force: bool,
+) -> anyhow::Result<()> {
     let header = Header::decode(&r.header_block, r.image_len).context("the shipped header")?;
-    if header.features.has_incompat(INCOMPAT_EXTERNAL_LOG) {
-        anyhow::bail!("the shipped image has an external log; restoring one is not supported");
-    }
+    let external = header.features.has_incompat(INCOMPAT_EXTERNAL_LOG);
+    let binding = match (external, logdev) {
+        (true, Some(dev)) => Some(restore_log::make(dev, force, path, &header, r.image_len, r.next)?),
+        (true, None) => anyhow::bail!("the shipped image has an external log (mkfs -J device=): give --logdev PATH for its new log"),
+        (false, Some(_)) => anyhow::bail!("the shipped image keeps its log inside; --logdev is for an image made with an external log"),
+        (false, None) => None,
+    };
     let seg = header.segment_area();
     if seg.offset != r.segment_offset || seg.len != r.region.len() as u64 {
         anyhow::bail!("the shipped header's metadata region disagrees with the snapshot's");
@@ -191,10 +211,15 @@ fn write_image(path: &Path, r: &Restored) -> anyhow::Result<()> {
         .context("creating the image")?;
     file.set_len(r.image_len).context("sizing the image")?;
     let storage = FileStorage::new(file);
-    storage
-        .write_at(&r.header_block, 0)
-        .context("writing the header")?;
-    Rvm::create_log_at(&storage, header.log_area(), r.next).context("formatting the log")?;
+    let mut block = r.header_block.clone();
+    if let Some(b) = binding {
+        let at = BINDING_OFFSET as usize;
+        block.resize(block.len().max(at + b.len()), 0);
+        block[at..at + b.len()].copy_from_slice(&b);
+    } else {
+        Rvm::create_log_at(&storage, header.log_area(), r.next).context("formatting the log")?;
+    }
+    storage.write_at(&block, 0).context("writing the header")?;
     storage
         .write_at(&r.region, seg.offset)
         .context("writing the metadata region")?;

@@ -1,6 +1,7 @@
 //! Opening an image: the file, its exclusive lock, the header, RVM recovery, the region.
 //! `rvmfs` (mount) and `fsck.rvmfs` both start here; `mkfs.rvmfs` writes what this reads.
 
+pub mod host_file;
 pub mod log_device;
 pub mod read_only;
 pub mod stall;
@@ -367,7 +368,7 @@ fn open_locked(
         false => None,
     };
     let log = LogPlan {
-        ship: mode.ship && device.is_none() && header.features.has_incompat(INCOMPAT_OBJECT_DATA),
+        ship: mode.ship && header.features.has_incompat(INCOMPAT_OBJECT_DATA),
         device,
         spool: spool_path(&header),
         spool_size: SPOOL_SIZE,

@@ -6,17 +6,11 @@
 use crate::options::Args;
 use anyhow::{bail, Context, Result};
 use rvmfs::format::ExternalLog;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
-
-/// The log size for `image_size` when -J size= is not given and the file is new or empty
-/// (as the in-image log: image size / 32, 4 MiB to 256 MiB), bytes.
-fn default_len(image_size: u64) -> u64 {
-    (image_size / 32).clamp(4 << 20, 256 << 20) / 4096 * 4096
-}
 
 /// Refuse the image itself, and (without -f) a log path that holds anything.
 fn refuse(args: &Args, dev: &Path, file: &File, image: &File) -> Result<()> {
@@ -27,7 +21,7 @@ fn refuse(args: &Args, dev: &Path, file: &File, image: &File) -> Result<()> {
             dev.display()
         );
     }
-    if !args.force && crate::has_contents(file)? {
+    if !args.force && rvmfs::image::host_file::has_contents(file)? {
         bail!(
             "{} is not empty (an external log of another image?); use -f to overwrite it",
             dev.display()
@@ -47,12 +41,7 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
     };
     let path =
         std::path::absolute(dev).with_context(|| format!("bad log path {}", dev.display()))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
+    let file = rvmfs::image::host_file::open_or_create(&path)
         .with_context(|| format!("cannot open the external log {}", path.display()))?;
     refuse(args, &path, &file, image)?; // before the lock: the image's own is taken
     rvmfs::image::lock(&file, &path)?;
@@ -67,7 +56,7 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
         }
         (Some(s), _) => s,
         (None, _) if current > 0 => current,
-        (None, _) => default_len(image_size),
+        (None, _) => rvmfs::layout::external_log::default_log_len(image_size),
     } / 4096
         * 4096;
     if !is_block {
@@ -75,7 +64,7 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
             .and_then(|_| file.set_len(len))
             .with_context(|| format!("cannot size {}", path.display()))?;
     }
-    crate::zero_range(&file, 0, len)
+    rvmfs::image::host_file::zero_range(&file, 0, len)
         .with_context(|| format!("cannot zero the external log {}", path.display()))?;
     Ok(Some(ExternalLog {
         storage: Arc::new(rvm_core::FileStorage::new(file)),

@@ -7,11 +7,12 @@ mod options;
 
 use options::Args;
 use rvmfs::format::{format_external, Settings};
+use rvmfs::image::host_file::{has_contents, write_zeros, zero_range};
 use rvmfs::image::{read_header, ImageError};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::header::{Header, HeaderError};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
@@ -23,46 +24,6 @@ fn main() {
         eprintln!("mkfs.rvmfs: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// Is there anything in `file` (a non-zero byte in its first 64 KiB)?
-pub(crate) fn has_contents(mut file: &File) -> Result<bool> {
-    let mut buf = vec![0u8; 64 << 10];
-    file.seek(SeekFrom::Start(0))?;
-    let n = file.read(&mut buf)?;
-    Ok(buf[..n].iter().any(|&b| b != 0))
-}
-
-/// Make [offset, offset+len) of a block device read as zeros: FALLOC_FL_ZERO_RANGE (the
-/// device zeroes it, often without writing), else plain writes of zeros.
-pub(crate) fn zero_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fallocate on a valid descriptor with plain integer arguments.
-    let r = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
-            offset as libc::off_t,
-            len as libc::off_t,
-        )
-    };
-    if r != 0 {
-        write_zeros(file, offset, len)?;
-    }
-    file.sync_all()
-}
-
-/// Write zeros over [offset, offset+len) (bytes) in 1 MiB writes.
-fn write_zeros(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let zeros = vec![0u8; 1 << 20];
-    let mut at = offset;
-    while at < offset + len {
-        let n = (offset + len - at).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    Ok(())
 }
 
 /// Does the image exist already? A new one needs an existing directory and a size.

@@ -184,3 +184,68 @@ fn restore_stops_before_file_data_that_never_reached_the_bucket() {
     );
     all.unmount_ok();
 }
+
+/// An object-store image made with its redo log on another file (`mkfs -J device=`) ships
+/// that log like any other. Restore needs `--logdev` for it (and says so), then gives the
+/// restored image a new log there: fsck finds it clean, every file reads back, and the
+/// restored image ships on from its new log (a second restore has what it wrote).
+#[test]
+fn an_image_with_an_external_log_ships_it_and_restores_onto_a_new_log() {
+    require_fuse!();
+    let s = require_seaweed!("xlog");
+    let url = s.url("xlog");
+    let mut m = Mounted::empty();
+    let dev = format!("device={}", m.dir().join("log").display());
+    let mut c = cmd(bin(MKFS), &["-s", "256M", "--data", &url, "-J", &dev]);
+    c.arg(m.image()).envs(s.env());
+    run_timeout(&mut c, Duration::from_secs(60)).ok("mkfs-rvmfs --data -J device=");
+    with_env(&s, &mut m);
+    m.set_mount_options(&["upload_interval=0.2"]);
+    m.mount();
+    let files: Vec<(String, Vec<u8>)> = (0..20u64)
+        .map(|i| (format!("f{i}"), pattern(i, 40_000 + 1_000 * i as usize)))
+        .collect();
+    for (name, data) in &files {
+        std::fs::write(m.path(name), data).expect("write");
+    }
+    m.unmount_ok();
+
+    let mut r = Mounted::empty();
+    let out = restore(&s, &url, r.image(), &[]);
+    assert_eq!(out.code(), 1, "restore without --logdev:\n{}", out.output());
+    assert!(out.output().contains("--logdev"), "{}", out.output());
+    assert!(!r.image().exists(), "a refused restore writes no image");
+    let log = r.dir().join("new.log");
+    let log_arg = log.to_str().expect("utf-8");
+    let out = restore(&s, &url, r.image(), &["--logdev", log_arg]);
+    assert_eq!(out.code(), 0, "restore --logdev:\n{}", out.output());
+    fsck_clean(&s, r.image());
+    with_env(&s, &mut r);
+    r.mount();
+    for (name, data) in &files {
+        assert_file(r.path(name), data);
+    }
+    std::fs::write(r.path("after"), b"written on the restored image").expect("write");
+    r.unmount_ok();
+
+    let again = Mounted::empty();
+    let log = again.dir().join("again.log");
+    let out = restore(
+        &s,
+        &url,
+        again.image(),
+        &["-l", log.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.code(), 0, "second restore:\n{}", out.output());
+    fsck_clean(&s, again.image());
+    let mut again = again;
+    with_env(&s, &mut again);
+    again.set_mount_options(&["ro"]);
+    again.mount();
+    assert_eq!(
+        std::fs::read(again.path("after")).expect("read"),
+        b"written on the restored image"
+    );
+    assert_file(again.path("f7"), &files[7].1);
+    again.unmount_ok();
+}

@@ -35,6 +35,14 @@ pub const LOG_VERSION: u32 = 1;
 pub const LOG_HEADER_SIZE: u64 = 4096;
 const LOG_CRC_AT: usize = 0x48;
 
+/// The log size for an image of `image_size` bytes when none is asked for (`mkfs.rvmfs -J
+/// device=` on a new or empty file, `rvmfs-admin restore --logdev`): as the in-image log,
+/// image size / 32, 4 MiB to 256 MiB, a multiple of 4 KiB; bytes of the whole device,
+/// header included.
+pub fn default_log_len(image_size: u64) -> u64 {
+    (image_size / 32).clamp(4 << 20, 256 << 20) / 4096 * 4096
+}
+
 /// What the image records about its external log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogBinding {

@@ -124,7 +124,7 @@ impl Remote {
 
     /// Start shipping the redo log of `fs` (the image file `image`) to the bucket, under
     /// this mount's epoch and lease (read-write mounts of images opened with
-    /// `OpenMode::ship`; an external log is not shipped). The header block shipped is the one
+    /// `OpenMode::ship`, the log inside the image or on an external device). The header block shipped is the one
     /// the daemon decoded at open (`Header::encode_block`, with its error record). Errors: the
     /// image's length cannot be read, or the shipper cannot start (its listing of the bucket
     /// failed).
