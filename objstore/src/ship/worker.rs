@@ -3,7 +3,7 @@
 //! floor), one snapshot (the applied region read under rvm-core's truncation hold, put in
 //! parts, then its manifest), retention and the collection of dead data objects after it.
 
-use super::gc::{self, LiveObjects, ObjectsAt};
+use super::gc::{self, ObjectsAt};
 use super::listing;
 use super::segment::{self, segment_key, SegmentHeader};
 use super::shipper::{ImageInfo, MayWrite, Shared, ShipConfig};
@@ -269,15 +269,20 @@ impl Worker {
                 .as_ref()
                 .map(|(lsn, _)| tracker.pages_since(*lsn))
                 .filter(|p| p.len() <= tracker.page_count() / 2);
-            let pages = match &incremental {
-                Some(list) => read_pages(&*storage, seg.offset, list)?,
-                None => read_nonzero(&*storage, seg.offset, seg.len)?,
+            // The object list needs the whole region: read it once, for the pages too.
+            let region = live.is_some().then(|| read_region(&*storage, seg)).transpose()?;
+            let pages = match (&incremental, &region) {
+                (Some(list), _) => read_pages(&*storage, seg.offset, list)?,
+                (None, Some(r)) => nonzero_pages(r, 0),
+                (None, None) => read_nonzero(&*storage, seg.offset, seg.len)?,
             };
             // A region whose objects cannot be read (a damaged extent tree) still gets its
             // snapshot, without an object list: collection then stops (`gc::History::Unknown`).
-            let objects = live.as_ref().and_then(|f| {
-                objects_at(&*storage, seg, f)
-                    .inspect_err(|e| log::error!("snapshot at Lsn {head}: {e}; no object list"))
+            let objects = live.as_ref().zip(region.as_deref()).and_then(|(f, r)| {
+                (f.0)(r)
+                    .inspect_err(|e| {
+                        log::error!("snapshot at Lsn {head}: the region's data objects: {e}; no object list")
+                    })
                     .ok()
             });
             Ok(Some((head, incremental.is_some(), pages, objects)))
@@ -425,15 +430,25 @@ fn read_pages(
     Ok(out)
 }
 
-/// The data objects of the region in `storage` at `seg`, by `f` (the whole region is read).
-fn objects_at(
-    storage: &dyn rvm_core::Storage,
-    seg: rvm_core::Area,
-    f: &LiveObjects,
-) -> Result<ObjectsAt, ShipError> {
+/// The whole region in `storage` at `seg`.
+fn read_region(storage: &dyn rvm_core::Storage, seg: rvm_core::Area) -> Result<Vec<u8>, ShipError> {
     let mut region = vec![0u8; seg.len as usize];
     storage.read_at(&mut region, seg.offset)?;
-    (f.0)(&region).map_err(|e| ShipError::Corrupt(format!("the region's data objects: {e}")))
+    Ok(region)
+}
+
+/// The pages of `bytes` (region pages from number `first` on) that are not all zeros, each
+/// padded to a whole page.
+fn nonzero_pages(bytes: &[u8], first: u32) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (i, page) in bytes.chunks(PAGE).enumerate() {
+        if page.iter().any(|&b| b != 0) {
+            let mut p = page.to_vec();
+            p.resize(PAGE, 0);
+            out.push((first + i as u32, p));
+        }
+    }
+    out
 }
 
 /// Every page of the region (`len` bytes at image offset `base`) that is not all zeros.
@@ -449,13 +464,7 @@ fn read_nonzero(
     while at < len {
         let n = (len - at).min(CHUNK as u64) as usize;
         storage.read_at(&mut buf[..n], base + at)?;
-        for (i, page) in buf[..n].chunks(PAGE).enumerate() {
-            if page.iter().any(|&b| b != 0) {
-                let mut p = page.to_vec();
-                p.resize(PAGE, 0);
-                out.push(((at / PAGE as u64) as u32 + i as u32, p));
-            }
-        }
+        out.extend(nonzero_pages(&buf[..n], (at / PAGE as u64) as u32));
         at += n as u64;
     }
     Ok(out)
