@@ -7,19 +7,24 @@
 //!   1 s; an fsync is durable in the local log and cache);
 //! * `rvmfs-s3-sync`: the same with `-o upload=sync` (fsync also waits for the bucket);
 //! * `juicefs-s3`: `juicefs format --storage s3 --bucket http://127.0.0.1:PORT/bench`, SQLite
-//!   metadata in a local file (JuiceFS uploads a file's data at close and fsync).
+//!   metadata in a local file (JuiceFS uploads a file's data at close and fsync);
+//! * `rvmfs-local`: a local-data image on the same disk (`mkfs.rvmfs` without `--data`), the
+//!   local mode the object-store mode is compared with.
 //!
-//! The workloads ([`objwork`](crate::objwork)), the systems taking turns in an order that
-//! rotates each repetition: 4 KiB files created, a sequential write + fsync, its cold read
-//! (each system remounted with its own cache emptied, for rvmfs the image's data area punched
-//! out so the bytes can only come from the bucket, then the kernel's caches dropped), the
-//! untar of the Python standard library, and 4 KiB write + fsync latencies. Then the window
-//! figures ([`objwindow`](crate::objwindow)).
+//! The workloads ([`objwork`](crate::objwork), and the local benchmark's own from
+//! [`workloads`](crate::workloads)), the systems taking turns in an order that rotates each
+//! repetition: empty files created, stat'ed and unlinked, a directory tree made and removed,
+//! 4 KiB files created, random 4 KiB overwrites + fsync, a sequential write + fsync, its cold
+//! read (each system remounted with its own cache emptied, for an object-store rvmfs the
+//! image's data area punched out so the bytes can only come from the bucket, then the
+//! kernel's caches dropped), the untar, find, du and rm -rf of the Python standard library,
+//! and 4 KiB write + fsync latencies. Then `rvmfs-admin restore` of `rvmfs-s3` from the
+//! bucket alone, timed, and the window figures ([`objwindow`](crate::objwindow)).
 
 use crate::datasum::Summary;
 use crate::mounts::{run, JuiceFs, Rvmfs};
 use crate::report::{fmt_num, fmt_spread, ratio_cell};
-use crate::{objwindow, objwork, table, Class, Metric};
+use crate::{objwindow, objwork, table, workloads, Class, Metric};
 use anyhow::{anyhow, Context, Result};
 use rvmfs_tests::seaweed::{self, Seaweed};
 use serde::Serialize;
@@ -32,7 +37,7 @@ use std::process::Command;
 /// The bucket every system shares (each under its own prefix).
 pub const BUCKET: &str = "bench";
 /// The systems, in table order.
-pub const SYSTEMS: [&str; 3] = ["rvmfs-s3", "rvmfs-s3-sync", "juicefs-s3"];
+pub const SYSTEMS: [&str; 4] = ["rvmfs-s3", "rvmfs-s3-sync", "juicefs-s3", "rvmfs-local"];
 
 /// What `--objstore` measured (`objstore` in results.json).
 #[derive(Serialize)]
@@ -48,6 +53,8 @@ pub struct ObjStore {
     /// Every fsync of the latency workload, ms, by system (all repetitions).
     pub fsync_ms: BTreeMap<String, Vec<f64>>,
     pub window: Option<objwindow::Window>,
+    /// `rvmfs-admin restore` of `rvmfs-s3` after the workloads: seconds, and its report.
+    pub restore: Option<(f64, String)>,
     pub notes: Vec<String>,
 }
 
@@ -57,7 +64,14 @@ pub struct Sizes {
     pub small_files: usize,
     pub seq_bytes: usize,
     pub fsyncs: usize,
+    /// Empty files created, stat'ed, unlinked in one directory.
+    pub meta_files: usize,
+    /// Random 4 KiB overwrites (then one fsync) in a 64 MiB file.
+    pub overwrites: usize,
 }
+
+/// Bytes of the random-overwrite file.
+const RAND_FILE: usize = 64 << 20;
 
 impl Sizes {
     pub fn new(quick: bool) -> Sizes {
@@ -65,6 +79,8 @@ impl Sizes {
             small_files: if quick { 300 } else { 1000 },
             seq_bytes: if quick { 64 << 20 } else { 256 << 20 },
             fsyncs: if quick { 30 } else { 100 },
+            meta_files: if quick { 2_000 } else { 10_000 },
+            overwrites: if quick { 2_000 } else { 10_000 },
         }
     }
 }
@@ -84,6 +100,8 @@ pub(crate) enum Kind {
         bin: PathBuf,
         image: PathBuf,
         opts: Option<&'static str>,
+        /// Its file data is in the bucket (`--data`): a cold remount punches the local copy.
+        remote: bool,
     },
     /// A JuiceFS volume whose metadata and cache are in `dir`.
     JuiceFs { bin: PathBuf, dir: PathBuf },
@@ -92,7 +110,9 @@ pub(crate) enum Kind {
 impl System {
     pub(crate) fn mount(&mut self) -> Result<()> {
         match &self.kind {
-            Kind::Rvmfs { bin, image, opts } => {
+            Kind::Rvmfs {
+                bin, image, opts, ..
+            } => {
                 let log = image.with_extension("log");
                 self.rvmfs = Some(Rvmfs::mount(bin, image, &self.mnt, &log, *opts)?.0);
             }
@@ -126,7 +146,12 @@ impl System {
     fn remount_cold(&mut self) -> Result<()> {
         self.unmount()?;
         match &self.kind {
-            Kind::Rvmfs { image, .. } => punch_data_area(image)?,
+            Kind::Rvmfs {
+                image,
+                remote: true,
+                ..
+            } => punch_data_area(image)?,
+            Kind::Rvmfs { .. } => {}
             Kind::JuiceFs { dir, .. } => {
                 let _ = std::fs::remove_dir_all(dir.join("cache"));
             }
@@ -159,25 +184,29 @@ fn export_env(s: &Seaweed) {
     }
 }
 
-/// A fresh `object_data` image `work/NAME.img` on prefix NAME of the bucket; `opts` go to
-/// every mount.
+/// A fresh `object_data` image `work/NAME.img` on prefix NAME of the bucket (a local-data
+/// one when `s` is None); `opts` go to every mount.
 pub(crate) fn rvmfs_system(
     bin: &Path,
     work: &Path,
-    s: &Seaweed,
+    s: Option<&Seaweed>,
     name: &'static str,
     opts: Option<&'static str>,
 ) -> Result<System> {
     let image = work.join(format!("{name}.img"));
-    run(Command::new(bin.join("mkfs-rvmfs"))
-        .args(["-q", "-f", "-s", "4G", "--data", &s.url(name)])
-        .arg(&image))?;
+    let mut mkfs = Command::new(bin.join("mkfs-rvmfs"));
+    mkfs.args(["-q", "-f", "-s", "4G"]);
+    if let Some(s) = s {
+        mkfs.arg("--data").arg(s.url(name));
+    }
+    run(mkfs.arg(&image))?;
     Ok(System {
         name,
         kind: Kind::Rvmfs {
             bin: bin.to_path_buf(),
             image,
             opts,
+            remote: s.is_some(),
         },
         mnt: work.join(format!("mnt-{name}")),
         rvmfs: None,
@@ -213,17 +242,45 @@ fn juicefs_system(jbin: &Path, work: &Path, s: &Seaweed) -> Result<System> {
 }
 
 fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
-    let m = |key, label: String, unit, higher_better, class| Metric {
-        key,
-        label,
-        unit,
-        higher_better,
-        class,
-        samples: BTreeMap::new(),
-    };
+    let n = fmt_num(sizes.meta_files as f64);
     let mib = sizes.seq_bytes >> 20;
-    vec![
-        m(
+    let rows: Vec<(&'static str, String, &'static str, bool, Class)> = vec![
+        (
+            "mcreate",
+            format!("create {n} empty files in one dir"),
+            "ops/s",
+            true,
+            Class::Meta,
+        ),
+        (
+            "stat",
+            format!("stat {n} files (warm)"),
+            "ops/s",
+            true,
+            Class::Meta,
+        ),
+        (
+            "unlink",
+            format!("unlink {n} files"),
+            "ops/s",
+            true,
+            Class::Meta,
+        ),
+        (
+            "mkdir",
+            "mkdir tree of 1,110 dirs".into(),
+            "dirs/s",
+            true,
+            Class::Meta,
+        ),
+        (
+            "rmdir",
+            "rm -rf of that tree".into(),
+            "s",
+            false,
+            Class::Meta,
+        ),
+        (
             "create",
             format!(
                 "create {} files of 4 KiB",
@@ -233,22 +290,35 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
             true,
             Class::Small,
         ),
-        m(
+        (
+            "randw",
+            format!(
+                "{} random 4 KiB overwrites + fsync",
+                fmt_num(sizes.overwrites as f64)
+            ),
+            "ops/s",
+            true,
+            Class::Random,
+        ),
+        (
             "seqw",
             format!("sequential write {mib} MiB + fsync"),
             "MiB/s",
             true,
             Class::Seq,
         ),
-        m(
+        (
             "seqr",
             format!("sequential read {mib} MiB, cold (from the bucket)"),
             "MiB/s",
             true,
             Class::Seq,
         ),
-        m("untar", tree_label.to_string(), "s", false, Class::Tree),
-        m(
+        ("untar", tree_label.to_string(), "s", false, Class::Tree),
+        ("find", "find | wc -l".into(), "s", false, Class::Tree),
+        ("du", "du -s".into(), "s", false, Class::Tree),
+        ("rm", "rm -rf stdlib tree".into(), "s", false, Class::Tree),
+        (
             "fsync",
             format!(
                 "{} x (4 KiB write + fsync): fsync latency, median",
@@ -258,7 +328,17 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
             false,
             Class::Small,
         ),
-    ]
+    ];
+    rows.into_iter()
+        .map(|(key, label, unit, higher_better, class)| Metric {
+            key,
+            label,
+            unit,
+            higher_better,
+            class,
+            samples: BTreeMap::new(),
+        })
+        .collect()
 }
 
 fn add(o: &mut ObjStore, key: &str, sys: &str, v: f64) {
@@ -279,9 +359,25 @@ fn run_rep(
     eprintln!("== {name}: repetition {}/{}", rep + 1, o.repetitions);
     let d = |root: &Path, what: &str| root.join(format!("{what}{rep}"));
     let root = sys.root()?;
+    let [create, stat, unlink] =
+        workloads::files_create_stat_unlink(&d(&root, "meta"), sizes.meta_files)?;
+    let (mkdir, rmdir) = workloads::dir_tree(&d(&root, "tree"))?;
+    eprintln!("  create {create:.0}/s  stat {stat:.0}/s  unlink {unlink:.0}/s  mkdir {mkdir:.0}/s  rm -rf {rmdir:.3} s");
+    for (key, v) in [
+        ("mcreate", create),
+        ("stat", stat),
+        ("unlink", unlink),
+        ("mkdir", mkdir),
+        ("rmdir", rmdir),
+    ] {
+        add(o, key, name, v);
+    }
     let v = objwork::small_files(&d(&root, "small"), sizes.small_files)?;
-    eprintln!("  create {v:.0} files/s");
+    eprintln!("  create 4 KiB {v:.0} files/s");
     add(o, "create", name, v);
+    let v = workloads::random_overwrite(&d(&root, "rand"), RAND_FILE, sizes.overwrites)?;
+    eprintln!("  random 4 KiB overwrites {v:.0} ops/s");
+    add(o, "randw", name, v);
     let v = objwork::seq_write(&d(&root, "seq"), sizes.seq_bytes)?;
     eprintln!("  seq write + fsync {v:.0} MiB/s");
     add(o, "seqw", name, v);
@@ -290,9 +386,19 @@ fn run_rep(
     let v = objwork::seq_read(&d(&root, "seq"), sizes.seq_bytes)?;
     eprintln!("  cold seq read {v:.0} MiB/s");
     add(o, "seqr", name, v);
-    let v = objwork::untar(&d(&root, "tree"), tarball)?;
-    eprintln!("  untar {v:.2} s");
-    add(o, "untar", name, v);
+    let t = workloads::real_tree(&d(&root, "stdlib"), tarball)?;
+    eprintln!(
+        "  untar {:.2} s  find {:.2} s  du {:.2} s  rm -rf {:.2} s",
+        t.untar, t.find, t.du, t.rm
+    );
+    for (key, v) in [
+        ("untar", t.untar),
+        ("find", t.find),
+        ("du", t.du),
+        ("rm", t.rm),
+    ] {
+        add(o, key, name, v);
+    }
     let lat = objwork::fsync_latencies(&d(&root, "fsync"), sizes.fsyncs)?;
     let med = Summary::of(&lat).map_or(f64::NAN, |s| s.median);
     eprintln!("  fsync latency median {med:.2} ms");
@@ -343,12 +449,14 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjS
         ),
         fsync_ms: BTreeMap::new(),
         window: None,
+        restore: None,
         notes,
     };
     let mut systems = vec![
-        rvmfs_system(bin, work, &s, SYSTEMS[0], None)?,
-        rvmfs_system(bin, work, &s, SYSTEMS[1], Some("upload=sync"))?,
+        rvmfs_system(bin, work, Some(&s), SYSTEMS[0], None)?,
+        rvmfs_system(bin, work, Some(&s), SYSTEMS[1], Some("upload=sync"))?,
         juicefs_system(&jbin, work, &s)?,
+        rvmfs_system(bin, work, None, SYSTEMS[3], None)?,
     ];
     for sys in systems.iter_mut() {
         sys.mount()?;
@@ -362,8 +470,23 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, quick: bool) -> Result<ObjS
     for sys in systems.iter_mut() {
         sys.unmount()?;
     }
+    o.restore = Some(time_restore(bin, work, &s)?);
     o.window = Some(objwindow::measure(bin, work, &s, quick)?);
     Ok(o)
+}
+
+/// `rvmfs-admin restore` of `rvmfs-s3` (unmounted, everything shipped) into a new image, from
+/// the bucket alone: seconds (wall) and restore's report; the image is removed.
+fn time_restore(bin: &Path, work: &Path, s: &Seaweed) -> Result<(f64, String)> {
+    let image = work.join("restored.img");
+    let t = std::time::Instant::now();
+    let out = run(Command::new(bin.join("rvmfs-admin"))
+        .args(["restore", "-f", &s.url(SYSTEMS[0])])
+        .arg(&image))?;
+    let took = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&image);
+    eprintln!("  restore of {} from the bucket: {took:.2} s", SYSTEMS[0]);
+    Ok((took, out.trim().to_string()))
 }
 
 /// The section of results.md: the table, then the window figures.
@@ -374,7 +497,7 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
          {}; JuiceFS {} (SQLite metadata in a local file, objects in the same bucket). \
          Medians of {} interleaved repetitions (min–max). `rvmfs-s3`: the default mount \
          (uploads every 0.5 s, commits every 0.5 s, fsync durable locally); `upload=sync`: fsync also waits for the \
-         bucket; JuiceFS uploads at close and fsync. Cold read: each system remounted with \
+         bucket; JuiceFS uploads at close and fsync; `rvmfs local`: a local-data image on the same disk. Cold read: each system remounted with \
          its own cache emptied (rvmfs: the image's data area punched out), kernel caches \
          dropped, every byte checked. Command: `{}`.\n",
         o.server, o.juicefs, o.repetitions, o.command
@@ -385,13 +508,15 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
         ("rvmfs-s3", false),
         ("rvmfs-s3 upload=sync", false),
         ("JuiceFS-s3", false),
+        ("rvmfs local", false),
         ("rvmfs/JuiceFS", true),
         ("upload=sync/JuiceFS", true),
+        ("rvmfs-s3/local", true),
     ];
     let rows = o.metrics.iter().map(|m| {
         let sum = |sys: &str| m.samples.get(sys).and_then(|v| Summary::of(v));
-        let ratio = |sys: &str| {
-            let (a, b) = (m.med(sys)?, m.med(SYSTEMS[2])?);
+        let ratio = |sys: &str, to: &str| {
+            let (a, b) = (m.med(sys)?, m.med(to)?);
             let r = if m.higher_better { a / b } else { b / a };
             r.is_finite().then_some(r)
         };
@@ -401,8 +526,10 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
             fmt_spread(sum(SYSTEMS[0])),
             fmt_spread(sum(SYSTEMS[1])),
             fmt_spread(sum(SYSTEMS[2])),
-            ratio_cell(ratio(SYSTEMS[0])),
-            ratio_cell(ratio(SYSTEMS[1])),
+            fmt_spread(sum(SYSTEMS[3])),
+            ratio_cell(ratio(SYSTEMS[0], SYSTEMS[2])),
+            ratio_cell(ratio(SYSTEMS[1], SYSTEMS[2])),
+            ratio_cell(ratio(SYSTEMS[0], SYSTEMS[3])),
         ]
     });
     table::write(s, &cols, rows);
@@ -428,6 +555,13 @@ pub fn markdown(s: &mut String, o: &ObjStore) {
         ("p99", true),
     ];
     table::write(s, &cols, rows);
+    if let Some((took, report)) = &o.restore {
+        let _ = writeln!(
+            s,
+            "\n**Restore** of `rvmfs-s3` after the workloads, from the bucket alone \
+             (`rvmfs-admin restore`, wall): {took:.2} s. Its report: `{report}`"
+        );
+    }
     if let Some(w) = &o.window {
         objwindow::markdown(s, w);
     }

@@ -332,13 +332,13 @@ pub fn measure(bin: &Path, work: &Path, s: &Seaweed, quick: bool) -> Result<Wind
     let mut w = Window::default();
     let n = if quick { 15 } else { 40 };
     eprintln!("== window: {n} files on the default mount, the bucket watched");
-    let mut sys = rvmfs_system(bin, work, s, "window", None)?;
+    let mut sys = rvmfs_system(bin, work, Some(s), "window", None)?;
     sys.mount()?;
     let r = default_mount(&mut sys, &s.url("window"), n, &mut w);
     sys.unmount()?;
     r.context("the window workload")?;
     eprintln!("== window: {n} files fsynced under upload=sync");
-    let mut sys = rvmfs_system(bin, work, s, "window-sync", Some("upload=sync"))?;
+    let mut sys = rvmfs_system(bin, work, Some(s), "window-sync", Some("upload=sync"))?;
     sys.mount()?;
     let r = sync_mount(&mut sys, &s.url("window-sync"), n, &mut w.sync);
     sys.unmount()?;

@@ -3,13 +3,11 @@
 //! read back in another (the system is remounted cold in between); every byte read is
 //! checked, so a block the bucket lacks cannot pass as a fast read.
 
-use crate::mounts::run;
 use crate::workloads::MIB;
 use anyhow::{bail, Result};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 /// Bytes per write and read call of the sequential workload.
@@ -79,20 +77,6 @@ pub fn seq_read(dir: &Path, bytes: usize) -> Result<f64> {
     drop(f);
     fs::remove_dir_all(dir)?;
     Ok(bytes as f64 / MIB / took.as_secs_f64())
-}
-
-/// `tar -xf tarball -C dir`: seconds; the tree is removed afterwards (untimed).
-pub fn untar(dir: &Path, tarball: &Path) -> Result<f64> {
-    fs::create_dir_all(dir)?;
-    let t = Instant::now();
-    run(Command::new("tar")
-        .arg("-xf")
-        .arg(tarball)
-        .arg("-C")
-        .arg(dir))?;
-    let took = t.elapsed().as_secs_f64();
-    run(Command::new("rm").arg("-rf").arg(dir))?;
-    Ok(took)
 }
 
 /// `n` new files, each 4 KiB written then fsynced: the latency of each fsync, ms.
