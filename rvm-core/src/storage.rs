@@ -43,6 +43,13 @@ pub trait Storage: Send + Sync {
         self.write_at(buf, offset)?;
         self.sync()
     }
+    /// The parts of `len` bytes at `offset` that may hold data, as (offset, len) runs in
+    /// order; the rest reads as zeros (a file's holes and unwritten extents, found with
+    /// `lseek(2)` SEEK_DATA / SEEK_HOLE as `cp` finds them), so a reader of a large, mostly
+    /// empty area may skip it. The default lists the whole range.
+    fn data_ranges(&self, offset: u64, len: u64) -> io::Result<Vec<(u64, u64)>> {
+        Ok(vec![(offset, len)])
+    }
     /// Whether `map_private` maps the storage itself (pages not changed in memory can be
     /// dropped and fault back in from it); false for the default anonymous copy, where
     /// dropping a page would lose it.
@@ -87,6 +94,41 @@ impl Storage for FileStorage {
     }
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+    /// SEEK_DATA / SEEK_HOLE (they move only the file offset, which no read or write here
+    /// uses); where the file system does not support them, the whole range.
+    fn data_ranges(&self, offset: u64, len: u64) -> io::Result<Vec<(u64, u64)>> {
+        use std::os::fd::AsRawFd;
+        let (fd, end) = (self.file.as_raw_fd(), offset.saturating_add(len));
+        let seek = |at: u64, whence| {
+            let at = i64::try_from(at)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+            // SAFETY: lseek on an open descriptor with plain integer arguments.
+            match unsafe { libc::lseek(fd, at, whence) } {
+                n if n >= 0 => Ok(Some(n as u64)),
+                _ => match io::Error::last_os_error() {
+                    e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None), // no data after `at`
+                    e => Err(e),
+                },
+            }
+        };
+        let mut out = Vec::new();
+        let mut at = offset;
+        while at < end {
+            let data = match seek(at, libc::SEEK_DATA) {
+                Ok(Some(d)) if d < end => d,
+                Ok(_) => break,
+                Err(_) => return Ok(vec![(offset, len)]),
+            };
+            let hole = match seek(data, libc::SEEK_HOLE) {
+                Ok(Some(h)) if h > data => h.min(end),
+                Ok(Some(_)) => return Ok(vec![(offset, len)]),
+                _ => end,
+            };
+            out.push((data, hole - data));
+            at = hole;
+        }
+        Ok(out)
     }
     /// `pwritev2(RWF_DSYNC)`: the kernel writes and waits for this range only, then flushes
     /// the device cache (ext4 `vfs_fsync_range` semantics). Falls back to `write_at` +

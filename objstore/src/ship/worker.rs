@@ -16,6 +16,7 @@ use crate::bucket::{Bucket, Put};
 use crate::error::Error;
 use bytes::Bytes;
 use rvm_core::{Lsn, Rvm};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -273,12 +274,15 @@ impl Worker {
             let region = live.is_some().then(|| read_region(&*storage, seg)).transpose()?;
             let pages = match (&incremental, &region) {
                 (Some(list), _) => read_pages(&*storage, seg.offset, list)?,
-                (None, Some(r)) => nonzero_pages(r, 0),
-                (None, None) => read_nonzero(&*storage, seg.offset, seg.len)?,
+                (None, Some((r, runs))) => runs
+                    .iter()
+                    .flat_map(|run| nonzero_pages(&r[run.clone()], (run.start / PAGE) as u32))
+                    .collect(),
+                (None, None) => read_nonzero(&*storage, seg)?,
             };
             // A region whose objects cannot be read (a damaged extent tree) still gets its
             // snapshot, without an object list: collection then stops (`gc::History::Unknown`).
-            let objects = live.as_ref().zip(region.as_deref()).and_then(|(f, r)| {
+            let objects = live.as_ref().zip(region.as_ref()).and_then(|(f, (r, _))| {
                 (f.0)(r)
                     .inspect_err(|e| {
                         log::error!("snapshot at Lsn {head}: the region's data objects: {e}; no object list")
@@ -430,11 +434,39 @@ fn read_pages(
     Ok(out)
 }
 
-/// The whole region in `storage` at `seg`.
-fn read_region(storage: &dyn rvm_core::Storage, seg: rvm_core::Area) -> Result<Vec<u8>, ShipError> {
+/// The whole region in `storage` at `seg`, read only where the storage may hold data (the
+/// rest left zero: a new image's region is mostly unwritten extents, which would otherwise
+/// be read, zero page by zero page, into the page cache), and those runs ([`page_runs`]).
+fn read_region(
+    storage: &dyn rvm_core::Storage,
+    seg: rvm_core::Area,
+) -> Result<(Vec<u8>, Vec<Range<usize>>), ShipError> {
     let mut region = vec![0u8; seg.len as usize];
-    storage.read_at(&mut region, seg.offset)?;
-    Ok(region)
+    let runs = page_runs(storage, seg)?;
+    for r in &runs {
+        storage.read_at(&mut region[r.clone()], seg.offset + r.start as u64)?;
+    }
+    Ok((region, runs))
+}
+
+/// The runs of the region at `seg` that may hold data (`Storage::data_ranges`), as byte
+/// ranges of the region widened to whole pages, in order, overlapping ones merged.
+fn page_runs(
+    storage: &dyn rvm_core::Storage,
+    seg: rvm_core::Area,
+) -> Result<Vec<Range<usize>>, ShipError> {
+    let page = PAGE as u64;
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (at, len) in storage.data_ranges(seg.offset, seg.len)? {
+        let rel = at.saturating_sub(seg.offset);
+        let start = (rel / page * page) as usize;
+        let end = ((rel + len).div_ceil(page) * page).min(seg.len) as usize;
+        match runs.last_mut() {
+            Some(last) if start <= last.end => last.end = last.end.max(end),
+            _ => runs.push(start..end),
+        }
+    }
+    Ok(runs)
 }
 
 /// The pages of `bytes` (region pages from number `first` on) that are not all zeros, each
@@ -451,21 +483,23 @@ fn nonzero_pages(bytes: &[u8], first: u32) -> Vec<(u32, Vec<u8>)> {
     out
 }
 
-/// Every page of the region (`len` bytes at image offset `base`) that is not all zeros.
+/// Every page of the region at `seg` that is not all zeros, read in 1 MiB pieces where
+/// the storage may hold data ([`page_runs`]).
 fn read_nonzero(
     storage: &dyn rvm_core::Storage,
-    base: u64,
-    len: u64,
+    seg: rvm_core::Area,
 ) -> Result<Vec<(u32, Vec<u8>)>, ShipError> {
     const CHUNK: usize = 1 << 20;
     let mut out = Vec::new();
     let mut buf = vec![0u8; CHUNK];
-    let mut at = 0u64;
-    while at < len {
-        let n = (len - at).min(CHUNK as u64) as usize;
-        storage.read_at(&mut buf[..n], base + at)?;
-        out.extend(nonzero_pages(&buf[..n], (at / PAGE as u64) as u32));
-        at += n as u64;
+    for run in page_runs(storage, seg)? {
+        let mut at = run.start;
+        while at < run.end {
+            let n = (run.end - at).min(CHUNK);
+            storage.read_at(&mut buf[..n], seg.offset + at as u64)?;
+            out.extend(nonzero_pages(&buf[..n], (at / PAGE) as u32));
+            at += n;
+        }
     }
     Ok(out)
 }
