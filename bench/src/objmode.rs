@@ -24,7 +24,7 @@
 use crate::datasum::Summary;
 use crate::mounts::{run, JuiceFs, Rvmfs};
 use crate::report::{fmt_num, fmt_spread, ratio_cell};
-use crate::{objwindow, objwork, table, workloads, Class, Metric};
+use crate::{objwindow, objwork, random_read, table, workloads, Class, Metric};
 use anyhow::{anyhow, Context, Result};
 use rvmfs_tests::seaweed::{self, Seaweed};
 use serde::Serialize;
@@ -68,6 +68,8 @@ pub struct Sizes {
     pub meta_files: usize,
     /// Random 4 KiB overwrites (then one fsync) in a 64 MiB file.
     pub overwrites: usize,
+    /// Random 4 KiB reads of a 64 MiB file after the cold remount.
+    pub random_reads: usize,
 }
 
 /// Bytes of the random-overwrite file.
@@ -81,6 +83,7 @@ impl Sizes {
             fsyncs: if quick { 30 } else { 100 },
             meta_files: if quick { 2_000 } else { 10_000 },
             overwrites: if quick { 2_000 } else { 10_000 },
+            random_reads: if quick { 500 } else { 2_000 },
         }
     }
 }
@@ -88,6 +91,8 @@ impl Sizes {
 /// A system under test: how to mount it, and its mount while mounted.
 pub(crate) struct System {
     name: &'static str,
+    /// The bucket prefix of an object-store rvmfs (its shipped log is measured).
+    url: Option<String>,
     kind: Kind,
     mnt: PathBuf,
     rvmfs: Option<Rvmfs>,
@@ -202,6 +207,7 @@ pub(crate) fn rvmfs_system(
     run(mkfs.arg(&image))?;
     Ok(System {
         name,
+        url: s.map(|s| s.url(name)),
         kind: Kind::Rvmfs {
             bin: bin.to_path_buf(),
             image,
@@ -231,6 +237,7 @@ fn juicefs_system(jbin: &Path, work: &Path, s: &Seaweed) -> Result<System> {
         .arg(name))?;
     Ok(System {
         name,
+        url: None,
         kind: Kind::JuiceFs {
             bin: jbin.to_path_buf(),
             dir,
@@ -250,6 +257,13 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
             format!("create {n} empty files in one dir"),
             "ops/s",
             true,
+            Class::Meta,
+        ),
+        (
+            "shipped",
+            format!("redo log shipped per create or unlink of those {n} (segments)"),
+            "bytes",
+            false,
             Class::Meta,
         ),
         (
@@ -314,6 +328,16 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
             true,
             Class::Seq,
         ),
+        (
+            "randr",
+            format!(
+                "{} random 4 KiB reads, cold (from the bucket)",
+                fmt_num(sizes.random_reads as f64)
+            ),
+            "ops/s",
+            true,
+            Class::Random,
+        ),
         ("untar", tree_label.to_string(), "s", false, Class::Tree),
         ("find", "find | wc -l".into(), "s", false, Class::Tree),
         ("du", "du -s".into(), "s", false, Class::Tree),
@@ -359,8 +383,22 @@ fn run_rep(
     eprintln!("== {name}: repetition {}/{}", rep + 1, o.repetitions);
     let d = |root: &Path, what: &str| root.join(format!("{what}{rep}"));
     let root = sys.root()?;
+    let before = sys.url.as_deref().map(objwork::log_segments).transpose()?;
     let [create, stat, unlink] =
         workloads::files_create_stat_unlink(&d(&root, "meta"), sizes.meta_files)?;
+    if let (Some(url), Some(before)) = (sys.url.as_deref(), before) {
+        // Every record shipped: at most the commit and shipping intervals (0.75 s) later.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let after = objwork::log_segments(url)?;
+        let new: u64 = after
+            .iter()
+            .filter(|(k, _)| !before.contains_key(*k))
+            .map(|(_, v)| v)
+            .sum();
+        let per_op = new as f64 / (2 * sizes.meta_files) as f64;
+        eprintln!("  redo log shipped: {per_op:.0} bytes per create or unlink");
+        add(o, "shipped", name, per_op);
+    }
     let (mkdir, rmdir) = workloads::dir_tree(&d(&root, "tree"))?;
     eprintln!("  create {create:.0}/s  stat {stat:.0}/s  unlink {unlink:.0}/s  mkdir {mkdir:.0}/s  rm -rf {rmdir:.3} s");
     for (key, v) in [
@@ -381,11 +419,16 @@ fn run_rep(
     let v = objwork::seq_write(&d(&root, "seq"), sizes.seq_bytes)?;
     eprintln!("  seq write + fsync {v:.0} MiB/s");
     add(o, "seqw", name, v);
+    let randr = d(&root, "randr");
+    random_read::write_file(&randr, RAND_FILE)?;
     sys.remount_cold()?;
     let root = sys.root()?;
     let v = objwork::seq_read(&d(&root, "seq"), sizes.seq_bytes)?;
     eprintln!("  cold seq read {v:.0} MiB/s");
     add(o, "seqr", name, v);
+    let v = objwork::random_reads(&d(&root, "randr"), RAND_FILE, sizes.random_reads)?;
+    eprintln!("  random 4 KiB cold reads {v:.0} ops/s");
+    add(o, "randr", name, v);
     let t = workloads::real_tree(&d(&root, "stdlib"), tarball)?;
     eprintln!(
         "  untar {:.2} s  find {:.2} s  du {:.2} s  rm -rf {:.2} s",

@@ -93,3 +93,36 @@ pub fn fsync_latencies(dir: &Path, n: usize) -> Result<Vec<f64>> {
     }
     Ok(out)
 }
+
+/// `n` random 4 KiB reads of the file `path` of `file_bytes` (written by
+/// `random_read::write_file` before the cold remount), each checked: ops/s.
+pub fn random_reads(path: &Path, file_bytes: usize, n: usize) -> Result<f64> {
+    use crate::random_read::{byte_at, offsets};
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let t = Instant::now();
+    for at in offsets(file_bytes, n) {
+        f.read_exact_at(&mut buf, at)?;
+        if buf[1] != byte_at(at + 1) {
+            bail!(
+                "{}: random read at {at} returned other bytes",
+                path.display()
+            );
+        }
+    }
+    let r = n as f64 / t.elapsed().as_secs_f64();
+    drop(f);
+    fs::remove_file(path)?;
+    Ok(r)
+}
+
+/// Bytes of the redo-log segments under `log/` of the bucket prefix `url`, by name.
+pub fn log_segments(url: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    let bucket = objstore::Bucket::open(&objstore::Config::from_env(url)?)?;
+    Ok(bucket
+        .list("log")?
+        .into_iter()
+        .map(|l| (l.name, l.size))
+        .collect())
+}
