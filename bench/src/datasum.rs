@@ -35,6 +35,9 @@ pub struct Pass {
     /// Redo log bytes written over the pass per MiB written (the checksums' slots ride in
     /// the records: 4 bytes per 4 KiB block).
     pub log_bytes_per_mib: f64,
+    /// Time the daemon spent computing the write's checksums (counter `csum_write_ns`), µs
+    /// per MiB written: the CRC's own cost, free of the disk's swings; 0 with nodatasum.
+    pub csum_us_per_mib: f64,
 }
 
 /// The passes, in run order.
@@ -54,6 +57,10 @@ pub enum Io {
     Faults,
     /// Redo log bytes per MiB written.
     Logged,
+    /// Checksum time per MiB written, µs.
+    CsumTime,
+    /// Checksum time as a share of the write phase's wall time, percent.
+    CsumShare,
 }
 
 /// Median and spread (min, max) of one configuration's samples, MiB/s.
@@ -75,18 +82,24 @@ impl Summary {
 }
 
 impl DatasumCost {
-    pub fn samples(&self, sums: bool, io: Io) -> Vec<f64> {
-        let pick = |p: &Pass| match io {
+    fn pick(&self, p: &Pass, io: Io) -> f64 {
+        match io {
             Io::Write => p.write_mib_s,
             Io::Read => p.read_mib_s,
             Io::Cpu => p.daemon_cpu_s,
             Io::Faults => p.daemon_major_faults,
             Io::Logged => p.log_bytes_per_mib,
-        };
+            Io::CsumTime => p.csum_us_per_mib,
+            // A MiB takes 1e6 / write_mib_s µs.
+            Io::CsumShare => p.csum_us_per_mib * p.write_mib_s / 1e4,
+        }
+    }
+
+    pub fn samples(&self, sums: bool, io: Io) -> Vec<f64> {
         self.passes
             .iter()
             .filter(|p| p.sums == sums)
-            .map(pick)
+            .map(|p| self.pick(p, io))
             .collect()
     }
 
@@ -94,15 +107,34 @@ impl DatasumCost {
         Summary::of(&self.samples(sums, io))
     }
 
-    /// Throughput lost (CPU time added) by the sums, percent of the `nodatasum` median
-    /// (> 0: sums slower).
+    /// Throughput lost (CPU time added) by the sums, percent: the median over the pairs of
+    /// adjacent passes (AB, BA, ...) of each pair's cost against its own `nodatasum` pass
+    /// (> 0: sums slower). A pair's two passes see the same disk, so the disk's swings
+    /// between pairs cancel out, as a ratio of two medians taken over the whole run would
+    /// not.
     pub fn cost_percent(&self, io: Io) -> Option<f64> {
-        let with = self.summary(true, io)?.median;
-        let without = self.summary(false, io)?.median;
-        Some(match io {
-            Io::Write | Io::Read => 100.0 * (without - with) / without,
-            Io::Cpu | Io::Faults | Io::Logged => 100.0 * (with - without) / without,
-        })
+        let costs: Vec<f64> = self
+            .pairs()
+            .map(|(with, without)| {
+                let (a, b) = (self.pick(with, io), self.pick(without, io));
+                match io {
+                    Io::Write | Io::Read => 100.0 * (b - a) / b,
+                    _ => 100.0 * (a - b) / b,
+                }
+            })
+            .collect();
+        median(&costs)
+    }
+
+    /// The pairs of adjacent passes, as (with sums, without).
+    fn pairs(&self) -> impl Iterator<Item = (&Pass, &Pass)> {
+        self.passes
+            .chunks_exact(2)
+            .filter_map(|p| match (p[0].sums, p[1].sums) {
+                (true, false) => Some((&p[0], &p[1])),
+                (false, true) => Some((&p[1], &p[0])),
+                _ => None,
+            })
     }
 }
 
@@ -117,6 +149,10 @@ pub fn measure(bin: &Path, work: &Path, pairs: usize) -> Result<DatasumCost> {
     }
     let image = work.join("rvmfs-datasum.img");
     Rvmfs::mkfs(bin, &image, "8G", None)?;
+    // A first pass on a fresh image is slow (4x here: the host file system allocates the
+    // image's data blocks for the first time); it would count against whichever
+    // configuration ran first, so it is not recorded.
+    pass(bin, &image, work, true, "warmup")?;
     let mut cost = DatasumCost::default();
     for pair in 0..pairs.max(1) {
         let order = if pair % 2 == 0 {
@@ -126,45 +162,54 @@ pub fn measure(bin: &Path, work: &Path, pairs: usize) -> Result<DatasumCost> {
         };
         for sums in order {
             let name = if sums { "sums" } else { "nodatasum" };
-            let (m, _) = Rvmfs::mount(
-                bin,
-                &image,
-                &work.join("mnt-rvmfs-datasum"),
-                &work.join("rvmfs-datasum.log"),
-                (!sums).then_some("nodatasum"),
-            )?;
-            let (before, logged) = (proc_stat(m.pid()), bytes_logged(&m.mnt));
-            let res = w::sequential(&m.mnt.join(format!("{name}{pair}")), 1 << 30);
-            let after = proc_stat(m.pid());
-            let logged = bytes_logged(&m.mnt) - logged;
-            m.unmount()?;
-            let (wr, rd) = res?;
-            let (cpu, majflt) = (after.cpu_s - before.cpu_s, after.majflt - before.majflt);
-            eprintln!(
-                "  {name:>9}: seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s  daemon CPU \
-                 {cpu:.2} s, {majflt:.0} major faults, {:.0} log bytes/MiB",
-                logged / 1024.0
-            );
-            cost.passes.push(Pass {
-                sums,
-                write_mib_s: wr,
-                read_mib_s: rd,
-                daemon_cpu_s: cpu,
-                daemon_major_faults: majflt,
-                log_bytes_per_mib: logged / 1024.0,
-            });
+            cost.passes
+                .push(pass(bin, &image, work, sums, &format!("{name}{pair}"))?);
         }
     }
     std::fs::remove_file(&image)?;
     Ok(cost)
 }
 
-/// Redo log bytes the daemon of rvmfs mount `mnt` wrote so far (`bytes_logged` of
-/// `rvmfs.counters`); NaN if unreadable.
-fn bytes_logged(mnt: &Path) -> f64 {
+/// One pass: mount `image` with sums or `-o nodatasum`, run [`w::sequential`] in directory
+/// `name`, unmount.
+fn pass(bin: &Path, image: &Path, work: &Path, sums: bool, name: &str) -> Result<Pass> {
+    let (m, _) = Rvmfs::mount(
+        bin,
+        image,
+        &work.join("mnt-rvmfs-datasum"),
+        &work.join("rvmfs-datasum.log"),
+        (!sums).then_some("nodatasum"),
+    )?;
+    let (before, logged) = (proc_stat(m.pid()), counter(&m.mnt, "bytes_logged"));
+    let summing = counter(&m.mnt, "csum_write_ns");
+    let res = w::sequential(&m.mnt.join(name), 1 << 30);
+    let after = proc_stat(m.pid());
+    let logged = (counter(&m.mnt, "bytes_logged") - logged) / 1024.0;
+    let summing = counter(&m.mnt, "csum_write_ns") - summing;
+    m.unmount()?;
+    let (wr, rd) = res?;
+    let (cpu, majflt) = (after.cpu_s - before.cpu_s, after.majflt - before.majflt);
+    eprintln!(
+        "  {name:>10}: seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s  daemon CPU {cpu:.2} s, \
+         {majflt:.0} major faults, {logged:.0} log bytes/MiB"
+    );
+    Ok(Pass {
+        sums,
+        write_mib_s: wr,
+        read_mib_s: rd,
+        daemon_cpu_s: cpu,
+        daemon_major_faults: majflt,
+        log_bytes_per_mib: logged,
+        csum_us_per_mib: summing / 1e3 / 1024.0,
+    })
+}
+
+/// Counter `name` of `rvmfs.counters` of rvmfs mount `mnt` so far (`bytes_logged`: redo
+/// log bytes written; `csum_write_ns`: ns spent on write checksums); NaN if unreadable.
+fn counter(mnt: &Path, name: &str) -> f64 {
     crate::requests::counters(mnt, "rvmfs.counters")
         .ok()
-        .and_then(|c| c.get("bytes_logged").copied())
+        .and_then(|c| c.get(name).copied())
         .map_or(f64::NAN, |v| v as f64)
 }
 
@@ -217,7 +262,8 @@ pub fn table(s: &mut String, r: &Results, d: &DatasumCost) {
     let _ = writeln!(
         s,
         "{} passes each, the two mounts interleaved (AB BA ...) on one image; median (min–max); \
-         cost = throughput lost, or daemon CPU time added, by the sums.\n",
+         cost = throughput lost, or daemon CPU time added, by the sums: the median over the \
+         pairs of adjacent passes of each pair's own ratio.\n",
         d.samples(true, Io::Write).len()
     );
     let mut rows: Vec<Vec<String>> = [("seqw", Io::Write), ("seqr", Io::Read)]
@@ -239,6 +285,14 @@ pub fn table(s: &mut String, r: &Results, d: &DatasumCost) {
         spread(true, Io::Cpu),
         spread(false, Io::Cpu),
         cost(Io::Cpu, true),
+    ]);
+    rows.push(vec![
+        "checksum time of the write (daemon, before the lock)".into(),
+        "µs per MiB".into(),
+        spread(true, Io::CsumTime),
+        spread(false, Io::CsumTime),
+        d.summary(true, Io::CsumShare)
+            .map_or("–".into(), |c| format!("{:.1}% of its time", c.median)),
     ]);
     for (what, unit, io) in [
         ("daemon major page faults over a pass", "faults", Io::Faults),

@@ -11,6 +11,9 @@
 //! * An image without the `data_csum` feature (as older mkfs made) reads as before and
 //!   `fsck -c` says it has no checksums.
 
+#[allow(dead_code)]
+mod posix_common;
+
 use rvmfs_tests::*;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -237,12 +240,20 @@ fn nodatasum_neither_verifies_nor_keeps_checksums() {
     require_fuse!();
     let mut m = Mounted::with_mkfs(&["-s", "64M"]);
     let summed = pattern(7, 10 * BLOCK);
+    let summing_ns = || posix_common::counters(&m.path(""))["csum_write_ns"];
+    assert_eq!(summing_ns(), 0);
     fs::write(m.path("summed"), &summed).unwrap();
+    assert!(summing_ns() > 0, "the write's sums are timed");
     m.unmount_ok();
     m.set_mount_options(&["nodatasum"]);
     m.mount();
     let plain = pattern(8, 10 * BLOCK);
     fs::write(m.path("plain"), &plain).unwrap();
+    assert_eq!(
+        posix_common::counters(&m.path(""))["csum_write_ns"],
+        0,
+        "nodatasum: no sums computed"
+    );
     m.unmount_ok();
     let (code, out) = m.fsck(&["-n", "-c"]);
     assert_eq!(code, 0, "{out}");

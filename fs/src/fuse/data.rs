@@ -60,7 +60,11 @@ pub(super) fn write(
     (kill_setid, unprivileged): (bool, bool),
     reply: ReplyWrite,
 ) {
+    let summing = fs.datasum.then(std::time::Instant::now);
     let sums = WriteSums::of(fs.datasum, offset, data); // before the lock
+    if let Some(t) = summing {
+        Counters::add(&fs.counters.csum_write_ns, t.elapsed().as_nanos() as u64);
+    }
     if fs.remote.is_some() {
         fetch_partial_remote(fs, ino, offset, data.len() as u64);
     }
