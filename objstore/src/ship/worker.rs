@@ -273,7 +273,8 @@ impl Worker {
             // The object list needs the whole region: read it once, for the pages too.
             let region = live.is_some().then(|| read_region(&*storage, seg)).transpose()?;
             let pages = match (&incremental, &region) {
-                (Some(list), _) => read_pages(&*storage, seg.offset, list)?,
+                (Some(list), Some((r, _))) => pages_of(r, list),
+                (Some(list), None) => read_pages(&*storage, seg.offset, list)?,
                 (None, Some((r, runs))) => runs
                     .iter()
                     .flat_map(|run| nonzero_pages(&r[run.clone()], (run.start / PAGE) as u32))
@@ -432,6 +433,20 @@ fn read_pages(
         out.push((p, page));
     }
     Ok(out)
+}
+
+/// The region pages `list` (page numbers) copied from `region` (the whole region, as
+/// [`read_region`] read it), each padded to a whole page: an incremental snapshot of an
+/// image with an object list reads the region once, not its changed pages a second time.
+fn pages_of(region: &[u8], list: &[u32]) -> Vec<(u32, Vec<u8>)> {
+    list.iter()
+        .map(|&p| {
+            let src = region.get(p as usize * PAGE..).unwrap_or(&[]);
+            let mut page = src[..src.len().min(PAGE)].to_vec();
+            page.resize(PAGE, 0);
+            (p, page)
+        })
+        .collect()
 }
 
 /// The whole region in `storage` at `seg`, read only where the storage may hold data (the
