@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use rvm_core::{FileStorage, Lsn, Rvm, Storage};
-use rvmfs::image::host_file::{has_contents, zero_range};
+use rvmfs::image::host_file::{has_contents, prepare_log};
 use rvmfs::layout::external_log::{default_log_len, LogBinding, LogHeader, BINDING_SIZE};
 use rvmfs::layout::header::Header;
 use std::io::{Seek, SeekFrom};
@@ -50,15 +50,10 @@ pub fn make(
         );
     }
     rvmfs::image::lock(&file, &path)?;
-    let len = match file.metadata()?.file_type().is_block_device() {
+    let is_block = file.metadata()?.file_type().is_block_device();
+    let len = match is_block {
         true => (&file).seek(SeekFrom::End(0))? / 4096 * 4096,
-        false => {
-            let len = default_log_len(image_len);
-            file.set_len(0)
-                .and_then(|_| file.set_len(len))
-                .with_context(|| format!("cannot size the log {}", path.display()))?;
-            len
-        }
+        false => default_log_len(image_len),
     };
     let now = jiff::Timestamp::now().as_second();
     let log_uuid = *uuid::Uuid::new_v4().as_bytes();
@@ -69,7 +64,8 @@ pub fn make(
             path.display()
         );
     }
-    zero_range(&file, 0, len).with_context(|| format!("cannot zero the log {}", path.display()))?;
+    prepare_log(&file, len, is_block)
+        .with_context(|| format!("cannot size and zero the log {}", path.display()))?;
     let storage = FileStorage::new(file);
     storage
         .write_at(&lh.encode(), 0)

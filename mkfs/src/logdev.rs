@@ -59,13 +59,8 @@ pub fn prepare(args: &Args, image_size: u64, image: &File) -> Result<Option<Exte
         (None, _) => rvmfs::layout::external_log::default_log_len(image_size),
     } / 4096
         * 4096;
-    if !is_block {
-        file.set_len(0)
-            .and_then(|_| file.set_len(len))
-            .with_context(|| format!("cannot size {}", path.display()))?;
-    }
-    rvmfs::image::host_file::zero_range(&file, 0, len)
-        .with_context(|| format!("cannot zero the external log {}", path.display()))?;
+    rvmfs::image::host_file::prepare_log(&file, len, is_block)
+        .with_context(|| format!("cannot size and zero the external log {}", path.display()))?;
     Ok(Some(ExternalLog {
         storage: Arc::new(rvm_core::FileStorage::new(file)),
         device_len: len,

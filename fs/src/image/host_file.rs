@@ -1,6 +1,6 @@
 //! Chores on a host file or block device that the tools which write whole images and logs
-//! share (`mkfs.rvmfs`, `rvmfs-admin restore`): is anything in it, and making a range of it
-//! read as zeros.
+//! share (`mkfs.rvmfs`, `rvmfs-admin restore`): is anything in it, making a range of it
+//! read as zeros, and readying an external log.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -50,6 +50,20 @@ pub fn zero_range(file: &File, offset: u64, len: u64) -> io::Result<()> {
         write_zeros(file, offset, len)?;
     }
     file.sync_all()
+}
+
+/// Ready an external log file or device of `len` bytes (a multiple of 4096) to be
+/// formatted: a file is cut to 0 bytes and set to `len` (no byte of what it held survives),
+/// a block device keeps its size; then all `len` bytes read as zeros ([`zero_range`]),
+/// synced.
+///
+/// Errors: the size could not be set (a full host, permissions), a write or the sync failed.
+pub fn prepare_log(file: &File, len: u64, is_block: bool) -> io::Result<()> {
+    if !is_block {
+        file.set_len(0)?;
+        file.set_len(len)?;
+    }
+    zero_range(file, 0, len)
 }
 
 /// Write zeros over [offset, offset+len) of `file` (bytes) in 1 MiB writes.
