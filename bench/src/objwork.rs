@@ -4,7 +4,7 @@
 //! checked, so a block the bucket lacks cannot pass as a fast read.
 
 use crate::workloads::MIB;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -97,20 +97,10 @@ pub fn fsync_latencies(dir: &Path, n: usize) -> Result<Vec<f64>> {
 /// `n` random 4 KiB reads of the file `path` of `file_bytes` (written by
 /// `random_read::write_file` before the cold remount), each checked: ops/s.
 pub fn random_reads(path: &Path, file_bytes: usize, n: usize) -> Result<f64> {
-    use crate::random_read::{byte_at, offsets};
-    use std::os::unix::fs::FileExt;
     let f = File::open(path)?;
-    let mut buf = [0u8; 4096];
     let t = Instant::now();
-    for at in offsets(file_bytes, n) {
-        f.read_exact_at(&mut buf, at)?;
-        if buf[1] != byte_at(at + 1) {
-            bail!(
-                "{}: random read at {at} returned other bytes",
-                path.display()
-            );
-        }
-    }
+    crate::random_read::read_checked(&f, file_bytes, n)
+        .with_context(|| format!("random reads of {}", path.display()))?;
     let r = n as f64 / t.elapsed().as_secs_f64();
     drop(f);
     fs::remove_file(path)?;

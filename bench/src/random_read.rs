@@ -57,6 +57,20 @@ pub fn write_file(path: &Path, file_bytes: usize) -> Result<()> {
     Ok(())
 }
 
+/// `n` 4 KiB preads of `f` (a file of `file_bytes` bytes made by [`write_file`]) at
+/// [`offsets`], each checked to hold the bytes written there. Errors: a read failed or
+/// returned other bytes.
+pub fn read_checked(f: &std::fs::File, file_bytes: usize, n: usize) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    for at in offsets(file_bytes, n) {
+        f.read_exact_at(&mut buf, at)?;
+        if buf[1] != byte_at(at + 1) {
+            bail!("random read at {at} returned other bytes");
+        }
+    }
+    Ok(())
+}
+
 /// ops/s of `n` random 4 KiB reads of a `file_bytes` file, cold cache.
 pub fn random_cold_read(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> {
     fs::create_dir_all(dir)?;
@@ -64,14 +78,8 @@ pub fn random_cold_read(dir: &Path, file_bytes: usize, n: usize) -> Result<f64> 
     write_file(&path, file_bytes)?;
     drop_caches()?;
     let f = OpenOptions::new().read(true).open(&path)?;
-    let mut buf = [0u8; 4096];
     let t = Phase::start();
-    for at in offsets(file_bytes, n) {
-        f.read_exact_at(&mut buf, at)?;
-        if buf[1] != byte_at(at + 1) {
-            bail!("random read at {at} returned other bytes");
-        }
-    }
+    read_checked(&f, file_bytes, n)?;
     let r = n as f64 / t.end("randr", n).as_secs_f64();
     drop(f);
     fs::remove_dir_all(dir)?;
