@@ -40,6 +40,22 @@ pub struct Pass {
     pub csum_us_per_mib: f64,
 }
 
+impl Pass {
+    /// What `io` measured in this pass.
+    fn value(&self, io: Io) -> f64 {
+        match io {
+            Io::Write => self.write_mib_s,
+            Io::Read => self.read_mib_s,
+            Io::Cpu => self.daemon_cpu_s,
+            Io::Faults => self.daemon_major_faults,
+            Io::Logged => self.log_bytes_per_mib,
+            Io::CsumTime => self.csum_us_per_mib,
+            // A MiB takes 1e6 / write_mib_s µs.
+            Io::CsumShare => self.csum_us_per_mib * self.write_mib_s / 1e4,
+        }
+    }
+}
+
 /// The passes, in run order.
 #[derive(Serialize, Default)]
 pub struct DatasumCost {
@@ -82,24 +98,11 @@ impl Summary {
 }
 
 impl DatasumCost {
-    fn pick(&self, p: &Pass, io: Io) -> f64 {
-        match io {
-            Io::Write => p.write_mib_s,
-            Io::Read => p.read_mib_s,
-            Io::Cpu => p.daemon_cpu_s,
-            Io::Faults => p.daemon_major_faults,
-            Io::Logged => p.log_bytes_per_mib,
-            Io::CsumTime => p.csum_us_per_mib,
-            // A MiB takes 1e6 / write_mib_s µs.
-            Io::CsumShare => p.csum_us_per_mib * p.write_mib_s / 1e4,
-        }
-    }
-
     pub fn samples(&self, sums: bool, io: Io) -> Vec<f64> {
         self.passes
             .iter()
             .filter(|p| p.sums == sums)
-            .map(|p| self.pick(p, io))
+            .map(|p| p.value(io))
             .collect()
     }
 
@@ -116,7 +119,7 @@ impl DatasumCost {
         let costs: Vec<f64> = self
             .pairs()
             .map(|(with, without)| {
-                let (a, b) = (self.pick(with, io), self.pick(without, io));
+                let (a, b) = (with.value(io), without.value(io));
                 match io {
                     Io::Write | Io::Read => 100.0 * (b - a) / b,
                     _ => 100.0 * (a - b) / b,

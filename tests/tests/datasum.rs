@@ -235,25 +235,25 @@ fn a_flipped_bit_answers_eio_and_the_scrub_names_the_file() {
     assert_eq!(code, 0, "the metadata is not affected:\n{out}");
 }
 
+/// Time the daemon of `m` spent computing write checksums since it mounted, ns.
+fn summing_ns(m: &Mounted) -> u64 {
+    posix_common::counters(&m.path(""))["csum_write_ns"]
+}
+
 #[test]
 fn nodatasum_neither_verifies_nor_keeps_checksums() {
     require_fuse!();
     let mut m = Mounted::with_mkfs(&["-s", "64M"]);
     let summed = pattern(7, 10 * BLOCK);
-    let summing_ns = || posix_common::counters(&m.path(""))["csum_write_ns"];
-    assert_eq!(summing_ns(), 0);
+    assert_eq!(summing_ns(&m), 0);
     fs::write(m.path("summed"), &summed).unwrap();
-    assert!(summing_ns() > 0, "the write's sums are timed");
+    assert!(summing_ns(&m) > 0, "the write's sums are timed");
     m.unmount_ok();
     m.set_mount_options(&["nodatasum"]);
     m.mount();
     let plain = pattern(8, 10 * BLOCK);
     fs::write(m.path("plain"), &plain).unwrap();
-    assert_eq!(
-        posix_common::counters(&m.path(""))["csum_write_ns"],
-        0,
-        "nodatasum: no sums computed"
-    );
+    assert_eq!(summing_ns(&m), 0, "nodatasum: no sums computed");
     m.unmount_ok();
     let (code, out) = m.fsck(&["-n", "-c"]);
     assert_eq!(code, 0, "{out}");

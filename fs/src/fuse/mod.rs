@@ -79,17 +79,17 @@ pub struct Counters {
     pub csum_write_ns: AtomicU64,
 }
 
-/// Name of the read-only virtual attribute holding the counters as text
-/// ("fsync=N fdatasync=N fsyncdir=N flush=N read_bytes=N written_bytes=N csum_write_ns=N",
-/// then rvm-core's
-/// "commits=N records_logged=N log_writes=N flush_syncs=N flushes=N bytes_logged=N
-/// truncations=N bytes_truncated=N log_live=N log_capacity=N spool_bytes=N spool_capacity=N":
-/// transactions committed, records written to the log, batches a group-commit leader wrote,
-/// syncs flushes made, flush requests, log bytes written, truncations and the bytes they
-/// applied, live log bytes and the log's capacity, no-flush record bytes not yet in the log
-/// and the spool's room for them; byte counts in bytes; `csum_write_ns`: ns write requests
-/// spent computing data checksums). `rvmfs-admin stats` reads it. It has no namespace prefix, so it can
-/// never be set, is never listed, and cannot collide with a stored attribute.
+/// Name of the read-only virtual attribute holding the counters as text ("fsync=N
+/// fdatasync=N fsyncdir=N flush=N read_bytes=N written_bytes=N csum_write_ns=N", then
+/// rvm-core's "commits=N records_logged=N log_writes=N flush_syncs=N flushes=N
+/// bytes_logged=N truncations=N bytes_truncated=N log_live=N log_capacity=N spool_bytes=N
+/// spool_capacity=N": transactions committed, records written to the log, batches a
+/// group-commit leader wrote, syncs flushes made, flush requests, log bytes written,
+/// truncations and the bytes they applied, live log bytes and the log's capacity, no-flush
+/// record bytes not yet in the log and the spool's room for them; byte counts in bytes;
+/// `csum_write_ns`: ns write requests spent computing data checksums). `rvmfs-admin stats`
+/// reads it. It has no namespace prefix, so it can never be set, is never listed, and cannot
+/// collide with a stored attribute.
 pub const COUNTERS_XATTR: &[u8] = b"rvmfs.counters";
 
 impl Counters {
