@@ -87,11 +87,7 @@ impl Op<'_> {
         let bs = crate::layout::BLOCK_SIZE;
         let first = (pos - self.geo.data_offset) / bs;
         let last = (pos + data.len() as u64 - 1 - self.geo.data_offset) / bs;
-        let recovered = self.dlog.recovered;
-        let replayable = recovered > 0 && {
-            let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
-            applied < recovered
-        };
+        let replayable = self.replayable(small)?;
         let hot = replayable
             || !self.dlog.hot.is_empty() && {
                 let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
@@ -140,6 +136,29 @@ impl Op<'_> {
 }
 
 impl Op<'_> {
+    /// Whether records recovered at mount may still be replayed (`DataLog::recovered`), so
+    /// this write's data must be logged. A write that is not `small` first has truncation
+    /// apply them (the truncation the mount asked for, done now, once per mount): logged
+    /// whole, a big write could outgrow the log (`RecordTooLarge`: a false error, seen when
+    /// the first write after recovery came before the background truncation) and would
+    /// write its data twice. With log shipping on, truncation may keep records back
+    /// (`rvm_core::ship`): those still count. Errors: the truncation's (it fails the
+    /// instance).
+    fn replayable(&mut self, small: bool) -> FsResult<bool> {
+        let recovered = self.dlog.recovered;
+        if recovered == 0 {
+            return Ok(false);
+        }
+        let applied = *self.applied.get_or_insert_with(|| self.rvm.applied_lsn());
+        if applied >= recovered || small {
+            return Ok(applied < recovered);
+        }
+        self.rvm.truncate()?;
+        let applied = self.rvm.applied_lsn();
+        self.applied = Some(applied);
+        Ok(applied < recovered)
+    }
+
     /// Whether `len` more bytes may be logged before the next durability request (the
     /// budget renews at each, see [`DataLog`]).
     pub fn log_budget(&mut self, len: u64) -> bool {
