@@ -345,17 +345,18 @@ fn jump_sequence(log: &Log, pos: &mut Positions, generation: &mut u64) -> Result
 
 impl Shared {
     /// Step 6: the shared state of a new instance over the recovered log: the pending
-    /// records (a fresh spool file, or memory), the counters (recovery's among them), the
-    /// tunables from `options`.
+    /// records (in `spool`, the file `spool::claim` locked, emptied; or in memory), the
+    /// counters (recovery's among them), the tunables from `options`.
     pub(crate) fn recovered(
         storage: Arc<dyn Storage>,
         options: RvmOptions,
         rec: Recovered,
+        spool: Option<std::fs::File>,
     ) -> Result<Shared> {
         let next = rec.next_seq;
-        let pending = match &options.spool {
-            Some(path) if !options.read_only => Pending::Spool(Spool::create(
-                path,
+        let pending = match spool {
+            Some(file) => Pending::Spool(Spool::create(
+                file,
                 options.spool_size,
                 rec.log.log_id,
                 next,

@@ -17,7 +17,7 @@ use crate::options::{RegionInfo, RvmOptions, Tunables};
 use crate::recovery;
 use crate::region::Region;
 use crate::shared::{lock, Shared};
-use crate::spool::Pending;
+use crate::spool::{self, Pending};
 use crate::stats::{inc, Stats};
 use crate::status::{self, Status};
 use crate::storage::{Area, Storage};
@@ -115,10 +115,13 @@ impl Rvm {
     /// onto the segment here: [`Rvm::map`] overlays them on the private mapping and the
     /// background truncator applies them later. A crash at any point of this recovers again
     /// to the same image. With `read_only`, nothing is written: the recovered ranges are
-    /// kept in memory for [`Rvm::map`].
+    /// kept in memory for [`Rvm::map`]. A read-write instance first locks its spool file
+    /// for its lifetime; if another process holds it, it keeps its no-flush records in
+    /// memory instead (`spool::claim`).
     ///
     /// Errors: [`RvmError::CorruptStatus`] if neither status copy is valid or the capacity
-    /// does not match `options.log`; `InvalidArgument` for a bad log area; `Io`.
+    /// does not match `options.log`; `InvalidArgument` for a bad log area; `Io` (also
+    /// opening or locking the spool file).
     pub fn initialize(storage: Arc<dyn Storage>, options: RvmOptions) -> Result<Rvm> {
         Self::initialize_with_log(storage.clone(), storage, options)
     }
@@ -137,9 +140,10 @@ impl Rvm {
         options: RvmOptions,
     ) -> Result<Rvm> {
         let read_only = options.read_only;
+        let (options, spool) = spool::claim(options)?;
         let rec = recovery::recover(&storage, &log_storage, &options)?;
         let live_bytes = rec.live_bytes();
-        let shared = Arc::new(Shared::recovered(storage, options, rec)?);
+        let shared = Arc::new(Shared::recovered(storage, options, rec, spool)?);
         let mut threads = Vec::new();
         if !read_only {
             threads = spawn_background(&shared)?;

@@ -15,6 +15,12 @@
 //! failed sync the kernel may have dropped any of its dirty pages (PostgreSQL's "fsyncgate",
 //! 2018), so a record left in the spool may point at file data that never reached the disk.
 //! With no spool configured, the same bytes live in a `Vec<u8>` in process memory.
+//!
+//! A read-write instance holds an exclusive `flock` on its spool file from before recovery
+//! reads it until the instance ends ([`claim`]): two instances given one spool path (rvmfs
+//! names it by the image's UUID, and a restored copy of an image keeps it) would otherwise
+//! replay each other's records and overwrite each other's pending ones. The second one runs
+//! with its records in process memory instead, and says so.
 
 /// Spent spool bytes above which `reset` returns their memory to tmpfs.
 const PUNCH_ABOVE: u64 = 1 << 20;
@@ -26,6 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapMut;
 
+use crate::error::Result;
+use crate::options::RvmOptions;
 use crate::record::{rd_u32, rd_u64};
 use crate::types::PAGE_SIZE;
 
@@ -53,6 +61,9 @@ pub(crate) fn read_spool(path: &Path, log_id: u64) -> io::Result<Option<SpoolFil
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    if bytes.is_empty() {
+        return Ok(None); // just created by `claim`
+    }
     if (bytes.len() as u64) < SPOOL_HEADER_LEN
         || rd_u32(&bytes, 0) != SPOOL_MAGIC
         || rd_u32(&bytes, 4) != SPOOL_VERSION
@@ -84,6 +95,77 @@ pub(crate) fn poison(file: &File, op_code: u32) -> io::Result<()> {
     file.write_all_at(&field, POISONED_AT as u64)
 }
 
+/// Take the spool file of `options` for a new read-write instance (see the module docs):
+/// opened (created empty if absent) and locked with `flock(LOCK_EX)` for as long as the
+/// returned file is open. When another process holds it, `options.spool` becomes `None`
+/// (records wait in process memory: a `kill -9` then loses the no-flush commits of the last
+/// commit interval) and a warning says so. Read-only instances take nothing: they only
+/// read a spool, and that of a live instance is what they should show.
+///
+/// Errors: `Io` opening, locking or inspecting the file.
+pub(crate) fn claim(mut options: RvmOptions) -> Result<(RvmOptions, Option<File>)> {
+    let Some(path) = options.spool.clone().filter(|_| !options.read_only) else {
+        return Ok((options, None));
+    };
+    // Locking a file the holder removes meanwhile (its clean shutdown) locks an unlinked
+    // inode: then open the new one again.
+    for _ in 0..CLAIM_TRIES {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        if !try_lock(&file)? {
+            log::warn!(
+                "spool {} is held by another process (an image with this one's UUID is \
+                 mounted read-write: a restored copy?); this instance keeps its no-flush \
+                 commits in process memory, so a kill -9 loses those of the last commit \
+                 interval",
+                path.display()
+            );
+            options.spool = None;
+            return Ok((options, None));
+        }
+        if is_file_at(&file, &path)? {
+            return Ok((options, Some(file)));
+        }
+    }
+    Err(io::Error::other(format!(
+        "spool {}: replaced while being locked",
+        path.display()
+    ))
+    .into())
+}
+
+/// Times [`claim`] opens a spool file that another process keeps removing.
+const CLAIM_TRIES: usize = 3;
+
+/// `flock(LOCK_EX | LOCK_NB)` on `file`: false if another open file description holds it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a valid open descriptor; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Whether `path` still names the inode `file` has open.
+fn is_file_at(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// An open, mapped spool file.
 pub(crate) struct Spool {
     file: File,
@@ -96,14 +178,8 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
-    /// Open or create the spool at `path` with `size` bytes and reset it to empty.
-    pub fn create(path: &Path, size: u64, log_id: u64, base_seq: u64) -> io::Result<Spool> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+    /// Make the spool `file` ([`claim`]ed) `size` bytes long and reset it to empty.
+    pub fn create(file: File, size: u64, log_id: u64, base_seq: u64) -> io::Result<Spool> {
         let size = size
             .max(2 * SPOOL_HEADER_LEN)
             .next_multiple_of(PAGE_SIZE as u64);

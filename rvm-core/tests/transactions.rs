@@ -166,10 +166,69 @@ fn spool_survives_process_crash() {
     let rvm = Rvm::initialize(st.clone(), o()).unwrap();
     assert_eq!(rvm.map(SEG).unwrap().bytes(), &model[..]);
     assert!(rvm.stats().records_recovered >= 50);
+    drop(rvm);
     // a spool of another log is ignored
     let other = fresh(SIZE, LOG);
     let rvm2 = Rvm::initialize(other.clone(), o()).unwrap();
     assert_eq!(rvm2.stats().records_recovered, 0);
+}
+
+/// Two live instances given one spool path (rvmfs names it by the image's UUID, which a
+/// restored copy keeps): the second neither replays the first's records nor writes into its
+/// spool; its no-flush commits wait in memory. The first's records still survive a crash.
+#[test]
+fn a_spool_held_by_a_live_instance_is_not_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("shared.spool");
+    let o = || RvmOptions {
+        log: LOG,
+        spool: Some(spool.clone()),
+        spool_size: 1 << 20,
+        ..Default::default()
+    };
+    let (first, copy) = (fresh(SIZE, LOG), fresh(SIZE, LOG));
+    let a = Rvm::initialize(first.clone(), o()).unwrap();
+    let mut ra = a.map(SEG).unwrap();
+    let commit = |r: &mut Region, at: usize, fill: u8| {
+        let mut t = r.begin_transaction(RestoreMode::NoRestore);
+        t.set_range(at, 64).unwrap().fill(fill);
+        t.end(CommitMode::NoFlush).unwrap();
+    };
+    commit(&mut ra, 0, 1);
+    let spooled = std::fs::read(&spool).unwrap();
+
+    let b = Rvm::initialize(copy.clone(), o()).unwrap();
+    assert_eq!(
+        b.stats().records_recovered,
+        0,
+        "the copy replays none of A's records"
+    );
+    let mut rb = b.map(SEG).unwrap();
+    commit(&mut rb, 128, 2);
+    assert_eq!(
+        std::fs::read(&spool).unwrap(),
+        spooled,
+        "B left A's spool alone"
+    );
+    assert!(!b.remove_spool().unwrap(), "B has no spool file to remove");
+
+    commit(&mut ra, 64, 3);
+    drop((ra, a, rb, b)); // kill -9 of both: no flush
+    let a = Rvm::initialize(first, o()).unwrap();
+    let back = a.map(SEG).unwrap();
+    assert_eq!(
+        &back.bytes()[..64],
+        &[1u8; 64][..],
+        "A's spooled commits survive"
+    );
+    assert_eq!(&back.bytes()[64..128], &[3u8; 64][..]);
+    drop((back, a));
+    let b = Rvm::initialize(copy, o()).unwrap();
+    assert_eq!(
+        &b.map(SEG).unwrap().bytes()[128..192],
+        &[0u8; 64][..],
+        "B's were in memory"
+    );
 }
 
 #[test]
