@@ -180,10 +180,15 @@ fn another_machine_restores_takes_over_and_serves_while_the_first_writer_is_aliv
         );
     }
     std::thread::sleep(Duration::from_millis(2500)); // two shipping intervals of A's
-    assert_eq!(
-        segments_of_epoch(&bucket, 1),
-        a_segments,
-        "A shipped after it was refused"
+                                                     // B's retention may delete old segments of epoch 1 once its own snapshot is complete
+                                                     // (CI saw the oldest go within these 2.5 s); none may appear.
+    let added: Vec<u64> = segments_of_epoch(&bucket, 1)
+        .into_iter()
+        .filter(|first| !a_segments.contains(first))
+        .collect();
+    assert!(
+        added.is_empty(),
+        "A shipped after it was refused: {added:x?}"
     );
 
     // The window: A's answered writes the restore lacked.

@@ -10,8 +10,20 @@ use crate::bucket::Bucket;
 use rvm_core::Lsn;
 use std::collections::HashSet;
 
-/// Apply retention to the bucket (see the module doc); `keep` is at least 1.
-pub fn retain(bucket: &Bucket, keep: usize) -> Result<(), ShipError> {
+/// Apply retention to the bucket (see the module doc); `keep` is at least 1. `may_write` is
+/// asked before each delete, as `gc::collect` does: a writer whose lease was taken over
+/// between its snapshot's last put and this deletes nothing more (what stays is deleted by
+/// the new holder's retention).
+/// Errors: the first failure (what was deleted stays deleted; the next run goes on).
+pub fn retain(bucket: &Bucket, keep: usize, may_write: &dyn Fn() -> bool) -> Result<(), ShipError> {
+    let delete = |name: &str| -> Result<bool, ShipError> {
+        if !may_write() {
+            log::warn!("retention: the lease was lost; {name} and the rest stay");
+            return Ok(false);
+        }
+        bucket.delete(name)?;
+        Ok(true)
+    };
     let snaps = listing::snapshots(bucket)?;
     let complete: Vec<&SnapshotEntry> = snaps.iter().filter(|s| s.complete).collect();
     let kept_from = complete.len().saturating_sub(keep.max(1));
@@ -28,11 +40,15 @@ pub fn retain(bucket: &Bucket, keep: usize) -> Result<(), ShipError> {
         .iter()
         .filter(|s| !keep_dirs.contains(&s.dir) && s.lsn < newest_lsn)
     {
-        delete_snapshot(bucket, s)?;
+        if !delete_snapshot(s, &delete)? {
+            return Ok(());
+        }
     }
     let segs = listing::segments(bucket)?;
     for s in needless_segments(&segs, oldest.lsn) {
-        bucket.delete(&s.name)?;
+        if !delete(&s.name)? {
+            return Ok(());
+        }
     }
     Ok(())
 }
@@ -49,15 +65,21 @@ fn chain_into(bucket: &Bucket, dir: &str, set: &mut HashSet<String>) -> Result<(
     Ok(())
 }
 
-fn delete_snapshot(bucket: &Bucket, s: &SnapshotEntry) -> Result<(), ShipError> {
+/// Delete snapshot `s`, its manifest first, through `delete` (false: stopped, see [`retain`]).
+fn delete_snapshot(
+    s: &SnapshotEntry,
+    delete: &dyn Fn(&str) -> Result<bool, ShipError>,
+) -> Result<bool, ShipError> {
     let manifest = format!("{}/manifest", s.dir);
-    if s.complete {
-        bucket.delete(&manifest)?;
+    if s.complete && !delete(&manifest)? {
+        return Ok(false);
     }
     for o in s.objects.iter().filter(|o| **o != manifest) {
-        bucket.delete(o)?;
+        if !delete(o)? {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The segments wholly before Lsn `from`: each one followed by a segment that starts at or

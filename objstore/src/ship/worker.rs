@@ -305,7 +305,11 @@ impl Worker {
         self.last_snap = Some((lsn, dir));
         self.need_base = false;
         self.since_snap = (Instant::now(), 0);
-        retention::retain(&self.s.bucket, self.s.cfg.keep_snapshots)?;
+        retention::retain(
+            &self.s.bucket,
+            self.s.cfg.keep_snapshots,
+            &*self.s.may_write,
+        )?;
         if live.is_some() {
             let n = gc::collect(&self.s.bucket, &*self.s.may_write)?;
             if n > 0 {
