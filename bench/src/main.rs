@@ -29,6 +29,7 @@ mod random_read;
 mod report;
 mod requests;
 mod scaling;
+mod short;
 mod table;
 mod workloads;
 mod writeback;
@@ -120,8 +121,28 @@ pub struct Results {
     pub notes: Vec<String>,
 }
 
+impl Metric {
+    /// A row with no samples yet.
+    pub fn new(
+        key: &'static str,
+        label: String,
+        unit: &'static str,
+        higher_better: bool,
+        class: Class,
+    ) -> Metric {
+        Metric {
+            key,
+            label,
+            unit,
+            higher_better,
+            class,
+            samples: BTreeMap::new(),
+        }
+    }
+}
+
 impl Results {
-    fn add(&mut self, key: &str, system: &str, v: f64) {
+    pub fn add(&mut self, key: &str, system: &str, v: f64) {
         let m = self
             .metrics
             .iter_mut()
@@ -323,101 +344,7 @@ fn real_main(args: Args) -> Result<()> {
     let on = |w: &str| args.workloads.iter().any(|x| x == w);
     let sys_on = |s: &str| args.systems.iter().any(|x| x == s);
 
-    let mut r = Results {
-        date: sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        machine: {
-            let cwd = std::env::current_dir()?;
-            std::env::set_current_dir(&work)?;
-            let m = machine();
-            std::env::set_current_dir(cwd)?;
-            m
-        },
-        quick: args.quick,
-        repetitions: reps,
-        rvmfs_commit: sh(&format!(
-            "cd {} && git rev-parse --short HEAD && git status --porcelain fs rvm-core | head -1",
-            workspace_root().display()
-        ))
-        .replace('\n', " (uncommitted changes in fs/ or rvm-core/: ")
-            + "",
-        ..Default::default()
-    };
-    if r.rvmfs_commit.contains('(') {
-        r.rvmfs_commit.push(')');
-    }
-    let metric = |key, label: &str, unit, higher_better, class| Metric {
-        key,
-        label: label.to_string(),
-        unit,
-        higher_better,
-        class,
-        samples: BTreeMap::new(),
-    };
-    let n_meta = 10_000;
-    r.metrics = vec![
-        metric(
-            "create",
-            "create 10,000 empty files in one dir",
-            "ops/s",
-            true,
-            Class::Meta,
-        ),
-        metric(
-            "stat",
-            "stat 10,000 files (warm)",
-            "ops/s",
-            true,
-            Class::Meta,
-        ),
-        metric("unlink", "unlink 10,000 files", "ops/s", true, Class::Meta),
-        metric(
-            "mkdir",
-            "mkdir tree of 1,110 dirs",
-            "dirs/s",
-            true,
-            Class::Meta,
-        ),
-        metric("rmdir", "rm -rf of that tree", "s", false, Class::Meta),
-        metric(
-            "small",
-            "1,000 x (4 KiB write + fsync)",
-            "files/s",
-            true,
-            Class::Small,
-        ),
-        metric(
-            "seqw",
-            "sequential write 1 GiB + fsync",
-            "MiB/s",
-            true,
-            Class::Seq,
-        ),
-        metric(
-            "seqr",
-            "sequential read 1 GiB, cold cache",
-            "MiB/s",
-            true,
-            Class::Seq,
-        ),
-        metric(
-            "randw",
-            "20,000 random 4 KiB overwrites + fsync",
-            "ops/s",
-            true,
-            Class::Random,
-        ),
-        metric(
-            "randr",
-            "5,000 random 4 KiB reads, cold cache",
-            "ops/s",
-            true,
-            Class::Random,
-        ),
-        metric("untar", "untar stdlib tarball", "s", false, Class::Tree),
-        metric("find", "find | wc -l", "s", false, Class::Tree),
-        metric("du", "du -s", "s", false, Class::Tree),
-        metric("rmrf", "rm -rf stdlib tree", "s", false, Class::Tree),
-    ];
+    let mut r = new_results(&args, reps, &work)?;
 
     // The source tree: the Python standard library (without site-packages), tarred once.
     let tarball = work.join("stdlib.tar");
@@ -425,106 +352,23 @@ fn real_main(args: Args) -> Result<()> {
         stdlib_tarball(&work)?;
     }
     if tarball.exists() {
-        r.tree_mib = std::fs::metadata(&tarball)?.len() as f64 / w::MIB;
-        r.tree_entries = sh(&format!("tar -tf {} | wc -l", tarball.display()))
-            .parse()
-            .unwrap_or(0);
-        for m in r.metrics.iter_mut().filter(|m| m.class == Class::Tree) {
-            if m.key == "untar" {
-                m.label = format!(
-                    "untar stdlib ({} entries, {:.0} MiB)",
-                    r.tree_entries, r.tree_mib
-                );
-            }
-        }
+        describe_tree(&mut r, &tarball)?;
     }
 
     // The raw disk limits.
     if on("raw") {
-        eprintln!("== raw disk: 4 KiB pwrite + fdatasync; O_DIRECT reads");
-        let n = if args.quick { 1000 } else { 3000 };
-        for _ in 0..reps {
-            let v = w::raw_fdatasync(&work.join("raw"), n)?;
-            eprintln!("  {v:.0} fdatasyncs/s");
-            r.raw_fdatasync.push(v);
-            limits::measure(&work.join("raw"), &mut r.raw)?;
-        }
+        raw_limits(&mut r, &work, args.quick, reps)?;
     }
 
-    let short = ["meta", "tree", "small", "seq", "rand", "real"];
-    let any_short = short.iter().any(|w| on(w));
-    let run_rep = |r: &mut Results, sys: &str, root: &Path, rep: usize| -> Result<()> {
-        eprintln!("== {sys}: repetition {}/{reps}", rep + 1);
-        let d = |name: &str| root.join(format!("{name}{rep}"));
-        if on("meta") {
-            let [c, s, u] = w::files_create_stat_unlink(&d("meta"), n_meta)?;
-            eprintln!("  create {c:.0}/s  stat {s:.0}/s  unlink {u:.0}/s");
-            r.add("create", sys, c);
-            r.add("stat", sys, s);
-            r.add("unlink", sys, u);
-        }
-        if on("tree") {
-            let (mk, rm) = w::dir_tree(&d("tree"))?;
-            eprintln!("  mkdir {mk:.0}/s  rm -rf {rm:.3} s");
-            r.add("mkdir", sys, mk);
-            r.add("rmdir", sys, rm);
-        }
-        if on("small") {
-            let v = w::small_fsync(&d("small"), 1000)?;
-            eprintln!("  4 KiB+fsync {v:.0} files/s");
-            r.add("small", sys, v);
-        }
-        if on("seq") {
-            let (wr, rd) = w::sequential(&d("seq"), 1 << 30)?;
-            eprintln!("  seq write {wr:.0} MiB/s  cold read {rd:.0} MiB/s");
-            r.add("seqw", sys, wr);
-            r.add("seqr", sys, rd);
-        }
-        if on("rand") {
-            let v = w::random_overwrite(&d("rand"), 256 << 20, 20_000)?;
-            eprintln!("  random 4 KiB {v:.0} ops/s");
-            r.add("randw", sys, v);
-            let v = random_read::random_cold_read(
-                &d("randr"),
-                random_read::FILE_BYTES,
-                random_read::READS,
-            )?;
-            eprintln!("  random 4 KiB cold reads {v:.0} ops/s");
-            r.add("randr", sys, v);
-        }
-        if on("real") {
-            let t = w::real_tree(&d("real"), &tarball)?;
-            eprintln!(
-                "  untar {:.2} s  find {:.2} s ({} entries)  du {:.2} s  rm -rf {:.2} s",
-                t.untar, t.find, t.entries, t.du, t.rm
-            );
-            r.add("untar", sys, t.untar);
-            r.add("find", sys, t.find);
-            r.add("du", sys, t.du);
-            r.add("rmrf", sys, t.rm);
-        }
-        Ok(())
-    };
-
-    // Every system mounted at once; each repetition runs them all in turn, the order rotating
-    // (interleaved: this disk's speed swings within an hour, so no system gets one period).
-    if any_short {
+    // Every system mounted at once, the repetitions interleaved (short.rs).
+    if short::NAMES.iter().any(|w| on(w)) {
         let on_sys: Vec<&str> = SYSTEMS.iter().copied().filter(|s| sys_on(s)).collect();
-        let peers = peers::Peers::mount(&mut r, &bin, &work, &on_sys)?;
-        let systems = peers.systems.clone();
-        for rep in 0..reps {
-            for k in 0..systems.len() {
-                let (sys, root) = &systems[(rep + k) % systems.len()];
-                if *sys == "rvmfs" {
-                    requests::record_on(root);
-                }
-                let res = run_rep(&mut r, sys, root, rep);
-                requests::pause();
-                res?;
-            }
-        }
-        r.requests = requests::take(r.tree_entries);
-        peers.unmount()?;
+        let plan = short::Plan {
+            workloads: &args.workloads,
+            tarball: &tarball,
+            reps,
+        };
+        short::run(&mut r, &bin, &work, &plan, &on_sys)?;
     }
 
     // rvmfs with and without data checksums, interleaved (AB BA ...): at least two pairs.
@@ -565,5 +409,61 @@ fn real_main(args: Args) -> Result<()> {
         args.out.display()
     );
     print!("{}", std::fs::read_to_string(args.out.join("results.md"))?);
+    Ok(())
+}
+
+/// The run's results, nothing measured yet: date, machine, commit, the short workloads' rows.
+fn new_results(args: &Args, reps: usize, work: &Path) -> Result<Results> {
+    let mut r = Results {
+        date: sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+        machine: {
+            let cwd = std::env::current_dir()?;
+            std::env::set_current_dir(work)?;
+            let m = machine();
+            std::env::set_current_dir(cwd)?;
+            m
+        },
+        quick: args.quick,
+        repetitions: reps,
+        rvmfs_commit: sh(&format!(
+            "cd {} && git rev-parse --short HEAD && git status --porcelain fs rvm-core | head -1",
+            workspace_root().display()
+        ))
+        .replace('\n', " (uncommitted changes in fs/ or rvm-core/: ")
+            + "",
+        ..Default::default()
+    };
+    if r.rvmfs_commit.contains('(') {
+        r.rvmfs_commit.push(')');
+    }
+    r.metrics = short::metrics();
+    Ok(r)
+}
+
+/// The stdlib tree's size and entry count, into `r` and the untar row's label.
+fn describe_tree(r: &mut Results, tarball: &Path) -> Result<()> {
+    r.tree_mib = std::fs::metadata(tarball)?.len() as f64 / w::MIB;
+    r.tree_entries = sh(&format!("tar -tf {} | wc -l", tarball.display()))
+        .parse()
+        .unwrap_or(0);
+    if let Some(m) = r.metrics.iter_mut().find(|m| m.key == "untar") {
+        m.label = format!(
+            "untar stdlib ({} entries, {:.0} MiB)",
+            r.tree_entries, r.tree_mib
+        );
+    }
+    Ok(())
+}
+
+/// The raw disk's limits, `reps` times: 4 KiB pwrite + fdatasync, O_DIRECT reads (limits.rs).
+fn raw_limits(r: &mut Results, work: &Path, quick: bool, reps: usize) -> Result<()> {
+    eprintln!("== raw disk: 4 KiB pwrite + fdatasync; O_DIRECT reads");
+    let n = if quick { 1000 } else { 3000 };
+    for _ in 0..reps {
+        let v = w::raw_fdatasync(&work.join("raw"), n)?;
+        eprintln!("  {v:.0} fdatasyncs/s");
+        r.raw_fdatasync.push(v);
+        limits::measure(&work.join("raw"), &mut r.raw)?;
+    }
     Ok(())
 }
