@@ -354,14 +354,7 @@ fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
         ),
     ];
     rows.into_iter()
-        .map(|(key, label, unit, higher_better, class)| Metric {
-            key,
-            label,
-            unit,
-            higher_better,
-            class,
-            samples: BTreeMap::new(),
-        })
+        .map(|(key, label, unit, higher, class)| Metric::new(key, label, unit, higher, class))
         .collect()
 }
 
