@@ -21,6 +21,8 @@ mod limits;
 mod logdev;
 mod mounts;
 mod objmode;
+mod objreport;
+mod objsystem;
 mod objwindow;
 mod objwork;
 mod parallel;

@@ -19,19 +19,20 @@
 //! image's data area punched out so the bytes can only come from the bucket, then the
 //! kernel's caches dropped), the untar, find, du and rm -rf of the Python standard library,
 //! and 4 KiB write + fsync latencies. Then `rvmfs-admin restore` of `rvmfs-s3` from the
-//! bucket alone, timed, and the window figures ([`objwindow`](crate::objwindow)).
+//! bucket alone, timed, and the window figures ([`objwindow`](crate::objwindow)). The
+//! systems are in [`objsystem`](crate::objsystem), the results.md section in
+//! [`objreport`](crate::objreport).
 
 use crate::datasum::Summary;
-use crate::mounts::{run, JuiceFs, Rvmfs};
-use crate::report::{fmt_num, fmt_spread, ratio_cell};
-use crate::{objwindow, objwork, random_read, table, workloads, Class, Metric};
+use crate::mounts::run;
+use crate::objsystem::{export_env, juicefs_system, rvmfs_system, System};
+use crate::report::fmt_num;
+use crate::{objwindow, objwork, random_read, workloads, Class, Metric};
 use anyhow::{anyhow, Context, Result};
 use rvmfs_tests::seaweed::{self, Seaweed};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The bucket every system shares (each under its own prefix).
@@ -86,166 +87,6 @@ impl Sizes {
             random_reads: if quick { 500 } else { 2_000 },
         }
     }
-}
-
-/// A system under test: how to mount it, and its mount while mounted.
-pub(crate) struct System {
-    name: &'static str,
-    /// The bucket prefix of an object-store rvmfs (its shipped log is measured).
-    url: Option<String>,
-    kind: Kind,
-    mnt: PathBuf,
-    rvmfs: Option<Rvmfs>,
-    juicefs: Option<JuiceFs>,
-}
-
-pub(crate) enum Kind {
-    /// An rvmfs image with its data in the bucket, mounted with these extra options.
-    Rvmfs {
-        bin: PathBuf,
-        image: PathBuf,
-        opts: Option<&'static str>,
-        /// Its file data is in the bucket (`--data`): a cold remount punches the local copy.
-        remote: bool,
-    },
-    /// A JuiceFS volume whose metadata and cache are in `dir`.
-    JuiceFs { bin: PathBuf, dir: PathBuf },
-}
-
-impl System {
-    pub(crate) fn mount(&mut self) -> Result<()> {
-        match &self.kind {
-            Kind::Rvmfs {
-                bin, image, opts, ..
-            } => {
-                let log = image.with_extension("log");
-                self.rvmfs = Some(Rvmfs::mount(bin, image, &self.mnt, &log, *opts)?.0);
-            }
-            Kind::JuiceFs { bin, dir } => {
-                self.juicefs = Some(JuiceFs::mount(bin, dir, &self.mnt)?.0);
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn unmount(&mut self) -> Result<()> {
-        if let Some(m) = self.rvmfs.take() {
-            m.unmount()?;
-        }
-        if let Some(j) = self.juicefs.take() {
-            j.unmount()?;
-        }
-        Ok(())
-    }
-
-    /// The mounted directory (canonical).
-    pub(crate) fn root(&self) -> Result<PathBuf> {
-        let m = self.rvmfs.as_ref().map(|m| m.mnt.clone());
-        m.or_else(|| self.juicefs.as_ref().map(|j| j.mnt.clone()))
-            .ok_or_else(|| anyhow!("{} is not mounted", self.name))
-    }
-
-    /// Unmount (rvmfs uploads what is dirty), empty the system's own cache (rvmfs: the
-    /// image's data area punched out; JuiceFS: its cache directory removed), mount again and
-    /// drop the kernel's caches: what is read next comes from the bucket.
-    fn remount_cold(&mut self) -> Result<()> {
-        self.unmount()?;
-        match &self.kind {
-            Kind::Rvmfs {
-                image,
-                remote: true,
-                ..
-            } => punch_data_area(image)?,
-            Kind::Rvmfs { .. } => {}
-            Kind::JuiceFs { dir, .. } => {
-                let _ = std::fs::remove_dir_all(dir.join("cache"));
-            }
-        }
-        self.mount()?;
-        crate::workloads::drop_caches()
-    }
-}
-
-/// Punch the data area of an rvmfs image (from its header's `data_offset`, byte 0x40, to the
-/// end) out with `fallocate -p`: what the image still holds of file data is gone, so reads
-/// can only come from the bucket (a block never uploaded would read as zeros, and the read
-/// workload checks every byte).
-fn punch_data_area(image: &Path) -> Result<()> {
-    let mut head = [0u8; 0x48];
-    std::fs::File::open(image)?.read_exact(&mut head)?;
-    let data_offset = u64::from_le_bytes(head[0x40..0x48].try_into()?);
-    let len = std::fs::metadata(image)?.len().saturating_sub(data_offset);
-    run(Command::new("fallocate")
-        .args(["-p", "-o", &data_offset.to_string(), "-l", &len.to_string()])
-        .arg(image))?;
-    Ok(())
-}
-
-/// The AWS environment of the server, set in this process so that mkfs, the daemons and
-/// the bucket client of [`objwindow`] inherit it (no other thread runs yet).
-fn export_env(s: &Seaweed) {
-    for (k, v) in s.env() {
-        std::env::set_var(k, v);
-    }
-}
-
-/// A fresh `object_data` image `work/NAME.img` on prefix NAME of the bucket (a local-data
-/// one when `s` is None); `opts` go to every mount.
-pub(crate) fn rvmfs_system(
-    bin: &Path,
-    work: &Path,
-    s: Option<&Seaweed>,
-    name: &'static str,
-    opts: Option<&'static str>,
-) -> Result<System> {
-    let image = work.join(format!("{name}.img"));
-    let mut mkfs = Command::new(bin.join("mkfs-rvmfs"));
-    mkfs.args(["-q", "-f", "-s", "4G"]);
-    if let Some(s) = s {
-        mkfs.arg("--data").arg(s.url(name));
-    }
-    run(mkfs.arg(&image))?;
-    Ok(System {
-        name,
-        url: s.map(|s| s.url(name)),
-        kind: Kind::Rvmfs {
-            bin: bin.to_path_buf(),
-            image,
-            opts,
-            remote: s.is_some(),
-        },
-        mnt: work.join(format!("mnt-{name}")),
-        rvmfs: None,
-        juicefs: None,
-    })
-}
-
-/// A fresh JuiceFS volume `juicefs-s3` in the bucket (its objects under that prefix), its
-/// SQLite metadata in `work/juicefs-s3/meta.db`.
-fn juicefs_system(jbin: &Path, work: &Path, s: &Seaweed) -> Result<System> {
-    let name = "juicefs-s3";
-    let dir = work.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    run(Command::new(jbin)
-        .args(["format", "--storage", "s3", "--bucket"])
-        .arg(format!("{}/{}", s.endpoint, s.bucket))
-        .args(["--access-key", seaweed::ACCESS_KEY])
-        .args(["--secret-key", seaweed::SECRET_KEY])
-        .args(["--trash-days", "0"])
-        .arg(format!("sqlite3://{}", dir.join("meta.db").display()))
-        .arg(name))?;
-    Ok(System {
-        name,
-        url: None,
-        kind: Kind::JuiceFs {
-            bin: jbin.to_path_buf(),
-            dir,
-        },
-        mnt: work.join(format!("mnt-{name}")),
-        rvmfs: None,
-        juicefs: None,
-    })
 }
 
 fn metrics(sizes: Sizes, tree_label: &str) -> Vec<Metric> {
@@ -523,85 +364,4 @@ fn time_restore(bin: &Path, work: &Path, s: &Seaweed) -> Result<(f64, String)> {
     let _ = std::fs::remove_file(&image);
     eprintln!("  restore of {} from the bucket: {took:.2} s", SYSTEMS[0]);
     Ok((took, out.trim().to_string()))
-}
-
-/// The section of results.md: the table, then the window figures.
-pub fn markdown(s: &mut String, o: &ObjStore) {
-    let _ = writeln!(
-        s,
-        "\n## Object-store mode: rvmfs vs JuiceFS on the same bucket\n\n\
-         {}; JuiceFS {} (SQLite metadata in a local file, objects in the same bucket). \
-         Medians of {} interleaved repetitions (min–max). `rvmfs-s3`: the default mount \
-         (uploads every 0.5 s, commits every 0.5 s, fsync durable locally); `upload=sync`: fsync also waits for the \
-         bucket; JuiceFS uploads at close and fsync; `rvmfs local`: a local-data image on the same disk. Cold read: each system remounted with \
-         its own cache emptied (rvmfs: the image's data area punched out), kernel caches \
-         dropped, every byte checked. Command: `{}`.\n",
-        o.server, o.juicefs, o.repetitions, o.command
-    );
-    let cols = [
-        ("workload", false),
-        ("unit", false),
-        ("rvmfs-s3", false),
-        ("rvmfs-s3 upload=sync", false),
-        ("JuiceFS-s3", false),
-        ("rvmfs local", false),
-        ("rvmfs/JuiceFS", true),
-        ("upload=sync/JuiceFS", true),
-        ("rvmfs-s3/local", true),
-    ];
-    let rows = o.metrics.iter().map(|m| {
-        let sum = |sys: &str| m.samples.get(sys).and_then(|v| Summary::of(v));
-        let ratio = |sys: &str, to: &str| {
-            let (a, b) = (m.med(sys)?, m.med(to)?);
-            let r = if m.higher_better { a / b } else { b / a };
-            r.is_finite().then_some(r)
-        };
-        vec![
-            m.label.clone(),
-            m.unit.to_string(),
-            fmt_spread(sum(SYSTEMS[0])),
-            fmt_spread(sum(SYSTEMS[1])),
-            fmt_spread(sum(SYSTEMS[2])),
-            fmt_spread(sum(SYSTEMS[3])),
-            ratio_cell(ratio(SYSTEMS[0], SYSTEMS[2])),
-            ratio_cell(ratio(SYSTEMS[1], SYSTEMS[2])),
-            ratio_cell(ratio(SYSTEMS[0], SYSTEMS[3])),
-        ]
-    });
-    table::write(s, &cols, rows);
-    let _ = writeln!(
-        s,
-        "\nEvery fsync of the latency workload, all repetitions (ms):\n"
-    );
-    let rows = SYSTEMS.iter().filter_map(|sys| {
-        let v = o.fsync_ms.get(*sys)?;
-        let p99 = objwindow::percentile(v, 0.99);
-        let sum = Summary::of(v)?;
-        Some(vec![
-            sys.to_string(),
-            v.len().to_string(),
-            fmt_spread(Some(sum)),
-            fmt_num(p99),
-        ])
-    });
-    let cols = [
-        ("system", false),
-        ("fsyncs", true),
-        ("median (min–max)", false),
-        ("p99", true),
-    ];
-    table::write(s, &cols, rows);
-    if let Some((took, report)) = &o.restore {
-        let _ = writeln!(
-            s,
-            "\n**Restore** of `rvmfs-s3` after the workloads, from the bucket alone \
-             (`rvmfs-admin restore`, wall): {took:.2} s. Its report: `{report}`"
-        );
-    }
-    if let Some(w) = &o.window {
-        objwindow::markdown(s, w);
-    }
-    for n in &o.notes {
-        let _ = writeln!(s, "\n- {n}");
-    }
 }

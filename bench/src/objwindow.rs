@@ -16,7 +16,7 @@
 //! fsync at moments spread over those intervals; and one with `-o upload=sync`, where each
 //! file is fsynced and the bucket listed the moment fsync returns: is the file there?
 
-use crate::objmode::{rvmfs_system, System};
+use crate::objsystem::{rvmfs_system, System};
 use crate::report::fmt_num;
 use crate::table;
 use anyhow::{Context, Result};

@@ -277,7 +277,7 @@ pub fn markdown(r: &Results) -> String {
     }
     crate::writeback::markdown(&mut s, r);
     if let Some(o) = &r.objstore {
-        crate::objmode::markdown(&mut s, o);
+        crate::objreport::markdown(&mut s, o);
     }
     s += &crate::requests::markdown(r);
     s += &crate::limits::markdown(r);
