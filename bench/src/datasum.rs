@@ -221,7 +221,7 @@ pub(crate) struct ProcStat {
     /// User + system CPU time, s.
     pub(crate) cpu_s: f64,
     /// Major page faults.
-    majflt: f64,
+    pub(crate) majflt: f64,
 }
 
 /// User + system CPU time and major faults of process `pid` so far (fields 14, 15 and 12

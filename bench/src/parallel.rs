@@ -162,6 +162,7 @@ fn cold_stats(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
         for threads in order(pair, STAT_THREADS) {
             let m = setup.mount(&opts)?;
             w::drop_caches()?;
+            let faults = proc_stat(m.pid()).majflt;
             let t = Instant::now();
             let r = busy_during(m.pid(), || {
                 on_threads(threads, |k| {
@@ -172,9 +173,13 @@ fn cold_stats(bin: &Path, work: &Path, pairs: usize) -> Result<Row> {
                 })
             });
             let rate = STAT_FILES as f64 / t.elapsed().as_secs_f64();
+            let faults = proc_stat(m.pid()).majflt - faults;
             m.unmount()?;
             let ((), busy) = r?;
-            eprintln!("  cold stats, {threads} thread(s): {rate:.0}/s, {busy:.2} cores busy");
+            eprintln!(
+                "  cold stats, {threads} thread(s): {rate:.0}/s, {busy:.2} cores busy, \
+                 {faults:.0} major faults in the daemon"
+            );
             row.push(threads, rate, busy);
         }
     }

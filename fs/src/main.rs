@@ -326,16 +326,8 @@ fn open_fs(args: &Args, cli: &MountOptions) -> Result<Opened> {
         log::info!("checked mode on");
     }
     let mut fs = Fs::new(img.region, img.rvm, img.header, img.storage)?;
-    // The heap's B+tree nodes and names are reached by hash: no readahead there, so each
-    // fault maps one page, not a large folio (the daemon's memory at 1M entries, issue 12).
-    let sb = rvmfs::store::superblock(fs.bytes())?;
-    let heap_len = sb.heap_end.saturating_sub(sb.heap_start);
-    if !fs
-        .region
-        .advise_random(sb.heap_start as usize, heap_len as usize)
-    {
-        log::warn!("madvise(MADV_RANDOM) of the heap refused: the daemon may use more memory");
-    }
+    // A big heap's faults map one page each, not a large folio (`ops::heap_advice`).
+    fs.advise_heap();
     if opts.sync {
         fs.durability = Durability::Sync;
     }

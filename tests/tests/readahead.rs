@@ -100,3 +100,76 @@ fn sequential_reads_come_in_large_requests() {
         "{reads} READs for a 64 MiB sequential read"
     );
 }
+
+/// (region's file offset, heap start in the region, bytes of heap used) from `rvmfs-admin
+/// dump -h` of the mounted image.
+fn heap_of(m: &Mounted) -> (u64, u64, u64) {
+    let out = admin_on(m.image(), &["dump", "-h"]);
+    assert_eq!(out.code(), 0, "dump -h:\n{}", out.output());
+    let field = |label: &str| {
+        let line = out.stdout.lines().find(|l| l.starts_with(label));
+        line.unwrap_or_else(|| panic!("no {label} in:\n{}", out.stdout))
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse::<u64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let region = field("Metadata region:");
+    let heap = field("Heap:");
+    (region[0], heap[0], heap[2] - heap[0])
+}
+
+/// The `VmFlags` of the daemon's mapping of `image` that starts at file offset `offset`.
+fn flags_at(pid: u32, image: &std::path::Path, offset: u64) -> Option<String> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let image = std::fs::canonicalize(image).unwrap();
+    let mut here = false;
+    for line in smaps.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() >= 6 && words[0].contains('-') {
+            here = u64::from_str_radix(words[2], 16) == Ok(offset)
+                && std::path::Path::new(words[5]) == image;
+        } else if let Some(flags) = line.strip_prefix("VmFlags:").filter(|_| here) {
+            return Some(flags.trim().to_string());
+        }
+    }
+    None
+}
+
+/// The heap (B+tree nodes and names) keeps the kernel's readahead while it is small, which
+/// makes cold lookups cheap, and is advised `MADV_RANDOM` (the `rr` flag on its mapping) once
+/// its used part passes 4 MiB (`fs/src/ops/heap_advice.rs`), so a fault in a big heap maps
+/// one page, not a large folio.
+#[test]
+fn the_heap_is_read_ahead_until_it_outgrows_4_mib() {
+    require_fuse!();
+    let m = Mounted::new();
+    let pid = m.daemon_pid().expect("the daemon's pid");
+    let (region, heap_start, used) = heap_of(&m);
+    assert!(
+        used < 4 << 20,
+        "a fresh image's heap is small ({used} bytes)"
+    );
+    let heap_mapping = || flags_at(pid, m.image(), region + heap_start);
+    // A fresh mount advises nothing: no mapping starts at the heap (the region is one).
+    assert!(
+        heap_mapping().is_none_or(|f| !f.split(' ').any(|w| w == "rr")),
+        "a small heap is advised random: {:?}",
+        heap_mapping()
+    );
+    // Long names fill the heap: about 8 MiB of it used.
+    std::fs::create_dir(m.path("d")).unwrap();
+    let long = "n".repeat(200);
+    let mut i = 0;
+    while heap_of(&m).2 < 8 << 20 {
+        for _ in 0..2000 {
+            std::fs::write(m.path(format!("d/{long}{i:06}")), b"").unwrap();
+            i += 1;
+        }
+    }
+    let flags = heap_mapping().expect("the advised heap is a mapping of its own");
+    assert!(
+        flags.split(' ').any(|w| w == "rr"),
+        "after {i} creates the heap is not advised random: {flags}"
+    );
+}

@@ -104,6 +104,8 @@ pub struct Fs {
     /// Blocks written deferred, until truncation applies them (`pending`); `geo.image`
     /// reads through it.
     pub pending: Arc<PendingData>,
+    /// The heap's mapping is advised `MADV_RANDOM` (`heap_advice`).
+    pub heap_advised: bool,
 }
 
 /// What a dry run kept: its data writes and the block runs (first, blocks) it allocated.
@@ -159,6 +161,7 @@ impl Fs {
             discard: Discard::default(),
             reserved: Reservations::default(),
             pending,
+            heap_advised: false,
         })
     }
 
@@ -348,6 +351,7 @@ impl Fs {
             // over time, and each fault maps its neighbours as well): unmap them, the page
             // cache keeps them.
             self.region.release_clean_pages();
+            self.advise_heap(); // the heap may have grown past its readahead size
             if self.region.dirty_bytes() > DIRTY_BUDGET {
                 // Changed pages stay private until truncation applies their records: ask
                 // for one early rather than let them pile up until the log is half full.

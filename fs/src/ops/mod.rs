@@ -14,6 +14,7 @@ pub mod extent;
 pub mod file;
 pub mod fs;
 pub mod geo;
+pub mod heap_advice;
 pub mod inode;
 pub mod logged_overwrite;
 pub mod lookup;
