@@ -138,12 +138,13 @@ impl Op<'_> {
 impl Op<'_> {
     /// Whether records recovered at mount may still be replayed (`DataLog::recovered`), so
     /// this write's data must be logged. A write that is not `small` first has truncation
-    /// apply them (the truncation the mount asked for, done now, once per mount): logged
-    /// whole, a big write could outgrow the log (`RecordTooLarge`: a false error, seen when
-    /// the first write after recovery came before the background truncation) and would
-    /// write its data twice. With log shipping on, truncation may keep records back
-    /// (`rvm_core::ship`): those still count. Errors: the truncation's (it fails the
-    /// instance).
+    /// apply them (the truncation the mount asked for, done now): logged whole, a big write
+    /// could outgrow the log (`RecordTooLarge`: a false error, seen when the first write
+    /// after recovery came before the background truncation) and would write its data
+    /// twice. Once they are applied this costs one comparison. With log shipping on,
+    /// truncation keeps unshipped records back (`rvm_core::ship`): those still count, and
+    /// each big write until they are shipped asks again (a truncation with nothing it may
+    /// apply returns at once). Errors: the truncation's (it fails the instance).
     fn replayable(&mut self, small: bool) -> FsResult<bool> {
         let recovered = self.dlog.recovered;
         if recovered == 0 {
