@@ -137,6 +137,19 @@ pub fn header_line(r: &Results) -> Option<String> {
     ))
 }
 
+/// A target's verdict: the time it wants of rvmfs per operation, µs, against the lower
+/// bound, µs.
+pub fn verdict(want: f64, bound: f64) -> String {
+    if want < bound {
+        "**above the bound**: impossible through FUSE here".to_string()
+    } else {
+        format!(
+            "below the bound ({:.0}% of the wanted time)",
+            100.0 * bound / want
+        )
+    }
+}
+
 /// The markdown section: for each ext4 and fuse2fs target of a workload whose requests
 /// were counted, the time per operation the target wants of rvmfs against the lower bound.
 pub fn markdown(r: &Results) -> String {
@@ -150,14 +163,7 @@ pub fn markdown(r: &Results) -> String {
                 continue;
             };
             let want = peer_us / min;
-            let verdict = if want < bound {
-                "**above the bound**: impossible through FUSE here".to_string()
-            } else {
-                format!(
-                    "below the bound ({:.0}% of the wanted time)",
-                    100.0 * bound / want
-                )
-            };
+            let verdict = verdict(want, bound);
             rows.push(vec![
                 format!("{} vs {peer} >= {min}x", m.label),
                 fmt_num(peer_us),

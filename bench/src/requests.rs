@@ -4,8 +4,9 @@
 //! ([`Phase`]), so the report can say how many round trips one operation cost, and what they
 //! cost at the FUSE floor ([`floor_us`]: one round trip answered at once).
 //!
-//! Counting is on only while [`record_on`] names a mount (the rvmfs runs); on other systems
-//! a [`Phase`] is a plain clock.
+//! Counting is on only while [`record_on`] names a mount (the rvmfs runs, default and
+//! `-o writeback`, the latter's phases under keys with a prefix); on other systems a
+//! [`Phase`] is a plain clock.
 
 use crate::Results;
 use anyhow::{bail, Result};
@@ -35,6 +36,19 @@ impl PerOp {
     fn per(&self) -> f64 {
         (self.ops * self.reps as f64).max(1.0)
     }
+    /// The six largest opcodes per operation, as `name n.nn` joined by commas (the
+    /// report's column).
+    pub fn largest(&self) -> String {
+        let top: Vec<String> = self
+            .by_opcode()
+            .iter()
+            .filter(|(_, v)| *v >= 0.005)
+            .take(6)
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
+        top.join(", ")
+    }
+
     /// The opcodes by requests per operation, largest first.
     pub fn by_opcode(&self) -> Vec<(String, f64)> {
         let mut v: Vec<_> = self
@@ -50,6 +64,8 @@ impl PerOp {
 struct Recorder {
     mnt: PathBuf,
     active: bool,
+    /// Put before each phase's metric key (`""` for default rvmfs).
+    prefix: &'static str,
     phases: BTreeMap<String, PerOp>,
 }
 
@@ -60,13 +76,14 @@ fn recorder() -> std::sync::MutexGuard<'static, Option<Recorder>> {
 }
 
 /// Count requests on rvmfs mount `mnt` from now on (until [`pause`] or [`take`]), adding to
-/// the phases recorded before.
-pub fn record_on(mnt: &Path) {
+/// the phases recorded before; each phase under its metric key after `prefix`.
+pub fn record_on(mnt: &Path, prefix: &'static str) {
     let mut guard = recorder();
     let phases = guard.take().map(|r| r.phases).unwrap_or_default();
     *guard = Some(Recorder {
         mnt: mnt.to_path_buf(),
         active: true,
+        prefix,
         phases,
     });
 }
@@ -152,7 +169,10 @@ impl Phase {
         let Ok(now) = counts(&rec.mnt) else {
             return took;
         };
-        let p = rec.phases.entry(key.to_string()).or_default();
+        let p = rec
+            .phases
+            .entry(format!("{}{key}", rec.prefix))
+            .or_default();
         p.ops = ops as f64;
         p.reps += 1;
         for (k, v) in now {
@@ -206,13 +226,6 @@ pub fn markdown(r: &Results) -> String {
     let rows = r.metrics.iter().filter_map(|m| {
         let p = r.requests.get(m.key)?;
         let measured = crate::limits::per_op_us(m, "rvmfs", p.ops);
-        let top: Vec<String> = p
-            .by_opcode()
-            .iter()
-            .filter(|(_, v)| *v >= 0.005)
-            .take(6)
-            .map(|(k, v)| format!("{k} {v:.2}"))
-            .collect();
         let at_floor = r.fuse_floor_us.map(|f| p.total() * f);
         let bound = crate::limits::lower_bound_us(r, m.key);
         let us = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
@@ -222,7 +235,7 @@ pub fn markdown(r: &Results) -> String {
             us(at_floor),
             us(bound),
             us(measured),
-            top.join(", "),
+            p.largest(),
         ])
     });
     crate::table::write(&mut s, &cols, rows);

@@ -3,7 +3,7 @@
 //! repetition runs them all in turn, the order rotating: this disk's speed swings within an
 //! hour, so no system gets one period of it.
 
-use crate::{peers, random_read, requests, workloads as w, Class, Metric, Results};
+use crate::{peers, random_read, requests, workloads as w, writeback, Class, Metric, Results};
 use anyhow::Result;
 use std::path::Path;
 
@@ -115,8 +115,10 @@ pub fn run(
     for rep in 0..plan.reps {
         for k in 0..systems.len() {
             let (sys, root) = &systems[(rep + k) % systems.len()];
-            if *sys == "rvmfs" {
-                requests::record_on(root);
+            match *sys {
+                "rvmfs" => requests::record_on(root, ""),
+                writeback::SYSTEM => requests::record_on(root, writeback::REQUESTS),
+                _ => {}
             }
             let res = run_rep(r, plan, sys, root, rep);
             requests::pause();

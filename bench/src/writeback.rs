@@ -16,6 +16,14 @@ pub const SYSTEM: &str = "rvmfs-writeback";
 /// The issue's target: untar at least this fraction of ext4's speed.
 const UNTAR_TARGET: f64 = 0.7;
 
+/// The prefix of this system's phases in `Results::requests` (`writeback:untar`, ...).
+pub const REQUESTS: &str = "writeback:";
+
+/// The FUSE requests counted on this system for metric `key`.
+fn requests<'a>(r: &'a Results, key: &str) -> Option<&'a crate::requests::PerOp> {
+    r.requests.get(&format!("{REQUESTS}{key}"))
+}
+
 /// mkfs an image of `size` under `work` and mount it with `-o writeback` (plus env
 /// RVMFS_MOUNT_OPTS); returns the mount and its image (removed by the caller).
 pub fn mount(bin: &Path, work: &Path, size: &str) -> Result<(Rvmfs, PathBuf)> {
@@ -65,8 +73,16 @@ pub fn markdown(s: &mut String, r: &Results) {
         ("writeback/rvmfs", true),
         ("writeback/ext4", true),
         ("writeback spread", true),
+        ("requests/op", true),
+        ("at the floor (µs/op)", true),
+        ("measured (µs/op)", true),
+        ("largest opcodes (per op)", false),
     ];
-    let rows = measured.into_iter().map(|m| {
+    let rows = measured.iter().map(|m| {
+        let p = requests(r, m.key);
+        let at_floor = p.zip(r.fuse_floor_us).map(|(p, f)| p.total() * f);
+        let measured = p.and_then(|p| crate::limits::per_op_us(m, SYSTEM, p.ops));
+        let us = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
         vec![
             m.label.clone(),
             m.unit.to_string(),
@@ -76,9 +92,32 @@ pub fn markdown(s: &mut String, r: &Results) {
             ratio_cell(ratio(m, "rvmfs")),
             ratio_cell(ratio(m, "ext4")),
             spread_cell(m.samples.get(SYSTEM)),
+            p.map_or("–".into(), |p| format!("{:.2}", p.total())),
+            us(at_floor),
+            us(measured),
+            p.map_or(String::new(), |p| p.largest()),
         ]
     });
     table::write(s, &cols, rows);
+    if let Some(line) = untar_bound(r) {
+        let _ = writeln!(s, "\n{line}");
+    }
+}
+
+/// The untar target against the FUSE floor: what 0.7x of ext4 wants of one tree entry,
+/// beside the time this system's requests per entry take at the floor alone.
+fn untar_bound(r: &Results) -> Option<String> {
+    let m = r.metrics.iter().find(|m| m.key == "untar")?;
+    let p = requests(r, m.key)?;
+    let ext4 = crate::limits::per_op_us(m, "ext4", p.ops)?;
+    let (want, floor) = (ext4 / UNTAR_TARGET, p.total() * r.fuse_floor_us?);
+    let verdict = crate::limits::verdict(want, floor);
+    Some(format!(
+        "Untar's target against the FUSE floor: ext4 takes {ext4:.1} µs per tree entry, so \
+         {UNTAR_TARGET}x wants {want:.1} µs of rvmfs -o writeback; its {:.2} requests per entry \
+         take {floor:.1} µs at the floor alone: {verdict}.",
+        p.total()
+    ))
 }
 
 /// The issue's target for the writeback mode, if untar was measured on it and on ext4.
