@@ -257,15 +257,39 @@ impl Discard {
         self.queue.retain(|_, &mut (_, lsn)| lsn >= durable);
     }
 
-    /// Queue [start, start+len) freed at `lsn`, merged with a run ending where it starts.
+    /// Queue [start, start+len) freed at `lsn`, merged with the runs ending where it starts
+    /// and starting where it ends (the later Lsn holds the whole): files freed in another
+    /// order than they were allocated (`rm -rf` walks names, not blocks) join again into
+    /// runs long enough to punch with one `fallocate`.
     fn insert(&mut self, start: u64, len: u64, lsn: Lsn) {
+        let (mut start, mut len, mut lsn) = (start, len, lsn);
         if let Some((&s, &(l, old))) = self.queue.range(..start).next_back() {
             if s + l == start {
-                self.queue.insert(s, (l + len, old.max(lsn)));
-                return;
+                self.queue.remove(&s);
+                (start, len, lsn) = (s, l + len, old.max(lsn));
             }
         }
+        if let Some((l, old)) = self.queue.remove(&(start + len)) {
+            (len, lsn) = (len + l, old.max(lsn));
+        }
         self.queue.insert(start, (len, lsn));
+    }
+
+    /// Make [start, start+len) a spare run, merged with the spare runs on either side;
+    /// returns the merged run.
+    fn insert_spare(&mut self, start: u64, len: u64) -> (u64, u64) {
+        let (mut start, mut len) = (start, len);
+        if let Some((&s, &l)) = self.spare.range(..start).next_back() {
+            if s + l == start {
+                self.spare.remove(&s);
+                (start, len) = (s, l + len);
+            }
+        }
+        if let Some(l) = self.spare.remove(&(start + len)) {
+            len += l;
+        }
+        self.spare.insert(start, len);
+        (start, len)
     }
 
     /// Punch every queued run whose freeing commit is below `durable` and none of whose
@@ -300,13 +324,23 @@ impl Discard {
             .filter(|(&s, &(l, lsn))| lsn < durable && !hot.carries(s, s + l - 1, applied))
             .map(|(&s, &(l, _))| (s, l))
             .collect();
-        for &(start, len) in &ready {
+        // Ready runs join the spare runs beside them; a run that is long enough then is
+        // punched whole.
+        let mut touched = Vec::with_capacity(ready.len());
+        for (start, len) in ready {
             self.queue.remove(&start);
-            if len < SMALL_RUN {
-                self.spare.insert(start, len);
+            touched.push(self.insert_spare(start, len).0);
+        }
+        let mut punch: Vec<(u64, u64)> = Vec::new();
+        for t in touched {
+            let Some((&s, &l)) = self.spare.range(..=t).next_back() else {
+                continue;
+            };
+            if s + l > t && l >= SMALL_RUN {
+                self.spare.remove(&s);
+                punch.push((s, l));
             }
         }
-        let mut punch: Vec<(u64, u64)> = ready.into_iter().filter(|r| r.1 >= SMALL_RUN).collect();
         if force || self.spare.len() > SPARE_MAX {
             punch.extend(std::mem::take(&mut self.spare));
         }

@@ -91,6 +91,32 @@ fn adjacent_runs_merge_with_the_later_lsn() {
     d.note_commit(Some(3), vec![RunEvent::Freed(0, 4)]);
     d.note_commit(Some(8), vec![RunEvent::Freed(4, 4)]);
     assert_eq!(runs(&d), vec![(0, 8, 8)]);
+    // Freed before the run it precedes, as `rm -rf` frees files out of block order.
+    d.note_commit(Some(9), vec![RunEvent::Freed(20, 4)]);
+    d.note_commit(Some(6), vec![RunEvent::Freed(12, 8)]);
+    d.note_commit(Some(7), vec![RunEvent::Freed(8, 4)]);
+    assert_eq!(runs(&d), vec![(0, 24, 9)]);
+}
+
+#[test]
+fn ready_runs_join_the_spare_runs_beside_them_and_are_punched_once_long_enough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("img");
+    std::fs::write(&path, vec![7u8; (64 * BLOCK_SIZE) as usize]).expect("write");
+    let mut d = Discard::open(&path, 0, 0).expect("open");
+    let none = DataLog::default();
+    d.note_commit(Some(1), vec![RunEvent::Freed(0, 6)]);
+    d.note_commit(Some(2), vec![RunEvent::Freed(10, 6)]);
+    assert_eq!(
+        d.punch_ready(5, 5, &none, false),
+        0,
+        "short runs wait as spare"
+    );
+    assert_eq!(d.spare_runs(1).collect::<Vec<_>>(), vec![(0, 6), (10, 6)]);
+    // Blocks 6..10 (a file between them) freed later: one run of 16 blocks, one punch.
+    d.note_commit(Some(6), vec![RunEvent::Freed(6, 4)]);
+    assert_eq!(d.punch_ready(7, 7, &none, false), SMALL_RUN);
+    assert_eq!(d.spare_runs(1).count(), 0);
 }
 
 #[test]
