@@ -10,14 +10,10 @@
 
 mod common;
 
-use common::{new_inode, open_sim, snapshot};
-use fsck::check::check;
+use common::{durable_file_image, open_sim, recovered_x, snapshot};
 use rvm_core::sim::{Crash, SimStorage};
-use rvmfs::format::format;
-use rvmfs::layout::geometry::Plan;
-use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::layout::BLOCK_SIZE;
-use rvmfs::ops::{file, namespace, Fs};
+use rvmfs::ops::{file, Fs};
 use rvmfs::store::extent_map;
 use std::sync::Arc;
 
@@ -46,27 +42,6 @@ fn states() -> Vec<Vec<u8>> {
         s.push(next);
     }
     s
-}
-
-/// A fresh image holding /x (state 0), all durable; returns it and /x's inode.
-fn base() -> (Vec<u8>, u64) {
-    let disk = Arc::new(SimStorage::new(IMAGE as usize));
-    let plan = Plan {
-        size: IMAGE,
-        inodes: Some(64),
-        log: Some(1 << 20),
-    };
-    format(disk.clone(), plan, [6; 16], (0, 0)).expect("mkfs");
-    let mut fs = open_sim(disk.clone(), IMAGE).expect("open");
-    let (ino, _) = fs
-        .transact(|op| namespace::create(op, ROOT_INO, b"x", new_inode(0o100644), None))
-        .expect("create");
-    let body = &states()[0];
-    fs.transact(|op| file::write(op, ino, 0, body, false))
-        .expect("write");
-    fs.rvm.flush().expect("flush");
-    drop(fs);
-    (disk.durable_image(), ino)
 }
 
 /// Where block `b` of `ino` is (its physical block).
@@ -122,17 +97,8 @@ fn workload(image: Vec<u8>, ino: u64, sync: [bool; 2], truncate: bool) -> (Arc<S
 
 /// Recover `image`: fsck clean, every block verifies, /x is a whole state >= `durable`.
 fn check_recovered(image: Vec<u8>, durable: usize, what: &str) {
-    let fs = open_sim(Arc::new(SimStorage::from_bytes(image)), IMAGE).expect("recover");
-    let report = check(fs.bytes(), &|_, _, _| {}).expect("fsck reads the image");
-    assert!(
-        report.problems.is_empty(),
-        "{what}: fsck: {:?}",
-        report.problems
-    );
-    let tree = snapshot(&fs).expect("every block reads back: no checksum mismatch");
-    let body = &tree["/x"].2;
-    let states = states();
-    let k = states.iter().position(|s| s == body);
+    let body = recovered_x(image, IMAGE, what);
+    let k = states().iter().position(|s| *s == body);
     assert!(
         k.is_some_and(|k| k >= durable),
         "{what}: /x is state {k:?}, want a whole state from {durable} on"
@@ -141,7 +107,7 @@ fn check_recovered(image: Vec<u8>, durable: usize, what: &str) {
 
 #[test]
 fn logged_overwrites_survive_power_loss_whole_or_not_at_all() {
-    let (image, ino) = base();
+    let (image, ino) = durable_file_image(IMAGE, &states()[0], [6; 16]);
     for sync in [[false, false], [true, false], [false, true], [true, true]] {
         for truncate in [false, true] {
             let (disk, durable) = workload(image.clone(), ino, sync, truncate);

@@ -123,8 +123,8 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
             if e.is_remote() {
                 // In the bucket: objects are never rewritten, so always a copy on write.
                 overwrite(op, w, node, &e, pos)
-            } else if pos >= node.size && op.geo.sums_for(node).is_none() {
-                append_in_place(op, w, &e, pos)
+            } else if pos >= node.size && appends_in_place(op, w.ino, node) {
+                append_in_place(op, w, node, &e, pos)
             } else if logged_overwrite::applies(op, &w.as_piece(), &e, pos) {
                 logged_overwrite::overwrite(op, &w.as_piece(), node, &e, pos)
             } else {
@@ -155,15 +155,38 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
     }
 }
 
-/// Past the end of the file in its last block (an append), without checksums: no committed
-/// state shows these bytes, so they go in place, ordered before the commit like new blocks
-/// (logged when small, else the next flush syncs data first). With checksums the block is
-/// copied on write instead ([`overwrite`]): a state not yet durable may have shrunk the file,
-/// and the durable one's checksum covers these bytes.
-fn append_in_place(op: &mut Op<'_>, w: &Request<'_>, e: &Extent, pos: u64) -> FsResult<u64> {
+/// Whether an append to file `ino` past its end in its last block may write in place: always
+/// without checksums; with them, once no state recovery can reach has the file longer than
+/// now (`shrinks`), else the block is copied on write ([`overwrite`]).
+fn appends_in_place(op: &Op<'_>, ino: u64, node: &Inode) -> bool {
+    op.geo.sums_for(node).is_none()
+        || !op.shrunk.contains(&ino) && op.shrinks.settled(ino, op.rvm.durable_lsn())
+}
+
+/// Past the end of the file in its last block (an append): no state recovery can reach shows
+/// these bytes ([`appends_in_place`]), so they go in place, ordered before the commit like
+/// new blocks (logged when small, else the next flush syncs data first). With checksums, the
+/// sums of the blocks written are computed again over the bytes up to the new size.
+fn append_in_place(
+    op: &mut Op<'_>,
+    w: &Request<'_>,
+    node: &Inode,
+    e: &Extent,
+    pos: u64,
+) -> FsResult<u64> {
     let seg_end = w.end.min((e.last + 1) * BLOCK_SIZE);
     let at = data_pos(op.geo, e.phys_of(pos / BLOCK_SIZE), pos % BLOCK_SIZE);
     op.write_data(at, w.src(pos, seg_end), true, w.small)?;
+    if op.geo.sums_for(node).is_some() {
+        for k in pos / BLOCK_SIZE..=(seg_end - 1) / BLOCK_SIZE {
+            let (from, to) = (pos.max(k * BLOCK_SIZE), seg_end.min((k + 1) * BLOCK_SIZE));
+            let (piece, off) = (w.src(from, to), (from - k * BLOCK_SIZE) as usize);
+            // The block as this transaction leaves it: its own write may be deferred.
+            op.resum_block(node, e.phys_of(k), k, w.new_size, |blk| {
+                blk[off..off + piece.len()].copy_from_slice(piece)
+            })?;
+        }
+    }
     Ok(seg_end)
 }
 
@@ -314,6 +337,7 @@ pub fn truncate(op: &mut Op<'_>, ino: u64, size: u64) -> FsResult<Inode> {
         // change data in place before the commit: a crash could then show a file of the old
         // size with zeros in it.)
         let keep = size.div_ceil(BLOCK_SIZE);
+        op.shrunk.push(ino);
         node.blocks -= extent::punch(op, ino, keep, u64::MAX)?.min(node.blocks);
         resum_last_block(op, ino, &node, size)?;
     }

@@ -6,6 +6,7 @@ use super::discard::{Discard, RunEvent};
 use super::errors::Errors;
 use super::geo::{Geo, Hints};
 use super::pending::PendingData;
+use super::shrinks::Shrinks;
 use super::write_plan::{Phase, Prewrite, Reservations};
 use crate::error::{errno, FsResult};
 use crate::layout::header::Header;
@@ -31,6 +32,10 @@ pub struct Op<'a> {
     pub logged: Vec<(u64, u64)>,
     /// `Rvm::applied_lsn` when first needed (older is safe: more blocks count as hot).
     pub(super) applied: Option<Lsn>,
+    /// Files shrunk by commits that may not be durable yet (`shrinks`).
+    pub(super) shrinks: &'a mut Shrinks,
+    /// Files this transaction shrank (`file::truncate`).
+    pub(super) shrunk: Vec<u64>,
     /// Data block runs this transaction freed and allocated, in order (for `Discard`).
     pub(super) runs: Vec<RunEvent>,
     /// Runs freed by earlier transactions: the allocator skips those whose free is not
@@ -106,6 +111,8 @@ pub struct Fs {
     pub pending: Arc<PendingData>,
     /// The heap's mapping is advised `MADV_RANDOM` (`heap_advice`).
     pub heap_advised: bool,
+    /// Files shrunk by commits that may not be durable yet (`shrinks`).
+    pub shrinks: Shrinks,
 }
 
 /// What a dry run kept: its data writes and the block runs (first, blocks) it allocated.
@@ -162,6 +169,7 @@ impl Fs {
             reserved: Reservations::default(),
             pending,
             heap_advised: false,
+            shrinks: Shrinks::default(),
         })
     }
 
@@ -267,6 +275,8 @@ impl Fs {
                 open: &open,
                 rvm: &self.rvm,
                 dlog: &mut self.dlog,
+                shrinks: &mut self.shrinks,
+                shrunk: Vec::new(),
                 logged: Vec::new(),
                 applied: None,
                 runs: Vec::new(),
@@ -291,11 +301,16 @@ impl Fs {
                         runs,
                         deferred,
                         pending,
+                        shrinks,
+                        shrunk,
                         ..
                     } = op;
                     let lsn = tx.end(mode);
                     let at = lsn.as_ref().ok().copied();
                     d.note_commit(logged, at, applied, rvm);
+                    if !shrunk.is_empty() {
+                        shrinks.note(&shrunk, at, rvm.durable_lsn());
+                    }
                     if !deferred.is_empty() {
                         // A commit whose log write failed stays in the mapped region (as a
                         // journal abort leaves ext4's caches), its checksums included: its

@@ -24,6 +24,7 @@ pub mod open;
 pub mod orphan;
 pub mod pending;
 pub mod read;
+pub mod shrinks;
 pub mod space;
 pub mod statfs;
 pub mod write_plan;

@@ -2,6 +2,7 @@
 //! `SimStorage`, and a snapshot of the whole tree to compare states.
 #![allow(dead_code)] // each test file uses a part
 
+use fsck::check::check;
 use rvm_core::sim::SimStorage;
 use rvm_core::{FileStorage, Storage};
 use rvmfs::format::format;
@@ -9,7 +10,7 @@ use rvmfs::image::{self, ImageError, OpenMode};
 use rvmfs::layout::geometry::Plan;
 use rvmfs::layout::superblock::ROOT_INO;
 use rvmfs::ops::inode::NewInode;
-use rvmfs::ops::{file, xattr, Fs};
+use rvmfs::ops::{file, namespace, xattr, Fs};
 use rvmfs::store::dentry;
 use rvmfs::FsResult;
 use std::collections::BTreeMap;
@@ -107,4 +108,39 @@ pub fn file_image(path: &Path, plan: Plan, uuid: [u8; 16]) -> Fs {
     )
     .unwrap();
     Fs::new(img.region, img.rvm, img.header, img.storage).unwrap()
+}
+
+/// A fresh simulated image of `len` bytes (64 inodes, a 1 MiB log, UUID `uuid`) holding `/x`
+/// with `body`, all durable: the image's bytes and /x's inode.
+pub fn durable_file_image(len: u64, body: &[u8], uuid: [u8; 16]) -> (Vec<u8>, u64) {
+    let disk = Arc::new(SimStorage::new(len as usize));
+    let plan = Plan {
+        size: len,
+        inodes: Some(64),
+        log: Some(1 << 20),
+    };
+    format(disk.clone(), plan, uuid, (0, 0)).expect("mkfs");
+    let mut fs = open_sim(disk.clone(), len).expect("open");
+    let (ino, _) = fs
+        .transact(|op| namespace::create(op, ROOT_INO, b"x", new_inode(0o100644), None))
+        .expect("create");
+    fs.transact(|op| file::write(op, ino, 0, body, false))
+        .expect("write");
+    fs.rvm.flush().expect("flush");
+    drop(fs);
+    (disk.durable_image(), ino)
+}
+
+/// Recover crash image `image` (`len` bytes): fsck must find nothing (`what` names the case);
+/// returns /x's contents, every block read back (its checksum verified).
+pub fn recovered_x(image: Vec<u8>, len: u64, what: &str) -> Vec<u8> {
+    let fs = open_sim(Arc::new(SimStorage::from_bytes(image)), len).expect("recover");
+    let report = check(fs.bytes(), &|_, _, _| {}).expect("fsck reads the image");
+    assert!(
+        report.problems.is_empty(),
+        "{what}: fsck: {:?}",
+        report.problems
+    );
+    let mut tree = snapshot(&fs).expect("every block reads back: no checksum mismatch");
+    tree.remove("/x").expect("/x is there").2
 }
