@@ -388,3 +388,37 @@ fn figures_cold_and_warm_reads_of_a_256_mib_file() {
         w.0, w.1, w.2
     );
 }
+
+/// Writes into a block while the uploader sends it (its PUT held 2 s by the proxy): an append
+/// into the partly written last block and a small overwrite inside the first one. The
+/// upload's commit repoints every extent still mapping the blocks it sent, so a write in
+/// place would be lost under the old bytes; on an `object_data` image both are copied on
+/// write instead (`file::appends_in_place`, `logged_overwrite::applies`).
+#[test]
+fn writes_into_a_block_being_uploaded_are_not_lost() {
+    require_fuse!();
+    let s = require_seaweed!("inflight");
+    let (proxy, mut m) = proxied(&s, "256M", &[FAST_UPLOAD]);
+    let held = Action::Delay(Duration::from_secs(2));
+    proxy.add(Rule::new(held).method("PUT").path(DATA).times(1));
+    let mut want = pattern(8, 10_000);
+    std::fs::write(m.path("f"), &want).unwrap();
+    std::thread::sleep(Duration::from_millis(800)); // gathered, its PUT held
+    let more = pattern(9, 1_000);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("f"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &more, 10_000).unwrap();
+    want.extend_from_slice(&more);
+    std::os::unix::fs::FileExt::write_all_at(&f, b"overwritten", 100).unwrap();
+    want[100..111].copy_from_slice(b"overwritten");
+    drop(f);
+    std::thread::sleep(Duration::from_secs(3)); // the held upload lands and is committed
+    assert_file_eq(&read_uncached(&m.path("f")), &want, "after the upload");
+    m.unmount_ok();
+    drop_local_data(m.image());
+    m.mount();
+    assert_file_eq(&read_uncached(&m.path("f")), &want, "from the bucket alone");
+    m.unmount_ok();
+}

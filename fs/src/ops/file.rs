@@ -155,12 +155,15 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
     }
 }
 
-/// Whether an append to file `ino` past its end in its last block may write in place: always
-/// without checksums; with them, once no state recovery can reach has the file longer than
-/// now (`shrinks`), else the block is copied on write ([`overwrite`]).
+/// Whether an append to file `ino` past its end in its last block may write in place: never
+/// on an `object_data` image (the uploader may be sending that block's old bytes, and
+/// repoints every extent still mapping it: only a copy on write tells it the block changed);
+/// otherwise always without checksums, and with them once no state recovery can reach has
+/// the file longer than now (`shrinks`). Else the block is copied on write ([`overwrite`]).
 fn appends_in_place(op: &Op<'_>, ino: u64, node: &Inode) -> bool {
-    op.geo.sums_for(node).is_none()
-        || !op.shrunk.contains(&ino) && op.shrinks.settled(ino, op.rvm.durable_lsn())
+    op.geo.remote.is_none()
+        && (op.geo.sums_for(node).is_none()
+            || !op.shrunk.contains(&ino) && op.shrinks.settled(ino, op.rvm.durable_lsn()))
 }
 
 /// Past the end of the file in its last block (an append): no state recovery can reach shows

@@ -30,9 +30,12 @@ pub struct Piece<'a> {
 /// Whether the segment from byte `pos` into written extent `e` of request `w` is logged: a
 /// request of at most [`LOGGED_OVERWRITE_MAX`] bytes, blocks this transaction did not
 /// allocate (they hold host space, and no other path writes them before the commit), room
-/// in the data log's budget, and an image with the incompat feature `deferred_ranges`.
+/// in the data log's budget, and an image with the incompat feature `deferred_ranges` that
+/// is not an `object_data` image (its uploader may be sending the blocks' old bytes and
+/// repoints every extent still mapping them: only a copy on write tells it they changed).
 pub fn applies(op: &mut Op<'_>, w: &Piece<'_>, e: &Extent, pos: u64) -> bool {
-    if w.data.len() > LOGGED_OVERWRITE_MAX || op.planning() || !op.geo.deferred_ranges {
+    let remote = op.geo.remote.is_some();
+    if w.data.len() > LOGGED_OVERWRITE_MAX || op.planning() || !op.geo.deferred_ranges || remote {
         return false;
     }
     let (b, last) = in_extent(e, pos, w.end);
