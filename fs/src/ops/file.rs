@@ -163,7 +163,7 @@ fn write_segment(op: &mut Op<'_>, w: &Request<'_>, node: &mut Inode, pos: u64) -
 fn appends_in_place(op: &Op<'_>, ino: u64, node: &Inode) -> bool {
     op.geo.remote.is_none()
         && (op.geo.sums_for(node).is_none()
-            || !op.shrunk.contains(&ino) && op.shrinks.settled(ino, op.rvm.durable_lsn()))
+            || !op.shrunk.contains(&ino) && op.shrinks.settled(ino, || op.rvm.durable_lsn()))
 }
 
 /// Past the end of the file in its last block (an append): no state recovery can reach shows

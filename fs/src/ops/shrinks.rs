@@ -36,9 +36,10 @@ impl Shrinks {
     }
 
     /// Whether every state recovery can reach has file `ino` at most as long as now: no
-    /// shrink of it, or only ones below `durable` (`Rvm::durable_lsn`).
-    pub fn settled(&self, ino: u64, durable: Lsn) -> bool {
-        self.at.get(&ino).is_none_or(|&l| l < durable)
+    /// shrink of it, or only ones below `durable()` (`Rvm::durable_lsn`, asked only when
+    /// the file has a shrink on record: it takes rvm-core's lock).
+    pub fn settled(&self, ino: u64, durable: impl FnOnce() -> Lsn) -> bool {
+        self.at.get(&ino).is_none_or(|&l| l < durable())
     }
 }
 
@@ -49,13 +50,13 @@ mod tests {
     #[test]
     fn a_shrink_unsettles_its_file_until_durable() {
         let mut s = Shrinks::default();
-        assert!(s.settled(7, 0));
+        assert!(s.settled(7, || 0));
         s.note(&[7], Some(10), 5);
-        assert!(!s.settled(7, 10), "Lsn 10 is not below durable 10");
-        assert!(s.settled(7, 11) && s.settled(8, 0));
+        assert!(!s.settled(7, || 10), "Lsn 10 is not below durable 10");
+        assert!(s.settled(7, || 11) && s.settled(8, || 0));
         s.note(&[8], None, 11);
         assert!(
-            !s.settled(8, u64::MAX - 1),
+            !s.settled(8, || u64::MAX - 1),
             "a failed commit's shrink never settles"
         );
     }
