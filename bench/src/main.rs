@@ -27,6 +27,7 @@ mod objwindow;
 mod objwork;
 mod parallel;
 mod peers;
+mod placement;
 mod random_read;
 mod report;
 mod requests;
@@ -114,6 +115,8 @@ pub struct Results {
     pub datasum: Option<datasum::DatasumCost>,
     /// rvmfs with 1 thread vs many (workload `parallel`).
     pub parallel: Option<parallel::Parallel>,
+    /// The FUSE floor and the untar by CPU placement (workload `placement`).
+    pub placement: Option<placement::Placement>,
     /// FUSE requests per operation of each rvmfs phase, by metric key (requests.rs).
     pub requests: BTreeMap<String, requests::PerOp>,
     /// One FUSE round trip answered at once on an idle rvmfs mount, µs (median).
@@ -165,8 +168,18 @@ struct Args {
     objstore: bool,
 }
 
-const WORKLOADS: [&str; 11] = [
-    "raw", "meta", "tree", "small", "seq", "rand", "real", "datasum", "parallel", "scaling",
+const WORKLOADS: [&str; 12] = [
+    "raw",
+    "meta",
+    "tree",
+    "small",
+    "seq",
+    "rand",
+    "real",
+    "datasum",
+    "parallel",
+    "placement",
+    "scaling",
     "logdev",
 ];
 
@@ -350,7 +363,7 @@ fn real_main(args: Args) -> Result<()> {
 
     // The source tree: the Python standard library (without site-packages), tarred once.
     let tarball = work.join("stdlib.tar");
-    if on("real") {
+    if on("real") || on("placement") {
         stdlib_tarball(&work)?;
     }
     if tarball.exists() {
@@ -383,6 +396,12 @@ fn real_main(args: Args) -> Result<()> {
     if sys_on("rvmfs") && on("parallel") {
         eprintln!("== rvmfs: concurrent requests (N threads vs 1)");
         r.parallel = Some(parallel::measure(&bin, &work, reps.max(2))?);
+    }
+
+    // The FUSE floor and the untar with the client and the daemon on one CPU, on two, free.
+    if sys_on("rvmfs") && on("placement") {
+        eprintln!("== rvmfs: FUSE round trips by CPU placement");
+        r.placement = placement::measure(&bin, &work, &tarball, reps)?;
     }
 
     if sys_on("rvmfs") && on("logdev") {

@@ -275,6 +275,9 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.parallel {
         crate::parallel::table(&mut s, p);
     }
+    if let Some(p) = &r.placement {
+        crate::placement::markdown(&mut s, p);
+    }
     crate::writeback::markdown(&mut s, r);
     if let Some(o) = &r.objstore {
         crate::objreport::markdown(&mut s, o);
