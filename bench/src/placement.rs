@@ -8,7 +8,7 @@
 //! `haltpoll.guest_halt_poll_ns` = 0, as here), each one is a vCPU the host must schedule
 //! back in. On one CPU a wake-up is a local context switch. The scheduler puts a woken task on
 //! an idle CPU when there is one, so a single-threaded client and the daemon take turns across
-//! CPUs. Measured on a fresh rvmfs mount (`threads=2`), the rows interleaved pass by pass:
+//! CPUs. Measured on a fresh rvmfs mount (default options), the rows interleaved pass by pass:
 //! - the floor (requests.rs: a getxattr of the virtual `rvmfs.counters`, median of 2,000):
 //!   unpinned, both on CPU 0, daemon on CPU 0 and client on CPU 1;
 //! - the untar of the stdlib tree, unpinned and with tar and the daemon on CPU 0, against
@@ -218,7 +218,7 @@ pub fn markdown(s: &mut String, p: &Placement) {
     let _ = writeln!(s, "\n## FUSE round trips by CPU placement (rvmfs)\n");
     let _ = writeln!(
         s,
-        "One fresh rvmfs mount (`threads=2`), the placements interleaved pass by pass; median \
+        "One fresh rvmfs mount (default options), the placements interleaved pass by pass; median \
          (min–max). Pinning is a diagnostic only: no other row of this run pins anything. The \
          guest's halt polling (`haltpoll.guest_halt_poll_ns`): {}.\n",
         p.guest_halt_poll_ns.as_deref().unwrap_or("not present")

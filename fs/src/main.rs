@@ -39,7 +39,7 @@ struct Args {
     ///   sync            every operation durable on disk before it returns
     ///   commit=SECONDS  flush committed operations to disk at this interval (default 5, 0.5 on
     ///                   object-store images; 0 = only on fsync)
-    ///   threads=N       FUSE worker threads (default 2)
+    ///   threads=N       FUSE worker threads (default 8)
     ///   noclone_fd      all worker threads share one /dev/fuse descriptor (default: each
     ///                   thread reads its own clone, which halves the round-trip cost of
     ///                   concurrent requests: cold sequential read 900 -> 1,240 MiB/s)
